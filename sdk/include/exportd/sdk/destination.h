@@ -1,0 +1,226 @@
+// exportd destination plugin SDK.
+//
+// A destination is a shared library that exportd loads at start-up with
+// Boost.DLL. The library exports two symbols through EXPORTD_DESTINATION_PLUGIN:
+// the ABI version it was built against, and a factory that creates the
+// `Destination`. The host checks the ABI version before it calls anything else.
+//
+// Usage (a complete plugin):
+//
+//   #include "exportd/sdk/destination.h"
+//
+//   namespace {
+//   class MyConnection final : public exportd::sdk::Connection { ... };
+//   class MyDestination final : public exportd::sdk::Destination {
+//    public:
+//     const exportd::sdk::Manifest& manifest() const override { return manifest_; }
+//     absl::StatusOr<std::unique_ptr<exportd::sdk::Connection>> Connect(
+//         const exportd::sdk::Settings& settings) override { ... }
+//    private:
+//     exportd::sdk::Manifest manifest_ = ...;
+//   };
+//   absl::StatusOr<std::unique_ptr<exportd::sdk::Destination>> CreateMine() {
+//     return std::make_unique<MyDestination>();
+//   }
+//   }  // namespace
+//
+//   EXPORTD_DESTINATION_PLUGIN(CreateMine)
+//
+// Rules for plugin authors:
+// - Nothing throws across the boundary: every call returns absl::Status or
+//   absl::StatusOr with a canonical code (INVALID_ARGUMENT for bad settings,
+//   UNAUTHENTICATED for rejected credentials, UNAVAILABLE for an unreachable
+//   destination, CANCELLED when the run context was cancelled, ...).
+// - Build with -fvisibility=hidden and the same toolchain, Abseil and C++
+//   standard library as exportd. The SDK itself needs only Abseil.
+// - Secrets (settings declared `secret`) must never appear in a log line, an
+//   error message or an outcome.
+#ifndef EXPORTD_SDK_DESTINATION_H_
+#define EXPORTD_SDK_DESTINATION_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "exportd/sdk/record.h"
+
+namespace exportd::sdk {
+
+// The ABI version of this SDK. The host refuses a plugin whose exported
+// version differs. Bump it on any change to a class layout or virtual table in
+// this folder.
+inline constexpr std::uint32_t kAbiVersion = 1;
+
+// ---------------------------------------------------------------------------
+// Manifest: what a destination declares about itself. The core validates
+// connections and exports generically against it.
+// ---------------------------------------------------------------------------
+
+// The type of a connection setting's value. Settings travel as strings; the
+// core checks that the string parses as the declared type.
+enum class SettingType { kString, kInt, kDouble, kBool, kEnum };
+
+struct SettingSpec {
+  std::string name;          // e.g. "api_key"; [a-z0-9_]+.
+  std::string display_name;  // e.g. "API key".
+  std::string description;
+  SettingType type = SettingType::kString;
+  bool required = false;
+  // Write-only: never returned by the API, never logged, encrypted at rest.
+  bool secret = false;
+  // For kEnum: the allowed values.
+  std::vector<std::string> allowed_values;
+  // Used when the setting is absent; empty means no default.
+  std::string default_value;
+};
+
+// A destination field that an export maps a profile field onto.
+struct MappingFieldSpec {
+  std::string name;  // e.g. "email".
+  std::string description;
+  bool required = false;
+};
+
+// How fast a destination may be driven. The engine batches and throttles
+// according to it; settings can lower it per connection.
+struct SyncSpeed {
+  int max_records_per_batch = 1000;
+  std::int64_t max_bytes_per_batch = 4'000'000;
+  int max_parallel_batches = 1;
+  // 0 means no limit.
+  double records_per_second = 0;
+};
+
+struct Manifest {
+  std::string name;          // Registry key, e.g. "iterable". [a-z0-9_-]+.
+  std::string display_name;  // e.g. "Iterable".
+  std::string version;       // The plugin's own version, e.g. "1.0.0".
+  std::string description;
+  std::vector<SettingSpec> settings;
+  std::vector<MappingFieldSpec> mapping_fields;
+  // Whether mappings may name destination fields beyond `mapping_fields`
+  // (Iterable: any name becomes a data field).
+  bool allows_extra_fields = false;
+  // Destination field names an export may never map onto (Iterable-managed
+  // fields). The core refuses such a mapping when the export is saved.
+  std::vector<std::string> reserved_fields;
+  // Whether the destination can remove members (mirror mode needs it).
+  bool supports_removal = false;
+  SyncSpeed speed;
+};
+
+// Connection settings, secrets included, keyed by SettingSpec::name. The core
+// fills in defaults and checks types before a plugin sees them.
+using Settings = std::map<std::string, std::string, std::less<>>;
+
+// ---------------------------------------------------------------------------
+// Run context: what the host gives a plugin for one call.
+// ---------------------------------------------------------------------------
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+class RunContext {
+ public:
+  virtual ~RunContext() = default;
+  // True once the run was cancelled or the server is shutting down. Long
+  // calls check it between requests and return absl::CancelledError().
+  virtual bool cancelled() const = 0;
+  // Waits up to `d` (for a backoff). Returns false early when cancelled.
+  virtual bool SleepFor(absl::Duration d) = 0;
+  virtual absl::Time Now() const = 0;
+  // Logs a line attributed to the plugin and, during a run, to the run.
+  virtual void Log(LogLevel level, std::string_view message) = 0;
+};
+
+// ---------------------------------------------------------------------------
+// The destination and its connections.
+// ---------------------------------------------------------------------------
+
+// An audience at the destination: the place a segment's members go (an
+// Iterable list).
+struct Audience {
+  std::string id;    // Destination's id, e.g. an Iterable list id "12345".
+  std::string name;  // Exactly the segment's name.
+  bool created = false;  // True when EnsureAudience created it just now.
+  // A note for the run log, e.g. "2 lists are named 'VIP'; using 17 (oldest)".
+  std::string note;
+};
+
+// One connection's worth of state: credentials, HTTP clients, rate limiters.
+// A Connection may be called from several threads at once (the engine runs
+// up to SyncSpeed::max_parallel_batches writes in parallel).
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  // Verifies the settings against the destination with a real, cheap call
+  // (Iterable: GET /api/lists). UNAUTHENTICATED for rejected credentials,
+  // UNAVAILABLE for an unreachable destination.
+  virtual absl::Status Check(RunContext& ctx) = 0;
+
+  // Finds or creates the audience named exactly `segment_name`. Idempotent.
+  // `remembered_id` is the id this export got last time (empty on the first
+  // run); the plugin prefers it when it still exists.
+  virtual absl::StatusOr<Audience> EnsureAudience(std::string_view segment_name,
+                                                  std::string_view remembered_id,
+                                                  RunContext& ctx) = 0;
+
+  // Adds or updates the batch's records in the audience. Returns exactly one
+  // outcome per record, in order. A returned error status means the whole call
+  // failed and nothing can be said per record (e.g. credentials revoked); the
+  // engine treats every record as not delivered.
+  virtual absl::StatusOr<std::vector<RecordOutcome>> Upsert(const Audience& audience,
+                                                            const RecordBatch& batch,
+                                                            RunContext& ctx) = 0;
+
+  // Removes the batch's records from the audience. Same contract as Upsert.
+  virtual absl::StatusOr<std::vector<RecordOutcome>> Remove(const Audience& audience,
+                                                            const RecordBatch& batch,
+                                                            RunContext& ctx) = 0;
+};
+
+class Destination {
+ public:
+  virtual ~Destination() = default;
+  virtual const Manifest& manifest() const = 0;
+  // Validates settings beyond what the manifest can say (e.g. a URL's form).
+  // The core has already checked required settings, types and enum values.
+  virtual absl::Status ValidateSettings(const Settings& settings) const {
+    (void)settings;
+    return absl::OkStatus();
+  }
+  // Creates a connection for the settings. Cheap: no network call.
+  virtual absl::StatusOr<std::unique_ptr<Connection>> Connect(const Settings& settings) = 0;
+};
+
+// The factory a plugin exports.
+using DestinationFactory = absl::StatusOr<std::unique_ptr<Destination>>();
+
+// Exported symbol names.
+inline constexpr char kAbiVersionSymbol[] = "exportd_destination_abi_version";
+inline constexpr char kFactorySymbol[] = "exportd_create_destination";
+
+}  // namespace exportd::sdk
+
+// Exports the factory `fn` (a function matching DestinationFactory) and the
+// SDK's ABI version from a plugin library. Use once per library, at namespace
+// scope, outside any namespace.
+#include <boost/dll/alias.hpp>
+#define EXPORTD_DESTINATION_PLUGIN(fn)                                             \
+  namespace exportd_plugin_exports {                                              \
+  const std::uint32_t abi_version = ::exportd::sdk::kAbiVersion;                  \
+  ::absl::StatusOr<::std::unique_ptr<::exportd::sdk::Destination>> Create() {     \
+    return fn();                                                                  \
+  }                                                                               \
+  }                                                                               \
+  BOOST_DLL_ALIAS(exportd_plugin_exports::abi_version,                            \
+                  exportd_destination_abi_version)                                \
+  BOOST_DLL_ALIAS(exportd_plugin_exports::Create, exportd_create_destination)
+
+#endif  // EXPORTD_SDK_DESTINATION_H_
