@@ -1,0 +1,490 @@
+#include "server/store/sqlite_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/numbers.h"
+#include "server/common/clock.h"
+#include "server/common/status_macros.h"
+
+namespace exportd::store {
+namespace {
+
+// Each entry migrates the schema from version i to i+1. Append only; never
+// edit a migration that has shipped.
+constexpr const char* kMigrations[] = {
+    // 1: resources, segment snapshots, audit log.
+    R"sql(
+    CREATE TABLE connections (
+      id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data BLOB NOT NULL, secrets BLOB NOT NULL);
+    CREATE TABLE segments (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data BLOB NOT NULL);
+    CREATE TABLE segment_chunks (
+      segment_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+      data BLOB NOT NULL, PRIMARY KEY (segment_id, version, seq)) WITHOUT ROWID;
+    CREATE TABLE exports (
+      id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, connection_id TEXT, data BLOB NOT NULL);
+    CREATE INDEX exports_by_connection ON exports(connection_id);
+    CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
+    )sql",
+};
+
+template <typename Message>
+absl::StatusOr<Message> ParseRow(absl::string_view bytes, absl::string_view what) {
+  Message message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("stored ", what, " cannot be parsed"));
+  }
+  return message;
+}
+
+// Reads one row of (data) from `table` by id or name.
+template <typename Message>
+absl::StatusOr<Message> GetByIdOrName(Database& db, absl::string_view table, absl::string_view kind,
+                                      absl::string_view id_or_name) {
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare(absl::StrCat("SELECT data FROM ", table, " WHERE id = ?1 OR name = ?1")));
+  stmt.Bind(1, id_or_name);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(kind, " '", id_or_name, "' does not exist; list them with 'exportctl ", kind, " list'"));
+  }
+  return ParseRow<Message>(stmt.Blob(0), kind);
+}
+
+template <typename Message>
+absl::StatusOr<std::vector<Message>> ListAll(Database& db, absl::string_view table,
+                                             absl::string_view kind) {
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                           db.Prepare(absl::StrCat("SELECT data FROM ", table, " ORDER BY name")));
+  std::vector<Message> out;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    EXPORTD_ASSIGN_OR_RETURN(Message message, ParseRow<Message>(stmt.Blob(0), kind));
+    out.push_back(std::move(message));
+  }
+  return out;
+}
+
+// Names the resource in a uniqueness failure.
+absl::Status DuplicateName(absl::Status status, absl::string_view kind, absl::string_view name) {
+  if (status.code() != absl::StatusCode::kAlreadyExists) return status;
+  return absl::AlreadyExistsError(
+      absl::StrCat("a ", kind, " named '", name, "' already exists; choose another name"));
+}
+
+absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_view id) {
+  if (sqlite3_changes(db.handle()) == 0) {
+    return absl::NotFoundError(absl::StrCat(kind, " '", id, "' does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Stages chunks under a version above the committed one; Commit flips the
+// segment to it in one transaction.
+class SqliteSnapshotWriter final : public SnapshotWriter {
+ public:
+  SqliteSnapshotWriter(SqliteStore* store, std::string segment_id, std::int64_t version,
+                       std::vector<v1::SchemaField> schema)
+      : store_(store),
+        segment_id_(std::move(segment_id)),
+        version_(version),
+        schema_(std::move(schema)) {}
+
+  ~SqliteSnapshotWriter() override { store_->EndUpload(segment_id_, version_, committed_); }
+
+  absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) override {
+    std::string bytes = chunk.SerializeAsString();
+    absl::MutexLock lock(&store_->mu_);
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement stmt,
+        store_->db_->Prepare(
+            "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES (?, ?, ?, ?)"));
+    stmt.Bind(1, segment_id_).Bind(2, version_).Bind(3, seq_).BindBlob(4, bytes);
+    EXPORTD_RETURN_IF_ERROR(stmt.Run());
+    ++seq_;
+    rows_ += chunk.rows_size();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::Segment> Commit() override {
+    absl::MutexLock lock(&store_->mu_);
+    v1::Segment segment;
+    EXPORTD_RETURN_IF_ERROR(store_->InTransaction([&]() -> absl::Status {
+      EXPORTD_ASSIGN_OR_RETURN(segment, store_->GetSegmentLocked(segment_id_));
+      segment.clear_schema();
+      for (const auto& field : schema_) *segment.add_schema() = field;
+      segment.set_member_count(rows_);
+      segment.set_snapshot_version(version_);
+      segment.set_updated_at_micros(NowMicros());
+      segment.set_upload_in_progress(false);
+      EXPORTD_ASSIGN_OR_RETURN(Statement update,
+                               store_->db_->Prepare("UPDATE segments SET data = ? WHERE id = ?"));
+      update.BindBlob(1, segment.SerializeAsString()).Bind(2, segment_id_);
+      EXPORTD_RETURN_IF_ERROR(update.Run());
+      // Keep the previous snapshot for runs still reading it; drop older ones.
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement prune,
+          store_->db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version < ?"));
+      prune.Bind(1, segment_id_).Bind(2, version_ - 1);
+      return prune.Run();
+    }));
+    committed_ = true;
+    return segment;
+  }
+
+ private:
+  SqliteStore* store_;
+  const std::string segment_id_;
+  const std::int64_t version_;
+  const std::vector<v1::SchemaField> schema_;
+  std::int64_t seq_ = 0;
+  std::int64_t rows_ = 0;
+  bool committed_ = false;
+};
+
+int SqliteStore::CurrentSchemaVersion() {
+  return static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  EXPORTD_ASSIGN_OR_RETURN(auto db, Database::Open(path, /*read_only=*/false));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
+  EXPORTD_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status SqliteStore::Migrate() {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  EXPORTD_ASSIGN_OR_RETURN(Statement read, db_->Prepare("SELECT version FROM schema_version"));
+  EXPORTD_ASSIGN_OR_RETURN(bool has_row, read.Step());
+  int version = has_row ? static_cast<int>(read.Int(0)) : 0;
+  if (version > CurrentSchemaVersion()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database '", path_, "' has schema version ", version, ", newer than this exportd's ",
+        CurrentSchemaVersion(), "; run a newer exportd or another --data-dir"));
+  }
+  for (int next = version; next < CurrentSchemaVersion(); ++next) {
+    EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+      EXPORTD_RETURN_IF_ERROR(db_->Exec(kMigrations[next]));
+      EXPORTD_RETURN_IF_ERROR(db_->Exec("DELETE FROM schema_version"));
+      return db_->Exec(absl::StrCat("INSERT INTO schema_version VALUES (", next + 1, ")"));
+    }));
+  }
+  // Uploads interrupted by a crash left staged chunks above the committed
+  // version: they were never visible, so they go.
+  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Segment> segments,
+                           ListAll<v1::Segment>(*db_, "segments", "segment"));
+  for (const v1::Segment& segment : segments) {
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement prune,
+        db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version > ?"));
+    prune.Bind(1, segment.id()).Bind(2, segment.snapshot_version());
+    EXPORTD_RETURN_IF_ERROR(prune.Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::InTransaction(const std::function<absl::Status()>& fn) {
+  EXPORTD_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  absl::Status status = fn();
+  if (status.ok()) status = db_->Exec("COMMIT");
+  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();
+  return status;
+}
+
+// --- Connections -----------------------------------------------------------
+
+absl::Status SqliteStore::CreateConnection(const StoredConnection& c) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT INTO connections (id, name, data, secrets) VALUES (?, ?, ?, ?)"));
+  stmt.Bind(1, c.connection.id())
+      .Bind(2, c.connection.display_name())
+      .BindBlob(3, c.connection.SerializeAsString())
+      .BindBlob(4, c.sealed_secrets);
+  return DuplicateName(stmt.Run(), "connection", c.connection.display_name());
+}
+
+absl::StatusOr<StoredConnection> SqliteStore::GetConnection(absl::string_view id_or_name) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT data, secrets FROM connections WHERE id = ?1 OR name = ?1"));
+  stmt.Bind(1, id_or_name);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(
+        "connection '", id_or_name,
+        "' does not exist; list them with 'exportctl connection list'"));
+  }
+  StoredConnection out;
+  EXPORTD_ASSIGN_OR_RETURN(out.connection, ParseRow<v1::Connection>(stmt.Blob(0), "connection"));
+  out.sealed_secrets = std::string(stmt.Blob(1));
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredConnection>> SqliteStore::ListConnections() {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Connection> connections,
+                           ListAll<v1::Connection>(*db_, "connections", "connection"));
+  std::vector<StoredConnection> out;
+  out.reserve(connections.size());
+  for (auto& c : connections) out.push_back({std::move(c), {}});
+  return out;
+}
+
+absl::Status SqliteStore::UpdateConnection(const StoredConnection& c) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("UPDATE connections SET name = ?, data = ?, secrets = ? WHERE id = ?"));
+  stmt.Bind(1, c.connection.display_name())
+      .BindBlob(2, c.connection.SerializeAsString())
+      .BindBlob(3, c.sealed_secrets)
+      .Bind(4, c.connection.id());
+  EXPORTD_RETURN_IF_ERROR(DuplicateName(stmt.Run(), "connection", c.connection.display_name()));
+  return ExpectChanged(*db_, "connection", c.connection.id());
+}
+
+absl::StatusOr<DeleteConnectionResult> SqliteStore::DeleteConnection(
+    absl::string_view id, ExportDisposition disposition) {
+  absl::MutexLock lock(&mu_);
+  DeleteConnectionResult result;
+  EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
+    std::vector<v1::Export> users;
+    for (auto& e : exports) {
+      if (e.connection_id() == id) users.push_back(std::move(e));
+    }
+    if (!users.empty() && disposition == ExportDisposition::kRefuse) {
+      std::vector<std::string> names;
+      for (const auto& e : users) names.push_back(e.name());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "connection '", id, "' is used by exports: ", absl::StrJoin(names, ", "),
+          "; detach them (--detach-exports) or delete them (--delete-exports) first"));
+    }
+    for (v1::Export& e : users) {
+      if (disposition == ExportDisposition::kDelete) {
+        EXPORTD_ASSIGN_OR_RETURN(Statement del, db_->Prepare("DELETE FROM exports WHERE id = ?"));
+        EXPORTD_RETURN_IF_ERROR(del.Bind(1, e.id()).Run());
+        result.deleted_exports.push_back(e.name());
+      } else {
+        e.clear_connection_id();
+        e.clear_connection_name();
+        e.set_active(false);
+        e.set_updated_at_micros(NowMicros());
+        EXPORTD_ASSIGN_OR_RETURN(
+            Statement upd,
+            db_->Prepare("UPDATE exports SET connection_id = NULL, data = ? WHERE id = ?"));
+        EXPORTD_RETURN_IF_ERROR(upd.BindBlob(1, e.SerializeAsString()).Bind(2, e.id()).Run());
+        result.detached_exports.push_back(e.name());
+      }
+    }
+    EXPORTD_ASSIGN_OR_RETURN(Statement del, db_->Prepare("DELETE FROM connections WHERE id = ?"));
+    EXPORTD_RETURN_IF_ERROR(del.Bind(1, id).Run());
+    return ExpectChanged(*db_, "connection", id);
+  }));
+  return result;
+}
+
+// --- Segments --------------------------------------------------------------
+
+absl::Status SqliteStore::CreateSegment(const v1::Segment& segment) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                           db_->Prepare("INSERT INTO segments (id, name, data) VALUES (?, ?, ?)"));
+  stmt.Bind(1, segment.id()).Bind(2, segment.name()).BindBlob(3, segment.SerializeAsString());
+  return DuplicateName(stmt.Run(), "segment", segment.name());
+}
+
+absl::StatusOr<v1::Segment> SqliteStore::GetSegmentLocked(absl::string_view id_or_name) {
+  EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment,
+                           GetByIdOrName<v1::Segment>(*db_, "segments", "segment", id_or_name));
+  segment.set_upload_in_progress(uploading_.contains(segment.id()));
+  return segment;
+}
+
+absl::StatusOr<v1::Segment> SqliteStore::GetSegment(absl::string_view id_or_name) {
+  absl::MutexLock lock(&mu_);
+  return GetSegmentLocked(id_or_name);
+}
+
+absl::StatusOr<std::vector<v1::Segment>> SqliteStore::ListSegments() {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(auto segments, ListAll<v1::Segment>(*db_, "segments", "segment"));
+  for (auto& s : segments) s.set_upload_in_progress(uploading_.contains(s.id()));
+  return segments;
+}
+
+absl::Status SqliteStore::DeleteSegment(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  if (uploading_.contains(std::string(id))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("segment '", id, "' is being uploaded; delete it when the upload ends"));
+  }
+  return InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
+    std::vector<std::string> users;
+    for (const auto& e : exports) {
+      for (const auto& s : e.segments()) {
+        if (s == id) users.push_back(e.name());
+      }
+    }
+    if (!users.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("segment '", id, "' is used by exports: ", absl::StrJoin(users, ", "),
+                       "; remove it from those exports first"));
+    }
+    EXPORTD_ASSIGN_OR_RETURN(Statement chunks,
+                             db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ?"));
+    EXPORTD_RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    EXPORTD_ASSIGN_OR_RETURN(Statement del, db_->Prepare("DELETE FROM segments WHERE id = ?"));
+    EXPORTD_RETURN_IF_ERROR(del.Bind(1, id).Run());
+    return ExpectChanged(*db_, "segment", id);
+  });
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotWriter>> SqliteStore::BeginSnapshot(
+    absl::string_view segment_id, std::vector<v1::SchemaField> schema) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment, GetSegmentLocked(segment_id));
+  if (!uploading_.insert(segment.id()).second) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "segment '", segment.name(), "' is already being uploaded; wait for that upload to end"));
+  }
+  return std::unique_ptr<SnapshotWriter>(new SqliteSnapshotWriter(
+      this, segment.id(), segment.snapshot_version() + 1, std::move(schema)));
+}
+
+void SqliteStore::EndUpload(const std::string& segment_id, std::int64_t version, bool committed) {
+  absl::MutexLock lock(&mu_);
+  uploading_.erase(segment_id);
+  if (committed) return;
+  auto prune = db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version = ?");
+  if (prune.ok()) prune->Bind(1, segment_id).Bind(2, version).Run().IgnoreError();
+}
+
+absl::Status SqliteStore::ForEachChunk(
+    absl::string_view segment_id, std::int64_t version,
+    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
+  // A connection of its own: a long read must not hold the writers' mutex.
+  EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare(
+          "SELECT data FROM segment_chunks WHERE segment_id = ? AND version = ? ORDER BY seq"));
+  stmt.Bind(1, segment_id).Bind(2, version);
+  v1::UploadMembersRequest::Chunk chunk;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return absl::OkStatus();
+    absl::string_view bytes = stmt.Blob(0);
+    if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(
+          absl::StrCat("segment '", segment_id, "' snapshot ", version, " has a damaged chunk"));
+    }
+    EXPORTD_RETURN_IF_ERROR(fn(chunk));
+  }
+}
+
+// --- Exports ---------------------------------------------------------------
+
+absl::Status SqliteStore::CreateExport(const v1::Export& e) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT INTO exports (id, name, connection_id, data) VALUES (?, ?, ?, ?)"));
+  stmt.Bind(1, e.id()).Bind(2, e.name());
+  if (e.connection_id().empty()) {
+    stmt.BindNull(3);
+  } else {
+    stmt.Bind(3, e.connection_id());
+  }
+  stmt.BindBlob(4, e.SerializeAsString());
+  return DuplicateName(stmt.Run(), "export", e.name());
+}
+
+absl::StatusOr<v1::Export> SqliteStore::GetExport(absl::string_view id_or_name) {
+  absl::MutexLock lock(&mu_);
+  return GetByIdOrName<v1::Export>(*db_, "exports", "export", id_or_name);
+}
+
+absl::StatusOr<std::vector<v1::Export>> SqliteStore::ListExportsLocked() {
+  return ListAll<v1::Export>(*db_, "exports", "export");
+}
+
+absl::StatusOr<std::vector<v1::Export>> SqliteStore::ListExports() {
+  absl::MutexLock lock(&mu_);
+  return ListExportsLocked();
+}
+
+absl::Status SqliteStore::UpdateExport(const v1::Export& e) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("UPDATE exports SET name = ?, connection_id = ?, data = ? WHERE id = ?"));
+  stmt.Bind(1, e.name());
+  if (e.connection_id().empty()) {
+    stmt.BindNull(2);
+  } else {
+    stmt.Bind(2, e.connection_id());
+  }
+  stmt.BindBlob(3, e.SerializeAsString()).Bind(4, e.id());
+  EXPORTD_RETURN_IF_ERROR(DuplicateName(stmt.Run(), "export", e.name()));
+  return ExpectChanged(*db_, "export", e.id());
+}
+
+absl::Status SqliteStore::DeleteExport(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("DELETE FROM exports WHERE id = ?"));
+  EXPORTD_RETURN_IF_ERROR(stmt.Bind(1, id).Run());
+  return ExpectChanged(*db_, "export", id);
+}
+
+// --- Audit -----------------------------------------------------------------
+
+absl::Status SqliteStore::AppendAudit(v1::AuditEntry entry) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("INSERT INTO audit (data) VALUES (?)"));
+  entry.clear_id();
+  return stmt.BindBlob(1, entry.SerializeAsString()).Run();
+}
+
+absl::StatusOr<std::vector<v1::AuditEntry>> SqliteStore::ListAudit(const PageRequest& page,
+                                                                  std::string* next_cursor) {
+  absl::MutexLock lock(&mu_);
+  std::int64_t before = INT64_MAX;
+  if (!page.after.empty() && !absl::SimpleAtoi(page.after, &before)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token '", page.after, "' is not one this server returned"));
+  }
+  int limit = page.limit <= 0 ? 100 : std::min(page.limit, 1000);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT id, data FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?"));
+  stmt.Bind(1, before).Bind(2, static_cast<std::int64_t>(limit + 1));
+  std::vector<v1::AuditEntry> out;
+  next_cursor->clear();
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(out.size()) == limit) {
+      *next_cursor = absl::StrCat(out.back().id());
+      break;
+    }
+    EXPORTD_ASSIGN_OR_RETURN(v1::AuditEntry entry,
+                             ParseRow<v1::AuditEntry>(stmt.Blob(1), "audit entry"));
+    entry.set_id(stmt.Int(0));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace exportd::store

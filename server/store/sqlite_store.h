@@ -1,0 +1,74 @@
+// The embedded Store: one SQLite database (WAL) in the data directory, with
+// versioned schema migrations applied on open.
+//
+//   EXPORTD_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(data_dir + "/exportd.db"));
+#ifndef EXPORTD_SERVER_STORE_SQLITE_STORE_H_
+#define EXPORTD_SERVER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/sqlite_util.h"
+#include "server/store/store.h"
+
+namespace exportd::store {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database and migrates it to the current schema.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  // The schema version this build writes.
+  static int CurrentSchemaVersion();
+
+  absl::Status CreateConnection(const StoredConnection& connection) override;
+  absl::StatusOr<StoredConnection> GetConnection(absl::string_view id_or_name) override;
+  absl::StatusOr<std::vector<StoredConnection>> ListConnections() override;
+  absl::Status UpdateConnection(const StoredConnection& connection) override;
+  absl::StatusOr<DeleteConnectionResult> DeleteConnection(absl::string_view id,
+                                                          ExportDisposition disposition) override;
+
+  absl::Status CreateSegment(const v1::Segment& segment) override;
+  absl::StatusOr<v1::Segment> GetSegment(absl::string_view id_or_name) override;
+  absl::StatusOr<std::vector<v1::Segment>> ListSegments() override;
+  absl::Status DeleteSegment(absl::string_view id) override;
+  absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema) override;
+  absl::Status ForEachChunk(
+      absl::string_view segment_id, std::int64_t version,
+      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) override;
+
+  absl::Status CreateExport(const v1::Export& e) override;
+  absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) override;
+  absl::StatusOr<std::vector<v1::Export>> ListExports() override;
+  absl::Status UpdateExport(const v1::Export& e) override;
+  absl::Status DeleteExport(absl::string_view id) override;
+
+  absl::Status AppendAudit(v1::AuditEntry entry) override;
+  absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
+                                                        std::string* next_cursor) override;
+
+ private:
+  friend class SqliteSnapshotWriter;
+  SqliteStore(std::string path, std::unique_ptr<Database> db)
+      : path_(std::move(path)), db_(std::move(db)) {}
+
+  absl::Status Migrate();
+  // Runs `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
+  absl::Status InTransaction(const std::function<absl::Status()>& fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Segment> GetSegmentLocked(absl::string_view id_or_name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<v1::Export>> ListExportsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndUpload(const std::string& segment_id, std::int64_t version, bool committed);
+
+  const std::string path_;
+  absl::Mutex mu_;
+  std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> uploading_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace exportd::store
+
+#endif  // EXPORTD_SERVER_STORE_SQLITE_STORE_H_

@@ -1,0 +1,190 @@
+#include "server/store/sqlite_store.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace exportd::store {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = std::filesystem::temp_directory_path() / "store_testXXXXXX";
+    dir_ = mkdtemp(dir.data());
+    path_ = dir_ + "/exportd.db";
+    Reopen();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void Reopen() {
+    store_.reset();
+    auto store = SqliteStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  StoredConnection Connection(std::string id, std::string name) {
+    StoredConnection c;
+    c.connection.set_id(std::move(id));
+    c.connection.set_display_name(std::move(name));
+    c.connection.set_destination_type("iterable");
+    c.sealed_secrets = "sealed";
+    return c;
+  }
+  v1::Export Export(std::string id, std::string name, std::string connection_id,
+                    std::string segment_id) {
+    v1::Export e;
+    e.set_id(std::move(id));
+    e.set_name(std::move(name));
+    e.set_connection_id(std::move(connection_id));
+    e.add_segments(std::move(segment_id));
+    e.set_active(true);
+    return e;
+  }
+  v1::UploadMembersRequest::Chunk Chunk(std::vector<std::string> ids) {
+    v1::UploadMembersRequest::Chunk chunk;
+    for (auto& id : ids) chunk.add_rows()->set_profile_id(id);
+    return chunk;
+  }
+  std::vector<std::string> Members(const std::string& segment, std::int64_t version) {
+    std::vector<std::string> ids;
+    EXPECT_TRUE(store_
+                    ->ForEachChunk(segment, version,
+                                   [&](const v1::UploadMembersRequest::Chunk& c) {
+                                     for (const auto& r : c.rows()) ids.push_back(r.profile_id());
+                                     return absl::OkStatus();
+                                   })
+                    .ok());
+    return ids;
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+TEST_F(SqliteStoreTest, ConnectionsRoundTripByIdOrNameAndSurviveReopen) {
+  ASSERT_TRUE(store_->CreateConnection(Connection("c1", "Iterable EU")).ok());
+  auto dup = store_->CreateConnection(Connection("c2", "Iterable EU"));
+  EXPECT_EQ(dup.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(dup.message(), HasSubstr("'Iterable EU' already exists"));
+  Reopen();
+  auto by_name = store_->GetConnection("Iterable EU");
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_EQ(by_name->connection.id(), "c1");
+  EXPECT_EQ(by_name->sealed_secrets, "sealed");
+  auto missing = store_->GetConnection("nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("'nope'"));
+  StoredConnection renamed = *by_name;
+  renamed.connection.set_display_name("Iterable US");
+  ASSERT_TRUE(store_->UpdateConnection(renamed).ok());
+  EXPECT_EQ(store_->ListConnections()->at(0).connection.display_name(), "Iterable US");
+}
+
+TEST_F(SqliteStoreTest, DeletingAConnectionInUseIsRefusedUnlessDetachedOrDeleted) {
+  ASSERT_TRUE(store_->CreateConnection(Connection("c1", "conn")).ok());
+  ASSERT_TRUE(store_->CreateExport(Export("e1", "vip", "c1", "s1")).ok());
+  ASSERT_TRUE(store_->CreateExport(Export("e2", "all", "c1", "s1")).ok());
+  auto refused = store_->DeleteConnection("c1", ExportDisposition::kRefuse);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("all, vip"));
+  auto detached = store_->DeleteConnection("c1", ExportDisposition::kDetach);
+  ASSERT_TRUE(detached.ok()) << detached.status();
+  EXPECT_THAT(detached->detached_exports, ElementsAre("all", "vip"));
+  auto vip = store_->GetExport("vip");
+  ASSERT_TRUE(vip.ok());
+  EXPECT_FALSE(vip->active());
+  EXPECT_TRUE(vip->connection_id().empty());
+  EXPECT_EQ(vip->segments(0), "s1");
+
+  ASSERT_TRUE(store_->CreateConnection(Connection("c2", "conn2")).ok());
+  ASSERT_TRUE(store_->CreateExport(Export("e3", "third", "c2", "s1")).ok());
+  auto deleted = store_->DeleteConnection("c2", ExportDisposition::kDelete);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_THAT(deleted->deleted_exports, ElementsAre("third"));
+  EXPECT_EQ(store_->GetExport("third").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, SnapshotIsVisibleOnlyAfterCommitAndAbortKeepsTheOldOne) {
+  v1::Segment segment;
+  segment.set_id("s1");
+  segment.set_name("VIP");
+  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  {
+    auto writer = store_->BeginSnapshot("VIP", {});
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Append(Chunk({"a", "b"})).ok());
+    ASSERT_TRUE((*writer)->Append(Chunk({"c"})).ok());
+    EXPECT_TRUE(store_->GetSegment("s1")->upload_in_progress());
+    EXPECT_EQ(store_->GetSegment("s1")->member_count(), 0);
+    auto committed = (*writer)->Commit();
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(committed->member_count(), 3);
+    EXPECT_EQ(committed->snapshot_version(), 1);
+  }
+  {
+    auto writer = store_->BeginSnapshot("s1", {});
+    ASSERT_TRUE(writer.ok());
+    EXPECT_EQ(store_->BeginSnapshot("s1", {}).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE((*writer)->Append(Chunk({"x"})).ok());
+    // Readers still see version 1 while version 2 is staged.
+    EXPECT_THAT(Members("s1", 1), ElementsAre("a", "b", "c"));
+  }  // Aborted.
+  EXPECT_FALSE(store_->GetSegment("s1")->upload_in_progress());
+  EXPECT_EQ(store_->GetSegment("s1")->snapshot_version(), 1);
+  EXPECT_THAT(Members("s1", 1), ElementsAre("a", "b", "c"));
+  EXPECT_TRUE(Members("s1", 2).empty());
+  Reopen();
+  EXPECT_THAT(Members("s1", 1), ElementsAre("a", "b", "c"));
+}
+
+TEST_F(SqliteStoreTest, SegmentInUseCannotBeDeleted) {
+  v1::Segment segment;
+  segment.set_id("s1");
+  segment.set_name("VIP");
+  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  ASSERT_TRUE(store_->CreateExport(Export("e1", "vip-export", "", "s1")).ok());
+  auto refused = store_->DeleteSegment("s1");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("vip-export"));
+  ASSERT_TRUE(store_->DeleteExport("e1").ok());
+  EXPECT_TRUE(store_->DeleteSegment("s1").ok());
+  EXPECT_EQ(store_->DeleteSegment("s1").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, AuditIsNewestFirstAndPaged) {
+  for (int i = 0; i < 5; ++i) {
+    v1::AuditEntry entry;
+    entry.set_method("m" + std::to_string(i));
+    ASSERT_TRUE(store_->AppendAudit(entry).ok());
+  }
+  std::string cursor;
+  auto first = store_->ListAudit({3, ""}, &cursor);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ(first->at(0).method(), "m4");
+  ASSERT_FALSE(cursor.empty());
+  auto second = store_->ListAudit({3, cursor}, &cursor);
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_EQ(second->at(1).method(), "m0");
+  EXPECT_TRUE(cursor.empty());
+}
+
+TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
+  store_.reset();
+  {
+    auto db = Database::Open(path_, false);
+    ASSERT_TRUE((*db)->Exec("UPDATE schema_version SET version = 999").ok());
+  }
+  auto store = SqliteStore::Open(path_);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 999"));
+}
+
+}  // namespace
+}  // namespace exportd::store

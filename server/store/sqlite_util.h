@@ -1,0 +1,72 @@
+// Thin RAII wrappers over the SQLite C API that report absl::Status.
+#ifndef EXPORTD_SERVER_STORE_SQLITE_UTIL_H_
+#define EXPORTD_SERVER_STORE_SQLITE_UTIL_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace exportd::store {
+
+// A prepared statement. Bind indexes start at 1, column indexes at 0.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+    other.stmt_ = nullptr;
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& Bind(int index, absl::string_view text);
+  Statement& BindBlob(int index, absl::string_view bytes);
+  Statement& Bind(int index, std::int64_t value);
+  Statement& BindNull(int index);
+
+  // Advances: true with a row, false when done; an error otherwise.
+  absl::StatusOr<bool> Step();
+  // Steps to completion (for statements without rows).
+  absl::Status Run();
+  void Reset();
+
+  std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  absl::string_view Text(int column) const;
+  absl::string_view Blob(int column) const;
+  bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+// An open database connection.
+class Database {
+ public:
+  // Opens (creating) the database file in WAL mode.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool read_only);
+  ~Database();
+
+  absl::StatusOr<Statement> Prepare(absl::string_view sql);
+  absl::Status Exec(absl::string_view sql);
+  sqlite3* handle() const { return db_; }
+  // The status for the connection's last error, with `what` as context.
+  absl::Status Error(absl::string_view what) const;
+
+ private:
+  explicit Database(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+// Maps an SQLite result code to a canonical status.
+absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what);
+
+}  // namespace exportd::store
+
+#endif  // EXPORTD_SERVER_STORE_SQLITE_UTIL_H_

@@ -1,0 +1,106 @@
+// The Store: everything exportd keeps (connections, segments and their member
+// snapshots, exports, runs, delivered state, the audit log) behind one
+// interface. The embedded default is SQLite (sqlite_store.h).
+//
+// Resources are stored as their v1 protos; ids are assigned by the caller.
+// Lookups accept an id or a unique name. Errors use canonical codes:
+// NOT_FOUND (unknown id or name), ALREADY_EXISTS (duplicate name),
+// FAILED_PRECONDITION (a resource still in use).
+#ifndef EXPORTD_SERVER_STORE_STORE_H_
+#define EXPORTD_SERVER_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "exportd/v1/audit.pb.h"
+#include "exportd/v1/connection.pb.h"
+#include "exportd/v1/export.pb.h"
+#include "exportd/v1/run.pb.h"
+#include "exportd/v1/segment.pb.h"
+
+namespace exportd::store {
+
+struct StoredConnection {
+  v1::Connection connection;  // Never holds secret values.
+  std::string sealed_secrets;  // Opaque, encrypted by the caller.
+};
+
+// What DeleteConnection does with exports that use the connection.
+enum class ExportDisposition { kRefuse, kDetach, kDelete };
+
+struct DeleteConnectionResult {
+  std::vector<std::string> detached_exports;  // names
+  std::vector<std::string> deleted_exports;   // names
+};
+
+// Writes one new snapshot of a segment's members. Nothing is visible to
+// readers until Commit() succeeds; destroying an uncommitted writer discards
+// everything it wrote.
+class SnapshotWriter {
+ public:
+  virtual ~SnapshotWriter() = default;
+  // Appends a chunk of (already validated) rows.
+  virtual absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) = 0;
+  // Makes the snapshot the segment's current one, with `schema`, and returns
+  // the updated segment.
+  virtual absl::StatusOr<v1::Segment> Commit() = 0;
+};
+
+// A page request: `after` is an opaque cursor from the previous page.
+struct PageRequest {
+  int limit = 100;
+  std::string after;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- Connections -------------------------------------------------------
+  virtual absl::Status CreateConnection(const StoredConnection& connection) = 0;
+  virtual absl::StatusOr<StoredConnection> GetConnection(absl::string_view id_or_name) = 0;
+  virtual absl::StatusOr<std::vector<StoredConnection>> ListConnections() = 0;
+  virtual absl::Status UpdateConnection(const StoredConnection& connection) = 0;
+  // FAILED_PRECONDITION naming the exports when in use and kRefuse.
+  virtual absl::StatusOr<DeleteConnectionResult> DeleteConnection(
+      absl::string_view id, ExportDisposition disposition) = 0;
+
+  // --- Segments ----------------------------------------------------------
+  virtual absl::Status CreateSegment(const v1::Segment& segment) = 0;
+  virtual absl::StatusOr<v1::Segment> GetSegment(absl::string_view id_or_name) = 0;
+  virtual absl::StatusOr<std::vector<v1::Segment>> ListSegments() = 0;
+  // FAILED_PRECONDITION naming the exports that use it.
+  virtual absl::Status DeleteSegment(absl::string_view id) = 0;
+  // Starts a new snapshot with `schema`. FAILED_PRECONDITION when another
+  // upload of the same segment is in progress.
+  virtual absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema) = 0;
+  // Calls `fn` with every chunk of snapshot `version` in upload order. The
+  // snapshot stays readable while a newer one is uploaded and committed.
+  virtual absl::Status ForEachChunk(
+      absl::string_view segment_id, std::int64_t version,
+      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) = 0;
+
+  // --- Exports -----------------------------------------------------------
+  virtual absl::Status CreateExport(const v1::Export& e) = 0;
+  virtual absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) = 0;
+  virtual absl::StatusOr<std::vector<v1::Export>> ListExports() = 0;
+  virtual absl::Status UpdateExport(const v1::Export& e) = 0;
+  virtual absl::Status DeleteExport(absl::string_view id) = 0;
+
+  // --- Audit -------------------------------------------------------------
+  virtual absl::Status AppendAudit(v1::AuditEntry entry) = 0;
+  // Newest first.
+  virtual absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(
+      const PageRequest& page, std::string* next_cursor) = 0;
+};
+
+}  // namespace exportd::store
+
+#endif  // EXPORTD_SERVER_STORE_STORE_H_
