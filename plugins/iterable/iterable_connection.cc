@@ -1,0 +1,520 @@
+#include "iterable_connection.h"
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "response_parser.h"
+#include "retry_policy.h"
+#include "status_macros.h"
+
+namespace exportd::iterable {
+namespace {
+
+using sdk::LogLevel;
+using sdk::RecordOutcome;
+
+double Uniform01() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
+}
+
+const char* PathFor(ListOperation operation) {
+  return operation == ListOperation::kSubscribe ? "/api/lists/subscribe"
+                                                : "/api/lists/unsubscribe";
+}
+
+const char* VerbFor(ListOperation operation) {
+  return operation == ListOperation::kSubscribe ? "subscribe" : "unsubscribe";
+}
+
+bool Is2xx(int status) { return status >= 200 && status <= 299; }
+
+std::string DurationText(absl::Duration d) {
+  return absl::FormatDuration(absl::Floor(d, absl::Milliseconds(1)));
+}
+
+// The Debian Abseil's string_view is its own type, not std::string_view.
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status CancelledWhile(absl::string_view what) {
+  return absl::CancelledError(absl::StrCat("cancelled while ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IterableConnection>> IterableConnection::Create(
+    ConnectionOptions options) {
+  HttpClient::Options http;
+  http.base_url = options.base_url;
+  http.api_key = options.api_key;
+  http.connect_timeout = options.connect_timeout;
+  http.total_timeout = options.timeout;
+  http.user_agent = absl::StrCat("exportd-iterable/", kPluginVersion);
+  ITERABLE_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client, HttpClient::Create(http));
+  return std::unique_ptr<IterableConnection>(
+      new IterableConnection(std::move(options), std::move(client)));
+}
+
+IterableConnection::IterableConnection(ConnectionOptions options,
+                                       std::unique_ptr<HttpClient> client)
+    : options_(std::move(options)),
+      client_(std::move(client)),
+      limiter_({options_.requests_per_second, 0.5, 40}, [] { return absl::Now(); }) {}
+
+// ---------------------------------------------------------------------------
+// Plumbing: redaction, logging, single requests.
+// ---------------------------------------------------------------------------
+
+std::string IterableConnection::Redact(std::string text) const {
+  const std::string& key = options_.api_key;
+  if (key.size() < 4) return text;
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at)) {
+    text.replace(at, key.size(), "[redacted]");
+  }
+  return text;
+}
+
+absl::Status IterableConnection::Redact(const absl::Status& status) const {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), Redact(std::string(status.message())));
+}
+
+void IterableConnection::Log(sdk::RunContext& ctx, LogLevel level, std::string message) const {
+  ctx.Log(level, Redact(std::move(message)));
+}
+
+absl::StatusOr<HttpResponse> IterableConnection::SendOnce(std::string_view method,
+                                                          std::string_view path,
+                                                          std::string_view body,
+                                                          sdk::RunContext& ctx) {
+  const absl::Duration wait = limiter_.Reserve();
+  if (wait > absl::ZeroDuration() && !ctx.SleepFor(wait)) {
+    return CancelledWhile("waiting for the client-side rate limit");
+  }
+  {
+    absl::MutexLock lock(&in_flight_mu_);
+    const int cap = options_.parallel_requests;
+    auto has_slot = [this, cap]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(in_flight_mu_) {
+      return in_flight_ < cap;
+    };
+    while (!in_flight_mu_.AwaitWithTimeout(absl::Condition(&has_slot), absl::Milliseconds(100))) {
+      if (ctx.cancelled()) return CancelledWhile("waiting for a free request slot");
+    }
+    ++in_flight_;
+  }
+  absl::StatusOr<HttpResponse> response = client_->Send(method, path, body);
+  {
+    absl::MutexLock lock(&in_flight_mu_);
+    --in_flight_;
+  }
+  if (response.ok()) {
+    if (response->status == 429) {
+      std::optional<absl::Duration> retry_after;
+      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, absl::Now());
+      limiter_.OnRateLimited(retry_after);
+    } else {
+      limiter_.OnSuccess();
+    }
+  }
+  return response;
+}
+
+absl::Status IterableConnection::StatusForAnswer(int http_status, std::string_view body,
+                                                 absl::string_view what) {
+  const Envelope envelope = ParseEnvelope(body);
+  const std::string described = DescribeErrorAnswer(http_status, body);
+  switch (http_status) {
+    case 401:
+      return absl::UnauthenticatedError(absl::StrCat(
+          "Iterable rejected the API key (",
+          envelope.code.empty() ? std::string("HTTP 401") : envelope.code,
+          "): check the key, and that it belongs to a project in this region (",
+          client_->host(), ")"));
+    case 403:
+      return absl::PermissionDeniedError(absl::StrCat(
+          "Iterable refused ", what, " for this API key (", described,
+          "): use a server-side key allowed to manage lists"));
+    case 400:
+    case 409:
+    case 413:
+    case 422:
+      return absl::InvalidArgumentError(absl::StrCat("Iterable refused ", what, ": ", described));
+    case 404:
+      return absl::NotFoundError(absl::StrCat("Iterable answered ", what, " with ", described,
+                                              "; is base_url right?"));
+    case 408:
+      return absl::DeadlineExceededError(absl::StrCat(what, " timed out: ", described));
+    case 429:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("Iterable rate-limited ", what, " and retries ran out: ", described));
+    default:
+      break;
+  }
+  if (http_status >= 500) {
+    return absl::UnavailableError(absl::StrCat("Iterable failed ", what, ": ", described));
+  }
+  return absl::UnknownError(absl::StrCat("unexpected answer to ", what, ": ", described));
+}
+
+absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
+                                                      std::string_view path,
+                                                      std::string_view body,
+                                                      absl::string_view what,
+                                                      bool retry_transport,
+                                                      sdk::RunContext& ctx) {
+  RetryState retry(options_.retry, ctx.Now());
+  while (true) {
+    if (ctx.cancelled()) return CancelledWhile(what);
+    absl::StatusOr<HttpResponse> response = SendOnce(method, path, body, ctx);
+    std::optional<absl::Duration> retry_after;
+    absl::Status failure;
+    if (!response.ok()) {
+      if (absl::IsCancelled(response.status()) || !retry_transport) return response.status();
+      failure = response.status();
+    } else if (Is2xx(response->status)) {
+      return response;
+    } else {
+      failure = StatusForAnswer(response->status, response->body, what);
+      if (!IsRetryableHttpStatus(response->status)) return failure;
+      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
+    }
+    const std::optional<absl::Duration> delay = retry.NextDelay(ctx.Now(), retry_after, Uniform01());
+    if (!delay) {
+      return absl::Status(failure.code(),
+                          absl::StrCat(failure.message(), " (gave up after ", retry.attempts(),
+                                       " attempts)"));
+    }
+    Log(ctx, LogLevel::kWarning,
+        absl::StrCat(what, ": ", failure.message(), "; retrying in ", DurationText(*delay),
+                     " (attempt ", retry.attempts() + 1, " of ", options_.retry.max_attempts, ")"));
+    if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Check and EnsureAudience.
+// ---------------------------------------------------------------------------
+
+absl::Status IterableConnection::Check(sdk::RunContext& ctx) {
+  absl::StatusOr<HttpResponse> response =
+      Call("GET", "/api/lists", "", "GET /api/lists", /*retry_transport=*/false, ctx);
+  if (!response.ok()) return Redact(response.status());
+  absl::StatusOr<std::vector<ListInfo>> lists = ParseLists(response->body);
+  if (!lists.ok()) {
+    return Redact(absl::UnavailableError(absl::StrCat(
+        client_->host(), " answered GET /api/lists, but not like Iterable: ",
+        lists.status().message(), "; is base_url right?")));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_view segment_name,
+                                                                 std::string_view remembered_id,
+                                                                 sdk::RunContext& ctx) {
+  const absl::string_view name = AV(segment_name);
+  if (segment_name.empty()) {
+    return absl::InvalidArgumentError("an Iterable list needs a name: the segment name is empty");
+  }
+  std::int64_t remembered = 0;
+  const bool has_remembered = !remembered_id.empty() && absl::SimpleAtoi(AV(remembered_id), &remembered);
+
+  // Find, else create. A create whose answer was lost is followed by another
+  // look-up, so a retry never makes a second list.
+  constexpr int kRounds = 3;
+  absl::Status last_create_error;
+  for (int round = 0; round < kRounds; ++round) {
+    absl::StatusOr<HttpResponse> response =
+        Call("GET", "/api/lists", "", "GET /api/lists", /*retry_transport=*/true, ctx);
+    if (!response.ok()) return Redact(response.status());
+    absl::StatusOr<std::vector<ListInfo>> lists = ParseLists(response->body);
+    if (!lists.ok()) return Redact(absl::UnavailableError(lists.status().message()));
+
+    std::vector<ListInfo> matches;
+    for (ListInfo& list : *lists) {
+      if (list.name == segment_name) matches.push_back(std::move(list));
+    }
+    sdk::Audience audience;
+    audience.name = std::string(segment_name);
+    if (!matches.empty()) {
+      auto remembered_it = std::find_if(matches.begin(), matches.end(), [&](const ListInfo& l) {
+        return has_remembered && l.id == remembered;
+      });
+      if (remembered_it != matches.end()) {
+        audience.id = std::to_string(remembered_it->id);
+        if (matches.size() > 1) {
+          audience.note = absl::StrCat(matches.size(), " Iterable lists are named '",
+                                       name, "'; using ", audience.id,
+                                       ", the one this export used before");
+        }
+        return audience;
+      }
+      std::sort(matches.begin(), matches.end(), [](const ListInfo& a, const ListInfo& b) {
+        return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+      });
+      audience.id = std::to_string(matches.front().id);
+      if (matches.size() > 1) {
+        audience.note = absl::StrCat(matches.size(), " Iterable lists are named '", name,
+                                     "'; using ", audience.id, " (oldest)");
+      }
+      if (!remembered_id.empty()) {
+        absl::StrAppend(&audience.note, audience.note.empty() ? "" : "; ", "list ",
+                        AV(remembered_id), " used before is gone or renamed; using ", audience.id);
+      }
+      return audience;
+    }
+
+    std::string body = "{\"name\":";
+    AppendJsonString(segment_name, &body);
+    body.push_back('}');
+    absl::StatusOr<HttpResponse> created = Call("POST", "/api/lists", body, "POST /api/lists",
+                                                /*retry_transport=*/false, ctx);
+    if (!created.ok()) {
+      if (absl::IsUnavailable(created.status()) || absl::IsDeadlineExceeded(created.status())) {
+        // The list may exist now: look again before creating.
+        last_create_error = created.status();
+        Log(ctx, LogLevel::kWarning,
+            absl::StrCat("creating Iterable list '", name, "' failed (",
+                         created.status().message(), "); checking whether it exists"));
+        continue;
+      }
+      return Redact(created.status());
+    }
+    absl::StatusOr<std::int64_t> id = ParseCreatedListId(created->body);
+    if (!id.ok()) return Redact(id.status());
+    {
+      absl::MutexLock lock(&lists_mu_);
+      created_lists_[*id] = ctx.Now();
+    }
+    audience.id = std::to_string(*id);
+    audience.created = true;
+    if (!remembered_id.empty()) {
+      audience.note = absl::StrCat("list ", AV(remembered_id), " used before is gone; created ",
+                                   audience.id);
+    }
+    Log(ctx, LogLevel::kInfo,
+        absl::StrCat("created Iterable list '", name, "' (", audience.id, ")"));
+    return audience;
+  }
+  return Redact(absl::UnavailableError(absl::StrCat("cannot create Iterable list '", name,
+                                                    "': ", last_create_error.message())));
+}
+
+// ---------------------------------------------------------------------------
+// Upsert and Remove.
+// ---------------------------------------------------------------------------
+
+absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Upsert(
+    const sdk::Audience& audience, const sdk::RecordBatch& batch, sdk::RunContext& ctx) {
+  return WriteList(ListOperation::kSubscribe, audience, batch, ctx);
+}
+
+absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Remove(
+    const sdk::Audience& audience, const sdk::RecordBatch& batch, sdk::RunContext& ctx) {
+  return WriteList(ListOperation::kUnsubscribe, audience, batch, ctx);
+}
+
+absl::Time IterableConnection::InvalidListDeadline(std::int64_t list_id) const {
+  absl::MutexLock lock(&lists_mu_);
+  auto it = created_lists_.find(list_id);
+  if (it == created_lists_.end()) return absl::InfinitePast();
+  return it->second + options_.invalid_list_window;
+}
+
+absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
+    ListOperation operation, const sdk::Audience& audience, const sdk::RecordBatch& batch,
+    sdk::RunContext& ctx) {
+  std::int64_t list_id = 0;
+  if (!absl::SimpleAtoi(audience.id, &list_id) || list_id <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", audience.id, "' is not an Iterable list id (audience '", audience.name,
+                     "')"));
+  }
+  ListRequestOptions build;
+  build.operation = operation;
+  build.list_id = list_id;
+  build.max_subscribers = options_.batch_size;
+  build.max_body_bytes = options_.max_body_bytes;
+  build.update_existing_users_only = options_.update_existing_users_only;
+  ITERABLE_ASSIGN_OR_RETURN(ListRequests requests, BuildListRequests(batch, build));
+  if (ctx.cancelled()) return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
+
+  const size_t n = requests.requests.size();
+  std::atomic<size_t> next{0};
+  absl::Mutex failure_mu;
+  absl::Status failure;  // The first whole-call failure.
+  std::atomic<bool> failed{false};
+  auto work = [&]() {
+    for (size_t i = next.fetch_add(1); i < n && !failed.load(); i = next.fetch_add(1)) {
+      const ListRequest& request = requests.requests[i];
+      absl::StatusOr<WriteResult> result =
+          SendListRequest(operation, list_id, audience.created, request.body, ctx);
+      if (!result.ok()) {
+        absl::MutexLock lock(&failure_mu);
+        if (failure.ok()) failure = result.status();
+        failed.store(true);
+        return;
+      }
+      ApplyResult(operation, request, *result, &requests.outcomes, ctx);
+    }
+  };
+
+  const size_t workers = std::min<size_t>(n, static_cast<size_t>(options_.parallel_requests));
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) {
+    try {
+      threads.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // Fewer threads: the remaining ones share the work.
+    }
+  }
+  work();
+  for (std::thread& thread : threads) thread.join();
+
+  if (!failure.ok()) return Redact(failure);
+  return std::move(requests.outcomes);
+}
+
+absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequest(
+    ListOperation operation, std::int64_t list_id, bool audience_created,
+    const std::string& body, sdk::RunContext& ctx) {
+  const std::string what = absl::StrCat(VerbFor(operation), " to Iterable list ", list_id);
+  RetryState retry(options_.retry, ctx.Now());
+  absl::Time invalid_list_deadline = absl::InfinitePast();
+  bool invalid_list_seen = false;
+  int invalid_list_retries = 0;
+  WriteResult result;
+  while (true) {
+    if (ctx.cancelled()) return CancelledWhile(what);
+    absl::StatusOr<HttpResponse> response = SendOnce("POST", PathFor(operation), body, ctx);
+    std::optional<absl::Duration> retry_after;
+    std::string reason;
+    std::string error;
+    if (!response.ok()) {
+      if (absl::IsCancelled(response.status())) return response.status();
+      reason = absl::IsDeadlineExceeded(response.status()) ? "timeout" : "network_error";
+      error = std::string(response.status().message());
+    } else if (Is2xx(response->status)) {
+      result.kind = WriteResult::Kind::kAccepted;
+      result.body = std::move(response->body);
+      return result;
+    } else {
+      const int status = response->status;
+      if (status == 401 || status == 403) {
+        return StatusForAnswer(status, response->body, what);
+      }
+      const Envelope envelope = ParseEnvelope(response->body);
+      const std::string described = DescribeErrorAnswer(status, response->body);
+      if (status == 400 && InvalidListIdIn(envelope.msg)) {
+        // A list created moments ago can be unknown to subscribe/unsubscribe
+        // for a short while. Retry within a window, only for such lists.
+        const absl::Time now = ctx.Now();
+        if (!invalid_list_seen) {
+          invalid_list_seen = true;
+          invalid_list_deadline = InvalidListDeadline(list_id);
+          if (audience_created) {
+            invalid_list_deadline =
+                std::max(invalid_list_deadline, now + options_.invalid_list_window);
+          }
+        }
+        if (now < invalid_list_deadline) {
+          absl::Duration wait = std::min(
+              absl::Seconds(2), options_.invalid_list_initial_backoff * (1 << std::min(invalid_list_retries, 10)));
+          wait = std::min(wait, invalid_list_deadline - now);
+          ++invalid_list_retries;
+          if (invalid_list_retries == 1) {
+            Log(ctx, LogLevel::kInfo,
+                absl::StrCat(what, ": Iterable does not know the new list yet (", envelope.msg,
+                             "); retrying for up to ",
+                             DurationText(invalid_list_deadline - now)));
+          }
+          if (!ctx.SleepFor(wait)) return CancelledWhile(what);
+          continue;
+        }
+        result.kind = WriteResult::Kind::kRejected;
+        result.reason_code = "invalid_list_id";
+        result.message = absl::StrCat(
+            "Iterable does not know list ", list_id, " (", described,
+            invalid_list_seen && invalid_list_retries > 0
+                ? absl::StrCat(", still after ", invalid_list_retries, " retries")
+                : std::string(),
+            "); it may have been deleted: the next run looks the list up again");
+        return result;
+      }
+      if (!IsRetryableHttpStatus(status)) {
+        result.kind = WriteResult::Kind::kRejected;
+        result.reason_code = envelope.code.empty() || envelope.code == "Success"
+                                 ? absl::StrCat("http_", status)
+                                 : envelope.code;
+        result.message = absl::StrCat("Iterable refused the ", VerbFor(operation),
+                                      " request: ", described);
+        return result;
+      }
+      reason = status == 429 ? "rate_limited" : absl::StrCat("http_", status);
+      error = described;
+      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
+    }
+
+    const std::optional<absl::Duration> delay = retry.NextDelay(ctx.Now(), retry_after, Uniform01());
+    if (!delay) {
+      result.kind = WriteResult::Kind::kRetryable;
+      result.reason_code = reason;
+      result.message = absl::StrCat(what, " failed after ", retry.attempts(), " attempts: ", error);
+      Log(ctx, LogLevel::kWarning, result.message);
+      return result;
+    }
+    Log(ctx, LogLevel::kWarning,
+        absl::StrCat(what, ": ", error, "; retrying in ", DurationText(*delay),
+                     retry_after ? " (Retry-After)" : "", " (attempt ", retry.attempts() + 1,
+                     " of ", options_.retry.max_attempts, ")"));
+    if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
+  }
+}
+
+void IterableConnection::ApplyResult(ListOperation operation, const ListRequest& request,
+                                     const WriteResult& result,
+                                     std::vector<RecordOutcome>* outcomes, sdk::RunContext& ctx) {
+  if (result.kind != WriteResult::Kind::kAccepted) {
+    const std::string message = Redact(result.message);
+    for (size_t row : request.rows) {
+      (*outcomes)[row] = result.kind == WriteResult::Kind::kRejected
+                             ? RecordOutcome::Rejected(result.reason_code, "", message)
+                             : RecordOutcome::Retryable(result.reason_code, message);
+    }
+    return;
+  }
+  const ListUpdateResult parsed = ParseListUpdateResponse(result.body);
+  if (parsed.failures.empty()) {
+    if (parsed.fail_count.value_or(0) > 0) {
+      Log(ctx, LogLevel::kWarning,
+          absl::StrCat("Iterable reported ", *parsed.fail_count, " failed ", VerbFor(operation),
+                       " updates without naming them; counting the records as delivered"));
+    }
+    return;  // Every record keeps its kDelivered placeholder.
+  }
+  std::unordered_map<std::string_view, std::vector<size_t>> by_email;
+  by_email.reserve(request.rows.size());
+  for (size_t i = 0; i < request.rows.size(); ++i) {
+    by_email[request.email(i)].push_back(request.rows[i]);
+  }
+  for (const EmailFailure& failure : parsed.failures) {
+    auto it = by_email.find(failure.email);
+    if (it == by_email.end()) continue;  // Not one we sent; nothing to attribute.
+    // Unsubscribing someone Iterable does not know leaves them off the list:
+    // that is what Remove wants.
+    if (operation == ListOperation::kUnsubscribe && failure.reason_code == "not_found") continue;
+    const std::string message =
+        Redact(absl::StrCat(ExplainEmailFailure(failure.reason_code), " [", failure.source, "]"));
+    for (size_t row : it->second) {
+      (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, "email", message);
+    }
+  }
+}
+
+}  // namespace exportd::iterable

@@ -1,0 +1,117 @@
+// One Iterable connection: an HTTP client, a shared rate limiter and the
+// retry logic behind the SDK's Connection calls. Thread-safe: the engine
+// calls Upsert/Remove from several threads at once.
+//
+//   ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
+//   ITERABLE_ASSIGN_OR_RETURN(auto connection, IterableConnection::Create(options));
+//   ITERABLE_RETURN_IF_ERROR(connection->Check(ctx));
+//   ITERABLE_ASSIGN_OR_RETURN(sdk::Audience list, connection->EnsureAudience("VIP", "", ctx));
+//   ITERABLE_ASSIGN_OR_RETURN(auto outcomes, connection->Upsert(list, batch, ctx));
+#ifndef EXPORTD_PLUGINS_ITERABLE_ITERABLE_CONNECTION_H_
+#define EXPORTD_PLUGINS_ITERABLE_ITERABLE_CONNECTION_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "exportd/sdk/destination.h"
+#include "http_client.h"
+#include "iterable_settings.h"
+#include "rate_limiter.h"
+#include "request_builder.h"
+
+namespace exportd::iterable {
+
+class IterableConnection final : public sdk::Connection {
+ public:
+  static absl::StatusOr<std::unique_ptr<IterableConnection>> Create(ConnectionOptions options);
+
+  // GET /api/lists. UNAUTHENTICATED "Iterable rejected the API key (BadApiKey)"
+  // for a refused key, UNAVAILABLE naming the host for an unreachable one.
+  absl::Status Check(sdk::RunContext& ctx) override;
+
+  // Finds the list named exactly `segment_name` (the remembered one, else the
+  // oldest when several share the name), or creates it.
+  absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
+                                               std::string_view remembered_id,
+                                               sdk::RunContext& ctx) override;
+
+  // POST /api/lists/subscribe, split by batch_size and max_body_bytes, up to
+  // parallel_requests requests at once. One outcome per record, in order.
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Upsert(const sdk::Audience& audience,
+                                                         const sdk::RecordBatch& batch,
+                                                         sdk::RunContext& ctx) override;
+
+  // POST /api/lists/unsubscribe with "channelUnsubscribe": false.
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Remove(const sdk::Audience& audience,
+                                                         const sdk::RecordBatch& batch,
+                                                         sdk::RunContext& ctx) override;
+
+  // The rate the client-side limiter enforces now; 0 means unlimited.
+  double current_rate_limit() const { return limiter_.current_rate(); }
+
+ private:
+  // How one subscribe/unsubscribe request ended.
+  struct WriteResult {
+    enum class Kind { kAccepted, kRejected, kRetryable };
+    Kind kind = Kind::kAccepted;
+    std::string body;         // kAccepted: Iterable's answer.
+    std::string reason_code;  // kRejected / kRetryable.
+    std::string message;
+  };
+
+  explicit IterableConnection(ConnectionOptions options, std::unique_ptr<HttpClient> client);
+
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> WriteList(ListOperation operation,
+                                                            const sdk::Audience& audience,
+                                                            const sdk::RecordBatch& batch,
+                                                            sdk::RunContext& ctx);
+  // Sends one request with retries. Statuses are whole-call failures
+  // (UNAUTHENTICATED, PERMISSION_DENIED, CANCELLED).
+  absl::StatusOr<WriteResult> SendListRequest(ListOperation operation, std::int64_t list_id,
+                                              bool audience_created, const std::string& body,
+                                              sdk::RunContext& ctx);
+  void ApplyResult(ListOperation operation, const ListRequest& request, const WriteResult& result,
+                   std::vector<sdk::RecordOutcome>* outcomes, sdk::RunContext& ctx);
+
+  // GET/POST with retries for the non-batch calls; non-2xx answers become a
+  // status with a canonical code. `retry_transport` is off for Check.
+  absl::StatusOr<HttpResponse> Call(std::string_view method, std::string_view path,
+                                    std::string_view body, absl::string_view what,
+                                    bool retry_transport, sdk::RunContext& ctx);
+  // One HTTP exchange, after the rate limiter and within the in-flight cap.
+  absl::StatusOr<HttpResponse> SendOnce(std::string_view method, std::string_view path,
+                                        std::string_view body, sdk::RunContext& ctx);
+  absl::Status StatusForAnswer(int http_status, std::string_view body, absl::string_view what);
+
+  // The deadline until which invalidListId answers for `list_id` are retried.
+  absl::Time InvalidListDeadline(std::int64_t list_id) const;
+
+  // Replaces the API key in `text` (should a server ever echo it).
+  std::string Redact(std::string text) const;
+  absl::Status Redact(const absl::Status& status) const;
+  void Log(sdk::RunContext& ctx, sdk::LogLevel level, std::string message) const;
+
+  const ConnectionOptions options_;
+  const std::unique_ptr<HttpClient> client_;
+  AdaptiveRateLimiter limiter_;
+
+  // Caps the requests in flight across every thread at parallel_requests.
+  absl::Mutex in_flight_mu_;
+  int in_flight_ ABSL_GUARDED_BY(in_flight_mu_) = 0;
+
+  mutable absl::Mutex lists_mu_;
+  // Lists this connection created, and when.
+  std::map<std::int64_t, absl::Time> created_lists_ ABSL_GUARDED_BY(lists_mu_);
+};
+
+}  // namespace exportd::iterable
+
+#endif  // EXPORTD_PLUGINS_ITERABLE_ITERABLE_CONNECTION_H_

@@ -1,0 +1,236 @@
+#include "iterable_settings.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "request_builder.h"
+#include "status_macros.h"
+
+namespace exportd::iterable {
+namespace {
+
+using sdk::SettingSpec;
+using sdk::SettingType;
+
+SettingSpec Setting(std::string name, std::string display_name, std::string description,
+                    SettingType type, std::string default_value = "", bool required = false,
+                    bool secret = false, std::vector<std::string> allowed = {}) {
+  SettingSpec spec;
+  spec.name = std::move(name);
+  spec.display_name = std::move(display_name);
+  spec.description = std::move(description);
+  spec.type = type;
+  spec.required = required;
+  spec.secret = secret;
+  spec.allowed_values = std::move(allowed);
+  spec.default_value = std::move(default_value);
+  return spec;
+}
+
+const std::string* Find(const sdk::Settings& settings, absl::string_view name) {
+  auto it = settings.find(std::string_view(name.data(), name.size()));
+  if (it == settings.end()) return nullptr;
+  return &it->second;
+}
+
+// Reads an integer setting in [min, max] into *out when present and not empty.
+absl::Status ReadInt(const sdk::Settings& settings, absl::string_view name, std::int64_t min,
+                     std::int64_t max, std::int64_t* out) {
+  const std::string* text = Find(settings, name);
+  if (text == nullptr || absl::StripAsciiWhitespace(*text).empty()) return absl::OkStatus();
+  std::int64_t value;
+  if (!absl::SimpleAtoi(*text, &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting '", name, "' must be a whole number, got '", *text, "'"));
+  }
+  if (value < min || value > max) {
+    return absl::InvalidArgumentError(absl::StrCat("setting '", name, "' must be between ", min,
+                                                   " and ", max, ", got ", value));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+absl::Status ReadDouble(const sdk::Settings& settings, absl::string_view name, double min,
+                        double max, double* out) {
+  const std::string* text = Find(settings, name);
+  if (text == nullptr || absl::StripAsciiWhitespace(*text).empty()) return absl::OkStatus();
+  double value;
+  if (!absl::SimpleAtod(*text, &value) || !std::isfinite(value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting '", name, "' must be a number, got '", *text, "'"));
+  }
+  if (value < min || value > max) {
+    return absl::InvalidArgumentError(absl::StrCat("setting '", name, "' must be between ", min,
+                                                   " and ", max, ", got ", *text));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const sdk::Settings& settings, absl::string_view name, bool* out) {
+  const std::string* text = Find(settings, name);
+  if (text == nullptr || absl::StripAsciiWhitespace(*text).empty()) return absl::OkStatus();
+  if (!absl::SimpleAtob(absl::StripAsciiWhitespace(*text), out)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting '", name, "' must be true or false, got '", *text, "'"));
+  }
+  return absl::OkStatus();
+}
+
+
+}  // namespace
+
+sdk::Manifest BuildManifest() {
+  sdk::Manifest m;
+  m.name = "iterable";
+  m.display_name = "Iterable";
+  m.version = kPluginVersion;
+  m.description =
+      "Exports segments to Iterable lists: one list per segment, named exactly as the segment; "
+      "members are subscribed with their mapped fields as data fields and unsubscribed "
+      "(without a channel unsubscribe) when they leave.";
+  m.settings = {
+      Setting("api_key", "API key",
+              "A server-side Iterable API key of the project (Integrations > API keys).",
+              SettingType::kString, "", /*required=*/true, /*secret=*/true),
+      Setting("region", "Data center",
+              "Where the Iterable project lives: us (api.iterable.com) or eu "
+              "(api.eu.iterable.com).",
+              SettingType::kEnum, "us", false, false, {"us", "eu"}),
+      Setting("base_url", "Base URL",
+              "Overrides the region's API host, e.g. for a proxy or a sandbox: http(s)://host[:port].",
+              SettingType::kString),
+      Setting("batch_size", "Subscribers per request", "1 to 10000.", SettingType::kInt, "1000"),
+      Setting("max_body_bytes", "Request body limit (bytes)", "1024 to 16000000.",
+              SettingType::kInt, "4000000"),
+      Setting("parallel_requests", "Parallel requests", "Requests in flight at once, 1 to 32.",
+              SettingType::kInt, "4"),
+      Setting("requests_per_second", "Requests per second",
+              "Client-side limit on subscribe/unsubscribe calls; empty or 0: no limit (the "
+              "plugin still slows down when Iterable answers 429).",
+              SettingType::kDouble),
+      Setting("update_existing_users_only", "Update existing users only",
+              "Only update users that already exist in Iterable; unknown emails are rejected "
+              "(not_found) instead of creating users.",
+              SettingType::kBool, "false"),
+      Setting("timeout_seconds", "Request timeout (seconds)", "1 to 600.", SettingType::kInt,
+              "30"),
+      Setting("max_retry_seconds", "Retry time budget (seconds)",
+              "How long one request is retried on 429, 5xx and network errors, 0 to 3600.",
+              SettingType::kDouble, "60"),
+      Setting("max_attempts", "Attempts per request", "1 to 20.", SettingType::kInt, "6"),
+  };
+  m.mapping_fields = {{"email", "The profile field holding the email address.", true}};
+  m.allows_extra_fields = true;
+  m.reserved_fields = ReservedFieldNames();
+  m.supports_removal = true;
+
+  const ConnectionOptions defaults;
+  m.speed.max_records_per_batch = defaults.batch_size;
+  m.speed.max_bytes_per_batch = defaults.max_body_bytes;
+  m.speed.max_parallel_batches = defaults.parallel_requests;
+  m.speed.records_per_second = 0;
+  return m;
+}
+
+absl::Status ValidateBaseUrl(std::string_view url_view) {
+  const std::string url(url_view);
+  absl::string_view rest;
+  if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+  } else if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setting 'base_url' must start with http:// or https://, got '", url, "'"));
+  }
+  const absl::string_view host = rest.substr(0, rest.find('/'));
+  if (host.empty() || host.front() == ':') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting 'base_url' has no host: '", url, "'"));
+  }
+  for (char c : url) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) {
+      return absl::InvalidArgumentError(
+          "setting 'base_url' must not contain spaces, control or non-ASCII characters");
+    }
+    if (c == '?' || c == '#') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "setting 'base_url' must not have a query or fragment, got '", url, "'"));
+    }
+  }
+  if (host.find('@') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "setting 'base_url' must not contain credentials (user@host): the API key goes in "
+        "'api_key'");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings) {
+  ConnectionOptions options;
+  const std::string* key = Find(settings, "api_key");
+  if (key == nullptr || absl::StripAsciiWhitespace(*key).empty()) {
+    return absl::InvalidArgumentError(
+        "setting 'api_key' is required: paste a server-side Iterable API key");
+  }
+  options.api_key = std::string(absl::StripAsciiWhitespace(*key));
+  for (char c : options.api_key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u >= 0x7f) {
+      return absl::InvalidArgumentError(
+          "setting 'api_key' contains spaces, control or non-ASCII characters; paste the key "
+          "again");
+    }
+  }
+
+  const std::string* region = Find(settings, "region");
+  const std::string region_value =
+      region == nullptr || region->empty() ? "us" : absl::AsciiStrToLower(*region);
+  if (region_value == "us") {
+    options.base_url = kUsBaseUrl;
+  } else if (region_value == "eu") {
+    options.base_url = kEuBaseUrl;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting 'region' must be 'us' or 'eu', got '", *region, "'"));
+  }
+  if (const std::string* base_url = Find(settings, "base_url");
+      base_url != nullptr && !absl::StripAsciiWhitespace(*base_url).empty()) {
+    const std::string url(absl::StripAsciiWhitespace(*base_url));
+    ITERABLE_RETURN_IF_ERROR(ValidateBaseUrl(url));
+    options.base_url = url;
+    while (options.base_url.back() == '/') options.base_url.pop_back();
+  }
+
+  std::int64_t batch_size = options.batch_size;
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "batch_size", 1, 10000, &batch_size));
+  options.batch_size = static_cast<int>(batch_size);
+  ITERABLE_RETURN_IF_ERROR(
+      ReadInt(settings, "max_body_bytes", 1024, 16'000'000, &options.max_body_bytes));
+  std::int64_t parallel = options.parallel_requests;
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "parallel_requests", 1, 32, &parallel));
+  options.parallel_requests = static_cast<int>(parallel);
+  ITERABLE_RETURN_IF_ERROR(
+      ReadDouble(settings, "requests_per_second", 0, 10000, &options.requests_per_second));
+  ITERABLE_RETURN_IF_ERROR(
+      ReadBool(settings, "update_existing_users_only", &options.update_existing_users_only));
+  std::int64_t timeout = 30;
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "timeout_seconds", 1, 600, &timeout));
+  options.timeout = absl::Seconds(timeout);
+  options.connect_timeout = std::min(options.timeout, absl::Seconds(10));
+  double retry_seconds = 60;
+  ITERABLE_RETURN_IF_ERROR(ReadDouble(settings, "max_retry_seconds", 0, 3600, &retry_seconds));
+  options.retry.max_total = absl::Seconds(retry_seconds);
+  std::int64_t attempts = options.retry.max_attempts;
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "max_attempts", 1, 20, &attempts));
+  options.retry.max_attempts = static_cast<int>(attempts);
+  return options;
+}
+
+}  // namespace exportd::iterable

@@ -1,0 +1,55 @@
+// The Iterable destination's manifest and the parsing of its connection
+// settings into ConnectionOptions.
+//
+//   ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
+//   options.base_url;  // "https://api.iterable.com", the region's host, or base_url.
+#ifndef EXPORTD_PLUGINS_ITERABLE_ITERABLE_SETTINGS_H_
+#define EXPORTD_PLUGINS_ITERABLE_ITERABLE_SETTINGS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "exportd/sdk/destination.h"
+#include "retry_policy.h"
+
+namespace exportd::iterable {
+
+inline constexpr char kUsBaseUrl[] = "https://api.iterable.com";
+inline constexpr char kEuBaseUrl[] = "https://api.eu.iterable.com";
+inline constexpr char kPluginVersion[] = "1.0.0";
+
+// Everything a connection needs, from the settings plus knobs tests may turn.
+struct ConnectionOptions {
+  std::string api_key;
+  std::string base_url = kUsBaseUrl;  // No trailing slash.
+  int batch_size = 1000;
+  std::int64_t max_body_bytes = 4'000'000;
+  int parallel_requests = 4;
+  double requests_per_second = 0;  // 0: no client-side limit until a 429.
+  bool update_existing_users_only = false;
+  absl::Duration timeout = absl::Seconds(30);
+  absl::Duration connect_timeout = absl::Seconds(10);
+  RetryPolicy retry;
+  // How long subscribe/unsubscribe retry "error.lists.invalidListId" for a
+  // list this connection created (or the engine says was just created).
+  absl::Duration invalid_list_window = absl::Seconds(10);
+  absl::Duration invalid_list_initial_backoff = absl::Milliseconds(200);
+};
+
+// The manifest: settings, the `email` mapping field, reserved fields, speed.
+sdk::Manifest BuildManifest();
+
+// Parses and range-checks `settings` (as the core hands them over, defaults
+// filled in, though absent ones are tolerated). INVALID_ARGUMENT naming the
+// setting otherwise; never quotes the API key.
+absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings);
+
+// Checks a base URL's form: http(s)://host[:port][/path], no credentials,
+// query, fragment or whitespace.
+absl::Status ValidateBaseUrl(std::string_view url);
+
+}  // namespace exportd::iterable
+
+#endif  // EXPORTD_PLUGINS_ITERABLE_ITERABLE_SETTINGS_H_
