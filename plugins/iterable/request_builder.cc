@@ -125,6 +125,13 @@ void AppendJsonDouble(double value, std::string* out) {
 }
 
 std::string FormatIterableTimestamp(std::int64_t micros) {
+  std::string out;
+  AppendIterableTimestamp(micros, &out);
+  return out;
+}
+
+void AppendIterableTimestamp(std::int64_t micros, std::string* out_ptr) {
+  std::string& out = *out_ptr;
   // Floor division, so times before 1970 land on the right second.
   std::int64_t seconds = micros / 1'000'000;
   if (micros % 1'000'000 < 0) --seconds;
@@ -145,14 +152,12 @@ std::string FormatIterableTimestamp(std::int64_t micros) {
   const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
   const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
 
-  std::string out;
-  out.reserve(26);
   if (year >= 0 && year <= 9999) {
     const int y = static_cast<int>(year);
     Append2(y / 100, &out);
     Append2(y % 100, &out);
   } else {
-    AppendJsonInt(year, &out);
+    AppendJsonInt(year, out_ptr);
   }
   out.push_back('-');
   Append2(month, &out);
@@ -166,7 +171,6 @@ std::string FormatIterableTimestamp(std::int64_t micros) {
   out.push_back(':');
   Append2(sod % 60, &out);
   out.append(" +00:00");
-  return out;
 }
 
 void AppendJsonValue(const sdk::Value& value, std::string* out) {
@@ -189,7 +193,7 @@ void AppendJsonValue(const sdk::Value& value, std::string* out) {
       return;
     case sdk::FieldType::kTimestamp:
       out->push_back('"');
-      out->append(FormatIterableTimestamp(value.i));
+      AppendIterableTimestamp(value.i, out);
       out->push_back('"');
       return;
   }

@@ -39,6 +39,7 @@ void AppendJsonDouble(double value, std::string* out);
 // Formats microseconds since the Unix epoch as Iterable stores dates:
 // "YYYY-MM-DD HH:MM:SS +00:00" (UTC), e.g. 0 -> "1970-01-01 00:00:00 +00:00".
 std::string FormatIterableTimestamp(std::int64_t micros);
+void AppendIterableTimestamp(std::int64_t micros, std::string* out);
 
 // Appends one profile value as Iterable expects it: string -> string,
 // int/double -> number, bool -> true/false, timestamp -> date string,
