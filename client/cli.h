@@ -1,0 +1,142 @@
+// Command-line parsing for exportctl: a small, generic flag parser driven by a
+// table of flag specs, plus parsers for the structured flag values exportctl
+// takes (K=V settings, secrets, NAME:TYPE fields, DEST=FIELD mappings).
+//
+// Usage:
+//
+//   const std::vector<FlagSpec> kFlags = {
+//       {"name", "NAME", "The segment's name.", /*required=*/true},
+//       {"field", "NAME:TYPE", "Types a CSV column.", false, /*repeated=*/true},
+//       {"dry-run", "", "Only compute what would be sent."},  // boolean
+//   };
+//   absl::StatusOr<ParsedArgs> args = ParseArgs(tokens, kFlags, {"NAME"});
+//   if (!args.ok()) { ... usage error: args.status().message() ... }
+//   std::string name = args->Get("name");
+//
+// Every error returned here is a usage error: its message says which flag or
+// argument was wrong and why, ready to print after "error: ".
+#ifndef EXPORTD_CLIENT_CLI_H_
+#define EXPORTD_CLIENT_CLI_H_
+
+#include <cstdint>
+#include <functional>
+#include <istream>
+#include <map>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "exportd/v1/common.pb.h"
+#include "exportd/v1/export.pb.h"
+
+namespace exportd::cli {
+
+// One flag a command accepts, written `--name VALUE` or `--name=VALUE`.
+struct FlagSpec {
+  // Without the leading dashes, e.g. "from-csv".
+  std::string name;
+  // What the value is called in help text, e.g. "FILE". Empty: a boolean flag,
+  // written `--name` (true) or `--name=true|false`; it never takes the next
+  // argument as its value.
+  std::string value_name;
+  std::string help;
+  bool required = false;
+  // May be given more than once; every value is kept, in order.
+  bool repeated = false;
+  // A one-letter alias, e.g. 'o' for `-o json`. 0: none.
+  char short_name = 0;
+};
+
+// The flags and positional arguments of one command line, after parsing.
+class ParsedArgs {
+ public:
+  // True when the flag was given (for a boolean, with any value).
+  bool Has(absl::string_view flag) const;
+  // The flag's last value, or `fallback` when it was not given.
+  std::string Get(absl::string_view flag, absl::string_view fallback = "") const;
+  // Every value of a repeated flag, in the order given; empty when absent.
+  const std::vector<std::string>& GetAll(absl::string_view flag) const;
+  // A boolean flag: nullopt when absent, else its value (`--x` is true).
+  std::optional<bool> GetBool(absl::string_view flag) const;
+  // A boolean flag that defaults to false.
+  bool IsSet(absl::string_view flag) const { return GetBool(flag).value_or(false); }
+
+  const std::vector<std::string>& positionals() const { return positionals_; }
+  // True when --help or -h appeared before any `--`.
+  bool help_requested() const { return help_requested_; }
+
+ private:
+  friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>&,
+                                              const std::vector<FlagSpec>&,
+                                              const std::vector<std::string>&, bool);
+  std::map<std::string, std::vector<std::string>, std::less<>> flags_;
+  std::vector<std::string> positionals_;
+  bool help_requested_ = false;
+};
+
+// Parses `args` against `specs`. `positional_names` names the required
+// positional arguments in order (e.g. {"NAME"}); more or fewer is an error.
+// When `stop_at_first_positional` is set, parsing stops at the first argument
+// that is not a flag, and it and everything after it are returned as
+// positionals unparsed (used for the global flags before the noun).
+//
+// When --help is given, required flags and positionals are not checked, so
+// that `exportctl segment create --help` always shows help.
+absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                     const std::vector<FlagSpec>& specs,
+                                     const std::vector<std::string>& positional_names,
+                                     bool stop_at_first_positional = false);
+
+// The "Flags:" block of a help text: one aligned line per flag.
+std::string FormatFlagsHelp(const std::vector<FlagSpec>& specs);
+// The flags part of a usage line, e.g. "--name NAME [--field NAME:TYPE]...".
+std::string FormatUsageFlags(const std::vector<FlagSpec>& specs);
+
+// The candidate closest to `word` by edit distance, or "" when none is close
+// enough to be a plausible typo.
+std::string ClosestMatch(absl::string_view word, const std::vector<std::string>& candidates);
+
+// --- Structured flag values --------------------------------------------------
+
+// "KEY=VALUE" → {KEY, VALUE}. The key must be non-empty; the value may be
+// empty and may contain '='. `flag` names the flag in error messages.
+absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_view flag,
+                                                                  absl::string_view text);
+
+// Reads environment variables; injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+// The process environment.
+EnvLookup ProcessEnv();
+
+// Resolves a secret's value as given to `--secret KEY=VALUE`:
+//   "@FILE"     the file's contents, without one trailing newline;
+//   "@-"        standard input (`in`), without one trailing newline;
+//   "env:VAR"   the environment variable VAR, which must be set;
+//   anything else, the text itself.
+absl::StatusOr<std::string> ResolveSecretValue(absl::string_view key, absl::string_view value,
+                                               std::istream& in, const EnvLookup& env);
+
+// "NAME:TYPE" (TYPE one of string,int,double,bool,timestamp) → {NAME, type}.
+// The name is everything before the last ':'.
+absl::StatusOr<std::pair<std::string, exportd::v1::FieldType>> ParseFieldTypeFlag(
+    absl::string_view text);
+// "string" → FIELD_TYPE_STRING, ...; nullopt for an unknown name.
+std::optional<exportd::v1::FieldType> FieldTypeFromName(absl::string_view name);
+// FIELD_TYPE_INT → "int", ...
+std::string FieldTypeName(exportd::v1::FieldType type);
+
+// "DEST=FIELD" → a mapping of destination field DEST from profile field FIELD.
+absl::StatusOr<exportd::v1::FieldMapping> ParseMapping(absl::string_view text);
+
+// A positive count, e.g. for --limit.
+absl::StatusOr<int> ParsePositiveInt(absl::string_view flag, absl::string_view text);
+
+// "true/false/yes/no/1/0" (any case) → bool; nullopt otherwise.
+std::optional<bool> ParseBool(absl::string_view text);
+
+}  // namespace exportd::cli
+
+#endif  // EXPORTD_CLIENT_CLI_H_

@@ -1,0 +1,279 @@
+// exportctl connection create|list|get|update|delete|test
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/commands.h"
+#include "exportd/v1/connection.grpc.pb.h"
+
+namespace exportd::client {
+namespace {
+
+using exportd::v1::ConnectionService;
+
+// Applies every --setting K=V.
+absl::Status CollectSettings(const cli::ParsedArgs& args,
+                             google::protobuf::Map<std::string, std::string>* settings) {
+  for (const std::string& text : args.GetAll("setting")) {
+    absl::StatusOr<std::pair<std::string, std::string>> kv = cli::ParseKeyValue("setting", text);
+    if (!kv.ok()) return kv.status();
+    (*settings)[kv->first] = kv->second;
+  }
+  return absl::OkStatus();
+}
+
+// Applies every --secret K=V|K=@FILE|K=env:VAR.
+absl::Status CollectSecrets(CommandContext& ctx, const cli::ParsedArgs& args,
+                            google::protobuf::Map<std::string, std::string>* secrets) {
+  for (const std::string& text : args.GetAll("secret")) {
+    absl::StatusOr<std::pair<std::string, std::string>> kv = cli::ParseKeyValue("secret", text);
+    if (!kv.ok()) return kv.status();
+    absl::StatusOr<std::string> value =
+        cli::ResolveSecretValue(kv->first, kv->second, ctx.in(), ctx.env());
+    if (!value.ok()) return value.status();
+    (*secrets)[kv->first] = *std::move(value);
+  }
+  return absl::OkStatus();
+}
+
+std::string SettingsSummary(const exportd::v1::Connection& connection) {
+  std::map<std::string, std::string> sorted(connection.settings().begin(),
+                                            connection.settings().end());
+  return absl::StrJoin(sorted, ", ", absl::PairFormatter("="));
+}
+
+void PrintConnection(CommandContext& ctx, const exportd::v1::Connection& c) {
+  if (ctx.json()) {
+    ctx.out() << ToJson(c);
+    return;
+  }
+  PrintDetails(
+      ctx.out(),
+      {{"Name", c.display_name()},
+       {"ID", c.id()},
+       {"Type", c.destination_type()},
+       {"Settings", c.settings().empty() ? "-" : SettingsSummary(c)},
+       {"Secrets set", c.secret_names().empty() ? "-" : absl::StrJoin(c.secret_names(), ", ")},
+       {"Shared with contributors", c.shared_with_contributors() ? "yes" : "no"},
+       {"Consent accepted by", c.consent_accepted_by().empty() ? "-" : c.consent_accepted_by()},
+       {"Consent accepted at", FormatTime(c.consent_accepted_at_micros())},
+       {"Export users", c.export_users().empty() ? "-" : absl::StrJoin(c.export_users(), ", ")},
+       {"Created by", c.created_by()},
+       {"Created", FormatTime(c.created_at_micros())},
+       {"Updated", FormatTime(c.updated_at_micros())}});
+}
+
+int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
+  if (!args.IsSet("accept-privacy-terms")) {
+    return ctx.UsageError(
+        "creating a connection needs your agreement to the data privacy and compliance "
+        "statement: pass --accept-privacy-terms");
+  }
+  exportd::v1::CreateConnectionRequest request;
+  request.set_display_name(args.Get("name"));
+  request.set_destination_type(args.Get("type"));
+  if (absl::Status s = CollectSettings(args, request.mutable_settings()); !s.ok()) {
+    return ctx.UsageError(s.message());
+  }
+  if (absl::Status s = CollectSecrets(ctx, args, request.mutable_secrets()); !s.ok()) {
+    return ctx.UsageError(s.message());
+  }
+  request.set_shared_with_contributors(args.IsSet("share-with-contributors"));
+  request.set_add_self_as_export_user(args.IsSet("add-self-as-export-user"));
+  request.set_accept_privacy_terms(true);
+
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::Connection connection;
+  grpc::Status status =
+      Invoke(ctx, stub.get(), &ConnectionService::Stub::CreateConnection, request, &connection);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(connection);
+  } else {
+    ctx.out() << "Created connection '" << connection.display_name() << "' (id "
+              << connection.id() << ", type " << connection.destination_type() << ").\n";
+  }
+  return kExitOk;
+}
+
+int List(CommandContext& ctx, const cli::ParsedArgs&) {
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::ListConnectionsResponse response;
+  grpc::Status status = Invoke(ctx, stub.get(), &ConnectionService::Stub::ListConnections,
+                               exportd::v1::ListConnectionsRequest(), &response);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(response);
+    return kExitOk;
+  }
+  Table table({"NAME", "ID", "TYPE", "SHARED", "SETTINGS", "SECRETS", "CREATED"});
+  for (const auto& c : response.connections()) {
+    table.AddRow({c.display_name(), c.id(), c.destination_type(),
+                  c.shared_with_contributors() ? "yes" : "no",
+                  c.settings().empty() ? "-" : SettingsSummary(c),
+                  c.secret_names().empty() ? "-" : absl::StrJoin(c.secret_names(), ","),
+                  FormatTime(c.created_at_micros())});
+  }
+  table.Print(ctx.out());
+  return kExitOk;
+}
+
+int Get(CommandContext& ctx, const cli::ParsedArgs& args) {
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::GetConnectionRequest request;
+  request.set_connection(args.positionals()[0]);
+  exportd::v1::Connection connection;
+  grpc::Status status =
+      Invoke(ctx, stub.get(), &ConnectionService::Stub::GetConnection, request, &connection);
+  if (!status.ok()) return ctx.RpcError(status);
+  PrintConnection(ctx, connection);
+  return kExitOk;
+}
+
+int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
+  exportd::v1::UpdateConnectionRequest request;
+  request.set_connection(args.positionals()[0]);
+  if (args.Has("name")) request.set_display_name(args.Get("name"));
+  if (absl::Status s = CollectSettings(args, request.mutable_settings()); !s.ok()) {
+    return ctx.UsageError(s.message());
+  }
+  if (absl::Status s = CollectSecrets(ctx, args, request.mutable_secrets()); !s.ok()) {
+    return ctx.UsageError(s.message());
+  }
+  if (std::optional<bool> share = args.GetBool("share-with-contributors")) {
+    request.set_shared_with_contributors(*share);
+  }
+  if (!request.has_display_name() && request.settings().empty() && request.secrets().empty() &&
+      !request.has_shared_with_contributors()) {
+    return ctx.UsageError(
+        "nothing to update: pass --name, --setting, --secret or --share-with-contributors");
+  }
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::Connection connection;
+  grpc::Status status =
+      Invoke(ctx, stub.get(), &ConnectionService::Stub::UpdateConnection, request, &connection);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(connection);
+  } else {
+    ctx.out() << "Updated connection '" << connection.display_name() << "'.\n";
+  }
+  return kExitOk;
+}
+
+int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
+  if (args.IsSet("detach-exports") && args.IsSet("delete-exports")) {
+    return ctx.UsageError("--detach-exports and --delete-exports exclude each other");
+  }
+  exportd::v1::DeleteConnectionRequest request;
+  request.set_connection(args.positionals()[0]);
+  request.set_detach_exports(args.IsSet("detach-exports"));
+  request.set_delete_exports(args.IsSet("delete-exports"));
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::DeleteConnectionResponse response;
+  grpc::Status status =
+      Invoke(ctx, stub.get(), &ConnectionService::Stub::DeleteConnection, request, &response);
+  if (!status.ok()) {
+    int code = ctx.RpcError(status);
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      ctx.err() << "hint: pass --detach-exports (exports stay, inactive) or --delete-exports.\n";
+    }
+    return code;
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(response);
+    return kExitOk;
+  }
+  ctx.out() << "Deleted connection '" << request.connection() << "'.\n";
+  if (!response.detached_exports().empty()) {
+    ctx.out() << "Detached exports (now inactive): "
+              << absl::StrJoin(response.detached_exports(), ", ") << "\n";
+  }
+  if (!response.deleted_exports().empty()) {
+    ctx.out() << "Deleted exports: " << absl::StrJoin(response.deleted_exports(), ", ") << "\n";
+  }
+  return kExitOk;
+}
+
+int Test(CommandContext& ctx, const cli::ParsedArgs& args) {
+  exportd::v1::TestConnectionRequest request;
+  request.set_connection(args.positionals()[0]);
+  auto stub = ConnectionService::NewStub(ctx.channel());
+  exportd::v1::TestConnectionResponse response;
+  grpc::Status status =
+      Invoke(ctx, stub.get(), &ConnectionService::Stub::TestConnection, request, &response);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(response);
+  } else if (response.ok()) {
+    ctx.out() << "Connection '" << request.connection() << "' works"
+              << (response.message().empty() ? "" : ": " + response.message()) << "\n";
+  } else {
+    ctx.err() << "error: connection '" << request.connection()
+              << "' failed its test: " << response.message() << "\n";
+  }
+  return response.ok() ? kExitOk : kExitError;
+}
+
+const cli::FlagSpec kSettingFlag = {"setting", "KEY=VALUE",
+                                    "A non-secret setting of the destination.", false, true};
+const cli::FlagSpec kSecretFlag = {
+    "secret", "KEY=VALUE",
+    "A secret setting (e.g. api_key). VALUE may be @FILE (the file's contents), @- (stdin) or "
+    "env:VAR (an environment variable), so the secret stays out of your shell history.",
+    false, true};
+
+}  // namespace
+
+NounSpec ConnectionCommands() {
+  return {
+      "connection",
+      "Destination credentials and settings (admins).",
+      {
+          {"create",
+           {},
+           "Create a connection.",
+           "Creates a connection to a destination account. Secrets are write-only: the server "
+           "never returns them.\n\nExample:\n  exportctl connection create --name \"Iterable "
+           "prod\" --type iterable \\\n    --secret api_key=env:ITERABLE_API_KEY "
+           "--accept-privacy-terms",
+           {{"name", "NAME", "Display name, unique.", true},
+            {"type", "TYPE", "Destination type, e.g. iterable (see 'exportctl destination list').",
+             true},
+            kSettingFlag,
+            kSecretFlag,
+            {"share-with-contributors", "", "Let contributors use the connection (default: admins only)."},
+            {"add-self-as-export-user", "", "Add yourself as an export user of the connection."},
+            {"accept-privacy-terms", "",
+             "Agree to the data privacy and compliance statement (required)."}},
+           Create},
+          {"list", {}, "List connections.", "", {}, List},
+          {"get", {"NAME"}, "Show one connection (by name or id).", "", {}, Get},
+          {"update",
+           {"NAME"},
+           "Rename, change settings, rotate secrets or sharing.",
+           "Settings given are set; an empty value (--setting key=) removes a setting.",
+           {{"name", "NEW_NAME", "New display name."},
+            kSettingFlag,
+            kSecretFlag,
+            {"share-with-contributors", "", "true or false: whether contributors may use it."}},
+           Update},
+          {"delete",
+           {"NAME"},
+           "Delete a connection.",
+           "A connection used by exports is only deleted with --detach-exports (the exports stay, "
+           "inactive) or --delete-exports.",
+           {{"detach-exports", "", "Detach the exports that use it."},
+            {"delete-exports", "", "Delete the exports that use it."}},
+           Delete},
+          {"test",
+           {"NAME"},
+           "Check the connection against the destination.",
+           "Makes a real, cheap call to the destination; exits 1 when it fails.",
+           {},
+           Test},
+      }};
+}
+
+}  // namespace exportd::client

@@ -1,0 +1,225 @@
+// exportctl run get|watch|cancel|rejections, and the run watcher shared with
+// `export run --watch`.
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "exportd/v1/run.grpc.pb.h"
+
+namespace exportd::client {
+namespace {
+
+using exportd::v1::RunService;
+
+constexpr int kDefaultRejectionsLimit = 50;
+constexpr int kProgressBarWidth = 30;
+
+bool IsSuccess(exportd::v1::RunState state) {
+  return state == exportd::v1::RUN_STATE_SUCCEEDED ||
+         state == exportd::v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS ||
+         state == exportd::v1::RUN_STATE_SKIPPED;
+}
+
+bool IsFinal(exportd::v1::RunState state) {
+  return IsSuccess(state) || state == exportd::v1::RUN_STATE_FAILED ||
+         state == exportd::v1::RUN_STATE_CANCELED;
+}
+
+int Get(CommandContext& ctx, const cli::ParsedArgs& args) {
+  auto stub = RunService::NewStub(ctx.channel());
+  exportd::v1::GetRunRequest request;
+  request.set_run_id(args.positionals()[0]);
+  exportd::v1::Run run;
+  grpc::Status status = Invoke(ctx, stub.get(), &RunService::Stub::GetRun, request, &run);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(run);
+  } else {
+    PrintRunDetails(ctx, run);
+  }
+  return kExitOk;
+}
+
+int Watch(CommandContext& ctx, const cli::ParsedArgs& args) {
+  return WatchRun(ctx, args.positionals()[0]);
+}
+
+int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
+  auto stub = RunService::NewStub(ctx.channel());
+  exportd::v1::CancelRunRequest request;
+  request.set_run_id(args.positionals()[0]);
+  exportd::v1::Run run;
+  grpc::Status status = Invoke(ctx, stub.get(), &RunService::Stub::CancelRun, request, &run);
+  if (!status.ok()) return ctx.RpcError(status);
+  if (ctx.json()) {
+    ctx.out() << ToJson(run);
+  } else {
+    ctx.out() << "Run " << run.id() << " of export '" << run.export_name() << "' is "
+              << RunStateLabel(run.state()) << ".\n";
+  }
+  return kExitOk;
+}
+
+int Rejections(CommandContext& ctx, const cli::ParsedArgs& args) {
+  int limit = kDefaultRejectionsLimit;
+  if (args.Has("limit")) {
+    absl::StatusOr<int> parsed = cli::ParsePositiveInt("limit", args.Get("limit"));
+    if (!parsed.ok()) return ctx.UsageError(parsed.status().message());
+    limit = *parsed;
+  }
+  auto stub = RunService::NewStub(ctx.channel());
+  exportd::v1::ListRejectionsRequest request;
+  request.set_run_id(args.positionals()[0]);
+  exportd::v1::ListRejectionsResponse all;
+  while (all.rejections_size() < limit) {
+    request.set_page_size(std::min(limit - all.rejections_size(), 1000));
+    exportd::v1::ListRejectionsResponse page;
+    grpc::Status status =
+        Invoke(ctx, stub.get(), &RunService::Stub::ListRejections, request, &page);
+    if (!status.ok()) return ctx.RpcError(status);
+    all.set_total(page.total());
+    for (auto& rejection : *page.mutable_rejections()) {
+      if (all.rejections_size() == limit) break;
+      *all.add_rejections() = std::move(rejection);
+    }
+    all.set_next_page_token(page.next_page_token());
+    if (page.next_page_token().empty() || page.rejections().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(all);
+    return kExitOk;
+  }
+  Table table({"PROFILE ID", "SEGMENT", "FIELD", "REASON", "REMOVAL", "MESSAGE"});
+  for (const auto& r : all.rejections()) {
+    table.AddRow({r.profile_id(), r.segment_id(), r.field().empty() ? "-" : r.field(),
+                  r.reason_code(), r.removal() ? "yes" : "no", r.message()});
+  }
+  table.Print(ctx.out());
+  ctx.out() << "(" << FormatCount(all.rejections_size()) << " of " << FormatCount(all.total())
+            << " rejections" << (all.rejections_size() < all.total() ? "; raise --limit for more" : "")
+            << ")\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
+  std::vector<std::pair<std::string, std::string>> details = {
+      {"Run", run.id()},
+      {"Export", run.export_name()},
+      {"State", RunStateLabel(run.state()) + (run.dry_run() ? " (dry run)" : "")},
+      {"Trigger", EnumLabel(exportd::v1::RunTrigger_descriptor(), run.trigger())},
+      {"Full resend", run.full() ? "yes" : "no"},
+      {"Requested by", run.requested_by()},
+      {"Created", FormatTime(run.created_at_micros())},
+      {"Started", FormatTime(run.started_at_micros())},
+      {"Finished", FormatTime(run.finished_at_micros())}};
+  if (run.started_at_micros() > 0 && run.finished_at_micros() > 0) {
+    details.emplace_back("Duration",
+                         FormatDuration((run.finished_at_micros() - run.started_at_micros()) / 1e6));
+  }
+  if (run.attempt() > 1) details.emplace_back("Attempt", absl::StrCat(run.attempt()));
+  if (run.next_attempt_at_micros() > 0) {
+    details.emplace_back("Next attempt", FormatTime(run.next_attempt_at_micros()));
+  }
+  if (!run.message().empty()) details.emplace_back("Message", run.message());
+  PrintDetails(ctx.out(), details);
+  if (run.segments().empty()) return;
+  const bool dry = run.dry_run();
+  Table table({"SEGMENT", "AUDIENCE", "MEMBERS", dry ? "WOULD ADD" : "TO ADD",
+               dry ? "WOULD UPDATE" : "TO UPDATE", dry ? "WOULD REMOVE" : "TO REMOVE",
+               "UNCHANGED", "ADDED", "UPDATED", "REMOVED", "REJECTED"});
+  for (const auto& s : run.segments()) {
+    table.AddRow({s.segment_name().empty() ? s.segment_id() : s.segment_name(),
+                  s.audience_id().empty() ? "-" : s.audience_id(), FormatCount(s.total_members()),
+                  FormatCount(s.to_add()), FormatCount(s.to_update()), FormatCount(s.to_remove()),
+                  FormatCount(s.unchanged()), FormatCount(s.added()), FormatCount(s.updated()),
+                  FormatCount(s.removed()), FormatCount(s.rejected())});
+  }
+  table.Print(ctx.out());
+  if (SumRun(run).rejected > 0) {
+    ctx.out() << "See the rejected records with 'exportctl run rejections " << run.id() << "'.\n";
+  }
+}
+
+int WatchRun(CommandContext& ctx, const std::string& run_id) {
+  auto stub = RunService::NewStub(ctx.channel());
+  grpc::ClientContext context;
+  ctx.PrepareStream(&context);
+  exportd::v1::WatchRunRequest request;
+  request.set_run_id(run_id);
+  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader = stub->WatchRun(&context, request);
+
+  exportd::v1::Run update;
+  exportd::v1::Run last;
+  bool received = false;
+  size_t drawn_width = 0;
+  std::string previous_line;
+  while (reader->Read(&update)) {
+    received = true;
+    last = update;
+    if (ctx.json()) continue;  // only the final run is printed, as one JSON object
+    if (ctx.out_is_tty()) {
+      std::string line = RenderProgressLine(update, kProgressBarWidth);
+      const size_t width = line.size();
+      if (width < drawn_width) line.append(drawn_width - width, ' ');  // erase the old tail
+      drawn_width = width;
+      ctx.out() << '\r' << line << std::flush;
+    } else {
+      std::string line = RenderProgressLine(update, 0);
+      if (line != previous_line) ctx.out() << line << '\n';
+      previous_line = std::move(line);
+    }
+  }
+  if (drawn_width > 0) ctx.out() << '\n';
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return ctx.RpcError(status);
+
+  if (!received || !IsFinal(last.state())) {
+    // The stream ended without a final state: ask once more.
+    exportd::v1::GetRunRequest get;
+    get.set_run_id(run_id);
+    grpc::Status get_status = Invoke(ctx, stub.get(), &RunService::Stub::GetRun, get, &last);
+    if (!get_status.ok()) return ctx.RpcError(get_status);
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(last);
+  } else {
+    PrintRunDetails(ctx, last);
+  }
+  if (IsSuccess(last.state())) return kExitOk;
+  if (!IsFinal(last.state())) {
+    ctx.err() << "error: the watch ended while run " << run_id << " is still "
+              << RunStateLabel(last.state()) << "\n";
+    return kExitError;
+  }
+  ctx.err() << "error: run " << run_id << " ended " << RunStateLabel(last.state())
+            << (last.message().empty() ? "" : ": " + last.message()) << "\n";
+  return kExitRunFailed;
+}
+
+NounSpec RunCommands() {
+  const cli::FlagSpec limit = {"limit", "N", "At most N rejections (default 50)."};
+  return {"run",
+          "One execution of an export: progress, cancel, rejected records.",
+          {
+              {"get", {"ID"}, "Show a run's state and counts.", "", {}, Get},
+              {"watch",
+               {"ID"},
+               "Follow a run until it ends.",
+               "Exits 0 when the run succeeds (with or without rejections) or is skipped, 3 when "
+               "it fails or is canceled.",
+               {},
+               Watch},
+              {"cancel", {"ID"}, "Cancel a queued or running run.", "", {}, Cancel},
+              {"rejections",
+               {"ID"},
+               "List the records a run's destination rejected, and why.",
+               "",
+               {limit},
+               Rejections},
+          }};
+}
+
+}  // namespace exportd::client

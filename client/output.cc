@@ -1,0 +1,189 @@
+#include "client/output.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace exportd::client {
+namespace {
+
+// Width in characters: counts UTF-8 lead bytes, not continuation bytes.
+size_t DisplayWidth(absl::string_view text) {
+  size_t width = 0;
+  for (unsigned char c : text) {
+    if ((c & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+std::string JsonOf(const google::protobuf::Message& message, bool pretty) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = pretty;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    // Only possible for malformed Any fields, which the API does not use.
+    return absl::StrCat("{\"error\": \"cannot print JSON: ", status.ToString(), "\"}\n");
+  }
+  if (json.empty() || json.back() != '\n') json.push_back('\n');
+  return json;
+}
+
+}  // namespace
+
+Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+
+void Table::AddRow(std::vector<std::string> cells) {
+  cells.resize(headers_.size());
+  rows_.push_back(std::move(cells));
+}
+
+void Table::Print(std::ostream& out) const {
+  std::vector<size_t> widths(headers_.size());
+  for (size_t i = 0; i < headers_.size(); ++i) widths[i] = DisplayWidth(headers_[i]);
+  for (const auto& row : rows_) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(widths[i] - DisplayWidth(row[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << '\n';
+  };
+  print_row(headers_);
+  for (const auto& row : rows_) print_row(row);
+}
+
+void PrintDetails(std::ostream& out,
+                  const std::vector<std::pair<std::string, std::string>>& details) {
+  size_t width = 0;
+  for (const auto& [key, value] : details) width = std::max(width, DisplayWidth(key));
+  for (const auto& [key, value] : details) {
+    out << key << ':' << std::string(width - DisplayWidth(key) + 2, ' ') << value << '\n';
+  }
+}
+
+std::string ToJson(const google::protobuf::Message& message) { return JsonOf(message, true); }
+
+std::string ToCompactJson(const google::protobuf::Message& message) {
+  return JsonOf(message, false);
+}
+
+std::string FormatTime(int64_t micros) {
+  if (micros == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMicros(micros),
+                          absl::UTCTimeZone());
+}
+
+std::string FormatDuration(double seconds) {
+  if (seconds < 0 || !std::isfinite(seconds)) return "-";
+  int64_t s = static_cast<int64_t>(std::llround(seconds));
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+}
+
+std::string FormatCount(int64_t count) {
+  std::string digits = absl::StrCat(count < 0 ? -count : count);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return count < 0 ? "-" + out : out;
+}
+
+std::string EnumLabel(const google::protobuf::EnumDescriptor* descriptor, int value) {
+  const google::protobuf::EnumValueDescriptor* v = descriptor->FindValueByNumber(value);
+  if (v == nullptr) return absl::StrCat(value);
+  // The prefix is the enum's name in UPPER_SNAKE_CASE plus '_' (RunState → RUN_STATE_).
+  std::string prefix;
+  for (char c : descriptor->name()) {
+    if (std::isupper(static_cast<unsigned char>(c)) && !prefix.empty()) prefix.push_back('_');
+    prefix.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  prefix.push_back('_');
+  std::string name = v->name();
+  if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
+  return name;
+}
+
+std::string RunStateLabel(exportd::v1::RunState state) {
+  return EnumLabel(exportd::v1::RunState_descriptor(), state);
+}
+
+std::string FormatValue(const exportd::v1::Value& value) {
+  using exportd::v1::Value;
+  switch (value.kind_case()) {
+    case Value::kStringValue:
+      return value.string_value();
+    case Value::kIntValue:
+      return absl::StrCat(value.int_value());
+    case Value::kDoubleValue:
+      return absl::StrCat(value.double_value());
+    case Value::kBoolValue:
+      return value.bool_value() ? "true" : "false";
+    case Value::kTimestampMicros:
+      return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", absl::FromUnixMicros(value.timestamp_micros()),
+                              absl::UTCTimeZone());
+    case Value::KIND_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+RunTotals SumRun(const exportd::v1::Run& run) {
+  RunTotals totals;
+  for (const auto& segment : run.segments()) {
+    totals.members += segment.total_members();
+    totals.planned += segment.to_add() + segment.to_update() + segment.to_remove();
+    totals.done += segment.added() + segment.updated() + segment.removed() + segment.rejected();
+    totals.added += segment.added();
+    totals.updated += segment.updated();
+    totals.removed += segment.removed();
+    totals.rejected += segment.rejected();
+    totals.unchanged += segment.unchanged();
+  }
+  return totals;
+}
+
+std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width) {
+  const RunTotals totals = SumRun(run);
+  std::string line = absl::StrFormat("%-9s", RunStateLabel(run.state()));
+  const double fraction =
+      totals.planned > 0 ? std::min(1.0, static_cast<double>(totals.done) / totals.planned) : 0.0;
+  if (bar_width > 0) {
+    int filled = static_cast<int>(fraction * bar_width);
+    absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(bar_width - filled, '.'),
+                    "]");
+  }
+  if (totals.planned > 0) {
+    absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)), " ",
+                    FormatCount(totals.done), "/", FormatCount(totals.planned));
+  } else {
+    absl::StrAppend(&line, " ", FormatCount(totals.members), " members");
+  }
+  if (run.rate() > 0) absl::StrAppend(&line, "  ", FormatCount(std::llround(run.rate())), " rec/s");
+  if (run.eta_seconds() >= 0 && totals.planned > 0 && totals.done < totals.planned) {
+    absl::StrAppend(&line, "  ETA ", FormatDuration(run.eta_seconds()));
+  }
+  if (totals.rejected > 0) absl::StrAppend(&line, "  ", FormatCount(totals.rejected), " rejected");
+  if (!run.message().empty() && run.state() == exportd::v1::RUN_STATE_FAILED_RETRYING) {
+    absl::StrAppend(&line, "  (", run.message(), ")");
+  }
+  return line;
+}
+
+}  // namespace exportd::client

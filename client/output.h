@@ -1,0 +1,82 @@
+// How exportctl prints: aligned tables and detail blocks for people, JSON for
+// programs (`--output json`), and the one-line progress of a run.
+//
+// Usage:
+//
+//   Table table({"NAME", "MEMBERS"});
+//   table.AddRow({"vip", "1200"});
+//   table.Print(out);          // NAME  MEMBERS
+//                              // vip   1200
+//   out << ToJson(segment);    // {"id": "...", "name": "vip", ...}
+#ifndef EXPORTD_CLIENT_OUTPUT_H_
+#define EXPORTD_CLIENT_OUTPUT_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <utility>
+#include <vector>
+
+#include "exportd/v1/common.pb.h"
+#include "exportd/v1/run.pb.h"
+#include "google/protobuf/message.h"
+
+namespace exportd::client {
+
+enum class OutputFormat { kTable, kJson };
+
+// Columns aligned on the widest cell (counted in UTF-8 characters), separated
+// by two spaces, no trailing spaces.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers);
+  // Missing cells print empty; extra cells are dropped.
+  void AddRow(std::vector<std::string> cells);
+  size_t size() const { return rows_.size(); }
+  void Print(std::ostream& out) const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// "Key:   value" lines, keys aligned; for the `get` commands.
+void PrintDetails(std::ostream& out,
+                  const std::vector<std::pair<std::string, std::string>>& details);
+
+// The message as pretty-printed JSON with the proto field names (snake_case)
+// and every field present, zero values included, followed by a newline.
+std::string ToJson(const google::protobuf::Message& message);
+// The same on one line (for streams of updates).
+std::string ToCompactJson(const google::protobuf::Message& message);
+
+// Microseconds since the epoch as "2024-05-01 12:00:00 UTC"; "-" for 0.
+std::string FormatTime(int64_t micros);
+// Seconds as "45s", "3m05s", "2h01m"; "-" when negative (unknown).
+std::string FormatDuration(double seconds);
+// 1234567 → "1,234,567".
+std::string FormatCount(int64_t count);
+// An enum value without its type prefix: RUN_STATE_SUCCEEDED → "SUCCEEDED".
+std::string EnumLabel(const google::protobuf::EnumDescriptor* descriptor, int value);
+std::string RunStateLabel(exportd::v1::RunState state);
+// A typed value for a table cell; null prints empty.
+std::string FormatValue(const exportd::v1::Value& value);
+
+// Progress counts summed over a run's segments.
+struct RunTotals {
+  int64_t members = 0;
+  int64_t planned = 0;  // to add + to update + to remove
+  int64_t done = 0;     // added + updated + removed + rejected
+  int64_t added = 0, updated = 0, removed = 0, rejected = 0, unchanged = 0;
+};
+RunTotals SumRun(const exportd::v1::Run& run);
+
+// One line describing a run's progress, e.g.
+// "RUNNING  [#########...........]  45% 45,000/100,000  12,000 rec/s  ETA 5s".
+// `width` is the bar's width in characters (0: no bar).
+std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width);
+
+}  // namespace exportd::client
+
+#endif  // EXPORTD_CLIENT_OUTPUT_H_
