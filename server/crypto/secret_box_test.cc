@@ -1,4 +1,5 @@
 #include "server/crypto/secret_box.h"
+#include "server/crypto/secret_map.h"
 
 #include <sys/stat.h>
 
@@ -56,6 +57,15 @@ TEST(SecretBoxTest, MalformedKeyFileIsAClearError) {
   auto box = SecretBox::LoadOrCreate(path);
   EXPECT_EQ(box.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(box.status().message().find(path), std::string::npos);
+}
+
+TEST(SecretMapTest, RoundTripsEmptyAndBinaryValues) {
+  auto box = *SecretBox::FromKey(std::string(32, 'k'));
+  SecretMap secrets{{"api_key", "abc"}, {"bin", std::string("a\0b", 3)}, {"empty", ""}};
+  auto sealed = SealMap(*box, secrets);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(*OpenMap(*box, *sealed), secrets);
+  EXPECT_TRUE(OpenMap(*box, "")->empty());
 }
 
 }  // namespace

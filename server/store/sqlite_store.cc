@@ -266,8 +266,12 @@ absl::StatusOr<DeleteConnectionResult> SqliteStore::DeleteConnection(
     if (!users.empty() && disposition == ExportDisposition::kRefuse) {
       std::vector<std::string> names;
       for (const auto& e : users) names.push_back(e.name());
+      EXPORTD_ASSIGN_OR_RETURN(Statement name,
+                               db_->Prepare("SELECT name FROM connections WHERE id = ?"));
+      name.Bind(1, id);
+      EXPORTD_ASSIGN_OR_RETURN(bool found, name.Step());
       return absl::FailedPreconditionError(absl::StrCat(
-          "connection '", id, "' is used by exports: ", absl::StrJoin(names, ", "),
+          "connection '", found ? name.Text(0) : id, "' is used by exports: ", absl::StrJoin(names, ", "),
           "; detach them (--detach-exports) or delete them (--delete-exports) first"));
     }
     for (v1::Export& e : users) {

@@ -1,0 +1,603 @@
+// The core's RPCs through real gRPC on 127.0.0.1 port 0, with an in-process
+// fake destination registered through the same registry as plugins.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "exportd/v1/audit.grpc.pb.h"
+#include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/destination.grpc.pb.h"
+#include "exportd/v1/export.grpc.pb.h"
+#include "exportd/v1/segment.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "absl/time/clock.h"
+#include "server/api/server.h"
+#include "tests/fakes/fake_destination.h"
+
+namespace exportd::api {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kAdmin[] = "admin-token-000000000000";
+constexpr char kContributor[] = "contrib-token-0000000000";
+constexpr char kViewer[] = "viewer-token-00000000000";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = std::filesystem::temp_directory_path() / "api_testXXXXXX";
+    dir_ = mkdtemp(dir.data());
+    std::ofstream(dir_ + "/tokens") << "# test tokens\n"
+                                    << kAdmin << " alice admin\n"
+                                    << kContributor << " bob contributor\n"
+                                    << kViewer << " carol viewer\n";
+    state_ = std::make_shared<testing::FakeState>();
+    StartServer();
+  }
+  void TearDown() override {
+    StopServer();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartServer() {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.data_dir = dir_ + "/data";
+    options.tokens_file = dir_ + "/tokens";
+    options.extra_destinations.push_back(testing::MakeFakeDestination(state_));
+    auto server = Server::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    connections_ = v1::ConnectionService::NewStub(channel_);
+    segments_ = v1::SegmentService::NewStub(channel_);
+    exports_ = v1::ExportService::NewStub(channel_);
+    destinations_ = v1::DestinationService::NewStub(channel_);
+    audit_ = v1::AuditService::NewStub(channel_);
+  }
+  void StopServer() {
+    connections_.reset();
+    segments_.reset();
+    exports_.reset();
+    destinations_.reset();
+    audit_.reset();
+    channel_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+  }
+  std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    return ctx;
+  }
+  v1::CreateConnectionRequest ConnectionRequest(const std::string& name) {
+    v1::CreateConnectionRequest req;
+    req.set_display_name(name);
+    req.set_destination_type("fake");
+    (*req.mutable_secrets())["token"] = "s3cr3t-value-xyz";
+    (*req.mutable_settings())["mode"] = "slow";
+    req.set_accept_privacy_terms(true);
+    return req;
+  }
+  grpc::Status CreateConnection(const v1::CreateConnectionRequest& req, v1::Connection* out,
+                                const std::string& token = kAdmin) {
+    return connections_->CreateConnection(As(token).get(), req, out);
+  }
+  grpc::Status CreateSegment(const std::string& name, std::vector<std::string> fields,
+                             v1::Segment* out, const std::string& token = kAdmin) {
+    v1::CreateSegmentRequest req;
+    req.set_name(name);
+    for (auto& f : fields) {
+      auto* field = req.add_schema();
+      field->set_name(f);
+      field->set_type(v1::FIELD_TYPE_STRING);
+    }
+    return segments_->CreateSegment(As(token).get(), req, out);
+  }
+  // Uploads rows of string values; `bad_row` (1-based) gets a wrong type.
+  grpc::Status Upload(const std::string& segment, int rows, v1::UploadMembersResponse* resp,
+                      int bad_row = 0, bool cancel_midway = false, int chunk_rows = 5000) {
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment(segment);
+    writer->Write(req);
+    req.Clear();
+    for (int i = 1; i <= rows; ++i) {
+      auto* row = req.mutable_chunk()->add_rows();
+      row->set_profile_id("p" + std::to_string(i));
+      if (i == bad_row) {
+        row->add_values()->set_int_value(7);
+      } else {
+        row->add_values()->set_string_value("user" + std::to_string(i) + "@example.com");
+      }
+      row->add_values();  // null
+      if (req.chunk().rows_size() == chunk_rows || i == rows) {
+        if (!writer->Write(req)) break;
+        req.Clear();
+        if (cancel_midway && i >= rows / 2) {
+          ctx->TryCancel();
+          break;
+        }
+      }
+    }
+    if (!cancel_midway) {
+      req.Clear();
+      req.mutable_trailer()->set_row_count(rows);
+      writer->Write(req);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  std::string dir_;
+  std::shared_ptr<testing::FakeState> state_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::ConnectionService::Stub> connections_;
+  std::unique_ptr<v1::SegmentService::Stub> segments_;
+  std::unique_ptr<v1::ExportService::Stub> exports_;
+  std::unique_ptr<v1::DestinationService::Stub> destinations_;
+  std::unique_ptr<v1::AuditService::Stub> audit_;
+};
+
+TEST_F(ApiTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("Fake EU"), &c).ok());
+  EXPECT_EQ(c.display_name(), "Fake EU");
+  EXPECT_EQ(c.consent_accepted_by(), "alice");
+  EXPECT_GT(c.consent_accepted_at_micros(), 0);
+  EXPECT_THAT(c.secret_names(), ::testing::ElementsAre("token"));
+  EXPECT_THAT(c.DebugString(), Not(HasSubstr("s3cr3t")));
+
+  v1::GetConnectionRequest get;
+  get.set_connection("Fake EU");
+  v1::Connection got;
+  ASSERT_TRUE(connections_->GetConnection(As(kAdmin).get(), get, &got).ok());
+  EXPECT_EQ(got.id(), c.id());
+  EXPECT_THAT(got.DebugString(), Not(HasSubstr("s3cr3t")));
+
+  v1::TestConnectionRequest test;
+  test.set_connection(c.id());
+  v1::TestConnectionResponse tested;
+  ASSERT_TRUE(connections_->TestConnection(As(kAdmin).get(), test, &tested).ok());
+  EXPECT_TRUE(tested.ok()) << tested.message();
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->last_settings["token"], "s3cr3t-value-xyz");
+    EXPECT_EQ(state_->last_settings["mode"], "slow");
+  }
+
+  v1::UpdateConnectionRequest update;
+  update.set_connection(c.id());
+  (*update.mutable_secrets())["token"] = "rotated-secret";
+  update.set_display_name("Fake US");
+  v1::Connection updated;
+  ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), update, &updated).ok());
+  EXPECT_EQ(updated.display_name(), "Fake US");
+  ASSERT_TRUE(connections_->TestConnection(As(kAdmin).get(), test, &tested).ok());
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->last_settings["token"], "rotated-secret");
+  }
+}
+
+TEST_F(ApiTest, ConnectionRulesAreEnforcedWithClearMessages) {
+  v1::Connection c;
+  auto req = ConnectionRequest("x");
+  req.set_accept_privacy_terms(false);
+  auto status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("privacy and compliance terms"));
+
+  req = ConnectionRequest("");
+  status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("display_name is required"));
+
+  req = ConnectionRequest(std::string(257, 'n'));
+  status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("at most 256"));
+
+  req = ConnectionRequest("no-secret");
+  req.clear_secrets();
+  status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("token"));
+
+  req = ConnectionRequest("bad-enum");
+  (*req.mutable_settings())["mode"] = "turbo";
+  status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("mode"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("s3cr3t")));
+
+  req = ConnectionRequest("bad-type");
+  req.set_destination_type("nope");
+  status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("nope"));
+
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("dup"), &c).ok());
+  status = CreateConnection(ConnectionRequest("dup"), &c);
+  EXPECT_EQ(status.error_code(), grpc::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), HasSubstr("'dup'"));
+
+  v1::GetConnectionRequest get;
+  get.set_connection("missing");
+  status = connections_->GetConnection(As(kAdmin).get(), get, &c);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("'missing'"));
+}
+
+TEST_F(ApiTest, ExportsAreValidatedAgainstManifestAndSchemas) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "FirstName"}, &s).ok());
+  v1::CreateExportRequest req;
+  req.set_name("vip");
+  req.set_connection("conn");
+  req.add_segments("VIP");
+  auto* m = req.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("Email");
+  v1::Export e;
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  EXPECT_EQ(e.connection_id(), c.id());
+  EXPECT_EQ(e.segments(0), s.id());
+  EXPECT_EQ(e.mode(), v1::EXPORT_MODE_MIRROR);
+  EXPECT_TRUE(e.active());
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->upsert_calls, 0) << "saving an export must not run it";
+  }
+
+  auto bad = req;
+  bad.set_name("bad1");
+  bad.mutable_mappings(0)->set_profile_field("Mail");
+  auto status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("export 'bad1': mapping 'key' names profile field 'Mail', which segment "
+                        "'VIP' does not have (fields: Email, FirstName)"));
+
+  bad = req;
+  bad.set_name("bad2");
+  bad.clear_mappings();
+  status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("key"));
+
+  bad = req;
+  bad.set_name("bad3");
+  auto* reserved = bad.add_mappings();
+  reserved->set_destination_field("reserved");
+  reserved->set_profile_field("FirstName");
+  status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("reserved"));
+
+  bad = req;
+  bad.set_name("bad4");
+  bad.mutable_schedule()->set_cron("0 6 * * *");
+  bad.mutable_schedule()->set_timezone("Mars/Olympus");
+  status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("Mars/Olympus"));
+
+  bad = req;
+  bad.set_name("bad5");
+  bad.set_segments(0, "Nope");
+  status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("'Nope'"));
+
+  status = exports_->CreateExport(As(kAdmin).get(), req, &e);
+  EXPECT_EQ(status.error_code(), grpc::ALREADY_EXISTS);
+
+  // Duplicate, detach, delete-connection rules.
+  v1::DuplicateExportRequest dup;
+  dup.set_export_("vip");
+  dup.set_new_name("vip-copy");
+  v1::Export copy;
+  ASSERT_TRUE(exports_->DuplicateExport(As(kAdmin).get(), dup, &copy).ok());
+  EXPECT_NE(copy.id(), e.id());
+  EXPECT_EQ(copy.mappings_size(), 1);
+
+  v1::DeleteConnectionRequest del;
+  del.set_connection("conn");
+  v1::DeleteConnectionResponse deleted;
+  status = connections_->DeleteConnection(As(kAdmin).get(), del, &deleted);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("connection 'conn' is used by exports: vip, vip-copy"));
+
+  v1::DetachExportRequest detach;
+  detach.set_export_("vip-copy");
+  v1::Export detached;
+  ASSERT_TRUE(exports_->DetachExport(As(kAdmin).get(), detach, &detached).ok());
+  EXPECT_FALSE(detached.active());
+  EXPECT_EQ(detached.segments_size(), 1);
+
+  del.set_detach_exports(true);
+  ASSERT_TRUE(connections_->DeleteConnection(As(kAdmin).get(), del, &deleted).ok());
+  EXPECT_THAT(deleted.detached_exports(), ::testing::ElementsAre("vip"));
+  v1::GetExportRequest get;
+  get.set_export_("vip");
+  ASSERT_TRUE(exports_->GetExport(As(kAdmin).get(), get, &e).ok());
+  EXPECT_FALSE(e.active());
+  EXPECT_EQ(e.mappings_size(), 1);
+}
+
+TEST_F(ApiTest, PermissionMatrixForTheThreeRoles) {
+  v1::Connection shared, private_conn;
+  auto req = ConnectionRequest("shared");
+  req.set_shared_with_contributors(true);
+  ASSERT_TRUE(CreateConnection(req, &shared).ok());
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("private"), &private_conn).ok());
+  v1::Segment s;
+
+  // Contributors and viewers cannot create connections.
+  v1::Connection c;
+  EXPECT_EQ(CreateConnection(ConnectionRequest("c2"), &c, kContributor).error_code(),
+            grpc::PERMISSION_DENIED);
+  EXPECT_EQ(CreateConnection(ConnectionRequest("c3"), &c, kViewer).error_code(),
+            grpc::PERMISSION_DENIED);
+  EXPECT_EQ(CreateConnection(ConnectionRequest("c4"), &c, "").error_code(),
+            grpc::UNAUTHENTICATED);
+  EXPECT_EQ(CreateConnection(ConnectionRequest("c5"), &c, "wrong-token-0000000000").error_code(),
+            grpc::UNAUTHENTICATED);
+
+  // Contributors see only shared connections, and only name and type.
+  v1::ListConnectionsResponse list;
+  ASSERT_TRUE(
+      connections_->ListConnections(As(kContributor).get(), v1::ListConnectionsRequest(), &list)
+          .ok());
+  ASSERT_EQ(list.connections_size(), 1);
+  EXPECT_EQ(list.connections(0).display_name(), "shared");
+  EXPECT_EQ(list.connections(0).destination_type(), "fake");
+  EXPECT_TRUE(list.connections(0).settings().empty());
+  EXPECT_TRUE(list.connections(0).consent_accepted_by().empty());
+  EXPECT_EQ(
+      connections_->ListConnections(As(kViewer).get(), v1::ListConnectionsRequest(), &list)
+          .error_code(),
+      grpc::PERMISSION_DENIED);
+  v1::TestConnectionRequest test;
+  test.set_connection("shared");
+  v1::TestConnectionResponse tested;
+  EXPECT_EQ(connections_->TestConnection(As(kContributor).get(), test, &tested).error_code(),
+            grpc::PERMISSION_DENIED);
+
+  // Contributors create segments and exports on shared connections only.
+  ASSERT_TRUE(CreateSegment("S", {"k"}, &s, kContributor).ok());
+  EXPECT_EQ(CreateSegment("S2", {"k"}, &s, kViewer).error_code(), grpc::PERMISSION_DENIED);
+  v1::CreateExportRequest ereq;
+  ereq.set_name("e1");
+  ereq.set_connection("shared");
+  ereq.add_segments("S");
+  auto* m = ereq.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("k");
+  v1::Export e;
+  ASSERT_TRUE(exports_->CreateExport(As(kContributor).get(), ereq, &e).ok());
+  ereq.set_name("e2");
+  ereq.set_connection("private");
+  auto status = exports_->CreateExport(As(kContributor).get(), ereq, &e);
+  EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("not shared with contributors"));
+  ereq.set_connection("shared");
+  EXPECT_EQ(exports_->CreateExport(As(kViewer).get(), ereq, &e).error_code(),
+            grpc::PERMISSION_DENIED);
+
+  // Viewers read exports and segments.
+  v1::ListExportsResponse exports;
+  EXPECT_TRUE(exports_->ListExports(As(kViewer).get(), v1::ListExportsRequest(), &exports).ok());
+  EXPECT_EQ(exports.exports_size(), 1);
+  v1::ListSegmentsResponse segments;
+  EXPECT_TRUE(
+      segments_->ListSegments(As(kViewer).get(), v1::ListSegmentsRequest(), &segments).ok());
+
+  // The audit log is for admins and records refused mutations too.
+  v1::ListAuditEntriesResponse audit;
+  EXPECT_EQ(audit_->ListAuditEntries(As(kContributor).get(), v1::ListAuditEntriesRequest(), &audit)
+                .error_code(),
+            grpc::PERMISSION_DENIED);
+  ASSERT_TRUE(
+      audit_->ListAuditEntries(As(kAdmin).get(), v1::ListAuditEntriesRequest(), &audit).ok());
+  ASSERT_GT(audit.entries_size(), 4);
+  bool saw_denied = false, saw_export = false;
+  for (const auto& entry : audit.entries()) {
+    saw_denied |= entry.outcome() == "PERMISSION_DENIED" && entry.principal() == "carol";
+    saw_export |= entry.method() == "/exportd.v1.ExportService/CreateExport" &&
+                  entry.outcome() == "OK" && entry.principal() == "bob" &&
+                  entry.role() == v1::ROLE_CONTRIBUTOR;
+  }
+  EXPECT_TRUE(saw_denied);
+  EXPECT_TRUE(saw_export);
+}
+
+TEST_F(ApiTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("Big", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse resp;
+  ASSERT_TRUE(Upload("Big", 100000, &resp).ok());
+  EXPECT_EQ(resp.segment().member_count(), 100000);
+  EXPECT_EQ(resp.rows_received(), 100000);
+
+  v1::ListMembersRequest list;
+  list.set_segment("Big");
+  list.set_page_size(3);
+  list.set_page_token("99998");
+  v1::ListMembersResponse members;
+  ASSERT_TRUE(segments_->ListMembers(As(kAdmin).get(), list, &members).ok());
+  ASSERT_EQ(members.rows_size(), 2);
+  EXPECT_EQ(members.rows(1).profile_id(), "p100000");
+  EXPECT_EQ(members.rows(1).values(0).string_value(), "user100000@example.com");
+  EXPECT_EQ(members.rows(1).values(1).kind_case(), v1::Value::KIND_NOT_SET);
+
+  // A row with a value of the wrong type: the error names row and field.
+  auto status = Upload("Big", 10, &resp, /*bad_row=*/7);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("row 7 (profile 'p7'), field 'Email': expected string, got int"));
+  // Canceled mid-stream.
+  status = Upload("Big", 20000, &resp, 0, /*cancel_midway=*/true, 1000);
+  EXPECT_EQ(status.error_code(), grpc::CANCELLED);
+  // The client sees the cancellation at once; the server ends the upload
+  // asynchronously, so poll for it.
+  v1::GetSegmentRequest get;
+  get.set_segment("Big");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &s).ok());
+  } while (s.upload_in_progress() && absl::Now() < deadline);
+  EXPECT_EQ(s.member_count(), 100000);
+  EXPECT_EQ(s.snapshot_version(), 1);
+  EXPECT_FALSE(s.upload_in_progress());
+}
+
+TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
+  {
+    // No trailer: the stream might have been cut short, so nothing changes.
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    writer->WritesDone();
+    auto status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("without its trailer"));
+  }
+  {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    req.Clear();
+    auto* row = req.mutable_chunk()->add_rows();
+    row->set_profile_id("a");
+    row->add_values()->set_string_value("x");
+    row->add_values()->set_string_value("extra");
+    writer->Write(req);
+    writer->WritesDone();
+    auto status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("row 1 (profile 'a') has 2 values"));
+  }
+  {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    req.Clear();
+    for (int i = 0; i < 2; ++i) {
+      auto* row = req.mutable_chunk()->add_rows();
+      row->set_profile_id("same");
+      row->add_values()->set_string_value("x");
+    }
+    writer->Write(req);
+    writer->WritesDone();
+    auto status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("profile id 'same' appears twice"));
+  }
+  {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    req.Clear();
+    auto* row = req.mutable_chunk()->add_rows();
+    row->set_profile_id("big");
+    row->add_values()->set_string_value(std::string(5 * 1024 * 1024, 'x'));
+    writer->Write(req);
+    writer->WritesDone();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::RESOURCE_EXHAUSTED);
+  }
+  v1::Segment got;
+  v1::GetSegmentRequest get;
+  get.set_segment("S");
+  ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &got).ok());
+  EXPECT_EQ(got.snapshot_version(), 0);
+}
+
+TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse resp;
+  ASSERT_TRUE(Upload("VIP", 1000, &resp).ok());
+  StopServer();
+  StartServer();
+  v1::GetConnectionRequest get;
+  get.set_connection("conn");
+  ASSERT_TRUE(connections_->GetConnection(As(kAdmin).get(), get, &c).ok());
+  v1::TestConnectionRequest test;
+  test.set_connection("conn");
+  v1::TestConnectionResponse tested;
+  ASSERT_TRUE(connections_->TestConnection(As(kAdmin).get(), test, &tested).ok());
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->last_settings["token"], "s3cr3t-value-xyz");
+  }
+  v1::GetSegmentRequest gs;
+  gs.set_segment("VIP");
+  ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), gs, &s).ok());
+  EXPECT_EQ(s.member_count(), 1000);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/data")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    EXPECT_EQ(bytes.str().find("s3cr3t-value-xyz"), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(ApiTest, DestinationsListManifestsAndHealthIsServed) {
+  v1::ListDestinationsResponse list;
+  ASSERT_TRUE(destinations_
+                  ->ListDestinations(As(kViewer).get(), v1::ListDestinationsRequest(), &list)
+                  .ok());
+  ASSERT_EQ(list.destinations_size(), 1);
+  EXPECT_EQ(list.destinations(0).name(), "fake");
+  EXPECT_EQ(list.destinations(0).settings_size(), 3);
+  v1::GetDestinationRequest get;
+  get.set_name("unknown");
+  v1::Destination d;
+  EXPECT_EQ(destinations_->GetDestination(As(kViewer).get(), get, &d).error_code(),
+            grpc::NOT_FOUND);
+}
+
+TEST(ServerStartTest, MalformedTokensFileIsAClearStartupError) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_startXXXXXX";
+  dir = mkdtemp(dir.data());
+  std::ofstream(dir + "/tokens") << "short admin\n";
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.tokens_file = dir + "/tokens";
+  auto server = Server::Start(std::move(options));
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("line 1"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace exportd::api

@@ -1,0 +1,217 @@
+#include "server/api/connection_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "server/api/connection_settings.h"
+#include "server/common/clock.h"
+#include "server/common/status_macros.h"
+#include "server/crypto/secret_map.h"
+#include "server/plugin_host/validation.h"
+
+namespace exportd::api {
+namespace {
+
+constexpr char kService[] = "/exportd.v1.ConnectionService/";
+
+std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string, std::string>& m) {
+  return {m.begin(), m.end()};
+}
+
+// Checks settings and secrets against the destination's manifest; the
+// resolved values are not stored (defaults stay defaults).
+absl::Status CheckAgainstManifest(const plugin_host::DestinationRegistry& registry,
+                                  const std::string& type,
+                                  const std::map<std::string, std::string>& settings,
+                                  const crypto::SecretMap& secrets) {
+  EXPORTD_ASSIGN_OR_RETURN(sdk::Destination * destination, registry.Get(type));
+  EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved,
+                           plugin_host::ResolveSettings(destination->manifest(), settings, secrets));
+  return destination->ValidateSettings(resolved);
+}
+
+void SetSecretNames(const crypto::SecretMap& secrets, v1::Connection* c) {
+  c->clear_secret_names();
+  for (const auto& [name, value] : secrets) c->add_secret_names(name);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Connection> VisibleConnection(const auth::Principal& who,
+                                                 const v1::Connection& c) {
+  if (who.role == v1::ROLE_ADMIN) return c;
+  if (who.role == v1::ROLE_CONTRIBUTOR && c.shared_with_contributors()) {
+    v1::Connection limited;
+    limited.set_id(c.id());
+    limited.set_display_name(c.display_name());
+    limited.set_destination_type(c.destination_type());
+    limited.set_shared_with_contributors(true);
+    return limited;
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "connection '", c.display_name(), "' is not shared with contributors; ask an admin"));
+}
+
+grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
+    grpc::CallbackServerContext* ctx, const v1::CreateConnectionRequest* req,
+    v1::Connection* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "CreateConnection"), auth::Action::kManageConnections,
+      Audit::kYes, [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+        resource = absl::StrCat("connection/", req->display_name());
+        EXPORTD_RETURN_IF_ERROR(ValidateName("display_name", req->display_name()));
+        if (req->destination_type().empty()) {
+          return absl::InvalidArgumentError(
+              "destination_type is required; list the loaded ones with 'exportctl destination "
+              "list'");
+        }
+        if (!req->accept_privacy_terms()) {
+          return absl::FailedPreconditionError(
+              "connection '" + req->display_name() +
+              "': the data privacy and compliance terms must be accepted "
+              "(accept_privacy_terms, exportctl --accept-privacy-terms)");
+        }
+        crypto::SecretMap secrets = ToMap(req->secrets());
+        std::map<std::string, std::string> settings = ToMap(req->settings());
+        EXPORTD_RETURN_IF_ERROR(
+            CheckAgainstManifest(*deps_.registry, req->destination_type(), settings, secrets));
+        store::StoredConnection stored;
+        v1::Connection& c = stored.connection;
+        std::int64_t now = NowMicros();
+        c.set_id(NewId("conn"));
+        c.set_display_name(req->display_name());
+        c.set_destination_type(req->destination_type());
+        *c.mutable_settings() = req->settings();
+        SetSecretNames(secrets, &c);
+        c.set_shared_with_contributors(req->shared_with_contributors());
+        c.set_consent_accepted_by(who.name);
+        c.set_consent_accepted_at_micros(now);
+        if (req->add_self_as_export_user()) c.add_export_users(who.name);
+        c.set_created_by(who.name);
+        c.set_created_at_micros(now);
+        c.set_updated_at_micros(now);
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, crypto::SealMap(*deps_.secrets, secrets));
+        EXPORTD_RETURN_IF_ERROR(deps_.store->CreateConnection(stored));
+        resource = absl::StrCat("connection/", c.id());
+        *resp = c;
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ConnectionService::GetConnection(grpc::CallbackServerContext* ctx,
+                                                           const v1::GetConnectionRequest* req,
+                                                           v1::Connection* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetConnection"),
+                     auth::Action::kUseConnection, Audit::kNo,
+                     [&](const auth::Principal& who, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                                                deps_.store->GetConnection(req->connection()));
+                       EXPORTD_ASSIGN_OR_RETURN(*resp,
+                                                VisibleConnection(who, stored.connection));
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ConnectionService::ListConnections(
+    grpc::CallbackServerContext* ctx, const v1::ListConnectionsRequest*,
+    v1::ListConnectionsResponse* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "ListConnections"),
+                     auth::Action::kUseConnection, Audit::kNo,
+                     [&](const auth::Principal& who, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(auto all, deps_.store->ListConnections());
+                       for (const auto& stored : all) {
+                         auto visible = VisibleConnection(who, stored.connection);
+                         if (visible.ok()) *resp->add_connections() = std::move(*visible);
+                       }
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
+    grpc::CallbackServerContext* ctx, const v1::UpdateConnectionRequest* req,
+    v1::Connection* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "UpdateConnection"), auth::Action::kManageConnections,
+      Audit::kYes, [&](const auth::Principal&, std::string& resource) -> absl::Status {
+        resource = absl::StrCat("connection/", req->connection());
+        EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                                 deps_.store->GetConnection(req->connection()));
+        v1::Connection& c = stored.connection;
+        resource = absl::StrCat("connection/", c.id());
+        if (req->has_display_name()) {
+          EXPORTD_RETURN_IF_ERROR(ValidateName("display_name", req->display_name()));
+          c.set_display_name(req->display_name());
+        }
+        for (const auto& [key, value] : req->settings()) {
+          if (value.empty()) {
+            c.mutable_settings()->erase(key);
+          } else {
+            (*c.mutable_settings())[key] = value;
+          }
+        }
+        EXPORTD_ASSIGN_OR_RETURN(crypto::SecretMap secrets,
+                                 crypto::OpenMap(*deps_.secrets, stored.sealed_secrets));
+        for (const auto& [key, value] : req->secrets()) secrets[key] = value;
+        if (req->has_shared_with_contributors()) {
+          c.set_shared_with_contributors(req->shared_with_contributors());
+        }
+        EXPORTD_RETURN_IF_ERROR(CheckAgainstManifest(*deps_.registry, c.destination_type(),
+                                                     ToMap(c.settings()), secrets));
+        SetSecretNames(secrets, &c);
+        c.set_updated_at_micros(NowMicros());
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, crypto::SealMap(*deps_.secrets, secrets));
+        EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateConnection(stored));
+        *resp = c;
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ConnectionService::DeleteConnection(
+    grpc::CallbackServerContext* ctx, const v1::DeleteConnectionRequest* req,
+    v1::DeleteConnectionResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "DeleteConnection"), auth::Action::kManageConnections,
+      Audit::kYes, [&](const auth::Principal&, std::string& resource) -> absl::Status {
+        resource = absl::StrCat("connection/", req->connection());
+        if (req->detach_exports() && req->delete_exports()) {
+          return absl::InvalidArgumentError(
+              "detach_exports and delete_exports exclude each other; choose one");
+        }
+        EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                                 deps_.store->GetConnection(req->connection()));
+        resource = absl::StrCat("connection/", stored.connection.id());
+        auto disposition = req->delete_exports()   ? store::ExportDisposition::kDelete
+                           : req->detach_exports() ? store::ExportDisposition::kDetach
+                                                   : store::ExportDisposition::kRefuse;
+        EXPORTD_ASSIGN_OR_RETURN(
+            store::DeleteConnectionResult result,
+            deps_.store->DeleteConnection(stored.connection.id(), disposition));
+        for (auto& name : result.detached_exports) resp->add_detached_exports(name);
+        for (auto& name : result.deleted_exports) resp->add_deleted_exports(name);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ConnectionService::TestConnection(
+    grpc::CallbackServerContext* ctx, const v1::TestConnectionRequest* req,
+    v1::TestConnectionResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "TestConnection"), auth::Action::kManageConnections,
+      Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+        EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                                 deps_.store->GetConnection(req->connection()));
+        EXPORTD_ASSIGN_OR_RETURN(ResolvedConnection resolved,
+                                 ResolveConnection(stored, *deps_.secrets, *deps_.registry));
+        CallRunContext run_context(ctx);
+        absl::Status check;
+        auto connection = resolved.destination->Connect(resolved.settings);
+        check = connection.ok() ? (*connection)->Check(run_context) : connection.status();
+        resp->set_ok(check.ok());
+        resp->set_message(check.ok() ? "the destination accepted the connection"
+                                     : absl::StrCat(absl::StatusCodeToString(check.code()), ": ",
+                                                    check.message()));
+        return absl::OkStatus();
+      });
+}
+
+}  // namespace exportd::api

@@ -1,0 +1,269 @@
+#include "server/api/export_service.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "server/api/connection_service.h"
+#include "server/common/clock.h"
+#include "server/common/status_macros.h"
+#include "server/plugin_host/validation.h"
+
+namespace exportd::api {
+namespace {
+
+constexpr char kService[] = "/exportd.v1.ExportService/";
+
+absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule& schedule) {
+  if (!schedule.timezone().empty()) {
+    absl::TimeZone tz;
+    if (!absl::LoadTimeZone(schedule.timezone(), &tz)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export '", export_name, "': schedule.timezone '", schedule.timezone(),
+          "' is not an IANA time zone; use a name like 'Europe/Berlin' or 'UTC'"));
+    }
+  }
+  if (!schedule.cron().empty()) {
+    std::vector<std::string> fields = absl::StrSplit(schedule.cron(), ' ', absl::SkipWhitespace());
+    if (fields.size() != 5) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export '", export_name, "': schedule.cron '", schedule.cron(), "' has ", fields.size(),
+          " fields; write five: minute hour day-of-month month day-of-week, e.g. '0 6 * * *'"));
+    }
+  }
+  if (!schedule.cron().empty() && schedule.follow_system_refresh()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export '", export_name,
+        "': a schedule either has a cron expression or follows the system refresh, not both"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) {
+  EXPORTD_RETURN_IF_ERROR(ValidateName("name", e.name()));
+  const std::string& name = e.name();
+  // Connection: exists, usable by the caller, of a loaded destination.
+  const sdk::Manifest* manifest = nullptr;
+  if (!e.connection_id().empty()) {
+    EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                             deps_.store->GetConnection(e.connection_id()));
+    auto visible = VisibleConnection(who, stored.connection);
+    if (!visible.ok()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("export '", name, "': ", visible.status().message()));
+    }
+    auto destination = deps_.registry->Get(stored.connection.destination_type());
+    if (!destination.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "export '", name, "': connection '", stored.connection.display_name(),
+          "' is of destination type '", stored.connection.destination_type(),
+          "', which is not loaded"));
+    }
+    manifest = &(*destination)->manifest();
+    e.set_connection_id(stored.connection.id());
+    e.set_connection_name(stored.connection.display_name());
+    e.set_active(true);
+  } else {
+    e.clear_connection_name();
+    e.set_active(false);
+  }
+  // Segments: at least one, each exists; stored by id.
+  if (e.segments_size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("export '", name, "': pick at least one segment (segments)"));
+  }
+  std::vector<v1::Segment> segments;
+  e.clear_segment_names();
+  for (std::string& ref : *e.mutable_segments()) {
+    auto segment = deps_.store->GetSegment(ref);
+    if (!segment.ok()) {
+      return absl::Status(segment.status().code(),
+                          absl::StrCat("export '", name, "': ", segment.status().message()));
+    }
+    for (const auto& seen : segments) {
+      if (seen.id() == segment->id()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("export '", name, "': segment '", segment->name(), "' is listed twice"));
+      }
+    }
+    ref = segment->id();
+    e.add_segment_names(segment->name());
+    segments.push_back(std::move(*segment));
+  }
+  // Mappings: against the destination's manifest, then each segment's schema.
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
+  if (manifest != nullptr) {
+    absl::Status status = plugin_host::ValidateMappings(*manifest, mappings);
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("export '", name, "': ", status.message()));
+    }
+  }
+  for (const auto& [destination_field, profile_field] : mappings) {
+    for (const v1::Segment& segment : segments) {
+      bool found = false;
+      std::vector<std::string> fields;
+      for (const auto& f : segment.schema()) {
+        found = found || f.name() == profile_field;
+        fields.push_back(f.name());
+      }
+      if (!found) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "export '", name, "': mapping '", destination_field, "' names profile field '",
+            profile_field, "', which segment '", segment.name(), "' does not have (fields: ",
+            fields.empty() ? "none" : absl::StrJoin(fields, ", "), ")"));
+      }
+    }
+  }
+  // Mode.
+  if (e.mode() == v1::EXPORT_MODE_UNSPECIFIED) e.set_mode(v1::EXPORT_MODE_MIRROR);
+  if (e.mode() == v1::EXPORT_MODE_MIRROR && manifest != nullptr && !manifest->supports_removal) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export '", name, "': destination '", manifest->name,
+        "' cannot remove members, so mode mirror is impossible; use add-only"));
+  }
+  return ValidateSchedule(name, e.schedule());
+}
+
+grpc::ServerUnaryReactor* ExportService::CreateExport(grpc::CallbackServerContext* ctx,
+                                                      const v1::CreateExportRequest* req,
+                                                      v1::Export* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "CreateExport"),
+                     auth::Action::kManageExports, Audit::kYes,
+                     [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("export/", req->name());
+                       if (req->connection().empty()) {
+                         return absl::InvalidArgumentError(absl::StrCat(
+                             "export '", req->name(),
+                             "': connection is required; list usable ones with 'exportctl "
+                             "connection list'"));
+                       }
+                       v1::Export e;
+                       e.set_id(NewId("exp"));
+                       e.set_name(req->name());
+                       e.set_connection_id(req->connection());
+                       *e.mutable_segments() = req->segments();
+                       *e.mutable_mappings() = req->mappings();
+                       e.set_mode(req->mode());
+                       *e.mutable_schedule() = req->schedule();
+                       EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       std::int64_t now = NowMicros();
+                       e.set_created_by(who.name);
+                       e.set_created_at_micros(now);
+                       e.set_updated_at_micros(now);
+                       EXPORTD_RETURN_IF_ERROR(deps_.store->CreateExport(e));
+                       resource = absl::StrCat("export/", e.id());
+                       *resp = e;
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::GetExport(grpc::CallbackServerContext* ctx,
+                                                   const v1::GetExportRequest* req,
+                                                   v1::Export* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetExport"), auth::Action::kRead,
+                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(*resp, deps_.store->GetExport(req->export_()));
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::ListExports(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListExportsRequest*,
+                                                     v1::ListExportsResponse* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "ListExports"), auth::Action::kRead,
+                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(auto exports, deps_.store->ListExports());
+                       for (auto& e : exports) *resp->add_exports() = std::move(e);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContext* ctx,
+                                                      const v1::UpdateExportRequest* req,
+                                                      v1::Export* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "UpdateExport"),
+                     auth::Action::kManageExports, Audit::kYes,
+                     [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("export/", req->export_());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
+                                                deps_.store->GetExport(req->export_()));
+                       resource = absl::StrCat("export/", e.id());
+                       if (req->has_name()) e.set_name(req->name());
+                       if (req->has_connection()) e.set_connection_id(req->connection());
+                       if (req->segments_size() > 0) *e.mutable_segments() = req->segments();
+                       if (req->mappings_size() > 0) *e.mutable_mappings() = req->mappings();
+                       if (req->mode() != v1::EXPORT_MODE_UNSPECIFIED) e.set_mode(req->mode());
+                       if (req->has_schedule()) *e.mutable_schedule() = req->schedule();
+                       EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       e.set_updated_at_micros(NowMicros());
+                       EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateExport(e));
+                       *resp = e;
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::DeleteExport(grpc::CallbackServerContext* ctx,
+                                                      const v1::DeleteExportRequest* req,
+                                                      v1::DeleteExportResponse*) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteExport"),
+                     auth::Action::kManageExports, Audit::kYes,
+                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("export/", req->export_());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
+                                                deps_.store->GetExport(req->export_()));
+                       resource = absl::StrCat("export/", e.id());
+                       return deps_.store->DeleteExport(e.id());
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerContext* ctx,
+                                                         const v1::DuplicateExportRequest* req,
+                                                         v1::Export* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "DuplicateExport"),
+                     auth::Action::kManageExports, Audit::kYes,
+                     [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("export/", req->export_());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
+                                                deps_.store->GetExport(req->export_()));
+                       e.set_id(NewId("exp"));
+                       e.set_name(req->new_name());
+                       if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       EXPORTD_RETURN_IF_ERROR(ValidateName("new_name", e.name()));
+                       std::int64_t now = NowMicros();
+                       e.set_created_by(who.name);
+                       e.set_created_at_micros(now);
+                       e.set_updated_at_micros(now);
+                       EXPORTD_RETURN_IF_ERROR(deps_.store->CreateExport(e));
+                       resource = absl::StrCat("export/", e.id());
+                       *resp = e;
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* ExportService::DetachExport(grpc::CallbackServerContext* ctx,
+                                                      const v1::DetachExportRequest* req,
+                                                      v1::Export* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "DetachExport"),
+                     auth::Action::kManageExports, Audit::kYes,
+                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("export/", req->export_());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
+                                                deps_.store->GetExport(req->export_()));
+                       resource = absl::StrCat("export/", e.id());
+                       e.clear_connection_id();
+                       e.clear_connection_name();
+                       e.set_active(false);
+                       e.set_updated_at_micros(NowMicros());
+                       EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateExport(e));
+                       *resp = e;
+                       return absl::OkStatus();
+                     });
+}
+
+}  // namespace exportd::api

@@ -1,0 +1,67 @@
+// What every exportd RPC handler shares: its dependencies, authentication,
+// authorization, the audit trail, and the conversion to grpc::Status.
+//
+//   grpc::ServerUnaryReactor* Foo(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp) {
+//     return HandleUnary(ctx, deps_, "/exportd.v1.X/Foo", auth::Action::kManageExports,
+//                        Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
+//                          resource = "export/" + req->name();
+//                          return DoFoo(who, *req, resp);
+//                        });
+//   }
+#ifndef EXPORTD_SERVER_API_RPC_SUPPORT_H_
+#define EXPORTD_SERVER_API_RPC_SUPPORT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "server/auth/auth.h"
+#include "server/crypto/secret_box.h"
+#include "server/plugin_host/registry.h"
+#include "server/store/store.h"
+
+namespace exportd::engine {
+class Engine;
+}
+
+namespace exportd::api {
+
+// Everything the services call into; owned by the Server, which outlives them.
+struct ServiceDeps {
+  store::Store* store = nullptr;
+  const crypto::SecretBox* secrets = nullptr;
+  const auth::Authenticator* authenticator = nullptr;
+  plugin_host::DestinationRegistry* registry = nullptr;
+  engine::Engine* engine = nullptr;
+};
+
+enum class Audit { kNo, kYes };
+
+// The caller of this RPC, from its `authorization` metadata.
+absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
+                                             const auth::Authenticator& authenticator);
+
+using UnaryBody = std::function<absl::Status(const auth::Principal& who, std::string& resource)>;
+
+// Authenticates, authorizes `action`, runs `body`, records an audit entry for
+// mutations (also refused ones), and finishes the call.
+grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* ctx, const ServiceDeps& deps,
+                                      absl::string_view method, auth::Action action, Audit audit,
+                                      const UnaryBody& body);
+
+// Records one audit entry.
+void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::string_view method,
+                 absl::string_view resource, const absl::Status& outcome);
+
+// Checks a resource name: 1 to 256 characters, no control characters.
+absl::Status ValidateName(absl::string_view field, absl::string_view name);
+
+// A new random id with a readable prefix, e.g. "conn-3f9a0c1d2e4b".
+std::string NewId(absl::string_view prefix);
+
+}  // namespace exportd::api
+
+#endif  // EXPORTD_SERVER_API_RPC_SUPPORT_H_

@@ -1,0 +1,320 @@
+#include "server/api/segment_service.h"
+
+#include <functional>
+#include "absl/strings/string_view.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/common/clock.h"
+#include "server/common/grpc_status.h"
+#include "server/common/status_macros.h"
+
+namespace exportd::api {
+namespace {
+
+constexpr char kService[] = "/exportd.v1.SegmentService/";
+
+absl::string_view TypeName(v1::FieldType type) {
+  switch (type) {
+    case v1::FIELD_TYPE_STRING: return "string";
+    case v1::FIELD_TYPE_INT: return "int";
+    case v1::FIELD_TYPE_DOUBLE: return "double";
+    case v1::FIELD_TYPE_BOOL: return "bool";
+    case v1::FIELD_TYPE_TIMESTAMP: return "timestamp";
+    default: return "unspecified";
+  }
+}
+
+v1::FieldType ValueType(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kStringValue: return v1::FIELD_TYPE_STRING;
+    case v1::Value::kIntValue: return v1::FIELD_TYPE_INT;
+    case v1::Value::kDoubleValue: return v1::FIELD_TYPE_DOUBLE;
+    case v1::Value::kBoolValue: return v1::FIELD_TYPE_BOOL;
+    case v1::Value::kTimestampMicros: return v1::FIELD_TYPE_TIMESTAMP;
+    default: return v1::FIELD_TYPE_UNSPECIFIED;  // null
+  }
+}
+
+// One upload stream. Rows are checked and staged chunk by chunk; the
+// snapshot is committed when the client half-closes, discarded otherwise.
+class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequest> {
+ public:
+  UploadReactor(const ServiceDeps& deps, grpc::CallbackServerContext* ctx,
+                v1::UploadMembersResponse* resp)
+      : deps_(deps), ctx_(ctx), resp_(resp) {
+    auto who = Authenticate(*ctx, *deps.authenticator);
+    if (!who.ok()) {
+      Finish(ToGrpcStatus(who.status()));
+      return;
+    }
+    who_ = *who;
+    authenticated_ = true;
+    absl::Status allowed = auth::Authorize(who_, auth::Action::kManageSegments);
+    if (!allowed.ok()) {
+      End(allowed);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (ctx_->IsCancelled()) {
+        End(absl::CancelledError("upload canceled by the client; the previous snapshot stays"));
+      } else if (!trailer_seen_) {
+        End(absl::InvalidArgumentError(
+            "the upload ended without its trailer; nothing was changed. Send "
+            "UploadMembersRequest.trailer with the row count as the last message"));
+      } else {
+        auto segment = writer_->Commit();
+        if (segment.ok()) {
+          *resp_->mutable_segment() = *segment;
+          resp_->set_rows_received(rows_);
+        }
+        End(segment.status());
+      }
+      return;
+    }
+    absl::Status status = Handle();
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Handle() {
+    if (request_.has_header()) {
+      if (writer_ != nullptr) {
+        return absl::InvalidArgumentError("the upload carried a second header; send it once");
+      }
+      resource_ = absl::StrCat("segment/", request_.header().segment());
+      EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment,
+                               deps_.store->GetSegment(request_.header().segment()));
+      resource_ = absl::StrCat("segment/", segment.id());
+      segment_name_ = segment.name();
+      if (request_.header().schema_size() > 0) {
+        EXPORTD_RETURN_IF_ERROR(ValidateSchema(request_.header().schema()));
+        schema_.assign(request_.header().schema().begin(), request_.header().schema().end());
+      } else {
+        schema_.assign(segment.schema().begin(), segment.schema().end());
+      }
+      EXPORTD_ASSIGN_OR_RETURN(writer_, deps_.store->BeginSnapshot(segment.id(), schema_));
+      return absl::OkStatus();
+    }
+    if (writer_ == nullptr) {
+      return absl::InvalidArgumentError(
+          "rows arrived before the header; send UploadMembersRequest.header first");
+    }
+    if (trailer_seen_) {
+      return absl::InvalidArgumentError("a message arrived after the trailer; send it last");
+    }
+    if (request_.has_trailer()) {
+      if (request_.trailer().row_count() != rows_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "segment '", segment_name_, "': the trailer counts ", request_.trailer().row_count(),
+            " rows but ", rows_, " arrived; nothing was changed"));
+      }
+      trailer_seen_ = true;
+      return absl::OkStatus();
+    }
+    if (!request_.has_chunk()) {
+      return absl::InvalidArgumentError(
+          "empty UploadMembersRequest; send a header, chunks, then the trailer");
+    }
+    const auto& chunk = request_.chunk();
+    absl::Status rows = ValidateRows(chunk, schema_, rows_ + 1);
+    if (!rows.ok()) {
+      return absl::Status(rows.code(), absl::StrCat("segment '", segment_name_, "': ",
+                                                    rows.message()));
+    }
+    for (int i = 0; i < chunk.rows_size(); ++i) {
+      const std::string& id = chunk.rows(i).profile_id();
+      if (!seen_ids_.insert(std::hash<std::string_view>()(id)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("segment '", segment_name_, "': row ", rows_ + i + 1, ": profile id '",
+                         id, "' appears twice; profile ids must be unique"));
+      }
+    }
+    rows_ += chunk.rows_size();
+    return writer_->Append(chunk);
+  }
+
+  void End(const absl::Status& status) {
+    writer_.reset();  // Uncommitted: discarded.
+    if (authenticated_) {
+      RecordAudit(deps_, who_, absl::StrCat(kService, "UploadMembers"), resource_, status);
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  const ServiceDeps deps_;
+  grpc::CallbackServerContext* ctx_;
+  v1::UploadMembersResponse* resp_;
+  auth::Principal who_;
+  bool authenticated_ = false;
+  std::string resource_ = "segment/?";
+  std::string segment_name_;
+  v1::UploadMembersRequest request_;
+  std::vector<v1::SchemaField> schema_;
+  std::unique_ptr<store::SnapshotWriter> writer_;
+  // Hashes of the profile ids seen so far (8 bytes each, not the ids).
+  absl::flat_hash_set<size_t> seen_ids_;
+  std::int64_t rows_ = 0;
+  bool trailer_seen_ = false;
+};
+
+}  // namespace
+
+absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema) {
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < schema.size(); ++i) {
+    const auto& field = schema[i];
+    if (field.name().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("schema field ", i + 1, " has no name"));
+    }
+    if (!names.insert(field.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("schema field '", field.name(), "' is declared twice"));
+    }
+    if (field.type() == v1::FIELD_TYPE_UNSPECIFIED || !v1::FieldType_IsValid(field.type())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "schema field '", field.name(),
+          "' has no type; use string, int, double, bool or timestamp"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRows(const v1::UploadMembersRequest::Chunk& chunk,
+                          const std::vector<v1::SchemaField>& schema, std::int64_t first_row) {
+  for (int i = 0; i < chunk.rows_size(); ++i) {
+    const v1::MemberRow& row = chunk.rows(i);
+    std::int64_t number = first_row + i;
+    if (row.profile_id().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("row ", number, " has an empty profile id"));
+    }
+    if (row.values_size() != static_cast<int>(schema.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("row ", number, " (profile '", row.profile_id(), "') has ",
+                       row.values_size(), " values; the schema has ", schema.size(), " fields"));
+    }
+    for (size_t f = 0; f < schema.size(); ++f) {
+      v1::FieldType got = ValueType(row.values(static_cast<int>(f)));
+      if (got != v1::FIELD_TYPE_UNSPECIFIED && got != schema[f].type()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "row ", number, " (profile '", row.profile_id(), "'), field '", schema[f].name(),
+            "': expected ", TypeName(schema[f].type()), ", got ", TypeName(got)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* ctx,
+                                                        const v1::CreateSegmentRequest* req,
+                                                        v1::Segment* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "CreateSegment"),
+                     auth::Action::kManageSegments, Audit::kYes,
+                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("segment/", req->name());
+                       EXPORTD_RETURN_IF_ERROR(ValidateName("name", req->name()));
+                       EXPORTD_RETURN_IF_ERROR(ValidateSchema(req->schema()));
+                       v1::Segment segment;
+                       segment.set_id(NewId("seg"));
+                       segment.set_name(req->name());
+                       *segment.mutable_schema() = req->schema();
+                       std::int64_t now = NowMicros();
+                       segment.set_created_at_micros(now);
+                       segment.set_updated_at_micros(now);
+                       EXPORTD_RETURN_IF_ERROR(deps_.store->CreateSegment(segment));
+                       resource = absl::StrCat("segment/", segment.id());
+                       *resp = segment;
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetSegmentRequest* req,
+                                                     v1::Segment* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetSegment"), auth::Action::kRead,
+                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(*resp, deps_.store->GetSegment(req->segment()));
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListSegmentsRequest*,
+                                                       v1::ListSegmentsResponse* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "ListSegments"), auth::Action::kRead,
+                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(auto segments, deps_.store->ListSegments());
+                       for (auto& s : segments) *resp->add_segments() = std::move(s);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerContext* ctx,
+                                                        const v1::DeleteSegmentRequest* req,
+                                                        v1::DeleteSegmentResponse*) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteSegment"),
+                     auth::Action::kManageSegments, Audit::kYes,
+                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
+                       resource = absl::StrCat("segment/", req->segment());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment,
+                                                deps_.store->GetSegment(req->segment()));
+                       resource = absl::StrCat("segment/", segment.id());
+                       return deps_.store->DeleteSegment(segment.id());
+                     });
+}
+
+grpc::ServerReadReactor<v1::UploadMembersRequest>* SegmentService::UploadMembers(
+    grpc::CallbackServerContext* ctx, v1::UploadMembersResponse* resp) {
+  return new UploadReactor(deps_, ctx, resp);
+}
+
+grpc::ServerUnaryReactor* SegmentService::ListMembers(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListMembersRequest* req,
+                                                      v1::ListMembersResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "ListMembers"), auth::Action::kRead, Audit::kNo,
+      [&](const auth::Principal&, std::string&) -> absl::Status {
+        EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment, deps_.store->GetSegment(req->segment()));
+        std::int64_t offset = 0;
+        if (!req->page_token().empty() && !absl::SimpleAtoi(req->page_token(), &offset)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "page_token '", req->page_token(), "' is not one this server returned"));
+        }
+        int limit = req->page_size() <= 0 ? 100 : std::min(req->page_size(), 10000);
+        *resp->mutable_schema() = segment.schema();
+        std::int64_t index = 0;
+        absl::Status stop = absl::CancelledError("page full");
+        absl::Status status = deps_.store->ForEachChunk(
+            segment.id(), segment.snapshot_version(),
+            [&](const v1::UploadMembersRequest::Chunk& chunk) -> absl::Status {
+              if (index + chunk.rows_size() <= offset) {
+                index += chunk.rows_size();
+                return absl::OkStatus();
+              }
+              for (const auto& row : chunk.rows()) {
+                if (index++ < offset) continue;
+                if (resp->rows_size() == limit) {
+                  resp->set_next_page_token(absl::StrCat(index - 1));
+                  return stop;
+                }
+                *resp->add_rows() = row;
+              }
+              return absl::OkStatus();
+            });
+        return status.ok() || status == stop ? absl::OkStatus() : status;
+      });
+}
+
+}  // namespace exportd::api

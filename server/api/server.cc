@@ -1,0 +1,141 @@
+#include "server/api/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "server/api/connection_service.h"
+#include "server/api/destination_service.h"
+#include "server/api/export_service.h"
+#include "server/api/segment_service.h"
+#include "server/common/status_macros.h"
+#include "server/plugin_host/plugin_loader.h"
+#include "server/store/sqlite_store.h"
+
+namespace exportd::api {
+
+struct Server::Impl {
+  ServerOptions options;
+  std::string admin_token_path;
+  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<crypto::SecretBox> secrets;
+  std::unique_ptr<auth::Authenticator> authenticator;
+  std::unique_ptr<plugin_host::DestinationRegistry> registry;
+  std::unique_ptr<ConnectionService> connections;
+  std::unique_ptr<SegmentService> segments;
+  std::unique_ptr<ExportService> exports;
+  std::unique_ptr<DestinationService> destinations;
+  std::unique_ptr<AuditService> audit;
+  std::unique_ptr<grpc::Server> grpc_server;
+  int port = 0;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  auto impl = std::make_unique<Impl>();
+  Impl& s = *impl;
+  s.options = std::move(options);
+  const ServerOptions& o = s.options;
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data-dir '", o.data_dir, "' cannot be created: ", ec.message()));
+  }
+  EXPORTD_ASSIGN_OR_RETURN(s.store, store::SqliteStore::Open(o.data_dir + "/exportd.db"));
+  EXPORTD_ASSIGN_OR_RETURN(
+      s.secrets, crypto::SecretBox::LoadOrCreate(
+                     o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file));
+  if (o.tokens_file.empty()) {
+    s.admin_token_path = o.data_dir + "/admin.token";
+    EXPORTD_ASSIGN_OR_RETURN(s.authenticator,
+                             auth::Authenticator::FromAdminTokenFile(s.admin_token_path));
+  } else {
+    EXPORTD_ASSIGN_OR_RETURN(s.authenticator, auth::Authenticator::FromTokensFile(o.tokens_file));
+  }
+  s.registry = std::make_unique<plugin_host::DestinationRegistry>();
+  for (auto& destination : s.options.extra_destinations) {
+    EXPORTD_RETURN_IF_ERROR(s.registry->Register(std::move(destination), ""));
+  }
+  s.options.extra_destinations.clear();
+  if (!o.plugin_dir.empty()) {
+    EXPORTD_RETURN_IF_ERROR(plugin_host::LoadPluginDirectory(o.plugin_dir, *s.registry));
+  }
+
+  ServiceDeps deps;
+  deps.store = s.store.get();
+  deps.secrets = s.secrets.get();
+  deps.authenticator = s.authenticator.get();
+  deps.registry = s.registry.get();
+  s.connections = std::make_unique<ConnectionService>(deps);
+  s.segments = std::make_unique<SegmentService>(deps);
+  s.exports = std::make_unique<ExportService>(deps);
+  s.destinations = std::make_unique<DestinationService>(deps);
+  s.audit = std::make_unique<AuditService>(deps);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s.port);
+  builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
+  builder.RegisterService(s.connections.get());
+  builder.RegisterService(s.segments.get());
+  builder.RegisterService(s.exports.get());
+  builder.RegisterService(s.destinations.get());
+  builder.RegisterService(s.audit.get());
+  s.grpc_server = builder.BuildAndStart();
+  if (s.grpc_server == nullptr || s.port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on --listen '", o.listen,
+        "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+int Server::port() const { return impl_->port; }
+
+const std::string& Server::admin_token_path() const { return impl_->admin_token_path; }
+
+std::string Server::Describe() const {
+  std::vector<std::string> loaded;
+  for (const auto& d : impl_->registry->List()) {
+    loaded.push_back(absl::StrCat(d.manifest->name, " ", d.manifest->version));
+  }
+  std::string host = impl_->options.listen.substr(0, impl_->options.listen.rfind(':'));
+  std::string text = absl::StrCat(
+      "exportd listening on ", host, ":", impl_->port, "\n", "data directory: ",
+      std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
+      "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
+  for (const auto& r : impl_->registry->refused()) {
+    absl::StrAppend(&text, "\nrefused plugin ", r.library_path, ": ", r.reason);
+  }
+  if (!impl_->admin_token_path.empty()) {
+    absl::StrAppend(&text, "\nadmin token: ",
+                    std::filesystem::absolute(impl_->admin_token_path).string(),
+                    " (exportctl reads it when it talks to a local server)");
+  }
+  return text;
+}
+
+void Server::Shutdown() {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+}
+
+void Server::Wait() { impl_->grpc_server->Wait(); }
+
+}  // namespace exportd::api

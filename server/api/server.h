@@ -1,0 +1,64 @@
+// The exportd server: store, secrets, auth, plugins, engine and the gRPC
+// services, wired together. main.cc and the tests both use it.
+//
+//   ServerOptions options;
+//   options.listen = "127.0.0.1:0";
+//   options.data_dir = "/tmp/x";
+//   EXPORTD_ASSIGN_OR_RETURN(auto server, Server::Start(std::move(options)));
+//   ... server->port() ...
+//   server->Shutdown();
+#ifndef EXPORTD_SERVER_API_SERVER_H_
+#define EXPORTD_SERVER_API_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "exportd/sdk/destination.h"
+
+namespace exportd::api {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir = "./exportd-data";
+  // Empty: no plugin directory is loaded.
+  std::string plugin_dir;
+  // Empty: `<data_dir>/admin.token` is created on first start and used.
+  std::string tokens_file;
+  // Empty: `<data_dir>/master.key`.
+  std::string master_key_file;
+  // Destinations registered in-process, before the plugin directory (tests).
+  std::vector<std::unique_ptr<sdk::Destination>> extra_destinations;
+  // Largest message a client may send.
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Concurrent runs of different exports.
+  int run_workers = 2;
+};
+
+class Server {
+ public:
+  // Opens everything and starts serving. Errors say which option is wrong.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  ~Server();
+
+  int port() const;
+  // Where the admin token lives when no tokens file is used; empty otherwise.
+  const std::string& admin_token_path() const;
+  // A summary for the start-up log: address, data dir, plugins.
+  std::string Describe() const;
+  // Stops accepting calls, finishes running work, closes the store.
+  void Shutdown();
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace exportd::api
+
+#endif  // EXPORTD_SERVER_API_SERVER_H_

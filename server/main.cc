@@ -1,0 +1,99 @@
+// exportd: the export service. See README.md and `exportd --help`.
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "exportd/sdk/destination.h"
+#include "server/api/server.h"
+#include "server/plugin_host/plugin_loader.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(exportd: exports customer segments to marketing destinations.
+
+Usage: exportd [flags]
+  --listen HOST:PORT        where to serve gRPC (default 127.0.0.1:50051; port 0 picks one)
+  --data-dir DIR            where the SQLite store, master key and admin token live
+                            (default ./exportd-data)
+  --plugin-dir DIR          destination plugins to load (default: the build's plugins/
+                            or the installed lib/exportd/plugins)
+  --tokens-file FILE        bearer tokens, one '<token> <principal> <role>' per line; without
+                            it, DIR/admin.token is created and accepted as the admin
+  --master-key-file FILE    the key that encrypts secrets (default DIR/master.key)
+  --run-workers N           exports run concurrently (default 2)
+  --version                 print the version and the plugin ABI version
+  --help                    this text
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  exportd::api::ServerOptions options;
+  bool plugin_dir_set = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    auto take = [&](const char* name, std::string& out) {
+      std::string prefix = std::string(name) + "=";
+      if (arg == name && i + 1 < argc) {
+        out = argv[++i];
+        return true;
+      }
+      if (absl::StartsWith(arg, prefix)) {
+        out = arg.substr(prefix.size());
+        return true;
+      }
+      return false;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "exportd " << EXPORTD_VERSION << " (plugin ABI " << exportd::sdk::kAbiVersion
+                << ")\n";
+      return 0;
+    } else if (take("--listen", options.listen) || take("--data-dir", options.data_dir) ||
+               take("--tokens-file", options.tokens_file) ||
+               take("--master-key-file", options.master_key_file)) {
+    } else if (take("--plugin-dir", options.plugin_dir)) {
+      plugin_dir_set = true;
+    } else if (take("--run-workers", value)) {
+      options.run_workers = std::atoi(value.c_str());
+      if (options.run_workers < 1) {
+        std::cerr << "exportd: --run-workers must be at least 1, got '" << value << "'\n";
+        return 2;
+      }
+    } else {
+      std::cerr << "exportd: unknown flag '" << arg << "'\n\n" << kUsage;
+      return 2;
+    }
+  }
+  if (!plugin_dir_set) options.plugin_dir = exportd::plugin_host::DefaultPluginDir(argv[0]).string();
+
+  // Signals are taken by a thread of their own; block them everywhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = exportd::api::Server::Start(std::move(options));
+  if (!server.ok()) {
+    std::cerr << "exportd: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::cerr << (*server)->Describe() << std::endl;
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::cerr << "exportd: " << strsignal(signal) << ", shutting down" << std::endl;
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  waiter.join();
+  return 0;
+}

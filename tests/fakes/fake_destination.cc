@@ -1,0 +1,133 @@
+#include "tests/fakes/fake_destination.h"
+
+#include <utility>
+
+namespace exportd::testing {
+namespace {
+
+class FakeConnection final : public sdk::Connection {
+ public:
+  explicit FakeConnection(std::shared_ptr<FakeState> state) : state_(std::move(state)) {}
+
+  absl::Status Check(sdk::RunContext&) override { return TakeFailure(); }
+
+  absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
+                                               std::string_view, sdk::RunContext&) override {
+    if (absl::Status s = TakeFailure(); !s.ok()) return s;
+    absl::MutexLock lock(&state_->mu);
+    sdk::Audience audience;
+    audience.name = std::string(segment_name);
+    audience.id = "aud-" + audience.name;
+    audience.created = state_->audiences.count(audience.name) == 0;
+    state_->audiences[audience.name];
+    return audience;
+  }
+
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Upsert(const sdk::Audience& audience,
+                                                         const sdk::RecordBatch& batch,
+                                                         sdk::RunContext& ctx) override {
+    return Write(audience, batch, ctx, /*remove=*/false);
+  }
+
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Remove(const sdk::Audience& audience,
+                                                         const sdk::RecordBatch& batch,
+                                                         sdk::RunContext& ctx) override {
+    return Write(audience, batch, ctx, /*remove=*/true);
+  }
+
+ private:
+  absl::Status TakeFailure() {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->fail_calls > 0) {
+      --state_->fail_calls;
+      return absl::UnavailableError("fake destination is unavailable");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Write(const sdk::Audience& audience,
+                                                        const sdk::RecordBatch& batch,
+                                                        sdk::RunContext& ctx, bool remove) {
+    if (ctx.cancelled()) return absl::CancelledError("canceled");
+    if (absl::Status s = TakeFailure(); !s.ok()) return s;
+    absl::MutexLock lock(&state_->mu);
+    ++(remove ? state_->remove_calls : state_->upsert_calls);
+    auto& members = state_->audiences[audience.name];
+    std::vector<sdk::RecordOutcome> outcomes;
+    outcomes.reserve(batch.size());
+    for (size_t r = 0; r < batch.size(); ++r) {
+      const std::string& id = batch.profile_ids[r];
+      if (state_->reject.count(id)) {
+        outcomes.push_back(sdk::RecordOutcome::Rejected("fake_reject", "key", "rejected by test"));
+        continue;
+      }
+      if (remove) {
+        members.erase(id);
+      } else {
+        std::string first;
+        if (!batch.fields.empty()) {
+          const sdk::Value& v = batch.at(r, 0);
+          first = v.is_null ? "" : v.type == sdk::FieldType::kString ? v.s : std::to_string(v.i);
+        }
+        members[id] = first;
+      }
+      outcomes.push_back(sdk::RecordOutcome::Delivered());
+    }
+    return outcomes;
+  }
+
+  std::shared_ptr<FakeState> state_;
+};
+
+class FakeDestination final : public sdk::Destination {
+ public:
+  explicit FakeDestination(std::shared_ptr<FakeState> state) : state_(std::move(state)) {
+    manifest_.name = "fake";
+    manifest_.display_name = "Fake";
+    manifest_.version = "0.0.1";
+    manifest_.description = "In-memory destination for tests";
+    sdk::SettingSpec token;
+    token.name = "token";
+    token.display_name = "Token";
+    token.required = true;
+    token.secret = true;
+    sdk::SettingSpec mode;
+    mode.name = "mode";
+    mode.display_name = "Mode";
+    mode.type = sdk::SettingType::kEnum;
+    mode.allowed_values = {"fast", "slow"};
+    mode.default_value = "fast";
+    sdk::SettingSpec limit;
+    limit.name = "limit";
+    limit.display_name = "Limit";
+    limit.type = sdk::SettingType::kInt;
+    manifest_.settings = {token, mode, limit};
+    manifest_.mapping_fields = {{"key", "The profile's key", true}};
+    manifest_.allows_extra_fields = true;
+    manifest_.reserved_fields = {"reserved"};
+    manifest_.supports_removal = true;
+    manifest_.speed.max_records_per_batch = 100;
+  }
+
+  const sdk::Manifest& manifest() const override { return manifest_; }
+
+  absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings& settings) override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->last_settings = settings;
+    }
+    return std::make_unique<FakeConnection>(state_);
+  }
+
+ private:
+  std::shared_ptr<FakeState> state_;
+  sdk::Manifest manifest_;
+};
+
+}  // namespace
+
+std::unique_ptr<sdk::Destination> MakeFakeDestination(std::shared_ptr<FakeState> state) {
+  return std::make_unique<FakeDestination>(std::move(state));
+}
+
+}  // namespace exportd::testing

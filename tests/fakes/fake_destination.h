@@ -1,0 +1,39 @@
+// An in-process destination for tests of the core: it keeps audiences in
+// memory, and can be told to reject records or fail calls. Registered through
+// the same DestinationRegistry interface as the plugins.
+#ifndef EXPORTD_TESTS_FAKES_FAKE_DESTINATION_H_
+#define EXPORTD_TESTS_FAKES_FAKE_DESTINATION_H_
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "exportd/sdk/destination.h"
+
+namespace exportd::testing {
+
+// State shared by a FakeDestination and the test that made it.
+struct FakeState {
+  absl::Mutex mu;
+  // audience name -> profile id -> the record's first value, or "" if none.
+  std::map<std::string, std::map<std::string, std::string>> audiences ABSL_GUARDED_BY(mu);
+  // Settings every Connect() received, last one wins.
+  std::map<std::string, std::string, std::less<>> last_settings ABSL_GUARDED_BY(mu);
+  // Profile ids to reject with reason "fake_reject".
+  std::set<std::string> reject ABSL_GUARDED_BY(mu);
+  // Calls to fail (UNAVAILABLE) before the next one succeeds.
+  int fail_calls ABSL_GUARDED_BY(mu) = 0;
+  int upsert_calls ABSL_GUARDED_BY(mu) = 0;
+  int remove_calls ABSL_GUARDED_BY(mu) = 0;
+};
+
+// Manifest: name `fake`; settings `token` (secret, required), `mode` enum
+// fast|slow (default fast), `limit` int optional; mapping `key` required,
+// extra fields allowed, `reserved` reserved; supports removal.
+std::unique_ptr<sdk::Destination> MakeFakeDestination(std::shared_ptr<FakeState> state);
+
+}  // namespace exportd::testing
+
+#endif  // EXPORTD_TESTS_FAKES_FAKE_DESTINATION_H_
