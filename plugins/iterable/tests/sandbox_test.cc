@@ -1,0 +1,547 @@
+// The Iterable connection against iterable-sandbox (in-process, port 0): every
+// call, every fault the sandbox can inject, and the API key never leaking.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "exportd/sdk/testing/test_run_context.h"
+#include "gtest/gtest.h"
+#include "http_client.h"
+#include "iterable_connection.h"
+#include "iterable_settings.h"
+#include "nlohmann/json.hpp"
+#include "test_batches.h"
+#include "tests/sandbox/sandbox.h"
+
+namespace exportd::iterable {
+namespace {
+
+using nlohmann::json;
+using sdk::OutcomeKind;
+using sdk::RecordOutcome;
+using sdk::testing::TestRunContext;
+using namespace exportd::iterable::testing;
+
+constexpr char kKey[] = "itbl-test-key-0123456789abcdef01";
+constexpr char kWrongKey[] = "wrong-key-abcdefabcdefabcdefabcd";
+
+class IterableSandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sandbox::Options options;
+    options.api_keys = {kKey};
+    auto sandbox = sandbox::Sandbox::Create(options);
+    ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+    sandbox_ = *std::move(sandbox);
+  }
+
+  // Settings as the core would pass them, with fast retries for tests.
+  ConnectionOptions Options(sdk::Settings extra = {}) {
+    sdk::Settings settings = {{"api_key", kKey}, {"base_url", sandbox_->base_url()}};
+    for (auto& [k, v] : extra) settings[k] = v;
+    auto options = ParseSettings(settings);
+    EXPECT_TRUE(options.ok()) << options.status();
+    options->retry.initial_backoff = absl::Milliseconds(5);
+    options->retry.max_backoff = absl::Milliseconds(50);
+    options->invalid_list_initial_backoff = absl::Milliseconds(20);
+    return *options;
+  }
+
+  std::unique_ptr<IterableConnection> Connect(ConnectionOptions options) {
+    auto connection = IterableConnection::Create(std::move(options));
+    EXPECT_TRUE(connection.ok()) << connection.status();
+    return connection.ok() ? *std::move(connection) : nullptr;
+  }
+  std::unique_ptr<IterableConnection> Connect() { return Connect(Options()); }
+
+  sdk::Audience MakeList(IterableConnection& connection, const std::string& name) {
+    TestRunContext ctx;
+    auto audience = connection.EnsureAudience(name, "", ctx);
+    EXPECT_TRUE(audience.ok()) << audience.status();
+    return audience.ok() ? *audience : sdk::Audience{};
+  }
+
+  json Members(const sdk::Audience& audience) {
+    auto members = sandbox_->state().AdminMembersJson(std::stoll(audience.id));
+    EXPECT_TRUE(members.has_value());
+    return members.value_or(json::array());
+  }
+
+  std::vector<std::string> MemberEmails(const sdk::Audience& audience) {
+    std::vector<std::string> emails;
+    for (const json& m : Members(audience)) emails.push_back(m.value("email", ""));
+    return emails;
+  }
+
+  int64_t RequestCount(const std::string& route, const std::string& outcome) {
+    const json stats = sandbox_->StatsJson();
+    if (!stats["requests"].contains(route)) return 0;
+    return stats["requests"][route].value(outcome, int64_t{0});
+  }
+
+  // Everything a caller could see: logs, status messages, outcome messages.
+  void ExpectNoKey(const TestRunContext& ctx, const std::vector<std::string>& texts,
+                   const std::string& key = kKey) {
+    for (const auto& line : ctx.logs()) {
+      EXPECT_EQ(line.message.find(key), std::string::npos) << "log line: " << line.message;
+    }
+    for (const std::string& text : texts) {
+      EXPECT_EQ(text.find(key), std::string::npos) << text;
+    }
+  }
+
+  void SetFaults(const std::function<void(sandbox::FaultOptions&)>& edit) {
+    sandbox::FaultOptions faults = sandbox_->faults();
+    edit(faults);
+    sandbox_->SetFaults(faults);
+  }
+
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+};
+
+std::vector<std::string> Messages(const std::vector<RecordOutcome>& outcomes) {
+  std::vector<std::string> out;
+  for (const RecordOutcome& o : outcomes) out.push_back(o.message);
+  return out;
+}
+
+// ----- Check -----------------------------------------------------------------
+
+TEST_F(IterableSandboxTest, CheckAcceptsAGoodKey) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  EXPECT_TRUE(connection->Check(ctx).ok());
+  EXPECT_EQ(RequestCount("GET /api/lists", "200"), 1);
+}
+
+TEST_F(IterableSandboxTest, CheckRefusesABadKeyWithIterablesCode) {
+  ConnectionOptions options = Options();
+  options.api_key = kWrongKey;
+  auto connection = Connect(options);
+  TestRunContext ctx;
+  const absl::Status status = connection->Check(ctx);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(status.message().find("Iterable rejected the API key (BadApiKey)"),
+            absl::string_view::npos)
+      << status;
+  ExpectNoKey(ctx, {std::string(status.message())}, kWrongKey);
+}
+
+TEST_F(IterableSandboxTest, CheckNamesTheHostWhenUnreachable) {
+  ConnectionOptions options = Options();
+  const int port = sandbox_->port();
+  sandbox_->Shutdown();  // Nothing listens on the port any more.
+  auto connection = Connect(options);
+  TestRunContext ctx;
+  const absl::Status status = connection->Check(ctx);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("127.0.0.1:" + std::to_string(port)), absl::string_view::npos)
+      << status;
+  EXPECT_NE(status.message().find("curl error"), absl::string_view::npos) << status;
+  ExpectNoKey(ctx, {std::string(status.message())});
+}
+
+// ----- EnsureAudience --------------------------------------------------------
+
+TEST_F(IterableSandboxTest, EnsureAudienceCreatesThenFindsTheSameList) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  auto first = connection->EnsureAudience("VIP customers", "", ctx);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->created);
+  EXPECT_EQ(first->name, "VIP customers");
+  EXPECT_GT(std::stoll(first->id), int64_t{1} << 32) << "64-bit ids survive";
+  auto second = connection->EnsureAudience("VIP customers", "", ctx);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->id, first->id);
+  EXPECT_FALSE(second->created);
+  auto remembered = connection->EnsureAudience("VIP customers", first->id, ctx);
+  ASSERT_TRUE(remembered.ok());
+  EXPECT_EQ(remembered->id, first->id);
+  EXPECT_TRUE(remembered->note.empty()) << remembered->note;
+  // Exact names only.
+  auto other = connection->EnsureAudience("vip customers", "", ctx);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->id, first->id);
+  EXPECT_EQ(RequestCount("POST /api/lists", "200"), 2);
+}
+
+TEST_F(IterableSandboxTest, EnsureAudiencePrefersRememberedThenOldestDuplicate) {
+  HttpClient::Options http;
+  http.base_url = sandbox_->base_url();
+  http.api_key = kKey;
+  auto client = HttpClient::Create(http);
+  ASSERT_TRUE(client.ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto response = (*client)->Send("POST", "/api/lists", R"({"name":"Dup"})");
+    ASSERT_TRUE(response.ok()) << response.status();
+    ids.push_back(std::to_string(json::parse(response->body)["listId"].get<int64_t>()));
+  }
+  auto connection = Connect();
+  TestRunContext ctx;
+  auto oldest = connection->EnsureAudience("Dup", "", ctx);
+  ASSERT_TRUE(oldest.ok());
+  EXPECT_EQ(oldest->id, ids[0]);
+  EXPECT_FALSE(oldest->created);
+  EXPECT_NE(oldest->note.find("3 Iterable lists are named 'Dup'"), std::string::npos)
+      << oldest->note;
+  EXPECT_NE(oldest->note.find("oldest"), std::string::npos) << oldest->note;
+  auto remembered = connection->EnsureAudience("Dup", ids[2], ctx);
+  ASSERT_TRUE(remembered.ok());
+  EXPECT_EQ(remembered->id, ids[2]);
+  // A remembered id that is gone falls back to the oldest, saying so.
+  auto gone = connection->EnsureAudience("Dup", "99", ctx);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->id, ids[0]);
+  EXPECT_NE(gone->note.find("99"), std::string::npos) << gone->note;
+}
+
+// ----- Upsert and Remove -----------------------------------------------------
+
+TEST_F(IterableSandboxTest, UpsertNormalizesEmailsRejectsInvalidOnesAndSendsTypedFields) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "Upsert");
+  sdk::RecordBatch batch;
+  batch.fields = {{"email", sdk::FieldType::kString},   {"firstName", sdk::FieldType::kString},
+                  {"age", sdk::FieldType::kInt},        {"score", sdk::FieldType::kDouble},
+                  {"vip", sdk::FieldType::kBool},       {"joined", sdk::FieldType::kTimestamp},
+                  {"nickname", sdk::FieldType::kString}};
+  auto add = [&](std::string id, std::vector<sdk::Value> values) {
+    batch.profile_ids.push_back(std::move(id));
+    for (auto& v : values) batch.values.push_back(std::move(v));
+  };
+  add("ann", {Str("  Ann@Example.COM "), Str("Ann \"Q\" \u00e9"), Int(41), Dbl(2.5), Bool(true),
+              Time(1'700'000'000'000'000), Null()});
+  add("bad", {Str("not an email"), Str("x"), Int(1), Dbl(1), Bool(false), Time(0), Null()});
+  add("none", {Null(), Str("x"), Int(1), Dbl(1), Bool(false), Time(0), Null()});
+  add("bob", {Str("bob@example.com"), Str("Bob"), Int(7), Dbl(-1e-3), Bool(false), Time(0),
+              Str("bobby")});
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, batch, ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  ASSERT_EQ(outcomes->size(), 4u);
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered) << (*outcomes)[0].message;
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[1].reason_code, "invalid_email");
+  EXPECT_EQ((*outcomes)[1].field, "email");
+  EXPECT_EQ((*outcomes)[2].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[2].reason_code, "missing_email");
+  EXPECT_EQ((*outcomes)[3].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ(sandbox_->StatsJson()["subscribeRecordsReceived"], 2) << "invalid ones never sent";
+
+  const json members = Members(list);
+  ASSERT_EQ(members.size(), 2u) << members.dump();
+  EXPECT_EQ(members[0]["email"], "ann@example.com");
+  const json& ann = members[0]["dataFields"];
+  EXPECT_EQ(ann["firstName"], "Ann \"Q\" \u00e9");
+  EXPECT_EQ(ann["age"], 41);
+  EXPECT_EQ(ann["score"], 2.5);
+  EXPECT_EQ(ann["vip"], true);
+  EXPECT_EQ(ann["joined"], "2023-11-14 22:13:20 +00:00");
+  EXPECT_FALSE(ann.contains("nickname")) << "null removes the field: " << ann.dump();
+  EXPECT_EQ(members[1]["email"], "bob@example.com");
+  EXPECT_EQ(members[1]["dataFields"]["nickname"], "bobby");
+  ExpectNoKey(ctx, Messages(*outcomes));
+}
+
+TEST_F(IterableSandboxTest, RemoveUnsubscribesWithoutChannelUnsubscribe) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "Remove");
+  TestRunContext ctx;
+  ASSERT_TRUE(connection->Upsert(list, PeopleBatch(5), ctx).ok());
+  ASSERT_EQ(Members(list).size(), 5u);
+  auto removed = connection->Remove(list, EmailBatch({"USER1@example.com", "user3@example.com",
+                                                      "bogus", "never@example.com"}),
+                                    ctx);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  ASSERT_EQ(removed->size(), 4u);
+  EXPECT_EQ((*removed)[0].kind, OutcomeKind::kDelivered) << (*removed)[0].message;
+  EXPECT_EQ((*removed)[1].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*removed)[2].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*removed)[2].reason_code, "invalid_email");
+  EXPECT_EQ((*removed)[3].kind, OutcomeKind::kDelivered) << "not on the list is what we want";
+  EXPECT_EQ(MemberEmails(list), (std::vector<std::string>{"user0@example.com", "user2@example.com",
+                                                         "user4@example.com"}));
+  const json stats = sandbox_->StatsJson();
+  EXPECT_GE(stats["channelUnsubscribeFalse"].get<int>(), 1);
+  EXPECT_EQ(stats["channelUnsubscribeTrue"], 0);
+  EXPECT_EQ(stats["channelUnsubscribeMissing"], 0);
+}
+
+TEST_F(IterableSandboxTest, TypeConflictIsRejectedAsInvalidData) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "Types");
+  TestRunContext ctx;
+  sdk::RecordBatch first;
+  first.fields = {{"email", sdk::FieldType::kString}, {"level", sdk::FieldType::kInt}};
+  first.profile_ids = {"a"};
+  first.values = {Str("a@example.com"), Int(3)};
+  ASSERT_TRUE(connection->Upsert(list, first, ctx).ok());
+  sdk::RecordBatch second;
+  second.fields = {{"email", sdk::FieldType::kString}, {"level", sdk::FieldType::kString}};
+  second.profile_ids = {"b", "c"};
+  second.values = {Str("B@example.com"), Str("gold"), Str("c@example.com"), Null()};
+  auto outcomes = connection->Upsert(list, second, ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected) << (*outcomes)[0].message;
+  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_data");
+  EXPECT_EQ((*outcomes)[0].field, "email");
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kDelivered);
+}
+
+TEST_F(IterableSandboxTest, SplitsLargeBatchesAndReturnsOutcomesInOrder) {
+  auto connection = Connect(Options({{"batch_size", "7"}, {"max_body_bytes", "2000"}}));
+  const sdk::Audience list = MakeList(*connection, "Split");
+  sdk::RecordBatch batch = PeopleBatch(100);
+  batch.values[50 * 5] = Str("broken@");  // Record 50's email.
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, batch, ctx);
+  ASSERT_TRUE(outcomes.ok());
+  ASSERT_EQ(outcomes->size(), 100u);
+  for (size_t i = 0; i < 100; ++i) {
+    EXPECT_EQ((*outcomes)[i].kind, i == 50 ? OutcomeKind::kRejected : OutcomeKind::kDelivered) << i;
+  }
+  EXPECT_EQ(Members(list).size(), 99u);
+  const json stats = sandbox_->StatsJson();
+  EXPECT_LE(stats["maxSubscribersSeen"].get<int>(), 7);
+  EXPECT_LE(stats["maxBodyBytesSeen"].get<int>(), 2000);
+}
+
+TEST_F(IterableSandboxTest, UpdateExistingUsersOnlyRejectsUnknownUsersAsNotFound) {
+  auto creating = Connect();
+  const sdk::Audience list = MakeList(*creating, "Existing");
+  TestRunContext ctx;
+  ASSERT_TRUE(creating->Upsert(list, EmailBatch({"known@example.com"}), ctx).ok());
+  auto connection = Connect(Options({{"update_existing_users_only", "true"}}));
+  auto outcomes =
+      connection->Upsert(list, EmailBatch({"known@example.com", "unknown@example.com"}), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ(sandbox_->StatsJson()["updateExistingUsersOnlyTrue"], 1);
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[1].reason_code, "not_found");
+}
+
+TEST_F(IterableSandboxTest, RevokedKeyFailsTheWholeWrite) {
+  auto good = Connect();
+  const sdk::Audience list = MakeList(*good, "Revoked");
+  ConnectionOptions options = Options();
+  options.api_key = kWrongKey;
+  auto connection = Connect(options);
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(3), ctx);
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kUnauthenticated) << outcomes.status();
+  ExpectNoKey(ctx, {std::string(outcomes.status().message())}, kWrongKey);
+}
+
+// ----- Faults ----------------------------------------------------------------
+
+TEST_F(IterableSandboxTest, RateLimitedJsonWithRetryAfterIsHonoured) {
+  auto connection = Connect(Options({{"batch_size", "2"}, {"parallel_requests", "1"}}));
+  const sdk::Audience list = MakeList(*connection, "429 json");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.rate_limits["subscribe"] = 1;
+    f.retry_after_seconds = 1;
+  });
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(6), ctx);  // 3 requests.
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.message;
+  EXPECT_GE(RequestCount("POST /api/lists/subscribe", "429"), 1);
+  bool waited_retry_after = false;
+  for (absl::Duration d : ctx.sleeps()) waited_retry_after |= d >= absl::Milliseconds(900);
+  EXPECT_TRUE(waited_retry_after) << "Retry-After: 1 was not honoured";
+  EXPECT_TRUE(ctx.LogsContain("Retry-After"));
+  EXPECT_EQ(Members(list).size(), 6u);
+  ExpectNoKey(ctx, Messages(*outcomes));
+}
+
+TEST_F(IterableSandboxTest, RateLimitedTextWithoutRetryAfterSlowsTheClientDown) {
+  ConnectionOptions options = Options({{"batch_size", "1"}, {"parallel_requests", "4"}});
+  options.retry.max_attempts = 20;
+  options.retry.initial_backoff = absl::Milliseconds(50);
+  options.retry.max_backoff = absl::Milliseconds(400);
+  auto connection = Connect(options);
+  const sdk::Audience list = MakeList(*connection, "429 text");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.rate_limits["subscribe"] = 10;
+    f.rate_limit_body = sandbox::RateLimitBody::kText;
+  });
+  EXPECT_EQ(connection->current_rate_limit(), 0) << "unlimited before any 429";
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(40), ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.message;
+  EXPECT_GE(RequestCount("POST /api/lists/subscribe", "429"), 1);
+  EXPECT_GT(connection->current_rate_limit(), 0) << "a 429 must install a client-side limit";
+  EXPECT_TRUE(ctx.LogsContain("Rate limit exceeded"));
+  EXPECT_EQ(Members(list).size(), 40u);
+}
+
+TEST_F(IterableSandboxTest, ServerErrorsAreRetriedUntilSuccess) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "5xx");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.fail_next = 2;
+    f.fail_next_endpoint = "subscribe";
+  });
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(3), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.message;
+  EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "503"), 2);
+  EXPECT_EQ(Members(list).size(), 3u);
+}
+
+TEST_F(IterableSandboxTest, ExhaustedRetriesLeaveRecordsRetryable) {
+  ConnectionOptions options = Options();
+  options.retry.max_attempts = 3;
+  auto connection = Connect(options);
+  const sdk::Audience list = MakeList(*connection, "exhausted");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.fail_next = 1000;
+    f.fail_next_endpoint = "subscribe";
+  });
+  TestRunContext ctx;
+  sdk::RecordBatch batch = EmailBatch({"a@example.com", "bad", "b@example.com"});
+  auto outcomes = connection->Upsert(list, batch, ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRetryable);
+  EXPECT_EQ((*outcomes)[0].reason_code, "http_503");
+  EXPECT_NE((*outcomes)[0].message.find("after 3 attempts"), std::string::npos)
+      << (*outcomes)[0].message;
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[2].kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "503"), 3);
+  ExpectNoKey(ctx, Messages(*outcomes));
+}
+
+TEST_F(IterableSandboxTest, DroppedConnectionsAreRetried) {
+  ConnectionOptions options = Options({{"batch_size", "5"}});
+  options.retry.max_attempts = 15;
+  auto connection = Connect(options);
+  const sdk::Audience list = MakeList(*connection, "dropped");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.drop_ratio = 0.4;
+    f.seed = 7;
+  });
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(30), ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.message;
+  EXPECT_GE(RequestCount("POST /api/lists/subscribe", "dropped"), 1);
+  EXPECT_EQ(Members(list).size(), 30u);
+}
+
+TEST_F(IterableSandboxTest, InvalidListIdRightAfterCreationIsRetriedWithinTheWindow) {
+  SetFaults([](sandbox::FaultOptions& f) { f.invalid_list_window_ms = 600; });
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "fresh");
+  ASSERT_TRUE(list.created);
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(3), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.message;
+  EXPECT_GE(RequestCount("POST /api/lists/subscribe", "400"), 1);
+  EXPECT_TRUE(ctx.LogsContain("does not know the new list yet"));
+  EXPECT_EQ(Members(list).size(), 3u);
+}
+
+TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsRejected) {
+  SetFaults([](sandbox::FaultOptions& f) { f.invalid_list_window_ms = 60'000; });
+  auto creator = Connect();
+  sdk::Audience list = MakeList(*creator, "someone else's");
+  list.created = false;  // As a later run would see it.
+  auto connection = Connect();
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_list_id");
+  EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "400"), 1) << "no retries";
+}
+
+TEST_F(IterableSandboxTest, InvalidListIdWindowIsBounded) {
+  SetFaults([](sandbox::FaultOptions& f) { f.invalid_list_window_ms = 60'000; });
+  ConnectionOptions options = Options();
+  options.invalid_list_window = absl::Milliseconds(300);
+  auto connection = Connect(options);
+  const sdk::Audience list = MakeList(*connection, "never ready");
+  TestRunContext ctx;
+  const absl::Time start = absl::Now();
+  auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[1].reason_code, "invalid_list_id");
+  EXPECT_GE(RequestCount("POST /api/lists/subscribe", "400"), 2);
+}
+
+TEST_F(IterableSandboxTest, BatchTooLargeRejectsTheRequestsRecordsWithIterablesCode) {
+  auto connection = Connect(Options({{"batch_size", "10"}}));
+  const sdk::Audience list = MakeList(*connection, "too large");
+  SetFaults([](sandbox::FaultOptions& f) { f.max_batch = 5; });
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(list, PeopleBatch(13), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ((*outcomes)[i].kind, OutcomeKind::kRejected) << i;
+    EXPECT_EQ((*outcomes)[i].reason_code, "BatchTooLarge") << i;
+    EXPECT_NE((*outcomes)[i].message.find("HTTP 400"), std::string::npos);
+  }
+  for (size_t i = 10; i < 13; ++i) EXPECT_EQ((*outcomes)[i].kind, OutcomeKind::kDelivered) << i;
+  EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "400"), 1) << "4xx are not retried";
+}
+
+TEST_F(IterableSandboxTest, ParallelRequestsOverlapUnderLatency) {
+  auto connection = Connect(Options({{"batch_size", "5"}, {"parallel_requests", "4"}}));
+  const sdk::Audience list = MakeList(*connection, "latency");
+  SetFaults([](sandbox::FaultOptions& f) { f.latency_ms = 300; });
+  TestRunContext ctx;
+  const absl::Time start = absl::Now();
+  auto outcomes = connection->Upsert(list, PeopleBatch(40), ctx);  // 8 requests.
+  const absl::Duration elapsed = absl::Now() - start;
+  ASSERT_TRUE(outcomes.ok());
+  for (const RecordOutcome& o : *outcomes) EXPECT_EQ(o.kind, OutcomeKind::kDelivered);
+  EXPECT_LT(elapsed, absl::Milliseconds(1800)) << "8 x 300 ms requests ran one at a time";
+  EXPECT_GE(elapsed, absl::Milliseconds(550)) << "more than 4 requests in flight";
+  EXPECT_EQ(Members(list).size(), 40u);
+}
+
+TEST_F(IterableSandboxTest, ClientSideRateLimitSpacesRequests) {
+  auto connection = Connect(Options(
+      {{"batch_size", "1"}, {"parallel_requests", "4"}, {"requests_per_second", "5"}}));
+  const sdk::Audience list = MakeList(*connection, "throttled");
+  TestRunContext ctx;
+  const absl::Time start = absl::Now();
+  auto outcomes = connection->Upsert(list, PeopleBatch(10), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  // Burst of 5, then 5 more at 200 ms intervals.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(800));
+  EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "429"), 0);
+}
+
+// ----- Cancellation ----------------------------------------------------------
+
+TEST_F(IterableSandboxTest, CancellationStopsRetries) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "cancel");
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.fail_next = 1000;
+    f.fail_next_endpoint = "subscribe";
+  });
+  TestRunContext ctx;
+  ctx.CancelAfterPolls(3);
+  auto outcomes = connection->Upsert(list, PeopleBatch(3), ctx);
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kCancelled) << outcomes.status();
+  TestRunContext cancelled;
+  cancelled.Cancel();
+  EXPECT_EQ(connection->Check(cancelled).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(connection->EnsureAudience("x", "", cancelled).status().code(),
+            absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace exportd::iterable
