@@ -205,20 +205,23 @@ std::string ClosestMatch(absl::string_view word, const std::vector<std::string>&
   size_t best_distance = std::string::npos;
   for (const std::string& candidate : candidates) {
     // Levenshtein distance, one row at a time.
-    std::vector<size_t> row(candidate.size() + 1);
-    for (size_t j = 0; j < row.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= word.size(); ++i) {
-      size_t diagonal = row[0];
-      row[0] = i;
-      for (size_t j = 1; j <= candidate.size(); ++j) {
-        size_t above = row[j];
+    // Optimal string alignment distance: edits plus adjacent transpositions
+    // ("nmae" is one typo away from "name").
+    const size_t n = word.size(), m = candidate.size();
+    std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+    for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+    for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+    for (size_t i = 1; i <= n; ++i) {
+      for (size_t j = 1; j <= m; ++j) {
         size_t cost = word[i - 1] == candidate[j - 1] ? 0 : 1;
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
-        diagonal = above;
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+        if (i > 1 && j > 1 && word[i - 1] == candidate[j - 2] && word[i - 2] == candidate[j - 1]) {
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
       }
     }
-    if (row.back() < best_distance) {
-      best_distance = row.back();
+    if (d[n][m] < best_distance) {
+      best_distance = d[n][m];
       best = candidate;
     }
   }

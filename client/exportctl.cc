@@ -203,6 +203,10 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
   const std::string command =
       verb->name.empty() ? noun->name : absl::StrCat(noun->name, " ", verb->name);
 
+  if (help) {  // `exportctl --help segment create`, `exportctl help segment create`
+    out << VerbHelp(*noun, *verb);
+    return kExitOk;
+  }
   // The verb's own flags, plus the global ones (allowed anywhere).
   std::vector<cli::FlagSpec> specs = verb->flags;
   for (cli::FlagSpec& flag : GlobalFlags()) specs.push_back(std::move(flag));
@@ -210,7 +214,7 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
                                      rest.end());
   absl::StatusOr<cli::ParsedArgs> parsed = cli::ParseArgs(verb_args, specs, verb->positionals);
   if (!parsed.ok()) return Usage(err, parsed.status().message(), command);
-  if (help || parsed->help_requested()) {
+  if (parsed->help_requested()) {
     out << VerbHelp(*noun, *verb);
     return kExitOk;
   }

@@ -1,0 +1,194 @@
+// Drives exportctl in-process (RunExportctl) against an in-process fake of
+// the exportd services.
+#include "client/exportctl.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "client/testing/fake_exportd.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace exportd::client {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+class ExportctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("exportctl-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  Result Run(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.insert(args.begin(), {"exportctl", "--server", server_.address(), "--token", "t0k"});
+    std::ostringstream out, err;
+    std::istringstream in(stdin_text);
+    int code = RunExportctl(args, out, err, in, [this](const std::string& name) {
+      auto it = env_.find(name);
+      return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    return {code, out.str(), err.str()};
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& contents) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  fakes::FakeExportd server_;
+  std::map<std::string, std::string> env_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(ExportctlTest, HelpAtEveryLevel) {
+  Result global = Run({"--help"});
+  EXPECT_EQ(global.code, 0);
+  EXPECT_THAT(global.out, HasSubstr("Usage: exportctl [global flags] <noun> <verb>"));
+  Result noun = Run({"export", "--help"});
+  EXPECT_EQ(noun.code, 0);
+  EXPECT_THAT(noun.out, HasSubstr("duplicate NAME"));
+  Result verb = Run({"connection", "create", "--help"});
+  EXPECT_EQ(verb.code, 0);
+  EXPECT_THAT(verb.out, HasSubstr("--accept-privacy-terms"));
+  EXPECT_THAT(verb.out, HasSubstr("env:VAR"));
+  Result help_word = Run({"help", "segment", "upload"});
+  EXPECT_EQ(help_word.code, 0);
+  EXPECT_THAT(help_word.out, StartsWith("Usage: exportctl [global flags] segment upload NAME"));
+}
+
+TEST_F(ExportctlTest, VersionPrintsTheAbi) {
+  Result version = Run({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 1)"));
+  Result json = Run({"-o", "json", "--version"});
+  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 1);
+}
+
+TEST_F(ExportctlTest, UsageErrorsExitTwoWithAHint) {
+  Result missing = Run({"export", "create", "--name", "x"});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_EQ(missing.err,
+            "error: missing required flag --connection CONNECTION\n"
+            "hint: see 'exportctl export create --help'\n");
+  Result unknown = Run({"segmnt", "list"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("unknown command 'segmnt' (did you mean 'segment'?)"));
+  Result bad_map = Run({"export", "create", "--name", "x", "--connection", "c", "--segment", "s",
+                        "--map", "email"});
+  EXPECT_EQ(bad_map.code, 2);
+  EXPECT_THAT(bad_map.err, HasSubstr("--map takes DEST=FIELD"));
+  Result no_consent = Run({"connection", "create", "--name", "n", "--type", "iterable"});
+  EXPECT_EQ(no_consent.code, 2);
+  EXPECT_THAT(no_consent.err, HasSubstr("pass --accept-privacy-terms"));
+  Result unset_env = Run({"connection", "create", "--name", "n", "--type", "iterable",
+                          "--secret", "api_key=env:NOT_SET", "--accept-privacy-terms"});
+  EXPECT_EQ(unset_env.code, 2);
+  EXPECT_THAT(unset_env.err, HasSubstr("environment variable NOT_SET is not set"));
+  Result output = Run({"segment", "list", "--output", "yaml"});
+  EXPECT_EQ(output.code, 2);
+  EXPECT_THAT(output.err, HasSubstr("--output takes table or json, got 'yaml'"));
+}
+
+TEST_F(ExportctlTest, ServerErrorsPrintTheCodeAndExitOne) {
+  Result result = Run({"connection", "get", "nope"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_EQ(result.err, "error: NOT_FOUND: connection 'nope' not found\n");
+  EXPECT_EQ(server_.last_authorization(), "Bearer t0k");
+}
+
+TEST_F(ExportctlTest, SegmentCreateFromCsvUploadsTypedRows) {
+  std::string csv = WriteFile("people.csv",
+                              "Email,Age,Joined\r\n"
+                              "ann@example.com,31,2024-05-01\r\n"
+                              "\"bob@example.com\",,\"2024-05-01T12:00:00+02:00\"\r\n");
+  Result result = Run({"segment", "create", "--name", "VIP", "--from-csv", csv, "--field",
+                       "Age:int", "--field", "Joined:timestamp"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("Uploaded 2 rows"));
+  EXPECT_THAT(result.out, HasSubstr("now has 2 members"));
+  std::optional<exportd::v1::Segment> segment = server_.segment("VIP");
+  ASSERT_TRUE(segment.has_value());
+  ASSERT_EQ(segment->schema_size(), 3);
+  EXPECT_EQ(segment->schema(1).type(), exportd::v1::FIELD_TYPE_INT);
+  std::vector<exportd::v1::MemberRow> rows = server_.first_rows("VIP");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].profile_id(), "bob@example.com");
+  EXPECT_EQ(rows[1].values(1).kind_case(), exportd::v1::Value::KIND_NOT_SET);
+  EXPECT_EQ(rows[1].values(2).timestamp_micros(), 1714557600LL * 1000000);
+}
+
+TEST_F(ExportctlTest, UploadFromStdinWithJsonOutput) {
+  ASSERT_EQ(Run({"segment", "create", "--name", "S"}).code, 0);
+  Result result = Run({"-o", "json", "segment", "upload", "S", "--from-csv", "-"},
+                      "id,name\n1,Ann\n2,Bob\n3,Cy\n");
+  ASSERT_EQ(result.code, 0) << result.err;
+  nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["rows_received"], "3");  // int64 is a string in proto JSON
+  EXPECT_EQ(json["segment"]["name"], "S");
+}
+
+TEST_F(ExportctlTest, BadRowCancelsTheUploadAndKeepsTheOldSnapshot) {
+  std::string good = WriteFile("good.csv", "id,age\n1,30\n2,40\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "S", "--from-csv", good, "--field", "age:int"})
+                .code,
+            0);
+  // Enough rows to span several chunks before the bad one.
+  std::string text = "id,age\n";
+  for (int i = 0; i < 12000; ++i) text += std::to_string(i) + ",1\n";
+  text += "bad,forty\n";
+  std::string bad = WriteFile("bad.csv", text);
+  Result result = Run({"segment", "upload", "S", "--from-csv", bad, "--field", "age:int"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_THAT(result.err, HasSubstr("bad.csv: row 12002, field 'age' (int): cannot parse "
+                                    "'forty' as an int"));
+  EXPECT_THAT(result.err, HasSubstr("keeps its previous members"));
+  std::optional<exportd::v1::Segment> segment = server_.segment("S");
+  ASSERT_TRUE(segment.has_value());
+  EXPECT_EQ(segment->member_count(), 2);
+  EXPECT_EQ(segment->snapshot_version(), 1);
+  // The server sees the cancellation once it notices it; poll with a deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server_.cancelled_uploads() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server_.cancelled_uploads(), 1);
+}
+
+TEST_F(ExportctlTest, UnknownFieldColumnIsAUsageError) {
+  std::string csv = WriteFile("p.csv", "Email,Age\na@x,1\n");
+  Result result = Run({"segment", "create", "--name", "S", "--from-csv", csv, "--field",
+                       "age:int"});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_THAT(result.err, HasSubstr("'age' is not a column of " + csv + " (columns: Email, Age)"));
+  EXPECT_FALSE(server_.segment("S").has_value());  // nothing was created
+}
+
+TEST_F(ExportctlTest, UnreachableServerHints) {
+  std::ostringstream out, err;
+  std::istringstream in;
+  int code = RunExportctl({"exportctl", "--server", "127.0.0.1:1", "--token", "x", "whoami"}, out,
+                          err, in, [](const std::string&) { return std::nullopt; });
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(err.str(), StartsWith("error: UNAVAILABLE: "));
+  EXPECT_THAT(err.str(), HasSubstr("hint: is exportd running at 127.0.0.1:1?"));
+}
+
+}  // namespace
+}  // namespace exportd::client

@@ -1,0 +1,121 @@
+#include "client/output.h"
+
+#include <sstream>
+
+#include "exportd/v1/connection.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace exportd::client {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(TableTest, AlignsColumnsWithoutTrailingSpaces) {
+  Table table({"NAME", "MEMBERS", "NOTE"});
+  table.AddRow({"vip", "1,200", ""});
+  table.AddRow({"everyone-in-europe", "3"});  // a missing cell prints empty
+  std::ostringstream out;
+  table.Print(out);
+  EXPECT_EQ(out.str(),
+            "NAME                MEMBERS  NOTE\n"
+            "vip                 1,200\n"
+            "everyone-in-europe  3\n");
+}
+
+TEST(TableTest, CountsUtf8Characters) {
+  Table table({"A", "B"});
+  table.AddRow({"Zoë", "x"});
+  std::ostringstream out;
+  table.Print(out);
+  EXPECT_EQ(out.str(), "A    B\nZoë  x\n");
+}
+
+TEST(DetailsTest, AlignsKeys) {
+  std::ostringstream out;
+  PrintDetails(out, {{"Name", "vip"}, {"Members", "3"}});
+  EXPECT_EQ(out.str(), "Name:     vip\nMembers:  3\n");
+}
+
+TEST(JsonTest, ProtoFieldNamesAndZeroValues) {
+  exportd::v1::Connection connection;
+  connection.set_display_name("Iterable prod");
+  connection.mutable_settings()->insert({"region", "us"});
+  nlohmann::json json = nlohmann::json::parse(ToJson(connection));
+  EXPECT_EQ(json["display_name"], "Iterable prod");
+  EXPECT_EQ(json["settings"]["region"], "us");
+  EXPECT_EQ(json["shared_with_contributors"], false);  // zero values are printed
+  EXPECT_TRUE(json["secret_names"].is_array());
+  std::string compact = ToCompactJson(connection);
+  EXPECT_EQ(compact.find('\n'), compact.size() - 1);
+}
+
+TEST(FormatTest, CountsDurationsTimesAndEnums) {
+  EXPECT_EQ(FormatCount(0), "0");
+  EXPECT_EQ(FormatCount(999), "999");
+  EXPECT_EQ(FormatCount(1000), "1,000");
+  EXPECT_EQ(FormatCount(1234567), "1,234,567");
+  EXPECT_EQ(FormatCount(-45000), "-45,000");
+  EXPECT_EQ(FormatDuration(-1), "-");
+  EXPECT_EQ(FormatDuration(45), "45s");
+  EXPECT_EQ(FormatDuration(185), "3m05s");
+  EXPECT_EQ(FormatDuration(7260), "2h01m");
+  EXPECT_EQ(FormatTime(0), "-");
+  EXPECT_EQ(FormatTime(1714564800LL * 1000000), "2024-05-01 12:00:00 UTC");
+  EXPECT_EQ(RunStateLabel(exportd::v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS),
+            "SUCCEEDED_WITH_REJECTIONS");
+  EXPECT_EQ(EnumLabel(exportd::v1::Role_descriptor(), exportd::v1::ROLE_ADMIN), "ADMIN");
+}
+
+TEST(FormatTest, Values) {
+  exportd::v1::Value value;
+  EXPECT_EQ(FormatValue(value), "");
+  value.set_int_value(-3);
+  EXPECT_EQ(FormatValue(value), "-3");
+  value.set_bool_value(true);
+  EXPECT_EQ(FormatValue(value), "true");
+  value.set_timestamp_micros(1714564800LL * 1000000 + 250000);
+  EXPECT_EQ(FormatValue(value), "2024-05-01T12:00:00.25Z");
+}
+
+exportd::v1::Run SampleRun() {
+  exportd::v1::Run run;
+  run.set_state(exportd::v1::RUN_STATE_RUNNING);
+  run.set_rate(12000);
+  run.set_eta_seconds(5);
+  auto* a = run.add_segments();
+  a->set_total_members(80000);
+  a->set_to_add(60000);
+  a->set_added(30000);
+  auto* b = run.add_segments();
+  b->set_to_update(30000);
+  b->set_to_remove(10000);
+  b->set_updated(15000);
+  return run;
+}
+
+TEST(ProgressTest, LineWithBarRateAndEta) {
+  EXPECT_EQ(RenderProgressLine(SampleRun(), 10),
+            "RUNNING   [####......]  45% 45,000/100,000  12,000 rec/s  ETA 5s");
+  EXPECT_EQ(RenderProgressLine(SampleRun(), 0),
+            "RUNNING    45% 45,000/100,000  12,000 rec/s  ETA 5s");
+}
+
+TEST(ProgressTest, BeforeTheDiffShowsMembers) {
+  exportd::v1::Run run;
+  run.set_state(exportd::v1::RUN_STATE_QUEUED);
+  run.set_eta_seconds(-1);
+  run.add_segments()->set_total_members(1500);
+  EXPECT_EQ(RenderProgressLine(run, 0), "QUEUED    1,500 members");
+}
+
+TEST(ProgressTest, SumsSegments) {
+  RunTotals totals = SumRun(SampleRun());
+  EXPECT_EQ(totals.planned, 100000);
+  EXPECT_EQ(totals.done, 45000);
+  EXPECT_EQ(totals.members, 80000);
+}
+
+}  // namespace
+}  // namespace exportd::client

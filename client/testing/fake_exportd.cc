@@ -1,0 +1,147 @@
+#include "client/testing/fake_exportd.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace exportd::client::fakes {
+namespace {
+
+void RecordAuth(grpc::ServerContext* context, absl::Mutex& mu, std::string& out) {
+  auto it = context->client_metadata().find("authorization");
+  absl::MutexLock lock(&mu);
+  out = it == context->client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
+class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService::Service {
+ public:
+  explicit SegmentServiceImpl(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  grpc::Status CreateSegment(grpc::ServerContext* context,
+                             const exportd::v1::CreateSegmentRequest* request,
+                             exportd::v1::Segment* response) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    absl::MutexLock lock(&state_->mu);
+    if (state_->segments.count(request->name()) > 0) {
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                          absl::StrCat("segment '", request->name(), "' already exists"));
+    }
+    exportd::v1::Segment& segment = state_->segments[request->name()];
+    segment.set_id(absl::StrCat("seg-", state_->segments.size()));
+    segment.set_name(request->name());
+    *segment.mutable_schema() = request->schema();
+    *response = segment;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetSegment(grpc::ServerContext* context,
+                          const exportd::v1::GetSegmentRequest* request,
+                          exportd::v1::Segment* response) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->segments.find(request->segment());
+    if (it == state_->segments.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("segment '", request->segment(), "' not found"));
+    }
+    *response = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadMembers(grpc::ServerContext* context,
+                             grpc::ServerReader<exportd::v1::UploadMembersRequest>* reader,
+                             exportd::v1::UploadMembersResponse* response) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    exportd::v1::UploadMembersRequest request;
+    if (!reader->Read(&request) || !request.has_header()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header");
+    }
+    const exportd::v1::UploadMembersRequest::Header header = request.header();
+    {
+      absl::MutexLock lock(&state_->mu);
+      if (state_->segments.count(header.segment()) == 0) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("segment '", header.segment(), "' not found"));
+      }
+    }
+    int64_t rows = 0;
+    std::vector<exportd::v1::MemberRow> first;
+    while (reader->Read(&request)) {
+      for (const auto& row : request.chunk().rows()) {
+        if (first.size() < 100) first.push_back(row);
+      }
+      rows += request.chunk().rows_size();
+    }
+    absl::MutexLock lock(&state_->mu);
+    if (context->IsCancelled()) {
+      ++state_->cancelled_uploads;
+      return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled");
+    }
+    exportd::v1::Segment& segment = state_->segments[header.segment()];
+    if (!header.schema().empty()) *segment.mutable_schema() = header.schema();
+    segment.set_member_count(rows);
+    segment.set_snapshot_version(segment.snapshot_version() + 1);
+    state_->rows[header.segment()] = std::move(first);
+    *response->mutable_segment() = segment;
+    response->set_rows_received(rows);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionService::Service {
+ public:
+  explicit ConnectionServiceImpl(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  grpc::Status GetConnection(grpc::ServerContext* context,
+                             const exportd::v1::GetConnectionRequest* request,
+                             exportd::v1::Connection*) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("connection '", request->connection(), "' not found"));
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+FakeExportd::FakeExportd()
+    : state_(std::make_shared<State>()),
+      segments_(std::make_unique<SegmentServiceImpl>(state_)),
+      connections_(std::make_unique<ConnectionServiceImpl>(state_)) {
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(segments_.get());
+  builder.RegisterService(connections_.get());
+  server_ = builder.BuildAndStart();
+  address_ = absl::StrCat("127.0.0.1:", port);
+}
+
+FakeExportd::~FakeExportd() { server_->Shutdown(); }
+
+std::optional<exportd::v1::Segment> FakeExportd::segment(const std::string& name) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->segments.find(name);
+  if (it == state_->segments.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<exportd::v1::MemberRow> FakeExportd::first_rows(const std::string& name) {
+  absl::MutexLock lock(&state_->mu);
+  return state_->rows[name];
+}
+
+int FakeExportd::cancelled_uploads() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->cancelled_uploads;
+}
+
+std::string FakeExportd::last_authorization() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_authorization;
+}
+
+}  // namespace exportd::client::fakes

@@ -1,0 +1,61 @@
+// An in-process fake of the exportd services exportctl's tests need: segments
+// (with a real client-streaming UploadMembers that commits only a complete
+// stream) and connections (lookups of unknown names fail NOT_FOUND). It binds
+// 127.0.0.1:0 and records the authorization header it saw.
+//
+//   FakeExportd server;                 // started
+//   RunExportctl({"exportctl", "--server", server.address(), "segment", "list"}, ...);
+#ifndef EXPORTD_CLIENT_TESTING_FAKE_EXPORTD_H_
+#define EXPORTD_CLIENT_TESTING_FAKE_EXPORTD_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/segment.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace exportd::client::fakes {
+
+class FakeExportd {
+ public:
+  FakeExportd();
+  ~FakeExportd();
+
+  // "127.0.0.1:PORT".
+  const std::string& address() const { return address_; }
+
+  // The segment as last committed; NOT_FOUND-like empty optional when absent.
+  std::optional<exportd::v1::Segment> segment(const std::string& name);
+  // The first rows of the last committed upload of `name` (at most 100).
+  std::vector<exportd::v1::MemberRow> first_rows(const std::string& name);
+  int cancelled_uploads();
+  std::string last_authorization();
+
+ private:
+  class SegmentServiceImpl;
+  class ConnectionServiceImpl;
+
+  struct State {
+    absl::Mutex mu;
+    std::map<std::string, exportd::v1::Segment> segments ABSL_GUARDED_BY(mu);
+    std::map<std::string, std::vector<exportd::v1::MemberRow>> rows ABSL_GUARDED_BY(mu);
+    int cancelled_uploads ABSL_GUARDED_BY(mu) = 0;
+    std::string last_authorization ABSL_GUARDED_BY(mu);
+  };
+
+  std::shared_ptr<State> state_;
+  std::unique_ptr<SegmentServiceImpl> segments_;
+  std::unique_ptr<ConnectionServiceImpl> connections_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+}  // namespace exportd::client::fakes
+
+#endif  // EXPORTD_CLIENT_TESTING_FAKE_EXPORTD_H_
