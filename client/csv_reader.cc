@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli.h"
@@ -123,11 +123,10 @@ absl::Status ConvertCellInto(absl::string_view text, bool quoted, FieldType type
       return absl::OkStatus();
     }
     case FieldType::FIELD_TYPE_BOOL: {
-      std::string lower = absl::AsciiStrToLower(text);
-      if (lower == "true" || lower == "t" || lower == "yes" || lower == "y" || lower == "1") {
+      auto is = [&](absl::string_view word) { return absl::EqualsIgnoreCase(text, word); };
+      if (is("true") || is("t") || is("yes") || is("y") || is("1")) {
         value->set_bool_value(true);
-      } else if (lower == "false" || lower == "f" || lower == "no" || lower == "n" ||
-                 lower == "0") {
+      } else if (is("false") || is("f") || is("no") || is("n") || is("0")) {
         value->set_bool_value(false);
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
