@@ -27,16 +27,25 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX exports_by_connection ON exports(connection_id);
     CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
     )sql",
+    // 2: runs, delivered state, rejections.
+    R"sql(
+    CREATE TABLE runs (
+      id TEXT PRIMARY KEY, export_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+      finished INTEGER NOT NULL, data BLOB NOT NULL);
+    CREATE INDEX runs_by_export ON runs(export_id, created_at);
+    CREATE INDEX runs_unfinished ON runs(finished, created_at);
+    CREATE TABLE audiences (
+      export_id TEXT NOT NULL, segment_id TEXT NOT NULL, audience_id TEXT NOT NULL,
+      mapping_fingerprint INTEGER NOT NULL, PRIMARY KEY (export_id, segment_id)) WITHOUT ROWID;
+    CREATE TABLE delivered (
+      export_id TEXT NOT NULL, segment_id TEXT NOT NULL, profile_id TEXT NOT NULL,
+      value_hash INTEGER NOT NULL, run_id TEXT NOT NULL, vals BLOB NOT NULL,
+      PRIMARY KEY (export_id, segment_id, profile_id)) WITHOUT ROWID;
+    CREATE TABLE rejections (
+      run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+      PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+    )sql",
 };
-
-template <typename Message>
-absl::StatusOr<Message> ParseRow(absl::string_view bytes, absl::string_view what) {
-  Message message;
-  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::DataLossError(absl::StrCat("stored ", what, " cannot be parsed"));
-  }
-  return message;
-}
 
 // Reads one row of (data) from `table` by id or name.
 template <typename Message>

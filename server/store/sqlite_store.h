@@ -45,6 +45,28 @@ class SqliteStore final : public Store {
   absl::Status UpdateExport(const v1::Export& e) override;
   absl::Status DeleteExport(absl::string_view id) override;
 
+  absl::Status CreateRun(const v1::Run& run) override;
+  absl::Status UpdateRun(const v1::Run& run) override;
+  absl::StatusOr<v1::Run> GetRun(absl::string_view id) override;
+  absl::StatusOr<std::vector<v1::Run>> ListRuns(absl::string_view export_id,
+                                                const PageRequest& page,
+                                                std::string* next_cursor) override;
+  absl::StatusOr<std::vector<v1::Run>> ListUnfinishedRuns() override;
+  absl::StatusOr<std::vector<v1::Run>> LatestRun(absl::string_view export_id) override;
+
+  absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
+                                                 absl::string_view segment_id) override;
+  absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
+                                const AudienceState& state) override;
+  absl::Status ForEachDelivered(absl::string_view export_id, absl::string_view segment_id,
+                                const std::function<absl::Status(const DeliveredRow&)>& fn) override;
+  absl::Status CommitBatch(const BatchCommit& commit) override;
+
+  absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,
+                                                            const PageRequest& page,
+                                                            std::string* next_cursor) override;
+  absl::StatusOr<std::int64_t> CountRejections(absl::string_view run_id) override;
+
   absl::Status AppendAudit(v1::AuditEntry entry) override;
   absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
                                                         std::string* next_cursor) override;
@@ -61,6 +83,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::Segment> GetSegmentLocked(absl::string_view id_or_name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<v1::Export>> ListExportsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutRunLocked(const v1::Run& run, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndUpload(const std::string& segment_id, std::int64_t version, bool committed);
 
   const std::string path_;

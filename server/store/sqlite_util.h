@@ -64,6 +64,16 @@ class Database {
   sqlite3* db_;
 };
 
+// Parses a stored proto; DATA_LOSS naming `what` when it cannot.
+template <typename Message>
+absl::StatusOr<Message> ParseRow(absl::string_view bytes, absl::string_view what) {
+  Message message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(std::string("stored ") + std::string(what) + " cannot be parsed");
+  }
+  return message;
+}
+
 // Maps an SQLite result code to a canonical status.
 absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what);
 

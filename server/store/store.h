@@ -52,6 +52,34 @@ class SnapshotWriter {
   virtual absl::StatusOr<v1::Segment> Commit() = 0;
 };
 
+// What the engine remembers about one segment of one export: the audience it
+// delivers to and a fingerprint of the mapping the delivered state was
+// computed with (a changed mapping forces a full resync).
+struct AudienceState {
+  std::string audience_id;
+  std::uint64_t mapping_fingerprint = 0;
+};
+
+// One member as last delivered: `value_hash` of the mapped values, and the
+// encoded values themselves (needed to remove the member later).
+struct DeliveredRow {
+  std::string profile_id;
+  std::uint64_t value_hash = 0;
+  std::string run_id;  // The run that delivered it.
+  std::string values;  // Encoded mapped values.
+};
+
+// Everything one finished batch changes, committed in one transaction with
+// the run's checkpoint.
+struct BatchCommit {
+  std::string export_id;
+  std::string segment_id;
+  std::vector<DeliveredRow> delivered;
+  std::vector<std::string> removed;  // profile ids
+  std::vector<v1::Rejection> rejections;
+  v1::Run checkpoint;  // The run with the counts including this batch.
+};
+
 // A page request: `after` is an opaque cursor from the previous page.
 struct PageRequest {
   int limit = 100;
@@ -93,6 +121,38 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::Export>> ListExports() = 0;
   virtual absl::Status UpdateExport(const v1::Export& e) = 0;
   virtual absl::Status DeleteExport(absl::string_view id) = 0;
+
+  // --- Runs --------------------------------------------------------------
+  virtual absl::Status CreateRun(const v1::Run& run) = 0;
+  virtual absl::Status UpdateRun(const v1::Run& run) = 0;
+  virtual absl::StatusOr<v1::Run> GetRun(absl::string_view id) = 0;
+  // Newest first.
+  virtual absl::StatusOr<std::vector<v1::Run>> ListRuns(absl::string_view export_id,
+                                                        const PageRequest& page,
+                                                        std::string* next_cursor) = 0;
+  // Runs not in a final state (QUEUED, RUNNING, FAILED_RETRYING), oldest first.
+  virtual absl::StatusOr<std::vector<v1::Run>> ListUnfinishedRuns() = 0;
+  // The newest run of the export, if any.
+  virtual absl::StatusOr<std::vector<v1::Run>> LatestRun(absl::string_view export_id) = 0;
+
+  // --- Delivered state ---------------------------------------------------
+  // NOT_FOUND before the first delivery.
+  virtual absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
+                                                         absl::string_view segment_id) = 0;
+  virtual absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
+                                        const AudienceState& state) = 0;
+  // Calls `fn` for every delivered member of (export, segment).
+  virtual absl::Status ForEachDelivered(
+      absl::string_view export_id, absl::string_view segment_id,
+      const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
+  // Applies a batch's outcomes and the run checkpoint atomically.
+  virtual absl::Status CommitBatch(const BatchCommit& commit) = 0;
+
+  // --- Rejections --------------------------------------------------------
+  virtual absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,
+                                                                    const PageRequest& page,
+                                                                    std::string* next_cursor) = 0;
+  virtual absl::StatusOr<std::int64_t> CountRejections(absl::string_view run_id) = 0;
 
   // --- Audit -------------------------------------------------------------
   virtual absl::Status AppendAudit(v1::AuditEntry entry) = 0;

@@ -1,0 +1,608 @@
+#include "server/engine/engine.h"
+
+#include <iostream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/api/connection_settings.h"
+#include "server/api/rpc_support.h"
+#include "server/common/clock.h"
+#include "server/common/status_macros.h"
+#include "server/engine/cron.h"
+#include "server/engine/run_states.h"
+#include "server/engine/segment_sync.h"
+
+namespace exportd::engine {
+
+struct Engine::LiveRun {
+  absl::Mutex mu;
+  v1::Run run ABSL_GUARDED_BY(mu);
+  // Rate samples: (time, records done).
+  std::deque<std::pair<absl::Time, std::int64_t>> samples ABSL_GUARDED_BY(mu);
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> crashed{false};
+  // Guarded by Engine::mu_.
+  bool executing = false;
+  absl::Time not_before = absl::InfinitePast();
+};
+
+// The plugin's view of a run: cancellation, sleeping, logging.
+class Engine::Context final : public sdk::RunContext {
+ public:
+  Context(Engine* engine, LiveRun* live, std::string run_id)
+      : engine_(engine), live_(live), run_id_(std::move(run_id)) {}
+  bool cancelled() const override {
+    return live_->cancel || live_->crashed || engine_->shutting_down_;
+  }
+  bool SleepFor(absl::Duration d) override {
+    absl::Time end = absl::Now() + d;
+    while (!cancelled()) {
+      absl::Time now = absl::Now();
+      if (now >= end) return true;
+      absl::SleepFor(std::min(end - now, absl::Milliseconds(50)));
+    }
+    return false;
+  }
+  absl::Time Now() const override { return absl::Now(); }
+  void Log(sdk::LogLevel, std::string_view message) override {
+    std::cerr << "exportd: run " << run_id_ << ": " << message << "\n";
+  }
+
+ private:
+  Engine* engine_;
+  LiveRun* live_;
+  std::string run_id_;
+};
+
+// Applies progress to the live run and commits batches with its checkpoint.
+class Engine::Tracker final : public RunTracker {
+ public:
+  Tracker(Engine* engine, LiveRun* live) : engine_(engine), live_(live) {}
+
+  void Update(int index, const std::function<void(v1::SegmentProgress&)>& fn) override {
+    absl::MutexLock lock(&live_->mu);
+    fn(*live_->run.mutable_segments(index));
+    Estimate();
+  }
+
+  absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
+                      store::BatchCommit& commit) override {
+    {
+      absl::MutexLock lock(&live_->mu);
+      fn(*live_->run.mutable_segments(index));
+      Estimate();
+      commit.checkpoint = live_->run;
+      EXPORTD_RETURN_IF_ERROR(engine_->store_->CommitBatch(commit));
+    }
+    std::function<bool(const std::string&)> hook;
+    {
+      absl::MutexLock lock(&engine_->mu_);
+      hook = engine_->crash_hook_;
+    }
+    if (hook && !hook(commit.checkpoint.id())) live_->crashed = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  // Rate over the last few seconds, and the time left.
+  void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
+    std::int64_t done = 0, remaining = 0;
+    for (const auto& p : live_->run.segments()) {
+      std::int64_t finished = p.added() + p.updated() + p.removed() + p.rejected() + p.retryable();
+      std::int64_t planned = p.to_add() + p.to_update() + p.to_remove();
+      std::int64_t unscanned =
+          p.done() ? 0 : std::max<std::int64_t>(0, p.total_members() - p.to_add() -
+                                                       p.to_update() - p.unchanged());
+      done += finished;
+      remaining += std::max<std::int64_t>(0, planned - finished) + unscanned;
+    }
+    absl::Time now = absl::Now();
+    auto& samples = live_->samples;
+    samples.emplace_back(now, done);
+    while (samples.size() > 2 && now - samples.front().first > absl::Seconds(5)) {
+      samples.pop_front();
+    }
+    double seconds = absl::ToDoubleSeconds(now - samples.front().first);
+    double rate = seconds > 0.05 ? (done - samples.front().second) / seconds : 0;
+    live_->run.set_rate(rate);
+    live_->run.set_eta_seconds(rate > 0 ? remaining / rate : (remaining == 0 ? 0 : -1));
+  }
+
+  Engine* engine_;
+  LiveRun* live_;
+};
+
+namespace {
+
+bool IsRetryable(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kResourceExhausted || code == absl::StatusCode::kAborted;
+}
+
+}  // namespace
+
+Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
+               plugin_host::DestinationRegistry* registry, EngineOptions options)
+    : store_(store), secrets_(secrets), registry_(registry), options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
+                                                       const crypto::SecretBox* secrets,
+                                                       plugin_host::DestinationRegistry* registry,
+                                                       EngineOptions options) {
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError("the engine needs at least one worker (--run-workers)");
+  }
+  return std::unique_ptr<Engine>(new Engine(store, secrets, registry, std::move(options)));
+}
+
+Engine::~Engine() { Shutdown(); }
+
+absl::Status Engine::Start() {
+  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Run> unfinished, store_->ListUnfinishedRuns());
+  {
+    absl::MutexLock lock(&mu_);
+    for (v1::Run& run : unfinished) {
+      auto live = std::make_shared<LiveRun>();
+      if (run.state() == v1::RUN_STATE_RUNNING) {
+        // Interrupted by a crash or shutdown: resume from the checkpoint.
+        run.set_state(v1::RUN_STATE_QUEUED);
+        run.set_message("resuming after a restart");
+        EXPORTD_RETURN_IF_ERROR(store_->UpdateRun(run));
+      }
+      if (run.state() == v1::RUN_STATE_FAILED_RETRYING) {
+        live->not_before = absl::FromUnixMicros(run.next_attempt_at_micros());
+      }
+      std::string id = run.id();
+      {
+        absl::MutexLock run_lock(&live->mu);
+        live->run = std::move(run);
+      }
+      live_[id] = live;
+      queue_.push_back(id);
+    }
+  }
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  threads_.emplace_back([this] { SchedulerLoop(); });
+  return absl::OkStatus();
+}
+
+void Engine::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  shutting_down_ = true;
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Engine::SetCrashHookForTesting(std::function<bool(const std::string&)> hook) {
+  absl::MutexLock lock(&mu_);
+  crash_hook_ = std::move(hook);
+}
+
+absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOptions& options) {
+  // One run per export: a queued run that has not started absorbs new triggers.
+  for (const std::string& id : queue_) {
+    auto& live = live_[id];
+    absl::MutexLock lock(&live->mu);
+    if (live->run.export_id() == e.id() && !live->executing &&
+        live->run.dry_run() == options.dry_run &&
+        live->run.state() == v1::RUN_STATE_QUEUED) {
+      if (options.full) live->run.set_full(true);
+      return live->run;
+    }
+  }
+  auto live = std::make_shared<LiveRun>();
+  v1::Run run;
+  run.set_id(api::NewId("run"));
+  run.set_export_id(e.id());
+  run.set_export_name(e.name());
+  run.set_state(v1::RUN_STATE_QUEUED);
+  run.set_trigger(options.trigger);
+  run.set_dry_run(options.dry_run);
+  run.set_full(options.full);
+  run.set_requested_by(options.requested_by);
+  run.set_created_at_micros(NowMicros());
+  run.set_eta_seconds(-1);
+  for (int i = 0; i < e.segments_size(); ++i) {
+    auto* p = run.add_segments();
+    p->set_segment_id(e.segments(i));
+    if (i < e.segment_names_size()) p->set_segment_name(e.segment_names(i));
+  }
+  EXPORTD_RETURN_IF_ERROR(store_->CreateRun(run));
+  {
+    absl::MutexLock lock(&live->mu);
+    live->run = run;
+  }
+  live_[run.id()] = live;
+  queue_.push_back(run.id());
+  return run;
+}
+
+absl::StatusOr<v1::Run> Engine::Trigger(absl::string_view export_ref,
+                                        const TriggerOptions& options) {
+  EXPORTD_ASSIGN_OR_RETURN(v1::Export e, store_->GetExport(export_ref));
+  if (!e.active() || e.connection_id().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "export '", e.name(),
+        "' is inactive: its connection was detached; attach one with 'exportctl export update ",
+        e.name(), " --connection NAME'"));
+  }
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("exportd is shutting down; try again later");
+  return Enqueue(e, options);
+}
+
+absl::StatusOr<std::vector<v1::Run>> Engine::TriggerAll(const std::string& requested_by) {
+  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, store_->ListExports());
+  std::vector<v1::Run> runs;
+  for (const v1::Export& e : exports) {
+    if (!e.schedule().enabled() || !e.active()) continue;
+    TriggerOptions options;
+    options.trigger = v1::RUN_TRIGGER_RUN_ALL;
+    options.requested_by = requested_by;
+    EXPORTD_ASSIGN_OR_RETURN(v1::Run run, Trigger(e.id(), options));
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+absl::StatusOr<v1::Run> Engine::Cancel(absl::string_view run_id) {
+  std::shared_ptr<LiveRun> live;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(std::string(run_id));
+    if (it == live_.end()) {
+      EXPORTD_ASSIGN_OR_RETURN(v1::Run run, store_->GetRun(run_id));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "run '", run_id, "' already ended (", v1::RunState_Name(run.state()), ")"));
+    }
+    live = it->second;
+    live->cancel = true;
+    if (!live->executing) {
+      Finish(*live, v1::RUN_STATE_CANCELED, "canceled before it started");
+    }
+  }
+  absl::MutexLock lock(&live->mu);
+  return live->run;
+}
+
+absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
+  std::shared_ptr<LiveRun> live;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(std::string(run_id));
+    if (it != live_.end()) live = it->second;
+  }
+  if (live == nullptr) return store_->GetRun(run_id);
+  absl::MutexLock lock(&live->mu);
+  return live->run;
+}
+
+absl::Time Engine::NextScheduledRun(const v1::Export& e, absl::Time now) const {
+  const v1::Schedule& s = e.schedule();
+  if (!s.enabled()) return absl::InfiniteFuture();
+  if (s.follow_system_refresh()) {
+    return options_.system_refresh ? options_.system_refresh->Next(now) : absl::InfiniteFuture();
+  }
+  if (s.cron().empty()) return absl::InfiniteFuture();
+  auto cron = CronSchedule::Parse(s.cron(), s.timezone());
+  return cron.ok() ? cron->Next(now) : absl::InfiniteFuture();
+}
+
+std::shared_ptr<Engine::LiveRun> Engine::NextRunnable() {
+  absl::Time now = absl::Now();
+  for (const std::string& id : queue_) {
+    std::shared_ptr<LiveRun> live = live_[id];
+    if (live->executing || live->not_before > now) continue;
+    std::string export_id;
+    {
+      absl::MutexLock lock(&live->mu);
+      export_id = live->run.export_id();
+    }
+    bool busy = false;
+    for (const std::string& other : queue_) {
+      const auto& o = live_[other];
+      if (o->executing) {
+        absl::MutexLock lock(&o->mu);
+        busy = busy || o->run.export_id() == export_id;
+      }
+    }
+    if (busy) continue;
+    // A run waits while one of its segments is being uploaded.
+    auto e = store_->GetExport(export_id);
+    bool uploading = false;
+    if (e.ok()) {
+      for (const auto& segment_id : e->segments()) {
+        auto segment = store_->GetSegment(segment_id);
+        uploading = uploading || (segment.ok() && segment->upload_in_progress());
+      }
+    }
+    if (uploading) continue;
+    live->executing = true;
+    return live;
+  }
+  return nullptr;
+}
+
+void Engine::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<LiveRun> live;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](Engine* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                 return e->stopping_;
+                               },
+                               this),
+                           absl::Milliseconds(50));
+      if (stopping_) return;
+      live = NextRunnable();
+    }
+    if (live != nullptr) Execute(live);
+  }
+}
+
+void Engine::SchedulerLoop() {
+  // Export id -> the scheduled time last acted upon.
+  std::map<std::string, absl::Time> last_fire;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](Engine* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                 return e->stopping_;
+                               },
+                               this),
+                           options_.schedule_tick);
+      if (stopping_) return;
+    }
+    auto exports = store_->ListExports();
+    if (!exports.ok()) continue;
+    absl::Time now = absl::Now();
+    for (const v1::Export& e : *exports) {
+      if (!e.schedule().enabled() || !e.active()) continue;
+      auto [it, inserted] = last_fire.emplace(e.id(), absl::InfinitePast());
+      if (inserted) {
+        // Since the last run (or the last change of the export): one catch-up
+        // run for any number of missed firings.
+        absl::Time since = absl::FromUnixMicros(e.updated_at_micros());
+        auto latest = store_->LatestRun(e.id());
+        if (latest.ok() && !latest->empty()) {
+          since = std::max(since, absl::FromUnixMicros(latest->front().created_at_micros()));
+        }
+        it->second = since;
+      }
+      absl::Time due = NextScheduledRun(e, it->second);
+      if (due > now) continue;
+      it->second = now;
+      TriggerOptions options;
+      options.trigger = v1::RUN_TRIGGER_SCHEDULE;
+      options.requested_by = "scheduler";
+      auto run = Trigger(e.id(), options);
+      if (!run.ok()) std::cerr << "exportd: scheduled run of " << e.name() << ": " << run.status() << "\n";
+    }
+  }
+}
+
+absl::Status Engine::Persist(LiveRun& live) {
+  v1::Run copy;
+  {
+    absl::MutexLock lock(&live.mu);
+    copy = live.run;
+  }
+  return store_->UpdateRun(copy);
+}
+
+// Requires mu_ (callers hold it, or the run is not in the queue any more).
+void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
+  std::string id;
+  {
+    absl::MutexLock lock(&live.mu);
+    absl::Status allowed = CheckTransition(live.run.state(), state);
+    if (!allowed.ok()) {
+      std::cerr << "exportd: run " << live.run.id() << ": " << allowed << "\n";
+      return;
+    }
+    live.run.set_state(state);
+    live.run.set_message(message);
+    if (IsFinal(state)) {
+      live.run.set_finished_at_micros(NowMicros());
+      live.run.set_eta_seconds(0);
+    }
+    id = live.run.id();
+  }
+  absl::Status persisted = Persist(live);
+  if (!persisted.ok()) std::cerr << "exportd: run " << id << ": " << persisted << "\n";
+  if (IsFinal(state)) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (*it == id) {
+        queue_.erase(it);
+        break;
+      }
+    }
+    live_.erase(id);
+  }
+}
+
+void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
+  std::string export_id;
+  {
+    absl::MutexLock lock(&live->mu);
+    export_id = live->run.export_id();
+  }
+  auto e = store_->GetExport(export_id);
+  if (!e.ok() || !e->active()) {
+    absl::MutexLock lock(&mu_);
+    live->executing = false;
+    Finish(*live, v1::RUN_STATE_SKIPPED,
+           e.ok() ? "the export is inactive: its connection was detached"
+                  : "the export was deleted");
+    return;
+  }
+  {
+    absl::MutexLock lock(&live->mu);
+    if (live->run.state() == v1::RUN_STATE_FAILED_RETRYING) {
+      live->run.set_state(v1::RUN_STATE_QUEUED);
+    }
+    live->run.set_state(v1::RUN_STATE_RUNNING);
+    live->run.set_attempt(live->run.attempt() + 1);
+    if (live->run.started_at_micros() == 0) live->run.set_started_at_micros(NowMicros());
+    live->run.set_message("");
+    live->run.set_next_attempt_at_micros(0);
+    // A resumed attempt recounts what is left; what was done stays counted.
+    for (auto& p : *live->run.mutable_segments()) {
+      p.set_to_add(p.added());
+      p.set_to_update(p.updated());
+      p.set_to_remove(p.removed());
+      p.set_unchanged(0);
+      p.set_retryable(0);
+    }
+    live->samples.clear();
+  }
+  Persist(*live).IgnoreError();
+
+  bool crashed = false;
+  absl::Status status = RunSegments(*live, *e, &crashed);
+
+  absl::MutexLock lock(&mu_);
+  live->executing = false;
+  if (crashed || live->crashed) {
+    // As if the process died here: the store keeps RUNNING and the checkpoint.
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), live->run.id()), queue_.end());
+    live_.erase(live->run.id());
+    return;
+  }
+  std::int64_t rejected = 0, retryable = 0;
+  int attempt = 0;
+  {
+    absl::MutexLock run_lock(&live->mu);
+    for (const auto& p : live->run.segments()) {
+      rejected += p.rejected();
+      retryable += p.retryable();
+    }
+    attempt = live->run.attempt();
+  }
+  if (status.code() == absl::StatusCode::kCancelled || live->cancel) {
+    if (shutting_down_ && !live->cancel) {
+      Finish(*live, v1::RUN_STATE_QUEUED, "interrupted by shutdown; resumes at the next start");
+    } else {
+      Finish(*live, v1::RUN_STATE_CANCELED, "canceled; what was delivered stays delivered");
+    }
+    return;
+  }
+  bool retry = (!status.ok() && IsRetryable(status.code())) || (status.ok() && retryable > 0);
+  if (retry) {
+    std::string why = status.ok() ? absl::StrCat(retryable, " records could not be delivered yet")
+                                  : std::string(status.message());
+    if (attempt >= options_.max_attempts) {
+      Finish(*live, v1::RUN_STATE_FAILED,
+             absl::StrCat(why, " (gave up after ", attempt, " attempts)"));
+      return;
+    }
+    absl::Duration delay = options_.retry_base * (1 << std::min(attempt - 1, 10));
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    delay += delay * (std::uniform_real_distribution<double>(0, 0.2)(rng));
+    live->not_before = absl::Now() + delay;
+    {
+      absl::MutexLock run_lock(&live->mu);
+      live->run.set_next_attempt_at_micros(absl::ToUnixMicros(live->not_before));
+    }
+    Finish(*live, v1::RUN_STATE_FAILED_RETRYING,
+           absl::StrCat(why, "; attempt ", attempt + 1, " of ", options_.max_attempts, " in ",
+                        absl::FormatDuration(absl::Trunc(delay, absl::Seconds(1)))));
+    return;
+  }
+  if (!status.ok()) {
+    Finish(*live, v1::RUN_STATE_FAILED, std::string(status.message()));
+    return;
+  }
+  Finish(*live, rejected > 0 ? v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS : v1::RUN_STATE_SUCCEEDED,
+         rejected > 0 ? absl::StrCat(rejected, " records were rejected; see 'exportctl run "
+                                     "rejections ",
+                                     live->run.id(), "'")
+                      : "");
+}
+
+absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crashed) {
+  v1::Run run;
+  {
+    absl::MutexLock lock(&live.mu);
+    run = live.run;
+  }
+  Context ctx(this, &live, run.id());
+  Tracker tracker(this, &live);
+  EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                           store_->GetConnection(e.connection_id()));
+  EXPORTD_ASSIGN_OR_RETURN(api::ResolvedConnection resolved,
+                           api::ResolveConnection(stored, *secrets_, *registry_));
+  const sdk::Manifest& manifest = resolved.destination->manifest();
+  std::unique_ptr<sdk::Connection> connection;
+  if (!run.dry_run()) {
+    EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
+  }
+  for (int i = 0; i < run.segments_size(); ++i) {
+    if (run.segments(i).done()) continue;  // Finished in an earlier attempt.
+    const std::string& segment_id = run.segments(i).segment_id();
+    auto segment = store_->GetSegment(segment_id);
+    if (!segment.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "export '", e.name(), "': segment '", run.segments(i).segment_name(),
+          "' no longer exists; update the export's segments"));
+    }
+    tracker.Update(i, [&](v1::SegmentProgress& p) {
+      p.set_segment_name(segment->name());
+      p.set_total_members(segment->member_count());
+    });
+    std::uint64_t fingerprint = MappingFingerprint(e, *segment);
+    auto previous = store_->GetAudienceState(e.id(), segment->id());
+    bool mapping_changed = previous.ok() && previous->mapping_fingerprint != fingerprint;
+
+    SegmentSyncOptions o;
+    o.run_id = run.id();
+    o.segment_index = i;
+    o.export_ = &e;
+    o.segment = &*segment;
+    o.connection = connection.get();
+    o.full = run.full() || mapping_changed;
+    o.dry_run = run.dry_run();
+    o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
+    o.max_records_per_batch = std::max(1, manifest.speed.max_records_per_batch);
+    o.max_bytes_per_batch = std::max<std::int64_t>(1, manifest.speed.max_bytes_per_batch);
+    o.max_parallel_batches = std::max(1, manifest.speed.max_parallel_batches);
+    if (!run.dry_run()) {
+      auto audience = connection->EnsureAudience(
+          segment->name(), previous.ok() ? previous->audience_id : "", ctx);
+      if (!audience.ok()) {
+        return absl::Status(audience.status().code(),
+                            absl::StrCat("segment '", segment->name(),
+                                         "': the destination audience: ",
+                                         audience.status().message()));
+      }
+      if (!audience->note.empty()) ctx.Log(sdk::LogLevel::kInfo, audience->note);
+      o.audience = *audience;
+      EXPORTD_RETURN_IF_ERROR(store_->PutAudienceState(
+          e.id(), segment->id(),
+          {audience->id, previous.ok() ? previous->mapping_fingerprint : fingerprint}));
+      tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
+    }
+    absl::Status synced = SyncSegment(o, *store_, tracker, ctx);
+    if (live.crashed) {
+      *crashed = true;
+      return absl::AbortedError("simulated crash");
+    }
+    EXPORTD_RETURN_IF_ERROR(synced);
+    if (!run.dry_run()) {
+      EXPORTD_RETURN_IF_ERROR(
+          store_->PutAudienceState(e.id(), segment->id(), {o.audience.id, fingerprint}));
+    }
+    tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_done(true); });
+    EXPORTD_RETURN_IF_ERROR(Persist(live));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace exportd::engine

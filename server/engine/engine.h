@@ -1,0 +1,124 @@
+// The run engine: queues, runs, retries, resumes and schedules exports.
+//
+// One run per export at a time: a trigger while one is queued or running
+// queues one follow-up, never more. A bounded pool of workers runs different
+// exports concurrently. Runs persist every state change and commit a
+// checkpoint with every batch, so a restart resumes interrupted runs.
+//
+//   EXPORTD_ASSIGN_OR_RETURN(auto engine, Engine::Create(deps, options));
+//   engine->Start();
+//   EXPORTD_ASSIGN_OR_RETURN(v1::Run run, engine->Trigger("vip", {}, who));
+//   ...
+//   engine->Shutdown();
+#ifndef EXPORTD_SERVER_ENGINE_ENGINE_H_
+#define EXPORTD_SERVER_ENGINE_ENGINE_H_
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "exportd/v1/run.pb.h"
+#include "server/crypto/secret_box.h"
+#include "server/engine/refresh_schedule.h"
+#include "server/plugin_host/registry.h"
+#include "server/store/store.h"
+
+namespace exportd::engine {
+
+struct EngineOptions {
+  int workers = 2;
+  // Attempts of a run that fails for a retryable reason, the first included.
+  int max_attempts = 3;
+  // Backoff before attempt n+1: retry_base * 2^(n-1), with up to 20% jitter.
+  absl::Duration retry_base = absl::Seconds(30);
+  // How often the scheduler looks for due exports.
+  absl::Duration schedule_tick = absl::Seconds(1);
+  // The system refresh schedule for exports that follow it (none if unset).
+  std::optional<RefreshSchedule> system_refresh;
+};
+
+struct TriggerOptions {
+  bool dry_run = false;
+  bool full = false;
+  v1::RunTrigger trigger = v1::RUN_TRIGGER_ON_DEMAND;
+  std::string requested_by;
+};
+
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(store::Store* store,
+                                                        const crypto::SecretBox* secrets,
+                                                        plugin_host::DestinationRegistry* registry,
+                                                        EngineOptions options);
+  ~Engine();
+
+  // Resumes interrupted runs and starts the workers and the scheduler.
+  absl::Status Start();
+  // Stops scheduling; running runs stop at their next batch and stay
+  // resumable (QUEUED) for the next start.
+  void Shutdown();
+
+  // Queues a run of the export (id or name). FAILED_PRECONDITION when the
+  // export is inactive (connection detached).
+  absl::StatusOr<v1::Run> Trigger(absl::string_view export_ref, const TriggerOptions& options);
+  // Queues a run of every export whose schedule is enabled.
+  absl::StatusOr<std::vector<v1::Run>> TriggerAll(const std::string& requested_by);
+  // Cancels a queued, retrying or running run; a running run stops within a
+  // second and keeps what was delivered.
+  absl::StatusOr<v1::Run> Cancel(absl::string_view run_id);
+  // The freshest view of a run (live progress while it runs).
+  absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
+  // The next scheduled run of an export, or InfiniteFuture.
+  absl::Time NextScheduledRun(const v1::Export& e, absl::Time now) const;
+
+  // Test hook: called after every committed batch with the run id; returning
+  // false simulates a crash at that point (the run stops where it is, as if
+  // the process died, and stays RUNNING in the store).
+  void SetCrashHookForTesting(std::function<bool(const std::string& run_id)> hook);
+
+ private:
+  struct LiveRun;
+  class Tracker;
+  class Context;
+
+  Engine(store::Store* store, const crypto::SecretBox* secrets,
+         plugin_host::DestinationRegistry* registry, EngineOptions options);
+
+  void WorkerLoop();
+  void SchedulerLoop();
+  // Picks the next runnable run, or null.
+  std::shared_ptr<LiveRun> NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Execute(const std::shared_ptr<LiveRun>& live);
+  absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
+  void Finish(LiveRun& live, v1::RunState state, const std::string& message);
+  absl::Status Persist(LiveRun& live);
+  absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  store::Store* const store_;
+  const crypto::SecretBox* const secrets_;
+  plugin_host::DestinationRegistry* const registry_;
+  const EngineOptions options_;
+
+  absl::Mutex mu_;
+  // Runs not yet final, in arrival order, and those that just finished (for
+  // watchers), by id.
+  std::map<std::string, std::shared_ptr<LiveRun>> live_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<bool(const std::string&)> crash_hook_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> shutting_down_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace exportd::engine
+
+#endif  // EXPORTD_SERVER_ENGINE_ENGINE_H_

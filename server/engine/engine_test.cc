@@ -1,0 +1,413 @@
+// The run engine against a real SQLite store and the in-process fake
+// destination: diff correctness, modes, resume after a crash, cancel, retry,
+// rejections, concurrency, states.
+#include "server/engine/engine.h"
+
+#include <filesystem>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/crypto/secret_map.h"
+#include "server/engine/run_states.h"
+#include "server/store/sqlite_store.h"
+#include "tests/fakes/fake_destination.h"
+
+namespace exportd::engine {
+namespace {
+
+using ::testing::HasSubstr;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = std::filesystem::temp_directory_path() / "engine_testXXXXXX";
+    dir_ = mkdtemp(dir.data());
+    auto store = store::SqliteStore::Open(dir_ + "/exportd.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    box_ = *crypto::SecretBox::FromKey(std::string(32, 'k'));
+    state_ = std::make_shared<testing::FakeState>();
+    registry_ = std::make_unique<plugin_host::DestinationRegistry>();
+    ASSERT_TRUE(registry_->Register(testing::MakeFakeDestination(state_), "").ok());
+
+    store::StoredConnection c;
+    c.connection.set_id("conn-1");
+    c.connection.set_display_name("fake");
+    c.connection.set_destination_type("fake");
+    c.sealed_secrets = *crypto::SealMap(*box_, {{"token", "t0ken"}});
+    ASSERT_TRUE(store_->CreateConnection(c).ok());
+    v1::Segment segment;
+    segment.set_id("seg-1");
+    segment.set_name("VIP");
+    auto* f = segment.add_schema();
+    f->set_name("Email");
+    f->set_type(v1::FIELD_TYPE_STRING);
+    ASSERT_TRUE(store_->CreateSegment(segment).ok());
+    export_.set_id("exp-1");
+    export_.set_name("vip");
+    export_.set_connection_id("conn-1");
+    export_.add_segments("seg-1");
+    export_.add_segment_names("VIP");
+    auto* m = export_.add_mappings();
+    m->set_destination_field("key");
+    m->set_profile_field("Email");
+    export_.set_mode(v1::EXPORT_MODE_MIRROR);
+    export_.set_active(true);
+    ASSERT_TRUE(store_->CreateExport(export_).ok());
+  }
+  void TearDown() override {
+    engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartEngine(EngineOptions options = {}) {
+    engine_.reset();
+    options.retry_base = absl::Milliseconds(10);
+    options.schedule_tick = absl::Milliseconds(20);
+    auto engine = Engine::Create(store_.get(), box_.get(), registry_.get(), std::move(options));
+    ASSERT_TRUE(engine.ok());
+    engine_ = std::move(*engine);
+    ASSERT_TRUE(engine_->Start().ok());
+  }
+  // Members p<from>..p<to> with emails e<i>@x.com (suffix appended).
+  void Upload(int from, int to, const std::string& suffix = "") {
+    auto writer = store_->BeginSnapshot("seg-1", {store_->GetSegment("seg-1")->schema(0)});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    v1::UploadMembersRequest::Chunk chunk;
+    for (int i = from; i <= to; ++i) {
+      auto* row = chunk.add_rows();
+      row->set_profile_id("p" + std::to_string(i));
+      row->add_values()->set_string_value("e" + std::to_string(i) + suffix + "@x.com");
+      if (chunk.rows_size() == 1000) {
+        ASSERT_TRUE((*writer)->Append(chunk).ok());
+        chunk.Clear();
+      }
+    }
+    if (chunk.rows_size() > 0) ASSERT_TRUE((*writer)->Append(chunk).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+  }
+  v1::Run RunToEnd(TriggerOptions options = {}) {
+    auto run = engine_->Trigger("vip", options);
+    EXPECT_TRUE(run.ok()) << run.status();
+    return WaitFinal(run->id());
+  }
+  v1::Run WaitFinal(const std::string& id) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    v1::Run run;
+    do {
+      auto got = engine_->GetRun(id);
+      EXPECT_TRUE(got.ok());
+      run = *got;
+      if (IsFinal(run.state())) return run;
+      absl::SleepFor(absl::Milliseconds(5));
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "run " << id << " did not end: " << run.DebugString();
+    return run;
+  }
+  std::map<std::string, std::string> Audience() {
+    absl::MutexLock lock(&state_->mu);
+    return state_->audiences["VIP"];
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<crypto::SecretBox> box_;
+  std::shared_ptr<testing::FakeState> state_;
+  std::unique_ptr<plugin_host::DestinationRegistry> registry_;
+  std::unique_ptr<Engine> engine_;
+  v1::Export export_;
+};
+
+TEST(RunStatesTest, TransitionsAreWrittenDown) {
+  EXPECT_TRUE(CanTransition(v1::RUN_STATE_QUEUED, v1::RUN_STATE_RUNNING));
+  EXPECT_TRUE(CanTransition(v1::RUN_STATE_RUNNING, v1::RUN_STATE_FAILED_RETRYING));
+  EXPECT_TRUE(CanTransition(v1::RUN_STATE_FAILED_RETRYING, v1::RUN_STATE_QUEUED));
+  EXPECT_TRUE(CanTransition(v1::RUN_STATE_RUNNING, v1::RUN_STATE_QUEUED));  // restart
+  EXPECT_FALSE(CanTransition(v1::RUN_STATE_SUCCEEDED, v1::RUN_STATE_RUNNING));
+  EXPECT_FALSE(CanTransition(v1::RUN_STATE_QUEUED, v1::RUN_STATE_SUCCEEDED));
+  EXPECT_FALSE(CanTransition(v1::RUN_STATE_CANCELED, v1::RUN_STATE_QUEUED));
+  for (auto s : {v1::RUN_STATE_SUCCEEDED, v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS,
+                 v1::RUN_STATE_FAILED, v1::RUN_STATE_CANCELED, v1::RUN_STATE_SKIPPED}) {
+    EXPECT_TRUE(IsFinal(s));
+    EXPECT_FALSE(CanTransition(s, v1::RUN_STATE_QUEUED));
+  }
+  EXPECT_THAT(std::string(CheckTransition(v1::RUN_STATE_FAILED, v1::RUN_STATE_RUNNING).message()),
+              HasSubstr("RUN_STATE_FAILED to RUN_STATE_RUNNING"));
+}
+
+TEST_F(EngineTest, FirstRunSendsEverythingThenOnlyJoinsChangesAndLeaves) {
+  Upload(1, 1000);
+  StartEngine();
+  v1::Run first = RunToEnd();
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED) << first.message();
+  EXPECT_EQ(first.segments(0).added(), 1000);
+  EXPECT_EQ(first.segments(0).audience_id(), "aud-VIP");
+  EXPECT_EQ(Audience().size(), 1000u);
+
+  // Unchanged: nothing is sent.
+  int calls_before;
+  {
+    absl::MutexLock lock(&state_->mu);
+    calls_before = state_->upsert_calls;
+  }
+  v1::Run idle = RunToEnd();
+  EXPECT_EQ(idle.segments(0).unchanged(), 1000);
+  EXPECT_EQ(idle.segments(0).to_add() + idle.segments(0).to_update(), 0);
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->upsert_calls, calls_before);
+  }
+
+  // p1..p10 leave, p991..p1000 change, p1001..p1020 join.
+  {
+    auto writer = store_->BeginSnapshot("seg-1", {store_->GetSegment("seg-1")->schema(0)});
+    v1::UploadMembersRequest::Chunk chunk;
+    for (int i = 11; i <= 1020; ++i) {
+      auto* row = chunk.add_rows();
+      row->set_profile_id("p" + std::to_string(i));
+      row->add_values()->set_string_value("e" + std::to_string(i) + (i > 990 ? "new" : "") +
+                                          "@x.com");
+    }
+    ASSERT_TRUE((*writer)->Append(chunk).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+  }
+  v1::Run diff = RunToEnd();
+  ASSERT_EQ(diff.state(), v1::RUN_STATE_SUCCEEDED) << diff.message();
+  const auto& p = diff.segments(0);
+  EXPECT_EQ(p.to_add(), 20);
+  EXPECT_EQ(p.to_update(), 10);
+  EXPECT_EQ(p.to_remove(), 10);
+  EXPECT_EQ(p.unchanged(), 980);
+  EXPECT_EQ(p.added(), 20);
+  EXPECT_EQ(p.updated(), 10);
+  EXPECT_EQ(p.removed(), 10);
+  auto audience = Audience();
+  EXPECT_EQ(audience.size(), 1010u);
+  EXPECT_EQ(audience.count("p1"), 0u);
+  EXPECT_EQ(audience["p995"], "e995new@x.com");
+
+  // --full resends everything.
+  TriggerOptions full;
+  full.full = true;
+  v1::Run again = RunToEnd(full);
+  EXPECT_EQ(again.segments(0).updated(), 1010);
+}
+
+TEST_F(EngineTest, AddOnlyNeverRemovesAndDryRunSendsNothing) {
+  export_.set_mode(v1::EXPORT_MODE_ADD_ONLY);
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  Upload(1, 100);
+  StartEngine();
+  TriggerOptions dry;
+  dry.dry_run = true;
+  v1::Run preview = RunToEnd(dry);
+  EXPECT_EQ(preview.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(preview.segments(0).to_add(), 100);
+  EXPECT_EQ(preview.segments(0).added(), 0);
+  EXPECT_TRUE(Audience().empty());
+  ASSERT_EQ(RunToEnd().segments(0).added(), 100);
+  Upload(51, 100);
+  v1::Run second = RunToEnd();
+  EXPECT_EQ(second.segments(0).to_remove(), 0);
+  EXPECT_EQ(Audience().size(), 100u);
+}
+
+TEST_F(EngineTest, RejectionsAreKeptAndRetriedOnTheNextRun) {
+  Upload(1, 50);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p3", "p7"};
+  }
+  StartEngine();
+  v1::Run run = RunToEnd();
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  EXPECT_EQ(run.segments(0).rejected(), 2);
+  EXPECT_EQ(run.segments(0).added(), 48);
+  std::string next;
+  auto rejections = store_->ListRejections(run.id(), {10, ""}, &next);
+  ASSERT_EQ(rejections->size(), 2u);
+  EXPECT_EQ(rejections->at(0).profile_id(), "p3");
+  EXPECT_EQ(rejections->at(0).reason_code(), "fake_reject");
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject.clear();
+  }
+  v1::Run retry = RunToEnd();
+  EXPECT_EQ(retry.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(retry.segments(0).added(), 2);
+}
+
+TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
+  Upload(1, 10);
+  EngineOptions options;
+  options.max_attempts = 3;
+  StartEngine(options);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;  // EnsureAudience fails once.
+  }
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.attempt(), 2);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 100;
+  }
+  Upload(1, 20);
+  v1::Run failed = RunToEnd();
+  EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED);
+  EXPECT_EQ(failed.attempt(), 3);
+  EXPECT_THAT(failed.message(), HasSubstr("fake destination is unavailable"));
+  EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 attempts"));
+}
+
+TEST_F(EngineTest, ResumeAfterACrashEndsInTheSameStateAndCounts) {
+  Upload(1, 1000);
+  for (int crash_after : {1, 4, 9}) {
+    SCOPED_TRACE(crash_after);
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->audiences.clear();
+    }
+    // A fresh export each time, so the first run sends everything.
+    v1::Export e = export_;
+    e.set_id("exp-crash-" + std::to_string(crash_after));
+    e.set_name("crash" + std::to_string(crash_after));
+    ASSERT_TRUE(store_->CreateExport(e).ok());
+    StartEngine();
+    int batches = 0;
+    engine_->SetCrashHookForTesting([&](const std::string&) { return ++batches < crash_after; });
+    auto run = engine_->Trigger(e.name(), {});
+    ASSERT_TRUE(run.ok());
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline && store_->GetRun(run->id())->segments(0).added() <
+                                         (crash_after * 100)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    engine_.reset();  // The "process" is gone; the store says RUNNING.
+    v1::Run interrupted = *store_->GetRun(run->id());
+    EXPECT_EQ(interrupted.state(), v1::RUN_STATE_RUNNING);
+    EXPECT_EQ(interrupted.segments(0).added(), crash_after * 100);
+    StartEngine();  // Restart: the run resumes.
+    v1::Run resumed = WaitFinal(run->id());
+    EXPECT_EQ(resumed.state(), v1::RUN_STATE_SUCCEEDED) << resumed.message();
+    EXPECT_EQ(resumed.segments(0).added(), 1000);
+    EXPECT_EQ(resumed.segments(0).updated(), 0);
+    EXPECT_EQ(resumed.attempt(), 2);
+    EXPECT_EQ(Audience().size(), 1000u);
+  }
+}
+
+TEST_F(EngineTest, CancelStopsARunningRunAndKeepsWhatWasDelivered) {
+  Upload(1, 5000);
+  StartEngine();
+  absl::Notification reached;
+  std::atomic<int> batches{0};
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    if (++batches == 3) reached.Notify();
+    if (batches >= 3) absl::SleepFor(absl::Milliseconds(20));
+    return true;
+  });
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  reached.WaitForNotification();
+  absl::Time asked = absl::Now();
+  ASSERT_TRUE(engine_->Cancel(run->id()).ok());
+  v1::Run canceled = WaitFinal(run->id());
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(1));
+  EXPECT_EQ(canceled.state(), v1::RUN_STATE_CANCELED);
+  EXPECT_GE(canceled.segments(0).added(), 300);
+  EXPECT_LT(canceled.segments(0).added(), 5000);
+  EXPECT_EQ(static_cast<std::int64_t>(Audience().size()), canceled.segments(0).added());
+  EXPECT_EQ(engine_->Cancel(run->id()).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
+  Upload(1, 3000);
+  StartEngine();
+  absl::Notification release;
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    release.WaitForNotification();
+    return true;
+  });
+  auto first = engine_->Trigger("vip", {});
+  ASSERT_TRUE(first.ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (engine_->GetRun(first->id())->state() != v1::RUN_STATE_RUNNING &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  auto second = engine_->Trigger("vip", {});
+  auto third = engine_->Trigger("vip", {});
+  ASSERT_TRUE(second.ok() && third.ok());
+  EXPECT_NE(second->id(), first->id());
+  EXPECT_EQ(second->id(), third->id());
+  EXPECT_EQ(engine_->GetRun(second->id())->state(), v1::RUN_STATE_QUEUED);
+  release.Notify();
+  EXPECT_EQ(WaitFinal(first->id()).state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(WaitFinal(second->id()).state(), v1::RUN_STATE_SUCCEEDED);
+}
+
+TEST_F(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
+  Upload(1, 10);
+  export_.set_active(false);
+  export_.clear_connection_id();
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  StartEngine();
+  auto run = engine_->Trigger("vip", {});
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(run.status().message()), HasSubstr("inactive"));
+}
+
+TEST_F(EngineTest, ConcurrentRunsOfDifferentExports) {
+  Upload(1, 2000);
+  v1::Export other = export_;
+  other.set_id("exp-2");
+  other.set_name("other");
+  ASSERT_TRUE(store_->CreateExport(other).ok());
+  EngineOptions options;
+  options.workers = 2;
+  StartEngine(options);
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    int now = ++in_flight;
+    int seen = max_in_flight;
+    while (now > seen && !max_in_flight.compare_exchange_weak(seen, now)) {
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+    --in_flight;
+    return true;
+  });
+  auto a = engine_->Trigger("vip", {});
+  auto b = engine_->Trigger("other", {});
+  EXPECT_EQ(WaitFinal(a->id()).state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(WaitFinal(b->id()).state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(max_in_flight, 2);
+}
+
+TEST_F(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
+  Upload(1, 10);
+  export_.mutable_schedule()->set_cron("* * * * *");
+  export_.mutable_schedule()->set_enabled(true);
+  // Saved two hours ago: 120 firings were missed; one catch-up run follows.
+  export_.set_updated_at_micros(absl::ToUnixMicros(absl::Now() - absl::Hours(2)));
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  StartEngine();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::vector<v1::Run> runs;
+  std::string next;
+  while (absl::Now() < deadline) {
+    runs = *store_->ListRuns("exp-1", {10, ""}, &next);
+    if (!runs.empty() && IsFinal(runs[0].state())) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].trigger(), v1::RUN_TRIGGER_SCHEDULE);
+  EXPECT_EQ(runs[0].state(), v1::RUN_STATE_SUCCEEDED);
+  absl::Time next_run = engine_->NextScheduledRun(export_, absl::Now());
+  EXPECT_LE(next_run - absl::Now(), absl::Minutes(1));
+}
+
+}  // namespace
+}  // namespace exportd::engine

@@ -1,0 +1,132 @@
+#include "server/engine/record_codec.h"
+
+#include <cstring>
+#include <functional>
+#include <string_view>
+
+namespace exportd::engine {
+namespace {
+
+// Tags; a null value is just its tag.
+enum Tag : char { kNull = 0, kString = 1, kInt = 2, kDouble = 3, kBool = 4, kTimestamp = 5 };
+
+void PutU64(std::uint64_t v, std::string& out) {
+  char buf[8];
+  std::memcpy(buf, &v, 8);
+  out.append(buf, 8);
+}
+
+bool GetU64(absl::string_view& in, std::uint64_t& v) {
+  if (in.size() < 8) return false;
+  std::memcpy(&v, in.data(), 8);
+  in.remove_prefix(8);
+  return true;
+}
+
+}  // namespace
+
+sdk::FieldType ToSdkType(v1::FieldType type) {
+  switch (type) {
+    case v1::FIELD_TYPE_INT: return sdk::FieldType::kInt;
+    case v1::FIELD_TYPE_DOUBLE: return sdk::FieldType::kDouble;
+    case v1::FIELD_TYPE_BOOL: return sdk::FieldType::kBool;
+    case v1::FIELD_TYPE_TIMESTAMP: return sdk::FieldType::kTimestamp;
+    default: return sdk::FieldType::kString;
+  }
+}
+
+void EncodeValue(const v1::Value& value, std::string& out) {
+  switch (value.kind_case()) {
+    case v1::Value::kStringValue:
+      out.push_back(kString);
+      PutU64(value.string_value().size(), out);
+      out.append(value.string_value());
+      break;
+    case v1::Value::kIntValue:
+      out.push_back(kInt);
+      PutU64(static_cast<std::uint64_t>(value.int_value()), out);
+      break;
+    case v1::Value::kDoubleValue: {
+      out.push_back(kDouble);
+      std::uint64_t bits;
+      double d = value.double_value();
+      std::memcpy(&bits, &d, 8);
+      PutU64(bits, out);
+      break;
+    }
+    case v1::Value::kBoolValue:
+      out.push_back(kBool);
+      out.push_back(value.bool_value() ? 1 : 0);
+      break;
+    case v1::Value::kTimestampMicros:
+      out.push_back(kTimestamp);
+      PutU64(static_cast<std::uint64_t>(value.timestamp_micros()), out);
+      break;
+    default:
+      out.push_back(kNull);
+  }
+}
+
+void ToSdkValue(const v1::Value& value, sdk::FieldType type, sdk::Value& out) {
+  out.type = type;
+  out.is_null = false;
+  switch (value.kind_case()) {
+    case v1::Value::kStringValue: out.s = value.string_value(); break;
+    case v1::Value::kIntValue: out.i = value.int_value(); break;
+    case v1::Value::kDoubleValue: out.d = value.double_value(); break;
+    case v1::Value::kBoolValue: out.i = value.bool_value() ? 1 : 0; break;
+    case v1::Value::kTimestampMicros: out.i = value.timestamp_micros(); break;
+    default: out.is_null = true;
+  }
+}
+
+absl::Status DecodeValues(absl::string_view bytes, size_t count,
+                          const std::vector<sdk::BatchField>& fields,
+                          std::vector<sdk::Value>& out) {
+  for (size_t i = 0; i < count; ++i) {
+    sdk::Value v;
+    if (bytes.empty()) {
+      // Encoded under an older mapping with fewer fields: the rest is null.
+      v.type = i < fields.size() ? fields[i].type : sdk::FieldType::kString;
+      out.push_back(std::move(v));
+      continue;
+    }
+    v.type = i < fields.size() ? fields[i].type : sdk::FieldType::kString;
+    v.is_null = false;
+    char tag = bytes[0];
+    bytes.remove_prefix(1);
+    std::uint64_t n = 0;
+    switch (tag) {
+      case kNull: v.is_null = true; break;
+      case kString:
+        if (!GetU64(bytes, n) || bytes.size() < n) return absl::DataLossError("bad string");
+        v.s.assign(bytes.data(), n);
+        bytes.remove_prefix(n);
+        break;
+      case kInt:
+      case kTimestamp:
+        if (!GetU64(bytes, n)) return absl::DataLossError("bad number");
+        v.i = static_cast<std::int64_t>(n);
+        break;
+      case kDouble:
+        if (!GetU64(bytes, n)) return absl::DataLossError("bad double");
+        std::memcpy(&v.d, &n, 8);
+        break;
+      case kBool:
+        if (bytes.empty()) return absl::DataLossError("bad bool");
+        v.i = bytes[0] ? 1 : 0;
+        bytes.remove_prefix(1);
+        break;
+      default:
+        return absl::DataLossError("unknown value tag in delivered state");
+    }
+    out.push_back(std::move(v));
+  }
+  return absl::OkStatus();
+}
+
+std::uint64_t HashValues(absl::string_view encoded) {
+  return std::hash<std::string_view>()(std::string_view(encoded.data(), encoded.size()));
+}
+
+}  // namespace exportd::engine

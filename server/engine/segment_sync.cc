@@ -1,0 +1,361 @@
+#include "server/engine/segment_sync.h"
+
+#include <deque>
+#include <functional>
+#include <string_view>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/common/status_macros.h"
+#include "server/engine/record_codec.h"
+
+namespace exportd::engine {
+namespace {
+
+std::uint64_t IdHash(absl::string_view id) {
+  return std::hash<std::string_view>()(std::string_view(id.data(), id.size()));
+}
+
+// What the diff knows about one delivered member.
+struct DeliveredEntry {
+  std::uint64_t value_hash = 0;
+  bool seen = false;      // In the current snapshot.
+  bool this_run = false;  // Delivered by this very run (a resumed attempt).
+};
+
+// A batch on its way to the destination, with what is needed to commit it.
+struct PendingBatch {
+  bool removal = false;
+  sdk::RecordBatch records;
+  std::vector<std::string> encoded;
+  std::vector<std::uint64_t> hashes;
+  std::vector<bool> is_update;
+  std::int64_t bytes = 0;
+};
+
+// Sends batches with up to N in flight and commits each one's outcomes.
+class Dispatcher {
+ public:
+  Dispatcher(const SegmentSyncOptions& o, RunTracker& tracker, sdk::RunContext& ctx)
+      : o_(o), tracker_(tracker), ctx_(ctx) {
+    int workers = std::max(1, o.max_parallel_batches);
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~Dispatcher() { Close(); }
+
+  // Blocks while N batches are waiting. False once a failure stopped the sync.
+  bool Submit(PendingBatch batch) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Dispatcher* d) { return d->queue_.size() < d->threads_.size() || !d->error_.ok(); },
+        this));
+    if (!error_.ok()) return false;
+    queue_.push_back(std::move(batch));
+    return true;
+  }
+
+  // Waits for every batch, stops the workers, returns the first failure.
+  absl::Status Close() {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+
+ private:
+  void Work() {
+    while (true) {
+      PendingBatch batch;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Dispatcher* d) { return !d->queue_.empty() || d->closed_; }, this));
+        if (queue_.empty()) return;
+        batch = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      absl::Status status = Send(batch);
+      if (!status.ok()) {
+        absl::MutexLock lock(&mu_);
+        if (error_.ok()) error_ = status;
+        queue_.clear();
+      }
+    }
+  }
+
+  absl::Status Send(PendingBatch& batch) {
+    if (ctx_.cancelled()) return absl::CancelledError("the run was canceled");
+    auto outcomes = batch.removal
+                        ? o_.connection->Remove(o_.audience, batch.records, ctx_)
+                        : o_.connection->Upsert(o_.audience, batch.records, ctx_);
+    if (!outcomes.ok()) return outcomes.status();
+    if (outcomes->size() != batch.records.size()) {
+      return absl::InternalError(absl::StrCat(
+          "destination returned ", outcomes->size(), " outcomes for ", batch.records.size(),
+          " records; a plugin must return exactly one per record"));
+    }
+    store::BatchCommit commit;
+    commit.export_id = o_.export_->id();
+    commit.segment_id = o_.segment->id();
+    std::int64_t added = 0, updated = 0, removed = 0, rejected = 0, retryable = 0;
+    for (size_t i = 0; i < outcomes->size(); ++i) {
+      const sdk::RecordOutcome& outcome = (*outcomes)[i];
+      std::string& id = batch.records.profile_ids[i];
+      switch (outcome.kind) {
+        case sdk::OutcomeKind::kDelivered:
+          if (batch.removal) {
+            commit.removed.push_back(std::move(id));
+            ++removed;
+          } else {
+            commit.delivered.push_back(
+                {std::move(id), batch.hashes[i], o_.run_id, std::move(batch.encoded[i])});
+            ++(batch.is_update[i] ? updated : added);
+          }
+          break;
+        case sdk::OutcomeKind::kRejected: {
+          v1::Rejection r;
+          r.set_run_id(o_.run_id);
+          r.set_segment_id(o_.segment->id());
+          r.set_profile_id(id);
+          r.set_field(outcome.field);
+          r.set_reason_code(outcome.reason_code);
+          r.set_message(outcome.message);
+          r.set_removal(batch.removal);
+          commit.rejections.push_back(std::move(r));
+          ++rejected;
+          break;
+        }
+        case sdk::OutcomeKind::kRetryable:
+          ++retryable;
+          break;
+      }
+    }
+    return tracker_.Commit(
+        o_.segment_index,
+        [&](v1::SegmentProgress& p) {
+          p.set_added(p.added() + added);
+          p.set_updated(p.updated() + updated);
+          p.set_removed(p.removed() + removed);
+          p.set_rejected(p.rejected() + rejected);
+          p.set_retryable(p.retryable() + retryable);
+        },
+        commit);
+  }
+
+  const SegmentSyncOptions& o_;
+  RunTracker& tracker_;
+  sdk::RunContext& ctx_;
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  std::deque<PendingBatch> queue_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+// Accumulates records into batches within the record and byte limits.
+class Batcher {
+ public:
+  Batcher(const SegmentSyncOptions& o, std::vector<sdk::BatchField> fields, Dispatcher* out)
+      : o_(o), fields_(std::move(fields)), out_(out) {
+    Reset(false);
+  }
+
+  PendingBatch& current() { return batch_; }
+
+  // Call after adding a record; sends the batch when full.
+  bool RecordAdded(std::int64_t bytes) {
+    batch_.bytes += bytes;
+    if (static_cast<int>(batch_.records.size()) >= o_.max_records_per_batch ||
+        batch_.bytes >= o_.max_bytes_per_batch) {
+      return Flush();
+    }
+    return true;
+  }
+
+  bool Flush() {
+    if (batch_.records.size() == 0) return true;
+    bool removal = batch_.removal;
+    bool ok = out_->Submit(std::move(batch_));
+    Reset(removal);
+    return ok;
+  }
+
+  void Reset(bool removal) {
+    batch_ = PendingBatch();
+    batch_.removal = removal;
+    batch_.records.fields = fields_;
+    size_t n = static_cast<size_t>(std::max(1, o_.max_records_per_batch));
+    batch_.records.profile_ids.reserve(n);
+    batch_.records.values.reserve(n * fields_.size());
+  }
+
+ private:
+  const SegmentSyncOptions& o_;
+  const std::vector<sdk::BatchField> fields_;
+  Dispatcher* out_;
+  PendingBatch batch_;
+};
+
+}  // namespace
+
+std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment) {
+  std::string text;
+  for (const auto& m : e.mappings()) {
+    absl::StrAppend(&text, m.destination_field(), "\x1f", m.profile_field(), "\x1e");
+    for (const auto& f : segment.schema()) {
+      if (f.name() == m.profile_field()) absl::StrAppend(&text, f.type(), "\x1d");
+    }
+  }
+  return HashValues(text);
+}
+
+absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTracker& tracker,
+                         sdk::RunContext& ctx) {
+  const v1::Export& e = *o.export_;
+  const v1::Segment& segment = *o.segment;
+
+  // The mapped columns, resolved against this snapshot's schema.
+  std::vector<int> columns;
+  std::vector<sdk::BatchField> fields;
+  for (const auto& m : e.mappings()) {
+    int column = -1;
+    for (int i = 0; i < segment.schema_size(); ++i) {
+      if (segment.schema(i).name() == m.profile_field()) column = i;
+    }
+    if (column < 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "export '", e.name(), "': mapping '", m.destination_field(), "' names profile field '",
+          m.profile_field(), "', which segment '", segment.name(),
+          "' no longer has; update the export's mapping"));
+    }
+    columns.push_back(column);
+    fields.push_back({m.destination_field(), ToSdkType(segment.schema(column).type())});
+  }
+
+  // What was delivered before, and what this run already did (resume).
+  absl::flat_hash_map<std::uint64_t, DeliveredEntry> delivered;
+  EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
+      e.id(), segment.id(), [&](const store::DeliveredRow& row) {
+        delivered[IdHash(row.profile_id)] = {row.value_hash, false, row.run_id == o.run_id};
+        return absl::OkStatus();
+      }));
+  absl::flat_hash_set<std::uint64_t> rejected_this_run;
+  {
+    std::string cursor;
+    do {
+      EXPORTD_ASSIGN_OR_RETURN(auto page,
+                               store.ListRejections(o.run_id, {1000, cursor}, &cursor));
+      for (const auto& r : page) {
+        if (r.segment_id() == segment.id()) rejected_this_run.insert(IdHash(r.profile_id()));
+      }
+    } while (!cursor.empty());
+  }
+
+  Dispatcher dispatcher(o, tracker, ctx);
+  Batcher batcher(o, fields, &dispatcher);
+  bool sending = !o.dry_run && o.connection != nullptr;
+  bool stopped = false;
+
+  // Pass 1: the snapshot. Joins and changes are sent.
+  std::string encoded;
+  absl::Status scan = store.ForEachChunk(
+      segment.id(), segment.snapshot_version(),
+      [&](const v1::UploadMembersRequest::Chunk& chunk) -> absl::Status {
+        if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
+        std::int64_t adds = 0, updates = 0, unchanged = 0;
+        for (const v1::MemberRow& row : chunk.rows()) {
+          encoded.clear();
+          for (int column : columns) EncodeValue(row.values(column), encoded);
+          std::uint64_t value_hash = HashValues(encoded);
+          std::uint64_t id_hash = IdHash(row.profile_id());
+          bool is_update = false;
+          auto it = delivered.find(id_hash);
+          if (it != delivered.end()) {
+            it->second.seen = true;
+            if (it->second.this_run) continue;  // Done before the interruption.
+            if (it->second.value_hash == value_hash && !o.full) {
+              ++unchanged;
+              continue;
+            }
+            is_update = true;
+          }
+          if (rejected_this_run.contains(id_hash)) continue;
+          ++(is_update ? updates : adds);
+          if (!sending) continue;
+          PendingBatch& batch = batcher.current();
+          batch.records.profile_ids.push_back(row.profile_id());
+          for (size_t f = 0; f < columns.size(); ++f) {
+            batch.records.values.emplace_back();
+            ToSdkValue(row.values(columns[f]), fields[f].type, batch.records.values.back());
+          }
+          batch.encoded.push_back(encoded);
+          batch.hashes.push_back(value_hash);
+          batch.is_update.push_back(is_update);
+          if (!batcher.RecordAdded(static_cast<std::int64_t>(encoded.size() +
+                                                             row.profile_id().size() + 16))) {
+            stopped = true;
+            return absl::CancelledError("stopped");
+          }
+        }
+        tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
+          p.set_to_add(p.to_add() + adds);
+          p.set_to_update(p.to_update() + updates);
+          p.set_unchanged(p.unchanged() + unchanged);
+        });
+        return absl::OkStatus();
+      });
+  if (!scan.ok() && !stopped) {
+    dispatcher.Close().IgnoreError();
+    return scan;
+  }
+  if (!stopped) stopped = !batcher.Flush();
+
+  // Pass 2 (mirror mode): members who left are removed.
+  if (!stopped && o.mirror) {
+    std::int64_t leavers = 0;
+    for (const auto& [id, entry] : delivered) leavers += entry.seen ? 0 : 1;
+    if (leavers > 0) {
+      tracker.Update(o.segment_index,
+                     [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + leavers); });
+    }
+    if (leavers > 0 && sending) {
+      batcher.Reset(/*removal=*/true);
+      absl::Status removals = store.ForEachDelivered(
+          e.id(), segment.id(), [&](const store::DeliveredRow& row) -> absl::Status {
+            auto it = delivered.find(IdHash(row.profile_id));
+            if (it == delivered.end() || it->second.seen) return absl::OkStatus();
+            if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
+            PendingBatch& batch = batcher.current();
+            batch.records.profile_ids.push_back(row.profile_id);
+            EXPORTD_RETURN_IF_ERROR(
+                DecodeValues(row.values, fields.size(), fields, batch.records.values));
+            batch.records.values.resize(batch.records.profile_ids.size() * fields.size());
+            batch.encoded.emplace_back();
+            batch.hashes.push_back(0);
+            batch.is_update.push_back(false);
+            if (!batcher.RecordAdded(static_cast<std::int64_t>(row.values.size() + 16))) {
+              stopped = true;
+              return absl::CancelledError("stopped");
+            }
+            return absl::OkStatus();
+          });
+      if (!removals.ok() && !stopped) {
+        dispatcher.Close().IgnoreError();
+        return removals;
+      }
+      if (!stopped) batcher.Flush();
+    }
+  }
+  EXPORTD_RETURN_IF_ERROR(dispatcher.Close());
+  if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
+  return absl::OkStatus();
+}
+
+}  // namespace exportd::engine

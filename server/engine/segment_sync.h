@@ -1,0 +1,66 @@
+// The data path of one segment of one run, as a pipeline:
+//   segment snapshot → diff against delivered state → mapped records →
+//   destination batches (up to N in flight) → per-record outcomes →
+//   delivered state + rejections + run checkpoint, committed per batch.
+//
+// A run interrupted at any point (crash, cancel, retryable failure) can run
+// the same SegmentSync again: members this run already delivered are
+// recognised by their run id and neither resent nor counted twice.
+#ifndef EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_
+#define EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "exportd/sdk/destination.h"
+#include "exportd/v1/export.pb.h"
+#include "exportd/v1/run.pb.h"
+#include "exportd/v1/segment.pb.h"
+#include "server/store/store.h"
+
+namespace exportd::engine {
+
+// Receives progress and commits batches with the run's checkpoint.
+class RunTracker {
+ public:
+  virtual ~RunTracker() = default;
+  // Changes segment `index`'s progress (no commit).
+  virtual void Update(int index, const std::function<void(v1::SegmentProgress&)>& fn) = 0;
+  // Changes the progress and commits `commit` with the updated run as its
+  // checkpoint, atomically.
+  virtual absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
+                              store::BatchCommit& commit) = 0;
+};
+
+struct SegmentSyncOptions {
+  std::string run_id;
+  int segment_index = 0;
+  const v1::Export* export_ = nullptr;
+  const v1::Segment* segment = nullptr;
+  // Null in a dry run: nothing is sent.
+  sdk::Connection* connection = nullptr;
+  sdk::Audience audience;
+  bool full = false;       // Resend every member.
+  bool dry_run = false;
+  bool mirror = true;      // Remove members who left.
+  int max_records_per_batch = 1000;
+  std::int64_t max_bytes_per_batch = 4'000'000;
+  int max_parallel_batches = 1;
+};
+
+// Runs the pipeline for one segment. Returns the first whole-call failure of
+// the destination (the caller decides between retrying and failing), or
+// CANCELLED. Per-record rejections and retryable records are not errors:
+// they are counted in the progress.
+absl::Status SyncSegment(const SegmentSyncOptions& options, store::Store& store,
+                         RunTracker& tracker, sdk::RunContext& ctx);
+
+// A fingerprint of an export's mappings for `segment`: a change forces a
+// full resync.
+std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment);
+
+}  // namespace exportd::engine
+
+#endif  // EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_

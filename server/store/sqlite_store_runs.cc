@@ -1,0 +1,262 @@
+// SqliteStore: runs, delivered state and rejections (the engine's tables).
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+#include "server/store/sqlite_store.h"
+
+namespace exportd::store {
+namespace {
+
+// At most this many rejections are kept per run (a sample); all are counted.
+constexpr std::int64_t kMaxRejectionsKept = 100000;
+
+bool IsFinal(v1::RunState state) {
+  switch (state) {
+    case v1::RUN_STATE_QUEUED:
+    case v1::RUN_STATE_RUNNING:
+    case v1::RUN_STATE_FAILED_RETRYING:
+      return false;
+    default:
+      return true;
+  }
+}
+
+absl::StatusOr<std::int64_t> ParseCursor(const std::string& cursor) {
+  std::int64_t value = INT64_MAX;
+  if (!cursor.empty() && !absl::SimpleAtoi(cursor, &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token '", cursor, "' is not one this server returned"));
+  }
+  return value;
+}
+
+int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
+
+}  // namespace
+
+absl::Status SqliteStore::PutRunLocked(const v1::Run& run, bool create) {
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(create ? "INSERT INTO runs (export_id, created_at, finished, data, id) "
+                            "VALUES (?, ?, ?, ?, ?)"
+                          : "UPDATE runs SET export_id = ?, created_at = ?, finished = ?, "
+                            "data = ? WHERE id = ?"));
+  stmt.Bind(1, run.export_id())
+      .Bind(2, run.created_at_micros())
+      .Bind(3, static_cast<std::int64_t>(IsFinal(run.state())))
+      .BindBlob(4, run.SerializeAsString())
+      .Bind(5, run.id());
+  EXPORTD_RETURN_IF_ERROR(stmt.Run());
+  if (!create && sqlite3_changes(db_->handle()) == 0) {
+    return absl::NotFoundError(absl::StrCat("run '", run.id(), "' does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::CreateRun(const v1::Run& run) {
+  absl::MutexLock lock(&mu_);
+  return PutRunLocked(run, /*create=*/true);
+}
+
+absl::Status SqliteStore::UpdateRun(const v1::Run& run) {
+  absl::MutexLock lock(&mu_);
+  return PutRunLocked(run, /*create=*/false);
+}
+
+absl::StatusOr<v1::Run> SqliteStore::GetRun(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT data FROM runs WHERE id = ?"));
+  stmt.Bind(1, id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(
+        "run '", id, "' does not exist; list an export's runs with 'exportctl export runs NAME'"));
+  }
+  return ParseRow<v1::Run>(stmt.Blob(0), "run");
+}
+
+absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListRuns(absl::string_view export_id,
+                                                          const PageRequest& page,
+                                                          std::string* next_cursor) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(std::int64_t before, ParseCursor(page.after));
+  int limit = PageLimit(page);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT rowid, data FROM runs WHERE export_id = ? AND "
+                                   "rowid < ? ORDER BY rowid DESC LIMIT ?"));
+  stmt.Bind(1, export_id).Bind(2, before).Bind(3, static_cast<std::int64_t>(limit + 1));
+  std::vector<v1::Run> out;
+  next_cursor->clear();
+  std::int64_t last_rowid = 0;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(out.size()) == limit) {
+      *next_cursor = absl::StrCat(last_rowid);
+      break;
+    }
+    last_rowid = stmt.Int(0);
+    EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(stmt.Blob(1), "run"));
+    out.push_back(std::move(run));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListUnfinishedRuns() {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT data FROM runs WHERE finished = 0 ORDER BY rowid"));
+  std::vector<v1::Run> out;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(stmt.Blob(0), "run"));
+    out.push_back(std::move(run));
+  }
+}
+
+absl::StatusOr<std::vector<v1::Run>> SqliteStore::LatestRun(absl::string_view export_id) {
+  std::string next;
+  return ListRuns(export_id, PageRequest{1, ""}, &next);
+}
+
+absl::StatusOr<AudienceState> SqliteStore::GetAudienceState(absl::string_view export_id,
+                                                            absl::string_view segment_id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT audience_id, mapping_fingerprint FROM audiences "
+                                   "WHERE export_id = ? AND segment_id = ?"));
+  stmt.Bind(1, export_id).Bind(2, segment_id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError("nothing delivered yet");
+  return AudienceState{std::string(stmt.Text(0)), static_cast<std::uint64_t>(stmt.Int(1))};
+}
+
+absl::Status SqliteStore::PutAudienceState(absl::string_view export_id,
+                                           absl::string_view segment_id,
+                                           const AudienceState& state) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT OR REPLACE INTO audiences (export_id, segment_id, audience_id, "
+                   "mapping_fingerprint) VALUES (?, ?, ?, ?)"));
+  stmt.Bind(1, export_id)
+      .Bind(2, segment_id)
+      .Bind(3, state.audience_id)
+      .Bind(4, static_cast<std::int64_t>(state.mapping_fingerprint));
+  return stmt.Run();
+}
+
+absl::Status SqliteStore::ForEachDelivered(
+    absl::string_view export_id, absl::string_view segment_id,
+    const std::function<absl::Status(const DeliveredRow&)>& fn) {
+  // Its own connection, so the engine's long scan does not block writers.
+  EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT profile_id, value_hash, run_id, vals FROM delivered "
+                      "WHERE export_id = ? AND segment_id = ?"));
+  stmt.Bind(1, export_id).Bind(2, segment_id);
+  DeliveredRow row;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
+    if (!has_row) return absl::OkStatus();
+    { auto t = stmt.Text(0); row.profile_id.assign(t.data(), t.size()); }
+    row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
+    { auto t = stmt.Text(2); row.run_id.assign(t.data(), t.size()); }
+    { auto b = stmt.Blob(3); row.values.assign(b.data(), b.size()); }
+    EXPORTD_RETURN_IF_ERROR(fn(row));
+  }
+}
+
+absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    if (!commit.delivered.empty()) {
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement put,
+          db_->Prepare("INSERT OR REPLACE INTO delivered (export_id, segment_id, profile_id, "
+                       "value_hash, run_id, vals) VALUES (?, ?, ?, ?, ?, ?)"));
+      for (const DeliveredRow& row : commit.delivered) {
+        put.Reset();
+        put.Bind(1, commit.export_id)
+            .Bind(2, commit.segment_id)
+            .Bind(3, row.profile_id)
+            .Bind(4, static_cast<std::int64_t>(row.value_hash))
+            .Bind(5, row.run_id)
+            .BindBlob(6, row.values);
+        EXPORTD_RETURN_IF_ERROR(put.Run());
+      }
+    }
+    if (!commit.removed.empty()) {
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement del, db_->Prepare("DELETE FROM delivered WHERE export_id = ? AND "
+                                      "segment_id = ? AND profile_id = ?"));
+      for (const std::string& id : commit.removed) {
+        del.Reset();
+        del.Bind(1, commit.export_id).Bind(2, commit.segment_id).Bind(3, id);
+        EXPORTD_RETURN_IF_ERROR(del.Run());
+      }
+    }
+    if (!commit.rejections.empty()) {
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement next, db_->Prepare("SELECT COALESCE(MAX(seq), -1) + 1 FROM rejections "
+                                       "WHERE run_id = ?"));
+      next.Bind(1, commit.checkpoint.id());
+      EXPORTD_ASSIGN_OR_RETURN(bool has_row, next.Step());
+      std::int64_t seq = has_row ? next.Int(0) : 0;
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement put, db_->Prepare("INSERT INTO rejections (run_id, seq, data) VALUES (?, ?, ?)"));
+      for (const v1::Rejection& rejection : commit.rejections) {
+        if (seq >= kMaxRejectionsKept) break;
+        put.Reset();
+        put.Bind(1, commit.checkpoint.id()).Bind(2, seq++).BindBlob(3, rejection.SerializeAsString());
+        EXPORTD_RETURN_IF_ERROR(put.Run());
+      }
+    }
+    return PutRunLocked(commit.checkpoint, /*create=*/false);
+  });
+}
+
+absl::StatusOr<std::vector<v1::Rejection>> SqliteStore::ListRejections(
+    absl::string_view run_id, const PageRequest& page, std::string* next_cursor) {
+  absl::MutexLock lock(&mu_);
+  std::int64_t after = -1;
+  if (!page.after.empty() && !absl::SimpleAtoi(page.after, &after)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token '", page.after, "' is not one this server returned"));
+  }
+  int limit = PageLimit(page);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT seq, data FROM rejections WHERE run_id = ? AND "
+                                   "seq > ? ORDER BY seq LIMIT ?"));
+  stmt.Bind(1, run_id).Bind(2, after).Bind(3, static_cast<std::int64_t>(limit + 1));
+  std::vector<v1::Rejection> out;
+  next_cursor->clear();
+  std::int64_t last = 0;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(out.size()) == limit) {
+      *next_cursor = absl::StrCat(last);
+      break;
+    }
+    last = stmt.Int(0);
+    EXPORTD_ASSIGN_OR_RETURN(v1::Rejection r, ParseRow<v1::Rejection>(stmt.Blob(1), "rejection"));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<std::int64_t> SqliteStore::CountRejections(absl::string_view run_id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                           db_->Prepare("SELECT COUNT(*) FROM rejections WHERE run_id = ?"));
+  stmt.Bind(1, run_id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.Int(0) : 0;
+}
+
+}  // namespace exportd::store
