@@ -102,11 +102,11 @@ bool SendAll(int fd, absl::string_view head, absl::string_view body) {
 }
 
 bool SendResponse(int fd, const HttpResponse& response, bool close_connection) {
-  std::string head = absl::StrCat("HTTP/1.1 ", response.status, " ",
-                                  ReasonPhrase(response.status), "\r\nContent-Type: ",
-                                  response.content_type, "\r\nContent-Length: ",
-                                  response.body.size(), "\r\n");
-  for (const auto& [name, value] : response.headers) absl::StrAppend(&head, name, ": ", value, "\r\n");
+  std::string head = absl::StrCat("HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
+                                  "\r\nContent-Type: ", response.content_type,
+                                  "\r\nContent-Length: ", response.body.size(), "\r\n");
+  for (const auto& [name, value] : response.headers)
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
   if (close_connection) head += "Connection: close\r\n";
   head += "\r\n";
   return SendAll(fd, head, response.body);
@@ -172,38 +172,59 @@ const std::string* HttpRequest::Header(absl::string_view lowercase_name) const {
 
 absl::string_view ReasonPhrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
-                                                               Handler handler) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handler handler) {
   std::string host = options.host == "localhost" ? "127.0.0.1" : options.host;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(options.port));
   if (options.port < 0 || options.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", options.port, " is out of range 0..65535"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("port ", options.port, " is out of range 0..65535"));
   }
   if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) {
     return absl::InvalidArgumentError(
@@ -216,8 +237,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     int error = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("bind ", host, ":", options.port, ": ",
-                                               std::strerror(error)));
+    return absl::UnavailableError(
+        absl::StrCat("bind ", host, ":", options.port, ": ", std::strerror(error)));
   }
   if (listen(fd, 1024) != 0) {
     int error = errno;
@@ -227,7 +248,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options,
   socklen_t length = sizeof(address);
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
   int port = ntohs(address.sin_port);
-  return std::unique_ptr<HttpServer>(new HttpServer(std::move(options), std::move(handler), fd, port));
+  return std::unique_ptr<HttpServer>(
+      new HttpServer(std::move(options), std::move(handler), fd, port));
 }
 
 HttpServer::HttpServer(Options options, Handler handler, int listen_fd, int port)
@@ -326,6 +348,7 @@ void HttpServer::ServeConnection(uint64_t id, int fd) {
   HttpRequest request;
   HttpResponse response;
   bool keep_going = true;
+  bool unread_input = false;  // The last request's body was not consumed.
   while (keep_going && !stopping_.load()) {
     // Headers.
     size_t head_end;
@@ -471,6 +494,7 @@ void HttpServer::ServeConnection(uint64_t id, int fd) {
       }
     }
     if (!must_close) buffer.erase(0, request_end);
+    unread_input = must_close;
 
     response = HttpResponse();
     handler_(request, &response);
@@ -479,9 +503,21 @@ void HttpServer::ServeConnection(uint64_t id, int fd) {
     if (!SendResponse(fd, response, close_after)) break;
     if (close_after) break;
   }
-  // Closing with unread input makes the kernel send RST, which can destroy a response the
-  // client has not read yet: half-close and drain briefly first.
   ::shutdown(fd, SHUT_WR);
+  if (unread_input) {
+    // Closing with unread input makes the kernel send RST, which can destroy the response the
+    // client has not read yet: drain for a moment (Shutdown() cuts this short).
+    timeval timeout{};
+    timeout.tv_sec = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    char sink[16384];
+    size_t drained = 0;
+    while (drained < kMaxDrainBytes) {
+      ssize_t got = recv(fd, sink, sizeof(sink), 0);
+      if (got <= 0) break;
+      drained += static_cast<size_t>(got);
+    }
+  }
   absl::MutexLock lock(&mu_);
   close(fd);
   --active_connections_;
