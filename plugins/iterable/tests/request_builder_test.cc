@@ -1,6 +1,5 @@
 #include "request_builder.h"
 
-#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -223,24 +222,6 @@ TEST(BuildListRequests, RecordLargerThanTheBodyLimitIsRejected) {
     EXPECT_TRUE(body.is_object());
   }
   EXPECT_EQ(sent, 2u);
-}
-
-// Not a benchmark (see bench/): a sanity bound that the hot path stays fast.
-TEST(BuildListRequests, BuildsAHundredThousandRecordsQuickly) {
-  const sdk::RecordBatch batch = PeopleBatch(100'000);
-  ListRequestOptions options;
-  options.list_id = 1;
-  const auto start = std::chrono::steady_clock::now();
-  auto built = BuildListRequests(batch, options);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ASSERT_TRUE(built.ok());
-  EXPECT_EQ(built->requests.size(), 100u);
-  size_t bytes = 0;
-  for (const ListRequest& r : built->requests) bytes += r.body.size();
-  std::printf("built 100000 subscribers (%zu bytes) in %.3f s: %.0f records/s\n", bytes, seconds,
-              100'000 / seconds);
-  EXPECT_LT(seconds, 5.0);
 }
 
 }  // namespace
