@@ -25,6 +25,8 @@ Usage: exportd [flags]
                             it, DIR/admin.token is created and accepted as the admin
   --master-key-file FILE    the key that encrypts secrets (default DIR/master.key)
   --run-workers N           exports run concurrently (default 2)
+  --system-refresh SPEC     the refresh schedule exports can follow, e.g.
+                            "daily 02:00,14:00 Europe/Berlin" or "weekly mon,thu 06:30 UTC"
   --version                 print the version and the plugin ABI version
   --help                    this text
 )";
@@ -58,7 +60,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (take("--listen", options.listen) || take("--data-dir", options.data_dir) ||
                take("--tokens-file", options.tokens_file) ||
-               take("--master-key-file", options.master_key_file)) {
+               take("--master-key-file", options.master_key_file) ||
+               take("--system-refresh", options.system_refresh)) {
     } else if (take("--plugin-dir", options.plugin_dir)) {
       plugin_dir_set = true;
     } else if (take("--run-workers", value)) {

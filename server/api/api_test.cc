@@ -11,6 +11,7 @@
 #include "exportd/v1/connection.grpc.pb.h"
 #include "exportd/v1/destination.grpc.pb.h"
 #include "exportd/v1/export.grpc.pb.h"
+#include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -60,6 +61,7 @@ class ApiTest : public ::testing::Test {
     exports_ = v1::ExportService::NewStub(channel_);
     destinations_ = v1::DestinationService::NewStub(channel_);
     audit_ = v1::AuditService::NewStub(channel_);
+    runs_ = v1::RunService::NewStub(channel_);
   }
   void StopServer() {
     connections_.reset();
@@ -67,6 +69,7 @@ class ApiTest : public ::testing::Test {
     exports_.reset();
     destinations_.reset();
     audit_.reset();
+    runs_.reset();
     channel_.reset();
     if (server_) server_->Shutdown();
     server_.reset();
@@ -145,6 +148,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<v1::ExportService::Stub> exports_;
   std::unique_ptr<v1::DestinationService::Stub> destinations_;
   std::unique_ptr<v1::AuditService::Stub> audit_;
+  std::unique_ptr<v1::RunService::Stub> runs_;
 };
 
 TEST_F(ApiTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
@@ -583,6 +587,90 @@ TEST_F(ApiTest, DestinationsListManifestsAndHealthIsServed) {
   v1::Destination d;
   EXPECT_EQ(destinations_->GetDestination(As(kViewer).get(), get, &d).error_code(),
             grpc::NOT_FOUND);
+}
+
+TEST_F(ApiTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("VIP", 2500, &uploaded).ok());
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p5"};
+  }
+  v1::CreateExportRequest req;
+  req.set_name("vip");
+  req.set_connection("conn");
+  req.add_segments("VIP");
+  auto* m = req.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("Email");
+  v1::Export e;
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+
+  v1::RunExportRequest run_req;
+  run_req.set_export_("vip");
+  v1::Run run;
+  EXPECT_EQ(runs_->RunExport(As(kViewer).get(), run_req, &run).error_code(),
+            grpc::PERMISSION_DENIED);
+  ASSERT_TRUE(runs_->RunExport(As(kContributor).get(), run_req, &run).ok());
+  EXPECT_EQ(run.requested_by(), "bob");
+
+  v1::WatchRunRequest watch;
+  watch.set_run_id(run.id());
+  auto ctx = As(kViewer);
+  auto reader = runs_->WatchRun(ctx.get(), watch);
+  v1::Run update;
+  int updates = 0;
+  while (reader->Read(&update)) ++updates;
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_GE(updates, 1);
+  EXPECT_EQ(update.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  EXPECT_EQ(update.segments(0).added(), 2499);
+  EXPECT_EQ(update.segments(0).rejected(), 1);
+
+  v1::ListRunsRequest list;
+  list.set_export_("vip");
+  v1::ListRunsResponse listed;
+  ASSERT_TRUE(runs_->ListRuns(As(kViewer).get(), list, &listed).ok());
+  ASSERT_EQ(listed.runs_size(), 1);
+  EXPECT_EQ(listed.runs(0).id(), run.id());
+
+  v1::ListRejectionsRequest rej;
+  rej.set_run_id(run.id());
+  v1::ListRejectionsResponse rejections;
+  ASSERT_TRUE(runs_->ListRejections(As(kViewer).get(), rej, &rejections).ok());
+  ASSERT_EQ(rejections.rejections_size(), 1);
+  EXPECT_EQ(rejections.total(), 1);
+  EXPECT_EQ(rejections.rejections(0).profile_id(), "p5");
+
+  // Dry run: counts, nothing sent.
+  run_req.set_dry_run(true);
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+  watch.set_run_id(run.id());
+  auto ctx2 = As(kAdmin);
+  auto reader2 = runs_->WatchRun(ctx2.get(), watch);
+  while (reader2->Read(&update)) {
+  }
+  ASSERT_TRUE(reader2->Finish().ok());
+  EXPECT_TRUE(update.dry_run());
+  EXPECT_EQ(update.segments(0).to_add(), 1);  // the rejected member is retried
+  EXPECT_EQ(update.segments(0).unchanged(), 2499);
+
+  // A detached export cannot run.
+  v1::DetachExportRequest detach;
+  detach.set_export_("vip");
+  ASSERT_TRUE(exports_->DetachExport(As(kAdmin).get(), detach, &e).ok());
+  run_req.set_dry_run(false);
+  auto status = runs_->RunExport(As(kAdmin).get(), run_req, &run);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("inactive"));
+
+  v1::GetRunRequest get;
+  get.set_run_id("run-nope");
+  EXPECT_EQ(runs_->GetRun(As(kAdmin).get(), get, &run).error_code(), grpc::NOT_FOUND);
 }
 
 TEST(ServerStartTest, MalformedTokensFileIsAClearStartupError) {

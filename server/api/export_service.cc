@@ -6,10 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/api/connection_service.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
+#include "server/engine/engine.h"
 #include "server/plugin_host/validation.h"
 
 namespace exportd::api {
@@ -43,6 +45,13 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
 }
 
 }  // namespace
+
+void ExportService::ShowNextRun(v1::Export& e) const {
+  if (deps_.engine == nullptr) return;
+  absl::Time next = deps_.engine->NextScheduledRun(e, absl::Now());
+  e.mutable_schedule()->set_next_run_at_micros(
+      next == absl::InfiniteFuture() ? 0 : absl::ToUnixMicros(next));
+}
 
 absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) {
   EXPORTD_RETURN_IF_ERROR(ValidateName("name", e.name()));
@@ -169,6 +178,7 @@ grpc::ServerUnaryReactor* ExportService::GetExport(grpc::CallbackServerContext* 
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetExport"), auth::Action::kRead,
                      Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(*resp, deps_.store->GetExport(req->export_()));
+                       ShowNextRun(*resp);
                        return absl::OkStatus();
                      });
 }
@@ -179,7 +189,10 @@ grpc::ServerUnaryReactor* ExportService::ListExports(grpc::CallbackServerContext
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "ListExports"), auth::Action::kRead,
                      Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(auto exports, deps_.store->ListExports());
-                       for (auto& e : exports) *resp->add_exports() = std::move(e);
+                       for (auto& e : exports) {
+                         ShowNextRun(e);
+                         *resp->add_exports() = std::move(e);
+                       }
                        return absl::OkStatus();
                      });
 }

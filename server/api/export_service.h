@@ -38,6 +38,8 @@ class ExportService final : public v1::ExportService::CallbackService {
   // Resolves names to ids and checks every rule against the connection's
   // destination manifest and the segments' schemas. Fills output-only fields.
   absl::Status Validate(const auth::Principal& who, v1::Export& e);
+  // Fills schedule.next_run_at_micros.
+  void ShowNextRun(v1::Export& e) const;
 
   ServiceDeps deps_;
 };

@@ -12,7 +12,9 @@
 #include "server/api/connection_service.h"
 #include "server/api/destination_service.h"
 #include "server/api/export_service.h"
+#include "server/api/run_service.h"
 #include "server/api/segment_service.h"
+#include "server/engine/engine.h"
 #include "server/common/status_macros.h"
 #include "server/plugin_host/plugin_loader.h"
 #include "server/store/sqlite_store.h"
@@ -31,6 +33,8 @@ struct Server::Impl {
   std::unique_ptr<ExportService> exports;
   std::unique_ptr<DestinationService> destinations;
   std::unique_ptr<AuditService> audit;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<RunService> runs;
   std::unique_ptr<grpc::Server> grpc_server;
   int port = 0;
   absl::Mutex mu;
@@ -72,7 +76,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     EXPORTD_RETURN_IF_ERROR(plugin_host::LoadPluginDirectory(o.plugin_dir, *s.registry));
   }
 
+  engine::EngineOptions engine_options;
+  engine_options.workers = o.run_workers;
+  if (!o.system_refresh.empty()) {
+    auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
+    if (!refresh.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--system-refresh: ", refresh.status().message()));
+    }
+    engine_options.system_refresh = *refresh;
+  }
+  EXPORTD_ASSIGN_OR_RETURN(
+      s.engine, engine::Engine::Create(s.store.get(), s.secrets.get(), s.registry.get(),
+                                       std::move(engine_options)));
+  EXPORTD_RETURN_IF_ERROR(s.engine->Start());
+
   ServiceDeps deps;
+  deps.engine = s.engine.get();
   deps.store = s.store.get();
   deps.secrets = s.secrets.get();
   deps.authenticator = s.authenticator.get();
@@ -82,6 +102,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.exports = std::make_unique<ExportService>(deps);
   s.destinations = std::make_unique<DestinationService>(deps);
   s.audit = std::make_unique<AuditService>(deps);
+  s.runs = std::make_unique<RunService>(deps);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -93,6 +114,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(s.exports.get());
   builder.RegisterService(s.destinations.get());
   builder.RegisterService(s.audit.get());
+  builder.RegisterService(s.runs.get());
   s.grpc_server = builder.BuildAndStart();
   if (s.grpc_server == nullptr || s.port == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -133,7 +155,9 @@ void Server::Shutdown() {
     if (impl_->shut_down) return;
     impl_->shut_down = true;
   }
+  // The server first (its calls use the engine), then the engine.
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  impl_->engine->Shutdown();
 }
 
 void Server::Wait() { impl_->grpc_server->Wait(); }

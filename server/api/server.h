@@ -36,6 +36,8 @@ struct ServerOptions {
   int max_receive_message_bytes = 4 * 1024 * 1024;
   // Concurrent runs of different exports.
   int run_workers = 2;
+  // The system refresh schedule, e.g. "daily 02:00,14:00 Europe/Berlin".
+  std::string system_refresh;
 };
 
 class Server {

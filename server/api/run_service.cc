@@ -1,0 +1,187 @@
+#include "server/api/run_service.h"
+
+#include <grpcpp/alarm.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/grpc_status.h"
+#include "server/common/status_macros.h"
+#include "server/engine/engine.h"
+#include "server/engine/run_states.h"
+
+namespace exportd::api {
+namespace {
+
+constexpr char kService[] = "/exportd.v1.RunService/";
+
+// How often a watcher looks for news while a run is going.
+constexpr absl::Duration kWatchInterval = absl::Milliseconds(200);
+
+// Streams a run: the current state at once, then every change, until the
+// run is final. Polls the engine on a gRPC alarm, so no thread waits.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Run> {
+ public:
+  WatchReactor(const ServiceDeps& deps, grpc::CallbackServerContext* ctx, std::string run_id)
+      : deps_(deps), run_id_(std::move(run_id)) {
+    auto who = Authenticate(*ctx, *deps.authenticator);
+    absl::Status status = who.ok() ? auth::Authorize(*who, auth::Action::kRead) : who.status();
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    Poll();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      return;
+    }
+    if (engine::IsFinal(sent_.state())) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ScheduleNextPoll();
+  }
+
+  void OnCancel() override { alarm_.Cancel(); }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void ScheduleNextPoll() {
+    alarm_.Set(std::chrono::system_clock::now() +
+                   std::chrono::microseconds(absl::ToInt64Microseconds(kWatchInterval)),
+               [this](bool ok) {
+                 if (ok) {
+                   Poll();
+                 } else {
+                   Finish(grpc::Status(grpc::StatusCode::CANCELLED, "watch canceled"));
+                 }
+               });
+  }
+
+  void Poll() {
+    auto run = deps_.engine->GetRun(run_id_);
+    if (!run.ok()) {
+      Finish(ToGrpcStatus(run.status()));
+      return;
+    }
+    if (first_ || run->SerializeAsString() != sent_.SerializeAsString()) {
+      first_ = false;
+      sent_ = std::move(*run);
+      StartWrite(&sent_);
+      return;
+    }
+    ScheduleNextPoll();
+  }
+
+  const ServiceDeps deps_;
+  const std::string run_id_;
+  grpc::Alarm alarm_;
+  v1::Run sent_;
+  bool first_ = true;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RunService::RunExport(grpc::CallbackServerContext* ctx,
+                                                const v1::RunExportRequest* req, v1::Run* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "RunExport"), auth::Action::kRunExports,
+                     Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
+                       resource = absl::StrCat("export/", req->export_());
+                       engine::TriggerOptions options;
+                       options.dry_run = req->dry_run();
+                       options.full = req->full();
+                       options.requested_by = who.name;
+                       auto run = deps_.engine->Trigger(req->export_(), options);
+                       if (!run.ok()) return run.status();
+                       resource = absl::StrCat("run/", run->id());
+                       *resp = std::move(*run);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* RunService::RunAll(grpc::CallbackServerContext* ctx,
+                                             const v1::RunAllRequest*, v1::RunAllResponse* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "RunAll"), auth::Action::kRunExports,
+                     Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
+                       resource = "exports/*";
+                       auto runs = deps_.engine->TriggerAll(who.name);
+                       if (!runs.ok()) return runs.status();
+                       for (auto& run : *runs) *resp->add_runs() = std::move(run);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* RunService::CancelRun(grpc::CallbackServerContext* ctx,
+                                                const v1::CancelRunRequest* req, v1::Run* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "CancelRun"), auth::Action::kRunExports,
+                     Audit::kYes, [&](const auth::Principal&, std::string& resource) {
+                       resource = absl::StrCat("run/", req->run_id());
+                       auto run = deps_.engine->Cancel(req->run_id());
+                       if (!run.ok()) return run.status();
+                       *resp = std::move(*run);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* RunService::GetRun(grpc::CallbackServerContext* ctx,
+                                             const v1::GetRunRequest* req, v1::Run* resp) {
+  return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetRun"), auth::Action::kRead,
+                     Audit::kNo, [&](const auth::Principal&, std::string&) {
+                       auto run = deps_.engine->GetRun(req->run_id());
+                       if (!run.ok()) return run.status();
+                       *resp = std::move(*run);
+                       return absl::OkStatus();
+                     });
+}
+
+grpc::ServerUnaryReactor* RunService::ListRuns(grpc::CallbackServerContext* ctx,
+                                               const v1::ListRunsRequest* req,
+                                               v1::ListRunsResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "ListRuns"), auth::Action::kRead, Audit::kNo,
+      [&](const auth::Principal&, std::string&) -> absl::Status {
+        EXPORTD_ASSIGN_OR_RETURN(v1::Export e, deps_.store->GetExport(req->export_()));
+        std::string next;
+        EXPORTD_ASSIGN_OR_RETURN(
+            auto runs, deps_.store->ListRuns(e.id(), {req->page_size(), req->page_token()}, &next));
+        for (auto& run : runs) {
+          // Unfinished runs: the engine's live view has the current progress.
+          if (!engine::IsFinal(run.state())) {
+            auto live = deps_.engine->GetRun(run.id());
+            if (live.ok()) run = std::move(*live);
+          }
+          *resp->add_runs() = std::move(run);
+        }
+        resp->set_next_page_token(next);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerWriteReactor<v1::Run>* RunService::WatchRun(grpc::CallbackServerContext* ctx,
+                                                        const v1::WatchRunRequest* req) {
+  return new WatchReactor(deps_, ctx, req->run_id());
+}
+
+grpc::ServerUnaryReactor* RunService::ListRejections(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListRejectionsRequest* req,
+                                                     v1::ListRejectionsResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "ListRejections"), auth::Action::kRead, Audit::kNo,
+      [&](const auth::Principal&, std::string&) -> absl::Status {
+        EXPORTD_RETURN_IF_ERROR(deps_.store->GetRun(req->run_id()).status());
+        std::string next;
+        EXPORTD_ASSIGN_OR_RETURN(
+            auto rejections,
+            deps_.store->ListRejections(req->run_id(), {req->page_size(), req->page_token()},
+                                        &next));
+        for (auto& r : rejections) *resp->add_rejections() = std::move(r);
+        resp->set_next_page_token(next);
+        EXPORTD_ASSIGN_OR_RETURN(std::int64_t total, deps_.store->CountRejections(req->run_id()));
+        resp->set_total(total);
+        return absl::OkStatus();
+      });
+}
+
+}  // namespace exportd::api
