@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "email.h"
@@ -130,8 +131,7 @@ std::string FormatIterableTimestamp(std::int64_t micros) {
   return out;
 }
 
-void AppendIterableTimestamp(std::int64_t micros, std::string* out_ptr) {
-  std::string& out = *out_ptr;
+void AppendIterableTimestamp(std::int64_t micros, std::string* out) {
   // Floor division, so times before 1970 land on the right second.
   std::int64_t seconds = micros / 1'000'000;
   if (micros % 1'000'000 < 0) --seconds;
@@ -141,36 +141,45 @@ void AppendIterableTimestamp(std::int64_t micros, std::string* out_ptr) {
     second_of_day += 86400;
     --days;
   }
-  // Howard Hinnant's civil_from_days.
-  const std::int64_t z = days + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const int day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-
-  if (year >= 0 && year <= 9999) {
-    const int y = static_cast<int>(year);
-    Append2(y / 100, &out);
-    Append2(y % 100, &out);
-  } else {
-    AppendJsonInt(year, out_ptr);
+  // Values of one batch share few days: remember the last date per thread.
+  thread_local std::int64_t cached_days = std::numeric_limits<std::int64_t>::min();
+  thread_local std::string cached_date;
+  if (days != cached_days) {
+    // Howard Hinnant's civil_from_days.
+    const std::int64_t z = days + 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const std::int64_t doe = z - era * 146097;
+    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::int64_t mp = (5 * doy + 2) / 153;
+    const int day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+    const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+    const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    cached_date.clear();
+    if (year >= 0 && year <= 9999) {
+      const int y = static_cast<int>(year);
+      Append2(y / 100, &cached_date);
+      Append2(y % 100, &cached_date);
+    } else {
+      AppendJsonInt(year, &cached_date);
+    }
+    cached_date.push_back('-');
+    Append2(month, &cached_date);
+    cached_date.push_back('-');
+    Append2(day, &cached_date);
+    cached_days = days;
   }
-  out.push_back('-');
-  Append2(month, &out);
-  out.push_back('-');
-  Append2(day, &out);
-  out.push_back(' ');
   const int sod = static_cast<int>(second_of_day);
-  Append2(sod / 3600, &out);
-  out.push_back(':');
-  Append2(sod / 60 % 60, &out);
-  out.push_back(':');
-  Append2(sod % 60, &out);
-  out.append(" +00:00");
+  const int h = sod / 3600;
+  const int m = sod / 60 % 60;
+  const int sec = sod % 60;
+  const char time[16] = {' ',
+                         static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':',
+                         static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10), ':',
+                         static_cast<char>('0' + sec / 10), static_cast<char>('0' + sec % 10),
+                         ' ', '+', '0', '0', ':', '0', '0'};
+  out->append(cached_date);
+  out->append(time, sizeof(time));
 }
 
 void AppendJsonValue(const sdk::Value& value, std::string* out) {

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   std::printf("json build: %zu records, %.1f MB in %.3f s: %.0f records/s, %.0f MB/s\n",
               batches * kBatch, bytes / 1e6, build_seconds, batches * kBatch / build_seconds,
               bytes / 1e6 / build_seconds);
+  std::fflush(stdout);
 
 #ifdef EXPORTD_ITERABLE_BENCH_SANDBOX
   exportd::sandbox::Options sandbox_options;
