@@ -180,6 +180,34 @@ TEST_F(ExportctlTest, UnknownFieldColumnIsAUsageError) {
   EXPECT_FALSE(server_.segment("S").has_value());  // nothing was created
 }
 
+TEST_F(ExportctlTest, WatchPrintsProgressLinesAndExitsZeroOnSuccess) {
+  Result result = Run({"export", "run", "ok", "--watch"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  // Not a TTY: one plain line per update, then the final state and counts.
+  EXPECT_THAT(result.out, HasSubstr("QUEUED    1,000 members\n"));
+  EXPECT_THAT(result.out, HasSubstr("RUNNING    50% 500/1,000  250 rec/s  ETA 2s\n"));
+  EXPECT_THAT(result.out, HasSubstr("State:         SUCCEEDED_WITH_REJECTIONS"));
+  EXPECT_THAT(result.out, HasSubstr("exportctl run rejections run-ok"));
+  EXPECT_EQ(result.out.find('\r'), std::string::npos);
+}
+
+TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {
+  Result result = Run({"run", "watch", "run-fails"});
+  EXPECT_EQ(result.code, 3);
+  EXPECT_EQ(result.err, "error: run run-fails ended FAILED: destination said no\n");
+  Result missing = Run({"run", "watch", "nope"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.err, "error: NOT_FOUND: run 'nope' not found\n");
+}
+
+TEST_F(ExportctlTest, WatchWithJsonPrintsOnlyTheFinalRun) {
+  Result result = Run({"--output", "json", "export", "run", "ok", "--watch"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  nlohmann::json run = nlohmann::json::parse(result.out);
+  EXPECT_EQ(run["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS");
+  EXPECT_EQ(run["segments"][0]["rejected"], "2");
+}
+
 TEST_F(ExportctlTest, UnreachableServerHints) {
   std::ostringstream out, err;
   std::istringstream in;

@@ -107,15 +107,76 @@ class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionS
   std::shared_ptr<State> state_;
 };
 
+class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Service {
+ public:
+  grpc::Status RunExport(grpc::ServerContext*, const exportd::v1::RunExportRequest* request,
+                         exportd::v1::Run* response) override {
+    *response = Stage(request->export_() == "ok" ? "run-ok" : "run-fails", 0);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetRun(grpc::ServerContext*, const exportd::v1::GetRunRequest* request,
+                      exportd::v1::Run* response) override {
+    *response = Stage(request->run_id(), 2);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchRun(grpc::ServerContext*, const exportd::v1::WatchRunRequest* request,
+                        grpc::ServerWriter<exportd::v1::Run>* writer) override {
+    if (request->run_id() != "run-ok" && request->run_id() != "run-fails") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("run '", request->run_id(), "' not found"));
+    }
+    for (int stage = 0; stage < 3; ++stage) writer->Write(Stage(request->run_id(), stage));
+    return grpc::Status::OK;
+  }
+
+ private:
+  // Stage 0: queued; 1: running, half done; 2: the end.
+  static exportd::v1::Run Stage(const std::string& id, int stage) {
+    exportd::v1::Run run;
+    run.set_id(id);
+    run.set_export_name(id == "run-ok" ? "ok" : "fails");
+    run.set_eta_seconds(-1);
+    exportd::v1::SegmentProgress* segment = run.add_segments();
+    segment->set_segment_name("VIP");
+    segment->set_total_members(1000);
+    if (stage == 0) {
+      run.set_state(exportd::v1::RUN_STATE_QUEUED);
+      return run;
+    }
+    segment->set_to_add(1000);
+    if (stage == 1) {
+      run.set_state(exportd::v1::RUN_STATE_RUNNING);
+      segment->set_added(500);
+      run.set_rate(250);
+      run.set_eta_seconds(2);
+      return run;
+    }
+    if (id == "run-ok") {
+      run.set_state(exportd::v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+      segment->set_added(998);
+      segment->set_rejected(2);
+    } else {
+      run.set_state(exportd::v1::RUN_STATE_FAILED);
+      segment->set_added(500);
+      run.set_message("destination said no");
+    }
+    return run;
+  }
+};
+
 FakeExportd::FakeExportd()
     : state_(std::make_shared<State>()),
       segments_(std::make_unique<SegmentServiceImpl>(state_)),
-      connections_(std::make_unique<ConnectionServiceImpl>(state_)) {
+      connections_(std::make_unique<ConnectionServiceImpl>(state_)),
+      runs_(std::make_unique<RunServiceImpl>()) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(segments_.get());
   builder.RegisterService(connections_.get());
+  builder.RegisterService(runs_.get());
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port);
 }

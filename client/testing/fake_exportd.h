@@ -1,6 +1,8 @@
 // An in-process fake of the exportd services exportctl's tests need: segments
 // (with a real client-streaming UploadMembers that commits only a complete
-// stream) and connections (lookups of unknown names fail NOT_FOUND). It binds
+// stream), connections (lookups of unknown names fail NOT_FOUND) and runs
+// (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun streams
+// QUEUED, RUNNING at 50%, then the final state). It binds
 // 127.0.0.1:0 and records the authorization header it saw.
 //
 //   FakeExportd server;                 // started
@@ -17,6 +19,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -40,6 +43,7 @@ class FakeExportd {
  private:
   class SegmentServiceImpl;
   class ConnectionServiceImpl;
+  class RunServiceImpl;
 
   struct State {
     absl::Mutex mu;
@@ -52,6 +56,7 @@ class FakeExportd {
   std::shared_ptr<State> state_;
   std::unique_ptr<SegmentServiceImpl> segments_;
   std::unique_ptr<ConnectionServiceImpl> connections_;
+  std::unique_ptr<RunServiceImpl> runs_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
 };
