@@ -11,17 +11,25 @@ bool IsLocalChar(char c) {
   const auto u = static_cast<unsigned char>(c);
   if (u <= 0x20 || u >= 0x7f) return false;  // Controls, space, DEL, non-ASCII.
   switch (c) {
-    case '(': case ')': case ',': case ':': case ';': case '<': case '>':
-    case '@': case '[': case '\\': case ']': case '"':
+    case '(':
+    case ')':
+    case ',':
+    case ':':
+    case ';':
+    case '<':
+    case '>':
+    case '@':
+    case '[':
+    case '\\':
+    case ']':
+    case '"':
       return false;
     default:
       return true;
   }
 }
 
-bool IsLabelChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-}
+bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 
 }  // namespace
 

@@ -26,8 +26,7 @@ double Uniform01() {
 }
 
 const char* PathFor(ListOperation operation) {
-  return operation == ListOperation::kSubscribe ? "/api/lists/subscribe"
-                                                : "/api/lists/unsubscribe";
+  return operation == ListOperation::kSubscribe ? "/api/lists/subscribe" : "/api/lists/unsubscribe";
 }
 
 const char* VerbFor(ListOperation operation) {
@@ -101,9 +100,8 @@ absl::StatusOr<HttpResponse> IterableConnection::SendOnce(std::string_view metho
   {
     absl::MutexLock lock(&in_flight_mu_);
     const int cap = options_.parallel_requests;
-    auto has_slot = [this, cap]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(in_flight_mu_) {
-      return in_flight_ < cap;
-    };
+    auto has_slot = [this, cap]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(in_flight_mu_) { return in_flight_ < cap; };
     while (!in_flight_mu_.AwaitWithTimeout(absl::Condition(&has_slot), absl::Milliseconds(100))) {
       if (ctx.cancelled()) return CancelledWhile("waiting for a free request slot");
     }
@@ -132,23 +130,23 @@ absl::Status IterableConnection::StatusForAnswer(int http_status, std::string_vi
   const std::string described = DescribeErrorAnswer(http_status, body);
   switch (http_status) {
     case 401:
-      return absl::UnauthenticatedError(absl::StrCat(
-          "Iterable rejected the API key (",
-          envelope.code.empty() ? std::string("HTTP 401") : envelope.code,
-          "): check the key, and that it belongs to a project in this region (",
-          client_->host(), ")"));
+      return absl::UnauthenticatedError(
+          absl::StrCat("Iterable rejected the API key (",
+                       envelope.code.empty() ? std::string("HTTP 401") : envelope.code,
+                       "): check the key, and that it belongs to a project in this region (",
+                       client_->host(), ")"));
     case 403:
-      return absl::PermissionDeniedError(absl::StrCat(
-          "Iterable refused ", what, " for this API key (", described,
-          "): use a server-side key allowed to manage lists"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("Iterable refused ", what, " for this API key (", described,
+                       "): use a server-side key allowed to manage lists"));
     case 400:
     case 409:
     case 413:
     case 422:
       return absl::InvalidArgumentError(absl::StrCat("Iterable refused ", what, ": ", described));
     case 404:
-      return absl::NotFoundError(absl::StrCat("Iterable answered ", what, " with ", described,
-                                              "; is base_url right?"));
+      return absl::NotFoundError(
+          absl::StrCat("Iterable answered ", what, " with ", described, "; is base_url right?"));
     case 408:
       return absl::DeadlineExceededError(absl::StrCat(what, " timed out: ", described));
     case 429:
@@ -164,10 +162,8 @@ absl::Status IterableConnection::StatusForAnswer(int http_status, std::string_vi
 }
 
 absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
-                                                      std::string_view path,
-                                                      std::string_view body,
-                                                      absl::string_view what,
-                                                      bool retry_transport,
+                                                      std::string_view path, std::string_view body,
+                                                      absl::string_view what, bool retry_transport,
                                                       sdk::RunContext& ctx) {
   RetryState retry(options_.retry, ctx.Now());
   while (true) {
@@ -185,11 +181,11 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
       if (!IsRetryableHttpStatus(response->status)) return failure;
       if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
     }
-    const std::optional<absl::Duration> delay = retry.NextDelay(ctx.Now(), retry_after, Uniform01());
+    const std::optional<absl::Duration> delay =
+        retry.NextDelay(ctx.Now(), retry_after, Uniform01());
     if (!delay) {
-      return absl::Status(failure.code(),
-                          absl::StrCat(failure.message(), " (gave up after ", retry.attempts(),
-                                       " attempts)"));
+      return absl::Status(failure.code(), absl::StrCat(failure.message(), " (gave up after ",
+                                                       retry.attempts(), " attempts)"));
     }
     Log(ctx, LogLevel::kWarning,
         absl::StrCat(what, ": ", failure.message(), "; retrying in ", DurationText(*delay),
@@ -208,9 +204,9 @@ absl::Status IterableConnection::Check(sdk::RunContext& ctx) {
   if (!response.ok()) return Redact(response.status());
   absl::StatusOr<std::vector<ListInfo>> lists = ParseLists(response->body);
   if (!lists.ok()) {
-    return Redact(absl::UnavailableError(absl::StrCat(
-        client_->host(), " answered GET /api/lists, but not like Iterable: ",
-        lists.status().message(), "; is base_url right?")));
+    return Redact(absl::UnavailableError(
+        absl::StrCat(client_->host(), " answered GET /api/lists, but not like Iterable: ",
+                     lists.status().message(), "; is base_url right?")));
   }
   return absl::OkStatus();
 }
@@ -223,7 +219,8 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
     return absl::InvalidArgumentError("an Iterable list needs a name: the segment name is empty");
   }
   std::int64_t remembered = 0;
-  const bool has_remembered = !remembered_id.empty() && absl::SimpleAtoi(AV(remembered_id), &remembered);
+  const bool has_remembered =
+      !remembered_id.empty() && absl::SimpleAtoi(AV(remembered_id), &remembered);
 
   // Find, else create. A create whose answer was lost is followed by another
   // look-up, so a retry never makes a second list.
@@ -249,9 +246,9 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
       if (remembered_it != matches.end()) {
         audience.id = std::to_string(remembered_it->id);
         if (matches.size() > 1) {
-          audience.note = absl::StrCat(matches.size(), " Iterable lists are named '",
-                                       name, "'; using ", audience.id,
-                                       ", the one this export used before");
+          audience.note =
+              absl::StrCat(matches.size(), " Iterable lists are named '", name, "'; using ",
+                           audience.id, ", the one this export used before");
         }
         return audience;
       }
@@ -280,8 +277,8 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
         // The list may exist now: look again before creating.
         last_create_error = created.status();
         Log(ctx, LogLevel::kWarning,
-            absl::StrCat("creating Iterable list '", name, "' failed (",
-                         created.status().message(), "); checking whether it exists"));
+            absl::StrCat("creating Iterable list '", name, "' failed (", created.status().message(),
+                         "); checking whether it exists"));
         continue;
       }
       return Redact(created.status());
@@ -295,28 +292,30 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
     audience.id = std::to_string(*id);
     audience.created = true;
     if (!remembered_id.empty()) {
-      audience.note = absl::StrCat("list ", AV(remembered_id), " used before is gone; created ",
-                                   audience.id);
+      audience.note =
+          absl::StrCat("list ", AV(remembered_id), " used before is gone; created ", audience.id);
     }
     Log(ctx, LogLevel::kInfo,
         absl::StrCat("created Iterable list '", name, "' (", audience.id, ")"));
     return audience;
   }
-  return Redact(absl::UnavailableError(absl::StrCat("cannot create Iterable list '", name,
-                                                    "': ", last_create_error.message())));
+  return Redact(absl::UnavailableError(
+      absl::StrCat("cannot create Iterable list '", name, "': ", last_create_error.message())));
 }
 
 // ---------------------------------------------------------------------------
 // Upsert and Remove.
 // ---------------------------------------------------------------------------
 
-absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Upsert(
-    const sdk::Audience& audience, const sdk::RecordBatch& batch, sdk::RunContext& ctx) {
+absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Upsert(const sdk::Audience& audience,
+                                                                      const sdk::RecordBatch& batch,
+                                                                      sdk::RunContext& ctx) {
   return WriteList(ListOperation::kSubscribe, audience, batch, ctx);
 }
 
-absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Remove(
-    const sdk::Audience& audience, const sdk::RecordBatch& batch, sdk::RunContext& ctx) {
+absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::Remove(const sdk::Audience& audience,
+                                                                      const sdk::RecordBatch& batch,
+                                                                      sdk::RunContext& ctx) {
   return WriteList(ListOperation::kUnsubscribe, audience, batch, ctx);
 }
 
@@ -332,9 +331,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
     sdk::RunContext& ctx) {
   std::int64_t list_id = 0;
   if (!absl::SimpleAtoi(audience.id, &list_id) || list_id <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", audience.id, "' is not an Iterable list id (audience '", audience.name,
-                     "')"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", audience.id, "' is not an Iterable list id (audience '", audience.name, "')"));
   }
   ListRequestOptions build;
   build.operation = operation;
@@ -343,7 +341,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
   build.max_body_bytes = options_.max_body_bytes;
   build.update_existing_users_only = options_.update_existing_users_only;
   ITERABLE_ASSIGN_OR_RETURN(ListRequests requests, BuildListRequests(batch, build));
-  if (ctx.cancelled()) return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
+  if (ctx.cancelled())
+    return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
 
   const size_t n = requests.requests.size();
   std::atomic<size_t> next{0};
@@ -382,8 +381,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
 }
 
 absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequest(
-    ListOperation operation, std::int64_t list_id, bool audience_created,
-    const std::string& body, sdk::RunContext& ctx) {
+    ListOperation operation, std::int64_t list_id, bool audience_created, const std::string& body,
+    sdk::RunContext& ctx) {
   const std::string what = absl::StrCat(VerbFor(operation), " to Iterable list ", list_id);
   RetryState retry(options_.retry, ctx.Now());
   absl::Time invalid_list_deadline = absl::InfinitePast();
@@ -424,27 +423,27 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
           }
         }
         if (now < invalid_list_deadline) {
-          absl::Duration wait = std::min(
-              absl::Seconds(2), options_.invalid_list_initial_backoff * (1 << std::min(invalid_list_retries, 10)));
+          absl::Duration wait =
+              std::min(absl::Seconds(2), options_.invalid_list_initial_backoff *
+                                             (1 << std::min(invalid_list_retries, 10)));
           wait = std::min(wait, invalid_list_deadline - now);
           ++invalid_list_retries;
           if (invalid_list_retries == 1) {
             Log(ctx, LogLevel::kInfo,
                 absl::StrCat(what, ": Iterable does not know the new list yet (", envelope.msg,
-                             "); retrying for up to ",
-                             DurationText(invalid_list_deadline - now)));
+                             "); retrying for up to ", DurationText(invalid_list_deadline - now)));
           }
           if (!ctx.SleepFor(wait)) return CancelledWhile(what);
           continue;
         }
         result.kind = WriteResult::Kind::kRejected;
         result.reason_code = "invalid_list_id";
-        result.message = absl::StrCat(
-            "Iterable does not know list ", list_id, " (", described,
-            invalid_list_seen && invalid_list_retries > 0
-                ? absl::StrCat(", still after ", invalid_list_retries, " retries")
-                : std::string(),
-            "); it may have been deleted: the next run looks the list up again");
+        result.message =
+            absl::StrCat("Iterable does not know list ", list_id, " (", described,
+                         invalid_list_seen && invalid_list_retries > 0
+                             ? absl::StrCat(", still after ", invalid_list_retries, " retries")
+                             : std::string(),
+                         "); it may have been deleted: the next run looks the list up again");
         return result;
       }
       if (!IsRetryableHttpStatus(status)) {
@@ -452,8 +451,8 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
         result.reason_code = envelope.code.empty() || envelope.code == "Success"
                                  ? absl::StrCat("http_", status)
                                  : envelope.code;
-        result.message = absl::StrCat("Iterable refused the ", VerbFor(operation),
-                                      " request: ", described);
+        result.message =
+            absl::StrCat("Iterable refused the ", VerbFor(operation), " request: ", described);
         return result;
       }
       reason = status == 429 ? "rate_limited" : absl::StrCat("http_", status);
@@ -461,7 +460,8 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
       if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
     }
 
-    const std::optional<absl::Duration> delay = retry.NextDelay(ctx.Now(), retry_after, Uniform01());
+    const std::optional<absl::Duration> delay =
+        retry.NextDelay(ctx.Now(), retry_after, Uniform01());
     if (!delay) {
       result.kind = WriteResult::Kind::kRetryable;
       result.reason_code = reason;

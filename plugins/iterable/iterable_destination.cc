@@ -15,8 +15,7 @@ class IterableDestination final : public sdk::Destination {
     return ParseSettings(settings).status();
   }
 
-  absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(
-      const sdk::Settings& settings) override {
+  absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings& settings) override {
     ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
     ITERABLE_ASSIGN_OR_RETURN(std::unique_ptr<IterableConnection> connection,
                               IterableConnection::Create(std::move(options)));

@@ -47,8 +47,8 @@ absl::Status ReadInt(const sdk::Settings& settings, absl::string_view name, std:
         absl::StrCat("setting '", name, "' must be a whole number, got '", *text, "'"));
   }
   if (value < min || value > max) {
-    return absl::InvalidArgumentError(absl::StrCat("setting '", name, "' must be between ", min,
-                                                   " and ", max, ", got ", value));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting '", name, "' must be between ", min, " and ", max, ", got ", value));
   }
   *out = value;
   return absl::OkStatus();
@@ -64,8 +64,8 @@ absl::Status ReadDouble(const sdk::Settings& settings, absl::string_view name, d
         absl::StrCat("setting '", name, "' must be a number, got '", *text, "'"));
   }
   if (value < min || value > max) {
-    return absl::InvalidArgumentError(absl::StrCat("setting '", name, "' must be between ", min,
-                                                   " and ", max, ", got ", *text));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting '", name, "' must be between ", min, " and ", max, ", got ", *text));
   }
   *out = value;
   return absl::OkStatus();
@@ -80,7 +80,6 @@ absl::Status ReadBool(const sdk::Settings& settings, absl::string_view name, boo
   }
   return absl::OkStatus();
 }
-
 
 }  // namespace
 
@@ -101,9 +100,10 @@ sdk::Manifest BuildManifest() {
               "Where the Iterable project lives: us (api.iterable.com) or eu "
               "(api.eu.iterable.com).",
               SettingType::kEnum, "us", false, false, {"us", "eu"}),
-      Setting("base_url", "Base URL",
-              "Overrides the region's API host, e.g. for a proxy or a sandbox: http(s)://host[:port].",
-              SettingType::kString),
+      Setting(
+          "base_url", "Base URL",
+          "Overrides the region's API host, e.g. for a proxy or a sandbox: http(s)://host[:port].",
+          SettingType::kString),
       Setting("batch_size", "Subscribers per request", "1 to 10000.", SettingType::kInt, "1000"),
       Setting("max_body_bytes", "Request body limit (bytes)", "1024 to 16000000.",
               SettingType::kInt, "4000000"),
@@ -117,8 +117,7 @@ sdk::Manifest BuildManifest() {
               "Only update users that already exist in Iterable; unknown emails are rejected "
               "(not_found) instead of creating users.",
               SettingType::kBool, "false"),
-      Setting("timeout_seconds", "Request timeout (seconds)", "1 to 600.", SettingType::kInt,
-              "30"),
+      Setting("timeout_seconds", "Request timeout (seconds)", "1 to 600.", SettingType::kInt, "30"),
       Setting("max_retry_seconds", "Retry time budget (seconds)",
               "How long one request is retried on 429, 5xx and network errors, 0 to 3600.",
               SettingType::kDouble, "60"),
@@ -145,13 +144,12 @@ absl::Status ValidateBaseUrl(std::string_view url_view) {
   } else if (url.rfind("http://", 0) == 0) {
     rest = url.substr(7);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "setting 'base_url' must start with http:// or https://, got '", url, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting 'base_url' must start with http:// or https://, got '", url, "'"));
   }
   const absl::string_view host = rest.substr(0, rest.find('/'));
   if (host.empty() || host.front() == ':') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("setting 'base_url' has no host: '", url, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("setting 'base_url' has no host: '", url, "'"));
   }
   for (char c : url) {
     const auto u = static_cast<unsigned char>(c);
@@ -160,8 +158,8 @@ absl::Status ValidateBaseUrl(std::string_view url_view) {
           "setting 'base_url' must not contain spaces, control or non-ASCII characters");
     }
     if (c == '?' || c == '#') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "setting 'base_url' must not have a query or fragment, got '", url, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting 'base_url' must not have a query or fragment, got '", url, "'"));
     }
   }
   if (host.find('@') != absl::string_view::npos) {

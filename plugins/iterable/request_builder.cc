@@ -50,11 +50,16 @@ void Append2(int v, std::string* out) {
 
 const char* FieldTypeName(sdk::FieldType type) {
   switch (type) {
-    case sdk::FieldType::kString: return "text";
-    case sdk::FieldType::kInt: return "an integer";
-    case sdk::FieldType::kDouble: return "a number";
-    case sdk::FieldType::kBool: return "a boolean";
-    case sdk::FieldType::kTimestamp: return "a timestamp";
+    case sdk::FieldType::kString:
+      return "text";
+    case sdk::FieldType::kInt:
+      return "an integer";
+    case sdk::FieldType::kDouble:
+      return "a number";
+    case sdk::FieldType::kBool:
+      return "a boolean";
+    case sdk::FieldType::kTimestamp:
+      return "a timestamp";
   }
   return "a value";
 }
@@ -87,13 +92,27 @@ void AppendJsonString(std::string_view s, std::string* out) {
     }
     out->append(s.data() + run_start, i - run_start);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
       default:
         if (c < 0x20) {
           const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
@@ -174,10 +193,21 @@ void AppendIterableTimestamp(std::int64_t micros, std::string* out) {
   const int m = sod / 60 % 60;
   const int sec = sod % 60;
   const char time[16] = {' ',
-                         static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':',
-                         static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10), ':',
-                         static_cast<char>('0' + sec / 10), static_cast<char>('0' + sec % 10),
-                         ' ', '+', '0', '0', ':', '0', '0'};
+                         static_cast<char>('0' + h / 10),
+                         static_cast<char>('0' + h % 10),
+                         ':',
+                         static_cast<char>('0' + m / 10),
+                         static_cast<char>('0' + m % 10),
+                         ':',
+                         static_cast<char>('0' + sec / 10),
+                         static_cast<char>('0' + sec % 10),
+                         ' ',
+                         '+',
+                         '0',
+                         '0',
+                         ':',
+                         '0',
+                         '0'};
   out->append(cached_date);
   out->append(time, sizeof(time));
 }
@@ -210,13 +240,17 @@ void AppendJsonValue(const sdk::Value& value, std::string* out) {
 }
 
 const std::vector<std::string>& ReservedFieldNames() {
-  static const auto* const kNames = new std::vector<std::string>{
-      "emailListIds",        "userListIds",
-      "signupDate",          "signupSource",
-      "profileUpdatedAt",    "itblInternal",
-      "itblDS",              "itblUserId",
-      "subscribedMessageTypeIds", "unsubscribedChannelIds",
-      "unsubscribedMessageTypeIds"};
+  static const auto* const kNames = new std::vector<std::string>{"emailListIds",
+                                                                 "userListIds",
+                                                                 "signupDate",
+                                                                 "signupSource",
+                                                                 "profileUpdatedAt",
+                                                                 "itblInternal",
+                                                                 "itblDS",
+                                                                 "itblUserId",
+                                                                 "subscribedMessageTypeIds",
+                                                                 "unsubscribedChannelIds",
+                                                                 "unsubscribedMessageTypeIds"};
   return *kNames;
 }
 
@@ -236,7 +270,8 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
   if (email_column < 0) {
     return absl::InvalidArgumentError("the batch has no '" + options.email_field +
                                       "' field: map the profile field holding the email "
-                                      "address onto '" + options.email_field + "'");
+                                      "address onto '" +
+                                      options.email_field + "'");
   }
   if (batch.values.size() != batch.size() * batch.fields.size()) {
     return absl::InvalidArgumentError("malformed batch: " + std::to_string(batch.values.size()) +
@@ -279,8 +314,8 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
   ListRequest current;
   auto start_request = [&]() {
     current = ListRequest();
-    current.body.reserve(std::min<size_t>(limit, 256 * std::min<size_t>(
-                                                      batch.size(), options.max_subscribers)));
+    current.body.reserve(
+        std::min<size_t>(limit, 256 * std::min<size_t>(batch.size(), options.max_subscribers)));
     current.body.append(prefix);
   };
   auto finish_request = [&]() {
@@ -293,8 +328,8 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
   for (size_t row = 0; row < batch.size(); ++row) {
     const sdk::Value& raw = batch.at(row, email_column);
     if (raw.is_null) {
-      result.outcomes[row] = sdk::RecordOutcome::Rejected(
-          "missing_email", options.email_field, "the record has no email address (null)");
+      result.outcomes[row] = sdk::RecordOutcome::Rejected("missing_email", options.email_field,
+                                                          "the record has no email address (null)");
       continue;
     }
     if (raw.type != sdk::FieldType::kString) {
@@ -310,9 +345,9 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
       continue;
     }
     if (!IsValidEmail(email)) {
-      result.outcomes[row] = sdk::RecordOutcome::Rejected(
-          "invalid_email", options.email_field,
-          "'" + Abbreviate(email) + "' is not a valid email address");
+      result.outcomes[row] =
+          sdk::RecordOutcome::Rejected("invalid_email", options.email_field,
+                                       "'" + Abbreviate(email) + "' is not a valid email address");
       continue;
     }
 

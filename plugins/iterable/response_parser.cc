@@ -55,8 +55,8 @@ void CollectEmails(const json& array, const std::string& reason, const std::stri
   if (!array.is_array()) return;
   for (const json& item : array) {
     if (!item.is_string()) continue;
-    out->push_back(EmailFailure{NormalizeEmail(item.get_ref<const std::string&>()), reason,
-                                source});
+    out->push_back(
+        EmailFailure{NormalizeEmail(item.get_ref<const std::string&>()), reason, source});
   }
 }
 

@@ -51,8 +51,7 @@ class RetryState {
   // Records a failed attempt and returns the wait before the next one, or
   // nullopt when the attempts or the total time are used up (including when
   // Retry-After asks for a wait past the time budget).
-  std::optional<absl::Duration> NextDelay(absl::Time now,
-                                          std::optional<absl::Duration> retry_after,
+  std::optional<absl::Duration> NextDelay(absl::Time now, std::optional<absl::Duration> retry_after,
                                           double uniform01);
 
   // Attempts made so far.

@@ -10,9 +10,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define ITERABLE_RETURN_IF_ERROR(expr)                  \
-  do {                                                  \
-    ::absl::Status iterable_status_ = (expr);           \
+#define ITERABLE_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::absl::Status iterable_status_ = (expr);            \
     if (!iterable_status_.ok()) return iterable_status_; \
   } while (false)
 

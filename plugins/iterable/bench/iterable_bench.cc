@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
       for (size_t b = next++; b < batches; b = next++) {
         auto outcomes = (*connection)->Upsert(*list, pool[b % pool.size()], ctx);
         if (!outcomes.ok()) continue;
-        for (const auto& o : *outcomes) delivered += o.kind == exportd::sdk::OutcomeKind::kDelivered;
+        for (const auto& o : *outcomes)
+          delivered += o.kind == exportd::sdk::OutcomeKind::kDelivered;
       }
     });
   }

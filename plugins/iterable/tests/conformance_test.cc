@@ -1,10 +1,9 @@
 // The SDK's destination conformance suite, run against iterable-sandbox: once
 // with the destination created directly, once loaded from the built plugin
 // library the way exportd loads it (Boost.DLL, exported factory).
+#include <boost/dll/shared_library.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/dll/shared_library.hpp>
 
 #include "exportd/sdk/testing/destination_conformance.h"
 #include "iterable_destination.h"
@@ -28,7 +27,8 @@ class SandboxTraits : public sdk::testing::ConformanceTraitsBase {
   }
 
   sdk::Settings ValidSettings() {
-    return {{"api_key", kKey}, {"base_url", sandbox_ ? sandbox_->base_url() : "http://127.0.0.1:1"}};
+    return {{"api_key", kKey},
+            {"base_url", sandbox_ ? sandbox_->base_url() : "http://127.0.0.1:1"}};
   }
 
   std::vector<sdk::testing::InvalidSettingsCase> InvalidSettings() {
@@ -37,10 +37,14 @@ class SandboxTraits : public sdk::testing::ConformanceTraitsBase {
       settings[name] = value;
       return sdk::testing::InvalidSettingsCase{name + "=" + value, settings};
     };
-    return {with("base_url", "api.iterable.com"), with("base_url", "ftp://x"),
-            with("batch_size", "0"), with("batch_size", "20000"),
-            with("max_body_bytes", "1"), with("parallel_requests", "0"),
-            with("requests_per_second", "-2"), with("api_key", "   ")};
+    return {with("base_url", "api.iterable.com"),
+            with("base_url", "ftp://x"),
+            with("batch_size", "0"),
+            with("batch_size", "20000"),
+            with("max_body_bytes", "1"),
+            with("parallel_requests", "0"),
+            with("requests_per_second", "-2"),
+            with("api_key", "   ")};
   }
 
   sdk::RecordBatch ValidBatch() { return PeopleBatch(25); }
@@ -79,8 +83,9 @@ class SharedLibraryTraits : public SandboxTraits {
     if (!destination.ok()) return destination.status();
     // The library stays loaded as long as the destination lives.
     std::shared_ptr<sdk::Destination> owned(std::move(*destination));
-    auto holder = std::make_shared<std::pair<std::shared_ptr<boost::dll::shared_library>,
-                                             std::shared_ptr<sdk::Destination>>>(library, owned);
+    auto holder = std::make_shared<
+        std::pair<std::shared_ptr<boost::dll::shared_library>, std::shared_ptr<sdk::Destination>>>(
+        library, owned);
     return std::shared_ptr<sdk::Destination>(holder, holder->second.get());
   }
 };

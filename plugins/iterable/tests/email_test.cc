@@ -21,13 +21,31 @@ TEST(IsValidEmail, AcceptsOrdinaryAddresses) {
 }
 
 TEST(IsValidEmail, RejectsMalformedAddresses) {
-  for (const char* email :
-       {"", "plain", "@example.com", "ann@", "ann@example", "ann@example.c", "ann@example.c0m",
-        "ann lee@example.com", "ann@exa mple.com", "ann@@example.com", "ann@b@example.com",
-        ".ann@example.com", "ann.@example.com", "an..n@example.com", "ann@.example.com",
-        "ann@example..com", "ann@-example.com", "ann@example-.com", "ann@exam_ple.com",
-        "\"ann\"@example.com", "ann(x)@example.com", "ann@example.com.", "ann\x01@example.com",
-        "Ann@Example.com" /* not normalized */, "\xC3\xA9@example.com"}) {
+  for (const char* email : {"",
+                            "plain",
+                            "@example.com",
+                            "ann@",
+                            "ann@example",
+                            "ann@example.c",
+                            "ann@example.c0m",
+                            "ann lee@example.com",
+                            "ann@exa mple.com",
+                            "ann@@example.com",
+                            "ann@b@example.com",
+                            ".ann@example.com",
+                            "ann.@example.com",
+                            "an..n@example.com",
+                            "ann@.example.com",
+                            "ann@example..com",
+                            "ann@-example.com",
+                            "ann@example-.com",
+                            "ann@exam_ple.com",
+                            "\"ann\"@example.com",
+                            "ann(x)@example.com",
+                            "ann@example.com.",
+                            "ann\x01@example.com",
+                            "Ann@Example.com" /* not normalized */,
+                            "\xC3\xA9@example.com"}) {
     EXPECT_FALSE(IsValidEmail(email)) << email;
   }
 }

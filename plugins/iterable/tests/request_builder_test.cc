@@ -75,8 +75,14 @@ TEST(BuildListRequests, SubscribeBodyHasTypedDataFields) {
                   {"vip", sdk::FieldType::kBool},     {"joined", sdk::FieldType::kTimestamp},
                   {"gone", sdk::FieldType::kString},  {"signupDate", sdk::FieldType::kTimestamp}};
   batch.profile_ids = {"p1"};
-  batch.values = {Str(" Ann@Example.com "), Str("Ann \"A\"\n"), Int(42), Dbl(2.5), Bool(true),
-                  Time(0), Null(), Time(5)};
+  batch.values = {Str(" Ann@Example.com "),
+                  Str("Ann \"A\"\n"),
+                  Int(42),
+                  Dbl(2.5),
+                  Bool(true),
+                  Time(0),
+                  Null(),
+                  Time(5)};
   ListRequestOptions options;
   options.list_id = 10'000'000'001;
   auto built = BuildListRequests(batch, options);

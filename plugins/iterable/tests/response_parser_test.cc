@@ -31,8 +31,8 @@ TEST(DescribeErrorAnswer, UsesTheEnvelopeOrTheStartOfTheText) {
 }
 
 TEST(InvalidListIdIn, FindsTheMarkerEvenWithCodeSuccess) {
-  const Envelope e =
-      ParseEnvelope(R"j({"msg":"error.lists.invalidListId(10000000001)","code":"Success","params":null})j");
+  const Envelope e = ParseEnvelope(
+      R"j({"msg":"error.lists.invalidListId(10000000001)","code":"Success","params":null})j");
   EXPECT_EQ(e.code, "Success");
   ASSERT_TRUE(InvalidListIdIn(e.msg).has_value());
   EXPECT_EQ(*InvalidListIdIn(e.msg), 10'000'000'001);

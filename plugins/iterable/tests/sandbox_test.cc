@@ -1,5 +1,7 @@
 // The Iterable connection against iterable-sandbox (in-process, port 0): every
 // call, every fault the sandbox can inject, and the API key never leaking.
+#include "tests/sandbox/sandbox.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +14,6 @@
 #include "iterable_settings.h"
 #include "nlohmann/json.hpp"
 #include "test_batches.h"
-#include "tests/sandbox/sandbox.h"
 
 namespace exportd::iterable {
 namespace {
@@ -216,8 +217,8 @@ TEST_F(IterableSandboxTest, UpsertNormalizesEmailsRejectsInvalidOnesAndSendsType
               Time(1'700'000'000'000'000), Null()});
   add("bad", {Str("not an email"), Str("x"), Int(1), Dbl(1), Bool(false), Time(0), Null()});
   add("none", {Null(), Str("x"), Int(1), Dbl(1), Bool(false), Time(0), Null()});
-  add("bob", {Str("bob@example.com"), Str("Bob"), Int(7), Dbl(-1e-3), Bool(false), Time(0),
-              Str("bobby")});
+  add("bob",
+      {Str("bob@example.com"), Str("Bob"), Int(7), Dbl(-1e-3), Bool(false), Time(0), Str("bobby")});
   TestRunContext ctx;
   auto outcomes = connection->Upsert(list, batch, ctx);
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
@@ -252,9 +253,9 @@ TEST_F(IterableSandboxTest, RemoveUnsubscribesWithoutChannelUnsubscribe) {
   TestRunContext ctx;
   ASSERT_TRUE(connection->Upsert(list, PeopleBatch(5), ctx).ok());
   ASSERT_EQ(Members(list).size(), 5u);
-  auto removed = connection->Remove(list, EmailBatch({"USER1@example.com", "user3@example.com",
-                                                      "bogus", "never@example.com"}),
-                                    ctx);
+  auto removed = connection->Remove(
+      list, EmailBatch({"USER1@example.com", "user3@example.com", "bogus", "never@example.com"}),
+      ctx);
   ASSERT_TRUE(removed.ok()) << removed.status();
   ASSERT_EQ(removed->size(), 4u);
   EXPECT_EQ((*removed)[0].kind, OutcomeKind::kDelivered) << (*removed)[0].message;
@@ -263,7 +264,7 @@ TEST_F(IterableSandboxTest, RemoveUnsubscribesWithoutChannelUnsubscribe) {
   EXPECT_EQ((*removed)[2].reason_code, "invalid_email");
   EXPECT_EQ((*removed)[3].kind, OutcomeKind::kDelivered) << "not on the list is what we want";
   EXPECT_EQ(MemberEmails(list), (std::vector<std::string>{"user0@example.com", "user2@example.com",
-                                                         "user4@example.com"}));
+                                                          "user4@example.com"}));
   const json stats = sandbox_->StatsJson();
   EXPECT_GE(stats["channelUnsubscribeFalse"].get<int>(), 1);
   EXPECT_EQ(stats["channelUnsubscribeTrue"], 0);
@@ -511,8 +512,8 @@ TEST_F(IterableSandboxTest, ParallelRequestsOverlapUnderLatency) {
 }
 
 TEST_F(IterableSandboxTest, ClientSideRateLimitSpacesRequests) {
-  auto connection = Connect(Options(
-      {{"batch_size", "1"}, {"parallel_requests", "4"}, {"requests_per_second", "5"}}));
+  auto connection = Connect(
+      Options({{"batch_size", "1"}, {"parallel_requests", "4"}, {"requests_per_second", "5"}}));
   const sdk::Audience list = MakeList(*connection, "throttled");
   TestRunContext ctx;
   const absl::Time start = absl::Now();

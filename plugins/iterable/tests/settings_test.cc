@@ -1,7 +1,6 @@
-#include "iterable_settings.h"
-
 #include "gtest/gtest.h"
 #include "iterable_destination.h"
+#include "iterable_settings.h"
 
 namespace exportd::iterable {
 namespace {
@@ -63,13 +62,20 @@ TEST(ParseSettings, DefaultsAndRegions) {
 
 TEST(ParseSettings, RefusesBadValuesNamingTheSettingButNotTheKey) {
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"batch_size", "0"},           {"batch_size", "10001"},
-      {"batch_size", "many"},        {"max_body_bytes", "10"},
-      {"parallel_requests", "0"},    {"requests_per_second", "-1"},
-      {"region", "apac"},            {"base_url", "ftp://x"},
-      {"base_url", "https://"},      {"base_url", "https://a b"},
-      {"base_url", "https://user:pw@host"},  {"base_url", "https://h/?q=1"},
-      {"update_existing_users_only", "maybe"}, {"timeout_seconds", "0"}};
+      {"batch_size", "0"},
+      {"batch_size", "10001"},
+      {"batch_size", "many"},
+      {"max_body_bytes", "10"},
+      {"parallel_requests", "0"},
+      {"requests_per_second", "-1"},
+      {"region", "apac"},
+      {"base_url", "ftp://x"},
+      {"base_url", "https://"},
+      {"base_url", "https://a b"},
+      {"base_url", "https://user:pw@host"},
+      {"base_url", "https://h/?q=1"},
+      {"update_existing_users_only", "maybe"},
+      {"timeout_seconds", "0"}};
   for (const auto& [name, value] : bad) {
     sdk::Settings settings = Valid();
     settings[name] = value;
