@@ -1,0 +1,226 @@
+// The Iterable connection against a scripted HTTP peer: answers the sandbox
+// does not give (a server echoing the key, non-JSON bodies, 501, a
+// Retry-After date), and what goes on the wire (headers, no key in the URL).
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "exportd/sdk/testing/test_run_context.h"
+#include "gtest/gtest.h"
+#include "iterable_connection.h"
+#include "iterable_settings.h"
+#include "test_batches.h"
+#include "tests/sandbox/http_server.h"
+
+namespace exportd::iterable {
+namespace {
+
+using sdk::OutcomeKind;
+using sdk::testing::TestRunContext;
+using namespace exportd::iterable::testing;
+
+constexpr char kKey[] = "scripted-key-0123456789abcdef012";
+
+class ScriptedPeerTest : public ::testing::Test {
+ protected:
+  using Script = std::function<void(const sandbox::HttpRequest&, sandbox::HttpResponse*)>;
+
+  void SetUp() override {
+    auto server = sandbox::HttpServer::Create(
+        {}, [this](const sandbox::HttpRequest& request, sandbox::HttpResponse* response) {
+          Script script;
+          {
+            absl::MutexLock lock(&mu_);
+            requests_.push_back(request);
+            if (!scripts_.empty()) {
+              script = std::move(scripts_.front());
+              scripts_.pop_front();
+            }
+          }
+          if (script) {
+            script(request, response);
+          } else {
+            response->body = R"({"successCount":1,"failCount":0})";
+          }
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  void Then(Script script) {
+    absl::MutexLock lock(&mu_);
+    scripts_.push_back(std::move(script));
+  }
+
+  std::vector<sandbox::HttpRequest> Requests() {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+
+  std::unique_ptr<IterableConnection> Connect() {
+    auto options = ParseSettings(
+        {{"api_key", kKey}, {"base_url", "http://127.0.0.1:" + std::to_string(server_->port())}});
+    EXPECT_TRUE(options.ok()) << options.status();
+    options->retry.initial_backoff = absl::Milliseconds(5);
+    options->retry.max_backoff = absl::Milliseconds(20);
+    auto connection = IterableConnection::Create(*options);
+    EXPECT_TRUE(connection.ok()) << connection.status();
+    return *std::move(connection);
+  }
+
+  const sdk::Audience list_{"10000000007", "Scripted", false, ""};
+  absl::Mutex mu_;
+  std::deque<Script> scripts_ ABSL_GUARDED_BY(mu_);
+  std::vector<sandbox::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<sandbox::HttpServer> server_;
+};
+
+TEST_F(ScriptedPeerTest, KeyTravelsOnlyInTheApiKeyHeaderAndExpectIsOff) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  sdk::RecordBatch batch = PeopleBatch(20);  // A body well above 1 KB.
+  ASSERT_TRUE(connection->Upsert(list_, batch, ctx).ok());
+  connection->Check(ctx).IgnoreError();  // A GET as well; its answer does not matter.
+  for (const sandbox::HttpRequest& request : Requests()) {
+    EXPECT_EQ(request.target.find(kKey), std::string::npos) << request.target;
+    ASSERT_NE(request.Header("api-key"), nullptr);
+    EXPECT_EQ(*request.Header("api-key"), kKey);
+    EXPECT_EQ(request.Header("expect"), nullptr) << "Expect: 100-continue must be disabled";
+    EXPECT_EQ(request.Header("authorization"), nullptr);
+  }
+  const sandbox::HttpRequest first = Requests().front();
+  EXPECT_EQ(first.method, "POST");
+  EXPECT_EQ(first.path, "/api/lists/subscribe");
+  ASSERT_NE(first.Header("content-type"), nullptr);
+  EXPECT_EQ(*first.Header("content-type"), "application/json");
+}
+
+TEST_F(ScriptedPeerTest, AKeyEchoedByTheServerIsRedactedEverywhere) {
+  auto echo = [](int status) {
+    return [status](const sandbox::HttpRequest& request, sandbox::HttpResponse* response) {
+      response->status = status;
+      response->body =
+          R"({"code":"BadParams","msg":"bad key )" + *request.Header("api-key") + R"("})";
+    };
+  };
+  auto connection = Connect();
+  TestRunContext ctx;
+  std::vector<std::string> texts;
+  Then(echo(400));  // Rejected outcome.
+  auto rejected = connection->Upsert(list_, PeopleBatch(2), ctx);
+  ASSERT_TRUE(rejected.ok());
+  for (const auto& o : *rejected) {
+    EXPECT_EQ(o.kind, OutcomeKind::kRejected);
+    EXPECT_EQ(o.reason_code, "BadParams");
+    texts.push_back(o.message);
+  }
+  Then(echo(503));  // Logged retries, then retryable outcomes.
+  Then(echo(503));
+  Then(echo(503));
+  Then(echo(503));
+  Then(echo(503));
+  Then(echo(503));
+  auto retryable = connection->Upsert(list_, PeopleBatch(2), ctx);
+  ASSERT_TRUE(retryable.ok());
+  for (const auto& o : *retryable) {
+    EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+    texts.push_back(o.message);
+  }
+  Then(echo(401));  // Whole-call status.
+  texts.emplace_back(connection->Upsert(list_, PeopleBatch(2), ctx).status().message());
+  Then(echo(403));
+  texts.emplace_back(connection->Check(ctx).message());
+  Then(echo(404));
+  texts.emplace_back(connection->EnsureAudience("x", "", ctx).status().message());
+  for (const auto& line : ctx.logs()) texts.push_back(line.message);
+  ASSERT_GE(texts.size(), 10u);
+  for (const std::string& text : texts) {
+    EXPECT_EQ(text.find(kKey), std::string::npos) << text;
+  }
+  EXPECT_TRUE(ctx.LogsContain("[redacted]"));
+}
+
+TEST_F(ScriptedPeerTest, NonJsonAnswersAreHandledTolerantly) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->content_type = "text/plain";
+    response->body = "OK";  // 2xx without JSON: delivered.
+  });
+  auto ok = connection->Upsert(list_, PeopleBatch(2), ctx);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*ok)[0].kind, OutcomeKind::kDelivered);
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->status = 422;
+    response->content_type = "text/html";
+    response->body = "<html>" + std::string(500, 'x') + "</html>";
+  });
+  auto rejected = connection->Upsert(list_, PeopleBatch(2), ctx);
+  ASSERT_TRUE(rejected.ok());
+  EXPECT_EQ((*rejected)[0].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*rejected)[0].reason_code, "http_422");
+  EXPECT_NE((*rejected)[0].message.find("HTTP 422: <html>xxx"), std::string::npos);
+  EXPECT_LT((*rejected)[0].message.size(), 300u);
+}
+
+TEST_F(ScriptedPeerTest, NotImplementedIsNotRetried) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->status = 501;
+    response->body = R"({"code":"GenericError","msg":"no"})";
+  });
+  auto outcomes = connection->Upsert(list_, PeopleBatch(1), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[0].reason_code, "GenericError");
+  EXPECT_EQ(Requests().size(), 1u);
+}
+
+TEST_F(ScriptedPeerTest, FailedUpdatesMapBackToTheRecordsSent) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->body = R"({"successCount":1,"failCount":4,
+        "failedUpdates":{"conflictEmails":["USER0@example.com"],
+                         "forgottenEmails":["user1@example.com"],
+                         "notFoundEmails":["user3@example.com"],
+                         "invalidDataEmails":["someone-else@example.com"]},
+        "invalidEmails":["user4@example.com"]})";
+  });
+  auto outcomes = connection->Upsert(list_, PeopleBatch(6), ctx);
+  ASSERT_TRUE(outcomes.ok());
+  ASSERT_EQ(outcomes->size(), 6u);
+  EXPECT_EQ((*outcomes)[0].reason_code, "conflict");
+  EXPECT_EQ((*outcomes)[1].reason_code, "forgotten");
+  EXPECT_EQ((*outcomes)[2].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[3].reason_code, "not_found");
+  EXPECT_EQ((*outcomes)[4].reason_code, "invalid_email");
+  EXPECT_EQ((*outcomes)[5].kind, OutcomeKind::kDelivered);
+  for (size_t i : {0, 1, 3, 4}) {
+    EXPECT_EQ((*outcomes)[i].kind, OutcomeKind::kRejected);
+    EXPECT_EQ((*outcomes)[i].field, "email");
+  }
+}
+
+TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsHonoured) {
+  auto connection = Connect();
+  auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'445'412'470));
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->status = 429;
+    response->headers.push_back({"Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"});
+    response->body = "Rate limit exceeded. Please try again later.";
+  });
+  auto outcomes = connection->Upsert(list_, PeopleBatch(1), *ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
+  bool waited = false;
+  for (absl::Duration d : ctx->sleeps()) waited |= d == absl::Seconds(10);
+  EXPECT_TRUE(waited) << "Retry-After date (10 s after the fake now) not honoured";
+}
+
+}  // namespace
+}  // namespace exportd::iterable
