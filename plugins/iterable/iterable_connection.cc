@@ -233,12 +233,25 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
     absl::StatusOr<std::vector<ListInfo>> lists = ParseLists(response->body);
     if (!lists.ok()) return Redact(absl::UnavailableError(lists.status().message()));
 
+    // Only standard lists take subscribers; a dynamic, suppression or
+    // internal list of the same name is left alone.
     std::vector<ListInfo> matches;
+    int skipped = 0;
     for (ListInfo& list : *lists) {
-      if (list.name == segment_name) matches.push_back(std::move(list));
+      if (list.name != segment_name) continue;
+      if (list.list_type.empty() || list.list_type == "Standard") {
+        matches.push_back(std::move(list));
+      } else {
+        ++skipped;
+      }
     }
     sdk::Audience audience;
     audience.name = std::string(segment_name);
+    if (skipped > 0) {
+      audience.note = absl::StrCat(skipped, " Iterable list(s) named '", name,
+                                   "' are not standard lists (dynamic, suppression or internal) "
+                                   "and were ignored");
+    }
     if (!matches.empty()) {
       auto remembered_it = std::find_if(matches.begin(), matches.end(), [&](const ListInfo& l) {
         return has_remembered && l.id == remembered;
@@ -246,9 +259,9 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
       if (remembered_it != matches.end()) {
         audience.id = std::to_string(remembered_it->id);
         if (matches.size() > 1) {
-          audience.note =
-              absl::StrCat(matches.size(), " Iterable lists are named '", name, "'; using ",
-                           audience.id, ", the one this export used before");
+          absl::StrAppend(&audience.note, audience.note.empty() ? "" : "; ", matches.size(),
+                          " Iterable lists are named '", name, "'; using ", audience.id,
+                          ", the one this export used before");
         }
         return audience;
       }
@@ -257,8 +270,8 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
       });
       audience.id = std::to_string(matches.front().id);
       if (matches.size() > 1) {
-        audience.note = absl::StrCat(matches.size(), " Iterable lists are named '", name,
-                                     "'; using ", audience.id, " (oldest)");
+        absl::StrAppend(&audience.note, audience.note.empty() ? "" : "; ", matches.size(),
+                        " Iterable lists are named '", name, "'; using ", audience.id, " (oldest)");
       }
       if (!remembered_id.empty()) {
         absl::StrAppend(&audience.note, audience.note.empty() ? "" : "; ", "list ",
@@ -292,8 +305,8 @@ absl::StatusOr<sdk::Audience> IterableConnection::EnsureAudience(std::string_vie
     audience.id = std::to_string(*id);
     audience.created = true;
     if (!remembered_id.empty()) {
-      audience.note =
-          absl::StrCat("list ", AV(remembered_id), " used before is gone; created ", audience.id);
+      absl::StrAppend(&audience.note, audience.note.empty() ? "" : "; ", "list ", AV(remembered_id),
+                      " used before is gone; created ", audience.id);
     }
     Log(ctx, LogLevel::kInfo,
         absl::StrCat("created Iterable list '", name, "' (", audience.id, ")"));

@@ -222,5 +222,24 @@ TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsHonoured) {
   EXPECT_TRUE(waited) << "Retry-After date (10 s after the fake now) not honoured";
 }
 
+TEST_F(ScriptedPeerTest, EnsureAudienceUsesOnlyStandardListsOfTheExactName) {
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->body = R"({"lists":[
+        {"id":5,"name":"VIP","createdAt":1,"listType":"Dynamic"},
+        {"id":9,"name":"VIP","createdAt":3,"listType":"Standard"},
+        {"id":8,"name":"VIP ","createdAt":2,"listType":"Standard"},
+        {"id":12000000000,"name":"VIP","createdAt":3}]})";
+  });
+  auto connection = Connect();
+  TestRunContext ctx;
+  auto audience = connection->EnsureAudience("VIP", "", ctx);
+  ASSERT_TRUE(audience.ok()) << audience.status();
+  EXPECT_EQ(audience->id, "9") << "same createdAt: the lower id wins";
+  EXPECT_FALSE(audience->created);
+  EXPECT_NE(audience->note.find("not standard lists"), std::string::npos) << audience->note;
+  EXPECT_NE(audience->note.find("2 Iterable lists are named 'VIP'"), std::string::npos)
+      << audience->note;
+}
+
 }  // namespace
 }  // namespace exportd::iterable
