@@ -46,6 +46,31 @@ absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
 }
 
+// The SDK does not promise that a RunContext is thread-safe; the parallel
+// requests of one call share the caller's through this adapter. SleepFor is
+// passed through unlocked so that one waiting request does not stall others.
+class SerializedRunContext final : public sdk::RunContext {
+ public:
+  explicit SerializedRunContext(sdk::RunContext& inner) : inner_(inner) {}
+  bool cancelled() const override {
+    absl::MutexLock lock(&mu_);
+    return inner_.cancelled();
+  }
+  bool SleepFor(absl::Duration d) override { return inner_.SleepFor(d); }
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return inner_.Now();
+  }
+  void Log(LogLevel level, std::string_view message) override {
+    absl::MutexLock lock(&mu_);
+    inner_.Log(level, message);
+  }
+
+ private:
+  sdk::RunContext& inner_;
+  mutable absl::Mutex mu_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<IterableConnection>> IterableConnection::Create(
@@ -358,6 +383,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
     return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
 
   const size_t n = requests.requests.size();
+  SerializedRunContext shared_ctx(ctx);
+  sdk::RunContext& call_ctx = n > 1 ? static_cast<sdk::RunContext&>(shared_ctx) : ctx;
   std::atomic<size_t> next{0};
   absl::Mutex failure_mu;
   absl::Status failure;  // The first whole-call failure.
@@ -366,14 +393,14 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
     for (size_t i = next.fetch_add(1); i < n && !failed.load(); i = next.fetch_add(1)) {
       const ListRequest& request = requests.requests[i];
       absl::StatusOr<WriteResult> result =
-          SendListRequest(operation, list_id, audience.created, request.body, ctx);
+          SendListRequest(operation, list_id, audience.created, request.body, call_ctx);
       if (!result.ok()) {
         absl::MutexLock lock(&failure_mu);
         if (failure.ok()) failure = result.status();
         failed.store(true);
         return;
       }
-      ApplyResult(operation, request, *result, &requests.outcomes, ctx);
+      ApplyResult(operation, request, *result, &requests.outcomes, call_ctx);
     }
   };
 
