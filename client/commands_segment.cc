@@ -75,8 +75,9 @@ absl::StatusOr<CsvSource> OpenCsv(CommandContext& ctx, const cli::ParsedArgs& ar
   return source;
 }
 
-// Streams the CSV's rows into the segment over UploadMembers. On a bad row the
-// stream is cancelled, so the server keeps the previous snapshot.
+// Streams the CSV's rows into the segment over UploadMembers: the header, the
+// rows in chunks, then the trailer with the row count. On a bad row the stream
+// is cancelled before the trailer, so the server keeps the previous snapshot.
 int Upload(CommandContext& ctx, const std::string& segment, CsvSource& source) {
   const auto started = std::chrono::steady_clock::now();
   auto stub = SegmentService::NewStub(ctx.channel());
@@ -104,6 +105,12 @@ int Upload(CommandContext& ctx, const std::string& segment, CsvSource& source) {
       return kExitError;
     }
     if (*rows == 0) break;
+    stream_ok = writer->Write(request);
+  }
+  // The trailer commits: the server makes the snapshot visible only when the
+  // count it carries matches the rows it received.
+  if (stream_ok) {
+    request.mutable_trailer()->set_row_count(source.reader->rows_read());
     stream_ok = writer->Write(request);
   }
   if (stream_ok) writer->WritesDone();

@@ -65,8 +65,13 @@ class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService
       }
     }
     int64_t rows = 0;
+    std::optional<int64_t> trailer_count;
     std::vector<exportd::v1::MemberRow> first;
     while (reader->Read(&request)) {
+      if (request.has_trailer()) {
+        trailer_count = request.trailer().row_count();
+        continue;
+      }
       for (const auto& row : request.chunk().rows()) {
         if (first.size() < 100) first.push_back(row);
       }
@@ -76,6 +81,10 @@ class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService
     if (context->IsCancelled()) {
       ++state_->cancelled_uploads;
       return grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled");
+    }
+    if (trailer_count != rows) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the upload ended without a matching trailer; nothing was changed");
     }
     exportd::v1::Segment& segment = state_->segments[header.segment()];
     if (!header.schema().empty()) *segment.mutable_schema() = header.schema();

@@ -1,0 +1,262 @@
+// exportctl against the real exportd: the server runs as a subprocess on port
+// 0 with a temporary data directory; exportctl runs in-process through
+// RunExportctl and finds the admin token through EXPORTD_DATA_DIR, as a user
+// on the same machine would.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "client/exportctl.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace exportd::client {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// The exportd process, started once for the suite.
+class ExportdProcess {
+ public:
+  ExportdProcess() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("exportctl-e2e-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ / "data");
+    const std::string log = (dir_ / "exportd.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      const std::string data = (dir_ / "data").string();
+      ::execl(EXPORTD_BINARY, EXPORTD_BINARY, "--listen", "127.0.0.1:0", "--data-dir",
+              data.c_str(), "--plugin-dir", EXPORTD_PLUGIN_DIR, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Wait for "listening on 127.0.0.1:PORT", polling the log with a deadline.
+    const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(log);
+      std::stringstream text;
+      text << in.rdbuf();
+      std::smatch match;
+      std::string contents = text.str();
+      if (std::regex_search(contents, match, listening)) {
+        address_ = "127.0.0.1:" + match[1].str();
+        return;
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "exportd exited before listening:\n" << contents;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "exportd did not print 'listening on' within 60s";
+  }
+
+  ~ExportdProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  const std::string& address() const { return address_; }
+  std::filesystem::path data_dir() const { return dir_ / "data"; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path dir_;
+  std::string address_;
+};
+
+class ExportctlE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new ExportdProcess(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_FALSE(server_->address().empty()) << "exportd is not running"; }
+
+  Result Run(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.insert(args.begin(), {"exportctl", "--server", server_->address()});
+    std::map<std::string, std::string> env = {{"EXPORTD_DATA_DIR", server_->data_dir().string()}};
+    std::ostringstream out, err;
+    std::istringstream in(stdin_text);
+    int code = RunExportctl(args, out, err, in, [env](const std::string& name) {
+      auto it = env.find(name);
+      return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    return {code, out.str(), err.str()};
+  }
+
+  nlohmann::json Json(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--output", "json"});
+    Result result = Run(args);
+    EXPECT_EQ(result.code, 0) << result.err;
+    return nlohmann::json::parse(result.out);
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& contents) {
+    std::string path = (server_->dir() / name).string();
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  static ExportdProcess* server_;
+};
+
+ExportdProcess* ExportctlE2eTest::server_ = nullptr;
+
+TEST_F(ExportctlE2eTest, WhoAmIWithTheLocalAdminToken) {
+  Result result = Run({"whoami"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("ADMIN"));
+  EXPECT_EQ(Json({"whoami"})["role"], "ROLE_ADMIN");
+}
+
+TEST_F(ExportctlE2eTest, SegmentFromA100kRowCsvRoundTrips) {
+  std::string csv = "Email,FirstName,Age,Joined\n";
+  for (int i = 0; i < 100000; ++i) {
+    csv += "user" + std::to_string(i) + "@example.com,\"First, " + std::to_string(i) + "\"," +
+           std::to_string(i % 90) + ",2024-05-01T12:00:00Z\n";
+  }
+  std::string path = WriteFile("people.csv", csv);
+  Result created = Run({"segment", "create", "--name", "People", "--from-csv", path, "--field",
+                        "Age:int", "--field", "Joined:timestamp"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("Uploaded 100,000 rows"));
+  EXPECT_THAT(created.out, HasSubstr("now has 100,000 members"));
+
+  nlohmann::json segment = Json({"segment", "get", "People"});
+  EXPECT_EQ(segment["name"], "People");
+  EXPECT_EQ(segment["member_count"], "100000");
+  ASSERT_EQ(segment["schema"].size(), 4u);
+  EXPECT_EQ(segment["schema"][2]["type"], "FIELD_TYPE_INT");
+
+  nlohmann::json members = Json({"segment", "members", "People", "--limit", "5"});
+  ASSERT_EQ(members["rows"].size(), 5u);
+  const std::string first_id = members["rows"][0]["profile_id"];
+  EXPECT_THAT(first_id, testing::MatchesRegex("user[0-9]+@example.com"));
+
+  Result list = Run({"segment", "list"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("100,000"));
+}
+
+TEST_F(ExportctlE2eTest, BadCsvRowLeavesTheOldSnapshot) {
+  std::string good = WriteFile("good.csv", "id,score\na,1.5\nb,2\nc,\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "Scores", "--from-csv", good, "--field",
+                 "score:double"})
+                .code,
+            0);
+  std::string text = "id,score\n";
+  for (int i = 0; i < 20000; ++i) text += "p" + std::to_string(i) + ",1\n";
+  text += "broken,one point five\n";
+  std::string bad = WriteFile("bad.csv", text);
+  Result result = Run({"segment", "upload", "Scores", "--from-csv", bad, "--field",
+                       "score:double"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_THAT(result.err,
+              HasSubstr("row 20002, field 'score' (double): cannot parse 'one point five'"));
+  nlohmann::json segment = Json({"segment", "get", "Scores"});
+  EXPECT_EQ(segment["member_count"], "3");
+  EXPECT_EQ(segment["snapshot_version"], "1");
+  EXPECT_EQ(segment["upload_in_progress"], false);
+}
+
+TEST_F(ExportctlE2eTest, ConnectionAndExportCreateListGet) {
+  std::filesystem::create_directories(server_->dir() / "out");
+  Result connection = Run({"connection", "create", "--name", "files", "--type", "jsonl",
+                           "--setting", "directory=" + (server_->dir() / "out").string(),
+                           "--accept-privacy-terms"});
+  ASSERT_EQ(connection.code, 0) << connection.err;
+  std::string csv = WriteFile("vip.csv", "Email,Name\nann@example.com,Ann\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "VIP", "--from-csv", csv}).code, 0);
+
+  Result created = Run({"export", "create", "--name", "vip-files", "--connection", "files",
+                        "--segment", "VIP", "--map", "email=Email", "--mode", "add-only"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("Created export 'vip-files'"));
+
+  nlohmann::json list = Json({"export", "list"});
+  ASSERT_TRUE(list["exports"].is_array());
+  bool found = false;
+  for (const auto& e : list["exports"]) {
+    if (e["name"] == "vip-files") {
+      found = true;
+      EXPECT_EQ(e["connection_name"], "files");
+      EXPECT_EQ(e["mode"], "EXPORT_MODE_ADD_ONLY");
+      EXPECT_EQ(e["mappings"][0]["destination_field"], "email");
+    }
+  }
+  EXPECT_TRUE(found) << list.dump();
+
+  Result get = Run({"export", "get", "vip-files"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("email=Email"));
+  EXPECT_THAT(get.out, HasSubstr("VIP"));
+  Result table = Run({"export", "list"});
+  EXPECT_THAT(table.out, StartsWith("NAME"));
+
+  // Every command's --output json parses.
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"connection", "list"}, {"connection", "get", "files"},
+        {"segment", "list"}, {"export", "get", "vip-files"}, {"destination", "list"},
+        {"audit", "list", "--limit", "5"}}) {
+    Json(args);
+  }
+}
+
+TEST_F(ExportctlE2eTest, UnknownConnectionIsNotFound) {
+  Result get = Run({"connection", "get", "no-such-connection"});
+  EXPECT_EQ(get.code, 1);
+  EXPECT_THAT(get.err, StartsWith("error: NOT_FOUND: "));
+  EXPECT_THAT(get.err, HasSubstr("no-such-connection"));
+
+  std::string csv = WriteFile("s.csv", "Email\nx@example.com\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "Lonely", "--from-csv", csv}).code, 0);
+  Result create = Run({"export", "create", "--name", "orphan", "--connection", "no-such-connection",
+                       "--segment", "Lonely", "--map", "email=Email"});
+  EXPECT_EQ(create.code, 1);
+  EXPECT_THAT(create.err, StartsWith("error: NOT_FOUND: "));
+  EXPECT_THAT(create.err, HasSubstr("no-such-connection"));
+}
+
+TEST_F(ExportctlE2eTest, DestinationsListTheLoadedPlugins) {
+  nlohmann::json destinations = Json({"destination", "list"});
+  bool jsonl = false;
+  for (const auto& d : destinations["destinations"]) jsonl |= d["name"] == "jsonl";
+  EXPECT_TRUE(jsonl) << destinations.dump();
+  Result table = Run({"destination", "get", "jsonl"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("directory"));
+}
+
+}  // namespace
+}  // namespace exportd::client
