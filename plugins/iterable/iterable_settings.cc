@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "request_builder.h"
 #include "status_macros.h"
 
@@ -138,12 +139,8 @@ sdk::Manifest BuildManifest() {
 
 absl::Status ValidateBaseUrl(std::string_view url_view) {
   const std::string url(url_view);
-  absl::string_view rest;
-  if (url.rfind("https://", 0) == 0) {
-    rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else {
+  absl::string_view rest = url;  // A view of `url`, never of a temporary.
+  if (!absl::ConsumePrefix(&rest, "https://") && !absl::ConsumePrefix(&rest, "http://")) {
     return absl::InvalidArgumentError(
         absl::StrCat("setting 'base_url' must start with http:// or https://, got '", url, "'"));
   }
