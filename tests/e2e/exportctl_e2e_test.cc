@@ -187,7 +187,14 @@ TEST_F(ExportctlE2eTest, BadCsvRowLeavesTheOldSnapshot) {
   nlohmann::json segment = Json({"segment", "get", "Scores"});
   EXPECT_EQ(segment["member_count"], "3");
   EXPECT_EQ(segment["snapshot_version"], "1");
+  // The server notices the cancellation asynchronously; poll with a deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (segment["upload_in_progress"] == true && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    segment = Json({"segment", "get", "Scores"});
+  }
   EXPECT_EQ(segment["upload_in_progress"], false);
+  EXPECT_EQ(segment["member_count"], "3");
 }
 
 TEST_F(ExportctlE2eTest, ConnectionAndExportCreateListGet) {
@@ -246,6 +253,42 @@ TEST_F(ExportctlE2eTest, UnknownConnectionIsNotFound) {
   EXPECT_EQ(create.code, 1);
   EXPECT_THAT(create.err, StartsWith("error: NOT_FOUND: "));
   EXPECT_THAT(create.err, HasSubstr("no-such-connection"));
+}
+
+TEST_F(ExportctlE2eTest, RunWatchRunsAndConnectionInUse) {
+  std::filesystem::create_directories(server_->dir() / "run-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "run-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "run-out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("run.csv", "Email,Name\na@example.com,A\nb@example.com,B\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "RunMe", "--from-csv", csv}).code, 0);
+  ASSERT_EQ(Run({"export", "create", "--name", "run-me", "--connection", "run-files", "--segment",
+                 "RunMe", "--map", "email=Email"})
+                .code,
+            0);
+
+  Result dry = Run({"export", "run", "run-me", "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_THAT(dry.out, HasSubstr("WOULD ADD"));
+
+  Result watched = Run({"export", "run", "run-me", "--watch"});
+  ASSERT_EQ(watched.code, 0) << watched.err;
+  EXPECT_THAT(watched.out, HasSubstr("State:"));
+  EXPECT_THAT(watched.out, HasSubstr("SUCCEEDED"));
+
+  nlohmann::json runs = Json({"export", "runs", "run-me", "--limit", "5"});
+  ASSERT_GE(runs["runs"].size(), 2u);
+  const std::string run_id = runs["runs"][0]["id"];
+  EXPECT_EQ(Json({"run", "get", run_id})["state"], "RUN_STATE_SUCCEEDED");
+
+  Result in_use = Run({"connection", "delete", "run-files"});
+  EXPECT_EQ(in_use.code, 1);
+  EXPECT_THAT(in_use.err, StartsWith("error: FAILED_PRECONDITION: "));
+  EXPECT_THAT(in_use.err, HasSubstr("hint: pass --detach-exports"));
+  nlohmann::json deleted = Json({"connection", "delete", "run-files", "--detach-exports"});
+  EXPECT_EQ(deleted["detached_exports"].size(), 1u);
+  EXPECT_EQ(Json({"export", "get", "run-me"})["active"], false);
 }
 
 TEST_F(ExportctlE2eTest, DestinationsListTheLoadedPlugins) {
