@@ -84,7 +84,9 @@ class EngineTest : public ::testing::Test {
         chunk.Clear();
       }
     }
-    if (chunk.rows_size() > 0) ASSERT_TRUE((*writer)->Append(chunk).ok());
+    if (chunk.rows_size() > 0) {
+      ASSERT_TRUE((*writer)->Append(chunk).ok());
+    }
     ASSERT_TRUE((*writer)->Commit().ok());
   }
   v1::Run RunToEnd(TriggerOptions options = {}) {

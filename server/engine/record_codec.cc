@@ -1,8 +1,6 @@
 #include "server/engine/record_codec.h"
 
 #include <cstring>
-#include <functional>
-#include <string_view>
 
 namespace exportd::engine {
 namespace {
@@ -125,8 +123,40 @@ absl::Status DecodeValues(absl::string_view bytes, size_t count,
   return absl::OkStatus();
 }
 
-std::uint64_t HashValues(absl::string_view encoded) {
-  return std::hash<std::string_view>()(std::string_view(encoded.data(), encoded.size()));
+// MurmurHash64A (public domain, Austin Appleby): fast and fixed, so hashes
+// stored in the delivered state stay valid across builds and machines.
+std::uint64_t StableHash64(absl::string_view data) {
+  constexpr std::uint64_t kMul = 0xc6a4a7935bd1e995ULL;
+  constexpr int kShift = 47;
+  std::uint64_t h = 0x9747b28c5bd1e995ULL ^ (data.size() * kMul);
+  const char* p = data.data();
+  const char* end = p + (data.size() & ~static_cast<size_t>(7));
+  for (; p != end; p += 8) {
+    std::uint64_t k;
+    std::memcpy(&k, p, 8);
+    k *= kMul;
+    k ^= k >> kShift;
+    k *= kMul;
+    h ^= k;
+    h *= kMul;
+  }
+  switch (data.size() & 7) {
+    case 7: h ^= std::uint64_t(static_cast<unsigned char>(p[6])) << 48; [[fallthrough]];
+    case 6: h ^= std::uint64_t(static_cast<unsigned char>(p[5])) << 40; [[fallthrough]];
+    case 5: h ^= std::uint64_t(static_cast<unsigned char>(p[4])) << 32; [[fallthrough]];
+    case 4: h ^= std::uint64_t(static_cast<unsigned char>(p[3])) << 24; [[fallthrough]];
+    case 3: h ^= std::uint64_t(static_cast<unsigned char>(p[2])) << 16; [[fallthrough]];
+    case 2: h ^= std::uint64_t(static_cast<unsigned char>(p[1])) << 8; [[fallthrough]];
+    case 1:
+      h ^= std::uint64_t(static_cast<unsigned char>(p[0]));
+      h *= kMul;
+  }
+  h ^= h >> kShift;
+  h *= kMul;
+  h ^= h >> kShift;
+  return h;
 }
+
+std::uint64_t HashValues(absl::string_view encoded) { return StableHash64(encoded); }
 
 }  // namespace exportd::engine

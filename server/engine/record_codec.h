@@ -23,6 +23,8 @@ absl::Status DecodeValues(absl::string_view bytes, size_t count,
                           std::vector<sdk::Value>& out);
 // Converts one profile value to the SDK's representation.
 void ToSdkValue(const v1::Value& value, sdk::FieldType type, sdk::Value& out);
+// A 64-bit hash that never changes across builds (stored on disk).
+std::uint64_t StableHash64(absl::string_view data);
 // 64-bit hash of encoded values.
 std::uint64_t HashValues(absl::string_view encoded);
 sdk::FieldType ToSdkType(v1::FieldType type);

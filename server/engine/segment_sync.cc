@@ -2,7 +2,6 @@
 
 #include <deque>
 #include <functional>
-#include <string_view>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -15,9 +14,8 @@
 namespace exportd::engine {
 namespace {
 
-std::uint64_t IdHash(absl::string_view id) {
-  return std::hash<std::string_view>()(std::string_view(id.data(), id.size()));
-}
+// Members are keyed by this hash of their profile id in the delivered state.
+std::uint64_t IdHash(absl::string_view id) { return StableHash64(id); }
 
 // What the diff knows about one delivered member.
 struct DeliveredEntry {
@@ -31,6 +29,7 @@ struct PendingBatch {
   bool removal = false;
   sdk::RecordBatch records;
   std::vector<std::string> encoded;
+  std::vector<std::uint64_t> id_hashes;
   std::vector<std::uint64_t> hashes;
   std::vector<bool> is_update;
   std::int64_t bytes = 0;
@@ -44,7 +43,7 @@ class Dispatcher {
     int workers = std::max(1, o.max_parallel_batches);
     for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
   }
-  ~Dispatcher() { Close(); }
+  ~Dispatcher() { Close().IgnoreError(); }
 
   // Blocks while N batches are waiting. False once a failure stopped the sync.
   bool Submit(PendingBatch batch) {
@@ -111,11 +110,11 @@ class Dispatcher {
       switch (outcome.kind) {
         case sdk::OutcomeKind::kDelivered:
           if (batch.removal) {
-            commit.removed.push_back(std::move(id));
+            commit.removed.push_back(batch.id_hashes[i]);
             ++removed;
           } else {
-            commit.delivered.push_back(
-                {std::move(id), batch.hashes[i], o_.run_id, std::move(batch.encoded[i])});
+            commit.delivered.push_back({batch.id_hashes[i], std::move(id), batch.hashes[i],
+                                        o_.run_id, std::move(batch.encoded[i])});
             ++(batch.is_update[i] ? updated : added);
           }
           break;
@@ -243,7 +242,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   absl::flat_hash_map<std::uint64_t, DeliveredEntry> delivered;
   EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
       e.id(), segment.id(), [&](const store::DeliveredRow& row) {
-        delivered[IdHash(row.profile_id)] = {row.value_hash, false, row.run_id == o.run_id};
+        delivered[row.id_hash] = {row.value_hash, false, row.run_id == o.run_id};
         return absl::OkStatus();
       }));
   absl::flat_hash_set<std::uint64_t> rejected_this_run;
@@ -296,6 +295,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
             ToSdkValue(row.values(columns[f]), fields[f].type, batch.records.values.back());
           }
           batch.encoded.push_back(encoded);
+          batch.id_hashes.push_back(id_hash);
           batch.hashes.push_back(value_hash);
           batch.is_update.push_back(is_update);
           if (!batcher.RecordAdded(static_cast<std::int64_t>(encoded.size() +
@@ -317,27 +317,29 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   }
   if (!stopped) stopped = !batcher.Flush();
 
-  // Pass 2 (mirror mode): members who left are removed.
+  // Pass 2 (mirror mode): members who left are removed. They are looked up
+  // by key, so an incremental run never rescans the delivered state.
   if (!stopped && o.mirror) {
-    std::int64_t leavers = 0;
-    for (const auto& [id, entry] : delivered) leavers += entry.seen ? 0 : 1;
-    if (leavers > 0) {
-      tracker.Update(o.segment_index,
-                     [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + leavers); });
+    std::vector<std::uint64_t> leavers;
+    for (const auto& [id_hash, entry] : delivered) {
+      if (!entry.seen) leavers.push_back(id_hash);
     }
-    if (leavers > 0 && sending) {
+    if (!leavers.empty()) {
+      tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
+        p.set_to_remove(p.to_remove() + static_cast<std::int64_t>(leavers.size()));
+      });
+    }
+    if (!leavers.empty() && sending) {
       batcher.Reset(/*removal=*/true);
-      absl::Status removals = store.ForEachDelivered(
-          e.id(), segment.id(), [&](const store::DeliveredRow& row) -> absl::Status {
-            auto it = delivered.find(IdHash(row.profile_id));
-            if (it == delivered.end() || it->second.seen) return absl::OkStatus();
+      absl::Status removals = store.LookupDelivered(
+          e.id(), segment.id(), leavers, [&](const store::DeliveredRow& row) -> absl::Status {
             if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
             PendingBatch& batch = batcher.current();
             batch.records.profile_ids.push_back(row.profile_id);
             EXPORTD_RETURN_IF_ERROR(
                 DecodeValues(row.values, fields.size(), fields, batch.records.values));
-            batch.records.values.resize(batch.records.profile_ids.size() * fields.size());
             batch.encoded.emplace_back();
+            batch.id_hashes.push_back(row.id_hash);
             batch.hashes.push_back(0);
             batch.is_update.push_back(false);
             if (!batcher.RecordAdded(static_cast<std::int64_t>(row.values.size() + 16))) {

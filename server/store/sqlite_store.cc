@@ -35,12 +35,13 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX runs_by_export ON runs(export_id, created_at);
     CREATE INDEX runs_unfinished ON runs(finished, created_at);
     CREATE TABLE audiences (
-      export_id TEXT NOT NULL, segment_id TEXT NOT NULL, audience_id TEXT NOT NULL,
-      mapping_fingerprint INTEGER NOT NULL, PRIMARY KEY (export_id, segment_id)) WITHOUT ROWID;
+      audience_key INTEGER PRIMARY KEY, export_id TEXT NOT NULL, segment_id TEXT NOT NULL,
+      audience_id TEXT NOT NULL, mapping_fingerprint INTEGER NOT NULL,
+      UNIQUE (export_id, segment_id));
     CREATE TABLE delivered (
-      export_id TEXT NOT NULL, segment_id TEXT NOT NULL, profile_id TEXT NOT NULL,
+      audience_key INTEGER NOT NULL, id_hash INTEGER NOT NULL, profile_id TEXT NOT NULL,
       value_hash INTEGER NOT NULL, run_id TEXT NOT NULL, vals BLOB NOT NULL,
-      PRIMARY KEY (export_id, segment_id, profile_id)) WITHOUT ROWID;
+      PRIMARY KEY (audience_key, id_hash)) WITHOUT ROWID;
     CREATE TABLE rejections (
       run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
@@ -107,23 +108,19 @@ class SqliteSnapshotWriter final : public SnapshotWriter {
   ~SqliteSnapshotWriter() override { store_->EndUpload(segment_id_, version_, committed_); }
 
   absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) override {
-    std::string bytes = chunk.SerializeAsString();
-    absl::MutexLock lock(&store_->mu_);
-    EXPORTD_ASSIGN_OR_RETURN(
-        Statement stmt,
-        store_->db_->Prepare(
-            "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES (?, ?, ?, ?)"));
-    stmt.Bind(1, segment_id_).Bind(2, version_).Bind(3, seq_).BindBlob(4, bytes);
-    EXPORTD_RETURN_IF_ERROR(stmt.Run());
-    ++seq_;
+    pending_.push_back(chunk.SerializeAsString());
+    pending_bytes_ += pending_.back().size();
     rows_ += chunk.rows_size();
-    return absl::OkStatus();
+    if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
+    absl::MutexLock lock(&store_->mu_);
+    return store_->InTransaction([&] { return FlushLocked(); });
   }
 
   absl::StatusOr<v1::Segment> Commit() override {
     absl::MutexLock lock(&store_->mu_);
     v1::Segment segment;
     EXPORTD_RETURN_IF_ERROR(store_->InTransaction([&]() -> absl::Status {
+      EXPORTD_RETURN_IF_ERROR(FlushLocked());
       EXPORTD_ASSIGN_OR_RETURN(segment, store_->GetSegmentLocked(segment_id_));
       segment.clear_schema();
       for (const auto& field : schema_) *segment.add_schema() = field;
@@ -147,7 +144,28 @@ class SqliteSnapshotWriter final : public SnapshotWriter {
   }
 
  private:
+  // Staged chunks are written in transactions of about this many bytes.
+  static constexpr size_t kFlushBytes = 8 << 20;
+
+  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_->mu_) {
+    if (pending_.empty()) return absl::OkStatus();
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement stmt,
+        store_->db_->Prepare(
+            "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES (?, ?, ?, ?)"));
+    for (const std::string& bytes : pending_) {
+      stmt.Reset();
+      stmt.Bind(1, segment_id_).Bind(2, version_).Bind(3, seq_++).BindBlob(4, bytes);
+      EXPORTD_RETURN_IF_ERROR(stmt.Run());
+    }
+    pending_.clear();
+    pending_bytes_ = 0;
+    return absl::OkStatus();
+  }
+
   SqliteStore* store_;
+  std::vector<std::string> pending_;
+  size_t pending_bytes_ = 0;
   const std::string segment_id_;
   const std::int64_t version_;
   const std::vector<v1::SchemaField> schema_;

@@ -60,6 +60,9 @@ class SqliteStore final : public Store {
                                 const AudienceState& state) override;
   absl::Status ForEachDelivered(absl::string_view export_id, absl::string_view segment_id,
                                 const std::function<absl::Status(const DeliveredRow&)>& fn) override;
+  absl::Status LookupDelivered(absl::string_view export_id, absl::string_view segment_id,
+                               const std::vector<std::uint64_t>& id_hashes,
+                               const std::function<absl::Status(const DeliveredRow&)>& fn) override;
   absl::Status CommitBatch(const BatchCommit& commit) override;
 
   absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,
@@ -83,6 +86,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::Segment> GetSegmentLocked(absl::string_view id_or_name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<v1::Export>> ListExportsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The integer key of (export, segment)'s audience row; NOT_FOUND if none.
+  absl::StatusOr<std::int64_t> AudienceKey(Database& db, absl::string_view export_id,
+                                           absl::string_view segment_id);
   absl::Status PutRunLocked(const v1::Run& run, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndUpload(const std::string& segment_id, std::int64_t version, bool committed);
 

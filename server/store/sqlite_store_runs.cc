@@ -134,14 +134,27 @@ absl::StatusOr<AudienceState> SqliteStore::GetAudienceState(absl::string_view ex
   return AudienceState{std::string(stmt.Text(0)), static_cast<std::uint64_t>(stmt.Int(1))};
 }
 
+absl::StatusOr<std::int64_t> SqliteStore::AudienceKey(Database& db, absl::string_view export_id,
+                                                      absl::string_view segment_id) {
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt, db.Prepare("SELECT audience_key FROM audiences WHERE export_id = ? AND "
+                                 "segment_id = ?"));
+  stmt.Bind(1, export_id).Bind(2, segment_id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError("nothing delivered yet");
+  return stmt.Int(0);
+}
+
 absl::Status SqliteStore::PutAudienceState(absl::string_view export_id,
                                            absl::string_view segment_id,
                                            const AudienceState& state) {
   absl::MutexLock lock(&mu_);
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      db_->Prepare("INSERT OR REPLACE INTO audiences (export_id, segment_id, audience_id, "
-                   "mapping_fingerprint) VALUES (?, ?, ?, ?)"));
+      db_->Prepare("INSERT INTO audiences (export_id, segment_id, audience_id, "
+                   "mapping_fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT (export_id, segment_id) "
+                   "DO UPDATE SET audience_id = excluded.audience_id, "
+                   "mapping_fingerprint = excluded.mapping_fingerprint"));
   stmt.Bind(1, export_id)
       .Bind(2, segment_id)
       .Bind(3, state.audience_id)
@@ -154,35 +167,70 @@ absl::Status SqliteStore::ForEachDelivered(
     const std::function<absl::Status(const DeliveredRow&)>& fn) {
   // Its own connection, so the engine's long scan does not block writers.
   EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
+  auto key = AudienceKey(*reader, export_id, segment_id);
+  if (absl::IsNotFound(key.status())) return absl::OkStatus();
+  EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
-      Statement stmt,
-      reader->Prepare("SELECT profile_id, value_hash, run_id, vals FROM delivered "
-                      "WHERE export_id = ? AND segment_id = ?"));
-  stmt.Bind(1, export_id).Bind(2, segment_id);
+      Statement stmt, reader->Prepare("SELECT id_hash, value_hash, run_id FROM delivered "
+                                      "WHERE audience_key = ?"));
+  stmt.Bind(1, *key);
   DeliveredRow row;
   while (true) {
     EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
     if (!has_row) return absl::OkStatus();
-    { auto t = stmt.Text(0); row.profile_id.assign(t.data(), t.size()); }
+    row.id_hash = static_cast<std::uint64_t>(stmt.Int(0));
     row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
-    { auto t = stmt.Text(2); row.run_id.assign(t.data(), t.size()); }
-    { auto b = stmt.Blob(3); row.values.assign(b.data(), b.size()); }
+    absl::string_view run_id = stmt.Text(2);
+    row.run_id.assign(run_id.data(), run_id.size());
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
+}
+
+absl::Status SqliteStore::LookupDelivered(
+    absl::string_view export_id, absl::string_view segment_id,
+    const std::vector<std::uint64_t>& id_hashes,
+    const std::function<absl::Status(const DeliveredRow&)>& fn) {
+  EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
+  auto key = AudienceKey(*reader, export_id, segment_id);
+  if (absl::IsNotFound(key.status())) return absl::OkStatus();
+  EXPORTD_RETURN_IF_ERROR(key.status());
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT profile_id, value_hash, run_id, vals FROM delivered "
+                      "WHERE audience_key = ? AND id_hash = ?"));
+  DeliveredRow row;
+  for (std::uint64_t id_hash : id_hashes) {
+    stmt.Reset();
+    stmt.Bind(1, *key).Bind(2, static_cast<std::int64_t>(id_hash));
+    EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
+    if (!has_row) continue;
+    row.id_hash = id_hash;
+    absl::string_view text = stmt.Text(0);
+    row.profile_id.assign(text.data(), text.size());
+    row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
+    text = stmt.Text(2);
+    row.run_id.assign(text.data(), text.size());
+    text = stmt.Blob(3);
+    row.values.assign(text.data(), text.size());
+    EXPORTD_RETURN_IF_ERROR(fn(row));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(std::int64_t key,
+                             AudienceKey(*db_, commit.export_id, commit.segment_id));
     if (!commit.delivered.empty()) {
       EXPORTD_ASSIGN_OR_RETURN(
           Statement put,
-          db_->Prepare("INSERT OR REPLACE INTO delivered (export_id, segment_id, profile_id, "
+          db_->Prepare("INSERT OR REPLACE INTO delivered (audience_key, id_hash, profile_id, "
                        "value_hash, run_id, vals) VALUES (?, ?, ?, ?, ?, ?)"));
       for (const DeliveredRow& row : commit.delivered) {
         put.Reset();
-        put.Bind(1, commit.export_id)
-            .Bind(2, commit.segment_id)
+        put.Bind(1, key)
+            .Bind(2, static_cast<std::int64_t>(row.id_hash))
             .Bind(3, row.profile_id)
             .Bind(4, static_cast<std::int64_t>(row.value_hash))
             .Bind(5, row.run_id)
@@ -192,11 +240,11 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
     }
     if (!commit.removed.empty()) {
       EXPORTD_ASSIGN_OR_RETURN(
-          Statement del, db_->Prepare("DELETE FROM delivered WHERE export_id = ? AND "
-                                      "segment_id = ? AND profile_id = ?"));
-      for (const std::string& id : commit.removed) {
+          Statement del,
+          db_->Prepare("DELETE FROM delivered WHERE audience_key = ? AND id_hash = ?"));
+      for (std::uint64_t id_hash : commit.removed) {
         del.Reset();
-        del.Bind(1, commit.export_id).Bind(2, commit.segment_id).Bind(3, id);
+        del.Bind(1, key).Bind(2, static_cast<std::int64_t>(id_hash));
         EXPORTD_RETURN_IF_ERROR(del.Run());
       }
     }

@@ -61,8 +61,10 @@ struct AudienceState {
 };
 
 // One member as last delivered: `value_hash` of the mapped values, and the
-// encoded values themselves (needed to remove the member later).
+// encoded values themselves (needed to remove the member later). Members are
+// keyed by `id_hash`, a 64-bit hash of the profile id.
 struct DeliveredRow {
+  std::uint64_t id_hash = 0;
   std::string profile_id;
   std::uint64_t value_hash = 0;
   std::string run_id;  // The run that delivered it.
@@ -75,7 +77,7 @@ struct BatchCommit {
   std::string export_id;
   std::string segment_id;
   std::vector<DeliveredRow> delivered;
-  std::vector<std::string> removed;  // profile ids
+  std::vector<std::uint64_t> removed;  // id hashes
   std::vector<v1::Rejection> rejections;
   v1::Run checkpoint;  // The run with the counts including this batch.
 };
@@ -141,11 +143,18 @@ class Store {
                                                          absl::string_view segment_id) = 0;
   virtual absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
                                         const AudienceState& state) = 0;
-  // Calls `fn` for every delivered member of (export, segment).
+  // Calls `fn` for every delivered member of (export, segment), with only
+  // id_hash, value_hash and run_id filled in (the fast path of the diff).
   virtual absl::Status ForEachDelivered(
       absl::string_view export_id, absl::string_view segment_id,
       const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
-  // Applies a batch's outcomes and the run checkpoint atomically.
+  // Calls `fn` with the full rows of the given members (those that exist).
+  virtual absl::Status LookupDelivered(
+      absl::string_view export_id, absl::string_view segment_id,
+      const std::vector<std::uint64_t>& id_hashes,
+      const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
+  // Applies a batch's outcomes and the run checkpoint atomically. The
+  // audience state of (export, segment) must have been put first.
   virtual absl::Status CommitBatch(const BatchCommit& commit) = 0;
 
   // --- Rejections --------------------------------------------------------
