@@ -1,0 +1,242 @@
+// The seed feature end to end: iterable-sandbox and exportd as real processes,
+// exportctl in-process. A segment of 10,000 profiles (some invalid emails,
+// some upper-case) goes to an Iterable list named exactly as the segment; a
+// run killed with SIGKILL mid-way resumes after a restart and ends in the
+// same destination state and counts.
+#include <curl/curl.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "client/exportctl.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/iterable_e2e/child_process.h"
+
+namespace exportd {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+constexpr char kApiKey[] = "e2e-api-key-0123456789abcdef0123";
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+json HttpGetJson(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  EXPECT_EQ(rc, CURLE_OK) << url;
+  return json::parse(body, nullptr, /*allow_exceptions=*/false);
+}
+
+class IterableE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = std::filesystem::temp_directory_path() / "iterable_e2eXXXXXX";
+    dir_ = mkdtemp(dir.data());
+    sandbox_ = std::make_unique<testing::ChildProcess>(
+        std::vector<std::string>{SANDBOX_BINARY, "--listen", "127.0.0.1:0", "--api-key", kApiKey},
+        dir_ + "/sandbox.log");
+    sandbox_port_ = sandbox_->WaitForPort();
+    ASSERT_GT(sandbox_port_, 0) << sandbox_->Log();
+    StartExportd();
+  }
+  void TearDown() override {
+    exportd_.reset();
+    sandbox_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartExportd() {
+    exportd_ = std::make_unique<testing::ChildProcess>(
+        std::vector<std::string>{EXPORTD_BINARY, "--listen", "127.0.0.1:0", "--data-dir",
+                                 dir_ + "/data", "--plugin-dir", EXPORTD_PLUGIN_DIR},
+        dir_ + "/exportd-" + std::to_string(++starts_) + ".log");
+    exportd_port_ = exportd_->WaitForPort();
+    ASSERT_GT(exportd_port_, 0) << exportd_->Log();
+  }
+  // exportctl, as a user on this machine runs it.
+  std::pair<int, std::string> Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"exportctl", "--server", "127.0.0.1:" + std::to_string(exportd_port_)});
+    std::map<std::string, std::string> env = {{"EXPORTD_DATA_DIR", dir_ + "/data"},
+                                              {"ITERABLE_API_KEY", kApiKey}};
+    std::ostringstream out, err;
+    std::istringstream in;
+    int code = client::RunExportctl(args, out, err, in, [env](const std::string& name) {
+      auto it = env.find(name);
+      return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+    });
+    return {code, out.str() + err.str()};
+  }
+  json CtlJson(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--output", "json"});
+    auto [code, text] = Ctl(args);
+    EXPECT_EQ(code, 0) << text;
+    return json::parse(text, nullptr, false);
+  }
+  // Profiles p1..pN; every 50th email invalid, every 7th upper-case.
+  std::string WriteCsv(int n) {
+    std::string path = dir_ + "/segment.csv";
+    std::ofstream csv(path);
+    csv << "ProfileId,Email,FirstName,Points\n";
+    for (int i = 1; i <= n; ++i) {
+      std::string email = "user" + std::to_string(i) + (i % 50 == 0 ? "@invalid" : "@example.com");
+      if (i % 7 == 0) {
+        for (char& ch : email) ch = static_cast<char>(std::toupper(ch));
+      }
+      csv << "p" << i << "," << email << ",Name" << i << "," << i % 100 << "\n";
+    }
+    return path;
+  }
+  void CreateExport(int profiles, const std::string& segment) {
+    auto [code, text] = Ctl({"connection", "create", "--name", "Iterable sandbox", "--type",
+                             "iterable", "--setting",
+                             "base_url=http://127.0.0.1:" + std::to_string(sandbox_port_),
+                             "--secret", "api_key=env:ITERABLE_API_KEY",
+                             "--accept-privacy-terms"});
+    ASSERT_EQ(code, 0) << text;
+    std::tie(code, text) = Ctl({"segment", "create", "--name", segment, "--from-csv",
+                                WriteCsv(profiles), "--id-field", "ProfileId", "--field",
+                                "Points:int"});
+    ASSERT_EQ(code, 0) << text;
+    std::tie(code, text) =
+        Ctl({"export", "create", "--name", "vip", "--connection", "Iterable sandbox",
+             "--segment", segment, "--map", "email=Email", "--map", "firstName=FirstName",
+             "--map", "points=Points"});
+    ASSERT_EQ(code, 0) << text;
+  }
+  // The sandbox's members of the list named `name`, by email.
+  std::map<std::string, json> ListMembers(const std::string& name) {
+    std::string base = "http://127.0.0.1:" + std::to_string(sandbox_port_) + "/_sandbox/lists";
+    json lists = HttpGetJson(base);
+    std::map<std::string, json> out;
+    int matches = 0;
+    for (const auto& list : lists) {
+      if (list["name"] != name) continue;
+      ++matches;
+      json members =
+          HttpGetJson(base + "/" + std::to_string(list["id"].get<std::int64_t>()) + "/members");
+      for (const auto& m : members) out[m["email"].get<std::string>()] = m["dataFields"];
+    }
+    EXPECT_EQ(matches, 1) << lists.dump();
+    return out;
+  }
+  void ExpectAllValidMembersDelivered(int profiles, const std::string& segment) {
+    auto members = ListMembers(segment);
+    int valid = profiles - profiles / 50;
+    EXPECT_EQ(static_cast<int>(members.size()), valid);
+    for (int i : {1, 7, 49, 343, profiles - 1}) {
+      if (i % 50 == 0) continue;
+      std::string email = "user" + std::to_string(i) + "@example.com";  // lowercase
+      ASSERT_TRUE(members.count(email)) << email;
+      EXPECT_EQ(members[email]["firstName"], "Name" + std::to_string(i));
+      EXPECT_EQ(members[email]["points"], i % 100);
+    }
+    EXPECT_FALSE(members.count("user50@invalid"));
+  }
+
+  std::string dir_;
+  std::unique_ptr<testing::ChildProcess> sandbox_, exportd_;
+  int sandbox_port_ = 0, exportd_port_ = 0, starts_ = 0;
+};
+
+TEST_F(IterableE2eTest, SegmentOfTenThousandProfilesReachesAListNamedAsTheSegment) {
+  const int kProfiles = 10000;
+  CreateExport(kProfiles, "VIP Customers (EU)");
+  auto [code, text] = Ctl({"export", "run", "vip", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  ExpectAllValidMembersDelivered(kProfiles, "VIP Customers (EU)");
+
+  json runs = CtlJson({"export", "runs", "vip"});
+  json run = runs.is_array() ? runs[0] : runs["runs"][0];
+  const json& segment = run["segments"][0];
+  EXPECT_EQ(std::stoi(segment["added"].get<std::string>()), kProfiles - kProfiles / 50);
+  EXPECT_EQ(std::stoi(segment["rejected"].get<std::string>()), kProfiles / 50);
+  json rejections = CtlJson({"run", "rejections", run["id"], "--limit", "1000"});
+  json list = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(list.size(), static_cast<size_t>(kProfiles / 50));
+  std::set<std::string> rejected;
+  for (const auto& r : list) {
+    rejected.insert(r["profile_id"].get<std::string>());
+    EXPECT_EQ(r["field"], "email");
+  }
+  EXPECT_TRUE(rejected.count("p50"));
+  EXPECT_TRUE(rejected.count("p10000"));
+
+  // Nothing changed: the next run sends nothing and still ends well.
+  std::tie(code, text) = Ctl({"export", "run", "vip", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  // The API key never shows up in exportd's log.
+  EXPECT_EQ(exportd_->Log().find(kApiKey), std::string::npos);
+}
+
+TEST_F(IterableE2eTest, RunKilledWithSigkillResumesAfterRestartWithNothingLostOrCountedTwice) {
+  const int kProfiles = 30000;
+  CreateExport(kProfiles, "Big Segment");
+  // Slow the destination down so the run is caught mid-way.
+  std::string faults = "http://127.0.0.1:" + std::to_string(sandbox_port_) + "/_sandbox/faults";
+  {
+    CURL* curl = curl_easy_init();
+    std::string body = R"({"latencyMs": 150})", response;
+    curl_easy_setopt(curl, CURLOPT_URL, faults.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+    ASSERT_EQ(curl_easy_perform(curl), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    ASSERT_EQ(status, 200) << response;
+  }
+  json run = CtlJson({"export", "run", "vip"});
+  std::string run_id = run["id"];
+  // Wait until some, but not all, batches are committed; then kill -9.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::int64_t added_before = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    json got = CtlJson({"run", "get", run_id});
+    if (got.contains("segments") && got["segments"][0].contains("added")) {
+      added_before = std::stoll(got["segments"][0]["added"].get<std::string>());
+    }
+    if (added_before >= 3000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  exportd_->Stop(SIGKILL);
+  ASSERT_GE(added_before, 3000);
+  ASSERT_LT(added_before, kProfiles - kProfiles / 50) << "the run ended before the kill";
+
+  StartExportd();
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  json final_run;
+  while (std::chrono::steady_clock::now() < deadline) {
+    final_run = CtlJson({"run", "get", run_id});
+    std::string state = final_run.value("state", "");
+    if (state != "RUN_STATE_QUEUED" && state != "RUN_STATE_RUNNING") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(final_run["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS") << final_run.dump();
+  const json& segment = final_run["segments"][0];
+  EXPECT_EQ(std::stoi(segment["added"].get<std::string>()), kProfiles - kProfiles / 50);
+  EXPECT_EQ(std::stoi(segment["rejected"].get<std::string>()), kProfiles / 50);
+  EXPECT_EQ(std::stoi(segment.value("updated", std::string("0"))), 0)
+      << "resent members must not count as updates";
+  EXPECT_EQ(final_run["attempt"], 2) << "one attempt before the kill, one after";
+  ExpectAllValidMembersDelivered(kProfiles, "Big Segment");
+}
+
+}  // namespace
+}  // namespace exportd
