@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "exportd/v1/audit.grpc.pb.h"
@@ -671,6 +672,89 @@ TEST_F(ApiTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
   v1::GetRunRequest get;
   get.set_run_id("run-nope");
   EXPECT_EQ(runs_->GetRun(As(kAdmin).get(), get, &run).error_code(), grpc::NOT_FOUND);
+}
+
+// The core validates connections and exports generically, here against the
+// real manifests of the shipped plugins.
+TEST(ShippedPluginsTest, ConnectionsAndExportsAreValidatedAgainstRealManifests) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_pluginsXXXXXX";
+  dir = mkdtemp(dir.data());
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.plugin_dir = EXPORTD_PLUGIN_DIR;
+  auto server = Server::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string token;
+  std::ifstream((*server)->admin_token_path()) >> token;
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto connections = v1::ConnectionService::NewStub(channel);
+  auto segments = v1::SegmentService::NewStub(channel);
+  auto exports = v1::ExportService::NewStub(channel);
+  auto destinations = v1::DestinationService::NewStub(channel);
+  auto ctx = [&] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->AddMetadata("authorization", "Bearer " + token);
+    return c;
+  };
+
+  v1::ListDestinationsResponse loaded;
+  ASSERT_TRUE(destinations->ListDestinations(ctx().get(), {}, &loaded).ok());
+  std::set<std::string> names;
+  for (const auto& d : loaded.destinations()) names.insert(d.name());
+  EXPECT_TRUE(names.count("iterable")) << loaded.DebugString();
+  EXPECT_TRUE(names.count("jsonl")) << loaded.DebugString();
+
+  v1::CreateConnectionRequest req;
+  req.set_display_name("Iterable");
+  req.set_destination_type("iterable");
+  req.set_accept_privacy_terms(true);
+  v1::Connection c;
+  auto status = connections->CreateConnection(ctx().get(), req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("api_key"));
+  (*req.mutable_settings())["region"] = "mars";
+  (*req.mutable_secrets())["api_key"] = "0123456789abcdef0123456789abcdef";
+  status = connections->CreateConnection(ctx().get(), req, &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("region"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("0123456789abcdef")));
+  (*req.mutable_settings())["region"] = "eu";
+  ASSERT_TRUE(connections->CreateConnection(ctx().get(), req, &c).ok());
+
+  v1::CreateSegmentRequest seg;
+  seg.set_name("VIP");
+  for (const char* f : {"Email", "SignupDate"}) {
+    auto* field = seg.add_schema();
+    field->set_name(f);
+    field->set_type(v1::FIELD_TYPE_STRING);
+  }
+  v1::Segment s;
+  ASSERT_TRUE(segments->CreateSegment(ctx().get(), seg, &s).ok());
+
+  v1::CreateExportRequest e;
+  e.set_name("vip");
+  e.set_connection("Iterable");
+  e.add_segments("VIP");
+  auto* m = e.add_mappings();
+  m->set_destination_field("firstName");
+  m->set_profile_field("Email");
+  v1::Export created;
+  status = exports->CreateExport(ctx().get(), e, &created);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("email"));
+  m->set_destination_field("email");
+  auto* managed = e.add_mappings();
+  managed->set_destination_field("signupDate");
+  managed->set_profile_field("SignupDate");
+  status = exports->CreateExport(ctx().get(), e, &created);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("signupDate"));
+  e.mutable_mappings()->RemoveLast();
+  EXPECT_TRUE(exports->CreateExport(ctx().get(), e, &created).ok());
+  (*server)->Shutdown();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ServerStartTest, MalformedTokensFileIsAClearStartupError) {
