@@ -568,6 +568,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.segment = &*segment;
     o.connection = connection.get();
     o.full = run.full() || mapping_changed;
+    o.resuming = run.attempt() > 1;
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
     o.max_records_per_batch = std::max(1, manifest.speed.max_records_per_batch);

@@ -110,7 +110,7 @@ class Dispatcher {
       switch (outcome.kind) {
         case sdk::OutcomeKind::kDelivered:
           if (batch.removal) {
-            commit.removed.push_back(batch.id_hashes[i]);
+            commit.removed.push_back(std::move(id));
             ++removed;
           } else {
             commit.delivered.push_back({batch.id_hashes[i], std::move(id), batch.hashes[i],
@@ -246,7 +246,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
         return absl::OkStatus();
       }));
   absl::flat_hash_set<std::uint64_t> rejected_this_run;
-  {
+  if (o.resuming) {
     std::string cursor;
     do {
       EXPORTD_ASSIGN_OR_RETURN(auto page,
@@ -317,22 +317,23 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   }
   if (!stopped) stopped = !batcher.Flush();
 
-  // Pass 2 (mirror mode): members who left are removed. They are looked up
-  // by key, so an incremental run never rescans the delivered state.
+  // Pass 2 (mirror mode): members who left are removed. Their rows are read
+  // only when there are any.
   if (!stopped && o.mirror) {
-    std::vector<std::uint64_t> leavers;
-    for (const auto& [id_hash, entry] : delivered) {
-      if (!entry.seen) leavers.push_back(id_hash);
+    std::int64_t leavers = 0;
+    for (const auto& [id_hash, entry] : delivered) leavers += entry.seen ? 0 : 1;
+    if (leavers > 0) {
+      tracker.Update(o.segment_index,
+                     [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + leavers); });
     }
-    if (!leavers.empty()) {
-      tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
-        p.set_to_remove(p.to_remove() + static_cast<std::int64_t>(leavers.size()));
-      });
-    }
-    if (!leavers.empty() && sending) {
+    if (leavers > 0 && sending) {
       batcher.Reset(/*removal=*/true);
+      auto left = [&](std::uint64_t id_hash) {
+        auto it = delivered.find(id_hash);
+        return it != delivered.end() && !it->second.seen;
+      };
       absl::Status removals = store.LookupDelivered(
-          e.id(), segment.id(), leavers, [&](const store::DeliveredRow& row) -> absl::Status {
+          e.id(), segment.id(), left, [&](const store::DeliveredRow& row) -> absl::Status {
             if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
             PendingBatch& batch = batcher.current();
             batch.records.profile_ids.push_back(row.profile_id);

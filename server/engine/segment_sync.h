@@ -43,6 +43,7 @@ struct SegmentSyncOptions {
   sdk::Connection* connection = nullptr;
   sdk::Audience audience;
   bool full = false;       // Resend every member.
+  bool resuming = false;   // A later attempt of the run: skip what it already did.
   bool dry_run = false;
   bool mirror = true;      // Remove members who left.
   int max_records_per_batch = 1000;

@@ -39,9 +39,9 @@ constexpr const char* kMigrations[] = {
       audience_id TEXT NOT NULL, mapping_fingerprint INTEGER NOT NULL,
       UNIQUE (export_id, segment_id));
     CREATE TABLE delivered (
-      audience_key INTEGER NOT NULL, id_hash INTEGER NOT NULL, profile_id TEXT NOT NULL,
+      audience_key INTEGER NOT NULL, profile_id TEXT NOT NULL, id_hash INTEGER NOT NULL,
       value_hash INTEGER NOT NULL, run_id TEXT NOT NULL, vals BLOB NOT NULL,
-      PRIMARY KEY (audience_key, id_hash)) WITHOUT ROWID;
+      PRIMARY KEY (audience_key, profile_id)) WITHOUT ROWID;
     CREATE TABLE rejections (
       run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;

@@ -61,7 +61,7 @@ class SqliteStore final : public Store {
   absl::Status ForEachDelivered(absl::string_view export_id, absl::string_view segment_id,
                                 const std::function<absl::Status(const DeliveredRow&)>& fn) override;
   absl::Status LookupDelivered(absl::string_view export_id, absl::string_view segment_id,
-                               const std::vector<std::uint64_t>& id_hashes,
+                               const std::function<bool(std::uint64_t)>& wanted,
                                const std::function<absl::Status(const DeliveredRow&)>& fn) override;
   absl::Status CommitBatch(const BatchCommit& commit) override;
 

@@ -188,7 +188,7 @@ absl::Status SqliteStore::ForEachDelivered(
 
 absl::Status SqliteStore::LookupDelivered(
     absl::string_view export_id, absl::string_view segment_id,
-    const std::vector<std::uint64_t>& id_hashes,
+    const std::function<bool(std::uint64_t)>& wanted,
     const std::function<absl::Status(const DeliveredRow&)>& fn) {
   EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
   auto key = AudienceKey(*reader, export_id, segment_id);
@@ -196,25 +196,24 @@ absl::Status SqliteStore::LookupDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      reader->Prepare("SELECT profile_id, value_hash, run_id, vals FROM delivered "
-                      "WHERE audience_key = ? AND id_hash = ?"));
+      reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id, vals FROM delivered "
+                      "WHERE audience_key = ?"));
+  stmt.Bind(1, *key);
   DeliveredRow row;
-  for (std::uint64_t id_hash : id_hashes) {
-    stmt.Reset();
-    stmt.Bind(1, *key).Bind(2, static_cast<std::int64_t>(id_hash));
+  while (true) {
     EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
-    if (!has_row) continue;
-    row.id_hash = id_hash;
-    absl::string_view text = stmt.Text(0);
+    if (!has_row) return absl::OkStatus();
+    row.id_hash = static_cast<std::uint64_t>(stmt.Int(0));
+    if (!wanted(row.id_hash)) continue;
+    absl::string_view text = stmt.Text(1);
     row.profile_id.assign(text.data(), text.size());
-    row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
-    text = stmt.Text(2);
+    row.value_hash = static_cast<std::uint64_t>(stmt.Int(2));
+    text = stmt.Text(3);
     row.run_id.assign(text.data(), text.size());
-    text = stmt.Blob(3);
+    text = stmt.Blob(4);
     row.values.assign(text.data(), text.size());
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
-  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
@@ -227,6 +226,8 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
           Statement put,
           db_->Prepare("INSERT OR REPLACE INTO delivered (audience_key, id_hash, profile_id, "
                        "value_hash, run_id, vals) VALUES (?, ?, ?, ?, ?, ?)"));
+      // Profile ids usually arrive in a stable order, so inserts stay local
+      // in the (audience_key, profile_id) B-tree.
       for (const DeliveredRow& row : commit.delivered) {
         put.Reset();
         put.Bind(1, key)
@@ -241,10 +242,10 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
     if (!commit.removed.empty()) {
       EXPORTD_ASSIGN_OR_RETURN(
           Statement del,
-          db_->Prepare("DELETE FROM delivered WHERE audience_key = ? AND id_hash = ?"));
-      for (std::uint64_t id_hash : commit.removed) {
+          db_->Prepare("DELETE FROM delivered WHERE audience_key = ? AND profile_id = ?"));
+      for (const std::string& profile_id : commit.removed) {
         del.Reset();
-        del.Bind(1, key).Bind(2, static_cast<std::int64_t>(id_hash));
+        del.Bind(1, key).Bind(2, profile_id);
         EXPORTD_RETURN_IF_ERROR(del.Run());
       }
     }

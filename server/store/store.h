@@ -61,8 +61,9 @@ struct AudienceState {
 };
 
 // One member as last delivered: `value_hash` of the mapped values, and the
-// encoded values themselves (needed to remove the member later). Members are
-// keyed by `id_hash`, a 64-bit hash of the profile id.
+// encoded values themselves (needed to remove the member later). `id_hash`
+// is a stable 64-bit hash of the profile id, kept so the diff need not
+// rehash.
 struct DeliveredRow {
   std::uint64_t id_hash = 0;
   std::string profile_id;
@@ -77,7 +78,7 @@ struct BatchCommit {
   std::string export_id;
   std::string segment_id;
   std::vector<DeliveredRow> delivered;
-  std::vector<std::uint64_t> removed;  // id hashes
+  std::vector<std::string> removed;  // profile ids
   std::vector<v1::Rejection> rejections;
   v1::Run checkpoint;  // The run with the counts including this batch.
 };
@@ -148,10 +149,11 @@ class Store {
   virtual absl::Status ForEachDelivered(
       absl::string_view export_id, absl::string_view segment_id,
       const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
-  // Calls `fn` with the full rows of the given members (those that exist).
+  // Calls `fn` with the full rows of the members whose id hash `wanted`
+  // accepts (used to find the members who left).
   virtual absl::Status LookupDelivered(
       absl::string_view export_id, absl::string_view segment_id,
-      const std::vector<std::uint64_t>& id_hashes,
+      const std::function<bool(std::uint64_t id_hash)>& wanted,
       const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
   // Applies a batch's outcomes and the run checkpoint atomically. The
   // audience state of (export, segment) must have been put first.
