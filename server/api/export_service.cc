@@ -46,6 +46,18 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
 
 }  // namespace
 
+absl::Status ExportService::SaveNew(const auth::Principal& who, v1::Export& e,
+                                    std::string& resource, v1::Export* resp) {
+  std::int64_t now = NowMicros();
+  e.set_created_by(who.name);
+  e.set_created_at_micros(now);
+  e.set_updated_at_micros(now);
+  EXPORTD_RETURN_IF_ERROR(deps_.store->CreateExport(e));
+  resource = absl::StrCat("export/", e.id());
+  *resp = e;
+  return absl::OkStatus();
+}
+
 void ExportService::ShowNextRun(v1::Export& e) const {
   if (deps_.engine == nullptr) return;
   absl::Time next = deps_.engine->NextScheduledRun(e, absl::Now());
@@ -161,14 +173,7 @@ grpc::ServerUnaryReactor* ExportService::CreateExport(grpc::CallbackServerContex
                        e.set_mode(req->mode());
                        *e.mutable_schedule() = req->schedule();
                        EXPORTD_RETURN_IF_ERROR(Validate(who, e));
-                       std::int64_t now = NowMicros();
-                       e.set_created_by(who.name);
-                       e.set_created_at_micros(now);
-                       e.set_updated_at_micros(now);
-                       EXPORTD_RETURN_IF_ERROR(deps_.store->CreateExport(e));
-                       resource = absl::StrCat("export/", e.id());
-                       *resp = e;
-                       return absl::OkStatus();
+                       return SaveNew(who, e, resource, resp);
                      });
 }
 
@@ -248,14 +253,7 @@ grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerCon
                        e.set_name(req->new_name());
                        if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
                        EXPORTD_RETURN_IF_ERROR(ValidateName("new_name", e.name()));
-                       std::int64_t now = NowMicros();
-                       e.set_created_by(who.name);
-                       e.set_created_at_micros(now);
-                       e.set_updated_at_micros(now);
-                       EXPORTD_RETURN_IF_ERROR(deps_.store->CreateExport(e));
-                       resource = absl::StrCat("export/", e.id());
-                       *resp = e;
-                       return absl::OkStatus();
+                       return SaveNew(who, e, resource, resp);
                      });
 }
 

@@ -491,31 +491,14 @@ absl::Status SqliteStore::AppendAudit(v1::AuditEntry entry) {
 absl::StatusOr<std::vector<v1::AuditEntry>> SqliteStore::ListAudit(const PageRequest& page,
                                                                   std::string* next_cursor) {
   absl::MutexLock lock(&mu_);
-  std::int64_t before = INT64_MAX;
-  if (!page.after.empty() && !absl::SimpleAtoi(page.after, &before)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_token '", page.after, "' is not one this server returned"));
-  }
+  EXPORTD_ASSIGN_OR_RETURN(std::int64_t before, ParsePageToken(page.after, INT64_MAX));
   int limit = page.limit <= 0 ? 100 : std::min(page.limit, 1000);
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare("SELECT id, data FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?"));
   stmt.Bind(1, before).Bind(2, static_cast<std::int64_t>(limit + 1));
-  std::vector<v1::AuditEntry> out;
-  next_cursor->clear();
-  while (true) {
-    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(out.size()) == limit) {
-      *next_cursor = absl::StrCat(out.back().id());
-      break;
-    }
-    EXPORTD_ASSIGN_OR_RETURN(v1::AuditEntry entry,
-                             ParseRow<v1::AuditEntry>(stmt.Blob(1), "audit entry"));
-    entry.set_id(stmt.Int(0));
-    out.push_back(std::move(entry));
-  }
-  return out;
+  return ReadPage<v1::AuditEntry>(stmt, limit, "audit entry", next_cursor,
+                                  [](v1::AuditEntry& e, std::int64_t id) { e.set_id(id); });
 }
 
 }  // namespace exportd::store

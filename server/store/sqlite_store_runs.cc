@@ -23,15 +23,6 @@ bool IsFinal(v1::RunState state) {
   }
 }
 
-absl::StatusOr<std::int64_t> ParseCursor(const std::string& cursor) {
-  std::int64_t value = INT64_MAX;
-  if (!cursor.empty() && !absl::SimpleAtoi(cursor, &value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_token '", cursor, "' is not one this server returned"));
-  }
-  return value;
-}
-
 int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
 
 }  // namespace
@@ -81,27 +72,13 @@ absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListRuns(absl::string_view exp
                                                           const PageRequest& page,
                                                           std::string* next_cursor) {
   absl::MutexLock lock(&mu_);
-  EXPORTD_ASSIGN_OR_RETURN(std::int64_t before, ParseCursor(page.after));
+  EXPORTD_ASSIGN_OR_RETURN(std::int64_t before, ParsePageToken(page.after, INT64_MAX));
   int limit = PageLimit(page);
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt, db_->Prepare("SELECT rowid, data FROM runs WHERE export_id = ? AND "
                                    "rowid < ? ORDER BY rowid DESC LIMIT ?"));
   stmt.Bind(1, export_id).Bind(2, before).Bind(3, static_cast<std::int64_t>(limit + 1));
-  std::vector<v1::Run> out;
-  next_cursor->clear();
-  std::int64_t last_rowid = 0;
-  while (true) {
-    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(out.size()) == limit) {
-      *next_cursor = absl::StrCat(last_rowid);
-      break;
-    }
-    last_rowid = stmt.Int(0);
-    EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(stmt.Blob(1), "run"));
-    out.push_back(std::move(run));
-  }
-  return out;
+  return ReadPage<v1::Run>(stmt, limit, "run", next_cursor, [](v1::Run&, std::int64_t) {});
 }
 
 absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListUnfinishedRuns() {
@@ -272,31 +249,14 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
 absl::StatusOr<std::vector<v1::Rejection>> SqliteStore::ListRejections(
     absl::string_view run_id, const PageRequest& page, std::string* next_cursor) {
   absl::MutexLock lock(&mu_);
-  std::int64_t after = -1;
-  if (!page.after.empty() && !absl::SimpleAtoi(page.after, &after)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_token '", page.after, "' is not one this server returned"));
-  }
+  EXPORTD_ASSIGN_OR_RETURN(std::int64_t after, ParsePageToken(page.after, -1));
   int limit = PageLimit(page);
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt, db_->Prepare("SELECT seq, data FROM rejections WHERE run_id = ? AND "
                                    "seq > ? ORDER BY seq LIMIT ?"));
   stmt.Bind(1, run_id).Bind(2, after).Bind(3, static_cast<std::int64_t>(limit + 1));
-  std::vector<v1::Rejection> out;
-  next_cursor->clear();
-  std::int64_t last = 0;
-  while (true) {
-    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(out.size()) == limit) {
-      *next_cursor = absl::StrCat(last);
-      break;
-    }
-    last = stmt.Int(0);
-    EXPORTD_ASSIGN_OR_RETURN(v1::Rejection r, ParseRow<v1::Rejection>(stmt.Blob(1), "rejection"));
-    out.push_back(std::move(r));
-  }
-  return out;
+  return ReadPage<v1::Rejection>(stmt, limit, "rejection", next_cursor,
+                                 [](v1::Rejection&, std::int64_t) {});
 }
 
 absl::StatusOr<std::int64_t> SqliteStore::CountRejections(absl::string_view run_id) {

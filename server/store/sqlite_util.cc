@@ -1,8 +1,18 @@
 #include "server/store/sqlite_util.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace exportd::store {
+
+absl::StatusOr<std::int64_t> ParsePageToken(const std::string& token, std::int64_t fallback) {
+  std::int64_t value = fallback;
+  if (!token.empty() && !absl::SimpleAtoi(token, &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token '", token, "' is not one this server returned"));
+  }
+  return value;
+}
 
 absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return absl::OkStatus();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -73,6 +74,36 @@ absl::StatusOr<Message> ParseRow(absl::string_view bytes, absl::string_view what
   }
   return message;
 }
+
+// Reads one page from `stmt`, whose rows are (cursor INTEGER, data BLOB) and
+// which was bound to return up to `limit` + 1 rows. Sets `*next_cursor` to
+// the last returned row's cursor when more rows remain, else clears it.
+// `on_row`, if given, sees each message with its cursor.
+template <typename Message, typename OnRow>
+absl::StatusOr<std::vector<Message>> ReadPage(Statement& stmt, int limit, absl::string_view what,
+                                              std::string* next_cursor, OnRow on_row) {
+  std::vector<Message> out;
+  next_cursor->clear();
+  std::int64_t last = 0;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (static_cast<int>(out.size()) == limit) {
+      *next_cursor = std::to_string(last);
+      break;
+    }
+    last = stmt.Int(0);
+    absl::StatusOr<Message> message = ParseRow<Message>(stmt.Blob(1), what);
+    if (!message.ok()) return message.status();
+    on_row(*message, last);
+    out.push_back(std::move(*message));
+  }
+  return out;
+}
+
+// Parses a page token this store returned; `fallback` when empty.
+absl::StatusOr<std::int64_t> ParsePageToken(const std::string& token, std::int64_t fallback);
 
 // Maps an SQLite result code to a canonical status.
 absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what);
