@@ -240,6 +240,29 @@ TEST_F(EngineTest, RejectionsAreKeptAndRetriedOnTheNextRun) {
   EXPECT_EQ(retry.segments(0).added(), 2);
 }
 
+TEST_F(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p3"};
+  }
+  StartEngine();
+  ASSERT_EQ(RunToEnd().segments(0).rejected(), 1);
+  Upload(1, 20);
+  int calls_before;
+  {
+    absl::MutexLock lock(&state_->mu);
+    calls_before = state_->upsert_calls;
+  }
+  v1::Run second = RunToEnd();
+  EXPECT_EQ(second.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  EXPECT_EQ(second.segments(0).added(), 10);
+  EXPECT_EQ(second.segments(0).rejected(), 1);
+  absl::MutexLock lock(&state_->mu);
+  // The 10 new members in one batch, the retried p3 in another.
+  EXPECT_EQ(state_->upsert_calls - calls_before, 2);
+}
+
 TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   Upload(1, 10);
   EngineOptions options;

@@ -259,6 +259,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
 
   Dispatcher dispatcher(o, tracker, ctx);
   Batcher batcher(o, fields, &dispatcher);
+  Batcher retries(o, fields, &dispatcher);
   bool sending = !o.dry_run && o.connection != nullptr;
   bool stopped = false;
 
@@ -288,7 +289,11 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
           if (rejected_this_run.contains(id_hash)) continue;
           ++(is_update ? updates : adds);
           if (!sending) continue;
-          PendingBatch& batch = batcher.current();
+          Batcher& out = o.previously_rejected != nullptr &&
+                                 o.previously_rejected->contains(id_hash)
+                             ? retries
+                             : batcher;
+          PendingBatch& batch = out.current();
           batch.records.profile_ids.push_back(row.profile_id());
           for (size_t f = 0; f < columns.size(); ++f) {
             batch.records.values.emplace_back();
@@ -298,8 +303,8 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
           batch.id_hashes.push_back(id_hash);
           batch.hashes.push_back(value_hash);
           batch.is_update.push_back(is_update);
-          if (!batcher.RecordAdded(static_cast<std::int64_t>(encoded.size() +
-                                                             row.profile_id().size() + 16))) {
+          if (!out.RecordAdded(static_cast<std::int64_t>(encoded.size() +
+                                                         row.profile_id().size() + 16))) {
             stopped = true;
             return absl::CancelledError("stopped");
           }
@@ -315,7 +320,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     dispatcher.Close().IgnoreError();
     return scan;
   }
-  if (!stopped) stopped = !batcher.Flush();
+  if (!stopped) stopped = !batcher.Flush() || !retries.Flush();
 
   // Pass 2 (mirror mode): members who left are removed. Their rows are read
   // only when there are any.
