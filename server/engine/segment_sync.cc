@@ -17,6 +17,56 @@ namespace {
 // Members are keyed by this hash of their profile id in the delivered state.
 std::uint64_t IdHash(absl::string_view id) { return StableHash64(id); }
 
+// Threads that parse and diff snapshot chunks, and chunks read ahead.
+constexpr int kScanThreads = 2;
+constexpr size_t kScanQueueChunks = 8;
+
+// A bounded queue of serialized chunks from the reader to the scan threads.
+class ChunkQueue {
+ public:
+  explicit ChunkQueue(size_t capacity) : capacity_(capacity) {}
+  // Blocks while full. False once aborted.
+  bool Push(std::string bytes) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return q->items_.size() < q->capacity_ || q->aborted_;
+        },
+        this));
+    if (aborted_) return false;
+    items_.push_back(std::move(bytes));
+    return true;
+  }
+  // Blocks while empty. False when closed and drained, or aborted.
+  bool Pop(std::string& out) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return !q->items_.empty() || q->closed_ || q->aborted_;
+        },
+        this));
+    if (aborted_ || items_.empty()) return false;
+    out = std::move(items_.front());
+    items_.pop_front();
+    return true;
+  }
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  void Abort() {
+    absl::MutexLock lock(&mu_);
+    aborted_ = true;
+  }
+
+ private:
+  const size_t capacity_;
+  absl::Mutex mu_;
+  std::deque<std::string> items_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // What the diff knows about one delivered member.
 struct DeliveredEntry {
   std::uint64_t value_hash = 0;
@@ -263,62 +313,100 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   bool sending = !o.dry_run && o.connection != nullptr;
   bool stopped = false;
 
-  // Pass 1: the snapshot. Joins and changes are sent.
-  std::string encoded;
-  absl::Status scan = store.ForEachChunk(
-      segment.id(), segment.snapshot_version(),
-      [&](const v1::UploadMembersRequest::Chunk& chunk) -> absl::Status {
-        if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
-        std::int64_t adds = 0, updates = 0, unchanged = 0;
-        for (const v1::MemberRow& row : chunk.rows()) {
-          encoded.clear();
-          for (int column : columns) EncodeValue(row.values(column), encoded);
-          std::uint64_t value_hash = HashValues(encoded);
-          std::uint64_t id_hash = IdHash(row.profile_id());
-          bool is_update = false;
-          auto it = delivered.find(id_hash);
-          if (it != delivered.end()) {
-            it->second.seen = true;
-            if (it->second.this_run) continue;  // Done before the interruption.
-            if (it->second.value_hash == value_hash && !o.full) {
-              ++unchanged;
-              continue;
-            }
-            is_update = true;
+  // Pass 1: the snapshot. Chunks are read here and parsed and diffed by a
+  // few threads (parsing is the cost); joins and changes are sent.
+  ChunkQueue queue(kScanQueueChunks);
+  absl::Mutex out_mu;  // The batchers and `stopped`.
+  absl::Mutex error_mu;
+  absl::Status scan_error;
+  auto fail = [&](absl::Status status) {
+    absl::MutexLock lock(&error_mu);
+    if (scan_error.ok()) scan_error = std::move(status);
+    queue.Abort();
+  };
+  auto scan_worker = [&] {
+    v1::UploadMembersRequest::Chunk chunk;
+    std::string bytes, encoded;
+    while (queue.Pop(bytes)) {
+      if (!chunk.ParseFromString(bytes)) {
+        fail(absl::DataLossError(absl::StrCat("segment '", segment.name(),
+                                              "' has a damaged snapshot chunk")));
+        return;
+      }
+      std::int64_t adds = 0, updates = 0, unchanged = 0;
+      for (const v1::MemberRow& row : chunk.rows()) {
+        encoded.clear();
+        for (int column : columns) EncodeValue(row.values(column), encoded);
+        std::uint64_t value_hash = HashValues(encoded);
+        std::uint64_t id_hash = IdHash(row.profile_id());
+        bool is_update = false;
+        // Profile ids are unique in a snapshot, so each thread writes only
+        // the entries of its own rows; the map itself does not change.
+        auto it = delivered.find(id_hash);
+        if (it != delivered.end()) {
+          it->second.seen = true;
+          if (it->second.this_run) continue;  // Done before the interruption.
+          if (it->second.value_hash == value_hash && !o.full) {
+            ++unchanged;
+            continue;
           }
-          if (rejected_this_run.contains(id_hash)) continue;
-          ++(is_update ? updates : adds);
-          if (!sending) continue;
-          Batcher& out = o.previously_rejected != nullptr &&
-                                 o.previously_rejected->contains(id_hash)
-                             ? retries
-                             : batcher;
-          PendingBatch& batch = out.current();
-          batch.records.profile_ids.push_back(row.profile_id());
-          for (size_t f = 0; f < columns.size(); ++f) {
-            batch.records.values.emplace_back();
-            ToSdkValue(row.values(columns[f]), fields[f].type, batch.records.values.back());
-          }
-          batch.encoded.push_back(encoded);
-          batch.id_hashes.push_back(id_hash);
-          batch.hashes.push_back(value_hash);
-          batch.is_update.push_back(is_update);
-          if (!out.RecordAdded(static_cast<std::int64_t>(encoded.size() +
-                                                         row.profile_id().size() + 16))) {
-            stopped = true;
-            return absl::CancelledError("stopped");
-          }
+          is_update = true;
         }
-        tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
-          p.set_to_add(p.to_add() + adds);
-          p.set_to_update(p.to_update() + updates);
-          p.set_unchanged(p.unchanged() + unchanged);
-        });
+        if (rejected_this_run.contains(id_hash)) continue;
+        ++(is_update ? updates : adds);
+        if (!sending) continue;
+        absl::MutexLock lock(&out_mu);
+        if (stopped) break;
+        Batcher& out =
+            o.previously_rejected != nullptr && o.previously_rejected->contains(id_hash)
+                ? retries
+                : batcher;
+        PendingBatch& batch = out.current();
+        batch.records.profile_ids.push_back(row.profile_id());
+        for (size_t f = 0; f < columns.size(); ++f) {
+          batch.records.values.emplace_back();
+          ToSdkValue(row.values(columns[f]), fields[f].type, batch.records.values.back());
+        }
+        batch.encoded.push_back(encoded);
+        batch.id_hashes.push_back(id_hash);
+        batch.hashes.push_back(value_hash);
+        batch.is_update.push_back(is_update);
+        if (!out.RecordAdded(
+                static_cast<std::int64_t>(encoded.size() + row.profile_id().size() + 16))) {
+          stopped = true;
+          queue.Abort();
+          break;
+        }
+      }
+      tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
+        p.set_to_add(p.to_add() + adds);
+        p.set_to_update(p.to_update() + updates);
+        p.set_unchanged(p.unchanged() + unchanged);
+      });
+    }
+  };
+  std::vector<std::thread> scanners;
+  for (int i = 0; i < kScanThreads; ++i) scanners.emplace_back(scan_worker);
+  absl::Status read = store.ForEachChunkBytes(
+      segment.id(), segment.snapshot_version(), [&](absl::string_view bytes) -> absl::Status {
+        if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
+        if (!queue.Push(std::string(bytes.data(), bytes.size()))) {
+          return absl::AbortedError("scan stopped");
+        }
         return absl::OkStatus();
       });
-  if (!scan.ok() && !stopped) {
+  queue.Close();
+  for (auto& t : scanners) t.join();
+  {
+    absl::MutexLock lock(&error_mu);
+    if (!scan_error.ok()) {
+      dispatcher.Close().IgnoreError();
+      return scan_error;
+    }
+  }
+  if (!read.ok() && !stopped) {
     dispatcher.Close().IgnoreError();
-    return scan;
+    return read;
   }
   if (!stopped) stopped = !batcher.Flush() || !retries.Flush();
 

@@ -402,9 +402,9 @@ void SqliteStore::EndUpload(const std::string& segment_id, std::int64_t version,
   if (prune.ok()) prune->Bind(1, segment_id).Bind(2, version).Run().IgnoreError();
 }
 
-absl::Status SqliteStore::ForEachChunk(
+absl::Status SqliteStore::ForEachChunkBytes(
     absl::string_view segment_id, std::int64_t version,
-    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
+    const std::function<absl::Status(absl::string_view bytes)>& fn) {
   // A connection of its own: a long read must not hold the writers' mutex.
   EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
   EXPORTD_ASSIGN_OR_RETURN(
@@ -412,17 +412,24 @@ absl::Status SqliteStore::ForEachChunk(
       reader->Prepare(
           "SELECT data FROM segment_chunks WHERE segment_id = ? AND version = ? ORDER BY seq"));
   stmt.Bind(1, segment_id).Bind(2, version);
-  v1::UploadMembersRequest::Chunk chunk;
   while (true) {
     EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return absl::OkStatus();
-    absl::string_view bytes = stmt.Blob(0);
+    EXPORTD_RETURN_IF_ERROR(fn(stmt.Blob(0)));
+  }
+}
+
+absl::Status SqliteStore::ForEachChunk(
+    absl::string_view segment_id, std::int64_t version,
+    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
+  v1::UploadMembersRequest::Chunk chunk;
+  return ForEachChunkBytes(segment_id, version, [&](absl::string_view bytes) {
     if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       return absl::DataLossError(
           absl::StrCat("segment '", segment_id, "' snapshot ", version, " has a damaged chunk"));
     }
-    EXPORTD_RETURN_IF_ERROR(fn(chunk));
-  }
+    return fn(chunk);
+  });
 }
 
 // --- Exports ---------------------------------------------------------------

@@ -35,6 +35,9 @@ class SqliteStore final : public Store {
   absl::Status DeleteSegment(absl::string_view id) override;
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
       absl::string_view segment_id, std::vector<v1::SchemaField> schema) override;
+  absl::Status ForEachChunkBytes(
+      absl::string_view segment_id, std::int64_t version,
+      const std::function<absl::Status(absl::string_view bytes)>& fn) override;
   absl::Status ForEachChunk(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) override;

@@ -112,6 +112,12 @@ class Store {
   // upload of the same segment is in progress.
   virtual absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
       absl::string_view segment_id, std::vector<v1::SchemaField> schema) = 0;
+  // Calls `fn` with every chunk of snapshot `version` in upload order, as the
+  // serialized UploadMembersRequest.Chunk (for callers that parse in
+  // parallel). The snapshot stays readable while a newer one is uploaded.
+  virtual absl::Status ForEachChunkBytes(
+      absl::string_view segment_id, std::int64_t version,
+      const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
   // Calls `fn` with every chunk of snapshot `version` in upload order. The
   // snapshot stays readable while a newer one is uploaded and committed.
   virtual absl::Status ForEachChunk(
