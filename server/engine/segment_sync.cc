@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "server/common/status_macros.h"
 #include "server/engine/record_codec.h"
 
@@ -288,6 +289,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     fields.push_back({m.destination_field(), ToSdkType(segment.schema(column).type())});
   }
 
+  absl::Time started = absl::Now();
   // What was delivered before, and what this run already did (resume).
   absl::flat_hash_map<std::uint64_t, DeliveredEntry> delivered;
   EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
@@ -307,6 +309,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     } while (!cursor.empty());
   }
 
+  absl::Time loaded = absl::Now();
   Dispatcher dispatcher(o, tracker, ctx);
   Batcher batcher(o, fields, &dispatcher);
   Batcher retries(o, fields, &dispatcher);
@@ -409,6 +412,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     return read;
   }
   if (!stopped) stopped = !batcher.Flush() || !retries.Flush();
+  absl::Time scanned = absl::Now();
 
   // Pass 2 (mirror mode): members who left are removed. Their rows are read
   // only when there are any.
@@ -449,7 +453,13 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
       if (!stopped) batcher.Flush();
     }
   }
-  EXPORTD_RETURN_IF_ERROR(dispatcher.Close());
+  absl::Status sent = dispatcher.Close();
+  ctx.Log(sdk::LogLevel::kInfo,
+          absl::StrCat("segment '", segment.name(), "': delivered state of ", delivered.size(),
+                       " members read in ", absl::FormatDuration(loaded - started),
+                       ", snapshot diffed in ", absl::FormatDuration(scanned - loaded),
+                       ", leavers and last batches in ", absl::FormatDuration(absl::Now() - scanned)));
+  EXPORTD_RETURN_IF_ERROR(sent);
   if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
   return absl::OkStatus();
 }
