@@ -374,6 +374,32 @@ TEST_F(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
   EXPECT_EQ(WaitFinal(second->id()).state(), v1::RUN_STATE_SUCCEEDED);
 }
 
+TEST_F(EngineTest, ARunWaitsForAnUploadInProgressAndUsesTheNewSnapshot) {
+  Upload(1, 10);
+  StartEngine();
+  auto writer = store_->BeginSnapshot("seg-1", {store_->GetSegment("seg-1")->schema(0)});
+  ASSERT_TRUE(writer.ok());
+  v1::UploadMembersRequest::Chunk chunk;
+  for (int i = 1; i <= 20; ++i) {
+    auto* row = chunk.add_rows();
+    row->set_profile_id("p" + std::to_string(i));
+    row->add_values()->set_string_value("e" + std::to_string(i) + "@x.com");
+  }
+  ASSERT_TRUE((*writer)->Append(chunk).ok());
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  // While the upload is open the run stays queued, however often workers look.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(engine_->GetRun(run->id())->state(), v1::RUN_STATE_QUEUED);
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE((*writer)->Commit().ok());
+  writer->reset();
+  v1::Run done = WaitFinal(run->id());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(done.segments(0).added(), 20);
+}
+
 TEST_F(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
   Upload(1, 10);
   export_.set_active(false);
