@@ -299,6 +299,13 @@ TEST_F(ApiTest, ExportsAreValidatedAgainstManifestAndSchemas) {
   EXPECT_THAT(status.error_message(), HasSubstr("Mars/Olympus"));
 
   bad = req;
+  bad.set_name("bad4b");
+  bad.mutable_schedule()->set_cron("0 25 * * *");
+  status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("hour must be 0-23"));
+
+  bad = req;
   bad.set_name("bad5");
   bad.set_segments(0, "Nope");
   status = exports_->CreateExport(As(kAdmin).get(), bad, &e);

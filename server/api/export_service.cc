@@ -5,12 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/api/connection_service.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
+#include "server/engine/cron.h"
 #include "server/engine/engine.h"
 #include "server/plugin_host/validation.h"
 
@@ -29,12 +29,16 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
     }
   }
   if (!schedule.cron().empty()) {
-    std::vector<std::string> fields = absl::StrSplit(schedule.cron(), ' ', absl::SkipWhitespace());
-    if (fields.size() != 5) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "export '", export_name, "': schedule.cron '", schedule.cron(), "' has ", fields.size(),
-          " fields; write five: minute hour day-of-month month day-of-week, e.g. '0 6 * * *'"));
+    auto cron = engine::CronSchedule::Parse(schedule.cron(), schedule.timezone());
+    if (!cron.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("export '", export_name, "': schedule: ", cron.status().message()));
     }
+  }
+  if (schedule.enabled() && schedule.cron().empty() && !schedule.follow_system_refresh()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export '", export_name,
+        "': schedule.enabled needs a cron expression or follow_system_refresh"));
   }
   if (!schedule.cron().empty() && schedule.follow_system_refresh()) {
     return absl::InvalidArgumentError(absl::StrCat(
