@@ -140,6 +140,31 @@ class ApiTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // Sends a header for `segment`, the chunks as they are, and a trailer
+  // counting `trailer_rows` unless it is negative; returns how it ended.
+  grpc::Status SendRaw(const std::string& segment,
+                       const std::vector<v1::UploadMembersRequest::Chunk>& chunks,
+                       std::int64_t trailer_rows) {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment(segment);
+    writer->Write(req);
+    for (const auto& chunk : chunks) {
+      req.Clear();
+      *req.mutable_chunk() = chunk;
+      if (!writer->Write(req)) break;
+    }
+    if (trailer_rows >= 0) {
+      req.Clear();
+      req.mutable_trailer()->set_row_count(trailer_rows);
+      writer->Write(req);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
   std::string dir_;
   std::shared_ptr<testing::FakeState> state_;
   std::unique_ptr<Server> server_;
@@ -478,71 +503,40 @@ TEST_F(ApiTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
 TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
-  {
-    // No trailer: the stream might have been cut short, so nothing changes.
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    writer->WritesDone();
-    auto status = writer->Finish();
-    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
-    EXPECT_THAT(status.error_message(), HasSubstr("without its trailer"));
-  }
-  {
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    req.Clear();
-    auto* row = req.mutable_chunk()->add_rows();
-    row->set_profile_id("a");
-    row->add_values()->set_string_value("x");
-    row->add_values()->set_string_value("extra");
-    writer->Write(req);
-    writer->WritesDone();
-    auto status = writer->Finish();
-    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
-    EXPECT_THAT(status.error_message(), HasSubstr("row 1 (profile 'a') has 2 values"));
-  }
-  {
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    req.Clear();
-    for (int i = 0; i < 2; ++i) {
-      auto* row = req.mutable_chunk()->add_rows();
-      row->set_profile_id("same");
-      row->add_values()->set_string_value("x");
-    }
-    writer->Write(req);
-    writer->WritesDone();
-    auto status = writer->Finish();
-    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
-    EXPECT_THAT(status.error_message(), HasSubstr("profile id 'same' appears twice"));
-  }
-  {
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    req.Clear();
-    auto* row = req.mutable_chunk()->add_rows();
-    row->set_profile_id("big");
-    row->add_values()->set_string_value(std::string(5 * 1024 * 1024, 'x'));
-    writer->Write(req);
-    writer->WritesDone();
-    EXPECT_EQ(writer->Finish().error_code(), grpc::RESOURCE_EXHAUSTED);
-  }
+  using Chunk = v1::UploadMembersRequest::Chunk;
+  auto row = [](Chunk& chunk, const std::string& id, std::vector<std::string> values) {
+    auto* r = chunk.add_rows();
+    r->set_profile_id(id);
+    for (auto& v : values) r->add_values()->set_string_value(v);
+  };
+  // No trailer: the stream might have been cut short, so nothing changes.
+  auto status = SendRaw("S", {}, /*trailer_rows=*/-1);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("without its trailer"));
+
+  Chunk too_many;
+  row(too_many, "a", {"x", "extra"});
+  status = SendRaw("S", {too_many}, 1);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("row 1 (profile 'a') has 2 values"));
+
+  Chunk duplicate;
+  row(duplicate, "same", {"x"});
+  row(duplicate, "same", {"x"});
+  status = SendRaw("S", {duplicate}, 2);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("profile id 'same' appears twice"));
+
+  Chunk miscounted;
+  row(miscounted, "a", {"x"});
+  status = SendRaw("S", {miscounted}, 5);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("the trailer counts 5 rows but 1 arrived"));
+
+  Chunk oversized;
+  row(oversized, "big", {std::string(5 * 1024 * 1024, 'x')});
+  EXPECT_EQ(SendRaw("S", {oversized}, 1).error_code(), grpc::RESOURCE_EXHAUSTED);
+
   v1::Segment got;
   v1::GetSegmentRequest get;
   get.set_segment("S");

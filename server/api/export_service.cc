@@ -50,6 +50,13 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
 
 }  // namespace
 
+absl::StatusOr<v1::Export> ExportService::Find(const std::string& ref, std::string& resource) {
+  resource = absl::StrCat("export/", ref);
+  EXPORTD_ASSIGN_OR_RETURN(v1::Export e, deps_.store->GetExport(ref));
+  resource = absl::StrCat("export/", e.id());
+  return e;
+}
+
 absl::Status ExportService::SaveNew(const auth::Principal& who, v1::Export& e,
                                     std::string& resource, v1::Export* resp) {
   std::int64_t now = NowMicros();
@@ -212,10 +219,7 @@ grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContex
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "UpdateExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal& who, std::string& resource) -> absl::Status {
-                       resource = absl::StrCat("export/", req->export_());
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
-                                                deps_.store->GetExport(req->export_()));
-                       resource = absl::StrCat("export/", e.id());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
                        if (req->has_name()) e.set_name(req->name());
                        if (req->has_connection()) e.set_connection_id(req->connection());
                        if (req->segments_size() > 0) *e.mutable_segments() = req->segments();
@@ -236,10 +240,7 @@ grpc::ServerUnaryReactor* ExportService::DeleteExport(grpc::CallbackServerContex
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal&, std::string& resource) -> absl::Status {
-                       resource = absl::StrCat("export/", req->export_());
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
-                                                deps_.store->GetExport(req->export_()));
-                       resource = absl::StrCat("export/", e.id());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
                        return deps_.store->DeleteExport(e.id());
                      });
 }
@@ -250,9 +251,7 @@ grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerCon
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DuplicateExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal& who, std::string& resource) -> absl::Status {
-                       resource = absl::StrCat("export/", req->export_());
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
-                                                deps_.store->GetExport(req->export_()));
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
                        e.set_id(NewId("exp"));
                        e.set_name(req->new_name());
                        if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
@@ -267,10 +266,7 @@ grpc::ServerUnaryReactor* ExportService::DetachExport(grpc::CallbackServerContex
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DetachExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal&, std::string& resource) -> absl::Status {
-                       resource = absl::StrCat("export/", req->export_());
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e,
-                                                deps_.store->GetExport(req->export_()));
-                       resource = absl::StrCat("export/", e.id());
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
                        e.clear_connection_id();
                        e.clear_connection_name();
                        e.set_active(false);
