@@ -11,45 +11,17 @@
 #include <vector>
 
 #include "exportd/sdk/record.h"
+#include "exportd/sdk/testing/temp_dir.h"
 #include "gtest/gtest.h"
 
 namespace exportd::jsonl::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "exportd_jsonl_XXXXXX";
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
+using ::exportd::sdk::testing::TempDir;
 
- private:
-  std::filesystem::path path_;
-};
-
-inline sdk::Value Str(std::string s) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kString;
-  v.is_null = false;
-  v.s = std::move(s);
-  return v;
-}
-inline sdk::Value Int(std::int64_t i) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kInt;
-  v.is_null = false;
-  v.i = i;
-  return v;
-}
-inline sdk::Value Null(sdk::FieldType type) {
-  sdk::Value v;
-  v.type = type;
-  return v;
-}
+// Short names for the SDK's typed Value constructors.
+inline sdk::Value Str(std::string s) { return sdk::Value::String(std::move(s)); }
+inline sdk::Value Int(std::int64_t i) { return sdk::Value::Int(i); }
+inline sdk::Value Null(sdk::FieldType type) { return sdk::Value::Null(type); }
 
 // A batch of (id, email, age) records.
 inline sdk::RecordBatch EmailAgeBatch(const std::vector<std::string>& ids) {

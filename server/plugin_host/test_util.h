@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
+#include "exportd/sdk/testing/temp_dir.h"
 #include "gtest/gtest.h"
 
 namespace exportd::plugin_host::testing {
@@ -29,22 +30,7 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
                                        result_listener);
 }
 
-// A fresh directory under the test's temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "exportd_plugin_host_XXXXXX";
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::exportd::sdk::testing::TempDir;
 
 }  // namespace exportd::plugin_host::testing
 

@@ -11,46 +11,14 @@
 
 namespace exportd::iterable::testing {
 
-inline sdk::Value Str(std::string s) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kString;
-  v.is_null = false;
-  v.s = std::move(s);
-  return v;
-}
-inline sdk::Value Int(std::int64_t i) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kInt;
-  v.is_null = false;
-  v.i = i;
-  return v;
-}
-inline sdk::Value Dbl(double d) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kDouble;
-  v.is_null = false;
-  v.d = d;
-  return v;
-}
-inline sdk::Value Bool(bool b) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kBool;
-  v.is_null = false;
-  v.i = b ? 1 : 0;
-  return v;
-}
-inline sdk::Value Time(std::int64_t micros) {
-  sdk::Value v;
-  v.type = sdk::FieldType::kTimestamp;
-  v.is_null = false;
-  v.i = micros;
-  return v;
-}
+// Short names for the SDK's typed Value constructors.
+inline sdk::Value Str(std::string s) { return sdk::Value::String(std::move(s)); }
+inline sdk::Value Int(std::int64_t i) { return sdk::Value::Int(i); }
+inline sdk::Value Dbl(double d) { return sdk::Value::Double(d); }
+inline sdk::Value Bool(bool b) { return sdk::Value::Bool(b); }
+inline sdk::Value Time(std::int64_t micros) { return sdk::Value::Timestamp(micros); }
 inline sdk::Value Null(sdk::FieldType type = sdk::FieldType::kString) {
-  sdk::Value v;
-  v.type = type;
-  v.is_null = true;
-  return v;
+  return sdk::Value::Null(type);
 }
 
 // A batch with only an email field.

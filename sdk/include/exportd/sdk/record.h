@@ -33,6 +33,39 @@ struct Value {
   std::int64_t i = 0;
   // kDouble: the number.
   double d = 0;
+
+  // Typed constructors, e.g. `Value::String("a@example.com")`, `Value::Null(kInt)`.
+  static Value String(std::string text) {
+    Value v = Present(FieldType::kString);
+    v.s = std::move(text);
+    return v;
+  }
+  static Value Int(std::int64_t number) { return Integral(FieldType::kInt, number); }
+  static Value Double(double number) {
+    Value v = Present(FieldType::kDouble);
+    v.d = number;
+    return v;
+  }
+  static Value Bool(bool flag) { return Integral(FieldType::kBool, flag ? 1 : 0); }
+  static Value Timestamp(std::int64_t micros) { return Integral(FieldType::kTimestamp, micros); }
+  static Value Null(FieldType type = FieldType::kString) {
+    Value v;
+    v.type = type;
+    return v;
+  }
+
+ private:
+  static Value Present(FieldType type) {
+    Value v;
+    v.type = type;
+    v.is_null = false;
+    return v;
+  }
+  static Value Integral(FieldType type, std::int64_t number) {
+    Value v = Present(type);
+    v.i = number;
+    return v;
+  }
 };
 
 // A destination field in a batch: its name at the destination and the type of
