@@ -33,47 +33,48 @@ sdk::FieldType ToSdkType(v1::FieldType type) {
   }
 }
 
-void EncodeValue(const v1::Value& value, std::string& out) {
-  switch (value.kind_case()) {
+void EncodeValue(const store::ValueView& value, std::string& out) {
+  switch (value.kind) {
     case v1::Value::kStringValue:
       out.push_back(kString);
-      PutU64(value.string_value().size(), out);
-      out.append(value.string_value());
+      PutU64(value.string_value.size(), out);
+      out.append(value.string_value.data(), value.string_value.size());
       break;
     case v1::Value::kIntValue:
       out.push_back(kInt);
-      PutU64(static_cast<std::uint64_t>(value.int_value()), out);
+      PutU64(static_cast<std::uint64_t>(value.int_value), out);
       break;
     case v1::Value::kDoubleValue: {
       out.push_back(kDouble);
       std::uint64_t bits;
-      double d = value.double_value();
-      std::memcpy(&bits, &d, 8);
+      std::memcpy(&bits, &value.double_value, 8);
       PutU64(bits, out);
       break;
     }
     case v1::Value::kBoolValue:
       out.push_back(kBool);
-      out.push_back(value.bool_value() ? 1 : 0);
+      out.push_back(value.bool_value ? 1 : 0);
       break;
     case v1::Value::kTimestampMicros:
       out.push_back(kTimestamp);
-      PutU64(static_cast<std::uint64_t>(value.timestamp_micros()), out);
+      PutU64(static_cast<std::uint64_t>(value.int_value), out);
       break;
     default:
       out.push_back(kNull);
   }
 }
 
-void ToSdkValue(const v1::Value& value, sdk::FieldType type, sdk::Value& out) {
+void ToSdkValue(const store::ValueView& value, sdk::FieldType type, sdk::Value& out) {
   out.type = type;
   out.is_null = false;
-  switch (value.kind_case()) {
-    case v1::Value::kStringValue: out.s = value.string_value(); break;
-    case v1::Value::kIntValue: out.i = value.int_value(); break;
-    case v1::Value::kDoubleValue: out.d = value.double_value(); break;
-    case v1::Value::kBoolValue: out.i = value.bool_value() ? 1 : 0; break;
-    case v1::Value::kTimestampMicros: out.i = value.timestamp_micros(); break;
+  switch (value.kind) {
+    case v1::Value::kStringValue:
+      out.s.assign(value.string_value.data(), value.string_value.size());
+      break;
+    case v1::Value::kIntValue:
+    case v1::Value::kTimestampMicros: out.i = value.int_value; break;
+    case v1::Value::kDoubleValue: out.d = value.double_value; break;
+    case v1::Value::kBoolValue: out.i = value.bool_value ? 1 : 0; break;
     default: out.is_null = true;
   }
 }

@@ -12,17 +12,18 @@
 #include "absl/strings/string_view.h"
 #include "exportd/sdk/record.h"
 #include "exportd/v1/common.pb.h"
+#include "server/store/member_chunk.h"
 
 namespace exportd::engine {
 
 // Appends one profile value, converted to the SDK's representation, to `out`.
-void EncodeValue(const v1::Value& value, std::string& out);
+void EncodeValue(const store::ValueView& value, std::string& out);
 // Decodes `count` values from `bytes` into `out` (appended).
 absl::Status DecodeValues(absl::string_view bytes, size_t count,
                           const std::vector<sdk::BatchField>& fields,
                           std::vector<sdk::Value>& out);
 // Converts one profile value to the SDK's representation.
-void ToSdkValue(const v1::Value& value, sdk::FieldType type, sdk::Value& out);
+void ToSdkValue(const store::ValueView& value, sdk::FieldType type, sdk::Value& out);
 // A 64-bit hash that never changes across builds (stored on disk).
 std::uint64_t StableHash64(absl::string_view data);
 // 64-bit hash of encoded values.

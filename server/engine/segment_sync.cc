@@ -1,5 +1,6 @@
 #include "server/engine/segment_sync.h"
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -10,7 +11,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/status_macros.h"
+#include "server/engine/delivered_index.h"
 #include "server/engine/record_codec.h"
+#include "server/store/member_chunk.h"
 
 namespace exportd::engine {
 namespace {
@@ -66,13 +69,6 @@ class ChunkQueue {
   std::deque<std::string> items_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// What the diff knows about one delivered member.
-struct DeliveredEntry {
-  std::uint64_t value_hash = 0;
-  bool seen = false;      // In the current snapshot.
-  bool this_run = false;  // Delivered by this very run (a resumed attempt).
 };
 
 // A batch on its way to the destination, with what is needed to commit it.
@@ -291,11 +287,10 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
 
   absl::Time started = absl::Now();
   // What was delivered before, and what this run already did (resume).
-  absl::flat_hash_map<std::uint64_t, DeliveredEntry> delivered;
+  DeliveredIndex delivered;
   EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
-      e.id(), segment.id(), [&](const store::DeliveredRow& row) {
-        delivered[row.id_hash] = {row.value_hash, false, row.run_id == o.run_id};
-        return absl::OkStatus();
+      e.id(), segment.id(), [&](const store::DeliveredView& row) {
+        return delivered.Add(row, row.run_id == o.run_id);
       }));
   absl::flat_hash_set<std::uint64_t> rejected_this_run;
   if (o.resuming) {
@@ -328,28 +323,30 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     queue.Abort();
   };
   auto scan_worker = [&] {
-    v1::UploadMembersRequest::Chunk chunk;
+    store::RowView row;
     std::string bytes, encoded;
     while (queue.Pop(bytes)) {
-      if (!chunk.ParseFromString(bytes)) {
-        fail(absl::DataLossError(absl::StrCat("segment '", segment.name(),
-                                              "' has a damaged snapshot chunk")));
-        return;
-      }
+      store::ChunkReader reader(bytes);
       std::int64_t adds = 0, updates = 0, unchanged = 0;
-      for (const v1::MemberRow& row : chunk.rows()) {
+      while (reader.Next(row)) {
+        if (row.values.size() < static_cast<size_t>(segment.schema_size())) {
+          fail(absl::DataLossError(absl::StrCat("segment '", segment.name(), "': member '",
+                                                row.profile_id, "' has ", row.values.size(),
+                                                " values in the snapshot; its schema has ",
+                                                segment.schema_size())));
+          return;
+        }
         encoded.clear();
-        for (int column : columns) EncodeValue(row.values(column), encoded);
+        for (int column : columns) EncodeValue(row.values[column], encoded);
         std::uint64_t value_hash = HashValues(encoded);
-        std::uint64_t id_hash = IdHash(row.profile_id());
+        std::uint64_t id_hash = IdHash(row.profile_id);
         bool is_update = false;
         // Profile ids are unique in a snapshot, so each thread writes only
         // the entries of its own rows; the map itself does not change.
-        auto it = delivered.find(id_hash);
-        if (it != delivered.end()) {
-          it->second.seen = true;
-          if (it->second.this_run) continue;  // Done before the interruption.
-          if (it->second.value_hash == value_hash && !o.full) {
+        if (DeliveredEntry* entry = delivered.Find(id_hash, row.profile_id)) {
+          entry->seen = true;
+          if (entry->this_run) continue;  // Done before the interruption.
+          if (entry->value_hash == value_hash && !o.full) {
             ++unchanged;
             continue;
           }
@@ -365,21 +362,27 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
                 ? retries
                 : batcher;
         PendingBatch& batch = out.current();
-        batch.records.profile_ids.push_back(row.profile_id());
+        batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
         for (size_t f = 0; f < columns.size(); ++f) {
           batch.records.values.emplace_back();
-          ToSdkValue(row.values(columns[f]), fields[f].type, batch.records.values.back());
+          ToSdkValue(row.values[columns[f]], fields[f].type, batch.records.values.back());
         }
         batch.encoded.push_back(encoded);
         batch.id_hashes.push_back(id_hash);
         batch.hashes.push_back(value_hash);
         batch.is_update.push_back(is_update);
         if (!out.RecordAdded(
-                static_cast<std::int64_t>(encoded.size() + row.profile_id().size() + 16))) {
+                static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
           stopped = true;
           queue.Abort();
           break;
         }
+      }
+      if (!reader.status().ok()) {
+        fail(absl::DataLossError(absl::StrCat("segment '", segment.name(),
+                                              "' has a damaged snapshot chunk: ",
+                                              reader.status().message())));
+        return;
       }
       tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
         p.set_to_add(p.to_add() + adds);
@@ -417,20 +420,16 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   // Pass 2 (mirror mode): members who left are removed. Their rows are read
   // only when there are any.
   if (!stopped && o.mirror) {
-    std::int64_t leavers = 0;
-    for (const auto& [id_hash, entry] : delivered) leavers += entry.seen ? 0 : 1;
-    if (leavers > 0) {
-      tracker.Update(o.segment_index,
-                     [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + leavers); });
+    std::vector<absl::string_view> leavers = delivered.Unseen();
+    if (!leavers.empty()) {
+      tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) {
+        p.set_to_remove(p.to_remove() + static_cast<std::int64_t>(leavers.size()));
+      });
     }
-    if (leavers > 0 && sending) {
+    if (!leavers.empty() && sending) {
       batcher.Reset(/*removal=*/true);
-      auto left = [&](std::uint64_t id_hash) {
-        auto it = delivered.find(id_hash);
-        return it != delivered.end() && !it->second.seen;
-      };
       absl::Status removals = store.LookupDelivered(
-          e.id(), segment.id(), left, [&](const store::DeliveredRow& row) -> absl::Status {
+          e.id(), segment.id(), leavers, [&](const store::DeliveredRow& row) -> absl::Status {
             if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
             PendingBatch& batch = batcher.current();
             batch.records.profile_ids.push_back(row.profile_id);

@@ -62,9 +62,9 @@ class SqliteStore final : public Store {
   absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
                                 const AudienceState& state) override;
   absl::Status ForEachDelivered(absl::string_view export_id, absl::string_view segment_id,
-                                const std::function<absl::Status(const DeliveredRow&)>& fn) override;
+                                const std::function<absl::Status(const DeliveredView&)>& fn) override;
   absl::Status LookupDelivered(absl::string_view export_id, absl::string_view segment_id,
-                               const std::function<bool(std::uint64_t)>& wanted,
+                               const std::vector<absl::string_view>& profile_ids,
                                const std::function<absl::Status(const DeliveredRow&)>& fn) override;
   absl::Status CommitBatch(const BatchCommit& commit) override;
 

@@ -141,31 +141,31 @@ absl::Status SqliteStore::PutAudienceState(absl::string_view export_id,
 
 absl::Status SqliteStore::ForEachDelivered(
     absl::string_view export_id, absl::string_view segment_id,
-    const std::function<absl::Status(const DeliveredRow&)>& fn) {
+    const std::function<absl::Status(const DeliveredView&)>& fn) {
   // Its own connection, so the engine's long scan does not block writers.
   EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
   auto key = AudienceKey(*reader, export_id, segment_id);
   if (absl::IsNotFound(key.status())) return absl::OkStatus();
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
-      Statement stmt, reader->Prepare("SELECT id_hash, value_hash, run_id FROM delivered "
-                                      "WHERE audience_key = ?"));
+      Statement stmt, reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id "
+                                      "FROM delivered WHERE audience_key = ?"));
   stmt.Bind(1, *key);
-  DeliveredRow row;
+  DeliveredView row;
   while (true) {
     EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
     if (!has_row) return absl::OkStatus();
     row.id_hash = static_cast<std::uint64_t>(stmt.Int(0));
-    row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
-    absl::string_view run_id = stmt.Text(2);
-    row.run_id.assign(run_id.data(), run_id.size());
+    row.profile_id = stmt.Text(1);
+    row.value_hash = static_cast<std::uint64_t>(stmt.Int(2));
+    row.run_id = stmt.Text(3);
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
 }
 
 absl::Status SqliteStore::LookupDelivered(
     absl::string_view export_id, absl::string_view segment_id,
-    const std::function<bool(std::uint64_t)>& wanted,
+    const std::vector<absl::string_view>& profile_ids,
     const std::function<absl::Status(const DeliveredRow&)>& fn) {
   EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
   auto key = AudienceKey(*reader, export_id, segment_id);
@@ -173,24 +173,24 @@ absl::Status SqliteStore::LookupDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id, vals FROM delivered "
-                      "WHERE audience_key = ?"));
-  stmt.Bind(1, *key);
+      reader->Prepare("SELECT id_hash, value_hash, run_id, vals FROM delivered "
+                      "WHERE audience_key = ? AND profile_id = ?"));
   DeliveredRow row;
-  while (true) {
+  for (absl::string_view profile_id : profile_ids) {
+    stmt.Reset();
+    stmt.Bind(1, *key).Bind(2, profile_id);
     EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
-    if (!has_row) return absl::OkStatus();
+    if (!has_row) continue;
     row.id_hash = static_cast<std::uint64_t>(stmt.Int(0));
-    if (!wanted(row.id_hash)) continue;
-    absl::string_view text = stmt.Text(1);
-    row.profile_id.assign(text.data(), text.size());
-    row.value_hash = static_cast<std::uint64_t>(stmt.Int(2));
-    text = stmt.Text(3);
+    row.profile_id.assign(profile_id.data(), profile_id.size());
+    row.value_hash = static_cast<std::uint64_t>(stmt.Int(1));
+    absl::string_view text = stmt.Text(2);
     row.run_id.assign(text.data(), text.size());
-    text = stmt.Blob(4);
+    text = stmt.Blob(3);
     row.values.assign(text.data(), text.size());
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {

@@ -72,6 +72,15 @@ struct DeliveredRow {
   std::string values;  // Encoded mapped values.
 };
 
+// A delivered member as the diff reads it: no values. The views are valid
+// only during the callback that receives it.
+struct DeliveredView {
+  std::uint64_t id_hash = 0;
+  absl::string_view profile_id;
+  std::uint64_t value_hash = 0;
+  absl::string_view run_id;
+};
+
 // Everything one finished batch changes, committed in one transaction with
 // the run's checkpoint.
 struct BatchCommit {
@@ -150,16 +159,17 @@ class Store {
                                                          absl::string_view segment_id) = 0;
   virtual absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
                                         const AudienceState& state) = 0;
-  // Calls `fn` for every delivered member of (export, segment), with only
-  // id_hash, value_hash and run_id filled in (the fast path of the diff).
+  // Calls `fn` for every delivered member of (export, segment), without its
+  // values (the fast path of the diff).
   virtual absl::Status ForEachDelivered(
       absl::string_view export_id, absl::string_view segment_id,
-      const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
-  // Calls `fn` with the full rows of the members whose id hash `wanted`
-  // accepts (used to find the members who left).
+      const std::function<absl::Status(const DeliveredView&)>& fn) = 0;
+  // Calls `fn` with the full rows of the members named in `profile_ids`, in
+  // that order (used for the members who left); ids not delivered are
+  // skipped. Sorted ids read fastest.
   virtual absl::Status LookupDelivered(
       absl::string_view export_id, absl::string_view segment_id,
-      const std::function<bool(std::uint64_t id_hash)>& wanted,
+      const std::vector<absl::string_view>& profile_ids,
       const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
   // Applies a batch's outcomes and the run checkpoint atomically. The
   // audience state of (export, segment) must have been put first.
