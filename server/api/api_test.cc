@@ -16,6 +16,7 @@
 #include "exportd/v1/segment.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "google/protobuf/stubs/logging.h"
 #include "absl/time/clock.h"
 #include "server/api/server.h"
 #include "tests/fakes/fake_destination.h"
@@ -23,6 +24,7 @@
 namespace exportd::api {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -542,6 +544,86 @@ TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
   get.set_segment("S");
   ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &got).ok());
   EXPECT_EQ(got.snapshot_version(), 0);
+}
+
+// Chunks are validated in place from the bytes that arrived; what the
+// in-place reader does not take goes through protobuf's parser, with the
+// same result a client would get from any protobuf server.
+TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
+  using Chunk = v1::UploadMembersRequest::Chunk;
+  auto list = [&] {
+    v1::ListMembersRequest req;
+    req.set_segment("S");
+    v1::ListMembersResponse resp;
+    EXPECT_TRUE(segments_->ListMembers(As(kAdmin).get(), req, &resp).ok());
+    std::vector<std::string> out;
+    for (const auto& row : resp.rows()) {
+      out.push_back(row.profile_id() + "=" + row.values(0).string_value());
+    }
+    return out;
+  };
+
+  // Fields this server does not know, at every level, and a group (which
+  // only protobuf's parser reads): ignored.
+  Chunk unknown;
+  auto* a = unknown.add_rows();
+  a->set_profile_id("a");
+  a->add_values()->set_string_value("a@example.com");
+  a->GetReflection()->MutableUnknownFields(a)->AddVarint(15, 1);
+  a->mutable_values(0)->GetReflection()->MutableUnknownFields(a->mutable_values(0))
+      ->AddLengthDelimited(9, "later");
+  auto* b = unknown.add_rows();
+  b->set_profile_id("b");
+  b->add_values()->set_string_value("b@example.com");
+  b->GetReflection()->MutableUnknownFields(b)->AddGroup(12)->AddVarint(1, 2);
+  ASSERT_TRUE(SendRaw("S", {unknown}, 2).ok());
+  EXPECT_THAT(list(), ElementsAre("a=a@example.com", "b=b@example.com"));
+
+  // A chunk field twice in one message merges the two (protobuf's rule).
+  {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    req.Clear();
+    auto* c = req.mutable_chunk()->add_rows();
+    c->set_profile_id("c");
+    c->add_values()->set_string_value("c@example.com");
+    Chunk more;
+    auto* d = more.add_rows();
+    d->set_profile_id("d");
+    d->add_values()->set_string_value("d@example.com");
+    req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(
+        v1::UploadMembersRequest::kChunkFieldNumber, more.SerializeAsString());
+    writer->Write(req);
+    req.Clear();
+    req.mutable_trailer()->set_row_count(2);
+    writer->Write(req);
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(resp.rows_received(), 2);
+    EXPECT_EQ(resp.segment().member_count(), 2);
+  }
+  EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));
+
+  // A string that is not UTF-8 is refused, as protobuf refuses it.
+  Chunk latin1;
+  auto* e = latin1.add_rows();
+  e->set_profile_id("e");
+  e->add_values()->set_string_value("caf\xe9@example.com");
+  grpc::Status status;
+  {
+    google::protobuf::LogSilencer quiet;  // The client's serializer warns.
+    status = SendRaw("S", {latin1}, 1);
+  }
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("upload message 2 is not a valid UploadMembersRequest"));
+  EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));
 }
 
 TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {

@@ -10,6 +10,7 @@
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
 #include "server/common/status_macros.h"
+#include "server/store/member_chunk.h"
 
 namespace exportd::api {
 namespace {
@@ -27,8 +28,8 @@ absl::string_view TypeName(v1::FieldType type) {
   }
 }
 
-v1::FieldType ValueType(const v1::Value& value) {
-  switch (value.kind_case()) {
+v1::FieldType ValueType(v1::Value::KindCase kind) {
+  switch (kind) {
     case v1::Value::kStringValue: return v1::FIELD_TYPE_STRING;
     case v1::Value::kIntValue: return v1::FIELD_TYPE_INT;
     case v1::Value::kDoubleValue: return v1::FIELD_TYPE_DOUBLE;
@@ -39,11 +40,17 @@ v1::FieldType ValueType(const v1::Value& value) {
 }
 
 // One upload stream. Rows are checked and staged chunk by chunk; the
-// snapshot is committed when the client half-closes, discarded otherwise.
-class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequest> {
+// snapshot is committed when the trailer arrived and the client half-closes,
+// discarded otherwise.
+//
+// The stream is read as raw bytes: a message that holds only a chunk (all of
+// them, from every client we know) is validated in place and its chunk
+// stored as it arrived, with no protobuf messages built per row. Anything
+// else is parsed the ordinary way.
+class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UploadReactor(const ServiceDeps& deps, grpc::CallbackServerContext* ctx,
-                v1::UploadMembersResponse* resp)
+                grpc::ByteBuffer* resp)
       : deps_(deps), ctx_(ctx), resp_(resp) {
     auto who = Authenticate(*ctx, *deps.authenticator);
     if (!who.ok()) {
@@ -71,8 +78,11 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequ
       } else {
         auto segment = writer_->Commit();
         if (segment.ok()) {
-          *resp_->mutable_segment() = *segment;
-          resp_->set_rows_received(rows_);
+          v1::UploadMembersResponse response;
+          *response.mutable_segment() = *segment;
+          response.set_rows_received(rows_);
+          grpc::Slice slice(response.SerializeAsString());
+          *resp_ = grpc::ByteBuffer(&slice, 1);
         }
         End(segment.status());
       }
@@ -90,24 +100,67 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequ
 
  private:
   absl::Status Handle() {
-    if (request_.has_header()) {
+    grpc::Slice slice;
+    if (!request_.DumpToSingleSlice(&slice).ok()) {
+      return absl::InternalError("could not read the upload message; send it again");
+    }
+    request_.Clear();
+    absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    if (std::optional<absl::string_view> chunk = store::ChunkOfUploadRequest(bytes)) {
+      absl::Status fast = HandleChunk(*chunk);
+      // Bytes the in-place reader does not take (groups) get protobuf's word.
+      if (fast.code() != absl::StatusCode::kDataLoss) return fast;
+    }
+    v1::UploadMembersRequest request;
+    if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "upload message ", messages_ + 1,
+          " is not a valid UploadMembersRequest (malformed, or a string that is not UTF-8)"));
+    }
+    return Handle(request);
+  }
+
+  absl::Status Handle(v1::UploadMembersRequest& request) {
+    if (request.has_header()) {
       if (writer_ != nullptr) {
         return absl::InvalidArgumentError("the upload carried a second header; send it once");
       }
-      resource_ = absl::StrCat("segment/", request_.header().segment());
+      resource_ = absl::StrCat("segment/", request.header().segment());
       EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment,
-                               deps_.store->GetSegment(request_.header().segment()));
+                               deps_.store->GetSegment(request.header().segment()));
       resource_ = absl::StrCat("segment/", segment.id());
       segment_name_ = segment.name();
-      if (request_.header().schema_size() > 0) {
-        EXPORTD_RETURN_IF_ERROR(ValidateSchema(request_.header().schema()));
-        schema_.assign(request_.header().schema().begin(), request_.header().schema().end());
+      if (request.header().schema_size() > 0) {
+        EXPORTD_RETURN_IF_ERROR(ValidateSchema(request.header().schema()));
+        schema_.assign(request.header().schema().begin(), request.header().schema().end());
       } else {
         schema_.assign(segment.schema().begin(), segment.schema().end());
       }
       EXPORTD_ASSIGN_OR_RETURN(writer_, deps_.store->BeginSnapshot(segment.id(), schema_));
+      ++messages_;
       return absl::OkStatus();
     }
+    if (request.has_trailer()) {
+      EXPORTD_RETURN_IF_ERROR(CheckOrder());
+      if (request.trailer().row_count() != rows_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "segment '", segment_name_, "': the trailer counts ", request.trailer().row_count(),
+            " rows but ", rows_, " arrived; nothing was changed"));
+      }
+      trailer_seen_ = true;
+      ++messages_;
+      return absl::OkStatus();
+    }
+    if (!request.has_chunk()) {
+      return absl::InvalidArgumentError(
+          "empty UploadMembersRequest; send a header, chunks, then the trailer");
+    }
+    // Stored in its canonical form: fields this server does not know are dropped.
+    request.mutable_chunk()->DiscardUnknownFields();
+    return HandleChunk(request.chunk().SerializeAsString());
+  }
+
+  absl::Status CheckOrder() const {
     if (writer_ == nullptr) {
       return absl::InvalidArgumentError(
           "rows arrived before the header; send UploadMembersRequest.header first");
@@ -115,35 +168,33 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequ
     if (trailer_seen_) {
       return absl::InvalidArgumentError("a message arrived after the trailer; send it last");
     }
-    if (request_.has_trailer()) {
-      if (request_.trailer().row_count() != rows_) {
+    return absl::OkStatus();
+  }
+
+  // Validates a chunk's rows in place and stages it. DATA_LOSS only when the
+  // bytes are not a well-formed chunk.
+  absl::Status HandleChunk(absl::string_view chunk) {
+    EXPORTD_RETURN_IF_ERROR(CheckOrder());
+    std::int64_t rows = 0;
+    absl::Status valid = ValidateRows(chunk, schema_, rows_ + 1, &rows);
+    if (!valid.ok()) {
+      if (valid.code() == absl::StatusCode::kDataLoss) return valid;
+      return absl::Status(valid.code(),
+                          absl::StrCat("segment '", segment_name_, "': ", valid.message()));
+    }
+    // Only now, when the whole chunk is valid, do its ids count as seen.
+    store::ChunkReader reader(chunk);
+    for (std::int64_t i = 0; reader.Next(row_); ++i) {
+      if (!seen_ids_.insert(std::hash<std::string_view>()(
+              std::string_view(row_.profile_id.data(), row_.profile_id.size()))).second) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "segment '", segment_name_, "': the trailer counts ", request_.trailer().row_count(),
-            " rows but ", rows_, " arrived; nothing was changed"));
-      }
-      trailer_seen_ = true;
-      return absl::OkStatus();
-    }
-    if (!request_.has_chunk()) {
-      return absl::InvalidArgumentError(
-          "empty UploadMembersRequest; send a header, chunks, then the trailer");
-    }
-    const auto& chunk = request_.chunk();
-    absl::Status rows = ValidateRows(chunk, schema_, rows_ + 1);
-    if (!rows.ok()) {
-      return absl::Status(rows.code(), absl::StrCat("segment '", segment_name_, "': ",
-                                                    rows.message()));
-    }
-    for (int i = 0; i < chunk.rows_size(); ++i) {
-      const std::string& id = chunk.rows(i).profile_id();
-      if (!seen_ids_.insert(std::hash<std::string_view>()(id)).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("segment '", segment_name_, "': row ", rows_ + i + 1, ": profile id '",
-                         id, "' appears twice; profile ids must be unique"));
+            "segment '", segment_name_, "': row ", rows_ + i + 1, ": profile id '",
+            row_.profile_id, "' appears twice; profile ids must be unique"));
       }
     }
-    rows_ += chunk.rows_size();
-    return writer_->Append(chunk);
+    rows_ += rows;
+    ++messages_;
+    return writer_->AppendBytes(std::string(chunk), rows);
   }
 
   void End(const absl::Status& status) {
@@ -156,17 +207,19 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadMembersRequ
 
   const ServiceDeps deps_;
   grpc::CallbackServerContext* ctx_;
-  v1::UploadMembersResponse* resp_;
+  grpc::ByteBuffer* resp_;
   auth::Principal who_;
   bool authenticated_ = false;
   std::string resource_ = "segment/?";
   std::string segment_name_;
-  v1::UploadMembersRequest request_;
+  grpc::ByteBuffer request_;
+  store::RowView row_;
   std::vector<v1::SchemaField> schema_;
   std::unique_ptr<store::SnapshotWriter> writer_;
   // Hashes of the profile ids seen so far (8 bytes each, not the ids).
   absl::flat_hash_set<size_t> seen_ids_;
   std::int64_t rows_ = 0;
+  std::int64_t messages_ = 0;
   bool trailer_seen_ = false;
 };
 
@@ -192,28 +245,31 @@ absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaF
   return absl::OkStatus();
 }
 
-absl::Status ValidateRows(const v1::UploadMembersRequest::Chunk& chunk,
-                          const std::vector<v1::SchemaField>& schema, std::int64_t first_row) {
-  for (int i = 0; i < chunk.rows_size(); ++i) {
-    const v1::MemberRow& row = chunk.rows(i);
-    std::int64_t number = first_row + i;
-    if (row.profile_id().empty()) {
+absl::Status ValidateRows(absl::string_view chunk, const std::vector<v1::SchemaField>& schema,
+                          std::int64_t first_row, std::int64_t* rows) {
+  store::ChunkReader reader(chunk);
+  store::RowView row;
+  std::int64_t number = first_row;
+  for (; reader.Next(row); ++number) {
+    if (row.profile_id.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("row ", number, " has an empty profile id"));
     }
-    if (row.values_size() != static_cast<int>(schema.size())) {
+    if (row.values.size() != schema.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("row ", number, " (profile '", row.profile_id(), "') has ",
-                       row.values_size(), " values; the schema has ", schema.size(), " fields"));
+          absl::StrCat("row ", number, " (profile '", row.profile_id, "') has ",
+                       row.values.size(), " values; the schema has ", schema.size(), " fields"));
     }
     for (size_t f = 0; f < schema.size(); ++f) {
-      v1::FieldType got = ValueType(row.values(static_cast<int>(f)));
+      v1::FieldType got = ValueType(row.values[f].kind);
       if (got != v1::FIELD_TYPE_UNSPECIFIED && got != schema[f].type()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "row ", number, " (profile '", row.profile_id(), "'), field '", schema[f].name(),
+            "row ", number, " (profile '", row.profile_id, "'), field '", schema[f].name(),
             "': expected ", TypeName(schema[f].type()), ", got ", TypeName(got)));
       }
     }
   }
+  if (!reader.status().ok()) return reader.status();
+  if (rows != nullptr) *rows = number - first_row;
   return absl::OkStatus();
 }
 
@@ -275,8 +331,8 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
                      });
 }
 
-grpc::ServerReadReactor<v1::UploadMembersRequest>* SegmentService::UploadMembers(
-    grpc::CallbackServerContext* ctx, v1::UploadMembersResponse* resp) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* SegmentService::UploadMembers(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) {
   return new UploadReactor(deps_, ctx, resp);
 }
 

@@ -9,7 +9,10 @@
 
 namespace exportd::api {
 
-class SegmentService final : public v1::SegmentService::CallbackService {
+// UploadMembers is served on raw bytes (see segment_service.cc); the other
+// methods on messages.
+class SegmentService final : public v1::SegmentService::WithRawCallbackMethod_UploadMembers<
+                                 v1::SegmentService::CallbackService> {
  public:
   explicit SegmentService(ServiceDeps deps) : deps_(deps) {}
 
@@ -25,8 +28,10 @@ class SegmentService final : public v1::SegmentService::CallbackService {
   grpc::ServerUnaryReactor* DeleteSegment(grpc::CallbackServerContext* ctx,
                                           const v1::DeleteSegmentRequest* req,
                                           v1::DeleteSegmentResponse* resp) override;
-  grpc::ServerReadReactor<v1::UploadMembersRequest>* UploadMembers(
-      grpc::CallbackServerContext* ctx, v1::UploadMembersResponse* resp) override;
+  // Reads serialized UploadMembersRequest messages, answers a serialized
+  // UploadMembersResponse.
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UploadMembers(grpc::CallbackServerContext* ctx,
+                                                           grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* ListMembers(grpc::CallbackServerContext* ctx,
                                         const v1::ListMembersRequest* req,
                                         v1::ListMembersResponse* resp) override;
@@ -38,10 +43,12 @@ class SegmentService final : public v1::SegmentService::CallbackService {
 // Field names non-empty and unique, every type set.
 absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema);
 
-// Checks a chunk's rows against the schema. `first_row` is the 1-based
-// number of the chunk's first row in the upload, for messages.
-absl::Status ValidateRows(const v1::UploadMembersRequest::Chunk& chunk,
-                          const std::vector<v1::SchemaField>& schema, std::int64_t first_row);
+// Checks the rows of a serialized chunk against the schema. `first_row` is
+// the 1-based number of the chunk's first row in the upload, for messages.
+// Sets `*rows` (if given) to the number of rows. DATA_LOSS when the bytes
+// are not a well-formed chunk.
+absl::Status ValidateRows(absl::string_view chunk, const std::vector<v1::SchemaField>& schema,
+                          std::int64_t first_row, std::int64_t* rows = nullptr);
 
 }  // namespace exportd::api
 

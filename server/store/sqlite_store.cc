@@ -107,10 +107,10 @@ class SqliteSnapshotWriter final : public SnapshotWriter {
 
   ~SqliteSnapshotWriter() override { store_->EndUpload(segment_id_, version_, committed_); }
 
-  absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) override {
-    pending_.push_back(chunk.SerializeAsString());
-    pending_bytes_ += pending_.back().size();
-    rows_ += chunk.rows_size();
+  absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) override {
+    pending_bytes_ += chunk_bytes.size();
+    pending_.push_back(std::move(chunk_bytes));
+    rows_ += rows;
     if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
     absl::MutexLock lock(&store_->mu_);
     return store_->InTransaction([&] { return FlushLocked(); });

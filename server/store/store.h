@@ -45,8 +45,13 @@ struct DeleteConnectionResult {
 class SnapshotWriter {
  public:
   virtual ~SnapshotWriter() = default;
+  // Appends a chunk of `rows` (already validated) rows, as the bytes of a
+  // serialized `v1.UploadMembersRequest.Chunk`: stored as they are.
+  virtual absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) = 0;
   // Appends a chunk of (already validated) rows.
-  virtual absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) = 0;
+  absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) {
+    return AppendBytes(chunk.SerializeAsString(), chunk.rows_size());
+  }
   // Makes the snapshot the segment's current one, with `schema`, and returns
   // the updated segment.
   virtual absl::StatusOr<v1::Segment> Commit() = 0;
