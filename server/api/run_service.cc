@@ -3,6 +3,7 @@
 #include <grpcpp/alarm.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/common/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
@@ -13,8 +14,10 @@ namespace {
 
 constexpr char kService[] = "/exportd.v1.RunService/";
 
-// How often a watcher looks for news while a run is going.
-constexpr absl::Duration kWatchInterval = absl::Milliseconds(200);
+// How often a watcher looks for news while a run is going: a new state is
+// sent at once, new counts at most every kProgressInterval.
+constexpr absl::Duration kWatchInterval = absl::Milliseconds(50);
+constexpr absl::Duration kProgressInterval = absl::Milliseconds(200);
 
 // Streams a run: the current state at once, then every change, until the
 // run is final. Polls the engine on a gRPC alarm, so no thread waits.
@@ -66,9 +69,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Run> {
       Finish(ToGrpcStatus(run.status()));
       return;
     }
-    if (first_ || run->SerializeAsString() != sent_.SerializeAsString()) {
+    absl::Time now = absl::Now();
+    bool news = first_ || run->state() != sent_.state() || run->message() != sent_.message() ||
+                run->attempt() != sent_.attempt();
+    if (!news && now - sent_at_ >= kProgressInterval) {
+      news = run->SerializeAsString() != sent_.SerializeAsString();
+    }
+    if (news) {
       first_ = false;
       sent_ = std::move(*run);
+      sent_at_ = now;
       StartWrite(&sent_);
       return;
     }
@@ -79,6 +89,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Run> {
   const std::string run_id_;
   grpc::Alarm alarm_;
   v1::Run sent_;
+  absl::Time sent_at_ = absl::InfinitePast();
   bool first_ = true;
 };
 

@@ -10,6 +10,7 @@
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
 #include "server/common/status_macros.h"
+#include "server/engine/engine.h"
 #include "server/store/member_chunk.h"
 
 namespace exportd::api {
@@ -198,7 +199,10 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   void End(const absl::Status& status) {
+    bool uploading = writer_ != nullptr;
     writer_.reset();  // Uncommitted: discarded.
+    // Runs waiting for this upload to end can start now.
+    if (uploading && deps_.engine != nullptr) deps_.engine->Wake();
     if (authenticated_) {
       RecordAudit(deps_, who_, absl::StrCat(kService, "UploadMembers"), resource_, status);
     }

@@ -220,6 +220,7 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
   }
   live_[run.id()] = live;
   queue_.push_back(run.id());
+  ++wake_generation_;
   return run;
 }
 
@@ -329,19 +330,53 @@ std::shared_ptr<Engine::LiveRun> Engine::NextRunnable() {
   return nullptr;
 }
 
+namespace {
+
+// An idle worker looks at the queue at least this often, for what nothing
+// announces: an upload made straight through the store, a clock that jumped.
+constexpr absl::Duration kIdlePoll = absl::Milliseconds(250);
+
+}  // namespace
+
+void Engine::Wake() {
+  absl::MutexLock lock(&mu_);
+  ++wake_generation_;
+}
+
+absl::Duration Engine::IdleWait() const {
+  absl::Time now = absl::Now();
+  absl::Duration wait = kIdlePoll;
+  for (const std::string& id : queue_) {
+    auto it = live_.find(id);
+    // Runs that could start now but did not are waiting for an export or an
+    // upload, which wake the workers when they end.
+    if (it == live_.end() || it->second->executing || it->second->not_before <= now) continue;
+    wait = std::min(wait, it->second->not_before - now);
+  }
+  return wait;
+}
+
 void Engine::WorkerLoop() {
+  struct Wait {
+    Engine* engine;
+    std::uint64_t seen;
+  } wait{this, 0};
   while (true) {
     std::shared_ptr<LiveRun> live;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(
-                               +[](Engine* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                 return e->stopping_;
+                               +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                 return w->engine->stopping_ ||
+                                        w->engine->wake_generation_ != w->seen;
                                },
-                               this),
-                           absl::Milliseconds(50));
+                               &wait),
+                           IdleWait());
       if (stopping_) return;
+      wait.seen = wake_generation_;
       live = NextRunnable();
+      // Another worker may find the next one.
+      if (live != nullptr) ++wake_generation_;
     }
     if (live != nullptr) Execute(live);
   }
@@ -398,7 +433,6 @@ absl::Status Engine::Persist(LiveRun& live) {
   return store_->UpdateRun(copy);
 }
 
-// Requires mu_ (callers hold it, or the run is not in the queue any more).
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
   std::string id;
   {
@@ -427,6 +461,8 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     }
     live_.erase(id);
   }
+  // A follow-up of the same export, or a retry, may be startable now.
+  ++wake_generation_;
 }
 
 void Engine::Execute(const std::shared_ptr<LiveRun>& live) {

@@ -74,6 +74,9 @@ class Engine {
   // Cancels a queued, retrying or running run; a running run stops within a
   // second and keeps what was delivered.
   absl::StatusOr<v1::Run> Cancel(absl::string_view run_id);
+  // Tells the workers that something a queued run may wait for has
+  // changed (e.g. a segment upload ended), so they look again at once.
+  void Wake();
   // The freshest view of a run (live progress while it runs).
   absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
   // The next scheduled run of an export, or InfiniteFuture.
@@ -93,12 +96,16 @@ class Engine {
          plugin_host::DestinationRegistry* registry, EngineOptions options);
 
   void WorkerLoop();
+  // How long an idle worker may sleep before it must look at the queue
+  // again: until the earliest retry is due, at most kIdlePoll.
+  absl::Duration IdleWait() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SchedulerLoop();
   // Picks the next runnable run, or null.
   std::shared_ptr<LiveRun> NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Execute(const std::shared_ptr<LiveRun>& live);
   absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
-  void Finish(LiveRun& live, v1::RunState state, const std::string& message);
+  void Finish(LiveRun& live, v1::RunState state, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Persist(LiveRun& live);
   absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -114,6 +121,9 @@ class Engine {
   std::map<std::string, std::shared_ptr<LiveRun>> live_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped whenever a worker may find a run to start: a run queued or
+  // ended, a cancel, Wake().
+  std::uint64_t wake_generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<bool(const std::string&)> crash_hook_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> shutting_down_{false};
   std::vector<std::thread> threads_;
