@@ -155,19 +155,20 @@ int WatchRun(CommandContext& ctx, const std::string& run_id) {
   exportd::v1::Run last;
   bool received = false;
   size_t drawn_width = 0;
+  double shown = 0;  // The percentage never goes back.
   std::string previous_line;
   while (reader->Read(&update)) {
     received = true;
     last = update;
     if (ctx.json()) continue;  // only the final run is printed, as one JSON object
     if (ctx.out_is_tty()) {
-      std::string line = RenderProgressLine(update, kProgressBarWidth);
+      std::string line = RenderProgressLine(update, kProgressBarWidth, &shown);
       const size_t width = line.size();
       if (width < drawn_width) line.append(drawn_width - width, ' ');  // erase the old tail
       drawn_width = width;
       ctx.out() << '\r' << line << std::flush;
     } else {
-      std::string line = RenderProgressLine(update, 0);
+      std::string line = RenderProgressLine(update, 0, &shown);
       if (line != previous_line) ctx.out() << line << '\n';
       previous_line = std::move(line);
     }

@@ -185,7 +185,7 @@ TEST_F(ExportctlTest, WatchPrintsProgressLinesAndExitsZeroOnSuccess) {
   EXPECT_EQ(result.code, 0) << result.err;
   // Not a TTY: one plain line per update, then the final state and counts.
   EXPECT_THAT(result.out, HasSubstr("QUEUED    1,000 members\n"));
-  EXPECT_THAT(result.out, HasSubstr("RUNNING    50% 500/1,000  250 rec/s  ETA 2s\n"));
+  EXPECT_THAT(result.out, HasSubstr("RUNNING    50% 500/1,000 sent  250 rec/s  ETA 2s\n"));
   EXPECT_THAT(result.out, HasSubstr("State:         SUCCEEDED_WITH_REJECTIONS"));
   EXPECT_THAT(result.out, HasSubstr("exportctl run rejections run-ok"));
   EXPECT_EQ(result.out.find('\r'), std::string::npos);

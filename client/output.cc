@@ -155,15 +155,24 @@ RunTotals SumRun(const exportd::v1::Run& run) {
     totals.removed += segment.removed();
     totals.rejected += segment.rejected();
     totals.unchanged += segment.unchanged();
+    totals.handled += segment.unchanged() + segment.added() + segment.updated() +
+                      segment.removed() + segment.rejected() + segment.retryable();
+    totals.work += std::max(segment.total_members(),
+                            segment.to_add() + segment.to_update() + segment.unchanged()) +
+                   segment.to_remove();
   }
   return totals;
 }
 
-std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width) {
+std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width, double* shown) {
   const RunTotals totals = SumRun(run);
   std::string line = absl::StrFormat("%-9s", RunStateLabel(run.state()));
-  const double fraction =
-      totals.planned > 0 ? std::min(1.0, static_cast<double>(totals.done) / totals.planned) : 0.0;
+  double fraction =
+      totals.work > 0 ? std::min(1.0, static_cast<double>(totals.handled) / totals.work) : 0.0;
+  if (shown != nullptr) {
+    fraction = std::max(fraction, *shown);
+    *shown = fraction;
+  }
   if (bar_width > 0) {
     int filled = static_cast<int>(fraction * bar_width);
     absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(bar_width - filled, '.'),
@@ -171,7 +180,7 @@ std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width) {
   }
   if (totals.planned > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)), " ",
-                    FormatCount(totals.done), "/", FormatCount(totals.planned));
+                    FormatCount(totals.done), "/", FormatCount(totals.planned), " sent");
   } else {
     absl::StrAppend(&line, " ", FormatCount(totals.members), " members");
   }

@@ -69,13 +69,21 @@ struct RunTotals {
   int64_t planned = 0;  // to add + to update + to remove
   int64_t done = 0;     // added + updated + removed + rejected
   int64_t added = 0, updated = 0, removed = 0, rejected = 0, unchanged = 0;
+  // Members (and leavers) the run has dealt with, of all it will deal with:
+  // unchanged ones count once the diff has seen them, the others once sent.
+  int64_t handled = 0, work = 0;
 };
 RunTotals SumRun(const exportd::v1::Run& run);
 
 // One line describing a run's progress, e.g.
-// "RUNNING  [#########...........]  45% 45,000/100,000  12,000 rec/s  ETA 5s".
-// `width` is the bar's width in characters (0: no bar).
-std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width);
+// "RUNNING  [#########...........]  45% 45,000/100,000 sent  12,000 rec/s  ETA 5s".
+// The percentage is handled/work; the counts are the records sent and to
+// send so far (the diff may still find more). `width` is the bar's width in
+// characters (0: no bar). With `shown` (the fraction drawn last, 0 at first)
+// the percentage never goes back: leavers found at the end of the diff add
+// work.
+std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width,
+                               double* shown = nullptr);
 
 }  // namespace exportd::client
 

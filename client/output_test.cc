@@ -96,10 +96,43 @@ exportd::v1::Run SampleRun() {
 }
 
 TEST(ProgressTest, LineWithBarRateAndEta) {
+  // Handled 45,000 of 80,000 + (30,000 + 10,000) members and leavers.
   EXPECT_EQ(RenderProgressLine(SampleRun(), 10),
-            "RUNNING   [####......]  45% 45,000/100,000  12,000 rec/s  ETA 5s");
+            "RUNNING   [###.......]  37% 45,000/100,000 sent  12,000 rec/s  ETA 5s");
   EXPECT_EQ(RenderProgressLine(SampleRun(), 0),
-            "RUNNING    45% 45,000/100,000  12,000 rec/s  ETA 5s");
+            "RUNNING    37% 45,000/100,000 sent  12,000 rec/s  ETA 5s");
+}
+
+// While the diff runs, the records to send grow with what it finds; the
+// percentage counts members, so it only moves forward.
+TEST(ProgressTest, PercentageNeverGoesBackWhileTheDiffFindsWork) {
+  exportd::v1::Run run;
+  run.set_state(exportd::v1::RUN_STATE_RUNNING);
+  run.set_eta_seconds(-1);
+  auto* p = run.add_segments();
+  p->set_total_members(1000);
+  double shown = 0;
+  int last = -1;
+  // The diff and the sender advance; at the end 100 leavers appear.
+  for (int step = 0; step <= 10; ++step) {
+    p->set_unchanged(step * 50);
+    p->set_to_add(step * 50);
+    p->set_added(std::max(0, step * 50 - 100));
+    if (step == 10) {
+      p->set_added(500);
+      p->set_to_remove(100);
+    }
+    std::string line = RenderProgressLine(run, 0, &shown);
+    int percent = std::stoi(line.substr(9, 4));
+    EXPECT_GE(percent, last) << line;
+    last = percent;
+  }
+  p->set_removed(100);
+  p->set_done(true);
+  EXPECT_EQ(RenderProgressLine(run, 0, &shown), "RUNNING   100% 600/600 sent");
+  // Without the memory of what was shown, the leavers make it 90%.
+  p->set_removed(0);
+  EXPECT_EQ(RenderProgressLine(run, 0), "RUNNING    90% 500/600 sent");
 }
 
 TEST(ProgressTest, BeforeTheDiffShowsMembers) {

@@ -86,17 +86,22 @@ class Engine::Tracker final : public RunTracker {
   }
 
  private:
-  // Rate over the last few seconds, and the time left.
+  // Rate (records sent per second) over the last few seconds, and the time
+  // left: the records still to send, plus those the diff will likely find in
+  // the members it has not read yet (in the proportion found so far).
   void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
-    std::int64_t done = 0, remaining = 0;
+    std::int64_t done = 0;
+    double remaining = 0;
     for (const auto& p : live_->run.segments()) {
       std::int64_t finished = p.added() + p.updated() + p.removed() + p.rejected() + p.retryable();
       std::int64_t planned = p.to_add() + p.to_update() + p.to_remove();
+      std::int64_t scanned = p.to_add() + p.to_update() + p.unchanged();
       std::int64_t unscanned =
-          p.done() ? 0 : std::max<std::int64_t>(0, p.total_members() - p.to_add() -
-                                                       p.to_update() - p.unchanged());
+          p.done() ? 0 : std::max<std::int64_t>(0, p.total_members() - scanned);
+      double sent_per_member =
+          scanned > 0 ? static_cast<double>(p.to_add() + p.to_update()) / scanned : 1.0;
       done += finished;
-      remaining += std::max<std::int64_t>(0, planned - finished) + unscanned;
+      remaining += std::max<std::int64_t>(0, planned - finished) + unscanned * sent_per_member;
     }
     absl::Time now = absl::Now();
     auto& samples = live_->samples;
