@@ -46,31 +46,6 @@ absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
 }
 
-// The SDK does not promise that a RunContext is thread-safe; the parallel
-// requests of one call share the caller's through this adapter. SleepFor is
-// passed through unlocked so that one waiting request does not stall others.
-class SerializedRunContext final : public sdk::RunContext {
- public:
-  explicit SerializedRunContext(sdk::RunContext& inner) : inner_(inner) {}
-  bool cancelled() const override {
-    absl::MutexLock lock(&mu_);
-    return inner_.cancelled();
-  }
-  bool SleepFor(absl::Duration d) override { return inner_.SleepFor(d); }
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return inner_.Now();
-  }
-  void Log(LogLevel level, std::string_view message) override {
-    absl::MutexLock lock(&mu_);
-    inner_.Log(level, message);
-  }
-
- private:
-  sdk::RunContext& inner_;
-  mutable absl::Mutex mu_;
-};
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<IterableConnection>> IterableConnection::Create(
@@ -383,8 +358,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
     return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
 
   const size_t n = requests.requests.size();
-  SerializedRunContext shared_ctx(ctx);
-  sdk::RunContext& call_ctx = n > 1 ? static_cast<sdk::RunContext&>(shared_ctx) : ctx;
+  // The SDK's RunContext is thread-safe: the parallel requests share it.
+  sdk::RunContext& call_ctx = ctx;
   std::atomic<size_t> next{0};
   absl::Mutex failure_mu;
   absl::Status failure;  // The first whole-call failure.

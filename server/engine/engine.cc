@@ -46,8 +46,12 @@ class Engine::Context final : public sdk::RunContext {
     return false;
   }
   absl::Time Now() const override { return absl::Now(); }
+  // Thread-safe, as the SDK requires: one write per line, so lines from
+  // parallel batches do not interleave.
   void Log(sdk::LogLevel, std::string_view message) override {
-    std::cerr << "exportd: run " << run_id_ << ": " << message << "\n";
+    std::string line = absl::StrCat("exportd: run ", run_id_, ": ",
+                                    absl::string_view(message.data(), message.size()), "\n");
+    std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
   }
 
  private:

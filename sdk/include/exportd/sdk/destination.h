@@ -125,6 +125,10 @@ using Settings = std::map<std::string, std::string, std::less<>>;
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
+// Every method may be called from several threads at once: the engine
+// shares one context between the parallel batches of a run, and a plugin
+// may share it between the parallel requests of one call. Hosts and test
+// contexts implement it thread-safely.
 class RunContext {
  public:
   virtual ~RunContext() = default;
