@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <exception>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "email.h"
@@ -23,11 +24,25 @@ std::string StringField(const json& object, const char* key) {
   return it->get<std::string>();
 }
 
+// A number that fits in 64 bits, or nothing (a float out of range, NaN,
+// an unsigned above INT64_MAX: no id or count of ours).
 std::optional<std::int64_t> IntField(const json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end()) return std::nullopt;
+  if (it->is_number_unsigned()) {
+    std::uint64_t value = it->get<std::uint64_t>();
+    if (value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(value);
+  }
   if (it->is_number_integer()) return it->get<std::int64_t>();
-  if (it->is_number_float()) return static_cast<std::int64_t>(it->get<double>());
+  if (it->is_number_float()) {
+    double value = it->get<double>();
+    // 2^63 exactly is out of range; every double below it converts.
+    if (!(value >= -9223372036854775808.0 && value < 9223372036854775808.0)) return std::nullopt;
+    return static_cast<std::int64_t>(value);
+  }
   return std::nullopt;
 }
 
@@ -103,7 +118,10 @@ std::optional<std::int64_t> InvalidListIdIn(std::string_view msg) {
   std::int64_t id = 0;
   bool any = false;
   while (i < msg.size() && msg[i] >= '0' && msg[i] <= '9') {
-    id = id * 10 + (msg[i] - '0');
+    const int digit = msg[i] - '0';
+    // Too large for an id we could have sent.
+    if (id > (std::numeric_limits<std::int64_t>::max() - digit) / 10) return std::nullopt;
+    id = id * 10 + digit;
     any = true;
     ++i;
   }

@@ -1,5 +1,7 @@
 #include "response_parser.h"
 
+#include <limits>
+
 #include "gtest/gtest.h"
 
 namespace exportd::iterable {
@@ -38,6 +40,26 @@ TEST(InvalidListIdIn, FindsTheMarkerEvenWithCodeSuccess) {
   EXPECT_EQ(*InvalidListIdIn(e.msg), 10'000'000'001);
   EXPECT_FALSE(InvalidListIdIn("Success").has_value());
   EXPECT_FALSE(InvalidListIdIn("").has_value());
+  // Found by iterable_response_fuzz: an id past 64 bits is none of ours.
+  EXPECT_EQ(*InvalidListIdIn("error.lists.invalidListId(9223372036854775807)"),
+            9'223'372'036'854'775'807);
+  EXPECT_FALSE(InvalidListIdIn("error.lists.invalidListId(9223372036854775808)").has_value());
+  EXPECT_FALSE(InvalidListIdIn("error.lists.invalidListId(12481460529779325770)").has_value());
+}
+
+TEST(ParseLists, NumbersBeyondSixtyFourBitsAreNotIds) {
+  // Found by iterable_response_fuzz (undefined behaviour before).
+  auto lists = ParseLists(R"({"lists":[
+      {"id":9.0072e+47,"name":"float too large"},
+      {"id":18446744073709551615,"name":"unsigned too large"},
+      {"id":-9223372036854775808,"name":"smallest"},
+      {"id":17.0,"name":"integral float","createdAt":1e300}]})");
+  ASSERT_TRUE(lists.ok()) << lists.status();
+  ASSERT_EQ(lists->size(), 2u);
+  EXPECT_EQ((*lists)[0].id, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ((*lists)[1].id, 17);
+  EXPECT_EQ((*lists)[1].created_at, 0);
+  EXPECT_FALSE(ParseCreatedListId(R"({"listId":1e19})").ok());
 }
 
 TEST(ParseLists, ReadsSixtyFourBitIdsAndSkipsBrokenEntries) {
