@@ -629,7 +629,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.connection = connection.get();
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
-    absl::flat_hash_set<std::uint64_t> previously_rejected;
+    absl::flat_hash_set<std::string> previously_rejected;
     if (!previous_run.empty()) {
       std::string cursor;
       do {
@@ -637,7 +637,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
         if (!page.ok()) break;
         for (const v1::Rejection& r : *page) {
           if (r.segment_id() == segment->id()) {
-            previously_rejected.insert(StableHash64(r.profile_id()));
+            previously_rejected.insert(r.profile_id());
           }
         }
       } while (!cursor.empty());

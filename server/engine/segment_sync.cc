@@ -292,14 +292,14 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
       e.id(), segment.id(), [&](const store::DeliveredView& row) {
         return delivered.Add(row, row.run_id == o.run_id);
       }));
-  absl::flat_hash_set<std::uint64_t> rejected_this_run;
+  absl::flat_hash_set<std::string> rejected_this_run;
   if (o.resuming) {
     std::string cursor;
     do {
       EXPORTD_ASSIGN_OR_RETURN(auto page,
                                store.ListRejections(o.run_id, {1000, cursor}, &cursor));
       for (const auto& r : page) {
-        if (r.segment_id() == segment.id()) rejected_this_run.insert(IdHash(r.profile_id()));
+        if (r.segment_id() == segment.id()) rejected_this_run.insert(r.profile_id());
       }
     } while (!cursor.empty());
   }
@@ -352,13 +352,13 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
           }
           is_update = true;
         }
-        if (rejected_this_run.contains(id_hash)) continue;
+        if (!rejected_this_run.empty() && rejected_this_run.contains(row.profile_id)) continue;
         ++(is_update ? updates : adds);
         if (!sending) continue;
         absl::MutexLock lock(&out_mu);
         if (stopped) break;
         Batcher& out =
-            o.previously_rejected != nullptr && o.previously_rejected->contains(id_hash)
+            o.previously_rejected != nullptr && o.previously_rejected->contains(row.profile_id)
                 ? retries
                 : batcher;
         PendingBatch& batch = out.current();

@@ -45,10 +45,10 @@ struct SegmentSyncOptions {
   sdk::Audience audience;
   bool full = false;       // Resend every member.
   bool resuming = false;   // A later attempt of the run: skip what it already did.
-  // Id hashes of the members the previous run had rejected. They are retried
-  // in batches of their own, so that records the destination will likely
-  // refuse again do not dilute the batches of real changes. May be null.
-  const absl::flat_hash_set<std::uint64_t>* previously_rejected = nullptr;
+  // Profile ids of the members the previous run had rejected. They are
+  // retried in batches of their own, so that records the destination will
+  // likely refuse again do not dilute the batches of real changes. May be null.
+  const absl::flat_hash_set<std::string>* previously_rejected = nullptr;
   bool dry_run = false;
   bool mirror = true;      // Remove members who left.
   int max_records_per_batch = 1000;
