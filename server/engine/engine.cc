@@ -489,8 +489,18 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
                   : "the export was deleted");
     return;
   }
+  // The segments' sizes, so that watchers see them from the first update.
+  std::vector<std::int64_t> members;
+  for (const std::string& segment_id : e->segments()) {
+    auto segment = store_->GetSegment(segment_id);
+    members.push_back(segment.ok() ? segment->member_count() : 0);
+  }
   {
     absl::MutexLock lock(&live->mu);
+    for (int i = 0; i < live->run.segments_size() && i < static_cast<int>(members.size()); ++i) {
+      auto* p = live->run.mutable_segments(i);
+      if (!p->done() && p->segment_id() == e->segments(i)) p->set_total_members(members[i]);
+    }
     if (live->run.state() == v1::RUN_STATE_FAILED_RETRYING) {
       live->run.set_state(v1::RUN_STATE_QUEUED);
     }
