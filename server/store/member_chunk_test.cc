@@ -199,54 +199,8 @@ TEST(ChunkReaderTest, RejectsTruncatedBytes) {
   }
 }
 
-// True when any row or value of `chunk` kept an unknown group, which
-// protobuf accepts and the reader does not.
-bool HasUnknownGroup(const google::protobuf::Message& m) {
-  const auto& unknown = m.GetReflection()->GetUnknownFields(m);
-  for (int i = 0; i < unknown.field_count(); ++i) {
-    if (unknown.field(i).type() == google::protobuf::UnknownField::TYPE_GROUP) return true;
-  }
-  return false;
-}
-bool ChunkHasUnknownGroup(const Chunk& chunk) {
-  if (HasUnknownGroup(chunk)) return true;
-  for (const auto& row : chunk.rows()) {
-    if (HasUnknownGroup(row)) return true;
-    for (const auto& value : row.values()) {
-      if (HasUnknownGroup(value)) return true;
-    }
-  }
-  return false;
-}
-
-// Random corruptions: the reader accepts exactly what protobuf accepts (but
-// groups) and reads the same rows.
-TEST(ChunkReaderTest, AgreesWithProtobufOnCorruptedBytes) {
-  google::protobuf::LogSilencer quiet;
-  std::mt19937_64 rng(2026);
-  int both_ok = 0;
-  for (int round = 0; round < 20000; ++round) {
-    std::string bytes = RandomChunk(rng, 1 + static_cast<int>(rng() % 4)).SerializeAsString();
-    int flips = 1 + static_cast<int>(rng() % 3);
-    for (int f = 0; f < flips && !bytes.empty(); ++f) {
-      bytes[rng() % bytes.size()] = static_cast<char>(rng());
-    }
-    Chunk parsed;
-    bool protobuf_ok = parsed.ParseFromString(bytes);
-    std::vector<RowView> rows;
-    bool reader_ok = ReadAll(bytes, rows);
-    if (protobuf_ok && !reader_ok && ChunkHasUnknownGroup(parsed)) continue;
-    std::string hex;
-    for (unsigned char c : bytes)
-      hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
-    ASSERT_EQ(reader_ok, protobuf_ok) << "round " << round << ": " << hex;
-    if (protobuf_ok) {
-      ++both_ok;
-      ExpectSameRows(parsed, rows);
-    }
-  }
-  EXPECT_GT(both_ok, 100);  // The corpus exercised the accepting path too.
-}
+// Random corruptions of chunks are compared with protobuf by
+// tests/fuzz/member_chunk_fuzz.cc (in the suite as member_chunk_fuzz).
 
 TEST(ChunkOfUploadRequestTest, FindsALoneChunkOnly) {
   v1::UploadMembersRequest request;
