@@ -182,9 +182,12 @@ absl::Status WriteMembers(const std::filesystem::path& path, const Members& memb
 
 absl::Mutex& FileLock(const std::filesystem::path& path) {
   static absl::Mutex registry_mu;
-  static auto* locks = new std::map<std::string, std::unique_ptr<absl::Mutex>>();
+  // An object, not a leaked `new`: the host unloads the plugin at shutdown,
+  // and its destructor then frees the map (a leaked pointer would vanish
+  // with the library's memory, and the map with it stay allocated).
+  static std::map<std::string, std::unique_ptr<absl::Mutex>> locks;
   absl::MutexLock lock(&registry_mu);
-  std::unique_ptr<absl::Mutex>& mu = (*locks)[path.lexically_normal().string()];
+  std::unique_ptr<absl::Mutex>& mu = locks[path.lexically_normal().string()];
   if (mu == nullptr) mu = std::make_unique<absl::Mutex>();
   return *mu;
 }
