@@ -373,8 +373,14 @@ int RunAll(CommandContext& ctx, const cli::ParsedArgs&) {
     ctx.out() << ToJson(response);
     return kExitOk;
   }
+  if (response.runs().empty()) {
+    ctx.out() << "No export has an enabled schedule, so no run was started. Give one a schedule "
+                 "with 'exportctl export update NAME --schedule CRON' (or "
+                 "--follow-system-refresh), or run one with 'exportctl export run NAME'.\n";
+    return kExitOk;
+  }
   ctx.out() << "Started " << response.runs_size() << " run(s) of scheduled exports.\n";
-  if (!response.runs().empty()) PrintRunsTable(ctx, response.runs());
+  PrintRunsTable(ctx, response.runs());
   return kExitOk;
 }
 

@@ -282,6 +282,16 @@ TEST_F(ExportctlE2eTest, RunWatchRunsAndConnectionInUse) {
   const std::string run_id = runs["runs"][0]["id"];
   EXPECT_EQ(Json({"run", "get", run_id})["state"], "RUN_STATE_SUCCEEDED");
 
+  // Run all: only exports with an enabled schedule, and a word when there is none.
+  Result none = Run({"export", "run-all"});
+  ASSERT_EQ(none.code, 0) << none.err;
+  EXPECT_THAT(none.out, HasSubstr("No export has an enabled schedule, so no run was started"));
+  ASSERT_EQ(Run({"export", "update", "run-me", "--schedule", "0 6 * * *"}).code, 0);
+  Result all = Run({"export", "run-all"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_THAT(all.out, HasSubstr("Started 1 run(s) of scheduled exports."));
+  EXPECT_THAT(all.out, HasSubstr("run-me"));
+
   Result in_use = Run({"connection", "delete", "run-files"});
   EXPECT_EQ(in_use.code, 1);
   EXPECT_THAT(in_use.err, StartsWith("error: FAILED_PRECONDITION: "));
