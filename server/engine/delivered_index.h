@@ -40,6 +40,12 @@ struct DeliveredEntry {
 
 class DeliveredIndex {
  public:
+  // Makes room for about `members` members: no rehashing (and no second
+  // table beside the first) while the store is read.
+  void Reserve(std::int64_t members) {
+    if (members > 0) by_hash_.reserve(static_cast<size_t>(members));
+  }
+
   // Adds a delivered member (each profile id once). RESOURCE_EXHAUSTED when
   // the ids exceed 4 GiB.
   absl::Status Add(const store::DeliveredView& row, bool this_run);

@@ -639,6 +639,8 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.connection = connection.get();
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
+    // Delivered before: about as many members as the segment has.
+    o.delivered_hint = previous.ok() ? segment->member_count() : 0;
     absl::flat_hash_set<std::string> previously_rejected;
     if (!previous_run.empty()) {
       std::string cursor;

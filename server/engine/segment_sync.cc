@@ -288,6 +288,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   absl::Time started = absl::Now();
   // What was delivered before, and what this run already did (resume).
   DeliveredIndex delivered;
+  delivered.Reserve(o.delivered_hint);
   EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
       e.id(), segment.id(), [&](const store::DeliveredView& row) {
         return delivered.Add(row, row.run_id == o.run_id);

@@ -45,6 +45,9 @@ struct SegmentSyncOptions {
   sdk::Audience audience;
   bool full = false;       // Resend every member.
   bool resuming = false;   // A later attempt of the run: skip what it already did.
+  // About how many members were delivered before (0: none, or unknown); the
+  // in-memory delivered state is sized for it up front.
+  std::int64_t delivered_hint = 0;
   // Profile ids of the members the previous run had rejected. They are
   // retried in batches of their own, so that records the destination will
   // likely refuse again do not dilute the batches of real changes. May be null.
