@@ -15,8 +15,7 @@ void ReadAll(const std::string& text, const exportd::client::CsvImportOptions& o
   std::istringstream in(text);
   auto reader = exportd::client::MemberCsvReader::Open(in, "fuzz.csv", options);
   if (!reader.ok()) {
-    FUZZ_CHECK(reader.status().code() == absl::StatusCode::kInvalidArgument)
-        << reader.status();
+    FUZZ_CHECK(reader.status().code() == absl::StatusCode::kInvalidArgument) << reader.status();
     return;
   }
   if (schema != nullptr) *schema = (*reader)->schema();

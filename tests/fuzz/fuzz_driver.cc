@@ -57,8 +57,9 @@ void Mutate(std::string& s, const std::vector<std::string>& seeds, std::mt19937_
       if (!s.empty()) s[pick(s.size())] = static_cast<char>(rng());
       break;
     case 2: {
-      static const char kInteresting[] = {0, 1, 0x7f, static_cast<char>(0x80),
-                                          static_cast<char>(0xff), '"', ',', '\n', '{', '[', '*'};
+      static const char kInteresting[] = {
+          0,   1,   0x7f, static_cast<char>(0x80), static_cast<char>(0xff), '"', ',', '\n',
+          '{', '[', '*'};
       s.insert(s.begin() + static_cast<long>(pick(s.size() + 1)),
                kInteresting[pick(sizeof(kInteresting))]);
       break;

@@ -42,7 +42,9 @@ void ExpectSame(const exportd::v1::Value& want, const exportd::store::ValueView&
     case exportd::v1::Value::kStringValue:
       FUZZ_CHECK(got.string_value == want.string_value());
       break;
-    case exportd::v1::Value::kIntValue: FUZZ_CHECK(got.int_value == want.int_value()); break;
+    case exportd::v1::Value::kIntValue:
+      FUZZ_CHECK(got.int_value == want.int_value());
+      break;
     case exportd::v1::Value::kTimestampMicros:
       FUZZ_CHECK(got.int_value == want.timestamp_micros());
       break;
@@ -51,8 +53,11 @@ void ExpectSame(const exportd::v1::Value& want, const exportd::store::ValueView&
       FUZZ_CHECK(std::memcmp(&expected, &got.double_value, 8) == 0);
       break;
     }
-    case exportd::v1::Value::kBoolValue: FUZZ_CHECK(got.bool_value == want.bool_value()); break;
-    default: break;
+    case exportd::v1::Value::kBoolValue:
+      FUZZ_CHECK(got.bool_value == want.bool_value());
+      break;
+    default:
+      break;
   }
 }
 
@@ -71,8 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (reader.Next(row)) rows.push_back(row);
   bool reader_ok = reader.status().ok();
   if (protobuf_ok && !reader_ok) {
-    FUZZ_CHECK(AnyUnknownGroup(parsed)) << "the reader refused what protobuf accepts: "
-                                        << reader.status();
+    FUZZ_CHECK(AnyUnknownGroup(parsed))
+        << "the reader refused what protobuf accepts: " << reader.status();
   } else {
     FUZZ_CHECK(reader_ok == protobuf_ok) << "the reader accepted what protobuf refuses";
   }
