@@ -621,6 +621,29 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
     status = SendRaw("S", {latin1}, 1);
   }
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "segment 'S': row 1: value 1 is not valid UTF-8; send every string as UTF-8. "
+            "Nothing was changed");
+  // A message that is not even a chunk is named by its place in the stream.
+  {
+    v1::UploadMembersResponse resp;
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), &resp);
+    v1::UploadMembersRequest req;
+    req.mutable_header()->set_segment("S");
+    writer->Write(req);
+    req.Clear();
+    req.mutable_trailer()->set_row_count(0);
+    req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(
+        v1::UploadMembersRequest::kHeaderFieldNumber, "\x0a\x02\xff\xfe");
+    {
+      google::protobuf::LogSilencer quiet;
+      writer->Write(req);
+    }
+    writer->WritesDone();
+    status = writer->Finish();
+  }
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               HasSubstr("upload message 2 is not a valid UploadMembersRequest"));
   EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));

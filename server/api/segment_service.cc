@@ -107,13 +107,20 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     request_.Clear();
     absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    absl::Status fast;
     if (std::optional<absl::string_view> chunk = store::ChunkOfUploadRequest(bytes)) {
-      absl::Status fast = HandleChunk(*chunk);
+      fast = HandleChunk(*chunk);
       // Bytes the in-place reader does not take (groups) get protobuf's word.
       if (fast.code() != absl::StatusCode::kDataLoss) return fast;
     }
     v1::UploadMembersRequest request;
     if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      if (!fast.ok()) {
+        // The in-place reader knows the row and the value.
+        return absl::InvalidArgumentError(
+            absl::StrCat("segment '", segment_name_, "': ", fast.message(),
+                         "; send every string as UTF-8. Nothing was changed"));
+      }
       return absl::InvalidArgumentError(absl::StrCat(
           "upload message ", messages_ + 1,
           " is not a valid UploadMembersRequest (malformed, or a string that is not UTF-8)"));
@@ -272,7 +279,10 @@ absl::Status ValidateRows(absl::string_view chunk, const std::vector<v1::SchemaF
       }
     }
   }
-  if (!reader.status().ok()) return reader.status();
+  if (!reader.status().ok()) {
+    return absl::DataLossError(absl::StrCat("row ", first_row + reader.rows_read(), ": ",
+                                            reader.status().message()));
+  }
   if (rows != nullptr) *rows = number - first_row;
   return absl::OkStatus();
 }

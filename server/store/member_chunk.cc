@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+
 namespace exportd::store {
 namespace {
 
@@ -81,63 +83,78 @@ class Wire {
   const char* end_;
 };
 
-bool ParseValue(absl::string_view bytes, ValueView& value) {
+constexpr char kMalformed[] = "is malformed (truncated, or a protobuf group)";
+constexpr char kNotUtf8[] = "is not valid UTF-8";
+
+// Reads one Value; null, or what is wrong with it.
+const char* ParseValue(absl::string_view bytes, ValueView& value) {
   value = ValueView();
   Wire in(bytes);
   while (!in.done()) {
     std::uint32_t field, type;
-    if (!in.Tag(field, type)) return false;
+    if (!in.Tag(field, type)) return kMalformed;
     std::uint64_t n;
     if (field == v1::Value::kStringValueFieldNumber && type == kLength) {
       absl::string_view s;
-      if (!in.Length(s) || !IsValidUtf8(s)) return false;
+      if (!in.Length(s)) return kMalformed;
+      if (!IsValidUtf8(s)) return kNotUtf8;
       value = ValueView();
       value.kind = v1::Value::kStringValue;
       value.string_value = s;
     } else if ((field == v1::Value::kIntValueFieldNumber ||
                 field == v1::Value::kTimestampMicrosFieldNumber) &&
                type == kVarint) {
-      if (!in.Varint(n)) return false;
+      if (!in.Varint(n)) return kMalformed;
       value = ValueView();
       value.kind = field == v1::Value::kIntValueFieldNumber ? v1::Value::kIntValue
                                                             : v1::Value::kTimestampMicros;
       value.int_value = static_cast<std::int64_t>(n);
     } else if (field == v1::Value::kDoubleValueFieldNumber && type == kFixed64) {
-      if (!in.Fixed64(n)) return false;
+      if (!in.Fixed64(n)) return kMalformed;
       value = ValueView();
       value.kind = v1::Value::kDoubleValue;
       std::memcpy(&value.double_value, &n, 8);
     } else if (field == v1::Value::kBoolValueFieldNumber && type == kVarint) {
-      if (!in.Varint(n)) return false;
+      if (!in.Varint(n)) return kMalformed;
       value = ValueView();
       value.kind = v1::Value::kBoolValue;
       value.bool_value = n != 0;
     } else if (!in.Skip(type)) {
-      return false;
+      return kMalformed;
     }
   }
-  return true;
+  return nullptr;
 }
 
-bool ParseRow(absl::string_view bytes, RowView& row) {
+// Reads one MemberRow; OK, or DATA_LOSS saying what is wrong with it.
+absl::Status ParseRow(absl::string_view bytes, RowView& row) {
   row.profile_id = absl::string_view();
   row.values.clear();
   Wire in(bytes);
   while (!in.done()) {
     std::uint32_t field, type;
-    if (!in.Tag(field, type)) return false;
+    if (!in.Tag(field, type)) return absl::DataLossError(absl::StrCat("the row ", kMalformed));
     if (field == 1 && type == kLength) {  // profile_id
-      if (!in.Length(row.profile_id) || !IsValidUtf8(row.profile_id)) return false;
+      if (!in.Length(row.profile_id)) {
+        return absl::DataLossError(absl::StrCat("the profile id ", kMalformed));
+      }
+      if (!IsValidUtf8(row.profile_id)) {
+        return absl::DataLossError(absl::StrCat("the profile id ", kNotUtf8));
+      }
     } else if (field == 2 && type == kLength) {  // values
       absl::string_view value;
-      if (!in.Length(value)) return false;
+      if (!in.Length(value)) {
+        return absl::DataLossError(absl::StrCat("value ", row.values.size() + 1, " ", kMalformed));
+      }
       row.values.emplace_back();
-      if (!ParseValue(value, row.values.back())) return false;
+      if (const char* wrong = ParseValue(value, row.values.back())) {
+        return absl::DataLossError(absl::StrCat("value ", row.values.size(), " ", wrong));
+      }
     } else if (!in.Skip(type)) {
-      return false;
+      return absl::DataLossError(absl::StrCat("the row ", kMalformed));
     }
   }
-  return true;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -150,17 +167,15 @@ bool ChunkReader::Next(RowView& row) {
     absl::string_view bytes;
     if (!in.Tag(field, type) ||
         (field == 1 && type == kLength ? !in.Length(bytes) : !in.Skip(type))) {
-      status_ = absl::DataLossError("a member chunk is truncated or not a serialized Chunk");
+      status_ = absl::DataLossError(absl::StrCat("the chunk ", kMalformed));
       return false;
     }
     if (field != 1 || type != kLength) continue;  // Unknown field.
     // Resume after this row next time.
     in_.remove_prefix(static_cast<size_t>(bytes.data() + bytes.size() - in_.data()));
-    if (!ParseRow(bytes, row)) {
-      status_ = absl::DataLossError(
-          "a member row is malformed (truncated, a group, or a string that is not UTF-8)");
-      return false;
-    }
+    status_ = ParseRow(bytes, row);
+    if (!status_.ok()) return false;
+    ++rows_read_;
     return true;
   }
   in_ = absl::string_view();

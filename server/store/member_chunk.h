@@ -59,12 +59,17 @@ class ChunkReader {
   // which.
   bool Next(RowView& row);
 
-  // OK so far, or DATA_LOSS naming what is malformed.
+  // OK so far, or DATA_LOSS saying what is wrong with the row after the
+  // last one read, e.g. "value 3 is not valid UTF-8".
   const absl::Status& status() const { return status_; }
+
+  // Rows read so far.
+  std::int64_t rows_read() const { return rows_read_; }
 
  private:
   absl::string_view in_;
   absl::Status status_;
+  std::int64_t rows_read_ = 0;
 };
 
 // True when `text` is well-formed UTF-8 (no overlong forms, surrogates or

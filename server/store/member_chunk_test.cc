@@ -185,6 +185,31 @@ TEST(ChunkReaderTest, RejectsInvalidUtf8LikeProtobuf) {
   }
 }
 
+TEST(ChunkReaderTest, SaysWhichRowAndValueIsWrong) {
+  std::string good = Len(1, Len(1, "p1") + Len(2, Len(1, "ok")));
+  std::string bad_value = Len(1, Len(1, "p2") + Len(2, Len(1, "ok")) + Len(2, Len(1, "\xff")));
+  std::string bad_id = Len(1, Len(1, "\xc3"));
+  std::string truncated = Len(1, Len(1, "p3") + Len(2, Tag(2, 0)));  // a varint without bytes
+
+  std::string bytes = good + bad_value;
+  ChunkReader reader(bytes);
+  RowView row;
+  ASSERT_TRUE(reader.Next(row));
+  EXPECT_FALSE(reader.Next(row));
+  EXPECT_EQ(reader.rows_read(), 1);
+  EXPECT_EQ(reader.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(reader.status().message(), "value 2 is not valid UTF-8");
+
+  ChunkReader id_reader(bad_id);
+  EXPECT_FALSE(id_reader.Next(row));
+  EXPECT_EQ(id_reader.status().message(), "the profile id is not valid UTF-8");
+
+  ChunkReader truncated_reader(truncated);
+  EXPECT_FALSE(truncated_reader.Next(row));
+  EXPECT_EQ(truncated_reader.status().message(),
+            "value 1 is malformed (truncated, or a protobuf group)");
+}
+
 TEST(ChunkReaderTest, RejectsTruncatedBytes) {
   google::protobuf::LogSilencer quiet;  // prefixes can cut a character in two
   std::mt19937_64 rng(7);
