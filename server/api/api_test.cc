@@ -529,6 +529,17 @@ TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("profile id 'same' appears twice"));
 
+  // Across chunks too: the repeat is confirmed from the rows already staged.
+  Chunk first, second;
+  row(first, "x1", {"a"});
+  row(first, "x2", {"b"});
+  row(second, "x3", {"c"});
+  row(second, "x2", {"d"});
+  status = SendRaw("S", {first, second}, 4);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("row 4: profile id 'x2' appears twice; profile ids must be unique"));
+
   Chunk miscounted;
   row(miscounted, "a", {"x"});
   status = SendRaw("S", {miscounted}, 5);

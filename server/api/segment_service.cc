@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/api/uploaded_ids.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
 #include "server/common/status_macros.h"
@@ -193,8 +194,11 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     // Only now, when the whole chunk is valid, do its ids count as seen.
     store::ChunkReader reader(chunk);
     for (std::int64_t i = 0; reader.Next(row_); ++i) {
-      if (!seen_ids_.insert(std::hash<std::string_view>()(
-              std::string_view(row_.profile_id.data(), row_.profile_id.size()))).second) {
+      EXPORTD_ASSIGN_OR_RETURN(
+          bool fresh, ids_.Insert(row_.profile_id, [&](absl::string_view id) {
+            return SeenBefore(id, chunk.substr(0, reader.last_row_offset()));
+          }));
+      if (!fresh) {
         return absl::InvalidArgumentError(absl::StrCat(
             "segment '", segment_name_, "': row ", rows_ + i + 1, ": profile id '",
             row_.profile_id, "' appears twice; profile ids must be unique"));
@@ -203,6 +207,21 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     rows_ += rows;
     ++messages_;
     return writer_->AppendBytes(std::string(chunk), rows);
+  }
+
+  // Whether a row staged before, or one of the rows of `earlier` (the part of
+  // the current chunk before the row asking), has profile id `id`.
+  absl::StatusOr<bool> SeenBefore(absl::string_view id, absl::string_view earlier) {
+    bool found = false;
+    store::RowView row;
+    auto scan = [&](absl::string_view bytes) -> absl::Status {
+      store::ChunkReader reader(bytes);
+      while (!found && reader.Next(row)) found = row.profile_id == id;
+      return reader.status();
+    };
+    EXPORTD_RETURN_IF_ERROR(scan(earlier));
+    if (!found) EXPORTD_RETURN_IF_ERROR(writer_->ForEachStagedChunk(scan));
+    return found;
   }
 
   void End(const absl::Status& status) {
@@ -227,8 +246,8 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   store::RowView row_;
   std::vector<v1::SchemaField> schema_;
   std::unique_ptr<store::SnapshotWriter> writer_;
-  // Hashes of the profile ids seen so far (8 bytes each, not the ids).
-  absl::flat_hash_set<size_t> seen_ids_;
+  // The profile ids seen so far (by hash).
+  UploadedIds ids_;
   std::int64_t rows_ = 0;
   std::int64_t messages_ = 0;
   bool trailer_seen_ = false;

@@ -16,6 +16,7 @@ class Wire {
   explicit Wire(absl::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
   bool done() const { return p_ == end_; }
+  const char* position() const { return p_; }
 
   bool Varint(std::uint64_t& value) {
     value = 0;
@@ -163,6 +164,7 @@ bool ChunkReader::Next(RowView& row) {
   if (!status_.ok()) return false;
   Wire in(in_);
   while (!in.done()) {
+    const char* field_start = in.position();
     std::uint32_t field, type;
     absl::string_view bytes;
     if (!in.Tag(field, type) ||
@@ -175,6 +177,7 @@ bool ChunkReader::Next(RowView& row) {
     in_.remove_prefix(static_cast<size_t>(bytes.data() + bytes.size() - in_.data()));
     status_ = ParseRow(bytes, row);
     if (!status_.ok()) return false;
+    last_row_offset_ = static_cast<size_t>(field_start - begin_);
     ++rows_read_;
     return true;
   }

@@ -52,7 +52,8 @@ struct RowView {
 // the bytes do.
 class ChunkReader {
  public:
-  explicit ChunkReader(absl::string_view chunk_bytes) : in_(chunk_bytes) {}
+  explicit ChunkReader(absl::string_view chunk_bytes)
+      : begin_(chunk_bytes.data()), in_(chunk_bytes) {}
 
   // Reads the next row into `row` (its `values` vector is reused). False at
   // the end of the chunk, or when the bytes are malformed: status() says
@@ -66,7 +67,13 @@ class ChunkReader {
   // Rows read so far.
   std::int64_t rows_read() const { return rows_read_; }
 
+  // Where the row read last begins, in bytes from the start of the chunk:
+  // the chunk's first `last_row_offset()` bytes hold the rows before it.
+  size_t last_row_offset() const { return last_row_offset_; }
+
  private:
+  const char* begin_;
+  size_t last_row_offset_ = 0;
   absl::string_view in_;
   absl::Status status_;
   std::int64_t rows_read_ = 0;

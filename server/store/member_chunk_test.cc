@@ -185,6 +185,23 @@ TEST(ChunkReaderTest, RejectsInvalidUtf8LikeProtobuf) {
   }
 }
 
+TEST(ChunkReaderTest, KnowsWhereEachRowBegins) {
+  std::mt19937_64 rng(3);
+  Chunk chunk = RandomChunk(rng, 6);
+  std::string bytes = chunk.SerializeAsString();
+  ChunkReader reader(bytes);
+  RowView row;
+  for (int r = 0; r < 6; ++r) {
+    ASSERT_TRUE(reader.Next(row));
+    // The bytes before the row hold exactly the rows before it.
+    std::vector<RowView> before;
+    std::string prefix = bytes.substr(0, reader.last_row_offset());
+    ASSERT_TRUE(ReadAll(prefix, before));
+    EXPECT_EQ(before.size(), static_cast<size_t>(r));
+    EXPECT_EQ(reader.rows_read(), r + 1);
+  }
+}
+
 TEST(ChunkReaderTest, SaysWhichRowAndValueIsWrong) {
   std::string good = Len(1, Len(1, "p1") + Len(2, Len(1, "ok")));
   std::string bad_value = Len(1, Len(1, "p2") + Len(2, Len(1, "ok")) + Len(2, Len(1, "\xff")));

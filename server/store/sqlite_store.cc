@@ -116,6 +116,14 @@ class SqliteSnapshotWriter final : public SnapshotWriter {
     return store_->InTransaction([&] { return FlushLocked(); });
   }
 
+  absl::Status ForEachStagedChunk(
+      const std::function<absl::Status(absl::string_view bytes)>& fn) override {
+    // Flushed chunks are committed rows of a version no reader asks for yet.
+    EXPORTD_RETURN_IF_ERROR(store_->ForEachChunkBytes(segment_id_, version_, fn));
+    for (const std::string& bytes : pending_) EXPORTD_RETURN_IF_ERROR(fn(bytes));
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<v1::Segment> Commit() override {
     absl::MutexLock lock(&store_->mu_);
     v1::Segment segment;

@@ -143,6 +143,32 @@ TEST_F(SqliteStoreTest, SnapshotIsVisibleOnlyAfterCommitAndAbortKeepsTheOldOne) 
   EXPECT_THAT(Members("s1", 1), ElementsAre("a", "b", "c"));
 }
 
+// An upload looks through what it staged (to tell a repeated profile id from
+// two that hash alike): chunks written to the database and those in memory.
+TEST_F(SqliteStoreTest, StagedChunksAreListedInOrderFlushedOrNot) {
+  v1::Segment segment;
+  segment.set_id("s1");
+  segment.set_name("VIP");
+  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  auto writer = store_->BeginSnapshot("s1", {});
+  ASSERT_TRUE(writer.ok());
+  const std::string big(9 << 20, 'x');  // Over the 8 MB that makes a flush.
+  ASSERT_TRUE((*writer)->Append(Chunk({"a", big})).ok());
+  ASSERT_TRUE((*writer)->Append(Chunk({"b"})).ok());
+  std::vector<std::string> ids;
+  ASSERT_TRUE((*writer)
+                  ->ForEachStagedChunk([&](absl::string_view bytes) {
+                    v1::UploadMembersRequest::Chunk chunk;
+                    EXPECT_TRUE(chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+                    for (const auto& row : chunk.rows()) {
+                      ids.push_back(row.profile_id().size() > 10 ? "big" : row.profile_id());
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_THAT(ids, ElementsAre("a", "big", "b"));
+}
+
 TEST_F(SqliteStoreTest, SegmentInUseCannotBeDeleted) {
   v1::Segment segment;
   segment.set_id("s1");

@@ -52,6 +52,10 @@ class SnapshotWriter {
   absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) {
     return AppendBytes(chunk.SerializeAsString(), chunk.rows_size());
   }
+  // Calls `fn` with every chunk appended so far, in order (serialized
+  // Chunks, as appended).
+  virtual absl::Status ForEachStagedChunk(
+      const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
   // Makes the snapshot the segment's current one, with `schema`, and returns
   // the updated segment.
   virtual absl::StatusOr<v1::Segment> Commit() = 0;
