@@ -142,29 +142,36 @@ class ApiTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // Sends a header for `segment`, then `messages` as they are; returns how
+  // the upload ended.
+  grpc::Status SendMessages(const std::string& segment,
+                            const std::vector<v1::UploadMembersRequest>& messages,
+                            v1::UploadMembersResponse* resp) {
+    auto ctx = As(kAdmin);
+    auto writer = segments_->UploadMembers(ctx.get(), resp);
+    v1::UploadMembersRequest header;
+    header.mutable_header()->set_segment(segment);
+    writer->Write(header);
+    {
+      google::protobuf::LogSilencer quiet;  // Tests send strings that are not UTF-8.
+      for (const auto& message : messages) {
+        if (!writer->Write(message)) break;
+      }
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
   // Sends a header for `segment`, the chunks as they are, and a trailer
   // counting `trailer_rows` unless it is negative; returns how it ended.
   grpc::Status SendRaw(const std::string& segment,
                        const std::vector<v1::UploadMembersRequest::Chunk>& chunks,
                        std::int64_t trailer_rows) {
+    std::vector<v1::UploadMembersRequest> messages;
+    for (const auto& chunk : chunks) *messages.emplace_back().mutable_chunk() = chunk;
+    if (trailer_rows >= 0) messages.emplace_back().mutable_trailer()->set_row_count(trailer_rows);
     v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment(segment);
-    writer->Write(req);
-    for (const auto& chunk : chunks) {
-      req.Clear();
-      *req.mutable_chunk() = chunk;
-      if (!writer->Write(req)) break;
-    }
-    if (trailer_rows >= 0) {
-      req.Clear();
-      req.mutable_trailer()->set_row_count(trailer_rows);
-      writer->Write(req);
-    }
-    writer->WritesDone();
-    return writer->Finish();
+    return SendMessages(segment, messages, &resp);
   }
 
   std::string dir_;
@@ -594,28 +601,20 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
 
   // A chunk field twice in one message merges the two (protobuf's rule).
   {
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    req.Clear();
-    auto* c = req.mutable_chunk()->add_rows();
+    v1::UploadMembersRequest twice;
+    auto* c = twice.mutable_chunk()->add_rows();
     c->set_profile_id("c");
     c->add_values()->set_string_value("c@example.com");
     Chunk more;
     auto* d = more.add_rows();
     d->set_profile_id("d");
     d->add_values()->set_string_value("d@example.com");
-    req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(
+    twice.GetReflection()->MutableUnknownFields(&twice)->AddLengthDelimited(
         v1::UploadMembersRequest::kChunkFieldNumber, more.SerializeAsString());
-    writer->Write(req);
-    req.Clear();
-    req.mutable_trailer()->set_row_count(2);
-    writer->Write(req);
-    writer->WritesDone();
-    ASSERT_TRUE(writer->Finish().ok());
+    v1::UploadMembersRequest trailer;
+    trailer.mutable_trailer()->set_row_count(2);
+    v1::UploadMembersResponse resp;
+    ASSERT_TRUE(SendMessages("S", {twice, trailer}, &resp).ok());
     EXPECT_EQ(resp.rows_received(), 2);
     EXPECT_EQ(resp.segment().member_count(), 2);
   }
@@ -626,33 +625,19 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
   auto* e = latin1.add_rows();
   e->set_profile_id("e");
   e->add_values()->set_string_value("caf\xe9@example.com");
-  grpc::Status status;
-  {
-    google::protobuf::LogSilencer quiet;  // The client's serializer warns.
-    status = SendRaw("S", {latin1}, 1);
-  }
+  grpc::Status status = SendRaw("S", {latin1}, 1);
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
             "segment 'S': row 1: value 1 is not valid UTF-8; send every string as UTF-8. "
             "Nothing was changed");
   // A message that is not even a chunk is named by its place in the stream.
   {
-    v1::UploadMembersResponse resp;
-    auto ctx = As(kAdmin);
-    auto writer = segments_->UploadMembers(ctx.get(), &resp);
-    v1::UploadMembersRequest req;
-    req.mutable_header()->set_segment("S");
-    writer->Write(req);
-    req.Clear();
-    req.mutable_trailer()->set_row_count(0);
-    req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(
+    v1::UploadMembersRequest bad_header;
+    bad_header.mutable_trailer()->set_row_count(0);
+    bad_header.GetReflection()->MutableUnknownFields(&bad_header)->AddLengthDelimited(
         v1::UploadMembersRequest::kHeaderFieldNumber, "\x0a\x02\xff\xfe");
-    {
-      google::protobuf::LogSilencer quiet;
-      writer->Write(req);
-    }
-    writer->WritesDone();
-    status = writer->Finish();
+    v1::UploadMembersResponse resp;
+    status = SendMessages("S", {bad_header}, &resp);
   }
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
