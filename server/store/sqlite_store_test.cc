@@ -45,6 +45,12 @@ class SqliteStoreTest : public ::testing::Test {
     e.set_active(true);
     return e;
   }
+  void CreateSegment(const std::string& id, const std::string& name) {
+    v1::Segment segment;
+    segment.set_id(id);
+    segment.set_name(name);
+    ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  }
   v1::UploadMembersRequest::Chunk Chunk(std::vector<std::string> ids) {
     v1::UploadMembersRequest::Chunk chunk;
     for (auto& id : ids) chunk.add_rows()->set_profile_id(id);
@@ -110,10 +116,7 @@ TEST_F(SqliteStoreTest, DeletingAConnectionInUseIsRefusedUnlessDetachedOrDeleted
 }
 
 TEST_F(SqliteStoreTest, SnapshotIsVisibleOnlyAfterCommitAndAbortKeepsTheOldOne) {
-  v1::Segment segment;
-  segment.set_id("s1");
-  segment.set_name("VIP");
-  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  CreateSegment("s1", "VIP");
   {
     auto writer = store_->BeginSnapshot("VIP", {});
     ASSERT_TRUE(writer.ok());
@@ -146,10 +149,7 @@ TEST_F(SqliteStoreTest, SnapshotIsVisibleOnlyAfterCommitAndAbortKeepsTheOldOne) 
 // An upload looks through what it staged (to tell a repeated profile id from
 // two that hash alike): chunks written to the database and those in memory.
 TEST_F(SqliteStoreTest, StagedChunksAreListedInOrderFlushedOrNot) {
-  v1::Segment segment;
-  segment.set_id("s1");
-  segment.set_name("VIP");
-  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  CreateSegment("s1", "VIP");
   auto writer = store_->BeginSnapshot("s1", {});
   ASSERT_TRUE(writer.ok());
   const std::string big(9 << 20, 'x');  // Over the 8 MB that makes a flush.
@@ -170,10 +170,7 @@ TEST_F(SqliteStoreTest, StagedChunksAreListedInOrderFlushedOrNot) {
 }
 
 TEST_F(SqliteStoreTest, SegmentInUseCannotBeDeleted) {
-  v1::Segment segment;
-  segment.set_id("s1");
-  segment.set_name("VIP");
-  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  CreateSegment("s1", "VIP");
   ASSERT_TRUE(store_->CreateExport(Export("e1", "vip-export", "", "s1")).ok());
   auto refused = store_->DeleteSegment("s1");
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
