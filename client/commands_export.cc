@@ -40,6 +40,14 @@ std::string MappingSummary(const exportd::v1::Export& e) {
   return absl::StrJoin(parts, ", ");
 }
 
+// The connection's name; "-" when detached; a note when the server hides a
+// connection the caller may not see.
+std::string ConnectionLabel(const exportd::v1::Export& e) {
+  if (e.connection_hidden()) return "(not shared with contributors)";
+  if (!e.connection_name().empty()) return e.connection_name();
+  return e.connection_id().empty() ? "-" : e.connection_id();
+}
+
 std::string SegmentSummary(const exportd::v1::Export& e) {
   return e.segment_names().empty() ? absl::StrJoin(e.segments(), ", ")
                                    : absl::StrJoin(e.segment_names(), ", ");
@@ -54,10 +62,7 @@ void PrintExport(CommandContext& ctx, const exportd::v1::Export& e) {
                {{"Name", e.name()},
                 {"ID", e.id()},
                 {"Active", e.active() ? "yes" : "no (connection detached)"},
-                {"Connection", e.connection_name().empty() ? (e.connection_id().empty()
-                                                                  ? "-"
-                                                                  : e.connection_id())
-                                                           : e.connection_name()},
+                {"Connection", ConnectionLabel(e)},
                 {"Segments", SegmentSummary(e)},
                 {"Mappings", MappingSummary(e)},
                 {"Mode", ModeLabel(e.mode())},
@@ -169,7 +174,7 @@ int List(CommandContext& ctx, const cli::ParsedArgs&) {
   }
   Table table({"NAME", "CONNECTION", "SEGMENTS", "MAPPINGS", "MODE", "SCHEDULE", "ACTIVE"});
   for (const auto& e : response.exports()) {
-    table.AddRow({e.name(), e.connection_name().empty() ? "-" : e.connection_name(),
+    table.AddRow({e.name(), ConnectionLabel(e),
                   SegmentSummary(e), MappingSummary(e), ModeLabel(e.mode()),
                   ScheduleSummary(e.schedule()), e.active() ? "yes" : "no"});
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/access.h"
 #include "server/api/connection_settings.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
@@ -36,21 +37,6 @@ void SetSecretNames(const crypto::SecretMap& secrets, v1::Connection* c) {
 }
 
 }  // namespace
-
-absl::StatusOr<v1::Connection> VisibleConnection(const auth::Principal& who,
-                                                 const v1::Connection& c) {
-  if (who.role == v1::ROLE_ADMIN) return c;
-  if (who.role == v1::ROLE_CONTRIBUTOR && c.shared_with_contributors()) {
-    v1::Connection limited;
-    limited.set_id(c.id());
-    limited.set_display_name(c.display_name());
-    limited.set_destination_type(c.destination_type());
-    limited.set_shared_with_contributors(true);
-    return limited;
-  }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "connection '", c.display_name(), "' is not shared with contributors; ask an admin"));
-}
 
 grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
     grpc::CallbackServerContext* ctx, const v1::CreateConnectionRequest* req,
@@ -105,9 +91,8 @@ grpc::ServerUnaryReactor* ConnectionService::GetConnection(grpc::CallbackServerC
                      auth::Action::kUseConnection, Audit::kNo,
                      [&](const auth::Principal& who, std::string&) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
-                                                deps_.store->GetConnection(req->connection()));
-                       EXPORTD_ASSIGN_OR_RETURN(*resp,
-                                                VisibleConnection(who, stored.connection));
+                                                ConnectionFor(deps_, who, req->connection()));
+                       *resp = std::move(stored.connection);
                        return absl::OkStatus();
                      });
 }
@@ -120,7 +105,8 @@ grpc::ServerUnaryReactor* ConnectionService::ListConnections(
                      [&](const auth::Principal& who, std::string&) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(auto all, deps_.store->ListConnections());
                        for (const auto& stored : all) {
-                         auto visible = VisibleConnection(who, stored.connection);
+                         auto visible =
+                             VisibleConnection(who, stored.connection, stored.connection.id());
                          if (visible.ok()) *resp->add_connections() = std::move(*visible);
                        }
                        return absl::OkStatus();

@@ -36,11 +36,6 @@ class ConnectionService final : public v1::ConnectionService::CallbackService {
   ServiceDeps deps_;
 };
 
-// What a principal may see of a connection: everything but secrets for
-// admins; id, name and type for contributors (and only when shared).
-absl::StatusOr<v1::Connection> VisibleConnection(const auth::Principal& who,
-                                                 const v1::Connection& c);
-
 }  // namespace exportd::api
 
 #endif  // EXPORTD_SERVER_API_CONNECTION_SERVICE_H_

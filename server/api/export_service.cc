@@ -7,7 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/api/connection_service.h"
+#include "server/api/access.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
 #include "server/engine/cron.h"
@@ -50,9 +50,10 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
 
 }  // namespace
 
-absl::StatusOr<v1::Export> ExportService::Find(const std::string& ref, std::string& resource) {
+absl::StatusOr<v1::Export> ExportService::Find(const auth::Principal& who, const std::string& ref,
+                                               std::string& resource) {
   resource = absl::StrCat("export/", ref);
-  EXPORTD_ASSIGN_OR_RETURN(v1::Export e, deps_.store->GetExport(ref));
+  EXPORTD_ASSIGN_OR_RETURN(v1::Export e, ExportFor(deps_, who, ref, auth::Action::kManageExports));
   resource = absl::StrCat("export/", e.id());
   return e;
 }
@@ -82,23 +83,22 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
   // Connection: exists, usable by the caller, of a loaded destination.
   const sdk::Manifest* manifest = nullptr;
   if (!e.connection_id().empty()) {
-    EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
-                             deps_.store->GetConnection(e.connection_id()));
-    auto visible = VisibleConnection(who, stored.connection);
-    if (!visible.ok()) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("export '", name, "': ", visible.status().message()));
+    // A connection the caller may not use answers as one that does not exist.
+    auto stored = ConnectionFor(deps_, who, e.connection_id());
+    if (!stored.ok()) {
+      return absl::Status(stored.status().code(),
+                          absl::StrCat("export '", name, "': ", stored.status().message()));
     }
-    auto destination = deps_.registry->Get(stored.connection.destination_type());
+    auto destination = deps_.registry->Get(stored->connection.destination_type());
     if (!destination.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "export '", name, "': connection '", stored.connection.display_name(),
-          "' is of destination type '", stored.connection.destination_type(),
+          "export '", name, "': connection '", stored->connection.display_name(),
+          "' is of destination type '", stored->connection.destination_type(),
           "', which is not loaded"));
     }
     manifest = &(*destination)->manifest();
-    e.set_connection_id(stored.connection.id());
-    e.set_connection_name(stored.connection.display_name());
+    e.set_connection_id(stored->connection.id());
+    e.set_connection_name(stored->connection.display_name());
     e.set_active(true);
   } else {
     e.clear_connection_name();
@@ -192,8 +192,12 @@ grpc::ServerUnaryReactor* ExportService::GetExport(grpc::CallbackServerContext* 
                                                    const v1::GetExportRequest* req,
                                                    v1::Export* resp) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "GetExport"), auth::Action::kRead,
-                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
-                       EXPORTD_ASSIGN_OR_RETURN(*resp, deps_.store->GetExport(req->export_()));
+                     Audit::kNo, [&](const auth::Principal& who, std::string&) -> absl::Status {
+                       std::vector<v1::Export> one;
+                       EXPORTD_ASSIGN_OR_RETURN(one.emplace_back(),
+                                                deps_.store->GetExport(req->export_()));
+                       EXPORTD_RETURN_IF_ERROR(HideConnections(deps_, who, one));
+                       *resp = std::move(one.front());
                        ShowNextRun(*resp);
                        return absl::OkStatus();
                      });
@@ -203,8 +207,9 @@ grpc::ServerUnaryReactor* ExportService::ListExports(grpc::CallbackServerContext
                                                      const v1::ListExportsRequest*,
                                                      v1::ListExportsResponse* resp) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "ListExports"), auth::Action::kRead,
-                     Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
+                     Audit::kNo, [&](const auth::Principal& who, std::string&) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(auto exports, deps_.store->ListExports());
+                       EXPORTD_RETURN_IF_ERROR(HideConnections(deps_, who, exports));
                        for (auto& e : exports) {
                          ShowNextRun(e);
                          *resp->add_exports() = std::move(e);
@@ -219,7 +224,7 @@ grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContex
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "UpdateExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal& who, std::string& resource) -> absl::Status {
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(who, req->export_(), resource));
                        if (req->has_name()) e.set_name(req->name());
                        if (req->has_connection()) e.set_connection_id(req->connection());
                        if (req->segments_size() > 0) *e.mutable_segments() = req->segments();
@@ -239,8 +244,8 @@ grpc::ServerUnaryReactor* ExportService::DeleteExport(grpc::CallbackServerContex
                                                       v1::DeleteExportResponse*) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteExport"),
                      auth::Action::kManageExports, Audit::kYes,
-                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
+                     [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(who, req->export_(), resource));
                        return deps_.store->DeleteExport(e.id());
                      });
 }
@@ -251,7 +256,7 @@ grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerCon
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DuplicateExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal& who, std::string& resource) -> absl::Status {
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(who, req->export_(), resource));
                        e.set_id(NewId("exp"));
                        e.set_name(req->new_name());
                        if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
@@ -265,8 +270,8 @@ grpc::ServerUnaryReactor* ExportService::DetachExport(grpc::CallbackServerContex
                                                       v1::Export* resp) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DetachExport"),
                      auth::Action::kManageExports, Audit::kYes,
-                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(req->export_(), resource));
+                     [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+                       EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(who, req->export_(), resource));
                        e.clear_connection_id();
                        e.clear_connection_name();
                        e.set_active(false);

@@ -39,7 +39,8 @@ class ExportService final : public v1::ExportService::CallbackService {
   // destination manifest and the segments' schemas. Fills output-only fields.
   absl::Status Validate(const auth::Principal& who, v1::Export& e);
   // The export named by id or name; names it in the audit `resource`.
-  absl::StatusOr<v1::Export> Find(const std::string& ref, std::string& resource);
+  absl::StatusOr<v1::Export> Find(const auth::Principal& who, const std::string& ref,
+                                  std::string& resource);
   // Stamps the creator and times on a validated new export and stores it.
   absl::Status SaveNew(const auth::Principal& who, v1::Export& e, std::string& resource,
                        v1::Export* resp);

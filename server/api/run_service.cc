@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/api/access.h"
 #include "server/common/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
@@ -100,11 +101,15 @@ grpc::ServerUnaryReactor* RunService::RunExport(grpc::CallbackServerContext* ctx
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "RunExport"), auth::Action::kRunExports,
                      Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
                        resource = absl::StrCat("export/", req->export_());
+                       auto e = ExportFor(deps_, who, req->export_(), auth::Action::kRunExports);
+                       if (!e.ok()) return e.status();
+                       resource = absl::StrCat("export/", e->id());
                        engine::TriggerOptions options;
                        options.dry_run = req->dry_run();
                        options.full = req->full();
                        options.requested_by = who.name;
-                       auto run = deps_.engine->Trigger(req->export_(), options);
+                       options.requested_by_role = who.role;
+                       auto run = deps_.engine->Trigger(e->id(), options);
                        if (!run.ok()) return run.status();
                        resource = absl::StrCat("run/", run->id());
                        *resp = std::move(*run);
@@ -117,7 +122,7 @@ grpc::ServerUnaryReactor* RunService::RunAll(grpc::CallbackServerContext* ctx,
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "RunAll"), auth::Action::kRunExports,
                      Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
                        resource = "exports/*";
-                       auto runs = deps_.engine->TriggerAll(who.name);
+                       auto runs = deps_.engine->TriggerAll(who.name, who.role);
                        if (!runs.ok()) return runs.status();
                        for (auto& run : *runs) *resp->add_runs() = std::move(run);
                        return absl::OkStatus();
@@ -127,8 +132,17 @@ grpc::ServerUnaryReactor* RunService::RunAll(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* RunService::CancelRun(grpc::CallbackServerContext* ctx,
                                                 const v1::CancelRunRequest* req, v1::Run* resp) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "CancelRun"), auth::Action::kRunExports,
-                     Audit::kYes, [&](const auth::Principal&, std::string& resource) {
+                     Audit::kYes, [&](const auth::Principal& who, std::string& resource) {
                        resource = absl::StrCat("run/", req->run_id());
+                       auto known = deps_.engine->GetRun(req->run_id());
+                       if (!known.ok()) return known.status();
+                       // A run outlives a deleted export; only admins may touch it then.
+                       auto e = ExportFor(deps_, who, known->export_id(),
+                                          auth::Action::kRunExports);
+                       if (!e.ok() && !(absl::IsNotFound(e.status()) &&
+                                        who.role == v1::ROLE_ADMIN)) {
+                         return e.status();
+                       }
                        auto run = deps_.engine->Cancel(req->run_id());
                        if (!run.ok()) return run.status();
                        *resp = std::move(*run);

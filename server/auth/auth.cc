@@ -76,6 +76,21 @@ absl::Status Authorize(const Principal& who, Action action) {
                                                   ActionName(action)));
 }
 
+bool MayUseConnection(const Principal& who, const v1::Connection* connection) {
+  switch (who.role) {
+    case v1::ROLE_ADMIN:
+      return true;
+    case v1::ROLE_CONTRIBUTOR:
+      return connection == nullptr || connection->shared_with_contributors();
+    default:
+      return false;
+  }
+}
+
+bool MaySeeConnection(const Principal& who, const v1::Connection& connection) {
+  return who.role == v1::ROLE_ADMIN || connection.shared_with_contributors();
+}
+
 std::unique_ptr<Authenticator> Authenticator::FromMap(
     absl::flat_hash_map<std::string, Principal> tokens) {
   return std::unique_ptr<Authenticator>(new Authenticator(std::move(tokens)));

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "exportd/v1/common.pb.h"
+#include "exportd/v1/connection.pb.h"
 
 namespace exportd::auth {
 
@@ -42,6 +43,18 @@ absl::StatusOr<v1::Role> ParseRole(absl::string_view text);
 
 // OK, or PERMISSION_DENIED naming the principal, role and what was refused.
 absl::Status Authorize(const Principal& who, Action action);
+
+// The resource-level rule, on top of Authorize(): what a principal may do
+// with what hangs off a connection (its exports, and their runs). Admins may
+// do anything; contributors may use, change and run what is on a connection
+// shared with contributors; viewers change and run nothing. `connection` is
+// null for an export without one (detached): only the role matters then.
+// The API checks it for every export and run RPC, and the engine again when
+// a run starts, so this is the one place the rule lives.
+bool MayUseConnection(const Principal& who, const v1::Connection* connection);
+// Whether `who` may see that the connection exists (its id and name):
+// admins always, everyone else only for connections shared with contributors.
+bool MaySeeConnection(const Principal& who, const v1::Connection& connection);
 
 class Authenticator {
  public:

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "server/api/connection_settings.h"
 #include "server/api/rpc_support.h"
+#include "server/auth/auth.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
 #include "server/engine/cron.h"
@@ -202,6 +203,13 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
         live->run.dry_run() == options.dry_run &&
         live->run.state() == v1::RUN_STATE_QUEUED) {
       if (options.full) live->run.set_full(true);
+      // An admin's (or exportd's own) trigger keeps the joined run from being
+      // skipped for a contributor who lost the connection meanwhile.
+      if (live->run.requested_by_role() == v1::ROLE_CONTRIBUTOR &&
+          options.requested_by_role != v1::ROLE_CONTRIBUTOR) {
+        live->run.set_requested_by(options.requested_by);
+        live->run.set_requested_by_role(options.requested_by_role);
+      }
       return live->run;
     }
   }
@@ -215,6 +223,7 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
   run.set_dry_run(options.dry_run);
   run.set_full(options.full);
   run.set_requested_by(options.requested_by);
+  run.set_requested_by_role(options.requested_by_role);
   run.set_created_at_micros(NowMicros());
   run.set_eta_seconds(-1);
   for (int i = 0; i < e.segments_size(); ++i) {
@@ -247,14 +256,34 @@ absl::StatusOr<v1::Run> Engine::Trigger(absl::string_view export_ref,
   return Enqueue(e, options);
 }
 
-absl::StatusOr<std::vector<v1::Run>> Engine::TriggerAll(const std::string& requested_by) {
+absl::StatusOr<std::string> Engine::RequesterRefused(const v1::Export& e, const std::string& who,
+                                                     v1::Role role) {
+  if (role == v1::ROLE_UNSPECIFIED) return std::string();
+  auth::Principal principal{who, role};
+  if (e.connection_id().empty()) {
+    return auth::MayUseConnection(principal, nullptr) ? "" : "the export has no connection";
+  }
+  EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                           store_->GetConnection(e.connection_id()));
+  if (auth::MayUseConnection(principal, &stored.connection)) return std::string();
+  return absl::StrCat(auth::RoleName(role), " '", who,
+                      "' asked for this run, and the export's connection is not shared with "
+                      "contributors (any more); an admin can run it");
+}
+
+absl::StatusOr<std::vector<v1::Run>> Engine::TriggerAll(const std::string& requested_by,
+                                                        v1::Role requested_by_role) {
   EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, store_->ListExports());
   std::vector<v1::Run> runs;
   for (const v1::Export& e : exports) {
     if (!e.schedule().enabled() || !e.active()) continue;
+    EXPORTD_ASSIGN_OR_RETURN(std::string refused,
+                             RequesterRefused(e, requested_by, requested_by_role));
+    if (!refused.empty()) continue;
     TriggerOptions options;
     options.trigger = v1::RUN_TRIGGER_RUN_ALL;
     options.requested_by = requested_by;
+    options.requested_by_role = requested_by_role;
     EXPORTD_ASSIGN_OR_RETURN(v1::Run run, Trigger(e.id(), options));
     runs.push_back(std::move(run));
   }
@@ -487,6 +516,24 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
     Finish(*live, v1::RUN_STATE_SKIPPED,
            e.ok() ? "the export is inactive: its connection was detached"
                   : "the export was deleted");
+    return;
+  }
+  // Checked again now: the connection may have been unshared since the trigger.
+  std::string requested_by;
+  v1::Role requested_by_role;
+  {
+    absl::MutexLock lock(&live->mu);
+    requested_by = live->run.requested_by();
+    requested_by_role = live->run.requested_by_role();
+  }
+  auto refused = RequesterRefused(*e, requested_by, requested_by_role);
+  if (!refused.ok() || !refused->empty()) {
+    absl::MutexLock lock(&mu_);
+    live->executing = false;
+    Finish(*live, v1::RUN_STATE_SKIPPED,
+           refused.ok() ? *refused
+                        : absl::StrCat("cannot check who may run it: ",
+                                       refused.status().message()));
     return;
   }
   // The segments' sizes, so that watchers see them from the first update.

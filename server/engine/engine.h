@@ -49,7 +49,10 @@ struct TriggerOptions {
   bool dry_run = false;
   bool full = false;
   v1::RunTrigger trigger = v1::RUN_TRIGGER_ON_DEMAND;
+  // Who asked: a principal, or (role UNSPECIFIED) exportd itself. The run is
+  // checked against this principal again when it starts.
   std::string requested_by;
+  v1::Role requested_by_role = v1::ROLE_UNSPECIFIED;
 };
 
 class Engine {
@@ -69,8 +72,10 @@ class Engine {
   // Queues a run of the export (id or name). FAILED_PRECONDITION when the
   // export is inactive (connection detached).
   absl::StatusOr<v1::Run> Trigger(absl::string_view export_ref, const TriggerOptions& options);
-  // Queues a run of every export whose schedule is enabled.
-  absl::StatusOr<std::vector<v1::Run>> TriggerAll(const std::string& requested_by);
+  // Queues a run of every export whose schedule is enabled and that the
+  // requester may run (auth::MayUseConnection).
+  absl::StatusOr<std::vector<v1::Run>> TriggerAll(const std::string& requested_by,
+                                                  v1::Role requested_by_role);
   // Cancels a queued, retrying or running run; a running run stops within a
   // second and keeps what was delivered.
   absl::StatusOr<v1::Run> Cancel(absl::string_view run_id);
@@ -103,6 +108,10 @@ class Engine {
   // Picks the next runnable run, or null.
   std::shared_ptr<LiveRun> NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Execute(const std::shared_ptr<LiveRun>& live);
+  // Empty when the principal that asked for a run of `e` may run it (or
+  // exportd itself asked), else why not.
+  absl::StatusOr<std::string> RequesterRefused(const v1::Export& e, const std::string& who,
+                                               v1::Role role);
   absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
   void Finish(LiveRun& live, v1::RunState state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

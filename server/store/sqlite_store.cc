@@ -9,6 +9,12 @@
 #include "server/common/status_macros.h"
 
 namespace exportd::store {
+absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name) {
+  return absl::NotFoundError(absl::StrCat(kind, " '", id_or_name,
+                                          "' does not exist; list them with 'exportctl ", kind,
+                                          " list'"));
+}
+
 namespace {
 
 // Each entry migrates the schema from version i to i+1. Append only; never
@@ -58,7 +64,7 @@ absl::StatusOr<Message> GetByIdOrName(Database& db, absl::string_view table, abs
   stmt.Bind(1, id_or_name);
   EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) {
-    return absl::NotFoundError(absl::StrCat(kind, " '", id_or_name, "' does not exist; list them with 'exportctl ", kind, " list'"));
+    return NotFoundError(kind, id_or_name);
   }
   return ParseRow<Message>(stmt.Blob(0), kind);
 }

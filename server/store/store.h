@@ -26,6 +26,12 @@
 
 namespace exportd::store {
 
+// The NOT_FOUND every lookup by id or name answers, e.g. "connection 'x' does
+// not exist; list them with 'exportctl connection list'". The API gives the
+// same answer for a resource the caller may not see, so that its existence
+// cannot be probed.
+absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name);
+
 struct StoredConnection {
   v1::Connection connection;  // Never holds secret values.
   std::string sealed_secrets;  // Opaque, encrypted by the caller.
