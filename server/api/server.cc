@@ -57,9 +57,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         absl::StrCat("--data-dir '", o.data_dir, "' cannot be created: ", ec.message()));
   }
   EXPORTD_ASSIGN_OR_RETURN(s.store, store::SqliteStore::Open(o.data_dir + "/exportd.db"));
-  EXPORTD_ASSIGN_OR_RETURN(
-      s.secrets, crypto::SecretBox::LoadOrCreate(
-                     o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file));
+  const std::string key_path =
+      o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file;
+  auto secrets = crypto::SecretBox::Load(key_path);
+  if (absl::IsNotFound(secrets.status())) secrets = crypto::SecretBox::Create(key_path);
+  EXPORTD_ASSIGN_OR_RETURN(s.secrets, std::move(secrets));
   if (o.tokens_file.empty()) {
     s.admin_token_path = o.data_dir + "/admin.token";
     EXPORTD_ASSIGN_OR_RETURN(s.authenticator,
