@@ -230,6 +230,38 @@ TEST_F(ServerFilesTest, AStoreFromBeforeCheckValuesGetsOneOnlyWhenItsSecretsOpen
                                      HasSubstr("does not match database")));
 }
 
+// The recovery docs/install.md gives for a lost master key.
+TEST_F(ServerFilesTest, ALostKeyIsReplacedByForgettingTheSecretsAndEnteringThemAgain) {
+  {
+    auto server = Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    Connect(**server);
+    CreateConnection("conn");
+  }
+  ASSERT_TRUE(std::filesystem::remove(data_dir_ + "/master.key"));
+  EXPECT_THAT(Start(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("does not exist")));
+  {
+    auto db = store::Database::Open(data_dir_ + "/exportd.db", /*read_only=*/false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)
+                    ->Exec("UPDATE connections SET secrets = X''; "
+                           "DELETE FROM meta WHERE key LIKE 'master_key_%';")
+                    .ok());
+  }
+  auto server = Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  Connect(**server);
+  v1::UpdateConnectionRequest update;
+  update.set_connection("conn");
+  (*update.mutable_secrets())["token"] = "entered-again";
+  v1::Connection updated;
+  grpc::Status status = connections_->UpdateConnection(Admin().get(), update, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(TestConnection("conn").ok());
+  EXPECT_EQ(LastToken(), "entered-again");
+}
+
 TEST_F(ServerFilesTest, SecretsCopiedToAnotherConnectionDoNotOpen) {
   std::string sealed_a;
   {
