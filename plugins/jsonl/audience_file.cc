@@ -74,8 +74,30 @@ absl::Status CheckWritableTarget(const std::filesystem::path& path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadAll(int fd, const std::filesystem::path& path) {
-  std::string data;
+// Reads the lines of the open file `fd` (named `path` in messages) into
+// `members`, a buffer at a time.
+absl::Status ParseMembers(int fd, const std::filesystem::path& path, Members& members) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot inspect '", path.string(), "': ", ErrnoMessage(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return NotARegularFile(path);
+  int number = 0;
+  auto parse = [&](std::string_view line) -> absl::Status {
+    ++number;
+    if (line.empty()) return absl::OkStatus();
+    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    auto id = object.is_object() ? object.find("id") : object.end();
+    if (!object.is_object() || id == object.end() || !id->is_string()) {
+      return absl::DataLossError(absl::StrCat("'", path.string(), "' line ", number,
+                                              " is not a JSON object with a string \"id\"; "
+                                              "fix or remove that line"));
+    }
+    members.Put(id->get<std::string>(), std::string(line));
+    return absl::OkStatus();
+  };
+  std::string pending;
   char buf[1 << 16];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof(buf));
@@ -84,9 +106,16 @@ absl::StatusOr<std::string> ReadAll(int fd, const std::filesystem::path& path) {
       return absl::InternalError(
           absl::StrCat("cannot read '", path.string(), "': ", ErrnoMessage(errno)));
     }
-    if (n == 0) return data;
-    data.append(buf, static_cast<std::size_t>(n));
+    if (n == 0) break;
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t start = 0;
+    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      absl::Status parsed = parse(std::string_view(pending).substr(start, end - start));
+      if (!parsed.ok()) return parsed;
+    }
+    pending.erase(0, start);
   }
+  return pending.empty() ? absl::OkStatus() : parse(pending);
 }
 
 }  // namespace
@@ -205,34 +234,9 @@ absl::StatusOr<Members> ReadMembers(const std::filesystem::path& path) {
     return absl::InternalError(
         absl::StrCat("cannot read '", path.string(), "': ", ErrnoMessage(errno)));
   }
-  struct stat st;
-  absl::StatusOr<std::string> data;
-  if (::fstat(fd, &st) != 0) {
-    data = absl::InternalError(
-        absl::StrCat("cannot inspect '", path.string(), "': ", ErrnoMessage(errno)));
-  } else if (!S_ISREG(st.st_mode)) {
-    data = NotARegularFile(path);
-  } else {
-    data = ReadAll(fd, path);
-  }
+  absl::Status status = ParseMembers(fd, path, members);
   ::close(fd);
-  if (!data.ok()) return data.status();
-  std::size_t start = 0;
-  for (int number = 1; start < data->size(); ++number) {
-    std::size_t end = data->find('\n', start);
-    if (end == std::string::npos) end = data->size();
-    std::string_view line(data->data() + start, end - start);
-    start = end + 1;
-    if (line.empty()) continue;
-    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    auto id = object.is_object() ? object.find("id") : object.end();
-    if (!object.is_object() || id == object.end() || !id->is_string()) {
-      return absl::DataLossError(absl::StrCat("'", path.string(), "' line ", number,
-                                              " is not a JSON object with a string \"id\"; "
-                                              "fix or remove that line"));
-    }
-    members.Put(id->get<std::string>(), std::string(line));
-  }
+  if (!status.ok()) return status;
   return members;
 }
 

@@ -110,6 +110,24 @@ TEST(ReadWriteMembersTest, RoundTripsAndLeavesNoTempFiles) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(ReadWriteMembersTest, LinesAcrossReadBuffersAndALastLineWithoutNewline) {
+  TempDir dir;
+  const auto path = dir.path() / "s.jsonl";
+  Members m;
+  for (int i = 0; i < 5000; ++i) {
+    m.Put("p" + std::to_string(i),
+          R"({"id":"p)" + std::to_string(i) + R"(","pad":")" + std::string(i % 300, 'x') + "\"}");
+  }
+  ASSERT_TRUE(WriteMembers(path, m, /*fsync=*/false).ok());
+  std::ofstream(path, std::ios::app) << R"({"id":"last"})";  // No newline.
+  auto read = ReadMembers(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->size(), 5001u);
+  EXPECT_EQ(*read->Find("p4999"), *m.Find("p4999"));
+  EXPECT_EQ(*read->Find("p1234"), *m.Find("p1234"));
+  EXPECT_EQ(*read->Find("last"), R"({"id":"last"})");
+}
+
 TEST(ReadWriteMembersTest, CorruptLineIsDataLossNamingTheLine) {
   TempDir dir;
   const auto path = dir.path() / "s.jsonl";
