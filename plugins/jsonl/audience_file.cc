@@ -1,12 +1,12 @@
 #include "audience_file.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -48,7 +48,114 @@ absl::Status SyncDirectory(const std::filesystem::path& dir) {
   return absl::OkStatus();
 }
 
+absl::Status SymlinkRefused(const std::filesystem::path& path) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("'", path.string(),
+                   "' is a symbolic link; the jsonl destination never writes through links: "
+                   "remove it (exportd then writes a regular file there)"));
+}
+
+absl::Status NotARegularFile(const std::filesystem::path& path) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "'", path.string(), "' is not a regular file; remove it or choose another directory"));
+}
+
+// Refuses a `path` that is a symbolic link or anything but a regular file;
+// a missing `path` is fine.
+absl::Status CheckWritableTarget(const std::filesystem::path& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot inspect '", path.string(), "': ", ErrnoMessage(errno)));
+  }
+  if (S_ISLNK(st.st_mode)) return SymlinkRefused(path);
+  if (!S_ISREG(st.st_mode)) return NotARegularFile(path);
+  return absl::OkStatus();
+}
+
+// Reads the lines of the open file `fd` (named `path` in messages) into
+// `members`, a buffer at a time.
+absl::Status ParseMembers(int fd, const std::filesystem::path& path, Members& members) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot inspect '", path.string(), "': ", ErrnoMessage(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return NotARegularFile(path);
+  int number = 0;
+  auto parse = [&](std::string_view line) -> absl::Status {
+    ++number;
+    if (line.empty()) return absl::OkStatus();
+    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    auto id = object.is_object() ? object.find("id") : object.end();
+    if (!object.is_object() || id == object.end() || !id->is_string()) {
+      return absl::DataLossError(absl::StrCat("'", path.string(), "' line ", number,
+                                              " is not a JSON object with a string \"id\"; "
+                                              "fix or remove that line"));
+    }
+    members.Put(id->get<std::string>(), std::string(line));
+    return absl::OkStatus();
+  };
+  std::string pending;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(
+          absl::StrCat("cannot read '", path.string(), "': ", ErrnoMessage(errno)));
+    }
+    if (n == 0) break;
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t start = 0;
+    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      absl::Status parsed = parse(std::string_view(pending).substr(start, end - start));
+      if (!parsed.ok()) return parsed;
+    }
+    pending.erase(0, start);
+  }
+  return pending.empty() ? absl::OkStatus() : parse(pending);
+}
+
 }  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::filesystem::path> TemporaryPath(const std::filesystem::path& path) {
+  unsigned char random[8];
+  std::size_t got = 0;
+  while (got < sizeof(random)) {
+    ssize_t n = ::getrandom(random + got, sizeof(random) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(
+          absl::StrCat("cannot draw random bytes for a temporary name: ", ErrnoMessage(errno)));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  std::string suffix;
+  for (unsigned char c : random) suffix += absl::StrFormat("%02x", c);
+  return path.parent_path() / absl::StrCat(".", path.filename().string(), ".tmp.", suffix);
+}
+
+absl::StatusOr<int> CreateExclusive(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EEXIST) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create '", path.string(),
+                       "': something already exists there (a file or link planted under a "
+                       "temporary name); it is left alone, check who writes to that directory"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create '", path.string(), "': ", ErrnoMessage(err)));
+  }
+  return fd;
+}
+
+}  // namespace internal
 
 absl::StatusOr<std::string> AudienceFileName(std::string_view segment_name) {
   if (segment_name.empty()) {
@@ -119,37 +226,31 @@ std::vector<const std::string*> Members::Lines() const {
 
 absl::StatusOr<Members> ReadMembers(const std::filesystem::path& path) {
   Members members;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return members;
-    return absl::InternalError(absl::StrCat("cannot read '", path.string(), "'"));
+  // O_NONBLOCK: a FIFO planted at `path` must not block the open.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return members;
+    if (errno == ELOOP) return SymlinkRefused(path);
+    return absl::InternalError(
+        absl::StrCat("cannot read '", path.string(), "': ", ErrnoMessage(errno)));
   }
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    auto id = object.is_object() ? object.find("id") : object.end();
-    if (!object.is_object() || id == object.end() || !id->is_string()) {
-      return absl::DataLossError(absl::StrCat("'", path.string(), "' line ", number,
-                                              " is not a JSON object with a string \"id\"; "
-                                              "fix or remove that line"));
-    }
-    members.Put(id->get<std::string>(), line);
-  }
+  absl::Status status = ParseMembers(fd, path, members);
+  ::close(fd);
+  if (!status.ok()) return status;
   return members;
 }
 
 absl::Status WriteMembers(const std::filesystem::path& path, const Members& members, bool fsync) {
-  static std::atomic<unsigned> counter{0};
-  const std::filesystem::path tmp =
-      path.parent_path() /
-      absl::StrCat(".", path.filename().string(), ".tmp.", ::getpid(), ".", counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create '", tmp.string(), "': ", ErrnoMessage(errno)));
-  }
+  // rename() would replace a link rather than follow it, but a link here
+  // was not made by this destination: refuse it instead of removing it.
+  absl::Status target = CheckWritableTarget(path);
+  if (!target.ok()) return target;
+  absl::StatusOr<std::filesystem::path> tmp_path = internal::TemporaryPath(path);
+  if (!tmp_path.ok()) return tmp_path.status();
+  const std::filesystem::path& tmp = *tmp_path;
+  absl::StatusOr<int> created = internal::CreateExclusive(tmp);
+  if (!created.ok()) return created.status();
+  const int fd = *created;
   std::string data;
   for (const std::string* line : members.Lines()) {
     data += *line;

@@ -6,7 +6,8 @@
 // The file is the state. Changes are written to a temporary file in the same
 // directory and renamed over the old one, so readers see either the old or the
 // new content, and a crash never leaves a half-written file. Writes to one
-// file are serialized within the process.
+// file are serialized within the process. Files are private (mode 0600): they
+// hold personal data. Links are never followed.
 #ifndef EXPORTD_PLUGINS_JSONL_AUDIENCE_FILE_H_
 #define EXPORTD_PLUGINS_JSONL_AUDIENCE_FILE_H_
 
@@ -52,12 +53,27 @@ class Members {
 };
 
 // Reads `path` (a missing file is an empty audience). DATA_LOSS naming the
-// file and line for a line that is not a JSON object with a string "id".
+// file and line for a line that is not a JSON object with a string "id";
+// FAILED_PRECONDITION naming it when it is a symbolic link (never followed)
+// or not a regular file.
 absl::StatusOr<Members> ReadMembers(const std::filesystem::path& path);
 
-// Replaces `path` atomically with `members` (temp file + rename); with
-// `fsync`, flushes the file and the directory before returning.
+// Replaces `path` atomically with `members`: a new temporary file (mode
+// 0600, an unpredictable name in the same directory, created with O_EXCL |
+// O_NOFOLLOW so that nothing planted there is opened) renamed over `path`.
+// With `fsync`, flushes the file and the directory before returning.
+// FAILED_PRECONDITION naming the path when `path` is a symbolic link or not
+// a regular file, or something exists at the temporary name.
 absl::Status WriteMembers(const std::filesystem::path& path, const Members& members, bool fsync);
+
+namespace internal {
+// The temporary file WriteMembers writes for `path`: in the same directory,
+// ".<file name>.tmp." and 16 hex digits from the kernel's random source.
+absl::StatusOr<std::filesystem::path> TemporaryPath(const std::filesystem::path& path);
+// Opens a new file at `path` for writing (mode 0600); refuses to open
+// anything that exists there, a symbolic link included.
+absl::StatusOr<int> CreateExclusive(const std::filesystem::path& path);
+}  // namespace internal
 
 // A process-wide lock for one file path, so that connections writing the same
 // file do not lose each other's changes.

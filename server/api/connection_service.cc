@@ -76,7 +76,7 @@ grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
         c.set_created_by(who.name);
         c.set_created_at_micros(now);
         c.set_updated_at_micros(now);
-        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, crypto::SealMap(*deps_.secrets, secrets));
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, SealSecrets(c, secrets, *deps_.secrets));
         EXPORTD_RETURN_IF_ERROR(deps_.store->CreateConnection(stored));
         resource = absl::StrCat("connection/", c.id());
         *resp = c;
@@ -135,8 +135,7 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
             (*c.mutable_settings())[key] = value;
           }
         }
-        EXPORTD_ASSIGN_OR_RETURN(crypto::SecretMap secrets,
-                                 crypto::OpenMap(*deps_.secrets, stored.sealed_secrets));
+        EXPORTD_ASSIGN_OR_RETURN(crypto::SecretMap secrets, OpenSecrets(stored, *deps_.secrets));
         for (const auto& [key, value] : req->secrets()) secrets[key] = value;
         if (req->has_shared_with_contributors()) {
           c.set_shared_with_contributors(req->shared_with_contributors());
@@ -145,7 +144,9 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
                                                      ToMap(c.settings()), secrets));
         SetSecretNames(secrets, &c);
         c.set_updated_at_micros(NowMicros());
-        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, crypto::SealMap(*deps_.secrets, secrets));
+        // Always sealed again, so a value sealed before secrets were bound to
+        // their connection is bound from now on.
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, SealSecrets(c, secrets, *deps_.secrets));
         EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateConnection(stored));
         *resp = c;
         return absl::OkStatus();

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "exportd/sdk/destination.h"
 #include "server/crypto/secret_box.h"
+#include "server/crypto/secret_map.h"
 #include "server/plugin_host/registry.h"
 #include "server/store/store.h"
 
@@ -18,6 +19,16 @@ struct ResolvedConnection {
   sdk::Destination* destination = nullptr;
   sdk::Settings settings;
 };
+
+// Opens the secrets sealed for `stored` (bound to its connection id).
+// DATA_LOSS naming the connection when they do not open: another master key,
+// or a value copied from another connection's row.
+absl::StatusOr<crypto::SecretMap> OpenSecrets(const store::StoredConnection& stored,
+                                              const crypto::SecretBox& box);
+// Seals `secrets` for `connection` (whose id must be set).
+absl::StatusOr<std::string> SealSecrets(const v1::Connection& connection,
+                                        const crypto::SecretMap& secrets,
+                                        const crypto::SecretBox& box);
 
 absl::StatusOr<ResolvedConnection> ResolveConnection(const store::StoredConnection& stored,
                                                      const crypto::SecretBox& box,

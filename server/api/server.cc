@@ -4,7 +4,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <filesystem>
-#include <system_error>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -12,16 +12,20 @@
 #include "server/api/connection_service.h"
 #include "server/api/destination_service.h"
 #include "server/api/export_service.h"
+#include "server/api/master_key.h"
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
-#include "server/engine/engine.h"
 #include "server/common/status_macros.h"
+#include "server/engine/engine.h"
 #include "server/plugin_host/plugin_loader.h"
+#include "server/store/data_dir.h"
 #include "server/store/sqlite_store.h"
 
 namespace exportd::api {
 
 struct Server::Impl {
+  // First, so that it is released last, after the store is closed.
+  std::unique_ptr<store::DataDirLock> data_dir_lock;
   ServerOptions options;
   std::string admin_token_path;
   std::unique_ptr<store::SqliteStore> store;
@@ -50,16 +54,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Impl& s = *impl;
   s.options = std::move(options);
   const ServerOptions& o = s.options;
-  std::error_code ec;
-  std::filesystem::create_directories(o.data_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--data-dir '", o.data_dir, "' cannot be created: ", ec.message()));
-  }
-  EXPORTD_ASSIGN_OR_RETURN(s.store, store::SqliteStore::Open(o.data_dir + "/exportd.db"));
+  EXPORTD_ASSIGN_OR_RETURN(std::string warning, store::PrepareDataDir(o.data_dir));
+  if (!warning.empty()) std::cerr << "exportd: warning: " << warning << std::endl;
+  // Before anything in the directory is opened: two exportd on one store
+  // would run the same schedules twice.
+  EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
+  const std::string db_path = o.data_dir + "/exportd.db";
+  EXPORTD_ASSIGN_OR_RETURN(s.store, store::SqliteStore::Open(db_path));
   EXPORTD_ASSIGN_OR_RETURN(
-      s.secrets, crypto::SecretBox::LoadOrCreate(
-                     o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file));
+      s.secrets,
+      OpenMasterKey(*s.store,
+                    o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file,
+                    db_path));
   if (o.tokens_file.empty()) {
     s.admin_token_path = o.data_dir + "/admin.token";
     EXPORTD_ASSIGN_OR_RETURN(s.authenticator,

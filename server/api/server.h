@@ -28,7 +28,8 @@ struct ServerOptions {
   std::string plugin_dir;
   // Empty: `<data_dir>/admin.token` is created on first start and used.
   std::string tokens_file;
-  // Empty: `<data_dir>/master.key`.
+  // Empty: `<data_dir>/master.key`. Created only for a store that has no
+  // secrets and no key check value yet.
   std::string master_key_file;
   // Destinations registered in-process, before the plugin directory (tests).
   std::vector<std::unique_ptr<sdk::Destination>> extra_destinations;
@@ -43,6 +44,9 @@ struct ServerOptions {
 class Server {
  public:
   // Opens everything and starts serving. Errors say which option is wrong.
+  // The data directory is locked for the Server's life: a second Server or
+  // exportd on it fails here with FAILED_PRECONDITION, as does a master key
+  // other than the one the store's secrets were sealed with.
   static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
   ~Server();
 
@@ -51,7 +55,8 @@ class Server {
   const std::string& admin_token_path() const;
   // A summary for the start-up log: address, data dir, plugins.
   std::string Describe() const;
-  // Stops accepting calls, finishes running work, closes the store.
+  // Stops accepting calls and finishes running work. The store is closed
+  // and the data directory unlocked when the Server is destroyed.
   void Shutdown();
   void Wait();
 

@@ -25,27 +25,40 @@ bool GetString(const std::string& in, size_t& pos, std::string& out) {
   return true;
 }
 
+// The additional data a connection's secrets are sealed with.
+std::string ConnectionAad(absl::string_view connection_id) {
+  return absl::StrCat("connection:", connection_id);
+}
+
 }  // namespace
 
-absl::StatusOr<std::string> SealMap(const SecretBox& box, const SecretMap& secrets) {
+absl::StatusOr<std::string> SealMap(const SecretBox& box, absl::string_view connection_id,
+                                    const SecretMap& secrets) {
   std::string plain;
   for (const auto& [key, value] : secrets) {
     PutString(plain, key);
     PutString(plain, value);
   }
-  return box.Seal(plain);
+  return box.Seal(plain, ConnectionAad(connection_id));
 }
 
-absl::StatusOr<SecretMap> OpenMap(const SecretBox& box, const std::string& sealed) {
+absl::StatusOr<SecretMap> OpenMap(const SecretBox& box, absl::string_view connection_id,
+                                  const std::string& sealed) {
   if (sealed.empty()) return SecretMap();
-  auto plain = box.Open(sealed);
-  if (!plain.ok()) return plain.status();
+  auto plain = box.Open(sealed, ConnectionAad(connection_id));
+  if (!plain.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "the secrets stored for connection '", connection_id,
+        "' do not open: they were sealed with another master key or for another connection, "
+        "or were changed"));
+  }
   SecretMap out;
   size_t pos = 0;
   while (pos < plain->size()) {
     std::string key, value;
     if (!GetString(*plain, pos, key) || !GetString(*plain, pos, value)) {
-      return absl::DataLossError("stored secrets are malformed");
+      return absl::DataLossError(
+          absl::StrCat("the secrets stored for connection '", connection_id, "' are malformed"));
     }
     out.emplace(std::move(key), std::move(value));
   }

@@ -36,7 +36,7 @@ class EngineTest : public ::testing::Test {
     c.connection.set_id("conn-1");
     c.connection.set_display_name("fake");
     c.connection.set_destination_type("fake");
-    c.sealed_secrets = *crypto::SealMap(*box_, {{"token", "t0ken"}});
+    c.sealed_secrets = *crypto::SealMap(*box_, "conn-1", {{"token", "t0ken"}});
     ASSERT_TRUE(store_->CreateConnection(c).ok());
     v1::Segment segment;
     segment.set_id("seg-1");

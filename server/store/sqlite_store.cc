@@ -52,6 +52,10 @@ constexpr const char* kMigrations[] = {
       run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
     )sql",
+    // 3: named values about the store itself (the master key's check value).
+    R"sql(
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.
@@ -520,6 +524,27 @@ absl::StatusOr<std::vector<v1::AuditEntry>> SqliteStore::ListAudit(const PageReq
   stmt.Bind(1, before).Bind(2, static_cast<std::int64_t>(limit + 1));
   return ReadPage<v1::AuditEntry>(stmt, limit, "audit entry", next_cursor,
                                   [](v1::AuditEntry& e, std::int64_t id) { e.set_id(id); });
+}
+
+// --- Meta ------------------------------------------------------------------
+
+absl::StatusOr<std::string> SqliteStore::GetMeta(absl::string_view key) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
+  stmt.Bind(1, key);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat("database '", path_, "' holds no value '", key, "'"));
+  }
+  return std::string(stmt.Blob(0));
+}
+
+absl::Status SqliteStore::PutMeta(absl::string_view key, absl::string_view value) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                           db_->Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+  return stmt.Bind(1, key).BindBlob(2, value).Run();
 }
 
 }  // namespace exportd::store

@@ -1,5 +1,7 @@
 #include "server/store/sqlite_store.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -207,6 +209,30 @@ TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 999"));
+}
+
+TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {
+  const std::string path = dir_ + "/private.db";
+  const mode_t old_mask = ::umask(0);
+  auto store = SqliteStore::Open(path);
+  ::umask(old_mask);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateConnection(Connection("c1", "conn")).ok());
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((path + suffix).c_str(), &st), 0) << path << suffix << " does not exist";
+    EXPECT_EQ(st.st_mode & 0777, 0600) << path << suffix;
+  }
+}
+
+TEST_F(SqliteStoreTest, MetaValuesAreReplacedAndSurviveAReopen) {
+  auto missing = store_->GetMeta("master_key_check");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("master_key_check"));
+  ASSERT_TRUE(store_->PutMeta("master_key_check", "one").ok());
+  ASSERT_TRUE(store_->PutMeta("master_key_check", std::string("t\0wo", 4)).ok());
+  Reopen();
+  EXPECT_EQ(*store_->GetMeta("master_key_check"), std::string("t\0wo", 4));
 }
 
 }  // namespace

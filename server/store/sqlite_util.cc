@@ -1,5 +1,12 @@
 #include "server/store/sqlite_util.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -81,7 +88,35 @@ absl::string_view Statement::Blob(int column) const {
   return blob ? absl::string_view(blob, sqlite3_column_bytes(stmt_, column)) : absl::string_view();
 }
 
+namespace {
+
+// Creates the database file with mode 0600 whatever the umask, so that it
+// and the -wal and -shm files SQLite creates next to it (with the database
+// file's mode) are private. An existing file is left as it is.
+absl::Status CreatePrivateFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create database '", path, "': ", std::strerror(errno)));
+  }
+  int rc = ::fchmod(fd, 0600);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot make database '", path, "' private: ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool read_only) {
+  if (!read_only && path != ":memory:") {
+    absl::Status created = CreatePrivateFile(path);
+    if (!created.ok()) return created;
+  }
   sqlite3* db = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;

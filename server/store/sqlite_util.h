@@ -50,7 +50,8 @@ class Statement {
 // An open database connection.
 class Database {
  public:
-  // Opens (creating) the database file in WAL mode.
+  // Opens (creating) the database file in WAL mode. A database this creates
+  // has mode 0600 whatever the umask, and so have its -wal and -shm files.
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool read_only);
   ~Database();
 

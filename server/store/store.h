@@ -201,6 +201,13 @@ class Store {
   // Newest first.
   virtual absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(
       const PageRequest& page, std::string* next_cursor) = 0;
+
+  // --- About the store itself ----------------------------------------------
+  // Small named values exportd keeps with the data, e.g. the master key's
+  // check value (never a secret). NOT_FOUND when `key` was never put.
+  virtual absl::StatusOr<std::string> GetMeta(absl::string_view key) = 0;
+  // Sets `key` to `value`, replacing any earlier value.
+  virtual absl::Status PutMeta(absl::string_view key, absl::string_view value) = 0;
 };
 
 }  // namespace exportd::store
