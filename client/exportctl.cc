@@ -135,8 +135,8 @@ const char* ExportctlVersion() { return EXPORTCTL_VERSION; }
 
 const std::vector<NounSpec>& AllCommands() {
   static const std::vector<NounSpec>* const kCommands = new std::vector<NounSpec>{
-      ConnectionCommands(), SegmentCommands(), ExportCommands(),   RunCommands(),
-      DestinationCommands(), AuditCommands(),  WhoAmICommand(),
+      ConnectionCommands(),  SegmentCommands(), ExportCommands(), RunCommands(),
+      DestinationCommands(), AuditCommands(),   WhoAmICommand(),  TokenCommands(),
   };
   return *kCommands;
 }

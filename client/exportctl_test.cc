@@ -8,15 +8,18 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "client/testing/fake_exportd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/auth/auth.h"
 
 namespace exportd::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct Result {
@@ -216,6 +219,92 @@ TEST_F(ExportctlTest, UnreachableServerHints) {
   EXPECT_EQ(code, 1);
   EXPECT_THAT(err.str(), StartsWith("error: UNAVAILABLE: "));
   EXPECT_THAT(err.str(), HasSubstr("hint: is exportd running at 127.0.0.1:1?"));
+}
+
+TEST_F(ExportctlTest, TokenHashPrintsTheTokensFileLineForATokenOnStdin) {
+  Result result = Run({"token", "hash", "--principal", "dashboards", "--role", "Viewer"},
+                      "piped-token-0123456789abcdef0123456789\n");
+  ASSERT_EQ(result.code, 0) << result.err;
+  // sha256sum of the token without its newline.
+  EXPECT_EQ(result.out,
+            "sha256:963dbac56d196598d068d461b4f9a9707fe0c518544e29da82e3b6bd38e61546 dashboards "
+            "viewer\n");
+  EXPECT_EQ(result.err, "");
+  EXPECT_EQ(server_.last_authorization(), "") << "token hash needs no server";
+  Result json = Run({"-o", "json", "token", "hash", "--principal", "d", "--role", "viewer"},
+                    "piped-token-0123456789abcdef0123456789");
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["line"],
+            "sha256:963dbac56d196598d068d461b4f9a9707fe0c518544e29da82e3b6bd38e61546 d viewer");
+  EXPECT_FALSE(nlohmann::json::parse(json.out).contains("token"));
+}
+
+TEST_F(ExportctlTest, TokenHashNewPrintsTheTokenOnceAndALineExportdAccepts) {
+  Result result =
+      Run({"token", "hash", "--new", "--principal", "segment-sync", "--role", "contributor"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  std::vector<std::string> lines = absl::StrSplit(result.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << result.out;
+  ASSERT_THAT(lines[0], StartsWith("token: "));
+  const std::string token = lines[0].substr(7);
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_THAT(lines[1], StartsWith("sha256:"));
+  EXPECT_THAT(lines[1], Not(HasSubstr(token)));
+  EXPECT_THAT(result.err, HasSubstr("shown only now"));
+
+  std::string tokens = WriteFile("tokens", lines[1] + "\n");
+  std::filesystem::permissions(tokens, std::filesystem::perms::owner_read,
+                               std::filesystem::perm_options::replace);
+  auto auth = auth::Authenticator::FromTokensFile(tokens);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  auto who = (*auth)->Authenticate("Bearer " + token);
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->name, "segment-sync");
+  EXPECT_EQ(who->role, exportd::v1::ROLE_CONTRIBUTOR);
+
+  Result json =
+      Run({"-o", "json", "token", "hash", "--new", "--principal", "p", "--role", "admin"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  nlohmann::json parsed = nlohmann::json::parse(json.out);
+  EXPECT_EQ(parsed["line"],
+            "sha256:" + auth::TokenSha256Hex(parsed["token"].get<std::string>()) + " p admin");
+  EXPECT_NE(parsed["token"], token);
+}
+
+TEST_F(ExportctlTest, TokenHashRefusesWhatExportdWouldRefuse) {
+  Result short_token =
+      Run({"token", "hash", "--principal", "p", "--role", "viewer"}, "too-short-secret\n");
+  EXPECT_EQ(short_token.code, 1);
+  EXPECT_THAT(short_token.err,
+              HasSubstr("the token is 16 characters long; tokens need at least 32"));
+  EXPECT_THAT(short_token.err, Not(HasSubstr("too-short")));
+  Result empty = Run({"token", "hash", "--principal", "p", "--role", "viewer"}, "\n");
+  EXPECT_EQ(empty.code, 2);
+  EXPECT_THAT(empty.err, HasSubstr("no token on standard input"));
+  Result two = Run({"token", "hash", "--principal", "p", "--role", "viewer"},
+                   std::string(32, 'a') + "\n" + std::string(32, 'b') + "\n");
+  EXPECT_EQ(two.code, 1);
+  EXPECT_THAT(two.err, HasSubstr("whitespace"));
+  Result principal =
+      Run({"token", "hash", "--new", "--principal", "ops\x1b[2J", "--role", "admin"});
+  EXPECT_EQ(principal.code, 2);
+  EXPECT_THAT(principal.err,
+              HasSubstr("--principal: principal \"ops\\x1b[2J\" contains the control "
+                        "character U+001B"));
+  Result role = Run({"token", "hash", "--new", "--principal", "p", "--role", "owner"});
+  EXPECT_EQ(role.code, 2);
+  EXPECT_THAT(role.err, HasSubstr("--role: unknown role 'owner'"));
+  Result missing = Run({"token", "hash", "--new", "--principal", "p"});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("missing required flag --role ROLE"));
+}
+
+TEST_F(ExportctlTest, TokenHashIsInTheHelp) {
+  EXPECT_THAT(Run({"--help"}).out, HasSubstr("  token        Make tokens-file lines"));
+  Result verb = Run({"token", "hash", "--help"});
+  EXPECT_EQ(verb.code, 0);
+  EXPECT_THAT(verb.out, HasSubstr("Usage: exportctl [global flags] token hash --principal NAME"));
+  EXPECT_THAT(verb.out, HasSubstr("--new"));
 }
 
 }  // namespace

@@ -21,8 +21,9 @@ Usage: exportd [flags]
                             (default ./exportd-data)
   --plugin-dir DIR          destination plugins to load (default: the build's plugins/
                             or the installed lib/exportd/plugins)
-  --tokens-file FILE        bearer tokens, one '<token> <principal> <role>' per line; without
-                            it, DIR/admin.token is created and accepted as the admin
+  --tokens-file FILE        callers, one '<token> <principal> <role>' per line (the token may be
+                            sha256:<hex> or cert:<identity>), mode 0600; without it,
+                            DIR/admin.token is created and accepted as the admin
   --master-key-file FILE    the key that encrypts secrets (default DIR/master.key)
   --run-workers N           exports run concurrently (default 2)
   --system-refresh SPEC     the refresh schedule exports can follow, e.g.

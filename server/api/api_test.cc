@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/time/clock.h"
 #include "exportd/v1/audit.grpc.pb.h"
 #include "exportd/v1/connection.grpc.pb.h"
 #include "exportd/v1/destination.grpc.pb.h"
@@ -15,12 +16,13 @@
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/stubs/logging.h"
+#include "gtest/gtest.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "server/api/api_test_fixture.h"
 #include "server/api/server.h"
+#include "server/auth/credentials.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::api {
@@ -714,6 +716,7 @@ TEST(ServerStartTest, MalformedTokensFileIsAClearStartupError) {
   std::string dir = std::filesystem::temp_directory_path() / "api_startXXXXXX";
   dir = mkdtemp(dir.data());
   std::ofstream(dir + "/tokens") << "short admin\n";
+  MakePrivate(dir + "/tokens");
   ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.data_dir = dir + "/data";
@@ -722,6 +725,82 @@ TEST(ServerStartTest, MalformedTokensFileIsAClearStartupError) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(server.status().message(), HasSubstr("line 1"));
   std::filesystem::remove_all(dir);
+}
+
+TEST(ServerStartTest, TokensFileReadableByOthersIsAStartupError) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_startXXXXXX";
+  dir = mkdtemp(dir.data());
+  std::ofstream(dir + "/tokens") << kAdmin << " alice admin\n";
+  std::filesystem::permissions(dir + "/tokens", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.tokens_file = dir + "/tokens";
+  auto server = Server::Start(std::move(options));
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(server.status().message(), HasSubstr("run 'chmod 600 " + dir + "/tokens'"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ServerStartTest, AdminTokenFileReadableByOthersIsAStartupError) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_startXXXXXX";
+  dir = mkdtemp(dir.data());
+  auto start = [&] {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.data_dir = dir + "/data";
+    return Server::Start(std::move(options));
+  };
+  auto first = start();
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string token_file = (*first)->admin_token_path();
+  (*first)->Shutdown();
+  first->reset();
+  std::filesystem::permissions(token_file, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  auto second = start();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("admin token file '" + token_file + "'"));
+  EXPECT_THAT(second.status().message(), HasSubstr("run 'chmod 600 " + token_file + "'"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ServerStartTest, HashedTokensAuthenticateOverGrpc) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_startXXXXXX";
+  dir = mkdtemp(dir.data());
+  const std::string token = "hashed-token-0123456789abcdef0123456789";
+  std::ofstream(dir + "/tokens") << "sha256:" << auth::TokenSha256Hex(token) << " svc viewer\n";
+  MakePrivate(dir + "/tokens");
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.tokens_file = dir + "/tokens";
+  auto server = Server::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto audit = v1::AuditService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  v1::WhoAmIResponse who;
+  grpc::Status status = audit->WhoAmI(&ctx, v1::WhoAmIRequest(), &who);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(who.principal(), "svc");
+  EXPECT_EQ(who.role(), v1::ROLE_VIEWER);
+  (*server)->Shutdown();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ApiTest, FailedAuthenticationIsLoggedWithThePeerNeverTheToken) {
+  const std::string wrong = "not-a-token-of-this-server-0123456789";
+  ::testing::internal::CaptureStderr();
+  v1::WhoAmIResponse who;
+  grpc::Status status = audit_->WhoAmI(As(wrong).get(), v1::WhoAmIRequest(), &who);
+  std::string logged = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(status.error_code(), grpc::UNAUTHENTICATED);
+  EXPECT_THAT(logged, HasSubstr("exportd: authentication failed: unknown token (principal "
+                                "unknown) from ipv4:127.0.0.1:"));
+  EXPECT_THAT(logged, Not(HasSubstr(wrong.substr(0, 8))));
 }
 
 }  // namespace

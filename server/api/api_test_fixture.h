@@ -29,9 +29,16 @@
 
 namespace exportd::api {
 
-inline constexpr char kAdmin[] = "admin-token-000000000000";
-inline constexpr char kContributor[] = "contrib-token-0000000000";
-inline constexpr char kViewer[] = "viewer-token-00000000000";
+inline constexpr char kAdmin[] = "admin-token-00000000000000000000000";
+inline constexpr char kContributor[] = "contrib-token-000000000000000000000";
+inline constexpr char kViewer[] = "viewer-token-00000000000000000000000";
+
+// exportd refuses a tokens file that group or others may read.
+inline void MakePrivate(const std::string& path) {
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace);
+}
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -42,6 +49,7 @@ class ApiTest : public ::testing::Test {
                                     << kAdmin << " alice admin\n"
                                     << kContributor << " bob contributor\n"
                                     << kViewer << " carol viewer\n";
+    MakePrivate(dir_ + "/tokens");
     state_ = std::make_shared<testing::FakeState>();
     StartServer();
   }

@@ -17,7 +17,7 @@ absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
   auto it = metadata.find("authorization");
   absl::string_view value;
   if (it != metadata.end()) value = absl::string_view(it->second.data(), it->second.size());
-  return authenticator.Authenticate(value);
+  return authenticator.Authenticate(value, ctx.peer());
 }
 
 void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::string_view method,

@@ -40,7 +40,8 @@ struct ServiceDeps {
 
 enum class Audit { kNo, kYes };
 
-// The caller of this RPC, from its `authorization` metadata.
+// The caller of this RPC, from its `authorization` metadata. A failure is
+// logged with the caller's address (ctx.peer()).
 absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
                                              const auth::Authenticator& authenticator);
 

@@ -1,7 +1,7 @@
 #include "server/auth/auth.h"
 
 #include <fcntl.h>
-#include <openssl/rand.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,13 +14,15 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/auth/certificate.h"
+#include "server/common/private_file.h"
+#include "server/common/status_macros.h"
 
 namespace exportd::auth {
 namespace {
-
-constexpr size_t kMinTokenLength = 16;
 
 absl::string_view ActionName(Action action) {
   switch (action) {
@@ -33,6 +35,97 @@ absl::string_view ActionName(Action action) {
     case Action::kReadAudit: return "read the audit log";
   }
   return "do this";
+}
+
+// One line of a tokens file, checked on its own.
+struct TokensLine {
+  bool certificate = false;
+  TokenDigest digest{};  // when !certificate
+  std::string identity;  // when certificate
+  std::string principal;
+  v1::Role role = v1::ROLE_UNSPECIFIED;
+};
+
+// The line without its comment: a '#' at the start or after whitespace (so a
+// '#' inside a certificate subject is kept).
+absl::string_view StripComment(absl::string_view line) {
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+      return line.substr(0, i);
+    }
+  }
+  return line;
+}
+
+absl::StatusOr<TokenDigest> ParseSha256(absl::string_view hex) {
+  const auto refuse = [](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sha256: takes the 64 hex digits of the token's SHA-256 (", what,
+                     "); 'exportctl token hash' prints the whole line"));
+  };
+  if (hex.size() != 64) return refuse(absl::StrCat("found ", hex.size(), " characters"));
+  for (char c : hex) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) {
+      return refuse("found a character that is not a hex digit");
+    }
+  }
+  std::string bytes = absl::HexStringToBytes(hex);
+  TokenDigest digest;
+  std::memcpy(digest.data(), bytes.data(), digest.size());
+  return digest;
+}
+
+absl::Status ValidateIdentity(absl::string_view identity) {
+  absl::string_view value = identity;
+  if ((!absl::ConsumePrefix(&value, kSubjectIdentityPrefix) &&
+       !absl::ConsumePrefix(&value, kSanIdentityPrefix)) ||
+      value.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cert:", absl::CHexEscape(identity),
+        " is no certificate identity; write cert:subject=<subject as 'openssl x509 -noout "
+        "-subject -nameopt RFC2253' prints it> or cert:san=<DNS name, URI or email>"));
+  }
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cert:", absl::CHexEscape(identity),
+          " holds a character that is not printable ASCII; RFC 2253 subjects escape them "
+          "(\\C3\\BC), as 'openssl x509 -noout -subject -nameopt RFC2253' prints"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TokensLine> ParseTokensLine(absl::string_view content) {
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(content, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  TokensLine line;
+  line.certificate = absl::StartsWith(content, kCertPrefix);
+  // A certificate subject may hold spaces (O=My Team): it is everything before
+  // the last two fields.
+  if (fields.size() < 3 || (!line.certificate && fields.size() != 3)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected '<token> <principal> <role>' (the token may be sha256:<hex> or "
+                     "cert:<identity>), found ",
+                     fields.size(), " fields"));
+  }
+  const absl::string_view principal = fields[fields.size() - 2];
+  EXPORTD_RETURN_IF_ERROR(ValidatePrincipalName(principal));
+  line.principal = std::string(principal);
+  EXPORTD_ASSIGN_OR_RETURN(line.role, ParseRole(fields.back()));
+  absl::string_view credential = fields[0];
+  if (line.certificate) {
+    absl::string_view identity = absl::StripTrailingAsciiWhitespace(
+        content.substr(kCertPrefix.size(), principal.data() - content.data() - kCertPrefix.size()));
+    EXPORTD_RETURN_IF_ERROR(ValidateIdentity(identity));
+    line.identity = std::string(identity);
+  } else if (absl::ConsumePrefix(&credential, kSha256Prefix)) {
+    EXPORTD_ASSIGN_OR_RETURN(line.digest, ParseSha256(credential));
+  } else {
+    EXPORTD_RETURN_IF_ERROR(ValidateToken(credential));
+    line.digest = TokenSha256(credential);
+  }
+  return line;
 }
 
 }  // namespace
@@ -51,8 +144,8 @@ absl::StatusOr<v1::Role> ParseRole(absl::string_view text) {
   if (lower == "admin") return v1::ROLE_ADMIN;
   if (lower == "contributor") return v1::ROLE_CONTRIBUTOR;
   if (lower == "viewer") return v1::ROLE_VIEWER;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown role '", text, "'; use admin, contributor or viewer"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown role '", absl::CHexEscape(text),
+                                                 "'; use admin, contributor or viewer"));
 }
 
 absl::Status Authorize(const Principal& who, Action action) {
@@ -91,70 +184,98 @@ bool MaySeeConnection(const Principal& who, const v1::Connection& connection) {
   return who.role == v1::ROLE_ADMIN || connection.shared_with_contributors();
 }
 
+bool Authenticator::DigestEq::operator()(const TokenDigest& a, const TokenDigest& b) const {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 std::unique_ptr<Authenticator> Authenticator::FromMap(
     absl::flat_hash_map<std::string, Principal> tokens) {
-  return std::unique_ptr<Authenticator>(new Authenticator(std::move(tokens)));
+  TokenMap digests;
+  for (auto& [token, principal] : tokens) digests.emplace(TokenSha256(token), std::move(principal));
+  return std::unique_ptr<Authenticator>(new Authenticator(std::move(digests), {}));
 }
 
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromTokensFile(
     const std::string& path) {
+  EXPORTD_RETURN_IF_ERROR(CheckPrivateFile(path, "--tokens-file"));
   std::ifstream in(path);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat("--tokens-file '", path,
                                                    "' cannot be read: ", std::strerror(errno)));
   }
-  absl::flat_hash_map<std::string, Principal> tokens;
-  std::string line;
-  for (int line_no = 1; std::getline(in, line); ++line_no) {
-    absl::string_view content = line;
-    if (size_t hash = content.find('#'); hash != absl::string_view::npos) {
-      content = content.substr(0, hash);
-    }
-    content = absl::StripAsciiWhitespace(content);
+  struct Listed {
+    int line_no;
+    std::string principal;
+  };
+  TokenMap tokens;
+  CertificateMap certificates;
+  absl::flat_hash_map<TokenDigest, Listed> token_lines;
+  absl::flat_hash_map<std::string, Listed> identity_lines;
+  struct RoleLine {
+    v1::Role role;
+    int line_no;
+  };
+  absl::flat_hash_map<std::string, RoleLine> roles;
+  std::string text;
+  for (int line_no = 1; std::getline(in, text); ++line_no) {
+    absl::string_view content = absl::StripAsciiWhitespace(StripComment(text));
     if (content.empty()) continue;
-    std::vector<absl::string_view> parts =
-        absl::StrSplit(content, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     auto where = absl::StrCat("tokens file '", path, "' line ", line_no, ": ");
-    if (parts.size() != 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "expected '<token> <principal> <role>', found ", parts.size(), " fields"));
-    }
-    if (parts[0].size() < kMinTokenLength) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "token is shorter than ", kMinTokenLength, " characters; use a long random one"));
-    }
-    auto role = ParseRole(parts[2]);
-    if (!role.ok()) return absl::InvalidArgumentError(absl::StrCat(where, role.status().message()));
-    auto [it, inserted] =
-        tokens.emplace(std::string(parts[0]), Principal{std::string(parts[1]), *role});
-    if (!inserted) {
+    absl::StatusOr<TokensLine> line = ParseTokensLine(content);
+    if (!line.ok()) return absl::InvalidArgumentError(absl::StrCat(where, line.status().message()));
+    auto [role, first] = roles.emplace(line->principal, RoleLine{line->role, line_no});
+    if (!first && role->second.role != line->role) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, "the token of '", parts[1], "' is already given to '",
-                       it->second.name, "'; every principal needs its own token"));
+          absl::StrCat(where, "principal '", line->principal, "' has role ", RoleName(line->role),
+                       " here but ", RoleName(role->second.role), " on line ", role->second.line_no,
+                       "; a principal has one role: give the other role its own principal name"));
+    }
+    Principal principal{line->principal, line->role};
+    if (line->certificate) {
+      auto [listed, inserted] =
+          identity_lines.emplace(line->identity, Listed{line_no, line->principal});
+      if (!inserted) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "certificate identity '", line->identity,
+                         "' is already listed on line ", listed->second.line_no, " (principal '",
+                         listed->second.principal, "'); list each identity once"));
+      }
+      certificates.emplace(line->identity, std::move(principal));
+    } else {
+      auto [listed, inserted] = token_lines.emplace(line->digest, Listed{line_no, line->principal});
+      if (!inserted) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "this token is already listed on line ", listed->second.line_no, " (principal '",
+            listed->second.principal,
+            "'); every line needs its own token (make one with 'exportctl token hash --new')"));
+      }
+      tokens.emplace(line->digest, std::move(principal));
     }
   }
-  if (tokens.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tokens file '", path, "' defines no token; add '<token> <principal> <role>'"));
+  if (tokens.empty() && certificates.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tokens file '", path, "' defines no token; add '<token> <principal> <role>' lines"));
   }
-  return FromMap(std::move(tokens));
+  return std::unique_ptr<Authenticator>(
+      new Authenticator(std::move(tokens), std::move(certificates)));
 }
 
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromAdminTokenFile(
     const std::string& path) {
   std::string token;
-  if (std::ifstream in(path); in) {
+  absl::Status private_file = CheckPrivateFile(path, "admin token file");
+  if (private_file.ok()) {
+    std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
     token = std::string(absl::StripAsciiWhitespace(text.str()));
-    if (token.size() < kMinTokenLength) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "admin token file '", path, "' is damaged; delete it to have a new token created"));
+    if (absl::Status valid = ValidateToken(token); !valid.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("admin token file '", path, "' holds no valid token (", valid.message(),
+                       "); delete it to have a new token created"));
     }
-  } else {
-    unsigned char raw[24];
-    if (RAND_bytes(raw, sizeof raw) != 1) return absl::InternalError("RAND_bytes failed");
-    token = absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(raw), sizeof raw));
+  } else if (absl::IsNotFound(private_file)) {
+    EXPORTD_ASSIGN_OR_RETURN(token, NewToken());
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
       return absl::FailedPreconditionError(
@@ -164,28 +285,63 @@ absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromAdminTokenFile
     bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
     ::close(fd);
     if (!ok) return absl::InternalError(absl::StrCat("cannot write '", path, "'"));
+  } else {
+    return private_file;
   }
-  absl::flat_hash_map<std::string, Principal> tokens;
-  tokens.emplace(token, Principal{"admin", v1::ROLE_ADMIN});
-  return FromMap(std::move(tokens));
+  TokenMap tokens;
+  tokens.emplace(TokenSha256(token), Principal{"admin", v1::ROLE_ADMIN});
+  return std::unique_ptr<Authenticator>(new Authenticator(std::move(tokens), {}));
 }
 
-absl::StatusOr<Principal> Authenticator::Authenticate(absl::string_view authorization) const {
+absl::StatusOr<Principal> Authenticator::Authenticate(absl::string_view authorization,
+                                                      absl::string_view peer) const {
   if (authorization.empty()) {
+    failures_.Record("no token", peer);
     return absl::UnauthenticatedError(
         "missing 'authorization: Bearer <token>' metadata; pass a token (exportctl --token)");
   }
   absl::string_view token = authorization;
   if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
-    return absl::UnauthenticatedError(
-        "the authorization metadata must be 'Bearer <token>'");
+    failures_.Record("malformed authorization metadata", peer);
+    return absl::UnauthenticatedError("the authorization metadata must be 'Bearer <token>'");
   }
   token = absl::StripAsciiWhitespace(token);
-  auto it = tokens_.find(token);
-  if (it == tokens_.end()) {
-    return absl::UnauthenticatedError("unknown token; check the token or the server's tokens file");
+  // No token this short is ever accepted, whatever a sha256: line holds.
+  if (token.size() >= kMinTokenLength) {
+    auto it = tokens_.find(TokenSha256(token));
+    if (it != tokens_.end()) return it->second;
   }
-  return it->second;
+  failures_.Record("unknown token", peer);
+  return absl::UnauthenticatedError("unknown token; check the token or the server's tokens file");
+}
+
+absl::StatusOr<Principal> Authenticator::AuthenticateCertificate(
+    const std::vector<std::string>& identities) const {
+  const Principal* found = nullptr;
+  for (const std::string& identity : identities) {
+    auto it = certificates_.find(identity);
+    if (it == certificates_.end()) continue;
+    if (found != nullptr && found->name != it->second.name) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("the client certificate matches principals '", found->name, "' and '",
+                       it->second.name, "'; map only one of its identities in the tokens file"));
+    }
+    found = &it->second;
+  }
+  if (found != nullptr) return *found;
+  if (identities.empty()) {
+    return absl::UnauthenticatedError("no client certificate identity to authenticate");
+  }
+  // The caller's own certificate: showing its identities tells it nothing new.
+  constexpr size_t kShown = 3;
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < identities.size() && i < kShown; ++i) {
+    shown.push_back(absl::CHexEscape(identities[i]));
+  }
+  return absl::UnauthenticatedError(absl::StrCat(
+      "the client certificate (", absl::StrJoin(shown, ", "),
+      identities.size() > kShown ? ", ..." : "",
+      ") maps to no principal; add 'cert:<identity> <principal> <role>' to the tokens file"));
 }
 
 }  // namespace exportd::auth

@@ -24,6 +24,7 @@ namespace exportd::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct Result {
@@ -32,12 +33,14 @@ struct Result {
   std::string err;
 };
 
-// The exportd process, started once for the suite.
+// An exportd process on port 0 with its own temporary data directory, started
+// once for the suite (and, with `extra_args`, by tests that need their own).
+// With `must_listen` false, exiting before it listens is expected (see log()).
 class ExportdProcess {
  public:
-  ExportdProcess() {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("exportctl-e2e-" + std::to_string(::getpid()));
+  explicit ExportdProcess(const std::string& name = "exportctl-e2e",
+                          std::vector<std::string> extra_args = {}, bool must_listen = true) {
+    dir_ = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "data");
     const std::string log = (dir_ / "exportd.log").string();
@@ -46,9 +49,14 @@ class ExportdProcess {
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      const std::string data = (dir_ / "data").string();
-      ::execl(EXPORTD_BINARY, EXPORTD_BINARY, "--listen", "127.0.0.1:0", "--data-dir",
-              data.c_str(), "--plugin-dir", EXPORTD_PLUGIN_DIR, static_cast<char*>(nullptr));
+      std::vector<std::string> args = {
+          EXPORTD_BINARY,           "--listen",     "127.0.0.1:0",     "--data-dir",
+          (dir_ / "data").string(), "--plugin-dir", EXPORTD_PLUGIN_DIR};
+      args.insert(args.end(), extra_args.begin(), extra_args.end());
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(EXPORTD_BINARY, argv.data());
       ::_exit(127);
     }
     // Wait for "listening on 127.0.0.1:PORT", polling the log with a deadline.
@@ -67,7 +75,7 @@ class ExportdProcess {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        ADD_FAILURE() << "exportd exited before listening:\n" << contents;
+        if (must_listen) ADD_FAILURE() << "exportd exited before listening:\n" << contents;
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -85,6 +93,13 @@ class ExportdProcess {
   }
 
   const std::string& address() const { return address_; }
+  // What exportd printed so far.
+  std::string log() const {
+    std::ifstream in(dir_ / "exportd.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
   std::filesystem::path data_dir() const { return dir_ / "data"; }
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -93,6 +108,19 @@ class ExportdProcess {
   std::filesystem::path dir_;
   std::string address_;
 };
+
+// exportctl in-process with `env` as its whole environment.
+Result RunWithEnv(std::vector<std::string> args, std::map<std::string, std::string> env,
+                  const std::string& stdin_text = "") {
+  args.insert(args.begin(), "exportctl");
+  std::ostringstream out, err;
+  std::istringstream in(stdin_text);
+  int code = RunExportctl(args, out, err, in, [env](const std::string& name) {
+    auto it = env.find(name);
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  });
+  return {code, out.str(), err.str()};
+}
 
 class ExportctlE2eTest : public ::testing::Test {
  protected:
@@ -104,15 +132,8 @@ class ExportctlE2eTest : public ::testing::Test {
   void SetUp() override { ASSERT_FALSE(server_->address().empty()) << "exportd is not running"; }
 
   Result Run(std::vector<std::string> args, const std::string& stdin_text = "") {
-    args.insert(args.begin(), {"exportctl", "--server", server_->address()});
-    std::map<std::string, std::string> env = {{"EXPORTD_DATA_DIR", server_->data_dir().string()}};
-    std::ostringstream out, err;
-    std::istringstream in(stdin_text);
-    int code = RunExportctl(args, out, err, in, [env](const std::string& name) {
-      auto it = env.find(name);
-      return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
-    });
-    return {code, out.str(), err.str()};
+    args.insert(args.begin(), {"--server", server_->address()});
+    return RunWithEnv(args, {{"EXPORTD_DATA_DIR", server_->data_dir().string()}}, stdin_text);
   }
 
   nlohmann::json Json(std::vector<std::string> args) {
@@ -309,6 +330,64 @@ TEST_F(ExportctlE2eTest, DestinationsListTheLoadedPlugins) {
   Result table = Run({"destination", "get", "jsonl"});
   ASSERT_EQ(table.code, 0) << table.err;
   EXPECT_THAT(table.out, HasSubstr("directory"));
+}
+
+// `exportctl token hash --new` makes a token and a tokens-file line that holds
+// only its hash; exportd started with that file accepts the token.
+TEST(ExportctlTokenE2eTest, ATokenFromTokenHashAuthenticatesWithExportd) {
+  Result made = RunWithEnv({"-o", "json", "token", "hash", "--new", "--principal", "segment-sync",
+                            "--role", "contributor"},
+                           {});
+  ASSERT_EQ(made.code, 0) << made.err;
+  nlohmann::json json = nlohmann::json::parse(made.out);
+  const std::string token = json["token"];
+  const std::filesystem::path tokens = std::filesystem::temp_directory_path() /
+                                       ("exportctl-e2e-tokens-" + std::to_string(::getpid()));
+  std::ofstream(tokens) << json["line"].get<std::string>() << "\n";
+  std::filesystem::permissions(tokens, std::filesystem::perms::owner_read,
+                               std::filesystem::perm_options::replace);
+  ExportdProcess server("exportctl-e2e-hashed", {"--tokens-file", tokens.string()});
+  ASSERT_FALSE(server.address().empty()) << server.log();
+
+  Result who =
+      RunWithEnv({"-o", "json", "--server", server.address(), "--token", token, "whoami"}, {});
+  ASSERT_EQ(who.code, 0) << who.err;
+  EXPECT_EQ(nlohmann::json::parse(who.out)["principal"], "segment-sync");
+  EXPECT_EQ(nlohmann::json::parse(who.out)["role"], "ROLE_CONTRIBUTOR");
+
+  const std::string wrong = "wrong-" + token.substr(6);
+  Result refused = RunWithEnv({"--server", server.address(), "--token", wrong, "whoami"}, {});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, StartsWith("error: UNAUTHENTICATED: "));
+  // Logged with the caller's address, never with the token.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server.log().find("authentication failed") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_THAT(server.log(), HasSubstr("exportd: authentication failed: unknown token (principal "
+                                      "unknown) from ipv4:127.0.0.1:"));
+  EXPECT_THAT(server.log(), Not(HasSubstr(token.substr(6, 16))));
+  std::filesystem::remove(tokens);
+}
+
+TEST(ExportctlTokenE2eTest, ExportdRefusesATokensFileOthersCanRead) {
+  const std::filesystem::path tokens = std::filesystem::temp_directory_path() /
+                                       ("exportctl-e2e-open-tokens-" + std::to_string(::getpid()));
+  std::ofstream(tokens) << std::string(40, 'a') << " alice admin\n";
+  std::filesystem::permissions(tokens,
+                               std::filesystem::perms::owner_read |
+                                   std::filesystem::perms::owner_write |
+                                   std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::replace);
+  ExportdProcess server("exportctl-e2e-open", {"--tokens-file", tokens.string()},
+                        /*must_listen=*/false);
+  EXPECT_TRUE(server.address().empty());
+  EXPECT_THAT(server.log(), HasSubstr("--tokens-file '" + tokens.string() +
+                                      "' is readable by group or others (mode 0604); run "
+                                      "'chmod 600 " +
+                                      tokens.string() + "'"));
+  std::filesystem::remove(tokens);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // A program started by a test: output to a log file, the port read from its
 // "listening on 127.0.0.1:PORT" line (polled with a deadline), stopped with
-// SIGTERM or killed with SIGKILL.
+// SIGTERM or killed with SIGKILL, or waited for when it runs to completion.
 #ifndef EXPORTD_TESTS_ITERABLE_E2E_CHILD_PROCESS_H_
 #define EXPORTD_TESTS_ITERABLE_E2E_CHILD_PROCESS_H_
 
@@ -64,6 +64,16 @@ class ChildProcess {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
+  }
+
+  // Waits for the process to exit by itself: its exit code, or -1 when it was
+  // killed by a signal or did not start.
+  int Wait() {
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
   std::string Log() const {
