@@ -10,6 +10,7 @@
 #include "server/api/connection_service.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
+#include "server/common/time_zone.h"
 #include "server/engine/cron.h"
 #include "server/engine/engine.h"
 #include "server/plugin_host/validation.h"
@@ -21,11 +22,10 @@ constexpr char kService[] = "/exportd.v1.ExportService/";
 
 absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule& schedule) {
   if (!schedule.timezone().empty()) {
-    absl::TimeZone tz;
-    if (!absl::LoadTimeZone(schedule.timezone(), &tz)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "export '", export_name, "': schedule.timezone '", schedule.timezone(),
-          "' is not an IANA time zone; use a name like 'Europe/Berlin' or 'UTC'"));
+    absl::StatusOr<absl::TimeZone> tz = LoadIanaTimeZone(schedule.timezone());
+    if (!tz.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("export '", export_name, "': schedule.timezone: ", tz.status().message()));
     }
   }
   if (!schedule.cron().empty()) {
