@@ -645,6 +645,126 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
   EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));
 }
 
+// Limits: sizes of schemas and exports, names, error messages.
+
+// An error that quotes a huge input still reaches the client, cut to fit in
+// the gRPC trailer.
+TEST_F(ApiTest, LongErrorMessagesAreCutToFitTheTrailer) {
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
+  v1::UploadMembersRequest::Chunk chunk;
+  auto* row = chunk.add_rows();
+  row->set_profile_id(std::string(100000, 'p'));
+  row->add_values()->set_string_value("a");
+  row->add_values()->set_string_value("b");
+  grpc::Status status = SendRaw("S", {chunk}, 1);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message().size();
+  EXPECT_THAT(status.error_message(), ::testing::StartsWith("segment 'S': row 1 (profile 'ppp"));
+  EXPECT_THAT(status.error_message(), ::testing::EndsWith(" more bytes)"));
+  EXPECT_LE(status.error_message().size(), 4096u);
+}
+
+TEST_F(ApiTest, SchemasAndExportsAreLimitedAndValidatedInLinearTime) {
+  // 1,000 fields and 1,000 mappings: accepted (validation is linear, so this
+  // is quick; a timing bound is the benchmark's business, not a test's).
+  std::vector<std::string> fields;
+  for (int i = 0; i < 1000; ++i) fields.push_back("f" + std::to_string(i));
+  v1::Segment wide;
+  ASSERT_TRUE(CreateSegment("Wide", fields, &wide).ok());
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::CreateExportRequest req;
+  req.set_name("wide");
+  req.set_connection("conn");
+  req.add_segments("Wide");
+  for (int i = 0; i < 1000; ++i) {
+    auto* m = req.add_mappings();
+    m->set_destination_field(i == 0 ? "key" : "d" + std::to_string(i));
+    m->set_profile_field(fields[i]);
+  }
+  v1::Export e;
+  grpc::Status status = exports_->CreateExport(As(kAdmin).get(), req, &e);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(e.mappings_size(), 1000);
+
+  auto refused = [&](const v1::CreateExportRequest& bad) {
+    grpc::Status status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message();
+    return status.error_message();
+  };
+  auto bad = req;
+  bad.set_name("too-many-mappings");
+  bad.add_mappings()->set_destination_field("d1000");
+  bad.mutable_mappings(1000)->set_profile_field("f0");
+  EXPECT_THAT(refused(bad), HasSubstr("export 'too-many-mappings': it has 1001 mappings; the "
+                                      "limit is 1000 mappings per export"));
+  bad = req;
+  bad.set_name("twice");
+  bad.mutable_mappings(999)->set_destination_field("d1");
+  EXPECT_THAT(refused(bad), HasSubstr("destination field 'd1' is mapped twice (mappings 2 and "
+                                      "1000)"));
+  bad = req;
+  bad.set_name("missing");
+  bad.mutable_mappings(5)->set_profile_field("Nope");
+  EXPECT_THAT(refused(bad),
+              HasSubstr("mapping 'd5' names profile field 'Nope', which segment 'Wide' does not "
+                        "have (fields: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, "
+                        "f14, f15, f16, f17, f18, f19, \u2026 and 980 more)"));
+  bad = req;
+  bad.set_name("segments");
+  for (int i = 0; i < 100; ++i) bad.add_segments("S" + std::to_string(i));
+  EXPECT_THAT(refused(bad), HasSubstr("it lists 101 segments; the limit is 100 segments per "
+                                      "export"));
+  bad = req;
+  bad.set_name("bidi");
+  bad.mutable_mappings(3)->set_destination_field("d\u202e3");
+  EXPECT_THAT(refused(bad), HasSubstr("mapping 4 destination_field 'd\\u202e3' contains U+202E "
+                                      "(a bidirectional control character)"));
+  bad = req;
+  bad.set_name("zone");
+  bad.mutable_schedule()->set_cron("0 6 * * *");
+  bad.mutable_schedule()->set_timezone("../../../etc/passwd");
+  EXPECT_THAT(refused(bad), HasSubstr("export 'zone': schedule.timezone: time zone "
+                                      "\"../../../etc/passwd\" is not an IANA name"));
+  bad.mutable_schedule()->set_timezone("/dev/stdin");
+  EXPECT_THAT(refused(bad), HasSubstr("it is an absolute path"));
+
+  // Schemas: at most 1,000 fields, each a valid name.
+  fields.push_back("f1000");
+  v1::Segment s;
+  status = CreateSegment("Wider", fields, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "the schema has 1001 fields; the limit is 1000 fields per segment");
+  status = CreateSegment("ZeroWidth", {"Email", "First\u200bName"}, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("schema field 2 'First\\u200bName' contains U+200B (a zero-width "
+                        "character) at character 6"));
+}
+
+TEST_F(ApiTest, NamesAreMeasuredInCharactersAndRefuseInvisibleCharacters) {
+  std::string umlauts;
+  for (int i = 0; i < 256; ++i) umlauts += "\u00fc";
+  v1::Segment s;
+  EXPECT_TRUE(CreateSegment(umlauts, {"Email"}, &s).ok()) << "256 characters, 512 bytes";
+  grpc::Status status = CreateSegment(umlauts + "x", {"Email"}, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "name is 257 characters long; at most 256 are allowed");
+
+  v1::Connection c;
+  status = CreateConnection(ConnectionRequest("Iterable\u202eUE"), &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("display_name 'Iterable\\u202eUE' contains U+202E (a bidirectional "
+                        "control character) at character 9"));
+  status = CreateConnection(ConnectionRequest("conn\u0085"), &c);
+  EXPECT_THAT(status.error_message(), HasSubstr("contains U+0085 (a control character)"));
+  status = CreateSegment("\ufeffVIP", {"Email"}, &s);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("name '\\ufeffVIP' contains U+FEFF (a zero-width character)"));
+}
+
 TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {
   v1::Connection c;
   ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/api/limits.h"
 #include "server/api/uploaded_ids.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
@@ -256,12 +257,19 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 }  // namespace
 
 absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema) {
+  if (schema.size() > kMaxSchemaFields) {
+    return absl::InvalidArgumentError(absl::StrCat("the schema has ", schema.size(),
+                                                   " fields; the limit is ", kMaxSchemaFields,
+                                                   " fields per segment"));
+  }
   absl::flat_hash_set<std::string> names;
+  names.reserve(schema.size());
   for (int i = 0; i < schema.size(); ++i) {
     const auto& field = schema[i];
     if (field.name().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("schema field ", i + 1, " has no name"));
     }
+    EXPORTD_RETURN_IF_ERROR(ValidateName(absl::StrCat("schema field ", i + 1), field.name()));
     if (!names.insert(field.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("schema field '", field.name(), "' is declared twice"));

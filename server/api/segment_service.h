@@ -40,7 +40,8 @@ class SegmentService final : public v1::SegmentService::WithRawCallbackMethod_Up
   ServiceDeps deps_;
 };
 
-// Field names non-empty and unique, every type set.
+// At most kMaxSchemaFields fields; names non-empty, valid (ValidateName) and
+// unique; every type set.
 absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema);
 
 // Checks the rows of a serialized chunk against the schema. `first_row` is
