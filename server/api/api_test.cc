@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -48,12 +49,14 @@ class ApiTest : public ::testing::Test {
     StopServer();
     std::filesystem::remove_all(dir_);
   }
-  void StartServer() {
+  // `configure` may change the options (e.g. the upload limits) before start.
+  void StartServer(const std::function<void(ServerOptions&)>& configure = nullptr) {
     ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.data_dir = dir_ + "/data";
     options.tokens_file = dir_ + "/tokens";
     options.extra_destinations.push_back(testing::MakeFakeDestination(state_));
+    if (configure) configure(options);
     auto server = Server::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -645,7 +648,179 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
   EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));
 }
 
-// Limits: sizes of schemas and exports, names, error messages.
+// Limits: uploads that stall or drag on, sizes of schemas and exports, names.
+
+// Waits for run `id` to end and returns it as it ended.
+v1::Run WaitForRun(v1::RunService::Stub& runs, const std::string& id) {
+  v1::WatchRunRequest watch;
+  watch.set_run_id(id);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kAdmin);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto reader = runs.WatchRun(&ctx, watch);
+  v1::Run run;
+  while (reader->Read(&run)) {
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  return run;
+}
+
+class UploadLimitsTest : public ApiTest {
+ protected:
+  // Restarts the server with `limits`, then creates segment `S` with three
+  // members and export `vip` on it.
+  void StartWith(absl::Duration idle_timeout, absl::Duration max_duration) {
+    StopServer();
+    StartServer([&](ServerOptions& o) {
+      o.upload_idle_timeout = idle_timeout;
+      o.upload_max_duration = max_duration;
+    });
+    v1::Connection c;
+    ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+    v1::Segment s;
+    ASSERT_TRUE(CreateSegment("S", {"Email", "Note"}, &s).ok());
+    v1::UploadMembersResponse resp;
+    ASSERT_TRUE(Upload("S", 3, &resp).ok());
+    v1::CreateExportRequest req;
+    req.set_name("vip");
+    req.set_connection("conn");
+    req.add_segments("S");
+    auto* m = req.add_mappings();
+    m->set_destination_field("key");
+    m->set_profile_field("Email");
+    v1::Export e;
+    ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  }
+
+  v1::Segment GetSegment() {
+    v1::GetSegmentRequest get;
+    get.set_segment("S");
+    v1::Segment s;
+    EXPECT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &s).ok());
+    return s;
+  }
+
+  // Polls until segment S's upload is (or is no longer) in progress.
+  bool UploadInProgressBecomes(bool in_progress) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (GetSegment().upload_in_progress() != in_progress) {
+      if (absl::Now() > deadline) return false;
+    }
+    return true;
+  }
+
+  // Starts a run of `vip` while the upload is in progress: it waits for it.
+  std::string RunWhileUploading() {
+    EXPECT_TRUE(UploadInProgressBecomes(true));
+    v1::RunExportRequest run_req;
+    run_req.set_export_("vip");
+    v1::Run run;
+    EXPECT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+    return run.id();
+  }
+
+  // The old snapshot is intact and the waiting run ran on it.
+  void ExpectOldSnapshotAndRunDone(const std::string& run_id) {
+    ASSERT_TRUE(UploadInProgressBecomes(false));
+    v1::Segment s = GetSegment();
+    EXPECT_EQ(s.snapshot_version(), 1);
+    EXPECT_EQ(s.member_count(), 3);
+    v1::Run run = WaitForRun(*runs_, run_id);
+    EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.DebugString();
+    ASSERT_EQ(run.segments_size(), 1);
+    EXPECT_EQ(run.segments(0).added(), 3);
+  }
+
+  std::unique_ptr<grpc::ClientContext> UploadContext() {
+    auto ctx = As(kAdmin);
+    // Only so that a broken server cannot hang the test.
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return ctx;
+  }
+};
+
+TEST_F(UploadLimitsTest, AnUploadThatSendsNothingIsAbortedAndWaitingRunsStart) {
+  StartWith(/*idle_timeout=*/absl::Milliseconds(500), /*max_duration=*/absl::Hours(1));
+  auto ctx = UploadContext();
+  v1::UploadMembersResponse resp;
+  auto writer = segments_->UploadMembers(ctx.get(), &resp);
+  v1::UploadMembersRequest header;
+  header.mutable_header()->set_segment("S");
+  ASSERT_TRUE(writer->Write(header));
+  const std::string run_id = RunWhileUploading();
+  // The client sends nothing more.
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "segment 'S': the upload sent nothing for 500ms (--upload-idle-timeout) and was "
+            "aborted; the previous snapshot stays. Send each message sooner, or raise "
+            "--upload-idle-timeout");
+  ExpectOldSnapshotAndRunDone(run_id);
+
+  // A stream that never sends its header is aborted too.
+  auto silent_ctx = UploadContext();
+  auto silent = segments_->UploadMembers(silent_ctx.get(), &resp);
+  status = silent->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("the upload sent nothing for 500ms (--upload-idle-timeout) and was "
+                        "aborted; nothing was changed (no header had arrived)"));
+  // Uploads that keep sending are not affected.
+  ASSERT_TRUE(Upload("S", 10, &resp).ok());
+  EXPECT_EQ(resp.segment().member_count(), 10);
+}
+
+TEST_F(UploadLimitsTest, AnUploadThatLastsTooLongIsAbortedAndWaitingRunsStart) {
+  StartWith(/*idle_timeout=*/absl::Seconds(5), /*max_duration=*/absl::Milliseconds(800));
+  auto ctx = UploadContext();
+  v1::UploadMembersResponse resp;
+  auto writer = segments_->UploadMembers(ctx.get(), &resp);
+  v1::UploadMembersRequest req;
+  req.mutable_header()->set_segment("S");
+  ASSERT_TRUE(writer->Write(req));
+  const std::string run_id = RunWhileUploading();
+  // A slow client: one row every 50ms, never idle for long, never done.
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  for (int i = 1; absl::Now() < give_up; ++i) {
+    req.Clear();
+    auto* row = req.mutable_chunk()->add_rows();
+    row->set_profile_id("slow" + std::to_string(i));
+    row->add_values()->set_string_value("x@example.com");
+    row->add_values();
+    if (!writer->Write(req)) break;  // The server ended the call.
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "segment 'S': the upload took longer than 800ms (--upload-max-duration) and was "
+            "aborted; the previous snapshot stays. Send the rows faster (larger chunks, no "
+            "pauses), or raise --upload-max-duration");
+  ExpectOldSnapshotAndRunDone(run_id);
+}
+
+TEST(ServerStartTest, UploadLimitsMustBePositive) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_limitsXXXXXX";
+  dir = mkdtemp(dir.data());
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration()}) {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.data_dir = dir + "/data";
+    options.upload_max_duration = bad;
+    auto server = Server::Start(std::move(options));
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(server.status().message(),
+                HasSubstr("--upload-max-duration " + absl::FormatDuration(bad) +
+                          ": must be a positive, finite duration such as 60s, 5m or 1h"));
+  }
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.upload_idle_timeout = absl::ZeroDuration();
+  EXPECT_THAT(std::string(Server::Start(std::move(options)).status().message()),
+              HasSubstr("--upload-idle-timeout 0: must be a positive"));
+  std::filesystem::remove_all(dir);
+}
 
 // An error that quotes a huge input still reaches the client, cut to fit in
 // the gRPC trailer.

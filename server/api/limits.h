@@ -1,15 +1,17 @@
 // The limits exportd puts on what a request may ask for, in one place. Each
-// is enforced where the request is validated, with an INVALID_ARGUMENT that
-// names the limit and the value that broke it. docs/install.md ("Limits")
-// lists them for operators.
+// is enforced where the request is validated, with an INVALID_ARGUMENT (or,
+// for uploads, DEADLINE_EXCEEDED) that names the limit and the value that
+// broke it. docs/install.md ("Limits") lists them for operators.
 //
 // They keep the work one request can cause bounded: validating an export is
-// linear in its mappings and the sizes of its segments' schemas.
+// linear in its mappings and the sizes of its segments' schemas, and no
+// upload holds a segment (and the runs waiting for it) forever.
 #ifndef EXPORTD_SERVER_API_LIMITS_H_
 #define EXPORTD_SERVER_API_LIMITS_H_
 
 #include <cstddef>
 
+#include "absl/time/time.h"
 #include "server/common/grpc_status.h"
 
 namespace exportd::api {
@@ -34,6 +36,12 @@ inline constexpr int kMaxNamesListed = 20;
 // An error message's size as it travels in the gRPC trailer; longer ones are
 // cut (server/common/grpc_status.h).
 inline constexpr std::size_t kMaxErrorMessageBytes = kMaxStatusMessageBytes;
+
+// An upload that sends nothing for this long is aborted (--upload-idle-timeout).
+inline constexpr absl::Duration kDefaultUploadIdleTimeout = absl::Seconds(60);
+
+// An upload that lasts longer than this is aborted (--upload-max-duration).
+inline constexpr absl::Duration kDefaultUploadMaxDuration = absl::Hours(1);
 
 }  // namespace exportd::api
 
