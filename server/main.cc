@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/api/server.h"
 #include "server/plugin_host/plugin_loader.h"
@@ -28,6 +29,9 @@ Usage: exportd [flags]
   --run-workers N           exports run concurrently (default 2)
   --system-refresh SPEC     the refresh schedule exports can follow, e.g.
                             "daily 02:00,14:00 Europe/Berlin" or "weekly mon,thu 06:30 UTC"
+  --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
+  --upload-max-duration D   abort an upload that lasts longer than D (default 1h); durations
+                            are written like 90s, 5m, 1h30m
   --version                 print the version and the plugin ABI version
   --help                    this text
 )";
@@ -65,6 +69,14 @@ int main(int argc, char** argv) {
                take("--system-refresh", options.system_refresh)) {
     } else if (take("--plugin-dir", options.plugin_dir)) {
       plugin_dir_set = true;
+    } else if (take("--upload-idle-timeout", value) || take("--upload-max-duration", value)) {
+      const bool idle = absl::StartsWith(arg, "--upload-idle-timeout");
+      absl::Duration& out = idle ? options.upload_idle_timeout : options.upload_max_duration;
+      if (!absl::ParseDuration(value, &out)) {
+        std::cerr << "exportd: " << (idle ? "--upload-idle-timeout" : "--upload-max-duration")
+                  << " '" << value << "' is not a duration; write e.g. 60s, 5m or 1h\n";
+        return 2;
+      }
     } else if (take("--run-workers", value)) {
       options.run_workers = std::atoi(value.c_str());
       if (options.run_workers < 1) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -494,6 +495,298 @@ TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
   EXPECT_THAT(status.error_message(),
               HasSubstr("upload message 2 is not a valid UploadMembersRequest"));
   EXPECT_THAT(list(), ElementsAre("c=c@example.com", "d=d@example.com"));
+}
+
+// Limits: uploads that stall or drag on, sizes of schemas and exports, names.
+
+// Waits for run `id` to end and returns it as it ended.
+v1::Run WaitForRun(v1::RunService::Stub& runs, const std::string& id) {
+  v1::WatchRunRequest watch;
+  watch.set_run_id(id);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kAdmin);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto reader = runs.WatchRun(&ctx, watch);
+  v1::Run run;
+  while (reader->Read(&run)) {
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  return run;
+}
+
+class UploadLimitsTest : public ApiTest {
+ protected:
+  // Restarts the server with `limits`, then creates segment `S` with three
+  // members and export `vip` on it.
+  void StartWith(absl::Duration idle_timeout, absl::Duration max_duration) {
+    StopServer();
+    StartServer([&](ServerOptions& o) {
+      o.upload_idle_timeout = idle_timeout;
+      o.upload_max_duration = max_duration;
+    });
+    v1::Connection c;
+    ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+    v1::Segment s;
+    ASSERT_TRUE(CreateSegment("S", {"Email", "Note"}, &s).ok());
+    v1::UploadMembersResponse resp;
+    ASSERT_TRUE(Upload("S", 3, &resp).ok());
+    v1::CreateExportRequest req;
+    req.set_name("vip");
+    req.set_connection("conn");
+    req.add_segments("S");
+    auto* m = req.add_mappings();
+    m->set_destination_field("key");
+    m->set_profile_field("Email");
+    v1::Export e;
+    ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  }
+
+  v1::Segment GetSegment() {
+    v1::GetSegmentRequest get;
+    get.set_segment("S");
+    v1::Segment s;
+    EXPECT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &s).ok());
+    return s;
+  }
+
+  // Polls until segment S's upload is (or is no longer) in progress.
+  bool UploadInProgressBecomes(bool in_progress) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (GetSegment().upload_in_progress() != in_progress) {
+      if (absl::Now() > deadline) return false;
+    }
+    return true;
+  }
+
+  // Starts a run of `vip` while the upload is in progress: it waits for it.
+  std::string RunWhileUploading() {
+    EXPECT_TRUE(UploadInProgressBecomes(true));
+    v1::RunExportRequest run_req;
+    run_req.set_export_("vip");
+    v1::Run run;
+    EXPECT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+    return run.id();
+  }
+
+  // The old snapshot is intact and the waiting run ran on it.
+  void ExpectOldSnapshotAndRunDone(const std::string& run_id) {
+    ASSERT_TRUE(UploadInProgressBecomes(false));
+    v1::Segment s = GetSegment();
+    EXPECT_EQ(s.snapshot_version(), 1);
+    EXPECT_EQ(s.member_count(), 3);
+    v1::Run run = WaitForRun(*runs_, run_id);
+    EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.DebugString();
+    ASSERT_EQ(run.segments_size(), 1);
+    EXPECT_EQ(run.segments(0).added(), 3);
+  }
+
+  std::unique_ptr<grpc::ClientContext> UploadContext() {
+    auto ctx = As(kAdmin);
+    // Only so that a broken server cannot hang the test.
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return ctx;
+  }
+};
+
+TEST_F(UploadLimitsTest, AnUploadThatSendsNothingIsAbortedAndWaitingRunsStart) {
+  StartWith(/*idle_timeout=*/absl::Milliseconds(500), /*max_duration=*/absl::Hours(1));
+  auto ctx = UploadContext();
+  v1::UploadMembersResponse resp;
+  auto writer = segments_->UploadMembers(ctx.get(), &resp);
+  v1::UploadMembersRequest header;
+  header.mutable_header()->set_segment("S");
+  ASSERT_TRUE(writer->Write(header));
+  const std::string run_id = RunWhileUploading();
+  // The client sends nothing more.
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "segment 'S': the upload sent nothing for 500ms (--upload-idle-timeout) and was "
+            "aborted; the previous snapshot stays. Send each message sooner, or raise "
+            "--upload-idle-timeout");
+  ExpectOldSnapshotAndRunDone(run_id);
+
+  // A stream that never sends its header is aborted too.
+  auto silent_ctx = UploadContext();
+  auto silent = segments_->UploadMembers(silent_ctx.get(), &resp);
+  status = silent->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("the upload sent nothing for 500ms (--upload-idle-timeout) and was "
+                        "aborted; nothing was changed (no header had arrived)"));
+  // Uploads that keep sending are not affected.
+  ASSERT_TRUE(Upload("S", 10, &resp).ok());
+  EXPECT_EQ(resp.segment().member_count(), 10);
+}
+
+TEST_F(UploadLimitsTest, AnUploadThatLastsTooLongIsAbortedAndWaitingRunsStart) {
+  StartWith(/*idle_timeout=*/absl::Seconds(5), /*max_duration=*/absl::Milliseconds(800));
+  auto ctx = UploadContext();
+  v1::UploadMembersResponse resp;
+  auto writer = segments_->UploadMembers(ctx.get(), &resp);
+  v1::UploadMembersRequest req;
+  req.mutable_header()->set_segment("S");
+  ASSERT_TRUE(writer->Write(req));
+  const std::string run_id = RunWhileUploading();
+  // A slow client: one row every 50ms, never idle for long, never done.
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  for (int i = 1; absl::Now() < give_up; ++i) {
+    req.Clear();
+    auto* row = req.mutable_chunk()->add_rows();
+    row->set_profile_id("slow" + std::to_string(i));
+    row->add_values()->set_string_value("x@example.com");
+    row->add_values();
+    if (!writer->Write(req)) break;  // The server ended the call.
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "segment 'S': the upload took longer than 800ms (--upload-max-duration) and was "
+            "aborted; the previous snapshot stays. Send the rows faster (larger chunks, no "
+            "pauses), or raise --upload-max-duration");
+  ExpectOldSnapshotAndRunDone(run_id);
+}
+
+TEST(ServerStartTest, UploadLimitsMustBePositive) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_limitsXXXXXX";
+  dir = mkdtemp(dir.data());
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration()}) {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.data_dir = dir + "/data";
+    options.upload_max_duration = bad;
+    auto server = Server::Start(std::move(options));
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(server.status().message(),
+                HasSubstr("--upload-max-duration " + absl::FormatDuration(bad) +
+                          ": must be a positive, finite duration such as 60s, 5m or 1h"));
+  }
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.upload_idle_timeout = absl::ZeroDuration();
+  EXPECT_THAT(std::string(Server::Start(std::move(options)).status().message()),
+              HasSubstr("--upload-idle-timeout 0: must be a positive"));
+  std::filesystem::remove_all(dir);
+}
+
+// An error that quotes a huge input still reaches the client, cut to fit in
+// the gRPC trailer.
+TEST_F(ApiTest, LongErrorMessagesAreCutToFitTheTrailer) {
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
+  v1::UploadMembersRequest::Chunk chunk;
+  auto* row = chunk.add_rows();
+  row->set_profile_id(std::string(100000, 'p'));
+  row->add_values()->set_string_value("a");
+  row->add_values()->set_string_value("b");
+  grpc::Status status = SendRaw("S", {chunk}, 1);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message().size();
+  EXPECT_THAT(status.error_message(), ::testing::StartsWith("segment 'S': row 1 (profile 'ppp"));
+  EXPECT_THAT(status.error_message(), ::testing::EndsWith(" more bytes)"));
+  EXPECT_LE(status.error_message().size(), 4096u);
+}
+
+TEST_F(ApiTest, SchemasAndExportsAreLimitedAndValidatedInLinearTime) {
+  // 1,000 fields and 1,000 mappings: accepted (validation is linear, so this
+  // is quick; a timing bound is the benchmark's business, not a test's).
+  std::vector<std::string> fields;
+  for (int i = 0; i < 1000; ++i) fields.push_back("f" + std::to_string(i));
+  v1::Segment wide;
+  ASSERT_TRUE(CreateSegment("Wide", fields, &wide).ok());
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::CreateExportRequest req;
+  req.set_name("wide");
+  req.set_connection("conn");
+  req.add_segments("Wide");
+  for (int i = 0; i < 1000; ++i) {
+    auto* m = req.add_mappings();
+    m->set_destination_field(i == 0 ? "key" : "d" + std::to_string(i));
+    m->set_profile_field(fields[i]);
+  }
+  v1::Export e;
+  grpc::Status status = exports_->CreateExport(As(kAdmin).get(), req, &e);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(e.mappings_size(), 1000);
+
+  auto refused = [&](const v1::CreateExportRequest& bad) {
+    grpc::Status status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message();
+    return status.error_message();
+  };
+  auto bad = req;
+  bad.set_name("too-many-mappings");
+  bad.add_mappings()->set_destination_field("d1000");
+  bad.mutable_mappings(1000)->set_profile_field("f0");
+  EXPECT_THAT(refused(bad), HasSubstr("export 'too-many-mappings': it has 1001 mappings; the "
+                                      "limit is 1000 mappings per export"));
+  bad = req;
+  bad.set_name("twice");
+  bad.mutable_mappings(999)->set_destination_field("d1");
+  EXPECT_THAT(refused(bad), HasSubstr("destination field 'd1' is mapped twice (mappings 2 and "
+                                      "1000)"));
+  bad = req;
+  bad.set_name("missing");
+  bad.mutable_mappings(5)->set_profile_field("Nope");
+  EXPECT_THAT(refused(bad),
+              HasSubstr("mapping 'd5' names profile field 'Nope', which segment 'Wide' does not "
+                        "have (fields: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, "
+                        "f14, f15, f16, f17, f18, f19, \u2026 and 980 more)"));
+  bad = req;
+  bad.set_name("segments");
+  for (int i = 0; i < 100; ++i) bad.add_segments("S" + std::to_string(i));
+  EXPECT_THAT(refused(bad), HasSubstr("it lists 101 segments; the limit is 100 segments per "
+                                      "export"));
+  bad = req;
+  bad.set_name("bidi");
+  bad.mutable_mappings(3)->set_destination_field("d\u202e3");
+  EXPECT_THAT(refused(bad), HasSubstr("mapping 4 destination_field 'd\\u202e3' contains U+202E "
+                                      "(a bidirectional control character)"));
+  bad = req;
+  bad.set_name("zone");
+  bad.mutable_schedule()->set_cron("0 6 * * *");
+  bad.mutable_schedule()->set_timezone("../../../etc/passwd");
+  EXPECT_THAT(refused(bad), HasSubstr("export 'zone': schedule.timezone: time zone "
+                                      "\"../../../etc/passwd\" is not an IANA name"));
+  bad.mutable_schedule()->set_timezone("/dev/stdin");
+  EXPECT_THAT(refused(bad), HasSubstr("it is an absolute path"));
+
+  // Schemas: at most 1,000 fields, each a valid name.
+  fields.push_back("f1000");
+  v1::Segment s;
+  status = CreateSegment("Wider", fields, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "the schema has 1001 fields; the limit is 1000 fields per segment");
+  status = CreateSegment("ZeroWidth", {"Email", "First\u200bName"}, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("schema field 2 'First\\u200bName' contains U+200B (a zero-width "
+                        "character) at character 6"));
+}
+
+TEST_F(ApiTest, NamesAreMeasuredInCharactersAndRefuseInvisibleCharacters) {
+  std::string umlauts;
+  for (int i = 0; i < 256; ++i) umlauts += "\u00fc";
+  v1::Segment s;
+  EXPECT_TRUE(CreateSegment(umlauts, {"Email"}, &s).ok()) << "256 characters, 512 bytes";
+  grpc::Status status = CreateSegment(umlauts + "x", {"Email"}, &s);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "name is 257 characters long; at most 256 are allowed");
+
+  v1::Connection c;
+  status = CreateConnection(ConnectionRequest("Iterable\u202eUE"), &c);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("display_name 'Iterable\\u202eUE' contains U+202E (a bidirectional "
+                        "control character) at character 9"));
+  status = CreateConnection(ConnectionRequest("conn\u0085"), &c);
+  EXPECT_THAT(status.error_message(), HasSubstr("contains U+0085 (a control character)"));
+  status = CreateSegment("\ufeffVIP", {"Email"}, &s);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("name '\\ufeffVIP' contains U+FEFF (a zero-width character)"));
 }
 
 TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,12 +58,14 @@ class ApiTest : public ::testing::Test {
     StopServer();
     std::filesystem::remove_all(dir_);
   }
-  void StartServer() {
+  // `configure` may change the options (e.g. the upload limits) before start.
+  void StartServer(const std::function<void(ServerOptions&)>& configure = nullptr) {
     ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.data_dir = dir_ + "/data";
     options.tokens_file = dir_ + "/tokens";
     options.extra_destinations.push_back(testing::MakeFakeDestination(state_));
+    if (configure) configure(options);
     auto server = Server::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);

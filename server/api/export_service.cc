@@ -3,13 +3,15 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/api/access.h"
+#include "server/api/export_validation.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
+#include "server/common/time_zone.h"
 #include "server/engine/cron.h"
 #include "server/engine/engine.h"
 #include "server/plugin_host/validation.h"
@@ -21,11 +23,10 @@ constexpr char kService[] = "/exportd.v1.ExportService/";
 
 absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule& schedule) {
   if (!schedule.timezone().empty()) {
-    absl::TimeZone tz;
-    if (!absl::LoadTimeZone(schedule.timezone(), &tz)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "export '", export_name, "': schedule.timezone '", schedule.timezone(),
-          "' is not an IANA time zone; use a name like 'Europe/Berlin' or 'UTC'"));
+    absl::StatusOr<absl::TimeZone> tz = LoadIanaTimeZone(schedule.timezone());
+    if (!tz.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("export '", export_name, "': schedule.timezone: ", tz.status().message()));
     }
   }
   if (!schedule.cron().empty()) {
@@ -104,12 +105,14 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
     e.clear_connection_name();
     e.set_active(false);
   }
-  // Segments: at least one, each exists; stored by id.
+  // Segments: at least one, within the limits, each exists; stored by id.
   if (e.segments_size() == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("export '", name, "': pick at least one segment (segments)"));
   }
+  EXPORTD_RETURN_IF_ERROR(CheckExportShape(e));
   std::vector<v1::Segment> segments;
+  absl::flat_hash_set<std::string> segment_ids;
   e.clear_segment_names();
   for (std::string& ref : *e.mutable_segments()) {
     auto segment = deps_.store->GetSegment(ref);
@@ -117,11 +120,9 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
       return absl::Status(segment.status().code(),
                           absl::StrCat("export '", name, "': ", segment.status().message()));
     }
-    for (const auto& seen : segments) {
-      if (seen.id() == segment->id()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("export '", name, "': segment '", segment->name(), "' is listed twice"));
-      }
+    if (!segment_ids.insert(segment->id()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("export '", name, "': segment '", segment->name(), "' is listed twice"));
     }
     ref = segment->id();
     e.add_segment_names(segment->name());
@@ -136,22 +137,7 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
       return absl::Status(status.code(), absl::StrCat("export '", name, "': ", status.message()));
     }
   }
-  for (const auto& [destination_field, profile_field] : mappings) {
-    for (const v1::Segment& segment : segments) {
-      bool found = false;
-      std::vector<std::string> fields;
-      for (const auto& f : segment.schema()) {
-        found = found || f.name() == profile_field;
-        fields.push_back(f.name());
-      }
-      if (!found) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "export '", name, "': mapping '", destination_field, "' names profile field '",
-            profile_field, "', which segment '", segment.name(), "' does not have (fields: ",
-            fields.empty() ? "none" : absl::StrJoin(fields, ", "), ")"));
-      }
-    }
-  }
+  EXPORTD_RETURN_IF_ERROR(CheckMappedProfileFields(e, segments));
   // Mode.
   if (e.mode() == v1::EXPORT_MODE_UNSPECIFIED) e.set_mode(v1::EXPORT_MODE_MIRROR);
   if (e.mode() == v1::EXPORT_MODE_MIRROR && manifest != nullptr && !manifest->supports_removal) {

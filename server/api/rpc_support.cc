@@ -3,9 +3,12 @@
 #include <openssl/rand.h>
 
 #include <iostream>
+#include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/limits.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
 
@@ -52,19 +55,116 @@ grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* ctx, const Se
   return reactor;
 }
 
+namespace {
+
+// Decodes the code point at `name[*i]` and moves `*i` past it; nullopt (and
+// `*i` unchanged) when the bytes there are not UTF-8: a stray continuation
+// byte, a truncated sequence, an overlong form, a surrogate or a value above
+// U+10FFFF.
+std::optional<char32_t> NextCodePoint(absl::string_view name, std::size_t* i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(name[k]); };
+  const unsigned char lead = byte(*i);
+  if (lead < 0x80) return name[(*i)++];
+  // The sequence's length, the lead byte's payload and the smallest code
+  // point that needs this length (anything below is an overlong form).
+  struct Form {
+    unsigned char mask, prefix;
+    std::size_t length;
+    char32_t min;
+  };
+  static constexpr Form kForms[] = {
+      {0xe0, 0xc0, 2, 0x80}, {0xf0, 0xe0, 3, 0x800}, {0xf8, 0xf0, 4, 0x10000}};
+  const Form* form = nullptr;
+  for (const Form& f : kForms) {
+    if ((lead & f.mask) == f.prefix) form = &f;
+  }
+  if (form == nullptr) return std::nullopt;
+  const std::size_t length = form->length;
+  char32_t c = lead & static_cast<unsigned char>(~form->mask);
+  if (*i + length > name.size()) return std::nullopt;
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((byte(*i + k) & 0xc0) != 0x80) return std::nullopt;
+    c = (c << 6) | (byte(*i + k) & 0x3f);
+  }
+  if (c < form->min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return std::nullopt;
+  *i += length;
+  return c;
+}
+
+// Why a name may not contain `c`, or empty if it may.
+absl::string_view RefusedBecause(char32_t c) {
+  if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) return "a control character";
+  if (c == 0x061c || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+      (c >= 0x2066 && c <= 0x2069)) {
+    return "a bidirectional control character";
+  }
+  if ((c >= 0x200b && c <= 0x200d) || c == 0x2060 || c == 0xfeff) {
+    return "a zero-width character";
+  }
+  return {};
+}
+
+std::string CodePoint(char32_t c) {
+  return absl::AsciiStrToUpper(absl::StrCat("U+", absl::Hex(c, absl::kZeroPad4)));
+}
+
+}  // namespace
+
+std::string EscapeName(absl::string_view name) {
+  std::string out;
+  std::size_t characters = 0;
+  for (std::size_t i = 0; i < name.size(); ++characters) {
+    if (characters == kMaxNameCharacters) {
+      out += "\u2026";
+      break;
+    }
+    const std::size_t start = i;
+    std::optional<char32_t> c = NextCodePoint(name, &i);
+    if (!c.has_value()) {
+      absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(name[i]), absl::kZeroPad2));
+      ++i;
+    } else if (*c < 0x80) {
+      absl::StrAppend(&out, absl::CEscape(name.substr(start, 1)));
+    } else if (!RefusedBecause(*c).empty()) {
+      absl::StrAppend(&out, "\\u", absl::Hex(*c, absl::kZeroPad4));
+    } else {
+      absl::StrAppend(&out, name.substr(start, i - start));
+    }
+  }
+  return out;
+}
+
 absl::Status ValidateName(absl::string_view field, absl::string_view name) {
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
   }
-  if (name.size() > 256) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", name.size(),
-                                                   " characters long; at most 256 are allowed"));
-  }
-  for (char c : name) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+  std::size_t characters = 0;
+  std::optional<char32_t> refused;
+  std::size_t refused_at = 0;  // 1-based character
+  for (std::size_t i = 0; i < name.size(); ++characters) {
+    const std::size_t start = i;
+    std::optional<char32_t> c = NextCodePoint(name, &i);
+    if (!c.has_value()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, " '", absl::CEscape(name), "' contains a control character"));
+          absl::StrCat(field, " '", EscapeName(name), "' is not valid UTF-8 (byte 0x",
+                       absl::Hex(static_cast<unsigned char>(name[start]), absl::kZeroPad2),
+                       " at byte ", start + 1, "); send names as UTF-8"));
     }
+    if (!refused.has_value() && !RefusedBecause(*c).empty()) {
+      refused = c;
+      refused_at = characters + 1;
+    }
+  }
+  if (characters > kMaxNameCharacters) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is ", characters,
+                                                   " characters long; at most ", kMaxNameCharacters,
+                                                   " are allowed"));
+  }
+  if (refused.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " '", EscapeName(name), "' contains ", CodePoint(*refused), " (",
+        RefusedBecause(*refused), ") at character ", refused_at,
+        "; names may not contain control, bidirectional-control or zero-width characters"));
   }
   return absl::OkStatus();
 }

@@ -57,8 +57,22 @@ grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* ctx, const Se
 void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::string_view method,
                  absl::string_view resource, const absl::Status& outcome);
 
-// Checks a resource name: 1 to 256 characters, no control characters.
+// Checks a name (of a connection, segment, export, schema field or mapping
+// field): valid UTF-8 of 1 to kMaxNameCharacters characters (code points),
+// with no C0 or C1 control character, DEL, bidirectional control (U+061C,
+// U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) or zero-width character
+// (U+200B-U+200D, U+2060, U+FEFF), any of which could make a name look like
+// another one or forge a line of output. INVALID_ARGUMENT naming `field`,
+// showing the name escaped and the offending code point as U+XXXX:
+//   display_name 'Iterable\u202eUE' contains U+202E (a bidirectional control
+//   character) at character 9; ...
 absl::Status ValidateName(absl::string_view field, absl::string_view name);
+
+// `name` for an error message: ASCII controls as C escapes ("\n", "\x01"),
+// the characters ValidateName refuses as "\u202e", bytes that are not UTF-8
+// as "\xe9", quotes and backslashes escaped, cut after kMaxNameCharacters
+// characters with "…".
+std::string EscapeName(absl::string_view name);
 
 // A new random id with a readable prefix, e.g. "conn-3f9a0c1d2e4b".
 std::string NewId(absl::string_view prefix);

@@ -1,12 +1,20 @@
 #include "server/api/segment_service.h"
 
+#include <grpcpp/alarm.h>
+
+#include <algorithm>
 #include <functional>
-#include "absl/strings/string_view.h"
+#include <memory>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/api/limits.h"
 #include "server/api/uploaded_ids.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
@@ -49,14 +57,22 @@ v1::FieldType ValueType(v1::Value::KindCase kind) {
 // them, from every client we know) is validated in place and its chunk
 // stored as it arrived, with no protobuf messages built per row. Anything
 // else is parsed the ordinary way.
+//
+// The time limits (UploadLimits) are kept by one grpc::Alarm at a time, not
+// a thread: it fires at the earlier of the two deadlines and either ends the
+// upload or sets a new alarm. Its callback runs on another thread than
+// OnReadDone; `phase_` says which of them may touch the upload. The alarm
+// ends it only while a read is pending (kReading); while a message is being
+// handled it leaves the limit in `passed_` for the handler to act on. No
+// gRPC call is made with `mu_` held.
 class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  UploadReactor(const ServiceDeps& deps, grpc::CallbackServerContext* ctx,
-                grpc::ByteBuffer* resp)
-      : deps_(deps), ctx_(ctx), resp_(resp) {
+  UploadReactor(const ServiceDeps& deps, const UploadLimits& limits,
+                grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp)
+      : deps_(deps), limits_(limits), ctx_(ctx), resp_(resp), started_(absl::Now()) {
     auto who = Authenticate(*ctx, *deps.authenticator);
     if (!who.ok()) {
-      Finish(ToGrpcStatus(who.status()));
+      End(who.status());
       return;
     }
     who_ = *who;
@@ -66,41 +82,189 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       End(allowed);
       return;
     }
-    StartRead(&request_);
+    absl::Time first_check;
+    {
+      absl::MutexLock lock(&mu_);
+      first_check = NextCheckLocked(started_);
+      ++holds_;  // The alarm's, taken before the first read can end the call.
+    }
+    SetAlarm(first_check);
+    absl::Status status = ReadNext();
+    if (!status.ok()) End(status);
   }
 
   void OnReadDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      // The read that was pending when the alarm ended the upload.
+      if (phase_ == Phase::kEnded) return;
+      phase_ = Phase::kHandling;
+    }
     if (!ok) {
-      if (ctx_->IsCancelled()) {
-        End(absl::CancelledError("upload canceled by the client; the previous snapshot stays"));
-      } else if (!trailer_seen_) {
-        End(absl::InvalidArgumentError(
-            "the upload ended without its trailer; nothing was changed. Send "
-            "UploadMembersRequest.trailer with the row count as the last message"));
-      } else {
-        auto segment = writer_->Commit();
-        if (segment.ok()) {
-          v1::UploadMembersResponse response;
-          *response.mutable_segment() = *segment;
-          response.set_rows_received(rows_);
-          grpc::Slice slice(response.SerializeAsString());
-          *resp_ = grpc::ByteBuffer(&slice, 1);
-        }
-        End(segment.status());
-      }
+      End(EndOfStream());
       return;
     }
     absl::Status status = Handle();
-    if (!status.ok()) {
-      End(status);
-      return;
-    }
-    StartRead(&request_);
+    if (status.ok()) status = ReadNext();
+    if (!status.ok()) End(status);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    std::unique_ptr<grpc::Alarm> alarm;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      alarm = std::move(alarm_);
+    }
+    // Cancels a pending alarm; its callback still runs, with `fired` false.
+    alarm.reset();
+    Release();
+  }
 
  private:
+  enum class Phase {
+    kHandling,      // A message (or the end of the stream) is being handled.
+    kStartingRead,  // ReadNext is asking for the next message.
+    kReading,       // Waiting for the client's next message.
+    kEnded,         // End() was called or is about to be.
+  };
+  enum class Limit { kNone, kIdleTimeout, kMaxDuration };
+
+  // The final status once the client half-closed (or went away).
+  absl::Status EndOfStream() {
+    if (ctx_->IsCancelled()) {
+      return absl::CancelledError("upload canceled by the client; the previous snapshot stays");
+    }
+    if (!trailer_seen_) {
+      return absl::InvalidArgumentError(
+          "the upload ended without its trailer; nothing was changed. Send "
+          "UploadMembersRequest.trailer with the row count as the last message");
+    }
+    auto segment = writer_->Commit();
+    if (!segment.ok()) return segment.status();
+    v1::UploadMembersResponse response;
+    *response.mutable_segment() = *segment;
+    response.set_rows_received(rows_);
+    grpc::Slice slice(response.SerializeAsString());
+    *resp_ = grpc::ByteBuffer(&slice, 1);
+    return absl::OkStatus();
+  }
+
+  // Asks for the next message, unless a limit passed meanwhile: then the
+  // error to end the upload with.
+  absl::Status ReadNext() {
+    std::int64_t read;
+    {
+      absl::MutexLock lock(&mu_);
+      if (passed_ != Limit::kNone) return LimitError(passed_);
+      phase_ = Phase::kStartingRead;
+      waiting_since_ = absl::Now();
+      read = ++reads_;
+    }
+    StartRead(&request_);
+    Limit passed;
+    {
+      absl::MutexLock lock(&mu_);
+      // The read completed already: its OnReadDone has the upload now.
+      if (phase_ != Phase::kStartingRead || reads_ != read) return absl::OkStatus();
+      if (passed_ == Limit::kNone) {
+        phase_ = Phase::kReading;
+        return absl::OkStatus();
+      }
+      // A limit passed during StartRead. Claimed, so the pending read's
+      // OnReadDone returns at once.
+      passed = passed_;
+      phase_ = Phase::kEnded;
+    }
+    return LimitError(passed);
+  }
+
+  // The limit that has passed at `now`, if any.
+  Limit PassedLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (now - started_ >= limits_.max_duration) return Limit::kMaxDuration;
+    if (phase_ == Phase::kReading && now - waiting_since_ >= limits_.idle_timeout) {
+      return Limit::kIdleTimeout;
+    }
+    return Limit::kNone;
+  }
+
+  // When to look again: at the end of the upload's time, or of the current
+  // wait for the client (handling a message is no wait).
+  absl::Time NextCheckLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool waiting = phase_ == Phase::kReading || phase_ == Phase::kStartingRead;
+    const absl::Time idle_end = (waiting ? waiting_since_ : now) + limits_.idle_timeout;
+    return std::min(started_ + limits_.max_duration, idle_end);
+  }
+
+  // Sets a new alarm for `at`; the caller took its hold. The alarm is set
+  // before it is published, so OnDone never sees one half set up.
+  void SetAlarm(absl::Time at) {
+    auto alarm = std::make_unique<grpc::Alarm>();
+    alarm->Set(absl::ToChronoTime(at), [this](bool fired) { OnAlarm(fired); });
+    std::unique_ptr<grpc::Alarm> discard;  // Destroyed (canceled) after the lock.
+    absl::MutexLock lock(&mu_);
+    if (done_) {
+      discard = std::move(alarm);  // OnDone ran meanwhile: no call to watch.
+    } else {
+      // The previous alarm has fired: it is the one calling, if any, and
+      // gRPC keeps it alive until its callback returns.
+      discard = std::move(alarm_);
+      alarm_ = std::move(alarm);
+    }
+  }
+
+  void OnAlarm(bool fired) {
+    Limit end_with = Limit::kNone;
+    std::optional<absl::Time> next;
+    {
+      absl::MutexLock lock(&mu_);
+      if (fired && phase_ != Phase::kEnded) {
+        const absl::Time now = absl::Now();
+        const Limit passed = PassedLocked(now);
+        if (passed == Limit::kNone) {
+          next = NextCheckLocked(now);
+          ++holds_;
+        } else if (phase_ == Phase::kReading) {
+          // Claimed: the pending read's OnReadDone returns at once.
+          phase_ = Phase::kEnded;
+          end_with = passed;
+        } else {
+          passed_ = passed;  // The handler ends the upload when it is done.
+        }
+      }
+    }
+    if (next.has_value()) SetAlarm(*next);
+    if (end_with != Limit::kNone) End(LimitError(end_with));
+    Release();
+  }
+
+  // Lets go of one hold (the call's, or an alarm's); the last one deletes.
+  void Release() {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = --holds_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  // Why the upload is aborted. Called by whoever ended it, which owns it.
+  absl::Status LimitError(Limit limit) const {
+    const std::string segment =
+        segment_name_.empty() ? "" : absl::StrCat("segment '", segment_name_, "': ");
+    const bool idle = limit == Limit::kIdleTimeout;
+    const absl::Duration value = idle ? limits_.idle_timeout : limits_.max_duration;
+    return absl::DeadlineExceededError(absl::StrCat(
+        segment, "the upload ",
+        idle ? "sent nothing for " : "took longer than ", absl::FormatDuration(value),
+        idle ? " (--upload-idle-timeout)" : " (--upload-max-duration)", " and was aborted; ",
+        writer_ != nullptr ? "the previous snapshot stays. "
+                           : "nothing was changed (no header had arrived). ",
+        idle ? "Send each message sooner, or raise --upload-idle-timeout"
+             : "Send the rows faster (larger chunks, no pauses), or raise "
+               "--upload-max-duration"));
+  }
+
   absl::Status Handle() {
     grpc::Slice slice;
     if (!request_.DumpToSingleSlice(&slice).ok()) {
@@ -225,6 +389,10 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   void End(const absl::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      phase_ = Phase::kEnded;
+    }
     bool uploading = writer_ != nullptr;
     writer_.reset();  // Uncommitted: discarded.
     // Runs waiting for this upload to end can start now.
@@ -236,8 +404,22 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   const ServiceDeps deps_;
+  const UploadLimits limits_;
   grpc::CallbackServerContext* ctx_;
   grpc::ByteBuffer* resp_;
+  const absl::Time started_;
+  absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kHandling;
+  // When the current wait for the client began.
+  absl::Time waiting_since_ ABSL_GUARDED_BY(mu_);
+  // Reads started so far: tells ReadNext its own read from a later one.
+  std::int64_t reads_ ABSL_GUARDED_BY(mu_) = 0;
+  // A limit that passed while a message was being handled.
+  Limit passed_ ABSL_GUARDED_BY(mu_) = Limit::kNone;
+  std::unique_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran.
+  // The call's own hold (let go in OnDone) and one per alarm set.
+  int holds_ ABSL_GUARDED_BY(mu_) = 1;
   auth::Principal who_;
   bool authenticated_ = false;
   std::string resource_ = "segment/?";
@@ -256,12 +438,19 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 }  // namespace
 
 absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema) {
+  if (schema.size() > kMaxSchemaFields) {
+    return absl::InvalidArgumentError(absl::StrCat("the schema has ", schema.size(),
+                                                   " fields; the limit is ", kMaxSchemaFields,
+                                                   " fields per segment"));
+  }
   absl::flat_hash_set<std::string> names;
+  names.reserve(schema.size());
   for (int i = 0; i < schema.size(); ++i) {
     const auto& field = schema[i];
     if (field.name().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("schema field ", i + 1, " has no name"));
     }
+    EXPORTD_RETURN_IF_ERROR(ValidateName(absl::StrCat("schema field ", i + 1), field.name()));
     if (!names.insert(field.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("schema field '", field.name(), "' is declared twice"));
@@ -366,7 +555,7 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* SegmentService::UploadMembers(
     grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp) {
-  return new UploadReactor(deps_, ctx, resp);
+  return new UploadReactor(deps_, limits_, ctx, resp);
 }
 
 grpc::ServerUnaryReactor* SegmentService::ListMembers(grpc::CallbackServerContext* ctx,

@@ -4,17 +4,31 @@
 #ifndef EXPORTD_SERVER_API_SEGMENT_SERVICE_H_
 #define EXPORTD_SERVER_API_SEGMENT_SERVICE_H_
 
+#include "absl/time/time.h"
 #include "exportd/v1/segment.grpc.pb.h"
+#include "server/api/limits.h"
 #include "server/api/rpc_support.h"
 
 namespace exportd::api {
+
+// How long an upload may take (--upload-idle-timeout, --upload-max-duration).
+// One that breaks either is aborted with DEADLINE_EXCEEDED: its staged rows
+// are discarded, the segment keeps its previous snapshot, and the runs that
+// waited for the upload start.
+struct UploadLimits {
+  // The longest wait for the client's next message (the first one included).
+  absl::Duration idle_timeout = kDefaultUploadIdleTimeout;
+  // The longest an upload may last, from the call's start to its trailer.
+  absl::Duration max_duration = kDefaultUploadMaxDuration;
+};
 
 // UploadMembers is served on raw bytes (see segment_service.cc); the other
 // methods on messages.
 class SegmentService final : public v1::SegmentService::WithRawCallbackMethod_UploadMembers<
                                  v1::SegmentService::CallbackService> {
  public:
-  explicit SegmentService(ServiceDeps deps) : deps_(deps) {}
+  explicit SegmentService(ServiceDeps deps, UploadLimits limits = {})
+      : deps_(deps), limits_(limits) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* ctx,
                                           const v1::CreateSegmentRequest* req,
@@ -38,9 +52,11 @@ class SegmentService final : public v1::SegmentService::WithRawCallbackMethod_Up
 
  private:
   ServiceDeps deps_;
+  UploadLimits limits_;
 };
 
-// Field names non-empty and unique, every type set.
+// At most kMaxSchemaFields fields; names non-empty, valid (ValidateName) and
+// unique; every type set.
 absl::Status ValidateSchema(const google::protobuf::RepeatedPtrField<v1::SchemaField>& schema);
 
 // Checks the rows of a serialized chunk against the schema. `first_row` is

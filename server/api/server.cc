@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -54,6 +55,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Impl& s = *impl;
   s.options = std::move(options);
   const ServerOptions& o = s.options;
+  for (const auto& [flag, value] : {std::pair<const char*, absl::Duration>(
+                                        "--upload-idle-timeout", o.upload_idle_timeout),
+                                    {"--upload-max-duration", o.upload_max_duration}}) {
+    if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", absl::FormatDuration(value),
+                       ": must be a positive, finite duration such as 60s, 5m or 1h"));
+    }
+  }
   EXPORTD_ASSIGN_OR_RETURN(std::string warning, store::PrepareDataDir(o.data_dir));
   if (!warning.empty()) std::cerr << "exportd: warning: " << warning << std::endl;
   // Before anything in the directory is opened: two exportd on one store
@@ -104,7 +114,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.authenticator = s.authenticator.get();
   deps.registry = s.registry.get();
   s.connections = std::make_unique<ConnectionService>(deps);
-  s.segments = std::make_unique<SegmentService>(deps);
+  s.segments = std::make_unique<SegmentService>(
+      deps, UploadLimits{o.upload_idle_timeout, o.upload_max_duration});
   s.exports = std::make_unique<ExportService>(deps);
   s.destinations = std::make_unique<DestinationService>(deps);
   s.audit = std::make_unique<AuditService>(deps);

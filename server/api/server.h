@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
+#include "server/api/limits.h"
 
 namespace exportd::api {
 
@@ -39,6 +41,10 @@ struct ServerOptions {
   int run_workers = 2;
   // The system refresh schedule, e.g. "daily 02:00,14:00 Europe/Berlin".
   std::string system_refresh;
+  // An upload that sends nothing for this long is aborted (positive).
+  absl::Duration upload_idle_timeout = kDefaultUploadIdleTimeout;
+  // An upload that lasts longer than this is aborted (positive).
+  absl::Duration upload_max_duration = kDefaultUploadMaxDuration;
 };
 
 class Server {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/status_macros.h"
+#include "server/common/time_zone.h"
 
 namespace exportd::engine {
 namespace {
@@ -231,12 +232,12 @@ absl::StatusOr<CronSchedule> CronSchedule::Parse(absl::string_view expression,
   }
 
   schedule.time_zone_name_ = time_zone.empty() ? "UTC" : std::string(time_zone);
-  if (!absl::LoadTimeZone(schedule.time_zone_name_, &schedule.time_zone_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cron expression \"", expression, "\": unknown time zone \"", time_zone,
-        "\"; use an IANA name such as \"Europe/Berlin\" or \"UTC\" (time zone data comes from "
-        "the tzdata package, /usr/share/zoneinfo)"));
+  absl::StatusOr<absl::TimeZone> zone = LoadIanaTimeZone(schedule.time_zone_name_);
+  if (!zone.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cron expression \"", expression, "\": ", zone.status().message()));
   }
+  schedule.time_zone_ = *zone;
   return schedule;
 }
 

@@ -207,6 +207,20 @@ TEST(CronParseTest, UnknownTimeZone) {
   EXPECT_THAT(message, HasSubstr("IANA name such as \"Europe/Berlin\""));
 }
 
+// Only IANA names reach the tz database: paths are refused before anything
+// is opened (a FIFO would block, any file under the zoneinfo folder would be
+// read).
+TEST(CronParseTest, TimeZonePathsAreRefused) {
+  for (const char* zone : {"/etc/passwd", "../../../etc/passwd", "Europe/../../etc/passwd",
+                           "Europe\\Berlin", "Europe//Berlin", "localtime"}) {
+    const std::string message = ParseError("0 0 * * *", zone);
+    EXPECT_THAT(message, HasSubstr("cron expression \"0 0 * * *\": time zone \"")) << zone;
+    EXPECT_THAT(message, HasSubstr("is not an IANA name")) << zone;
+  }
+  EXPECT_THAT(ParseError("0 0 * * *", std::string("UTC\0/x", 5)),
+              HasSubstr("it contains a NUL byte"));
+}
+
 TEST(CronParseTest, RareButPossibleDatesAreAccepted) {
   EXPECT_EQ(ParseError("0 0 29 2 *"), "parsed OK");
   EXPECT_EQ(ParseError("0 0 31 1-12 *"), "parsed OK");

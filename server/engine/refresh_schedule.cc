@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/common/status_macros.h"
+#include "server/common/time_zone.h"
 
 namespace exportd::engine {
 namespace {
@@ -134,11 +135,8 @@ absl::StatusOr<RefreshSchedule> RefreshSchedule::Parse(absl::string_view spec) {
   EXPORTD_ASSIGN_OR_RETURN(std::vector<TimeOfDay> times, ParseTimes(spec, words[times_index]));
   const absl::string_view zone =
       words.size() > times_index + 1 ? words[times_index + 1] : absl::string_view("UTC");
-  if (absl::TimeZone tz; !absl::LoadTimeZone(std::string(zone), &tz)) {
-    return SpecError(spec, absl::StrCat("unknown time zone \"", zone,
-                                        "\"; use an IANA name such as \"Europe/Berlin\" or "
-                                        "\"UTC\" (time zone data comes from the tzdata "
-                                        "package, /usr/share/zoneinfo)"));
+  if (absl::StatusOr<absl::TimeZone> tz = LoadIanaTimeZone(zone); !tz.ok()) {
+    return SpecError(spec, tz.status().message());
   }
 
   // Times sharing a minute-of-hour share one cron expression: 02:00 and 14:00

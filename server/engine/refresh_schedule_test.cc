@@ -113,6 +113,11 @@ TEST(RefreshScheduleTest, ErrorsNameTheBadWord) {
       {"daily 02:00,,14:00 UTC", "time \"\" is not a time of day"},
       {"daily 02:00,2:00 UTC", "time \"2:00\" is listed twice"},
       {"daily 02:00 Europe/Berln", "unknown time zone \"Europe/Berln\"; use an IANA name"},
+      {"daily 02:00 /etc/passwd",
+       "time zone \"/etc/passwd\" is not an IANA name: it is an absolute path"},
+      {"daily 02:00 ../../etc/passwd", "time zone \"../../etc/passwd\" is not an IANA name"},
+      {"daily 02:00 Europe\\Berlin", "is not an IANA name: it contains a backslash"},
+      {"weekly mon 06:30 Europe//Berlin", "is not an IANA name: it has an empty part"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(ParseError(c.spec), HasSubstr(c.expected)) << c.spec;

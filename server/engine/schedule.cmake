@@ -4,8 +4,8 @@ add_library(exportd_schedule STATIC
   ${CMAKE_CURRENT_LIST_DIR}/cron.cc
   ${CMAKE_CURRENT_LIST_DIR}/refresh_schedule.cc)
 target_include_directories(exportd_schedule PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(exportd_schedule PUBLIC absl::time absl::strings absl::status
-  absl::statusor)
+target_link_libraries(exportd_schedule PUBLIC exportd_time_zone absl::time absl::strings
+  absl::status absl::statusor)
 
 if(EXPORTD_BUILD_TESTS)
   add_executable(cron_test ${CMAKE_CURRENT_LIST_DIR}/cron_test.cc)
