@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/api/connection_settings.h"
+#include "server/common/private_file.h"
 #include "server/common/status_macros.h"
 
 namespace exportd::api {
@@ -56,6 +57,9 @@ absl::StatusOr<std::unique_ptr<crypto::SecretBox>> OpenMasterKey(store::Store& s
     EXPORTD_ASSIGN_OR_RETURN(sealed, SealedConnections(store));
   }
 
+  // A key others can read opens every secret in the store: refuse it.
+  absl::Status is_private = CheckPrivateFile(key_path, "--master-key-file");
+  if (!is_private.ok() && !absl::IsNotFound(is_private)) return is_private;
   auto box = crypto::SecretBox::Load(key_path);
   if (absl::IsNotFound(box.status())) {
     if (!check.empty() || !sealed.empty()) {

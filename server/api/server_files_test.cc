@@ -160,6 +160,17 @@ TEST_F(ServerFilesTest, ASecondServerOnTheSameDataDirectoryFailsAtStartUp) {
   EXPECT_TRUE(third.ok()) << third.status();
 }
 
+TEST_F(ServerFilesTest, AMasterKeyFileOthersCanReadIsRefused) {
+  const std::string key = (tmp_.path() / "master.key").string();
+  ASSERT_TRUE(Start(key).ok());  // Creates the key, 0600.
+  ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
+  EXPECT_THAT(Start(key), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   AllOf(HasSubstr("--master-key-file '" + key + "'"),
+                                         HasSubstr("run 'chmod 600 " + key + "'"))));
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  EXPECT_TRUE(Start(key).ok());
+}
+
 TEST_F(ServerFilesTest, AMissingMasterKeyFileIsRefusedOnceTheStoreHasSecrets) {
   const std::string key = (tmp_.path() / "master.key").string();
   {
