@@ -91,8 +91,8 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(connection);
   } else {
-    ctx.out() << "Created connection '" << connection.display_name() << "' (id "
-              << connection.id() << ", type " << connection.destination_type() << ").\n";
+    PrintLine(ctx.out(), "Created connection '$0' (id $1, type $2).", connection.display_name(),
+              connection.id(), connection.destination_type());
   }
   return kExitOk;
 }
@@ -157,7 +157,7 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(connection);
   } else {
-    ctx.out() << "Updated connection '" << connection.display_name() << "'.\n";
+    PrintLine(ctx.out(), "Updated connection '$0'.", connection.display_name());
   }
   return kExitOk;
 }
@@ -185,13 +185,13 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(response);
     return kExitOk;
   }
-  ctx.out() << "Deleted connection '" << request.connection() << "'.\n";
+  PrintLine(ctx.out(), "Deleted connection '$0'.", request.connection());
   if (!response.detached_exports().empty()) {
-    ctx.out() << "Detached exports (now inactive): "
-              << absl::StrJoin(response.detached_exports(), ", ") << "\n";
+    PrintLine(ctx.out(), "Detached exports (now inactive): $0",
+              absl::StrJoin(response.detached_exports(), ", "));
   }
   if (!response.deleted_exports().empty()) {
-    ctx.out() << "Deleted exports: " << absl::StrJoin(response.deleted_exports(), ", ") << "\n";
+    PrintLine(ctx.out(), "Deleted exports: $0", absl::StrJoin(response.deleted_exports(), ", "));
   }
   return kExitOk;
 }
@@ -207,11 +207,11 @@ int Test(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(response);
   } else if (response.ok()) {
-    ctx.out() << "Connection '" << request.connection() << "' works"
-              << (response.message().empty() ? "" : ": " + response.message()) << "\n";
+    PrintLine(ctx.out(), "Connection '$0' works$1", request.connection(),
+              response.message().empty() ? "" : ": " + response.message());
   } else {
-    ctx.err() << "error: connection '" << request.connection()
-              << "' failed its test: " << response.message() << "\n";
+    PrintLine(ctx.err(), "error: connection '$0' failed its test: $1", request.connection(),
+              response.message());
   }
   return response.ok() ? kExitOk : kExitError;
 }

@@ -9,6 +9,7 @@
 #include "client/commands.h"
 #include "client/context.h"
 #include "exportd/sdk/destination.h"
+#include "server/common/terminal_text.h"
 
 #ifndef EXPORTCTL_VERSION
 #define EXPORTCTL_VERSION "0.0.0-dev"
@@ -114,7 +115,7 @@ const VerbSpec* FindVerb(const NounSpec& noun, const std::string& name) {
 }
 
 int Usage(std::ostream& err, absl::string_view message, absl::string_view help_command) {
-  err << "error: " << message << "\n"
+  err << "error: " << EscapeForTerminal(message) << "\n"
       << "hint: see 'exportctl " << help_command << (help_command.empty() ? "" : " ")
       << "--help'\n";
   return kExitUsage;

@@ -307,5 +307,32 @@ TEST_F(ExportctlTest, TokenHashIsInTheHelp) {
   EXPECT_THAT(verb.out, HasSubstr("--new"));
 }
 
+// Names and values from the store cannot clear the terminal or forge lines in
+// tables and plain lines; JSON keeps them exact.
+TEST_F(ExportctlTest, TablesAndLinesEscapeControlCharacters) {
+  const std::string forged = "VIP\n\x1b[2J";
+  Result created = Run({"segment", "create", "--name", forged});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_EQ(created.out, "Created segment 'VIP\\n\\x1b[2J' (id seg-1, no members yet).\n");
+  Result got = Run({"segment", "get", forged});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_THAT(got.out, HasSubstr("Name:                VIP\\n\\x1b[2J\n"));
+
+  std::string csv = WriteFile("notes.csv", "id,Note\n1,\"a\n\x1b[2Jb\"\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "S", "--from-csv", csv}).code, 0);
+  Result members = Run({"segment", "members", "S"});
+  ASSERT_EQ(members.code, 0) << members.err;
+  EXPECT_EQ(members.out,
+            "PROFILE ID  id  Note\n"
+            "1           1   a\\n\\x1b[2Jb\n");
+  Result json = Run({"-o", "json", "segment", "members", "S"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["rows"][0]["values"][1]["string_value"], "a\n\x1b[2Jb");
+
+  // Server errors quote names too.
+  Result missing = Run({"connection", "get", "x\nerror: forged"});
+  EXPECT_EQ(missing.err, "error: NOT_FOUND: connection 'x\\nerror: forged' not found\n");
+}
+
 }  // namespace
 }  // namespace exportd::client
