@@ -20,8 +20,10 @@ namespace {
 
 std::vector<cli::FlagSpec> GlobalFlags() {
   return {
-      {"server", "HOST:PORT", "The exportd server (default: $EXPORTD_SERVER, else 127.0.0.1:50051)."},
-      {"token", "TOKEN", "Bearer token (default: $EXPORTD_TOKEN; see Authentication)."},
+      {"server", "HOST:PORT",
+       "The exportd server (default: $EXPORTD_SERVER, else 127.0.0.1:50051)."},
+      {"token", "TOKEN", "Bearer token (default: $EXPORTD_TOKEN; see Authentication).", false,
+       false, 0, /*sensitive=*/true},
       {"token-file", "FILE", "Read the token from FILE (default: $EXPORTD_TOKEN_FILE)."},
       {"output", "FORMAT", "table (default) or json.", false, false, 'o'},
   };
@@ -234,6 +236,10 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
   absl::StatusOr<std::string> token =
       ResolveToken(server, global_value("token"), global_value("token-file"), env);
   if (!token.ok()) return Usage(err, token.status().message(), command);
+  if (!global_value("token").empty()) {
+    err << "warning: --token on the command line can be read by other local users (ps); set "
+           "$EXPORTD_TOKEN or use --token-file FILE instead\n";
+  }
 
   const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
   CommandContext ctx(out, err, in, tty, server, *std::move(token), format, env);
