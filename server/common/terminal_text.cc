@@ -107,6 +107,12 @@ std::string EscapeForTerminal(absl::string_view text) {
   if (i == text.size()) return out;
   out.reserve(text.size() + 16);
   while (i < text.size()) {
+    // Runs of plain ASCII in one append.
+    size_t plain = i;
+    while (plain < text.size() && IsPlainAscii(static_cast<unsigned char>(text[plain]))) ++plain;
+    out.append(text.data() + i, plain - i);
+    i = plain;
+    if (i == text.size()) break;
     const Unit unit = ReadUnit(text, i);
     if (IsEscaped(unit)) {
       AppendEscape(unit, &out);
