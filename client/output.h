@@ -5,7 +5,7 @@
 // detail blocks, PrintLine's arguments and the progress line pass every value
 // (a name, a member's value, a destination's message) through
 // EscapeForTerminal (server/common/terminal_text.h), so a value holding
-// "\n\x1b[2J" prints as those eight characters instead of clearing the
+// a newline and ESC [2J prints as `\n\x1b[2J` instead of clearing the
 // screen or starting a line of its own. JSON is printed exact: its own
 // escaping already covers control characters.
 //

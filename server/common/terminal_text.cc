@@ -79,23 +79,7 @@ void AppendEscape(const Unit& unit, std::string* out) {
   }
 }
 
-// Whether a backslash before `next` could be read as the start of an escape.
-bool StartsEscape(const Unit& next) {
-  if (IsEscaped(next)) return true;
-  switch (next.code_point) {
-    case '\\':
-    case 'n':
-    case 'r':
-    case 't':
-    case 'x':
-    case 'u':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsPlainAscii(unsigned char c) { return c >= 0x20 && c < 0x7F && c != '\\'; }
+bool IsPlainAscii(unsigned char c) { return c >= 0x20 && c < 0x7F; }
 
 }  // namespace
 
@@ -116,9 +100,6 @@ std::string EscapeForTerminal(absl::string_view text) {
     const Unit unit = ReadUnit(text, i);
     if (IsEscaped(unit)) {
       AppendEscape(unit, &out);
-    } else if (unit.code_point == '\\') {
-      out.push_back('\\');
-      if (i + 1 < text.size() && StartsEscape(ReadUnit(text, i + 1))) out.push_back('\\');
     } else {
       out.append(text.data() + i, unit.size);
     }

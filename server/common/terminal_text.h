@@ -16,11 +16,13 @@
 // Everything else, printable UTF-8 included (accents, CJK, emoji), is kept as it is. Hex digits
 // are lower case.
 //
-// A backslash is doubled only where it could be read as the start of an escape: before n, r, t,
-// x, u, another backslash, or an escaped character. So "C:\data" prints as is, while a literal
-// "\n" (backslash, n) prints as "\\n". The result is unambiguous: read left to right, "\\" is a
-// backslash, "\n" "\r" "\t" "\xHH" "\uHHHH" are the escapes above, and any other backslash is
-// itself.
+// Backslashes are kept as they are, so escaping is idempotent: escaped text escapes to itself.
+// Outside text is often escaped more than once on its way (a run message exportd escaped, then
+// printed by exportctl; an error that quotes an escaped name), and it must not come out as
+// "\\n". The price is that a literal backslash-n in a value looks like an escaped line break;
+// that can make a reader see a control character that was not there, never hide one that was.
+// Text without backslashes reads back exactly: "\n" "\r" "\t" "\xHH" "\uHHHH" are the escapes
+// above.
 #ifndef EXPORTD_SERVER_COMMON_TERMINAL_TEXT_H_
 #define EXPORTD_SERVER_COMMON_TERMINAL_TEXT_H_
 

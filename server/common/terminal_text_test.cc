@@ -64,16 +64,22 @@ TEST(EscapeForTerminalTest, EachByteOutsideWellFormedUtf8InHex) {
   EXPECT_EQ(EscapeForTerminal("é\xe9é"), "é\\xe9é");
 }
 
-TEST(EscapeForTerminalTest, BackslashDoubledOnlyWhereItCouldStartAnEscape) {
+TEST(EscapeForTerminalTest, BackslashesAreKept) {
   EXPECT_EQ(EscapeForTerminal("C:\\data\\Exports"), "C:\\data\\Exports");
   EXPECT_EQ(EscapeForTerminal("trailing\\"), "trailing\\");
-  // A literal "\n" must not read like an escaped line break.
-  EXPECT_EQ(EscapeForTerminal("a\\nb"), "a\\\\nb");
-  EXPECT_EQ(EscapeForTerminal("\\r\\t\\x1b\\u202e"), "\\\\r\\\\t\\\\x1b\\\\u202e");
-  EXPECT_EQ(EscapeForTerminal("\\\\"), "\\\\\\");  // the first before the second, which ends
-  // Before an escaped character, the backslash is doubled so the escape stays one.
-  EXPECT_EQ(EscapeForTerminal("\\\n"), "\\\\\\n");
-  EXPECT_EQ(EscapeForTerminal("\\\xff"), "\\\\\\xff");
+  EXPECT_EQ(EscapeForTerminal("a\\nb \\\\"), "a\\nb \\\\");
+  EXPECT_EQ(EscapeForTerminal("\\\n"), "\\\\n");
+}
+
+// Text escaped once (a run message exportd stored, an error quoting an
+// escaped name) is not escaped a second time when printed again.
+TEST(EscapeForTerminalTest, EscapingTwiceChangesNothing) {
+  for (const std::string& text : {"down\nexportd: run x: forged\x1b[2J"s, "\xff\xc0 \u009b \u202e"s,
+                                  "a\0b"s, "principal \"ops\\x1b[2J\" contains U+001B"s}) {
+    const std::string once = EscapeForTerminal(text);
+    EXPECT_EQ(EscapeForTerminal(once), once) << once;
+  }
+  EXPECT_EQ(EscapeForTerminal(EscapeForTerminal("a\nb")), "a\\nb");
 }
 
 TEST(EscapeForTerminalTest, ResultHasNoControlCharacter) {
