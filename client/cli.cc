@@ -77,15 +77,22 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                      bool stop_at_first_positional) {
   ParsedArgs parsed;
   bool flags_ended = false;
+  // For each positional, the sensitive flag whose value came just before it,
+  // if any.
+  std::vector<const FlagSpec*> after_sensitive;
+  const FlagSpec* sensitive_value_before = nullptr;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     const bool looks_like_flag = arg.size() > 1 && arg[0] == '-';
+    const FlagSpec* previous_sensitive = sensitive_value_before;
+    sensitive_value_before = nullptr;
     if (flags_ended || !looks_like_flag) {
       if (stop_at_first_positional) {
         parsed.positionals_.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
         break;
       }
       parsed.positionals_.push_back(arg);
+      after_sensitive.push_back(previous_sensitive);
       continue;
     }
     if (arg == "--") {
@@ -136,6 +143,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
           absl::StrCat("flag --", spec->name, " needs a value (", spec->value_name, ")"));
     }
 
+    if (spec->sensitive) sensitive_value_before = spec;
     std::vector<std::string>& values = parsed.flags_[spec->name];
     if (!spec->repeated && !values.empty()) {
       return absl::InvalidArgumentError(
@@ -160,6 +168,12 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
           "missing argument ", positional_names[parsed.positionals_.size()]));
     }
     if (parsed.positionals_.size() > positional_names.size()) {
+      if (const FlagSpec* flag = after_sensitive[positional_names.size()]; flag != nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unexpected argument after --", flag->name, " ", flag->value_name,
+                         " (not shown: it may be part of a secret); give --", flag->name, " one ",
+                         flag->value_name, " argument"));
+      }
       return absl::InvalidArgumentError(absl::StrCat(
           "unexpected argument '", parsed.positionals_[positional_names.size()], "'"));
     }
@@ -240,6 +254,21 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_v
   return std::make_pair(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> ParseSecretFlag(absl::string_view text) {
+  size_t eq = text.find('=');
+  if (eq == absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "--secret takes NAME=VALUE (e.g. api_key=env:ITERABLE_API_KEY); the argument given has "
+        "no '=' and is not shown, in case it is the secret itself");
+  }
+  if (eq == 0) {
+    return absl::InvalidArgumentError(
+        "--secret takes NAME=VALUE (e.g. api_key=env:ITERABLE_API_KEY); the argument given has "
+        "no NAME before '=' and is not shown, in case it holds the secret");
+  }
+  return std::make_pair(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+}
+
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());
@@ -276,6 +305,10 @@ absl::StatusOr<std::string> ResolveSecretValue(absl::string_view key, absl::stri
     return *text;
   }
   return std::string(value);
+}
+
+bool IsLiteralSecretValue(absl::string_view value) {
+  return !value.empty() && value[0] != '@' && value.rfind("env:", 0) != 0;
 }
 
 std::optional<exportd::v1::FieldType> FieldTypeFromName(absl::string_view name) {

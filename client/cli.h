@@ -48,6 +48,10 @@ struct FlagSpec {
   bool repeated = false;
   // A one-letter alias, e.g. 'o' for `-o json`. 0: none.
   char short_name = 0;
+  // The value may hold a secret (--secret, --token): an argument that follows
+  // it and is not expected is refused without being shown, since it may be
+  // the rest of the secret (`--secret api_key s3cr3t`).
+  bool sensitive = false;
 };
 
 // The flags and positional arguments of one command line, after parsing.
@@ -105,6 +109,9 @@ std::string ClosestMatch(absl::string_view word, const std::vector<std::string>&
 // empty and may contain '='. `flag` names the flag in error messages.
 absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(absl::string_view flag,
                                                                   absl::string_view text);
+// The same for `--secret NAME=VALUE`, except that an error never shows the
+// text: without "NAME=", what was given may be the secret itself.
+absl::StatusOr<std::pair<std::string, std::string>> ParseSecretFlag(absl::string_view text);
 
 // Reads environment variables; injectable for tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
@@ -118,6 +125,10 @@ EnvLookup ProcessEnv();
 //   anything else, the text itself.
 absl::StatusOr<std::string> ResolveSecretValue(absl::string_view key, absl::string_view value,
                                                std::istream& in, const EnvLookup& env);
+// True when ResolveSecretValue takes `value` as the secret itself (not @FILE,
+// @- or env:VAR) and it is not empty: the secret is then on the command line,
+// where other local users can read it (ps, /proc/PID/cmdline).
+bool IsLiteralSecretValue(absl::string_view value);
 
 // "NAME:TYPE" (TYPE one of string,int,double,bool,timestamp) → {NAME, type}.
 // The name is everything before the last ':'.

@@ -15,6 +15,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 cli::EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
@@ -131,6 +132,54 @@ TEST(KeyValueTest, SplitsOnTheFirstEquals) {
             "--setting takes KEY=VALUE, got '=x'");
   EXPECT_EQ(ParseKeyValue("secret", "novalue").status().message(),
             "--secret takes KEY=VALUE, got 'novalue'");
+}
+
+// What is given to --secret may be the secret itself: errors do not repeat it.
+TEST(SecretTest, MalformedSecretFlagIsNotShown) {
+  auto kv = ParseSecretFlag("api_key=a=b");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->first, "api_key");
+  EXPECT_EQ(kv->second, "a=b");
+  for (const char* text : {"s3cr3tvalue", "=s3cr3tvalue"}) {
+    absl::StatusOr<std::pair<std::string, std::string>> bad = ParseSecretFlag(text);
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--secret takes NAME=VALUE"));
+    EXPECT_THAT(std::string(bad.status().message()), Not(HasSubstr("s3cr3tvalue")));
+  }
+  EXPECT_THAT(std::string(ParseSecretFlag("x").status().message()), HasSubstr("has no '='"));
+  EXPECT_THAT(std::string(ParseSecretFlag("=x").status().message()),
+              HasSubstr("no NAME before '='"));
+}
+
+TEST(SecretTest, ArgumentAfterASensitiveValueIsNotShown) {
+  const std::vector<FlagSpec> specs = {
+      {"secret", "KEY=VALUE", "A secret.", false, true, 0, /*sensitive=*/true},
+      {"name", "NAME", "A name."}};
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"prod", "--secret", "api_key", "s3cr3t"},
+        {"prod", "--secret=api_key", "s3cr3t"}}) {
+    auto parsed = ParseArgs(args, specs, {"NAME"});
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().message(),
+              "unexpected argument after --secret KEY=VALUE (not shown: it may be part of a "
+              "secret); give --secret one KEY=VALUE argument");
+  }
+  // Anywhere else, the argument is quoted as usual.
+  EXPECT_EQ(ParseArgs({"prod", "--name", "n", "extra"}, specs, {"NAME"}).status().message(),
+            "unexpected argument 'extra'");
+  EXPECT_EQ(ParseArgs({"prod", "--secret", "a=b", "--name", "n", "extra"}, specs, {"NAME"})
+                .status()
+                .message(),
+            "unexpected argument 'extra'");
+}
+
+TEST(SecretTest, LiteralValuesAreThoseOnTheCommandLine) {
+  EXPECT_TRUE(IsLiteralSecretValue("s3cr3t"));
+  EXPECT_TRUE(IsLiteralSecretValue("environment"));
+  EXPECT_FALSE(IsLiteralSecretValue(""));
+  EXPECT_FALSE(IsLiteralSecretValue("env:ITERABLE_API_KEY"));
+  EXPECT_FALSE(IsLiteralSecretValue("@key.txt"));
+  EXPECT_FALSE(IsLiteralSecretValue("@-"));
 }
 
 TEST(SecretTest, LiteralFileStdinAndEnvironment) {

@@ -1,6 +1,7 @@
 // exportctl connection create|list|get|update|delete|test
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -23,16 +24,25 @@ absl::Status CollectSettings(const cli::ParsedArgs& args,
   return absl::OkStatus();
 }
 
-// Applies every --secret K=V|K=@FILE|K=env:VAR.
+// Applies every --secret K=V|K=@FILE|K=env:VAR. A value written out on the
+// command line gets a warning: other local users can read command lines.
 absl::Status CollectSecrets(CommandContext& ctx, const cli::ParsedArgs& args,
                             google::protobuf::Map<std::string, std::string>* secrets) {
+  std::vector<std::string> literal;
   for (const std::string& text : args.GetAll("secret")) {
-    absl::StatusOr<std::pair<std::string, std::string>> kv = cli::ParseKeyValue("secret", text);
+    absl::StatusOr<std::pair<std::string, std::string>> kv = cli::ParseSecretFlag(text);
     if (!kv.ok()) return kv.status();
+    if (cli::IsLiteralSecretValue(kv->second)) literal.push_back(kv->first);
     absl::StatusOr<std::string> value =
         cli::ResolveSecretValue(kv->first, kv->second, ctx.in(), ctx.env());
     if (!value.ok()) return value.status();
     (*secrets)[kv->first] = *std::move(value);
+  }
+  if (!literal.empty()) {
+    PrintLine(ctx.err(),
+              "warning: --secret $0: a value on the command line can be read by other local "
+              "users (ps); write NAME=env:VAR or NAME=@FILE (@- reads standard input) instead",
+              absl::StrJoin(literal, ", "));
   }
   return absl::OkStatus();
 }
@@ -91,8 +101,8 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(connection);
   } else {
-    ctx.out() << "Created connection '" << connection.display_name() << "' (id "
-              << connection.id() << ", type " << connection.destination_type() << ").\n";
+    PrintLine(ctx.out(), "Created connection '$0' (id $1, type $2).", connection.display_name(),
+              connection.id(), connection.destination_type());
   }
   return kExitOk;
 }
@@ -157,7 +167,7 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(connection);
   } else {
-    ctx.out() << "Updated connection '" << connection.display_name() << "'.\n";
+    PrintLine(ctx.out(), "Updated connection '$0'.", connection.display_name());
   }
   return kExitOk;
 }
@@ -185,13 +195,13 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(response);
     return kExitOk;
   }
-  ctx.out() << "Deleted connection '" << request.connection() << "'.\n";
+  PrintLine(ctx.out(), "Deleted connection '$0'.", request.connection());
   if (!response.detached_exports().empty()) {
-    ctx.out() << "Detached exports (now inactive): "
-              << absl::StrJoin(response.detached_exports(), ", ") << "\n";
+    PrintLine(ctx.out(), "Detached exports (now inactive): $0",
+              absl::StrJoin(response.detached_exports(), ", "));
   }
   if (!response.deleted_exports().empty()) {
-    ctx.out() << "Deleted exports: " << absl::StrJoin(response.deleted_exports(), ", ") << "\n";
+    PrintLine(ctx.out(), "Deleted exports: $0", absl::StrJoin(response.deleted_exports(), ", "));
   }
   return kExitOk;
 }
@@ -207,11 +217,11 @@ int Test(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(response);
   } else if (response.ok()) {
-    ctx.out() << "Connection '" << request.connection() << "' works"
-              << (response.message().empty() ? "" : ": " + response.message()) << "\n";
+    PrintLine(ctx.out(), "Connection '$0' works$1", request.connection(),
+              response.message().empty() ? "" : ": " + response.message());
   } else {
-    ctx.err() << "error: connection '" << request.connection()
-              << "' failed its test: " << response.message() << "\n";
+    PrintLine(ctx.err(), "error: connection '$0' failed its test: $1", request.connection(),
+              response.message());
   }
   return response.ok() ? kExitOk : kExitError;
 }
@@ -219,10 +229,15 @@ int Test(CommandContext& ctx, const cli::ParsedArgs& args) {
 const cli::FlagSpec kSettingFlag = {"setting", "KEY=VALUE",
                                     "A non-secret setting of the destination.", false, true};
 const cli::FlagSpec kSecretFlag = {
-    "secret", "KEY=VALUE",
+    "secret",
+    "KEY=VALUE",
     "A secret setting (e.g. api_key). VALUE may be @FILE (the file's contents), @- (stdin) or "
-    "env:VAR (an environment variable), so the secret stays out of your shell history.",
-    false, true};
+    "env:VAR (an environment variable), so the secret stays out of your shell history and out "
+    "of the process list; a value written out works but prints a warning.",
+    false,
+    true,
+    0,
+    /*sensitive=*/true};
 
 }  // namespace
 

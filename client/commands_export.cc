@@ -155,9 +155,10 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(created);
   } else {
-    ctx.out() << "Created export '" << created.name() << "' (id " << created.id()
-              << "). It runs " << ScheduleSummary(created.schedule())
-              << "; run it now with 'exportctl export run " << created.name() << " --watch'.\n";
+    PrintLine(ctx.out(),
+              "Created export '$0' (id $1). It runs $2; run it now with 'exportctl "
+              "export run $0 --watch'.",
+              created.name(), created.id(), ScheduleSummary(created.schedule()));
   }
   return kExitOk;
 }
@@ -234,7 +235,7 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(updated);
   } else {
-    ctx.out() << "Updated export '" << updated.name() << "'.\n";
+    PrintLine(ctx.out(), "Updated export '$0'.", updated.name());
   }
   return kExitOk;
 }
@@ -249,7 +250,7 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(response);
   } else {
-    ctx.out() << "Deleted export '" << request.export_() << "'.\n";
+    PrintLine(ctx.out(), "Deleted export '$0'.", request.export_());
   }
   return kExitOk;
 }
@@ -265,8 +266,8 @@ int Duplicate(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(copy);
   } else {
-    ctx.out() << "Duplicated export '" << request.export_() << "' as '" << copy.name() << "' (id "
-              << copy.id() << ").\n";
+    PrintLine(ctx.out(), "Duplicated export '$0' as '$1' (id $2).", request.export_(), copy.name(),
+              copy.id());
   }
   return kExitOk;
 }
@@ -281,10 +282,11 @@ int Detach(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(e);
   } else {
-    ctx.out() << "Detached export '" << e.name()
-              << "' from its connection; it is inactive and keeps its configuration. Attach a "
-                 "connection with 'exportctl export update "
-              << e.name() << " --connection NAME'.\n";
+    PrintLine(ctx.out(),
+              "Detached export '$0' from its connection; it is inactive and keeps its "
+              "configuration. Attach a connection with 'exportctl export update $0 --connection "
+              "NAME'.",
+              e.name());
   }
   return kExitOk;
 }
@@ -301,17 +303,18 @@ int Run(CommandContext& ctx, const cli::ParsedArgs& args) {
   // A dry run is only useful for its result, so it is always watched.
   if (args.IsSet("watch") || request.dry_run()) {
     if (!ctx.json()) {
-      ctx.out() << "Run " << run.id() << " of export '" << run.export_name() << "'"
-                << (request.dry_run() ? " (dry run)" : "") << ":\n";
+      PrintLine(ctx.out(), "Run $0 of export '$1'$2:", run.id(), run.export_name(),
+                request.dry_run() ? " (dry run)" : "");
     }
     return WatchRun(ctx, run.id());
   }
   if (ctx.json()) {
     ctx.out() << ToJson(run);
   } else {
-    ctx.out() << "Started run " << run.id() << " of export '" << run.export_name() << "' ("
-              << RunStateLabel(run.state()) << "). Follow it with 'exportctl run watch "
-              << run.id() << "'.\n";
+    PrintLine(ctx.out(),
+              "Started run $0 of export '$1' ($2). Follow it with 'exportctl run watch "
+              "$0'.",
+              run.id(), run.export_name(), RunStateLabel(run.state()));
   }
   return kExitOk;
 }

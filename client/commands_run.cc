@@ -54,8 +54,8 @@ int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(run);
   } else {
-    ctx.out() << "Run " << run.id() << " of export '" << run.export_name() << "' is "
-              << RunStateLabel(run.state()) << ".\n";
+    PrintLine(ctx.out(), "Run $0 of export '$1' is $2.", run.id(), run.export_name(),
+              RunStateLabel(run.state()));
   }
   return kExitOk;
 }
@@ -139,7 +139,7 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
   }
   table.Print(ctx.out());
   if (SumRun(run).rejected > 0) {
-    ctx.out() << "See the rejected records with 'exportctl run rejections " << run.id() << "'.\n";
+    PrintLine(ctx.out(), "See the rejected records with 'exportctl run rejections $0'.", run.id());
   }
 }
 
@@ -191,12 +191,12 @@ int WatchRun(CommandContext& ctx, const std::string& run_id) {
   }
   if (IsSuccess(last.state())) return kExitOk;
   if (!IsFinal(last.state())) {
-    ctx.err() << "error: the watch ended while run " << run_id << " is still "
-              << RunStateLabel(last.state()) << "\n";
+    PrintLine(ctx.err(), "error: the watch ended while run $0 is still $1", run_id,
+              RunStateLabel(last.state()));
     return kExitError;
   }
-  ctx.err() << "error: run " << run_id << " ended " << RunStateLabel(last.state())
-            << (last.message().empty() ? "" : ": " + last.message()) << "\n";
+  PrintLine(ctx.err(), "error: run $0 ended $1$2", run_id, RunStateLabel(last.state()),
+            last.message().empty() ? "" : ": " + last.message());
   return kExitRunFailed;
 }
 

@@ -100,8 +100,10 @@ int Upload(CommandContext& ctx, const std::string& segment, CsvSource& source) {
       context.TryCancel();
       writer->Finish().IgnoreError();
       ctx.Fail(rows.status().message());
-      ctx.err() << "Nothing was committed: segment '" << segment
-                << "' keeps its previous members. Fix the file and run the command again.\n";
+      PrintLine(ctx.err(),
+                "Nothing was committed: segment '$0' keeps its previous members. Fix the file "
+                "and run the command again.",
+                segment);
       return kExitError;
     }
     if (*rows == 0) break;
@@ -125,15 +127,15 @@ int Upload(CommandContext& ctx, const std::string& segment, CsvSource& source) {
     return kExitOk;
   }
   const int64_t sent = source.reader->rows_read();
-  ctx.out() << "Uploaded " << FormatCount(sent) << " rows from " << source.name << " to segment '"
-            << response.segment().name() << "' in " << absl::StrFormat("%.1fs", seconds);
+  std::string rate;
   if (seconds > 0 && sent > 0) {
-    ctx.out() << " (" << FormatCount(static_cast<int64_t>(sent / seconds)) << " rows/s)";
+    rate = absl::StrCat(" (", FormatCount(static_cast<int64_t>(sent / seconds)), " rows/s)");
   }
-  ctx.out() << ".\nSegment '" << response.segment().name() << "' now has "
-            << FormatCount(response.segment().member_count()) << " members (snapshot "
-            << response.segment().snapshot_version() << ", server received "
-            << FormatCount(response.rows_received()) << " rows).\n";
+  PrintLine(ctx.out(), "Uploaded $0 rows from $1 to segment '$2' in $3$4.", FormatCount(sent),
+            source.name, response.segment().name(), absl::StrFormat("%.1fs", seconds), rate);
+  PrintLine(ctx.out(), "Segment '$0' now has $1 members (snapshot $2, server received $3 rows).",
+            response.segment().name(), FormatCount(response.segment().member_count()),
+            response.segment().snapshot_version(), FormatCount(response.rows_received()));
   return kExitOk;
 }
 
@@ -186,21 +188,22 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
     if (ctx.json()) {
       ctx.out() << ToJson(segment);
     } else {
-      ctx.out() << "Created segment '" << segment.name() << "' (id " << segment.id()
-                << ", no members yet).\n";
+      PrintLine(ctx.out(), "Created segment '$0' (id $1, no members yet).", segment.name(),
+                segment.id());
     }
     return kExitOk;
   }
   if (!ctx.json()) {
-    ctx.out() << "Created segment '" << segment.name() << "' (id " << segment.id()
-              << ") with fields " << SchemaSummary(segment.schema()) << "; profile id from '"
-              << source->reader->id_field() << "'.\n";
+    PrintLine(ctx.out(), "Created segment '$0' (id $1) with fields $2; profile id from '$3'.",
+              segment.name(), segment.id(), SchemaSummary(segment.schema()),
+              source->reader->id_field());
   }
   int code = Upload(ctx, segment.name(), *source);
   if (code != kExitOk) {
-    ctx.err() << "The segment was created without members; upload them with 'exportctl segment "
-                 "upload "
-              << segment.name() << " --from-csv FILE'.\n";
+    PrintLine(ctx.err(),
+              "The segment was created without members; upload them with 'exportctl segment "
+              "upload $0 --from-csv FILE'.",
+              segment.name());
   }
   return code;
 }
@@ -255,7 +258,7 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (ctx.json()) {
     ctx.out() << ToJson(response);
   } else {
-    ctx.out() << "Deleted segment '" << request.segment() << "'.\n";
+    PrintLine(ctx.out(), "Deleted segment '$0'.", request.segment());
   }
   return kExitOk;
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/terminal_text.h"
 
 namespace exportd::client {
 namespace {
@@ -105,9 +106,8 @@ void CommandContext::PrepareStream(grpc::ClientContext* context) const {
 
 int CommandContext::RpcError(const grpc::Status& status) {
   // gRPC and Abseil share the canonical code numbers and names.
-  err_ << "error: "
-       << absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())) << ": "
-       << status.error_message() << '\n';
+  err_ << "error: " << absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))
+       << ": " << EscapeForTerminal(status.error_message()) << '\n';
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
       err_ << "hint: is exportd running at " << server_
@@ -129,12 +129,12 @@ int CommandContext::RpcError(const grpc::Status& status) {
 }
 
 int CommandContext::Fail(absl::string_view message) {
-  err_ << "error: " << message << '\n';
+  err_ << "error: " << EscapeForTerminal(message) << '\n';
   return kExitError;
 }
 
 int CommandContext::UsageError(absl::string_view message) {
-  err_ << "error: " << message << '\n';
+  err_ << "error: " << EscapeForTerminal(message) << '\n';
   err_ << "hint: see 'exportctl " << (command_.empty() ? "" : command_ + " ") << "--help'\n";
   return kExitUsage;
 }

@@ -75,7 +75,8 @@ class CommandContext {
   void PrepareStream(grpc::ClientContext* context) const;
 
   // Prints "error: CODE: message" (plus a hint for connectivity and
-  // authentication problems) and returns kExitError.
+  // authentication problems) and returns kExitError. Messages are escaped
+  // (EscapeForTerminal): they quote names and values from outside.
   int RpcError(const grpc::Status& status);
   // Prints "error: message" and returns kExitError.
   int Fail(absl::string_view message);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "client/csv_reader.h"
@@ -67,16 +68,20 @@ int main(int argc, char** argv) {
     exportd::client::fakes::FakeExportd server;
     std::ostringstream out, err;
     std::istringstream in;
-    exportd::client::RunExportctl({"exportctl", "--server", server.address(), "--token", "x",
-                                   "segment", "create", "--name", "bench"},
-                                  out, err, in);
+    // The token from the environment: --token would print a warning.
+    const exportd::cli::EnvLookup env = [](const std::string& name) {
+      return name == "EXPORTD_TOKEN" ? std::optional<std::string>("x") : std::nullopt;
+    };
+    exportd::client::RunExportctl(
+        {"exportctl", "--server", server.address(), "segment", "create", "--name", "bench"}, out,
+        err, in, env);
     auto start = std::chrono::steady_clock::now();
     double cpu = CpuSeconds();
     int code = exportd::client::RunExportctl(
-        {"exportctl", "--server", server.address(), "--token", "x", "segment", "upload", "bench",
-         "--from-csv", path.string(), "--field", "Age:int", "--field", "Score:double", "--field",
-         "Vip:bool", "--field", "SignedUp:timestamp"},
-        out, err, in);
+        {"exportctl", "--server", server.address(), "segment", "upload", "bench", "--from-csv",
+         path.string(), "--field", "Age:int", "--field", "Score:double", "--field", "Vip:bool",
+         "--field", "SignedUp:timestamp"},
+        out, err, in, env);
     double s = Seconds(start);
     cpu = CpuSeconds() - cpu;
     std::printf(

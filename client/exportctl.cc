@@ -9,6 +9,7 @@
 #include "client/commands.h"
 #include "client/context.h"
 #include "exportd/sdk/destination.h"
+#include "server/common/terminal_text.h"
 
 #ifndef EXPORTCTL_VERSION
 #define EXPORTCTL_VERSION "0.0.0-dev"
@@ -19,8 +20,10 @@ namespace {
 
 std::vector<cli::FlagSpec> GlobalFlags() {
   return {
-      {"server", "HOST:PORT", "The exportd server (default: $EXPORTD_SERVER, else 127.0.0.1:50051)."},
-      {"token", "TOKEN", "Bearer token (default: $EXPORTD_TOKEN; see Authentication)."},
+      {"server", "HOST:PORT",
+       "The exportd server (default: $EXPORTD_SERVER, else 127.0.0.1:50051)."},
+      {"token", "TOKEN", "Bearer token (default: $EXPORTD_TOKEN; see Authentication).", false,
+       false, 0, /*sensitive=*/true},
       {"token-file", "FILE", "Read the token from FILE (default: $EXPORTD_TOKEN_FILE)."},
       {"output", "FORMAT", "table (default) or json.", false, false, 'o'},
   };
@@ -114,7 +117,7 @@ const VerbSpec* FindVerb(const NounSpec& noun, const std::string& name) {
 }
 
 int Usage(std::ostream& err, absl::string_view message, absl::string_view help_command) {
-  err << "error: " << message << "\n"
+  err << "error: " << EscapeForTerminal(message) << "\n"
       << "hint: see 'exportctl " << help_command << (help_command.empty() ? "" : " ")
       << "--help'\n";
   return kExitUsage;
@@ -233,6 +236,10 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
   absl::StatusOr<std::string> token =
       ResolveToken(server, global_value("token"), global_value("token-file"), env);
   if (!token.ok()) return Usage(err, token.status().message(), command);
+  if (!global_value("token").empty()) {
+    err << "warning: --token on the command line can be read by other local users (ps); set "
+           "$EXPORTD_TOKEN or use --token-file FILE instead\n";
+  }
 
   const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
   CommandContext ctx(out, err, in, tty, server, *std::move(token), format, env);

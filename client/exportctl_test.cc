@@ -31,6 +31,7 @@ struct Result {
 class ExportctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    env_["EXPORTD_TOKEN"] = "t0k";
     dir_ = std::filesystem::temp_directory_path() /
            ("exportctl-test-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -39,7 +40,7 @@ class ExportctlTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Result Run(std::vector<std::string> args, const std::string& stdin_text = "") {
-    args.insert(args.begin(), {"exportctl", "--server", server_.address(), "--token", "t0k"});
+    args.insert(args.begin(), {"exportctl", "--server", server_.address()});
     std::ostringstream out, err;
     std::istringstream in(stdin_text);
     int code = RunExportctl(args, out, err, in, [this](const std::string& name) {
@@ -214,8 +215,11 @@ TEST_F(ExportctlTest, WatchWithJsonPrintsOnlyTheFinalRun) {
 TEST_F(ExportctlTest, UnreachableServerHints) {
   std::ostringstream out, err;
   std::istringstream in;
-  int code = RunExportctl({"exportctl", "--server", "127.0.0.1:1", "--token", "x", "whoami"}, out,
-                          err, in, [](const std::string&) { return std::nullopt; });
+  int code = RunExportctl({"exportctl", "--server", "127.0.0.1:1", "whoami"}, out, err, in,
+                          [](const std::string& name) {
+                            return name == "EXPORTD_TOKEN" ? std::optional<std::string>("x")
+                                                           : std::nullopt;
+                          });
   EXPECT_EQ(code, 1);
   EXPECT_THAT(err.str(), StartsWith("error: UNAVAILABLE: "));
   EXPECT_THAT(err.str(), HasSubstr("hint: is exportd running at 127.0.0.1:1?"));
@@ -305,6 +309,78 @@ TEST_F(ExportctlTest, TokenHashIsInTheHelp) {
   EXPECT_EQ(verb.code, 0);
   EXPECT_THAT(verb.out, HasSubstr("Usage: exportctl [global flags] token hash --principal NAME"));
   EXPECT_THAT(verb.out, HasSubstr("--new"));
+}
+
+// Names and values from the store cannot clear the terminal or forge lines in
+// tables and plain lines; JSON keeps them exact.
+TEST_F(ExportctlTest, TablesAndLinesEscapeControlCharacters) {
+  const std::string forged = "VIP\n\x1b[2J";
+  Result created = Run({"segment", "create", "--name", forged});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_EQ(created.out, "Created segment 'VIP\\n\\x1b[2J' (id seg-1, no members yet).\n");
+  Result got = Run({"segment", "get", forged});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_THAT(got.out, HasSubstr("Name:                VIP\\n\\x1b[2J\n"));
+
+  std::string csv = WriteFile("notes.csv", "id,Note\n1,\"a\n\x1b[2Jb\"\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "S", "--from-csv", csv}).code, 0);
+  Result members = Run({"segment", "members", "S"});
+  ASSERT_EQ(members.code, 0) << members.err;
+  EXPECT_EQ(members.out,
+            "PROFILE ID  id  Note\n"
+            "1           1   a\\n\\x1b[2Jb\n");
+  Result json = Run({"-o", "json", "segment", "members", "S"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["rows"][0]["values"][1]["string_value"], "a\n\x1b[2Jb");
+
+  // Server errors quote names too.
+  Result missing = Run({"connection", "get", "x\nerror: forged"});
+  EXPECT_EQ(missing.err, "error: NOT_FOUND: connection 'x\\nerror: forged' not found\n");
+}
+
+TEST_F(ExportctlTest, SecretWithoutNameIsNeverEchoed) {
+  for (std::vector<std::string> secret : {std::vector<std::string>{"--secret", "s3cr3tvalue"},
+                                          {"--secret", "=s3cr3tvalue"},
+                                          {"--secret=s3cr3tvalue"},
+                                          {"--secret", "api_key", "s3cr3tvalue"},
+                                          {"--secret=api_key", "s3cr3tvalue"}}) {
+    std::vector<std::string> args = {
+        "connection", "create", "--name", "n", "--type", "iterable", "--accept-privacy-terms"};
+    args.insert(args.end(), secret.begin(), secret.end());
+    Result result = Run(args);
+    EXPECT_EQ(result.code, 2) << secret[0];
+    EXPECT_THAT(result.err, HasSubstr("--secret")) << secret[0];
+    EXPECT_THAT(result.err, Not(HasSubstr("s3cr3tvalue"))) << result.err;
+  }
+  Result no_equals = Run({"connection", "update", "prod", "--secret", "s3cr3tvalue"});
+  EXPECT_THAT(no_equals.err, HasSubstr("--secret takes NAME=VALUE"));
+  Result extra = Run({"connection", "update", "prod", "--secret", "api_key", "s3cr3tvalue"});
+  EXPECT_EQ(extra.code, 2);
+  EXPECT_THAT(extra.err, HasSubstr("unexpected argument after --secret KEY=VALUE (not shown"));
+  EXPECT_THAT(extra.err, Not(HasSubstr("s3cr3tvalue")));
+}
+
+// Command lines are visible to other local users (ps): a secret or token
+// written out on one gets a warning that says what to use instead.
+TEST_F(ExportctlTest, SecretsOnTheCommandLineWarn) {
+  Result literal = Run({"connection", "update", "prod", "--secret", "api_key=s3cr3tvalue"});
+  EXPECT_THAT(literal.err,
+              HasSubstr("warning: --secret api_key: a value on the command line can be read by "
+                        "other local users (ps); write NAME=env:VAR or NAME=@FILE"));
+  EXPECT_THAT(literal.err, Not(HasSubstr("s3cr3tvalue")));
+  env_["ITERABLE_API_KEY"] = "s3cr3tvalue";
+  std::string file = WriteFile("key.txt", "s3cr3tvalue\n");
+  Result indirect = Run({"connection", "update", "prod", "--secret", "api_key=env:ITERABLE_API_KEY",
+                         "--secret", "pin=@" + file});
+  EXPECT_THAT(indirect.err, Not(HasSubstr("warning")));
+
+  Result token = Run({"--token", "t0k", "segment", "get", "nope"});
+  EXPECT_THAT(token.err,
+              StartsWith("warning: --token on the command line can be read by other local users "
+                         "(ps); set $EXPORTD_TOKEN or use --token-file FILE instead\n"));
+  EXPECT_EQ(server_.last_authorization(), "Bearer t0k");
+  Result from_env = Run({"segment", "get", "nope"});
+  EXPECT_EQ(from_env.err, "error: NOT_FOUND: segment 'nope' not found\n");
 }
 
 }  // namespace

@@ -40,10 +40,14 @@ std::string JsonOf(const google::protobuf::Message& message, bool pretty) {
 
 }  // namespace
 
-Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+// Cells are kept escaped, so that the columns align on what is printed.
+Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {
+  for (std::string& header : headers_) header = EscapeForTerminal(header);
+}
 
 void Table::AddRow(std::vector<std::string> cells) {
   cells.resize(headers_.size());
+  for (std::string& cell : cells) cell = EscapeForTerminal(cell);
   rows_.push_back(std::move(cells));
 }
 
@@ -71,7 +75,8 @@ void PrintDetails(std::ostream& out,
   size_t width = 0;
   for (const auto& [key, value] : details) width = std::max(width, DisplayWidth(key));
   for (const auto& [key, value] : details) {
-    out << key << ':' << std::string(width - DisplayWidth(key) + 2, ' ') << value << '\n';
+    out << key << ':' << std::string(width - DisplayWidth(key) + 2, ' ') << EscapeForTerminal(value)
+        << '\n';
   }
 }
 
@@ -190,7 +195,7 @@ std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width, doubl
   }
   if (totals.rejected > 0) absl::StrAppend(&line, "  ", FormatCount(totals.rejected), " rejected");
   if (!run.message().empty() && run.state() == exportd::v1::RUN_STATE_FAILED_RETRYING) {
-    absl::StrAppend(&line, "  (", run.message(), ")");
+    absl::StrAppend(&line, "  (", EscapeForTerminal(run.message()), ")");
   }
   return line;
 }

@@ -1,12 +1,21 @@
 // How exportctl prints: aligned tables and detail blocks for people, JSON for
 // programs (`--output json`), and the one-line progress of a run.
 //
+// Text for people never carries a control character from outside: tables,
+// detail blocks, PrintLine's arguments and the progress line pass every value
+// (a name, a member's value, a destination's message) through
+// EscapeForTerminal (server/common/terminal_text.h), so a value holding
+// a newline and ESC [2J prints as `\n\x1b[2J` instead of clearing the
+// screen or starting a line of its own. JSON is printed exact: its own
+// escaping already covers control characters.
+//
 // Usage:
 //
 //   Table table({"NAME", "MEMBERS"});
 //   table.AddRow({"vip", "1200"});
 //   table.Print(out);          // NAME  MEMBERS
 //                              // vip   1200
+//   PrintLine(out, "Created segment '$0' (id $1).", segment.name(), segment.id());
 //   out << ToJson(segment);    // {"id": "...", "name": "vip", ...}
 #ifndef EXPORTD_CLIENT_OUTPUT_H_
 #define EXPORTD_CLIENT_OUTPUT_H_
@@ -14,20 +23,23 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/substitute.h"
 #include "exportd/v1/common.pb.h"
 #include "exportd/v1/run.pb.h"
 #include "google/protobuf/message.h"
+#include "server/common/terminal_text.h"
 
 namespace exportd::client {
 
 enum class OutputFormat { kTable, kJson };
 
-// Columns aligned on the widest cell (counted in UTF-8 characters), separated
-// by two spaces, no trailing spaces.
+// Columns aligned on the widest cell (counted in UTF-8 characters, after
+// escaping), separated by two spaces, no trailing spaces. Cells are escaped.
 class Table {
  public:
   explicit Table(std::vector<std::string> headers);
@@ -41,9 +53,18 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// "Key:   value" lines, keys aligned; for the `get` commands.
+// "Key:   value" lines, keys aligned; for the `get` commands. Values are
+// escaped.
 void PrintDetails(std::ostream& out,
                   const std::vector<std::pair<std::string, std::string>>& details);
+
+// Writes one line: `format` (exportctl's own text) with $0..$9 replaced by
+// `args`, each escaped, then '\n'. Arguments are anything absl::StrCat takes.
+// Write "$$" for a literal '$'.
+template <typename... Args>
+void PrintLine(std::ostream& out, absl::string_view format, const Args&... args) {
+  out << absl::Substitute(format, EscapeForTerminal(absl::AlphaNum(args).Piece())...) << '\n';
+}
 
 // The message as pretty-printed JSON with the proto field names (snake_case)
 // and every field present, zero values included, followed by a newline.
@@ -81,7 +102,7 @@ RunTotals SumRun(const exportd::v1::Run& run);
 // send so far (the diff may still find more). `width` is the bar's width in
 // characters (0: no bar). With `shown` (the fraction drawn last, 0 at first)
 // the percentage never goes back: leavers found at the end of the diff add
-// work.
+// work. The run's message is escaped.
 std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width,
                                double* shown = nullptr);
 

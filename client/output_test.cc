@@ -32,6 +32,35 @@ TEST(TableTest, CountsUtf8Characters) {
   EXPECT_EQ(out.str(), "A    B\nZoë  x\n");
 }
 
+// A value from the store or a destination cannot clear the screen or add a
+// row; columns align on the escaped text.
+TEST(TableTest, EscapesControlCharactersInCells) {
+  Table table({"NAME", "NOTE"});
+  table.AddRow({"vip\n\x1b[2J", "x"});
+  table.AddRow({"b", "\u202eevil"});
+  std::ostringstream out;
+  table.Print(out);
+  EXPECT_EQ(out.str(),
+            "NAME          NOTE\n"
+            "vip\\n\\x1b[2J  x\n"
+            "b             \\u202eevil\n");
+}
+
+TEST(DetailsTest, EscapesValues) {
+  std::ostringstream out;
+  PrintDetails(out, {{"Name", "vip\nMembers:  999"}, {"Members", "3"}});
+  EXPECT_EQ(out.str(), "Name:     vip\\nMembers:  999\nMembers:  3\n");
+}
+
+TEST(PrintLineTest, EscapesTheArgumentsNotTheFormat) {
+  std::ostringstream out;
+  PrintLine(out, "Created segment '$0' (id $1, $2 rows).", "vip\n\x1b[2J", "seg-1", 42);
+  PrintLine(out, "costs $$5");
+  EXPECT_EQ(out.str(),
+            "Created segment 'vip\\n\\x1b[2J' (id seg-1, 42 rows).\n"
+            "costs $5\n");
+}
+
 TEST(DetailsTest, AlignsKeys) {
   std::ostringstream out;
   PrintDetails(out, {{"Name", "vip"}, {"Members", "3"}});
@@ -49,6 +78,15 @@ TEST(JsonTest, ProtoFieldNamesAndZeroValues) {
   EXPECT_TRUE(json["secret_names"].is_array());
   std::string compact = ToCompactJson(connection);
   EXPECT_EQ(compact.find('\n'), compact.size() - 1);
+}
+
+// JSON stays exact: its own escaping covers control characters.
+TEST(JsonTest, ControlCharactersRoundTrip) {
+  exportd::v1::Value value;
+  value.set_string_value("a\n\x1b[2Jb\u202e");
+  const std::string json = ToJson(value);
+  EXPECT_EQ(json.find('\x1b'), std::string::npos) << json;
+  EXPECT_EQ(nlohmann::json::parse(json)["string_value"], "a\n\x1b[2Jb\u202e");
 }
 
 TEST(FormatTest, CountsDurationsTimesAndEnums) {
@@ -133,6 +171,15 @@ TEST(ProgressTest, PercentageNeverGoesBackWhileTheDiffFindsWork) {
   // Without the memory of what was shown, the leavers make it 90%.
   p->set_removed(0);
   EXPECT_EQ(RenderProgressLine(run, 0), "RUNNING    90% 500/600 sent");
+}
+
+TEST(ProgressTest, RetryMessageIsEscaped) {
+  exportd::v1::Run run;
+  run.set_state(exportd::v1::RUN_STATE_FAILED_RETRYING);
+  run.set_eta_seconds(-1);
+  run.set_message("down\r\x1b[2K");
+  run.add_segments()->set_total_members(10);
+  EXPECT_EQ(RenderProgressLine(run, 0), "FAILED_RETRYING 10 members  (down\\r\\x1b[2K)");
 }
 
 TEST(ProgressTest, BeforeTheDiffShowsMembers) {

@@ -96,6 +96,22 @@ class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService
     return grpc::Status::OK;
   }
 
+  // One page: the first rows of the last upload.
+  grpc::Status ListMembers(grpc::ServerContext* context,
+                           const exportd::v1::ListMembersRequest* request,
+                           exportd::v1::ListMembersResponse* response) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->segments.find(request->segment());
+    if (it == state_->segments.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("segment '", request->segment(), "' not found"));
+    }
+    *response->mutable_schema() = it->second.schema();
+    for (const auto& row : state_->rows[request->segment()]) *response->add_rows() = row;
+    return grpc::Status::OK;
+  }
+
  private:
   std::shared_ptr<State> state_;
 };

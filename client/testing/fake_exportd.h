@@ -1,9 +1,9 @@
 // An in-process fake of the exportd services exportctl's tests need: segments
 // (with a real client-streaming UploadMembers that commits only a complete
-// stream), connections (lookups of unknown names fail NOT_FOUND) and runs
-// (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun streams
-// QUEUED, RUNNING at 50%, then the final state). It binds
-// 127.0.0.1:0 and records the authorization header it saw.
+// stream, and ListMembers answering with its first rows), connections (lookups of unknown names
+// fail NOT_FOUND) and runs (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun
+// streams QUEUED, RUNNING at 50%, then the final state). It binds 127.0.0.1:0 and records the
+// authorization header it saw.
 //
 //   FakeExportd server;                 // started
 //   RunExportctl({"exportctl", "--server", server.address(), "segment", "list"}, ...);

@@ -74,6 +74,26 @@ TEST_F(ApiTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
   }
 }
 
+// What a plugin logs while testing a connection (often the destination's
+// answer) stays on one line of exportd's log.
+TEST_F(ApiTest, TestConnectionLogLinesAreEscaped) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("Fake"), &c).ok());
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->log_line = "checked\nexportd: forged\x1b[2J";
+  }
+  v1::TestConnectionRequest test;
+  test.set_connection(c.id());
+  v1::TestConnectionResponse tested;
+  ::testing::internal::CaptureStderr();
+  grpc::Status status = connections_->TestConnection(As(kAdmin).get(), test, &tested);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(log, HasSubstr("exportd: checked\\nexportd: forged\\x1b[2J\n"));
+  EXPECT_THAT(log, Not(HasSubstr("\nexportd: forged")));
+}
+
 TEST_F(ApiTest, ConnectionRulesAreEnforcedWithClearMessages) {
   v1::Connection c;
   auto req = ConnectionRequest("x");
@@ -1001,6 +1021,28 @@ TEST(ShippedPluginsTest, ConnectionsAndExportsAreValidatedAgainstRealManifests) 
   EXPECT_THAT(status.error_message(), HasSubstr("signupDate"));
   e.mutable_mappings()->RemoveLast();
   EXPECT_TRUE(exports->CreateExport(ctx().get(), e, &created).ok());
+  (*server)->Shutdown();
+  std::filesystem::remove_all(dir);
+}
+
+// The start-up description names refused plugin libraries; a file name with a
+// line break cannot add a line of its own to it.
+TEST(ServerStartTest, DescribeEscapesRefusedPluginNames) {
+  std::string dir = std::filesystem::temp_directory_path() / "api_describeXXXXXX";
+  dir = mkdtemp(dir.data());
+  std::filesystem::create_directories(dir + "/plugins");
+  std::ofstream(dir + "/plugins/libx.so\nadmin token: forged\x1b[2J.so") << "not a library";
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = dir + "/data";
+  options.plugin_dir = dir + "/plugins";
+  auto server = Server::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string text = (*server)->Describe();
+  EXPECT_THAT(text, HasSubstr("\nrefused plugin " + dir +
+                              "/plugins/libx.so\\nadmin token: forged\\x1b[2J.so: "));
+  EXPECT_THAT(text, Not(HasSubstr("\nadmin token: forged")));
+  EXPECT_THAT(text, Not(HasSubstr("\x1b")));
   (*server)->Shutdown();
   std::filesystem::remove_all(dir);
 }

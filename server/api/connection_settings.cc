@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/status_macros.h"
+#include "server/common/terminal_text.h"
 #include "server/plugin_host/validation.h"
 
 namespace exportd::api {
@@ -66,7 +67,8 @@ bool CallRunContext::SleepFor(absl::Duration d) {
 
 void CallRunContext::Log(sdk::LogLevel level, std::string_view message) {
   (void)level;
-  std::cerr << "exportd: " << message << "\n";
+  std::cerr << "exportd: " << EscapeForTerminal(absl::string_view(message.data(), message.size()))
+            << "\n";
 }
 
 }  // namespace exportd::api

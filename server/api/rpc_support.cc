@@ -11,6 +11,7 @@
 #include "server/api/limits.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
+#include "server/common/terminal_text.h"
 
 namespace exportd::api {
 
@@ -34,7 +35,10 @@ void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::stri
   entry.set_outcome(outcome.ok() ? "OK" : absl::StatusCodeToString(outcome.code()));
   entry.set_message(std::string(outcome.message()));
   absl::Status status = deps.store->AppendAudit(std::move(entry));
-  if (!status.ok()) std::cerr << "exportd: cannot write audit entry: " << status << "\n";
+  if (!status.ok()) {
+    std::cerr << "exportd: cannot write audit entry: " << EscapeForTerminal(status.ToString())
+              << "\n";
+  }
 }
 
 grpc::ServerUnaryReactor* HandleUnary(grpc::CallbackServerContext* ctx, const ServiceDeps& deps,

@@ -17,6 +17,7 @@
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
 #include "server/common/status_macros.h"
+#include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
 #include "server/plugin_host/plugin_loader.h"
 #include "server/store/data_dir.h"
@@ -156,7 +157,9 @@ std::string Server::Describe() const {
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
   for (const auto& r : impl_->registry->refused()) {
-    absl::StrAppend(&text, "\nrefused plugin ", r.library_path, ": ", r.reason);
+    // A file name or a plugin's message must not forge a line of its own.
+    absl::StrAppend(&text, "\nrefused plugin ", EscapeForTerminal(r.library_path), ": ",
+                    EscapeForTerminal(r.reason));
   }
   if (!impl_->admin_token_path.empty()) {
     absl::StrAppend(&text, "\nadmin token: ",

@@ -10,6 +10,7 @@
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
+#include "server/common/terminal_text.h"
 #include "server/engine/cron.h"
 #include "server/engine/record_codec.h"
 #include "server/engine/run_states.h"
@@ -48,10 +49,12 @@ class Engine::Context final : public sdk::RunContext {
   }
   absl::Time Now() const override { return absl::Now(); }
   // Thread-safe, as the SDK requires: one write per line, so lines from
-  // parallel batches do not interleave.
+  // parallel batches do not interleave. The plugin's text is escaped: it often
+  // quotes the destination, whose "\n" must not start a line of its own.
   void Log(sdk::LogLevel, std::string_view message) override {
-    std::string line = absl::StrCat("exportd: run ", run_id_, ": ",
-                                    absl::string_view(message.data(), message.size()), "\n");
+    std::string line =
+        absl::StrCat("exportd: run ", run_id_, ": ",
+                     EscapeForTerminal(absl::string_view(message.data(), message.size())), "\n");
     std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
   }
 
@@ -457,7 +460,10 @@ void Engine::SchedulerLoop() {
       options.trigger = v1::RUN_TRIGGER_SCHEDULE;
       options.requested_by = "scheduler";
       auto run = Trigger(e.id(), options);
-      if (!run.ok()) std::cerr << "exportd: scheduled run of " << e.name() << ": " << run.status() << "\n";
+      if (!run.ok()) {
+        std::cerr << "exportd: scheduled run of " << EscapeForTerminal(e.name()) << ": "
+                  << EscapeForTerminal(run.status().ToString()) << "\n";
+      }
     }
   }
 }
@@ -481,7 +487,9 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
       return;
     }
     live.run.set_state(state);
-    live.run.set_message(message);
+    // Messages quote destinations' answers and names; escaped here, once, so
+    // that every reader of the run (exportctl, logs, the console) gets one line.
+    live.run.set_message(EscapeForTerminal(message));
     if (IsFinal(state)) {
       live.run.set_finished_at_micros(NowMicros());
       live.run.set_eta_seconds(0);
@@ -489,7 +497,9 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     id = live.run.id();
   }
   absl::Status persisted = Persist(live);
-  if (!persisted.ok()) std::cerr << "exportd: run " << id << ": " << persisted << "\n";
+  if (!persisted.ok()) {
+    std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(persisted.ToString()) << "\n";
+  }
   if (IsFinal(state)) {
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (*it == id) {

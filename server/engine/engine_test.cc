@@ -18,6 +18,7 @@ namespace exportd::engine {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -285,6 +286,48 @@ TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   EXPECT_EQ(failed.attempt(), 3);
   EXPECT_THAT(failed.message(), HasSubstr("fake destination is unavailable"));
   EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 attempts"));
+}
+
+// A destination's answer quoted in a plugin's log line cannot start a line
+// of its own in exportd's log, nor move the cursor.
+TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
+  Upload(1, 3);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->log_line = "slow answer\nexportd: run run-x: forged\x1b[2J";
+  }
+  StartEngine();
+  ::testing::internal::CaptureStderr();
+  v1::Run run = RunToEnd();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_THAT(log, HasSubstr("exportd: run " + run.id() +
+                             ": slow answer\\nexportd: run run-x: forged\\x1b[2J\n"));
+  EXPECT_THAT(log, Not(HasSubstr("\nexportd: run run-x")));
+  EXPECT_THAT(log, Not(HasSubstr("\x1b")));
+}
+
+// The run's message, built from a destination's error, is one line without
+// control characters, live and as stored.
+TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
+  Upload(1, 3);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 100;
+    state_->fail_message = "down\nexportd: run run-x: forged\x1b[2J";
+  }
+  EngineOptions options;
+  options.max_attempts = 2;
+  StartEngine(options);
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_FAILED);
+  const std::string escaped = "down\\nexportd: run run-x: forged\\x1b[2J";
+  EXPECT_THAT(run.message(), HasSubstr("segment 'VIP': the destination audience: " + escaped +
+                                       " (gave up after 2 attempts)"));
+  auto stored = store_->GetRun(run.id());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_THAT(stored->message(), HasSubstr(escaped));
+  EXPECT_THAT(stored->message(), Not(HasSubstr("\n")));
 }
 
 TEST_F(EngineTest, ResumeAfterACrashEndsInTheSameStateAndCounts) {

@@ -13,6 +13,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/terminal_text.h"
 
 namespace exportd::plugin_host {
 namespace {
@@ -20,8 +21,10 @@ namespace {
 using Library = boost::dll::shared_library;
 
 absl::Status Refuse(DestinationRegistry& registry, const std::string& path, absl::Status status) {
-  std::cerr << "exportd: refused destination plugin '" << path << "': " << status.message()
-            << std::endl;
+  // The file name and the plugin's own words are escaped in the log line; the
+  // registry keeps them exact for ListDestinations.
+  std::cerr << "exportd: refused destination plugin '" << EscapeForTerminal(path)
+            << "': " << EscapeForTerminal(status.message()) << std::endl;
   registry.AddRefused(path, std::string(status.message()));
   return status;
 }

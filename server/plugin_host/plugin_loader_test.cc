@@ -1,5 +1,6 @@
 #include "plugin_loader.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -17,6 +18,7 @@ using ::exportd::plugin_host::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::filesystem::path kDir = EXPORTD_TEST_PLUGIN_DIR;
 
@@ -79,6 +81,25 @@ TEST(LoadPluginTest, ReturnsTheRefusalWithItsCode) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot be loaded")));
   EXPECT_TRUE(registry.List().empty());
   EXPECT_EQ(registry.refused().size(), 7u);
+}
+
+// A library's file name (or a plugin's message) cannot forge a line of
+// exportd's log; the registry keeps the name exact.
+TEST(LoadPluginTest, RefusalLogLineEscapesTheFileName) {
+  TempDir dir;
+  const std::filesystem::path path = dir.path() / "libx.so\nexportd: forged\x1b[2J.so";
+  std::ofstream(path) << "not a library";
+  DestinationRegistry registry;
+  ::testing::internal::CaptureStderr();
+  absl::Status status = LoadPlugin(path, registry);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot be loaded")));
+  EXPECT_THAT(log, HasSubstr("exportd: refused destination plugin '" + dir.path().string() +
+                             "/libx.so\\nexportd: forged\\x1b[2J.so': cannot be loaded"));
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  EXPECT_THAT(log, Not(HasSubstr("\x1b")));
+  ASSERT_EQ(registry.refused().size(), 1u);
+  EXPECT_EQ(registry.refused()[0].library_path, path.string());
 }
 
 TEST(LoadPluginTest, DuplicateNameIsAlreadyExists) {

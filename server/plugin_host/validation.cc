@@ -86,11 +86,18 @@ absl::StatusOr<sdk::Settings> ResolveSettings(const sdk::Manifest& manifest,
   for (bool secret : {false, true}) {
     for (const auto& [name, value] : secret ? secrets : settings) {
       const sdk::SettingSpec* spec = FindSetting(manifest, name);
+      if (spec == nullptr && secret) {
+        // Not quoted: a secret's value typed where its name belongs (`--secret
+        // s3cr3t=`) would otherwise end up in the answer and the audit trail.
+        return absl::InvalidArgumentError(absl::StrCat(
+            "unknown secret for destination '", manifest.name,
+            "' (known secrets: ", KnownSettings(manifest, true),
+            "); its name is not shown, in case a secret value was given in its place"));
+      }
       if (spec == nullptr) {
         return absl::InvalidArgumentError(
-            absl::StrCat("unknown ", secret ? "secret" : "setting", " '", name,
-                         "' for destination '", manifest.name, "' (known ", MapName(secret), ": ",
-                         KnownSettings(manifest, secret), ")"));
+            absl::StrCat("unknown setting '", name, "' for destination '", manifest.name,
+                         "' (known ", MapName(false), ": ", KnownSettings(manifest, false), ")"));
       }
       if (spec->secret != secret) {
         return absl::InvalidArgumentError(absl::StrCat(

@@ -64,8 +64,17 @@ TEST(ResolveSettingsTest, UnknownSettingListsKnownOnes) {
                              HasSubstr("known settings: region, batch_size, rate, dry_run"))));
   EXPECT_THAT(ResolveSettings(TestManifest(), {}, {{"api_key", "k"}, {"token", "t"}}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("unknown secret 'token'"),
+                       AllOf(HasSubstr("unknown secret for destination 'iterable'"),
                              HasSubstr("known secrets: api_key, pin"))));
+}
+
+// A secret value typed where its name belongs (`--secret c2VjcmV0=`) is not
+// repeated in the error, which the audit trail keeps.
+TEST(ResolveSettingsTest, UnknownSecretNameIsNotShown) {
+  EXPECT_THAT(
+      ResolveSettings(TestManifest(), {}, {{"api_key", "k"}, {"c2VjcmV0LXZhbHVl", ""}}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("its name is not shown"), Not(HasSubstr("c2VjcmV0LXZhbHVl")))));
 }
 
 TEST(ResolveSettingsTest, SecretInSettingsSaysToUseSecrets) {

@@ -350,13 +350,13 @@ TEST(ExportctlTokenE2eTest, ATokenFromTokenHashAuthenticatesWithExportd) {
   ASSERT_FALSE(server.address().empty()) << server.log();
 
   Result who =
-      RunWithEnv({"-o", "json", "--server", server.address(), "--token", token, "whoami"}, {});
+      RunWithEnv({"-o", "json", "--server", server.address(), "whoami"}, {{"EXPORTD_TOKEN", token}});
   ASSERT_EQ(who.code, 0) << who.err;
   EXPECT_EQ(nlohmann::json::parse(who.out)["principal"], "segment-sync");
   EXPECT_EQ(nlohmann::json::parse(who.out)["role"], "ROLE_CONTRIBUTOR");
 
   const std::string wrong = "wrong-" + token.substr(6);
-  Result refused = RunWithEnv({"--server", server.address(), "--token", wrong, "whoami"}, {});
+  Result refused = RunWithEnv({"--server", server.address(), "whoami"}, {{"EXPORTD_TOKEN", wrong}});
   EXPECT_EQ(refused.code, 1);
   EXPECT_THAT(refused.err, StartsWith("error: UNAUTHENTICATED: "));
   // Logged with the caller's address, never with the token.

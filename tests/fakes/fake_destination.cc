@@ -9,7 +9,10 @@ class FakeConnection final : public sdk::Connection {
  public:
   explicit FakeConnection(std::shared_ptr<FakeState> state) : state_(std::move(state)) {}
 
-  absl::Status Check(sdk::RunContext&) override { return TakeFailure(); }
+  absl::Status Check(sdk::RunContext& ctx) override {
+    LogLine(ctx);
+    return TakeFailure();
+  }
 
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
                                                std::string_view, sdk::RunContext&) override {
@@ -40,9 +43,18 @@ class FakeConnection final : public sdk::Connection {
     absl::MutexLock lock(&state_->mu);
     if (state_->fail_calls > 0) {
       --state_->fail_calls;
-      return absl::UnavailableError("fake destination is unavailable");
+      return absl::UnavailableError(state_->fail_message);
     }
     return absl::OkStatus();
+  }
+
+  void LogLine(sdk::RunContext& ctx) {
+    std::string line;
+    {
+      absl::MutexLock lock(&state_->mu);
+      line = state_->log_line;
+    }
+    if (!line.empty()) ctx.Log(sdk::LogLevel::kWarning, line);
   }
 
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Write(const sdk::Audience& audience,
@@ -50,6 +62,7 @@ class FakeConnection final : public sdk::Connection {
                                                         sdk::RunContext& ctx, bool remove) {
     if (ctx.cancelled()) return absl::CancelledError("canceled");
     if (absl::Status s = TakeFailure(); !s.ok()) return s;
+    LogLine(ctx);
     absl::MutexLock lock(&state_->mu);
     ++(remove ? state_->remove_calls : state_->upsert_calls);
     auto& members = state_->audiences[audience.name];

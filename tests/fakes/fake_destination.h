@@ -23,8 +23,13 @@ struct FakeState {
   std::map<std::string, std::string, std::less<>> last_settings ABSL_GUARDED_BY(mu);
   // Profile ids to reject with reason "fake_reject".
   std::set<std::string> reject ABSL_GUARDED_BY(mu);
-  // Calls to fail (UNAVAILABLE) before the next one succeeds.
+  // Calls to fail (UNAVAILABLE) before the next one succeeds, and the
+  // message they fail with.
   int fail_calls ABSL_GUARDED_BY(mu) = 0;
+  std::string fail_message ABSL_GUARDED_BY(mu) = "fake destination is unavailable";
+  // A line every Check, Upsert and Remove logs through RunContext::Log; none
+  // if empty.
+  std::string log_line ABSL_GUARDED_BY(mu);
   int upsert_calls ABSL_GUARDED_BY(mu) = 0;
   int remove_calls ABSL_GUARDED_BY(mu) = 0;
 };
