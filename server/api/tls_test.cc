@@ -80,7 +80,10 @@ class TlsTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_cert_ = *std::move(server);
     tokens_file_ = (dir_.path() / "tokens").string();
-    WriteFile(tokens_file_, std::string(kAdminToken) + " alice admin\n");
+    WriteFile(tokens_file_, std::string(kAdminToken) +
+                                " alice admin\n"
+                                "cert:san=spiffe://team/reporting reporting-svc contributor\n"
+                                "cert:subject=CN=dashboards,O=Data dashboards viewer\n");
     ::chmod(tokens_file_.c_str(), 0600);
   }
   void TearDown() override {
@@ -171,6 +174,74 @@ TEST_F(TlsTest, MutualTlsRefusesACertificateOfAnotherCa) {
   grpc::Status status =
       WhoAmI(Channel(server_->port(), ClientTls{ca_->cert_pem(), &*stranger}), kAdminToken);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(TlsTest, MutualTlsCertificateAloneAuthenticatesBySanOrSubject) {
+  ServerOptions options = Options();
+  options.tls_client_ca_file = ca_->cert_file();
+  Start(std::move(options));
+  auto reporting = ca_->Issue(
+      "reporting", ClientCertificate("/O=Data/CN=reporting", {"URI:spiffe://team/reporting"}));
+  ASSERT_TRUE(reporting.ok()) << reporting.status();
+  auto dashboards = ca_->Issue("dashboards", ClientCertificate("/O=Data/CN=dashboards"));
+  ASSERT_TRUE(dashboards.ok()) << dashboards.status();
+
+  v1::WhoAmIResponse me;
+  grpc::Status status =
+      WhoAmI(Channel(server_->port(), ClientTls{ca_->cert_pem(), &*reporting}), "", &me);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(me.principal(), "reporting-svc");
+  EXPECT_EQ(me.role(), v1::ROLE_CONTRIBUTOR);
+
+  status = WhoAmI(Channel(server_->port(), ClientTls{ca_->cert_pem(), &*dashboards}), "", &me);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(me.principal(), "dashboards");
+  EXPECT_EQ(me.role(), v1::ROLE_VIEWER);
+}
+
+TEST_F(TlsTest, BearerTokenWinsOverTheCertificate) {
+  ServerOptions options = Options();
+  options.tls_client_ca_file = ca_->cert_file();
+  Start(std::move(options));
+  auto reporting = ca_->Issue(
+      "reporting", ClientCertificate("/O=Data/CN=reporting", {"URI:spiffe://team/reporting"}));
+  ASSERT_TRUE(reporting.ok()) << reporting.status();
+  std::shared_ptr<grpc::Channel> channel =
+      Channel(server_->port(), ClientTls{ca_->cert_pem(), &*reporting});
+
+  v1::WhoAmIResponse me;
+  grpc::Status status = WhoAmI(channel, kAdminToken, &me);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(me.principal(), "alice");
+  // A wrong token is not rescued by the certificate.
+  status = WhoAmI(channel, "not-a-token-of-this-server-0123456789abcdef");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("unknown token"));
+}
+
+TEST_F(TlsTest, UnmappedCertificateWithoutATokenIsUnauthenticated) {
+  ServerOptions options = Options();
+  options.tls_client_ca_file = ca_->cert_file();
+  Start(std::move(options));
+  auto stranger = ca_->Issue("stranger", ClientCertificate("/CN=stranger"));
+  ASSERT_TRUE(stranger.ok()) << stranger.status();
+  grpc::Status status =
+      WhoAmI(Channel(server_->port(), ClientTls{ca_->cert_pem(), &*stranger}), "");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("missing 'authorization: Bearer <token>'"));
+  EXPECT_THAT(status.error_message(), HasSubstr("subject=CN=stranger"));
+  EXPECT_THAT(status.error_message(), HasSubstr("maps to no principal"));
+}
+
+TEST_F(TlsTest, WithoutClientCaNoCertificateAuthenticates) {
+  Start(Options());  // TLS, but no client certificates asked for
+  auto reporting = ca_->Issue(
+      "reporting", ClientCertificate("/O=Data/CN=reporting", {"URI:spiffe://team/reporting"}));
+  ASSERT_TRUE(reporting.ok()) << reporting.status();
+  grpc::Status status =
+      WhoAmI(Channel(server_->port(), ClientTls{ca_->cert_pem(), &*reporting}), "");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("client certificate")));
 }
 
 TEST_F(TlsTest, ReloadServesTheNewCertificateAndKeepsOpenConnections) {

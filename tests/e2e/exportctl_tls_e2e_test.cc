@@ -51,11 +51,13 @@ class ExportctlTlsE2eTest : public ::testing::Test {
     auto server = ca_->Issue("server", ServerCertificate());
     ASSERT_TRUE(server.ok()) << server.status();
     server_cert_ = *std::move(server);
-    auto client = ca_->Issue("reporting", ClientCertificate("/CN=reporting/O=Data"));
+    auto client = ca_->Issue(
+        "reporting", ClientCertificate("/O=Data/CN=reporting", {"URI:spiffe://team/reporting"}));
     ASSERT_TRUE(client.ok()) << client.status();
     client_cert_ = *std::move(client);
     tokens_file_ = Path("tokens");
-    std::ofstream(tokens_file_) << kAdminToken << " alice admin\n";
+    std::ofstream(tokens_file_) << kAdminToken << " alice admin\n"
+                                << "cert:san=spiffe://team/reporting reporting-svc contributor\n";
     ::chmod(tokens_file_.c_str(), 0600);
   }
 
@@ -151,6 +153,25 @@ TEST_F(ExportctlTlsE2eTest, MutualTlsWithTheClientCertificate) {
                                 {"EXPORTD_TOKEN", kAdminToken}});
   ASSERT_EQ(env.code, 0) << env.err;
   EXPECT_THAT(env.out, HasSubstr("alice"));
+}
+
+TEST_F(ExportctlTlsE2eTest, MutualTlsCertificateStandsInForTheToken) {
+  ASSERT_GT(StartExportd(MutualTlsFlags()), 0);
+  Result by_certificate = Run({"--tls-ca", ca_->cert_file(), "--tls-cert", client_cert_.cert_file,
+                               "--tls-key", client_cert_.key_file, "whoami"});
+  ASSERT_EQ(by_certificate.code, 0) << by_certificate.err;
+  EXPECT_THAT(by_certificate.out, HasSubstr("reporting-svc"));
+  EXPECT_THAT(by_certificate.out, HasSubstr("CONTRIBUTOR"));
+
+  // A certificate of the right CA that no tokens-file line maps.
+  auto stranger = ca_->Issue("stranger", ClientCertificate("/CN=stranger"));
+  ASSERT_TRUE(stranger.ok()) << stranger.status();
+  Result refused = Run({"--tls-ca", ca_->cert_file(), "--tls-cert", stranger->cert_file,
+                        "--tls-key", stranger->key_file, "whoami"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, StartsWith("error: UNAUTHENTICATED: "));
+  EXPECT_THAT(refused.err, HasSubstr("maps to no principal"));
+  EXPECT_THAT(refused.err, HasSubstr("map this client certificate with a 'cert:' line"));
 }
 
 TEST_F(ExportctlTlsE2eTest, MutualTlsRefusesExportctlWithoutACertificate) {
