@@ -275,5 +275,59 @@ TEST(ServerAndTokenTest, TokenPrecedence) {
   std::remove(file.c_str());
 }
 
+TEST(ServerAndTokenTest, TlsFromFlagOrEnv) {
+  using exportd::client::ResolveTls;
+  const std::string ca =
+      TempFile("ca.pem", "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n");
+  const std::string env_ca =
+      TempFile("env-ca.pem", "-----BEGIN CERTIFICATE-----\nenv\n-----END CERTIFICATE-----\n");
+  const std::string cert =
+      TempFile("cert.pem", "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n");
+  const std::string key =
+      TempFile("key.pem", "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n");
+
+  auto plain = ResolveTls("", "", "", "", FakeEnv({}));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->enabled);
+
+  auto env = FakeEnv({{"EXPORTD_TLS_CA", env_ca},
+                      {"EXPORTD_TLS_CERT", cert},
+                      {"EXPORTD_TLS_KEY", key},
+                      {"EXPORTD_TLS_SERVER_NAME", "exportd.internal"}});
+  auto from_env = ResolveTls("", "", "", "", env);
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_TRUE(from_env->enabled);
+  EXPECT_THAT(from_env->ca_pem, HasSubstr("env"));
+  EXPECT_THAT(from_env->cert_pem, HasSubstr("cert"));
+  EXPECT_THAT(from_env->key_pem, HasSubstr("key"));
+  EXPECT_EQ(from_env->server_name, "exportd.internal");
+
+  auto flag_wins = ResolveTls(ca, "", "", "localhost", env);
+  ASSERT_TRUE(flag_wins.ok()) << flag_wins.status();
+  EXPECT_THAT(flag_wins->ca_pem, HasSubstr("\nca\n"));
+  EXPECT_EQ(flag_wins->server_name, "localhost");
+
+  auto ca_only = ResolveTls(ca, "", "", "", FakeEnv({}));
+  ASSERT_TRUE(ca_only.ok()) << ca_only.status();
+  EXPECT_TRUE(ca_only->enabled);
+  EXPECT_TRUE(ca_only->cert_pem.empty());
+
+  EXPECT_EQ(ResolveTls(ca, cert, "", "", FakeEnv({})).status().message(),
+            "--tls-cert (or $EXPORTD_TLS_CERT) needs --tls-key, its private key");
+  EXPECT_EQ(ResolveTls(ca, "", key, "", FakeEnv({})).status().message(),
+            "--tls-key (or $EXPORTD_TLS_KEY) needs --tls-cert, its certificate");
+  EXPECT_EQ(ResolveTls("/nonexistent/ca.pem", "", "", "", FakeEnv({})).status().message(),
+            "cannot read --tls-ca (or $EXPORTD_TLS_CA) file '/nonexistent/ca.pem'");
+  EXPECT_EQ(ResolveTls(key, "", "", "", FakeEnv({})).status().message(),
+            "--tls-ca (or $EXPORTD_TLS_CA) file '" + key +
+                "' holds no PEM certificate ('-----BEGIN CERTIFICATE-----')");
+  EXPECT_EQ(ResolveTls(ca, cert, cert, "", FakeEnv({})).status().message(),
+            "--tls-key (or $EXPORTD_TLS_KEY) file '" + cert +
+                "' holds no PEM private key ('-----BEGIN PRIVATE KEY-----')");
+  EXPECT_THAT(std::string(ResolveTls("", "", "", "localhost", FakeEnv({})).status().message()),
+              HasSubstr("--tls-server-name (or $EXPORTD_TLS_SERVER_NAME) needs TLS"));
+  for (const std::string& file : {ca, env_ca, cert, key}) std::remove(file.c_str());
+}
+
 }  // namespace
 }  // namespace exportd::cli

@@ -40,7 +40,69 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
   return std::string(absl::StripAsciiWhitespace(text));
 }
 
+// A flag's value, else its environment variable's.
+std::string FlagOrEnv(absl::string_view flag_value, const char* variable,
+                      const cli::EnvLookup& env) {
+  if (!flag_value.empty()) return std::string(flag_value);
+  std::optional<std::string> from_env = env(variable);
+  return from_env.has_value() ? *from_env : std::string();
+}
+
+// The PEM text of a TLS file, checked to hold a block ending in `kind`.
+absl::StatusOr<std::string> ReadPemFile(absl::string_view flag, const char* variable,
+                                        const std::string& path, absl::string_view kind) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", flag, " (or $", variable, ") file '", path, "'"));
+  }
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!absl::StrContains(text, absl::StrCat(kind, "-----"))) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " (or $", variable, ") file '", path,
+                                                   "' holds no PEM ", absl::AsciiStrToLower(kind),
+                                                   " ('-----BEGIN ", kind, "-----')"));
+  }
+  return text;
+}
+
 }  // namespace
+
+absl::StatusOr<ClientTls> ResolveTls(absl::string_view ca_flag, absl::string_view cert_flag,
+                                     absl::string_view key_flag, absl::string_view server_name_flag,
+                                     const cli::EnvLookup& env) {
+  const std::string ca = FlagOrEnv(ca_flag, "EXPORTD_TLS_CA", env);
+  const std::string cert = FlagOrEnv(cert_flag, "EXPORTD_TLS_CERT", env);
+  const std::string key = FlagOrEnv(key_flag, "EXPORTD_TLS_KEY", env);
+  ClientTls tls;
+  tls.server_name = FlagOrEnv(server_name_flag, "EXPORTD_TLS_SERVER_NAME", env);
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError(
+        cert.empty() ? "--tls-key (or $EXPORTD_TLS_KEY) needs --tls-cert, its certificate"
+                     : "--tls-cert (or $EXPORTD_TLS_CERT) needs --tls-key, its private key");
+  }
+  if (ca.empty() && cert.empty()) {
+    if (!tls.server_name.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-server-name (or $EXPORTD_TLS_SERVER_NAME) needs TLS: pass --tls-ca FILE");
+    }
+    return tls;
+  }
+  tls.enabled = true;
+  if (!ca.empty()) {
+    auto pem = ReadPemFile("--tls-ca", "EXPORTD_TLS_CA", ca, "CERTIFICATE");
+    if (!pem.ok()) return pem.status();
+    tls.ca_pem = *std::move(pem);
+  }
+  if (!cert.empty()) {
+    auto cert_pem = ReadPemFile("--tls-cert", "EXPORTD_TLS_CERT", cert, "CERTIFICATE");
+    if (!cert_pem.ok()) return cert_pem.status();
+    auto key_pem = ReadPemFile("--tls-key", "EXPORTD_TLS_KEY", key, "PRIVATE KEY");
+    if (!key_pem.ok()) return key_pem.status();
+    tls.cert_pem = *std::move(cert_pem);
+    tls.key_pem = *std::move(key_pem);
+  }
+  return tls;
+}
 
 std::string ResolveServerAddress(absl::string_view server_flag, const cli::EnvLookup& env) {
   if (!server_flag.empty()) return std::string(server_flag);
@@ -75,7 +137,7 @@ absl::StatusOr<std::string> ResolveToken(absl::string_view server, absl::string_
 
 CommandContext::CommandContext(std::ostream& out, std::ostream& err, std::istream& in,
                                bool out_is_tty, std::string server, std::string token,
-                               OutputFormat format, cli::EnvLookup env)
+                               OutputFormat format, cli::EnvLookup env, ClientTls tls)
     : out_(out),
       err_(err),
       in_(in),
@@ -83,14 +145,24 @@ CommandContext::CommandContext(std::ostream& out, std::ostream& err, std::istrea
       server_(std::move(server)),
       token_(std::move(token)),
       format_(format),
-      env_(std::move(env)) {}
+      env_(std::move(env)),
+      tls_(std::move(tls)) {}
 
 std::shared_ptr<grpc::Channel> CommandContext::channel() {
   if (channel_ == nullptr) {
     grpc::ChannelArguments args;
     // Members come back in pages, but a page of wide rows can be large.
     args.SetMaxReceiveMessageSize(64 << 20);
-    channel_ = grpc::CreateCustomChannel(server_, grpc::InsecureChannelCredentials(), args);
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+    if (tls_.enabled) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = tls_.ca_pem;  // empty: the system's roots
+      ssl.pem_cert_chain = tls_.cert_pem;
+      ssl.pem_private_key = tls_.key_pem;
+      credentials = grpc::SslCredentials(ssl);
+      if (!tls_.server_name.empty()) args.SetSslTargetNameOverride(tls_.server_name);
+    }
+    channel_ = grpc::CreateCustomChannel(server_, credentials, args);
   }
   return channel_;
 }
@@ -112,6 +184,14 @@ int CommandContext::RpcError(const grpc::Status& status) {
     case grpc::StatusCode::UNAVAILABLE:
       err_ << "hint: is exportd running at " << server_
            << "? Choose the server with --server HOST:PORT or EXPORTD_SERVER.\n";
+      if (tls_.enabled) {
+        err_ << "hint: over TLS, --tls-ca must hold the CA that signed exportd's certificate, "
+                "the certificate must name the host in --server (else pass --tls-server-name), "
+                "and a server that asks for client certificates needs --tls-cert and "
+                "--tls-key.\n";
+      } else {
+        err_ << "hint: if exportd serves TLS, pass --tls-ca FILE (or set EXPORTD_TLS_CA).\n";
+      }
       break;
     case grpc::StatusCode::UNAUTHENTICATED:
       if (token_.empty()) {
@@ -119,6 +199,9 @@ int CommandContext::RpcError(const grpc::Status& status) {
              << (IsLocalServer(server_) ? ", or run from the directory holding exportd-data/ "
                                           "(or set EXPORTD_DATA_DIR)"
                                         : "")
+             << (tls_.cert_pem.empty() ? ""
+                                       : ", or have exportd's tokens file map this client "
+                                         "certificate with a 'cert:' line")
              << ".\n";
       }
       break;

@@ -49,11 +49,35 @@ absl::StatusOr<std::string> ResolveToken(absl::string_view server, absl::string_
                                          absl::string_view token_file_flag,
                                          const cli::EnvLookup& env);
 
+// How the channel to exportd is secured. Without a CA file and a certificate
+// the channel is plaintext (exportd's default on 127.0.0.1).
+struct ClientTls {
+  // PEM contents, read from the files.
+  std::string ca_pem;    // the CA that signed exportd's certificate
+  std::string cert_pem;  // this client's certificate, for mutual TLS
+  std::string key_pem;   // its private key
+  // The name checked against exportd's certificate instead of the host in
+  // --server (e.g. the server connects by IP, the certificate names a host).
+  std::string server_name;
+  bool enabled = false;
+};
+
+// Each value comes from its flag, else its environment variable:
+// --tls-ca / $EXPORTD_TLS_CA, --tls-cert / $EXPORTD_TLS_CERT, --tls-key /
+// $EXPORTD_TLS_KEY, --tls-server-name / $EXPORTD_TLS_SERVER_NAME. TLS is on
+// when a CA or a client certificate is given (without a CA, the system's
+// roots are trusted). A certificate needs its key and the other way round; a
+// file that cannot be read or holds no PEM of its kind is an error naming the
+// flag and the file.
+absl::StatusOr<ClientTls> ResolveTls(absl::string_view ca_flag, absl::string_view cert_flag,
+                                     absl::string_view key_flag, absl::string_view server_name_flag,
+                                     const cli::EnvLookup& env);
+
 class CommandContext {
  public:
   CommandContext(std::ostream& out, std::ostream& err, std::istream& in, bool out_is_tty,
-                 std::string server, std::string token, OutputFormat format,
-                 cli::EnvLookup env);
+                 std::string server, std::string token, OutputFormat format, cli::EnvLookup env,
+                 ClientTls tls = {});
 
   std::ostream& out() { return out_; }
   std::ostream& err() { return err_; }
@@ -66,7 +90,7 @@ class CommandContext {
   // The command being run, e.g. "segment create", for hints.
   void set_command(std::string command) { command_ = std::move(command); }
 
-  // One channel per invocation, created on first use.
+  // One channel per invocation, created on first use; TLS when configured.
   std::shared_ptr<grpc::Channel> channel();
 
   // Adds the bearer token and, for unary calls, a deadline.
@@ -92,6 +116,7 @@ class CommandContext {
   std::string token_;
   OutputFormat format_;
   cli::EnvLookup env_;
+  ClientTls tls_;
   std::string command_;
   std::shared_ptr<grpc::Channel> channel_;
 };

@@ -25,6 +25,14 @@ std::vector<cli::FlagSpec> GlobalFlags() {
       {"token", "TOKEN", "Bearer token (default: $EXPORTD_TOKEN; see Authentication).", false,
        false, 0, /*sensitive=*/true},
       {"token-file", "FILE", "Read the token from FILE (default: $EXPORTD_TOKEN_FILE)."},
+      {"tls-ca", "FILE",
+       "Use TLS; trust the CA certificate(s) in FILE (default: $EXPORTD_TLS_CA)."},
+      {"tls-cert", "FILE",
+       "Client certificate for mutual TLS, with --tls-key (default: $EXPORTD_TLS_CERT)."},
+      {"tls-key", "FILE", "Private key of --tls-cert (default: $EXPORTD_TLS_KEY)."},
+      {"tls-server-name", "NAME",
+       "Check exportd's certificate for NAME instead of the --server host (default: "
+       "$EXPORTD_TLS_SERVER_NAME)."},
       {"output", "FORMAT", "table (default) or json.", false, false, 'o'},
   };
 }
@@ -67,6 +75,10 @@ std::string GlobalHelp() {
           "$EXPORTD_TOKEN_FILE, else, for a local server (127.0.0.1 or localhost), the admin\n"
           "token exportd writes on first start: $EXPORTD_DATA_DIR/admin.token or\n"
           "./exportd-data/admin.token.\n"
+       << "\nTLS: with --tls-ca (or $EXPORTD_TLS_CA) exportctl connects over TLS and checks\n"
+          "exportd's certificate against that CA and the --server host (or --tls-server-name).\n"
+          "For mutual TLS add --tls-cert and --tls-key; a server whose tokens file maps the\n"
+          "certificate to a principal then needs no token.\n"
        << "\nExit status: 0 success; 1 the server or the input failed; 2 usage error; 3 a watched\n"
           "run ended FAILED or CANCELED.\n"
        << "\nRun 'exportctl <noun> --help' or 'exportctl <noun> <verb> --help' for details.\n";
@@ -98,6 +110,7 @@ std::string VerbHelp(const NounSpec& noun, const VerbSpec& verb) {
   if (!verb.description.empty()) help << "\n" << verb.description << "\n";
   if (!verb.flags.empty()) help << "\nFlags:\n" << cli::FormatFlagsHelp(verb.flags);
   help << "\nGlobal flags: --server HOST:PORT, --token TOKEN, --token-file FILE, "
+          "--tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME, "
           "-o/--output table|json (see 'exportctl --help').\n";
   return help.str();
 }
@@ -240,9 +253,13 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
     err << "warning: --token on the command line can be read by other local users (ps); set "
            "$EXPORTD_TOKEN or use --token-file FILE instead\n";
   }
+  absl::StatusOr<ClientTls> tls =
+      ResolveTls(global_value("tls-ca"), global_value("tls-cert"), global_value("tls-key"),
+                 global_value("tls-server-name"), env);
+  if (!tls.ok()) return Usage(err, tls.status().message(), command);
 
   const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
-  CommandContext ctx(out, err, in, tty, server, *std::move(token), format, env);
+  CommandContext ctx(out, err, in, tty, server, *std::move(token), format, env, *std::move(tls));
   ctx.set_command(command);
   int code = verb->run(ctx, *parsed);
   out.flush();

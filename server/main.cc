@@ -26,6 +26,13 @@ Usage: exportd [flags]
                             sha256:<hex> or cert:<identity>), mode 0600; without it,
                             DIR/admin.token is created and accepted as the admin
   --master-key-file FILE    the key that encrypts secrets (default DIR/master.key)
+  --tls-cert FILE           serve TLS with this PEM certificate (then its intermediates);
+                            SIGHUP re-reads the TLS files, open connections stay
+  --tls-key FILE            the PEM private key of --tls-cert
+  --tls-client-ca FILE      require client certificates signed by this PEM CA (mutual TLS);
+                            tokens-file lines 'cert:<identity> <principal> <role>' map them
+  --allow-insecure-listen   serve plaintext on an address other than loopback (behind a TLS
+                            proxy only: bearer tokens travel in clear)
   --run-workers N           exports run concurrently (default 2)
   --system-refresh SPEC     the refresh schedule exports can follow, e.g.
                             "daily 02:00,14:00 Europe/Berlin" or "weekly mon,thu 06:30 UTC"
@@ -66,7 +73,12 @@ int main(int argc, char** argv) {
     } else if (take("--listen", options.listen) || take("--data-dir", options.data_dir) ||
                take("--tokens-file", options.tokens_file) ||
                take("--master-key-file", options.master_key_file) ||
-               take("--system-refresh", options.system_refresh)) {
+               take("--system-refresh", options.system_refresh) ||
+               take("--tls-cert", options.tls_cert_file) ||
+               take("--tls-key", options.tls_key_file) ||
+               take("--tls-client-ca", options.tls_client_ca_file)) {
+    } else if (arg == "--allow-insecure-listen") {
+      options.allow_insecure_listen = true;
     } else if (take("--plugin-dir", options.plugin_dir)) {
       plugin_dir_set = true;
     } else if (take("--upload-idle-timeout", value) || take("--upload-max-duration", value)) {
@@ -95,6 +107,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = exportd::api::Server::Start(std::move(options));
@@ -105,7 +118,11 @@ int main(int argc, char** argv) {
   std::cerr << (*server)->Describe() << std::endl;
   std::thread waiter([&] {
     int signal = 0;
-    sigwait(&signals, &signal);
+    // SIGHUP re-reads the TLS certificate (ReloadCertificates logs how it went);
+    // SIGINT and SIGTERM stop the server.
+    while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+      (*server)->ReloadCertificates().IgnoreError();
+    }
     std::cerr << "exportd: " << strsignal(signal) << ", shutting down" << std::endl;
     (*server)->Shutdown();
   });

@@ -18,6 +18,15 @@
 // EXPORTD_TOKEN and EXPORTD_TOKEN_FILE, as for exportctl; --proto-dir (or EXPORTD_PROTO_DIR) points at another
 // copy of the protos, e.g. an installed <prefix>/share/exportd/proto.
 //
+// TLS, as for exportctl: --tls-ca FILE (EXPORTD_TLS_CA) trusts the CA that
+// signed exportd's certificate; --tls-cert/--tls-key (EXPORTD_TLS_CERT,
+// EXPORTD_TLS_KEY) add a client certificate for mutual TLS, which, when the
+// server's tokens file maps it, stands in for the token; --tls-server-name
+// (EXPORTD_TLS_SERVER_NAME) is the name checked instead of the --server host:
+//
+//   node exportd_example.js --server exportd.example.com:50051 --tls-ca ca.pem \
+//       --tls-cert client.pem --tls-key client.key ...
+//
 // Run step: RunExport + WatchRun. A server without the run engine answers
 // UNIMPLEMENTED; the example then says so and still exits 0, unless
 // --require-run. --no-run skips the step.
@@ -32,6 +41,11 @@ function usage() {
                             default 127.0.0.1:50051)
   --token TOKEN             bearer token (env EXPORTD_TOKEN)
   --token-file FILE         file whose first word is the token (env EXPORTD_TOKEN_FILE)
+  --tls-ca FILE             use TLS, trusting this CA certificate (env EXPORTD_TLS_CA)
+  --tls-cert FILE           client certificate for mutual TLS (env EXPORTD_TLS_CERT)
+  --tls-key FILE            its private key (env EXPORTD_TLS_KEY)
+  --tls-server-name NAME    name to check in exportd's certificate instead of the --server
+                            host (env EXPORTD_TLS_SERVER_NAME)
   --proto-dir DIR           where exportd/v1/*.proto are (env EXPORTD_PROTO_DIR; default ../../proto)
   --destination-type NAME   a loaded destination, e.g. jsonl or iterable (default jsonl)
   --setting KEY=VALUE       a connection setting (repeatable)
@@ -57,6 +71,10 @@ function parseArgs(argv) {
     address: process.env.EXPORTD_SERVER || process.env.EXPORTD_ADDRESS || '127.0.0.1:50051',
     token: process.env.EXPORTD_TOKEN || '',
     tokenFile: process.env.EXPORTD_TOKEN_FILE || '',
+    tlsCa: process.env.EXPORTD_TLS_CA || '',
+    tlsCert: process.env.EXPORTD_TLS_CERT || '',
+    tlsKey: process.env.EXPORTD_TLS_KEY || '',
+    tlsServerName: process.env.EXPORTD_TLS_SERVER_NAME || '',
     protoDir: process.env.EXPORTD_PROTO_DIR || path.join(__dirname, '..', '..', 'proto'),
     destinationType: 'jsonl',
     settings: {},
@@ -92,6 +110,10 @@ function parseArgs(argv) {
       case '--server': case '--address': args.address = take(); break;
       case '--token': args.token = take(); break;
       case '--token-file': args.tokenFile = take(); break;
+      case '--tls-ca': args.tlsCa = take(); break;
+      case '--tls-cert': args.tlsCert = take(); break;
+      case '--tls-key': args.tlsKey = take(); break;
+      case '--tls-server-name': args.tlsServerName = take(); break;
       case '--proto-dir': args.protoDir = take(); break;
       case '--destination-type': args.destinationType = take(); break;
       case '--setting': keyValue(flag, take(), args.settings); break;
@@ -120,7 +142,11 @@ function parseArgs(argv) {
       die(`cannot read --token-file: ${e.message}`);
     }
   }
-  if (!args.token) die('no token; pass --token, --token-file, EXPORTD_TOKEN or EXPORTD_TOKEN_FILE');
+  if (!args.tlsCert !== !args.tlsKey) die('--tls-cert and --tls-key go together');
+  // With a client certificate the server may know the caller without a token.
+  if (!args.token && !args.tlsCert) {
+    die('no token; pass --token, --token-file, EXPORTD_TOKEN or EXPORTD_TOKEN_FILE');
+  }
   return args;
 }
 
@@ -137,6 +163,25 @@ function loadModules() {
 class CheckFailed extends Error {}
 function check(condition, message) {
   if (!condition) throw new CheckFailed(message);
+}
+
+// Plaintext without --tls-ca and --tls-cert; TLS (mutual with a certificate) otherwise.
+function tlsCredentials(grpc, args) {
+  if (!args.tlsCa && !args.tlsCert) {
+    if (args.tlsServerName) die('--tls-server-name needs TLS: pass --tls-ca FILE');
+    return grpc.credentials.createInsecure();
+  }
+  const read = (flag, file) => {
+    if (!file) return null;
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      return die(`cannot read ${flag} '${file}': ${e.message}`);
+    }
+  };
+  // A null CA means the system's roots.
+  return grpc.credentials.createSsl(read('--tls-ca', args.tlsCa), read('--tls-key', args.tlsKey),
+    read('--tls-cert', args.tlsCert));
 }
 
 // Turns a unary method of a grpc-js client into a function returning a promise.
@@ -167,15 +212,16 @@ async function main() {
   const v1 = grpc.loadPackageDefinition(definition).exportd.v1;
 
   // Every call carries `authorization: Bearer <token>`, added by an
-  // interceptor (call credentials would need TLS).
+  // interceptor (call credentials would need TLS on every channel).
   const bearer = (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
     start(metadata, listener, next) {
       metadata.set('authorization', `Bearer ${args.token}`);
       next(metadata, listener);
     },
   });
-  const channelCredentials = grpc.credentials.createInsecure();
-  const clientOptions = { interceptors: [bearer] };
+  const channelCredentials = tlsCredentials(grpc, args);
+  const clientOptions = { interceptors: args.token ? [bearer] : [] };
+  if (args.tlsServerName) clientOptions['grpc.ssl_target_name_override'] = args.tlsServerName;
   const make = (Service) => new Service(args.address, channelCredentials, clientOptions);
   const audit = make(v1.AuditService);
   const destinations = make(v1.DestinationService);

@@ -22,6 +22,15 @@ Address and token also come from EXPORTD_SERVER (or EXPORTD_ADDRESS),
 EXPORTD_TOKEN and EXPORTD_TOKEN_FILE, as for exportctl. --gen-dir (or EXPORTD_PYTHON_GEN) may point at the
 generated code instead of PYTHONPATH.
 
+TLS, as for exportctl: --tls-ca FILE (EXPORTD_TLS_CA) trusts the CA that
+signed exportd's certificate; --tls-cert/--tls-key (EXPORTD_TLS_CERT,
+EXPORTD_TLS_KEY) add a client certificate for mutual TLS, which, when the
+server's tokens file maps it, stands in for the token; --tls-server-name
+(EXPORTD_TLS_SERVER_NAME) is the name checked instead of the --server host:
+
+    ... --server exportd.example.com:50051 --tls-ca ca.pem \\
+        --tls-cert client.pem --tls-key client.key
+
 Run step: RunExport + WatchRun. A server without the run engine answers
 UNIMPLEMENTED; the example then says so and still exits 0, unless
 --require-run. --no-run skips the step.
@@ -57,6 +66,15 @@ def parse_args(argv):
     p.add_argument("--token-file", default=os.environ.get("EXPORTD_TOKEN_FILE"),
                    help="file whose first word is the token, e.g. DATA_DIR/admin.token "
                         "(env EXPORTD_TOKEN_FILE)")
+    p.add_argument("--tls-ca", default=os.environ.get("EXPORTD_TLS_CA"),
+                   help="use TLS, trusting this CA certificate (env EXPORTD_TLS_CA)")
+    p.add_argument("--tls-cert", default=os.environ.get("EXPORTD_TLS_CERT"),
+                   help="client certificate for mutual TLS (env EXPORTD_TLS_CERT)")
+    p.add_argument("--tls-key", default=os.environ.get("EXPORTD_TLS_KEY"),
+                   help="private key of --tls-cert (env EXPORTD_TLS_KEY)")
+    p.add_argument("--tls-server-name", default=os.environ.get("EXPORTD_TLS_SERVER_NAME"),
+                   help="name to check in exportd's certificate instead of the --server host "
+                        "(env EXPORTD_TLS_SERVER_NAME)")
     p.add_argument("--gen-dir", default=os.environ.get("EXPORTD_PYTHON_GEN"),
                    help="where generate.sh wrote the stubs (env EXPORTD_PYTHON_GEN)")
     p.add_argument("--destination-type", default="jsonl",
@@ -82,6 +100,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.members < 1 or args.chunk_size < 1:
         p.error("--members and --chunk-size must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if args.tls_server_name and not (args.tls_ca or args.tls_cert):
+        p.error("--tls-server-name needs TLS: pass --tls-ca FILE")
     return args
 
 
@@ -107,8 +129,34 @@ def read_token(args):
         if not words:
             raise SystemExit(f"exportd_example: --token-file '{args.token_file}' is empty")
         return words[0]
+    if args.tls_cert:
+        return None  # the client certificate may identify the caller
     raise SystemExit("exportd_example: no token; pass --token, --token-file, EXPORTD_TOKEN "
                      "or EXPORTD_TOKEN_FILE")
+
+
+def open_channel(grpc, args):
+    """Plaintext without --tls-ca and --tls-cert; TLS (mutual with a certificate) otherwise."""
+    if not (args.tls_ca or args.tls_cert):
+        return grpc.insecure_channel(args.address)
+
+    def read(flag, path):
+        if not path:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise SystemExit(f"exportd_example: cannot read {flag}: {e}")
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read("--tls-ca", args.tls_ca),  # None: the system's roots
+        private_key=read("--tls-key", args.tls_key),
+        certificate_chain=read("--tls-cert", args.tls_cert))
+    options = []
+    if args.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", args.tls_server_name))
+    return grpc.secure_channel(args.address, credentials, options=options)
 
 
 def import_stubs(gen_dir):
@@ -146,10 +194,11 @@ def main(argv):
         random.choice(string.ascii_lowercase + string.digits) for _ in range(8))
     step = "connect"
 
-    # Every call carries `authorization: Bearer <token>`. Per-call metadata is
-    # the simplest way on a plaintext channel (call credentials need TLS).
-    auth = (("authorization", f"Bearer {token}"),)
-    channel = grpc.insecure_channel(args.address)
+    # Every call carries `authorization: Bearer <token>`. Per-call metadata
+    # works on plaintext and TLS channels alike (call credentials need TLS).
+    # Without a token, a mapped client certificate identifies the caller.
+    auth = (("authorization", f"Bearer {token}"),) if token else ()
+    channel = open_channel(grpc, args)
     try:
         grpc.channel_ready_future(channel).result(timeout=10)
     except grpc.FutureTimeoutError:

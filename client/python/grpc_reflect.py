@@ -14,6 +14,11 @@ files with gRPC server reflection and calls methods with JSON, like grpcurl.
         call exportd.v1.DestinationService/ListDestinations '{}'
 
 The token also comes from EXPORTD_TOKEN (sent as `authorization: Bearer ...`).
+TLS as for exportctl: --tls-ca FILE (or EXPORTD_TLS_CA), for mutual TLS also
+--tls-cert and --tls-key (EXPORTD_TLS_CERT, EXPORTD_TLS_KEY), and
+--tls-server-name (EXPORTD_TLS_SERVER_NAME):
+
+    grpc_reflect.py --tls-ca ca.pem exportd.example.com:50051 health
 Only unary methods can be called. Exit status: 0 ok, 1 an RPC or lookup
 failed, 2 usage.
 """
@@ -32,6 +37,23 @@ try:
 except ImportError as e:  # pragma: no cover - a set-up error
     raise SystemExit(f"grpc_reflect: health/reflection stubs not found ({e}); run "
                      "client/python/generate.sh DIR and set PYTHONPATH=DIR")
+
+
+def open_channel(address, ca=None, cert=None, key=None, server_name=None):
+    """Plaintext unless a CA or a client certificate file is given; then TLS (mutual with a
+    certificate), checking the server's certificate for `server_name` if set."""
+    if not (ca or cert):
+        return grpc.insecure_channel(address)
+
+    def read(path):
+        if not path:
+            return None  # no CA: the system's roots; no certificate: plain TLS
+        with open(path, "rb") as f:
+            return f.read()
+
+    credentials = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def message_class(descriptor):
@@ -176,6 +198,13 @@ def main(argv):
     p.add_argument("address", help="HOST:PORT")
     p.add_argument("-H", dest="headers", action="append", default=[],
                    metavar="'NAME: VALUE'", help="metadata to send, e.g. 'authorization: Bearer T'")
+    for flag, variable, text in (
+            ("--tls-ca", "EXPORTD_TLS_CA", "use TLS, trusting this CA certificate"),
+            ("--tls-cert", "EXPORTD_TLS_CERT", "client certificate for mutual TLS"),
+            ("--tls-key", "EXPORTD_TLS_KEY", "private key of --tls-cert"),
+            ("--tls-server-name", "EXPORTD_TLS_SERVER_NAME",
+             "name to check in the server's certificate instead of the address's host")):
+        p.add_argument(flag, default=os.environ.get(variable), help=f"{text} (env {variable})")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the services")
     d = sub.add_parser("describe", help="show a service, method, message or enum")
@@ -196,8 +225,16 @@ def main(argv):
     if os.environ.get("EXPORTD_TOKEN") and not any(k == "authorization" for k, _ in metadata):
         metadata.append(("authorization", f"Bearer {os.environ['EXPORTD_TOKEN']}"))
     metadata = tuple(metadata)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
 
-    with grpc.insecure_channel(args.address) as channel:
+    try:
+        channel = open_channel(args.address, args.tls_ca, args.tls_cert, args.tls_key,
+                               args.tls_server_name)
+    except OSError as e:
+        print(f"grpc_reflect: cannot read a TLS file: {e}", file=sys.stderr)
+        return 2
+    with channel:
         try:
             if args.command == "health":
                 print(health_check(channel, args.service))

@@ -1,19 +1,40 @@
 #include "server/api/rpc_support.h"
 
+#include <grpc/grpc_security_constants.h>
 #include <openssl/rand.h>
 
 #include <iostream>
+#include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/limits.h"
+#include "server/auth/certificate.h"
 #include "server/common/clock.h"
 #include "server/common/grpc_status.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::api {
+
+namespace {
+
+// The PEM of the client certificate the TLS handshake verified, if any. Only a
+// mutual-TLS listener asks for one, and it refuses the connection unless the
+// certificate is signed by --tls-client-ca, so one present here is verified.
+std::optional<std::string> VerifiedPeerCertificate(const grpc::ServerContextBase& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth_context = ctx.auth_context();
+  if (auth_context == nullptr) return std::nullopt;
+  std::vector<grpc::string_ref> pem =
+      auth_context->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pem.empty()) return std::nullopt;
+  return std::string(pem.front().data(), pem.front().size());
+}
+
+}  // namespace
 
 absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
                                              const auth::Authenticator& authenticator) {
@@ -21,7 +42,24 @@ absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
   auto it = metadata.find("authorization");
   absl::string_view value;
   if (it != metadata.end()) value = absl::string_view(it->second.data(), it->second.size());
-  return authenticator.Authenticate(value, ctx.peer());
+  // A bearer token, when sent, decides. Without one, the client certificate
+  // may name the caller through a tokens-file `cert:` line.
+  absl::Status certificate_refused;
+  if (it == metadata.end()) {
+    if (std::optional<std::string> pem = VerifiedPeerCertificate(ctx)) {
+      absl::StatusOr<auth::Principal> who =
+          authenticator.AuthenticateCertificate(auth::CertificateIdentities(*pem));
+      if (who.ok()) return who;
+      certificate_refused = who.status();
+    }
+  }
+  // Counts and logs a failure, also one after a certificate that maps to no one.
+  absl::StatusOr<auth::Principal> who = authenticator.Authenticate(value, ctx.peer());
+  if (!who.ok() && !certificate_refused.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat(who.status().message(), "; ", certificate_refused.message()));
+  }
+  return who;
 }
 
 void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::string_view method,

@@ -40,7 +40,9 @@ struct ServiceDeps {
 
 enum class Audit { kNo, kYes };
 
-// The caller of this RPC, from its `authorization` metadata. A failure is
+// The caller of this RPC: from its `authorization` metadata when it has one;
+// without, from the client certificate of a mutual-TLS connection that the
+// tokens file maps to a principal. UNAUTHENTICATED otherwise. A failure is
 // logged with the caller's address (ctx.peer()).
 absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
                                              const auth::Authenticator& authenticator);

@@ -16,6 +16,7 @@
 #include "server/api/master_key.h"
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
+#include "server/api/tls_credentials.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
@@ -24,6 +25,28 @@
 #include "server/store/sqlite_store.h"
 
 namespace exportd::api {
+namespace {
+
+// The flag combinations that cannot serve safely, before anything is opened.
+absl::Status CheckListenSecurity(const ServerOptions& o) {
+  const bool tls = !o.tls_cert_file.empty() || !o.tls_key_file.empty();
+  if (!o.tls_client_ca_file.empty() && !tls) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls-client-ca '", o.tls_client_ca_file,
+        "' needs --tls-cert and --tls-key: client certificates are checked only over TLS"));
+  }
+  if (!tls && !o.allow_insecure_listen && !IsLoopbackListenAddress(o.listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen '", o.listen,
+        "' is reachable from other machines and exportd has no TLS certificate, so bearer "
+        "tokens would cross the network in clear; pass --tls-cert FILE --tls-key FILE, listen on "
+        "127.0.0.1, or pass --allow-insecure-listen when a TLS proxy in front of exportd is the "
+        "only way in"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 struct Server::Impl {
   // First, so that it is released last, after the store is closed.
@@ -41,6 +64,8 @@ struct Server::Impl {
   std::unique_ptr<AuditService> audit;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<RunService> runs;
+  // Before grpc_server: gRPC asks it for the certificate until the server is gone.
+  std::unique_ptr<ServerTls> tls;
   std::unique_ptr<grpc::Server> grpc_server;
   int port = 0;
   absl::Mutex mu;
@@ -56,6 +81,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Impl& s = *impl;
   s.options = std::move(options);
   const ServerOptions& o = s.options;
+  EXPORTD_RETURN_IF_ERROR(CheckListenSecurity(o));
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    TlsFiles files;
+    files.cert_file = o.tls_cert_file;
+    files.key_file = o.tls_key_file;
+    files.client_ca_file = o.tls_client_ca_file;
+    EXPORTD_ASSIGN_OR_RETURN(s.tls, ServerTls::Create(std::move(files)));
+  }
   for (const auto& [flag, value] : {std::pair<const char*, absl::Duration>(
                                         "--upload-idle-timeout", o.upload_idle_timeout),
                                     {"--upload-max-duration", o.upload_max_duration}}) {
@@ -125,7 +158,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s.port);
+  builder.AddListeningPort(
+      o.listen, s.tls != nullptr ? s.tls->credentials() : grpc::InsecureServerCredentials(),
+      &s.port);
   builder.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
   builder.RegisterService(s.connections.get());
   builder.RegisterService(s.segments.get());
@@ -156,6 +191,19 @@ std::string Server::Describe() const {
       "exportd listening on ", host, ":", impl_->port, "\n", "data directory: ",
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
+  const ServerTls* tls = impl_->tls.get();
+  if (tls != nullptr) {
+    absl::StrAppend(&text, "\nTLS: certificate ", tls->files().cert_file,
+                    tls->mutual() ? absl::StrCat("; client certificates signed by ",
+                                                 tls->files().client_ca_file, " required")
+                                  : "; no client certificates asked for",
+                    " (SIGHUP re-reads the files)");
+  } else if (!IsLoopbackListenAddress(impl_->options.listen)) {
+    absl::StrAppend(&text, "\nwarning: --listen ", impl_->options.listen,
+                    " serves plaintext beyond this machine (--allow-insecure-listen): bearer "
+                    "tokens travel in clear; pass --tls-cert and --tls-key unless a TLS proxy "
+                    "is the only way in");
+  }
   for (const auto& r : impl_->registry->refused()) {
     // A file name or a plugin's message must not forge a line of its own.
     absl::StrAppend(&text, "\nrefused plugin ", EscapeForTerminal(r.library_path), ": ",
@@ -167,6 +215,26 @@ std::string Server::Describe() const {
                     " (exportctl reads it when it talks to a local server)");
   }
   return text;
+}
+
+absl::Status Server::ReloadCertificates() {
+  if (impl_->tls == nullptr) {
+    absl::Status status = absl::FailedPreconditionError(
+        "exportd serves without TLS, so there is no certificate to reload; start it with "
+        "--tls-cert FILE --tls-key FILE");
+    std::cerr << "exportd: " << status.message() << std::endl;
+    return status;
+  }
+  absl::Status status = impl_->tls->Reload();
+  if (status.ok()) {
+    std::cerr << "exportd: reloaded TLS certificate " << impl_->tls->files().cert_file << std::endl;
+  } else {
+    status = absl::Status(
+        status.code(),
+        absl::StrCat(status.message(), "; exportd keeps serving the previous certificate"));
+    std::cerr << "exportd: cannot reload TLS certificate: " << status.message() << std::endl;
+  }
+  return status;
 }
 
 void Server::Shutdown() {

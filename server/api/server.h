@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
@@ -45,6 +46,15 @@ struct ServerOptions {
   absl::Duration upload_idle_timeout = kDefaultUploadIdleTimeout;
   // An upload that lasts longer than this is aborted (positive).
   absl::Duration upload_max_duration = kDefaultUploadMaxDuration;
+  // TLS on `listen` (--tls-cert, --tls-key, --tls-client-ca); see
+  // tls_credentials.h. Without a certificate the listener is plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Set: clients must present a certificate signed by this CA (mutual TLS).
+  std::string tls_client_ca_file;
+  // Plaintext on an address other than loopback is refused (bearer tokens
+  // would cross the network in clear) unless this is set.
+  bool allow_insecure_listen = false;
 };
 
 class Server {
@@ -59,8 +69,14 @@ class Server {
   int port() const;
   // Where the admin token lives when no tokens file is used; empty otherwise.
   const std::string& admin_token_path() const;
-  // A summary for the start-up log: address, data dir, plugins.
+  // A summary for the start-up log: address, TLS, data dir, plugins, and a
+  // warning when tokens travel in clear beyond this machine.
   std::string Describe() const;
+  // Re-reads the TLS certificate, key and client CA (on SIGHUP). New
+  // connections get them; open ones keep working. On error the previous
+  // certificate stays. Logs the outcome to stderr. FAILED_PRECONDITION when
+  // the server runs without TLS.
+  absl::Status ReloadCertificates();
   // Stops accepting calls and finishes running work. The store is closed
   // and the data directory unlocked when the Server is destroyed.
   void Shutdown();

@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/auth/auth.h"
-#include "tests/iterable_e2e/child_process.h"
+#include "tests/support/child_process.h"
 
 namespace exportd::auth {
 namespace {

@@ -15,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/iterable_e2e/child_process.h"
+#include "tests/support/child_process.h"
 
 namespace exportd {
 namespace {

@@ -2,8 +2,8 @@
 """Proves, from Python, that generic gRPC tools work against exportd.
 
 Run by run_example_test.py against a fresh exportd (EXPORTD_ADDRESS,
-EXPORTD_TOKEN, EXPORTD_VIEWER_TOKEN; the health/reflection stubs on
-PYTHONPATH). It uses only client/python/grpc_reflect.py — server reflection to
+EXPORTD_TOKEN, EXPORTD_VIEWER_TOKEN, and EXPORTD_TLS_* under --tls; the
+health/reflection stubs on PYTHONPATH). It uses only client/python/grpc_reflect.py — server reflection to
 discover the API, descriptors built at run time, JSON requests — and no stub
 generated from proto/exportd, the way grpcurl would.
 """
@@ -48,7 +48,10 @@ def main():
     admin = (("authorization", "Bearer " + os.environ["EXPORTD_TOKEN"]),)
     viewer = (("authorization", "Bearer " + os.environ["EXPORTD_VIEWER_TOKEN"]),)
 
-    with grpc.insecure_channel(address) as channel:
+    # Plaintext, or TLS when run_example_test.py --tls set EXPORTD_TLS_*.
+    with grpc_reflect.open_channel(address, os.environ.get("EXPORTD_TLS_CA"),
+                                   os.environ.get("EXPORTD_TLS_CERT"),
+                                   os.environ.get("EXPORTD_TLS_KEY")) as channel:
         # Health: the server as a whole (exportd sets no per-service statuses,
         # so any named service is unknown to the health service).
         expect(grpc_reflect.health_check(channel) == "SERVING", "health: server SERVING")

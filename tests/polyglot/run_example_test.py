@@ -3,7 +3,7 @@
 
     run_example_test.py --exportd build/bin/exportd --plugin-dir build/plugins \\
         --work-dir /tmp/x --expect-destination jsonl [--python-gen client/python/generate.sh] \\
-        [--node-modules client/node/node_modules] -- COMMAND ARGS...
+        [--node-modules client/node/node_modules] [--tls tls|mtls] -- COMMAND ARGS...
 
 exportd listens on 127.0.0.1:0 with a fresh data directory and a tokens file
 (an admin and a viewer). The port is parsed from its stderr line
@@ -15,6 +15,11 @@ The command gets, in its environment and as {placeholders} in its arguments:
   EXPORTD_VIEWER_TOKEN {viewer_token}, EXPORTD_TEST_DIR {tmp} (a scratch
   directory, e.g. for the jsonl destination), and with --python-gen the
   generated stubs in EXPORTD_PYTHON_GEN {gen} and PYTHONPATH.
+
+With --tls, openssl makes a CA and a server certificate for 127.0.0.1 and
+exportd serves TLS; the command gets EXPORTD_TLS_CA {tls_ca}. With --tls mtls
+exportd also requires a client certificate of that CA, and the command gets
+EXPORTD_TLS_CERT {tls_cert} and EXPORTD_TLS_KEY {tls_key}.
 
 The test passes when the command exits 0 and exportd then shuts down cleanly
 on SIGTERM with exit status 0. Exit status: 0 pass, 1 fail.
@@ -114,7 +119,34 @@ def wait_tcp(host, port, proc, timeout):
     return False
 
 
-def wait_healthy(address, gen_dir, timeout):
+def make_certificates(directory):
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with
+    openssl in `directory`: {"ca", "server_cert", "server_key", "client_cert", "client_key"}."""
+    def openssl(*argv):
+        run = subprocess.run(["openssl", *argv], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(argv)} failed:\n{run.stdout}{run.stderr}")
+
+    p = lambda name: os.path.join(directory, name)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2",
+            "-subj", "/CN=polyglot test CA")
+    for name, subject, extensions in (
+            ("server", "/CN=exportd",
+             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+            ("client", "/CN=polyglot-client", "extendedKeyUsage=clientAuth\n")):
+        with open(p(f"{name}.ext"), "w", encoding="utf-8") as f:
+            f.write(extensions)
+        openssl("req", "-new", *ec, "-keyout", p(f"{name}.key"), "-out", p(f"{name}.csr"),
+                "-subj", subject)
+        openssl("x509", "-req", "-in", p(f"{name}.csr"), "-CA", p("ca.pem"), "-CAkey",
+                p("ca.key"), "-set_serial", str(secrets.randbits(62)), "-days", "2",
+                "-extfile", p(f"{name}.ext"), "-out", p(f"{name}.pem"))
+    return {"ca": p("ca.pem"), "server_cert": p("server.pem"), "server_key": p("server.key"),
+            "client_cert": p("client.pem"), "client_key": p("client.key")}
+
+
+def wait_healthy(address, gen_dir, timeout, tls=None, mutual=False):
     """Polls grpc.health.v1 Check until SERVING; returns an error text or None."""
     sys.path.insert(0, gen_dir)
     try:
@@ -126,7 +158,17 @@ def wait_healthy(address, gen_dir, timeout):
                 "run with /usr/bin/python3")
     deadline = time.monotonic() + timeout
     last = "no answer"
-    with grpc.insecure_channel(address) as channel:
+    if tls:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        credentials = grpc.ssl_channel_credentials(
+            read(tls["ca"]), read(tls["client_key"]) if mutual else None,
+            read(tls["client_cert"]) if mutual else None)
+        channel = grpc.secure_channel(address, credentials)
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         delay = 0.01
         while time.monotonic() < deadline:
@@ -153,6 +195,8 @@ def main(argv):
                    help="run this generate.sh into the scratch dir and export the stubs")
     p.add_argument("--node-modules", metavar="DIR",
                    help="fail clearly unless DIR holds @grpc/grpc-js and @grpc/proto-loader")
+    p.add_argument("--tls", choices=["tls", "mtls"],
+                   help="serve TLS (mtls: and require a client certificate); see above")
     p.add_argument("--timeout", type=float, default=120, help="seconds for the command")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
@@ -211,6 +255,17 @@ def main(argv):
 
     exportd_argv = [args.exportd, "--listen", "127.0.0.1:0", "--data-dir", data_dir,
                     "--tokens-file", tokens_file]
+    tls = None
+    if args.tls:
+        tls_dir = os.path.join(tmp, "tls")
+        os.makedirs(tls_dir)
+        try:
+            tls = make_certificates(tls_dir)
+        except (OSError, RuntimeError) as e:
+            return fail(f"cannot make test certificates (apt-get install openssl): {e}")
+        exportd_argv += ["--tls-cert", tls["server_cert"], "--tls-key", tls["server_key"]]
+        if args.tls == "mtls":
+            exportd_argv += ["--tls-client-ca", tls["ca"]]
     if args.plugin_dir:
         exportd_argv += ["--plugin-dir", args.plugin_dir]
     print("starting:", " ".join(exportd_argv), flush=True)
@@ -236,7 +291,7 @@ def main(argv):
                                 f"(destinations: {', '.join(loaded) or 'none'}); log:\n"
                                 f"{server.log()}")
         if gen_dir:
-            error = wait_healthy(address, gen_dir, 30)
+            error = wait_healthy(address, gen_dir, 30, tls, args.tls == "mtls")
             if error:
                 return fail(f"{error}; log:\n{server.log()}")
         print(f"exportd ready on {address} after {time.monotonic() - started:.2f} s", flush=True)
@@ -250,7 +305,16 @@ def main(argv):
             "EXPORTD_TEST_DIR": scratch,
         })
         values = {"address": address, "token": admin_token, "viewer_token": viewer_token,
-                  "tmp": scratch, "gen": gen_dir or ""}
+                  "tmp": scratch, "gen": gen_dir or "", "tls_ca": "", "tls_cert": "",
+                  "tls_key": ""}
+        for name in ("EXPORTD_TLS_CA", "EXPORTD_TLS_CERT", "EXPORTD_TLS_KEY",
+                     "EXPORTD_TLS_SERVER_NAME"):
+            env.pop(name, None)  # only what this test sets
+        if tls:
+            env["EXPORTD_TLS_CA"] = values["tls_ca"] = tls["ca"]
+        if args.tls == "mtls":
+            env["EXPORTD_TLS_CERT"] = values["tls_cert"] = tls["client_cert"]
+            env["EXPORTD_TLS_KEY"] = values["tls_key"] = tls["client_key"]
         argv_cmd = [a.format(**values) for a in command]
         print("running:", " ".join(argv_cmd).replace(admin_token, "<token>"), flush=True)
         started = time.monotonic()
