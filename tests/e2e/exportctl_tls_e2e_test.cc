@@ -83,7 +83,16 @@ class ExportctlTlsE2eTest : public ::testing::Test {
     return flags;
   }
 
+  // `--token T` in `args` is passed as $EXPORTD_TOKEN instead, as users are told to
+  // (a token on the command line makes exportctl print a warning first).
   Result Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    for (auto it = args.begin(); it != args.end() && it + 1 != args.end(); ++it) {
+      if (*it == "--token") {
+        env["EXPORTD_TOKEN"] = *(it + 1);
+        args.erase(it, it + 2);
+        break;
+      }
+    }
     args.insert(args.begin(), {"exportctl", "--server", "127.0.0.1:" + std::to_string(port_)});
     env["EXPORTD_DATA_DIR"] = Path("data");  // holds no admin.token: a tokens file is used
     std::ostringstream out, err;
