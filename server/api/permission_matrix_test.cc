@@ -446,7 +446,42 @@ TEST_F(PermissionMatrixTest, EachRoleOnSharedAndPrivateConnections) {
 
 // The reproduced attack: a contributor replaces a segment's members and runs
 // an admin-only mirror export, which would empty the admin's audience.
-class ContributorHoleTest : public PermissionMatrixTest {};
+class ContributorHoleTest : public PermissionMatrixTest {
+ protected:
+  // An upload of `segment` held open: runs of its exports wait in the queue
+  // until Finish() commits it (empty).
+  class Upload {
+   public:
+    Upload(ContributorHoleTest& test, const std::string& segment) : ctx_(test.As(kAdmin)) {
+      writer_ = test.segments_->UploadMembers(ctx_.get(), &response_);
+      v1::UploadMembersRequest header;
+      header.mutable_header()->set_segment(segment);
+      EXPECT_TRUE(writer_->Write(header));
+      // The header is taken once the segment shows the upload in progress.
+      absl::Time deadline = absl::Now() + absl::Seconds(20);
+      for (;;) {
+        v1::GetSegmentRequest get;
+        get.set_segment(segment);
+        v1::Segment s;
+        EXPECT_TRUE(test.segments_->GetSegment(test.As(kAdmin).get(), get, &s).ok());
+        if (s.upload_in_progress() || absl::Now() > deadline) break;
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+    }
+    void Finish() {
+      v1::UploadMembersRequest trailer;
+      trailer.mutable_trailer()->set_row_count(0);
+      EXPECT_TRUE(writer_->Write(trailer));
+      writer_->WritesDone();
+      EXPECT_TRUE(writer_->Finish().ok());
+    }
+
+   private:
+    std::unique_ptr<grpc::ClientContext> ctx_;
+    v1::UploadMembersResponse response_;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadMembersRequest>> writer_;
+  };
+};
 
 TEST_F(ContributorHoleTest, RunAllRunsOnlyWhatTheContributorMayRun) {
   Target shared = MakeTarget(true);
@@ -501,23 +536,7 @@ TEST_F(ContributorHoleTest, ListsHidePrivateConnectionsFromContributorsAndViewer
 TEST_F(ContributorHoleTest, ARunOfAConnectionUnsharedAfterTheTriggerIsSkipped) {
   Target t = MakeTarget(true);
   // Hold the run in the queue: it waits while its segment is being uploaded.
-  v1::UploadMembersResponse uploaded;
-  auto upload_ctx = As(kAdmin);
-  auto writer = segments_->UploadMembers(upload_ctx.get(), &uploaded);
-  v1::UploadMembersRequest header;
-  header.mutable_header()->set_segment(t.segment);
-  ASSERT_TRUE(writer->Write(header));
-  // The header is taken once the segment shows the upload in progress.
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  for (;;) {
-    v1::GetSegmentRequest get;
-    get.set_segment(t.segment);
-    v1::Segment s;
-    ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &s).ok());
-    if (s.upload_in_progress()) break;
-    ASSERT_LT(absl::Now(), deadline) << "the upload never started";
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  Upload upload(*this, t.segment);
   v1::RunExportRequest run_req;
   run_req.set_export_(t.export_name);
   v1::Run run;
@@ -531,11 +550,7 @@ TEST_F(ContributorHoleTest, ARunOfAConnectionUnsharedAfterTheTriggerIsSkipped) {
   v1::Connection c;
   ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), unshare, &c).ok());
 
-  v1::UploadMembersRequest trailer;
-  trailer.mutable_trailer()->set_row_count(0);
-  ASSERT_TRUE(writer->Write(trailer));
-  writer->WritesDone();
-  ASSERT_TRUE(writer->Finish().ok());
+  upload.Finish();
 
   WaitUntilFinal(run.id());
   v1::GetRunRequest get;
@@ -551,22 +566,7 @@ TEST_F(ContributorHoleTest, ARunOfAConnectionUnsharedAfterTheTriggerIsSkipped) {
 
 TEST_F(ContributorHoleTest, AnAdminTriggerJoiningAContributorsQueuedRunKeepsItRunnable) {
   Target t = MakeTarget(true);
-  v1::UploadMembersResponse uploaded;
-  auto upload_ctx = As(kAdmin);
-  auto writer = segments_->UploadMembers(upload_ctx.get(), &uploaded);
-  v1::UploadMembersRequest header;
-  header.mutable_header()->set_segment(t.segment);
-  ASSERT_TRUE(writer->Write(header));
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  for (;;) {
-    v1::GetSegmentRequest get;
-    get.set_segment(t.segment);
-    v1::Segment s;
-    ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &s).ok());
-    if (s.upload_in_progress()) break;
-    ASSERT_LT(absl::Now(), deadline) << "the upload never started";
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  Upload upload(*this, t.segment);
   v1::RunExportRequest run_req;
   run_req.set_export_(t.export_name);
   v1::Run first, second;
@@ -580,11 +580,7 @@ TEST_F(ContributorHoleTest, AnAdminTriggerJoiningAContributorsQueuedRunKeepsItRu
   unshare.set_shared_with_contributors(false);
   v1::Connection c;
   ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), unshare, &c).ok());
-  v1::UploadMembersRequest trailer;
-  trailer.mutable_trailer()->set_row_count(0);
-  ASSERT_TRUE(writer->Write(trailer));
-  writer->WritesDone();
-  ASSERT_TRUE(writer->Finish().ok());
+  upload.Finish();
 
   WaitUntilFinal(first.id());
   v1::GetRunRequest get;
