@@ -198,6 +198,15 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
 // Check and EnsureAudience.
 // ---------------------------------------------------------------------------
 
+sdk::SyncSpeed IterableConnection::speed() const {
+  sdk::SyncSpeed speed;
+  speed.max_records_per_batch = options_.batch_size;
+  speed.max_bytes_per_batch = options_.max_body_bytes;
+  speed.max_parallel_batches = options_.parallel_requests;
+  speed.requests_per_second = options_.requests_per_second;
+  return speed;
+}
+
 absl::Status IterableConnection::Check(sdk::RunContext& ctx) {
   absl::StatusOr<HttpResponse> response =
       Call("GET", "/api/lists", "", "GET /api/lists", /*retry_transport=*/false, ctx);

@@ -37,6 +37,9 @@ class IterableConnection final : public sdk::Connection {
   // for a refused key, UNAVAILABLE naming the host for an unreachable one.
   absl::Status Check(sdk::RunContext& ctx) override;
 
+  // batch_size, max_body_bytes, parallel_requests and requests_per_second.
+  sdk::SyncSpeed speed() const override;
+
   // Finds the list named exactly `segment_name` (the remembered one, else the
   // oldest when several share the name), or creates it.
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,

@@ -1,5 +1,6 @@
 #include "iterable_destination.h"
 
+#include "email.h"
 #include "iterable_connection.h"
 #include "iterable_settings.h"
 #include "status_macros.h"
@@ -20,6 +21,12 @@ class IterableDestination final : public sdk::Destination {
     ITERABLE_ASSIGN_OR_RETURN(std::unique_ptr<IterableConnection> connection,
                               IterableConnection::Create(std::move(options)));
     return std::unique_ptr<sdk::Connection>(std::move(connection));
+  }
+
+  // Iterable stores emails trimmed and lowercased: "A@x.com " is "a@x.com".
+  std::string CanonicalIdentifier(std::string_view field, std::string_view value) const override {
+    if (field == "email") return NormalizeEmail(value);
+    return std::string(value);
   }
 
  private:

@@ -124,7 +124,8 @@ sdk::Manifest BuildManifest() {
               SettingType::kDouble, "60"),
       Setting("max_attempts", "Attempts per request", "1 to 20.", SettingType::kInt, "6"),
   };
-  m.mapping_fields = {{"email", "The profile field holding the email address.", true}};
+  m.mapping_fields = {{"email", "The profile field holding the email address.", true,
+                     /*identifier=*/true}};
   m.allows_extra_fields = true;
   m.reserved_fields = ReservedFieldNames();
   m.supports_removal = true;

@@ -14,8 +14,10 @@ namespace exportd::jsonl {
 
 class JsonlConnection final : public sdk::Connection {
  public:
-  JsonlConnection(std::filesystem::path directory, bool fsync)
-      : directory_(std::move(directory)), fsync_(fsync) {}
+  JsonlConnection(std::filesystem::path directory, bool fsync, sdk::SyncSpeed speed)
+      : directory_(std::move(directory)), fsync_(fsync), speed_(speed) {}
+
+  sdk::SyncSpeed speed() const override { return speed_; }
 
   // FAILED_PRECONDITION naming the directory when it is missing, not a
   // directory or not writable.
@@ -43,6 +45,7 @@ class JsonlConnection final : public sdk::Connection {
 
   const std::filesystem::path directory_;
   const bool fsync_;
+  const sdk::SyncSpeed speed_;
 };
 
 }  // namespace exportd::jsonl

@@ -31,7 +31,8 @@ class JsonlDestination final : public sdk::Destination {
     if (!valid.ok()) return valid;
     auto fsync = settings.find("fsync");
     return std::make_unique<JsonlConnection>(settings.at("directory"),
-                                             fsync != settings.end() && fsync->second == "true");
+                                             fsync != settings.end() && fsync->second == "true",
+                                             manifest_.speed);
   }
 
  private:

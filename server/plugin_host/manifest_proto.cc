@@ -44,6 +44,7 @@ void ManifestToProto(const sdk::Manifest& m, const std::string& library_path,
     field->set_name(f.name);
     field->set_description(f.description);
     field->set_required(f.required);
+    field->set_identifier(f.identifier);
   }
   out->set_allows_extra_fields(m.allows_extra_fields);
   for (const std::string& r : m.reserved_fields) out->add_reserved_fields(r);
@@ -53,6 +54,7 @@ void ManifestToProto(const sdk::Manifest& m, const std::string& library_path,
   speed->set_max_bytes_per_batch(m.speed.max_bytes_per_batch);
   speed->set_max_parallel_batches(m.speed.max_parallel_batches);
   speed->set_records_per_second(m.speed.records_per_second);
+  speed->set_requests_per_second(m.speed.requests_per_second);
   out->set_library_path(library_path);
 }
 

@@ -54,7 +54,8 @@ absl::Status LoadPlugin(const std::filesystem::path& library_path, DestinationRe
     return Refuse(registry, path,
                   absl::FailedPreconditionError(absl::StrCat(
                       "ABI version ", abi, " does not match the host's ", sdk::kAbiVersion,
-                      "; rebuild the plugin against this exportd's SDK")));
+                      "; rebuild the plugin against this exportd's SDK (see the ABI history in "
+                      "exportd/sdk/destination.h)")));
   }
   if (!library->has(sdk::kFactorySymbol)) {
     return Refuse(registry, path,

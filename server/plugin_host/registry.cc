@@ -83,6 +83,9 @@ absl::Status ValidateManifest(const sdk::Manifest& m) {
   if (speed.records_per_second < 0) {
     return invalid("speed.records_per_second must be >= 0 (0: no limit)");
   }
+  if (speed.requests_per_second < 0) {
+    return invalid("speed.requests_per_second must be >= 0 (0: no limit)");
+  }
   return absl::OkStatus();
 }
 

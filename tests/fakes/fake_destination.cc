@@ -7,7 +7,10 @@ namespace {
 
 class FakeConnection final : public sdk::Connection {
  public:
-  explicit FakeConnection(std::shared_ptr<FakeState> state) : state_(std::move(state)) {}
+  FakeConnection(std::shared_ptr<FakeState> state, sdk::SyncSpeed speed)
+      : state_(std::move(state)), speed_(speed) {}
+
+  sdk::SyncSpeed speed() const override { return speed_; }
 
   absl::Status Check(sdk::RunContext& ctx) override {
     LogLine(ctx);
@@ -90,6 +93,7 @@ class FakeConnection final : public sdk::Connection {
   }
 
   std::shared_ptr<FakeState> state_;
+  const sdk::SyncSpeed speed_;
 };
 
 class FakeDestination final : public sdk::Destination {
@@ -129,7 +133,7 @@ class FakeDestination final : public sdk::Destination {
       absl::MutexLock lock(&state_->mu);
       state_->last_settings = settings;
     }
-    return std::make_unique<FakeConnection>(state_);
+    return std::make_unique<FakeConnection>(state_, manifest_.speed);
   }
 
  private:

@@ -14,6 +14,7 @@ namespace exportd::test_plugins {
 
 class FakeConnection final : public sdk::Connection {
  public:
+  sdk::SyncSpeed speed() const override { return {}; }
   absl::Status Check(sdk::RunContext&) override { return absl::OkStatus(); }
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view name, std::string_view,
                                                sdk::RunContext&) override {

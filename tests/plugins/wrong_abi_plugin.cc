@@ -1,11 +1,12 @@
-// A plugin built against another ABI version: the host must refuse it before
-// calling its factory (which would abort the test).
+// A plugin built against the previous ABI version (1: before the engine owned
+// the rate): the host must refuse it before calling its factory (which would
+// abort the test).
 #include <cstdlib>
 
 #include "fake_destination.h"
 
 namespace wrong_abi {
-const std::uint32_t abi_version = exportd::sdk::kAbiVersion + 41;
+const std::uint32_t abi_version = exportd::sdk::kAbiVersion - 1;
 absl::StatusOr<std::unique_ptr<exportd::sdk::Destination>> Create() { std::abort(); }
 }  // namespace wrong_abi
 

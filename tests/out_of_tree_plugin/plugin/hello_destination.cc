@@ -15,6 +15,8 @@ using exportd::sdk::RunContext;
 
 class HelloConnection final : public exportd::sdk::Connection {
  public:
+  exportd::sdk::SyncSpeed speed() const override { return {}; }
+
   absl::Status Check(RunContext& ctx) override {
     if (ctx.cancelled()) return absl::CancelledError("hello: cancelled");
     return absl::OkStatus();

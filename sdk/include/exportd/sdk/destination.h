@@ -55,7 +55,13 @@ namespace exportd::sdk {
 // The ABI version of this SDK. The host refuses a plugin whose exported
 // version differs. Bump it on any change to a class layout or virtual table in
 // this folder.
-inline constexpr std::uint32_t kAbiVersion = 1;
+inline constexpr std::uint32_t kAbiVersion = 2;
+// ABI history:
+//   1  the first SDK.
+//   2  MappingFieldSpec::identifier, Destination::CanonicalIdentifier,
+//      SyncSpeed::requests_per_second, Connection::speed(),
+//      RunContext::ReportThrottle. The engine owns batching, parallelism and
+//      rate: a plugin makes one request per call and reports throttling.
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -85,16 +91,30 @@ struct MappingFieldSpec {
   std::string name;  // e.g. "email".
   std::string description;
   bool required = false;
+  // The destination keys its members by this field (Iterable: `email`). The
+  // engine diffs a segment against what was delivered by the canonical form
+  // of this field's value (Destination::CanonicalIdentifier), so that a
+  // changed identifier removes the old one and several profiles with one
+  // identifier are one member. An export maps at most one identifier field;
+  // the first one it maps is the key.
+  bool identifier = false;
 };
 
-// How fast a destination may be driven. The engine batches and throttles
-// according to it; settings can lower it per connection.
+// How fast a destination may be driven. The engine owns batching,
+// parallelism and rate: it sends batches of at most `max_records_per_batch`
+// records and about `max_bytes_per_batch` bytes, up to
+// `max_parallel_batches` at once, and keeps one limiter per connection that
+// every run on the connection shares. A connection's settings can lower
+// these (Connection::speed()).
 struct SyncSpeed {
   int max_records_per_batch = 1000;
   std::int64_t max_bytes_per_batch = 4'000'000;
   int max_parallel_batches = 1;
-  // 0 means no limit.
+  // Records per second across every run of one connection; 0: no limit.
   double records_per_second = 0;
+  // Upsert/Remove calls per second across every run of one connection; 0: no
+  // limit. A plugin makes one request per call.
+  double requests_per_second = 0;
 };
 
 struct Manifest {
@@ -140,6 +160,14 @@ class RunContext {
   virtual absl::Time Now() const = 0;
   // Logs a line attributed to the plugin and, during a run, to the run.
   virtual void Log(LogLevel level, std::string_view message) = 0;
+  // Reports that the destination throttled a request (HTTP 429 or the like).
+  // `retry_after` is how long it asked for nothing to be sent (Retry-After, a
+  // rate-reset time; zero when it did not say). The engine lowers the
+  // connection's shared rate and waits before it sends again; the plugin
+  // does not sleep for it. After reporting, an Upsert or Remove returns
+  // absl::ResourceExhaustedError: the engine sends the same batch again.
+  // The default ignores the report (contexts outside a run).
+  virtual void ReportThrottle(absl::Duration retry_after) { (void)retry_after; }
 };
 
 // ---------------------------------------------------------------------------
@@ -156,12 +184,17 @@ struct Audience {
   std::string note;
 };
 
-// One connection's worth of state: credentials, HTTP clients, rate limiters.
-// A Connection may be called from several threads at once (the engine runs
-// up to SyncSpeed::max_parallel_batches writes in parallel).
+// One connection's worth of state: credentials and HTTP clients. A
+// Connection may be called from several threads at once (the engine runs up
+// to SyncSpeed::max_parallel_batches writes in parallel).
 class Connection {
  public:
   virtual ~Connection() = default;
+
+  // The speed this connection may be driven at: the manifest's, lowered by
+  // the connection's settings (never raised above the manifest's). The
+  // engine batches, parallelises and throttles by it.
+  virtual SyncSpeed speed() const = 0;
 
   // Verifies the settings against the destination with a real, cheap call
   // (Iterable: GET /api/lists). UNAUTHENTICATED for rejected credentials,
@@ -175,10 +208,13 @@ class Connection {
                                                   std::string_view remembered_id,
                                                   RunContext& ctx) = 0;
 
-  // Adds or updates the batch's records in the audience. Returns exactly one
-  // outcome per record, in order. A returned error status means the whole call
-  // failed and nothing can be said per record (e.g. credentials revoked); the
-  // engine treats every record as not delivered.
+  // Adds or updates the batch's records in the audience with one request
+  // (a batch larger than the destination's byte limit may take more). Returns
+  // exactly one outcome per record, in order. A returned error status means
+  // the whole call failed and nothing can be said per record (e.g. credentials
+  // revoked); the engine treats every record as not delivered.
+  // RESOURCE_EXHAUSTED after RunContext::ReportThrottle: the engine waits and
+  // sends the batch again.
   virtual absl::StatusOr<std::vector<RecordOutcome>> Upsert(const Audience& audience,
                                                             const RecordBatch& batch,
                                                             RunContext& ctx) = 0;
@@ -201,6 +237,15 @@ class Destination {
   }
   // Creates a connection for the settings. Cheap: no network call.
   virtual absl::StatusOr<std::unique_ptr<Connection>> Connect(const Settings& settings) = 0;
+  // The identifier as the destination keys it, for a value of the identifier
+  // mapping field `field` (Iterable: an email trimmed and lowercased). Two
+  // values with one canonical form are one member at the destination. Called
+  // per record on the data path: cheap, no I/O, thread-safe. The default is
+  // the value unchanged.
+  virtual std::string CanonicalIdentifier(std::string_view field, std::string_view value) const {
+    (void)field;
+    return std::string(value);
+  }
 };
 
 // The factory a plugin exports.
