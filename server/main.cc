@@ -10,7 +10,7 @@
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/api/server.h"
-#include "server/plugin_host/plugin_loader.h"
+#include "server/destinations/plugin_loader.h"
 
 namespace {
 
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!plugin_dir_set) options.plugin_dir = exportd::plugin_host::DefaultPluginDir(argv[0]).string();
+  if (!plugin_dir_set) options.plugin_dir = exportd::destinations::DefaultPluginDir(argv[0]).string();
 
   // Signals are taken by a thread of their own; block them everywhere else.
   sigset_t signals;

@@ -44,8 +44,8 @@ class JsonlLoadedTraits : public JsonlTraitsBase {
   // Loads the plugin through the host; the shared_ptr keeps the registry (and
   // so the library) alive as long as the destination is used.
   absl::StatusOr<std::shared_ptr<sdk::Destination>> MakeDestination() {
-    auto registry = std::make_shared<exportd::plugin_host::DestinationRegistry>();
-    absl::Status loaded = exportd::plugin_host::LoadPlugin(EXPORTD_JSONL_PLUGIN, *registry);
+    auto registry = std::make_shared<exportd::destinations::DestinationRegistry>();
+    absl::Status loaded = exportd::destinations::LoadPlugin(EXPORTD_JSONL_PLUGIN, *registry);
     if (!loaded.ok()) return loaded;
     absl::StatusOr<sdk::Destination*> destination = registry->Get("jsonl");
     if (!destination.ok()) return destination.status();

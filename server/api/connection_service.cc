@@ -4,11 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/api/access.h"
-#include "server/api/connection_settings.h"
+#include "server/api/call_run_context.h"
+#include "server/destinations/connection_resolver.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
 #include "server/crypto/secret_map.h"
-#include "server/plugin_host/validation.h"
+#include "server/destinations/validation.h"
 
 namespace exportd::api {
 namespace {
@@ -21,13 +22,13 @@ std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string
 
 // Checks settings and secrets against the destination's manifest; the
 // resolved values are not stored (defaults stay defaults).
-absl::Status CheckAgainstManifest(const plugin_host::DestinationRegistry& registry,
+absl::Status CheckAgainstManifest(const destinations::DestinationRegistry& registry,
                                   const std::string& type,
                                   const std::map<std::string, std::string>& settings,
                                   const crypto::SecretMap& secrets) {
   EXPORTD_ASSIGN_OR_RETURN(sdk::Destination * destination, registry.Get(type));
   EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved,
-                           plugin_host::ResolveSettings(destination->manifest(), settings, secrets));
+                           destinations::ResolveSettings(destination->manifest(), settings, secrets));
   return destination->ValidateSettings(resolved);
 }
 
@@ -76,7 +77,7 @@ grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
         c.set_created_by(who.name);
         c.set_created_at_micros(now);
         c.set_updated_at_micros(now);
-        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, SealSecrets(c, secrets, *deps_.secrets));
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, destinations::SealSecrets(c, secrets, *deps_.secrets));
         EXPORTD_RETURN_IF_ERROR(deps_.store->CreateConnection(stored));
         resource = absl::StrCat("connection/", c.id());
         *resp = c;
@@ -135,7 +136,7 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
             (*c.mutable_settings())[key] = value;
           }
         }
-        EXPORTD_ASSIGN_OR_RETURN(crypto::SecretMap secrets, OpenSecrets(stored, *deps_.secrets));
+        EXPORTD_ASSIGN_OR_RETURN(crypto::SecretMap secrets, destinations::OpenSecrets(stored, *deps_.secrets));
         for (const auto& [key, value] : req->secrets()) secrets[key] = value;
         if (req->has_shared_with_contributors()) {
           c.set_shared_with_contributors(req->shared_with_contributors());
@@ -146,7 +147,7 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
         c.set_updated_at_micros(NowMicros());
         // Always sealed again, so a value sealed before secrets were bound to
         // their connection is bound from now on.
-        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, SealSecrets(c, secrets, *deps_.secrets));
+        EXPORTD_ASSIGN_OR_RETURN(stored.sealed_secrets, destinations::SealSecrets(c, secrets, *deps_.secrets));
         EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateConnection(stored));
         *resp = c;
         return absl::OkStatus();
@@ -187,8 +188,8 @@ grpc::ServerUnaryReactor* ConnectionService::TestConnection(
       Audit::kNo, [&](const auth::Principal&, std::string&) -> absl::Status {
         EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                                  deps_.store->GetConnection(req->connection()));
-        EXPORTD_ASSIGN_OR_RETURN(ResolvedConnection resolved,
-                                 ResolveConnection(stored, *deps_.secrets, *deps_.registry));
+        EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
+                                 destinations::ResolveConnection(stored, *deps_.secrets, *deps_.registry));
         CallRunContext run_context(ctx);
         absl::Status check;
         auto connection = resolved.destination->Connect(resolved.settings);

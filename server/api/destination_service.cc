@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/plugin_host/manifest_proto.h"
+#include "server/destinations/manifest_proto.h"
 
 namespace exportd::api {
 
@@ -13,7 +13,7 @@ grpc::ServerUnaryReactor* DestinationService::ListDestinations(
                      auth::Action::kRead, Audit::kNo,
                      [&](const auth::Principal&, std::string&) -> absl::Status {
                        for (const auto& d : deps_.registry->List()) {
-                         plugin_host::ManifestToProto(*d.manifest, d.library_path,
+                         destinations::ManifestToProto(*d.manifest, d.library_path,
                                                       resp->add_destinations());
                        }
                        for (const auto& r : deps_.registry->refused()) {
@@ -34,7 +34,7 @@ grpc::ServerUnaryReactor* DestinationService::GetDestination(
                      [&](const auth::Principal&, std::string&) -> absl::Status {
                        for (const auto& d : deps_.registry->List()) {
                          if (d.manifest->name == req->name()) {
-                           plugin_host::ManifestToProto(*d.manifest, d.library_path, resp);
+                           destinations::ManifestToProto(*d.manifest, d.library_path, resp);
                            return absl::OkStatus();
                          }
                        }

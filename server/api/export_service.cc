@@ -14,7 +14,7 @@
 #include "server/common/time_zone.h"
 #include "server/engine/cron.h"
 #include "server/engine/engine.h"
-#include "server/plugin_host/validation.h"
+#include "server/destinations/validation.h"
 
 namespace exportd::api {
 namespace {
@@ -132,7 +132,7 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
   std::vector<std::pair<std::string, std::string>> mappings;
   for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
   if (manifest != nullptr) {
-    absl::Status status = plugin_host::ValidateMappings(*manifest, mappings);
+    absl::Status status = destinations::ValidateMappings(*manifest, mappings);
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("export '", name, "': ", status.message()));
     }

@@ -50,7 +50,7 @@ absl::Status CheckExportShape(const v1::Export& e) {
   mapped.reserve(e.mappings_size());
   for (int i = 0; i < e.mappings_size(); ++i) {
     const v1::FieldMapping& m = e.mappings(i);
-    // Empty ones get the destination's own message (plugin_host::ValidateMappings).
+    // Empty ones get the destination's own message (destinations::ValidateMappings).
     auto check = [&](absl::string_view what, const std::string& value) -> absl::Status {
       if (value.empty()) return absl::OkStatus();
       absl::Status valid = ValidateName(absl::StrCat("mapping ", i + 1, " ", what), value);

@@ -12,7 +12,7 @@
 #include <cstddef>
 
 #include "absl/time/time.h"
-#include "server/common/grpc_status.h"
+#include "server/api/grpc_status.h"
 
 namespace exportd::api {
 
@@ -34,7 +34,7 @@ inline constexpr int kMaxSegmentsPerExport = 100;
 inline constexpr int kMaxNamesListed = 20;
 
 // An error message's size as it travels in the gRPC trailer; longer ones are
-// cut (server/common/grpc_status.h).
+// cut (server/api/grpc_status.h).
 inline constexpr std::size_t kMaxErrorMessageBytes = kMaxStatusMessageBytes;
 
 // An upload that sends nothing for this long is aborted (--upload-idle-timeout).

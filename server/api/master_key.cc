@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/api/connection_settings.h"
+#include "server/destinations/connection_resolver.h"
 #include "server/common/private_file.h"
 #include "server/common/status_macros.h"
 
@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<crypto::SecretBox>> OpenMasterKey(store::Store& s
     }
   } else {
     for (const store::StoredConnection& c : sealed) {
-      if (!OpenSecrets(c, **box).ok()) {
+      if (!destinations::OpenSecrets(c, **box).ok()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "master key file '", key_path, "' does not open the secrets of connection '",
             c.connection.display_name(), "' in database '", store_name,

@@ -1,7 +1,6 @@
 #include "server/api/rpc_support.h"
 
 #include <grpc/grpc_security_constants.h>
-#include <openssl/rand.h>
 
 #include <iostream>
 #include <memory>
@@ -15,7 +14,7 @@
 #include "server/api/limits.h"
 #include "server/auth/certificate.h"
 #include "server/common/clock.h"
-#include "server/common/grpc_status.h"
+#include "server/api/grpc_status.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::api {
@@ -211,11 +210,5 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name) {
   return absl::OkStatus();
 }
 
-std::string NewId(absl::string_view prefix) {
-  unsigned char raw[6];
-  RAND_bytes(raw, sizeof raw);
-  return absl::StrCat(prefix, "-",
-                      absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(raw), 6)));
-}
 
 }  // namespace exportd::api

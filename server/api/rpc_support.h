@@ -18,9 +18,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/common/ids.h"
 #include "server/auth/auth.h"
 #include "server/crypto/secret_box.h"
-#include "server/plugin_host/registry.h"
+#include "server/destinations/registry.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -34,7 +35,7 @@ struct ServiceDeps {
   store::Store* store = nullptr;
   const crypto::SecretBox* secrets = nullptr;
   const auth::Authenticator* authenticator = nullptr;
-  plugin_host::DestinationRegistry* registry = nullptr;
+  destinations::DestinationRegistry* registry = nullptr;
   engine::Engine* engine = nullptr;
 };
 
@@ -75,9 +76,6 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name);
 // as "\xe9", quotes and backslashes escaped, cut after kMaxNameCharacters
 // characters with "…".
 std::string EscapeName(absl::string_view name);
-
-// A new random id with a readable prefix, e.g. "conn-3f9a0c1d2e4b".
-std::string NewId(absl::string_view prefix);
 
 }  // namespace exportd::api
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/access.h"
-#include "server/common/grpc_status.h"
+#include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
 #include "server/engine/run_states.h"

@@ -17,7 +17,7 @@
 #include "server/api/limits.h"
 #include "server/api/uploaded_ids.h"
 #include "server/common/clock.h"
-#include "server/common/grpc_status.h"
+#include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
 #include "server/store/member_chunk.h"

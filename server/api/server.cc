@@ -20,7 +20,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
-#include "server/plugin_host/plugin_loader.h"
+#include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
 #include "server/store/sqlite_store.h"
 
@@ -56,7 +56,7 @@ struct Server::Impl {
   std::unique_ptr<store::SqliteStore> store;
   std::unique_ptr<crypto::SecretBox> secrets;
   std::unique_ptr<auth::Authenticator> authenticator;
-  std::unique_ptr<plugin_host::DestinationRegistry> registry;
+  std::unique_ptr<destinations::DestinationRegistry> registry;
   std::unique_ptr<ConnectionService> connections;
   std::unique_ptr<SegmentService> segments;
   std::unique_ptr<ExportService> exports;
@@ -117,13 +117,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   } else {
     EXPORTD_ASSIGN_OR_RETURN(s.authenticator, auth::Authenticator::FromTokensFile(o.tokens_file));
   }
-  s.registry = std::make_unique<plugin_host::DestinationRegistry>();
+  s.registry = std::make_unique<destinations::DestinationRegistry>();
   for (auto& destination : s.options.extra_destinations) {
     EXPORTD_RETURN_IF_ERROR(s.registry->Register(std::move(destination), ""));
   }
   s.options.extra_destinations.clear();
   if (!o.plugin_dir.empty()) {
-    EXPORTD_RETURN_IF_ERROR(plugin_host::LoadPluginDirectory(o.plugin_dir, *s.registry));
+    EXPORTD_RETURN_IF_ERROR(destinations::LoadPluginDirectory(o.plugin_dir, *s.registry));
   }
 
   engine::EngineOptions engine_options;

@@ -18,14 +18,14 @@
 #include "server/api/master_key.h"
 #include "server/api/server.h"
 #include "server/crypto/secret_map.h"
-#include "server/plugin_host/test_util.h"
+#include "server/destinations/test_util.h"
 #include "server/store/sqlite_store.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::api {
 namespace {
 
-using ::exportd::plugin_host::testing::StatusIs;
+using ::exportd::destinations::testing::StatusIs;
 using ::exportd::sdk::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;

@@ -15,13 +15,13 @@
 #include "gtest/gtest.h"
 #include "server/api/server.h"
 #include "server/api/tls_credentials.h"
-#include "server/plugin_host/test_util.h"
+#include "server/destinations/test_util.h"
 #include "tests/support/test_certificates.h"
 
 namespace exportd::api {
 namespace {
 
-using ::exportd::plugin_host::testing::StatusIs;
+using ::exportd::destinations::testing::StatusIs;
 using ::exportd::testing::ClientCertificate;
 using ::exportd::testing::IssuedCertificate;
 using ::exportd::testing::ServerCertificate;

@@ -1,6 +1,6 @@
 #include "manifest_proto.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
 exportd::v1::SettingSpec::Type ToProto(sdk::SettingType type) {
@@ -58,4 +58,4 @@ void ManifestToProto(const sdk::Manifest& m, const std::string& library_path,
   out->set_library_path(library_path);
 }
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -3,7 +3,7 @@
 #include "fake_destination.h"
 #include "gtest/gtest.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
 TEST(ManifestToProtoTest, CopiesEveryField) {
@@ -44,4 +44,4 @@ TEST(ManifestToProtoTest, CopiesEveryField) {
 }
 
 }  // namespace
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -19,15 +19,15 @@ int main(int argc, char** argv) {
               << "or the reason it is refused (exit status 1).\n";
     return 2;
   }
-  exportd::plugin_host::DestinationRegistry registry;
-  absl::Status loaded = exportd::plugin_host::LoadPlugin(argv[1], registry);
+  exportd::destinations::DestinationRegistry registry;
+  absl::Status loaded = exportd::destinations::LoadPlugin(argv[1], registry);
   if (!loaded.ok()) {
     std::cout << "REFUSED " << argv[1] << ": " << loaded.message() << "\n";
     return 1;
   }
-  for (const exportd::plugin_host::RegisteredDestination& d : registry.List()) {
+  for (const exportd::destinations::RegisteredDestination& d : registry.List()) {
     exportd::v1::Destination proto;
-    exportd::plugin_host::ManifestToProto(*d.manifest, d.library_path, &proto);
+    exportd::destinations::ManifestToProto(*d.manifest, d.library_path, &proto);
     google::protobuf::util::JsonPrintOptions options;
     options.add_whitespace = true;
     options.always_print_primitive_fields = true;

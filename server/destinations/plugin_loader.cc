@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/terminal_text.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
 using Library = boost::dll::shared_library;
@@ -126,4 +126,4 @@ std::filesystem::path DefaultPluginDir(const std::string& argv0) {
   return exe_dir.parent_path() / "lib" / "exportd" / "plugins";
 }
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -14,8 +14,8 @@
 // failing any step is refused: logged on stderr and recorded in
 // registry.refused(); the others still load. Loaded libraries stay loaded
 // until the registry is destroyed.
-#ifndef EXPORTD_SERVER_PLUGIN_HOST_PLUGIN_LOADER_H_
-#define EXPORTD_SERVER_PLUGIN_HOST_PLUGIN_LOADER_H_
+#ifndef EXPORTD_SERVER_DESTINATIONS_PLUGIN_LOADER_H_
+#define EXPORTD_SERVER_DESTINATIONS_PLUGIN_LOADER_H_
 
 #include <filesystem>
 #include <string>
@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "registry.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 
 // Loads one library and registers its destination. On refusal, records the
 // reason in registry.refused(), logs it, and returns it: FAILED_PRECONDITION
@@ -44,6 +44,6 @@ absl::Status LoadPluginDirectory(const std::filesystem::path& dir, DestinationRe
 // directory part.
 std::filesystem::path DefaultPluginDir(const std::string& argv0);
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations
 
-#endif  // EXPORTD_SERVER_PLUGIN_HOST_PLUGIN_LOADER_H_
+#endif  // EXPORTD_SERVER_DESTINATIONS_PLUGIN_LOADER_H_

@@ -10,11 +10,11 @@
 #include "registry.h"
 #include "test_util.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
-using ::exportd::plugin_host::testing::StatusIs;
-using ::exportd::plugin_host::testing::TempDir;
+using ::exportd::destinations::testing::StatusIs;
+using ::exportd::destinations::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -167,4 +167,4 @@ TEST(DefaultPluginDirTest, FallsBackToTheInstalledLayout) {
 }
 
 }  // namespace
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

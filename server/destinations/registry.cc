@@ -7,7 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "validation.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
 bool IsNameChar(char c, bool allow_dash) {
@@ -160,4 +160,4 @@ std::vector<RefusedPlugin> DestinationRegistry::refused() const {
   return refused_;
 }
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

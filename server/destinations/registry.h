@@ -4,15 +4,15 @@
 // test calls Register); reads (Get, List, refused) are thread-safe and may run
 // concurrently with each other and with late registrations.
 //
-//   exportd::plugin_host::DestinationRegistry registry;
-//   absl::Status loaded = exportd::plugin_host::LoadPluginDirectory(dir, registry);
+//   exportd::destinations::DestinationRegistry registry;
+//   absl::Status loaded = exportd::destinations::LoadPluginDirectory(dir, registry);
 //   absl::StatusOr<exportd::sdk::Destination*> iterable = registry.Get("iterable");
 //
 // The registry owns each Destination and, for plugins loaded from a shared
 // library, a handle that keeps the library loaded. On destruction every
 // Destination is destroyed before its library is unloaded.
-#ifndef EXPORTD_SERVER_PLUGIN_HOST_REGISTRY_H_
-#define EXPORTD_SERVER_PLUGIN_HOST_REGISTRY_H_
+#ifndef EXPORTD_SERVER_DESTINATIONS_REGISTRY_H_
+#define EXPORTD_SERVER_DESTINATIONS_REGISTRY_H_
 
 #include <map>
 #include <memory>
@@ -26,7 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "exportd/sdk/destination.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 
 // A registered destination. Pointers stay valid for the registry's lifetime.
 struct RegisteredDestination {
@@ -89,6 +89,6 @@ class DestinationRegistry {
   std::vector<RefusedPlugin> refused_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations
 
-#endif  // EXPORTD_SERVER_PLUGIN_HOST_REGISTRY_H_
+#endif  // EXPORTD_SERVER_DESTINATIONS_REGISTRY_H_

@@ -8,10 +8,10 @@
 #include "gtest/gtest.h"
 #include "test_util.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
-using ::exportd::plugin_host::testing::StatusIs;
+using ::exportd::destinations::testing::StatusIs;
 using ::exportd::test_plugins::FakeDestination;
 using ::exportd::test_plugins::FakeManifest;
 using ::testing::AllOf;
@@ -201,4 +201,4 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadManifestCase>& info) { return info.param.label; });
 
 }  // namespace
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -1,6 +1,6 @@
 // Helpers shared by the plugin host's tests.
-#ifndef EXPORTD_SERVER_PLUGIN_HOST_TEST_UTIL_H_
-#define EXPORTD_SERVER_PLUGIN_HOST_TEST_UTIL_H_
+#ifndef EXPORTD_SERVER_DESTINATIONS_TEST_UTIL_H_
+#define EXPORTD_SERVER_DESTINATIONS_TEST_UTIL_H_
 
 #include <stdlib.h>
 
@@ -12,7 +12,7 @@
 #include "exportd/sdk/testing/temp_dir.h"
 #include "gtest/gtest.h"
 
-namespace exportd::plugin_host::testing {
+namespace exportd::destinations::testing {
 
 // Matches an absl::Status (or StatusOr) with `code` whose message matches
 // `message_matcher`.
@@ -32,6 +32,6 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
 
 using ::exportd::sdk::testing::TempDir;
 
-}  // namespace exportd::plugin_host::testing
+}  // namespace exportd::destinations::testing
 
-#endif  // EXPORTD_SERVER_PLUGIN_HOST_TEST_UTIL_H_
+#endif  // EXPORTD_SERVER_DESTINATIONS_TEST_UTIL_H_

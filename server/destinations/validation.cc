@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
 const sdk::SettingSpec* FindSetting(const sdk::Manifest& m, const std::string& name) {
@@ -171,4 +171,4 @@ absl::Status ValidateMappings(const sdk::Manifest& manifest,
   return absl::OkStatus();
 }
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -7,8 +7,8 @@
 //
 // Every error is INVALID_ARGUMENT and says which input is wrong and how to fix
 // it. A secret's value never appears in a message.
-#ifndef EXPORTD_SERVER_PLUGIN_HOST_VALIDATION_H_
-#define EXPORTD_SERVER_PLUGIN_HOST_VALIDATION_H_
+#ifndef EXPORTD_SERVER_DESTINATIONS_VALIDATION_H_
+#define EXPORTD_SERVER_DESTINATIONS_VALIDATION_H_
 
 #include <map>
 #include <string>
@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "exportd/sdk/destination.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 
 // Checks that `value` is a valid value for `spec`: ints and doubles parse,
 // bools are "true" or "false", enum values are allowed. The message names the
@@ -42,6 +42,6 @@ absl::StatusOr<sdk::Settings> ResolveSettings(const sdk::Manifest& manifest,
 absl::Status ValidateMappings(const sdk::Manifest& manifest,
                               const std::vector<std::pair<std::string, std::string>>& mappings);
 
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations
 
-#endif  // EXPORTD_SERVER_PLUGIN_HOST_VALIDATION_H_
+#endif  // EXPORTD_SERVER_DESTINATIONS_VALIDATION_H_

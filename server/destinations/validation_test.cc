@@ -4,10 +4,10 @@
 #include "gtest/gtest.h"
 #include "test_util.h"
 
-namespace exportd::plugin_host {
+namespace exportd::destinations {
 namespace {
 
-using ::exportd::plugin_host::testing::StatusIs;
+using ::exportd::destinations::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -181,4 +181,4 @@ TEST(ValidateMappingsTest, EmptyNames) {
 }
 
 }  // namespace
-}  // namespace exportd::plugin_host
+}  // namespace exportd::destinations

@@ -5,16 +5,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/api/connection_settings.h"
-#include "server/api/rpc_support.h"
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
+#include "server/common/ids.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/cron.h"
 #include "server/engine/record_codec.h"
 #include "server/engine/run_states.h"
 #include "server/engine/segment_sync.h"
+#include "server/destinations/connection_resolver.h"
 
 namespace exportd::engine {
 
@@ -137,12 +137,12 @@ bool IsRetryable(absl::StatusCode code) {
 }  // namespace
 
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
-               plugin_host::DestinationRegistry* registry, EngineOptions options)
+               destinations::DestinationRegistry* registry, EngineOptions options)
     : store_(store), secrets_(secrets), registry_(registry), options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                                                        const crypto::SecretBox* secrets,
-                                                       plugin_host::DestinationRegistry* registry,
+                                                       destinations::DestinationRegistry* registry,
                                                        EngineOptions options) {
   if (options.workers < 1) {
     return absl::InvalidArgumentError("the engine needs at least one worker (--run-workers)");
@@ -218,7 +218,7 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
   }
   auto live = std::make_shared<LiveRun>();
   v1::Run run;
-  run.set_id(api::NewId("run"));
+  run.set_id(NewId("run"));
   run.set_export_id(e.id());
   run.set_export_name(e.name());
   run.set_state(v1::RUN_STATE_QUEUED);
@@ -650,8 +650,8 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   Tracker tracker(this, &live);
   EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                            store_->GetConnection(e.connection_id()));
-  EXPORTD_ASSIGN_OR_RETURN(api::ResolvedConnection resolved,
-                           api::ResolveConnection(stored, *secrets_, *registry_));
+  EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
+                           destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
   std::unique_ptr<sdk::Connection> connection;
   if (!run.dry_run()) {

@@ -28,7 +28,7 @@
 #include "exportd/v1/run.pb.h"
 #include "server/crypto/secret_box.h"
 #include "server/engine/refresh_schedule.h"
-#include "server/plugin_host/registry.h"
+#include "server/destinations/registry.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -59,7 +59,7 @@ class Engine {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Create(store::Store* store,
                                                         const crypto::SecretBox* secrets,
-                                                        plugin_host::DestinationRegistry* registry,
+                                                        destinations::DestinationRegistry* registry,
                                                         EngineOptions options);
   ~Engine();
 
@@ -98,7 +98,7 @@ class Engine {
   class Context;
 
   Engine(store::Store* store, const crypto::SecretBox* secrets,
-         plugin_host::DestinationRegistry* registry, EngineOptions options);
+         destinations::DestinationRegistry* registry, EngineOptions options);
 
   void WorkerLoop();
   // How long an idle worker may sleep before it must look at the queue
@@ -121,7 +121,7 @@ class Engine {
 
   store::Store* const store_;
   const crypto::SecretBox* const secrets_;
-  plugin_host::DestinationRegistry* const registry_;
+  destinations::DestinationRegistry* const registry_;
   const EngineOptions options_;
 
   absl::Mutex mu_;

@@ -30,7 +30,7 @@ class EngineTest : public ::testing::Test {
     store_ = std::move(*store);
     box_ = *crypto::SecretBox::FromKey(std::string(32, 'k'));
     state_ = std::make_shared<testing::FakeState>();
-    registry_ = std::make_unique<plugin_host::DestinationRegistry>();
+    registry_ = std::make_unique<destinations::DestinationRegistry>();
     ASSERT_TRUE(registry_->Register(testing::MakeFakeDestination(state_), "").ok());
 
     store::StoredConnection c;
@@ -117,7 +117,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<crypto::SecretBox> box_;
   std::shared_ptr<testing::FakeState> state_;
-  std::unique_ptr<plugin_host::DestinationRegistry> registry_;
+  std::unique_ptr<destinations::DestinationRegistry> registry_;
   std::unique_ptr<Engine> engine_;
   v1::Export export_;
 };

@@ -1,6 +1,6 @@
 // The one place where absl::Status becomes grpc::Status (at the RPC edge).
-#ifndef EXPORTD_SERVER_COMMON_GRPC_STATUS_H_
-#define EXPORTD_SERVER_COMMON_GRPC_STATUS_H_
+#ifndef EXPORTD_SERVER_API_GRPC_STATUS_H_
+#define EXPORTD_SERVER_API_GRPC_STATUS_H_
 
 #include <grpcpp/support/status.h>
 
@@ -31,4 +31,4 @@ std::string CutStatusMessage(absl::string_view message);
 
 }  // namespace exportd
 
-#endif  // EXPORTD_SERVER_COMMON_GRPC_STATUS_H_
+#endif  // EXPORTD_SERVER_API_GRPC_STATUS_H_

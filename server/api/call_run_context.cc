@@ -1,0 +1,27 @@
+#include "server/api/call_run_context.h"
+
+#include <algorithm>
+#include <iostream>
+
+#include "server/common/terminal_text.h"
+
+namespace exportd::api {
+
+bool CallRunContext::cancelled() const { return ctx_ != nullptr && ctx_->IsCancelled(); }
+
+bool CallRunContext::SleepFor(absl::Duration d) {
+  absl::Time end = absl::Now() + d;
+  while (absl::Now() < end) {
+    if (cancelled()) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(50), end - absl::Now()));
+  }
+  return !cancelled();
+}
+
+void CallRunContext::Log(sdk::LogLevel level, std::string_view message) {
+  (void)level;
+  std::cerr << "exportd: " << EscapeForTerminal(absl::string_view(message.data(), message.size()))
+            << "\n";
+}
+
+}  // namespace exportd::api
