@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
 #include "exportd/v1/run.grpc.pb.h"
+#include "server/common/run_states.h"
 
 namespace exportd::client {
 namespace {
@@ -14,16 +15,8 @@ using exportd::v1::RunService;
 constexpr int kDefaultRejectionsLimit = 50;
 constexpr int kProgressBarWidth = 30;
 
-bool IsSuccess(exportd::v1::RunState state) {
-  return state == exportd::v1::RUN_STATE_SUCCEEDED ||
-         state == exportd::v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS ||
-         state == exportd::v1::RUN_STATE_SKIPPED;
-}
-
-bool IsFinal(exportd::v1::RunState state) {
-  return IsSuccess(state) || state == exportd::v1::RUN_STATE_FAILED ||
-         state == exportd::v1::RUN_STATE_CANCELED;
-}
+using exportd::IsFinal;
+using exportd::IsSuccess;
 
 int Get(CommandContext& ctx, const cli::ParsedArgs& args) {
   auto stub = RunService::NewStub(ctx.channel());

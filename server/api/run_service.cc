@@ -8,7 +8,7 @@
 #include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
-#include "server/engine/run_states.h"
+#include "server/common/run_states.h"
 
 namespace exportd::api {
 namespace {
@@ -40,7 +40,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Run> {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
       return;
     }
-    if (engine::IsFinal(sent_.state())) {
+    if (IsFinal(sent_.state())) {
       Finish(grpc::Status::OK);
       return;
     }
@@ -173,7 +173,7 @@ grpc::ServerUnaryReactor* RunService::ListRuns(grpc::CallbackServerContext* ctx,
             auto runs, deps_.store->ListRuns(e.id(), {req->page_size(), req->page_token()}, &next));
         for (auto& run : runs) {
           // Unfinished runs: the engine's live view has the current progress.
-          if (!engine::IsFinal(run.state())) {
+          if (!IsFinal(run.state())) {
             auto live = deps_.engine->GetRun(run.id());
             if (live.ok()) run = std::move(*live);
           }

@@ -376,12 +376,4 @@ absl::Time CronSchedule::Previous(absl::Time at_or_before) const {
   return absl::InfinitePast();
 }
 
-CatchUpPlan CatchUp(const CronSchedule& schedule, absl::Time last_run_or_saved, absl::Time now) {
-  CatchUpPlan plan;
-  const absl::Time latest = schedule.Previous(now);
-  if (latest != absl::InfinitePast() && latest > last_run_or_saved) plan.due = latest;
-  plan.next = schedule.Next(now);
-  return plan;
-}
-
 }  // namespace exportd::engine

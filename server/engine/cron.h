@@ -123,10 +123,19 @@ struct CatchUpPlan {
   absl::Time next;
 };
 
-// Plans the catch-up for `schedule` given the time of the last run (or the time
-// the schedule was saved, if it never ran) and the current time. Firings at or
-// before `last_run_or_saved` are never due.
-CatchUpPlan CatchUp(const CronSchedule& schedule, absl::Time last_run_or_saved, absl::Time now);
+// Plans the catch-up for `schedule` (a CronSchedule or a RefreshSchedule:
+// anything with Previous(t) and Next(t)) given the time of the last run (or
+// the time the schedule was saved, if it never ran) and the current time.
+// Firings at or before `last_run_or_saved` are never due. The one catch-up
+// rule: the Scheduler uses it for every export.
+template <typename Schedule>
+CatchUpPlan CatchUp(const Schedule& schedule, absl::Time last_run_or_saved, absl::Time now) {
+  CatchUpPlan plan;
+  const absl::Time latest = schedule.Previous(now);
+  if (latest != absl::InfinitePast() && latest > last_run_or_saved) plan.due = latest;
+  plan.next = schedule.Next(now);
+  return plan;
+}
 
 }  // namespace exportd::engine
 

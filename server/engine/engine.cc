@@ -10,9 +10,9 @@
 #include "server/common/ids.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
-#include "server/engine/cron.h"
 #include "server/engine/record_codec.h"
-#include "server/engine/run_states.h"
+#include "server/common/run_states.h"
+#include "server/engine/scheduler.h"
 #include "server/engine/segment_sync.h"
 #include "server/destinations/connection_resolver.h"
 
@@ -138,7 +138,16 @@ bool IsRetryable(absl::StatusCode code) {
 
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
                destinations::DestinationRegistry* registry, EngineOptions options)
-    : store_(store), secrets_(secrets), registry_(registry), options_(std::move(options)) {}
+    : store_(store),
+      secrets_(secrets),
+      registry_(registry),
+      options_(std::move(options)),
+      scheduler_(store, options_.system_refresh, [this](const v1::Export& e) {
+        TriggerOptions scheduled;
+        scheduled.trigger = v1::RUN_TRIGGER_SCHEDULE;
+        scheduled.requested_by = "scheduler";
+        return Trigger(e.id(), scheduled).status();
+      }) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                                                        const crypto::SecretBox* secrets,
@@ -326,14 +335,7 @@ absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
 }
 
 absl::Time Engine::NextScheduledRun(const v1::Export& e, absl::Time now) const {
-  const v1::Schedule& s = e.schedule();
-  if (!s.enabled()) return absl::InfiniteFuture();
-  if (s.follow_system_refresh()) {
-    return options_.system_refresh ? options_.system_refresh->Next(now) : absl::InfiniteFuture();
-  }
-  if (s.cron().empty()) return absl::InfiniteFuture();
-  auto cron = CronSchedule::Parse(s.cron(), s.timezone());
-  return cron.ok() ? cron->Next(now) : absl::InfiniteFuture();
+  return scheduler_.NextRun(e, now);
 }
 
 std::shared_ptr<Engine::LiveRun> Engine::NextRunnable() {
@@ -424,8 +426,6 @@ void Engine::WorkerLoop() {
 }
 
 void Engine::SchedulerLoop() {
-  // Export id -> the scheduled time last acted upon.
-  std::map<std::string, absl::Time> last_fire;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -437,34 +437,7 @@ void Engine::SchedulerLoop() {
                            options_.schedule_tick);
       if (stopping_) return;
     }
-    auto exports = store_->ListExports();
-    if (!exports.ok()) continue;
-    absl::Time now = absl::Now();
-    for (const v1::Export& e : *exports) {
-      if (!e.schedule().enabled() || !e.active()) continue;
-      auto [it, inserted] = last_fire.emplace(e.id(), absl::InfinitePast());
-      if (inserted) {
-        // Since the last run (or the last change of the export): one catch-up
-        // run for any number of missed firings.
-        absl::Time since = absl::FromUnixMicros(e.updated_at_micros());
-        auto latest = store_->LatestRun(e.id());
-        if (latest.ok() && !latest->empty()) {
-          since = std::max(since, absl::FromUnixMicros(latest->front().created_at_micros()));
-        }
-        it->second = since;
-      }
-      absl::Time due = NextScheduledRun(e, it->second);
-      if (due > now) continue;
-      it->second = now;
-      TriggerOptions options;
-      options.trigger = v1::RUN_TRIGGER_SCHEDULE;
-      options.requested_by = "scheduler";
-      auto run = Trigger(e.id(), options);
-      if (!run.ok()) {
-        std::cerr << "exportd: scheduled run of " << EscapeForTerminal(e.name()) << ": "
-                  << EscapeForTerminal(run.status().ToString()) << "\n";
-      }
-    }
+    scheduler_.Tick(absl::Now());
   }
 }
 

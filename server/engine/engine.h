@@ -28,6 +28,7 @@
 #include "exportd/v1/run.pb.h"
 #include "server/crypto/secret_box.h"
 #include "server/engine/refresh_schedule.h"
+#include "server/engine/scheduler.h"
 #include "server/destinations/registry.h"
 #include "server/store/store.h"
 
@@ -104,6 +105,7 @@ class Engine {
   // How long an idle worker may sleep before it must look at the queue
   // again: until the earliest retry is due, at most kIdlePoll.
   absl::Duration IdleWait() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls scheduler_.Tick every schedule_tick until shutdown.
   void SchedulerLoop();
   // Picks the next runnable run, or null.
   std::shared_ptr<LiveRun> NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -123,6 +125,8 @@ class Engine {
   const crypto::SecretBox* const secrets_;
   destinations::DestinationRegistry* const registry_;
   const EngineOptions options_;
+  // Used by the scheduler thread only (NextRun is const and thread-safe).
+  Scheduler scheduler_;
 
   absl::Mutex mu_;
   // Runs not yet final, in arrival order, and those that just finished (for

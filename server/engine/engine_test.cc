@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/crypto/secret_map.h"
-#include "server/engine/run_states.h"
+#include "server/common/run_states.h"
 #include "server/store/sqlite_store.h"
 #include "tests/fakes/fake_destination.h"
 

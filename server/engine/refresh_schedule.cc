@@ -167,12 +167,4 @@ absl::Time RefreshSchedule::Previous(absl::Time at_or_before) const {
   return previous;
 }
 
-CatchUpPlan CatchUp(const RefreshSchedule& schedule, absl::Time last_run_or_saved, absl::Time now) {
-  CatchUpPlan plan;
-  const absl::Time latest = schedule.Previous(now);
-  if (latest != absl::InfinitePast() && latest > last_run_or_saved) plan.due = latest;
-  plan.next = schedule.Next(now);
-  return plan;
-}
-
 }  // namespace exportd::engine

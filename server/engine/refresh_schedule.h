@@ -64,11 +64,6 @@ class RefreshSchedule {
   std::vector<CronSchedule> crons_;  // never empty
 };
 
-// CatchUp() for the refresh schedule: the latest refresh in
-// (last_run_or_saved, now] to run once now, if any, and the next refresh after
-// `now`.
-CatchUpPlan CatchUp(const RefreshSchedule& schedule, absl::Time last_run_or_saved, absl::Time now);
-
 }  // namespace exportd::engine
 
 #endif  // EXPORTD_SERVER_ENGINE_REFRESH_SCHEDULE_H_

@@ -3,6 +3,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/run_states.h"
 #include "server/common/status_macros.h"
 #include "server/store/sqlite_store.h"
 
@@ -11,17 +12,6 @@ namespace {
 
 // At most this many rejections are kept per run (a sample); all are counted.
 constexpr std::int64_t kMaxRejectionsKept = 100000;
-
-bool IsFinal(v1::RunState state) {
-  switch (state) {
-    case v1::RUN_STATE_QUEUED:
-    case v1::RUN_STATE_RUNNING:
-    case v1::RUN_STATE_FAILED_RETRYING:
-      return false;
-    default:
-      return true;
-  }
-}
 
 int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
 

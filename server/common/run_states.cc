@@ -1,8 +1,8 @@
-#include "server/engine/run_states.h"
+#include "server/common/run_states.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace exportd::engine {
+namespace exportd {
 
 bool IsFinal(v1::RunState state) {
   switch (state) {
@@ -15,6 +15,11 @@ bool IsFinal(v1::RunState state) {
     default:
       return false;
   }
+}
+
+bool IsSuccess(v1::RunState state) {
+  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS ||
+         state == v1::RUN_STATE_SKIPPED;
 }
 
 bool CanTransition(v1::RunState from, v1::RunState to) {
@@ -41,4 +46,4 @@ absl::Status CheckTransition(v1::RunState from, v1::RunState to) {
                                                     v1::RunState_Name(to)));
 }
 
-}  // namespace exportd::engine
+}  // namespace exportd

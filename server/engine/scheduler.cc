@@ -1,0 +1,68 @@
+#include "server/engine/scheduler.h"
+
+#include <algorithm>
+#include <iostream>
+#include <utility>
+
+#include "server/common/terminal_text.h"
+#include "server/engine/cron.h"
+
+namespace exportd::engine {
+
+Scheduler::Scheduler(store::Store* store, std::optional<RefreshSchedule> system_refresh,
+                     TriggerFn trigger)
+    : store_(store), system_refresh_(std::move(system_refresh)), trigger_(std::move(trigger)) {}
+
+namespace {
+
+// CatchUp for whichever schedule the export follows; nullopt when none.
+std::optional<CatchUpPlan> PlanFor(const v1::Export& e,
+                                   const std::optional<RefreshSchedule>& system_refresh,
+                                   absl::Time since, absl::Time now) {
+  const v1::Schedule& s = e.schedule();
+  if (!s.enabled()) return std::nullopt;
+  if (s.follow_system_refresh()) {
+    if (!system_refresh) return std::nullopt;
+    return CatchUp(*system_refresh, since, now);
+  }
+  if (s.cron().empty()) return std::nullopt;
+  auto cron = CronSchedule::Parse(s.cron(), s.timezone());
+  if (!cron.ok()) return std::nullopt;  // Refused when saved; a zone gone since.
+  return CatchUp(*cron, since, now);
+}
+
+}  // namespace
+
+absl::Time Scheduler::NextRun(const v1::Export& e, absl::Time now) const {
+  std::optional<CatchUpPlan> plan = PlanFor(e, system_refresh_, now, now);
+  return plan ? plan->next : absl::InfiniteFuture();
+}
+
+void Scheduler::Tick(absl::Time now) {
+  auto exports = store_->ListExports();
+  if (!exports.ok()) return;  // The next tick tries again.
+  for (const v1::Export& e : *exports) {
+    if (!e.schedule().enabled() || !e.active()) continue;
+    auto [it, inserted] = acted_until_.emplace(e.id(), absl::InfinitePast());
+    if (inserted) {
+      // First look at this export: firings since its last run (or its last
+      // change) count, so a restart catches up once.
+      absl::Time since = absl::FromUnixMicros(e.updated_at_micros());
+      auto latest = store_->LatestRun(e.id());
+      if (latest.ok() && !latest->empty()) {
+        since = std::max(since, absl::FromUnixMicros(latest->front().created_at_micros()));
+      }
+      it->second = since;
+    }
+    std::optional<CatchUpPlan> plan = PlanFor(e, system_refresh_, it->second, now);
+    if (!plan || !plan->due) continue;
+    it->second = now;
+    absl::Status queued = trigger_(e);
+    if (!queued.ok()) {
+      std::cerr << "exportd: scheduled run of " << EscapeForTerminal(e.name()) << ": "
+                << EscapeForTerminal(queued.ToString()) << "\n";
+    }
+  }
+}
+
+}  // namespace exportd::engine
