@@ -12,6 +12,7 @@
 #include "server/common/terminal_text.h"
 #include "server/engine/record_codec.h"
 #include "server/common/run_states.h"
+#include "server/engine/progress.h"
 #include "server/engine/scheduler.h"
 #include "server/engine/segment_sync.h"
 #include "server/destinations/connection_resolver.h"
@@ -21,8 +22,7 @@ namespace exportd::engine {
 struct Engine::LiveRun {
   absl::Mutex mu;
   v1::Run run ABSL_GUARDED_BY(mu);
-  // Rate samples: (time, records done).
-  std::deque<std::pair<absl::Time, std::int64_t>> samples ABSL_GUARDED_BY(mu);
+  RunProgress progress ABSL_GUARDED_BY(mu);
   std::atomic<bool> cancel{false};
   std::atomic<bool> crashed{false};
   // Guarded by Engine::mu_.
@@ -94,33 +94,8 @@ class Engine::Tracker final : public RunTracker {
   }
 
  private:
-  // Rate (records sent per second) over the last few seconds, and the time
-  // left: the records still to send, plus those the diff will likely find in
-  // the members it has not read yet (in the proportion found so far).
   void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
-    std::int64_t done = 0;
-    double remaining = 0;
-    for (const auto& p : live_->run.segments()) {
-      std::int64_t finished = p.added() + p.updated() + p.removed() + p.rejected() + p.retryable();
-      std::int64_t planned = p.to_add() + p.to_update() + p.to_remove();
-      std::int64_t scanned = p.to_add() + p.to_update() + p.unchanged();
-      std::int64_t unscanned =
-          p.done() ? 0 : std::max<std::int64_t>(0, p.total_members() - scanned);
-      double sent_per_member =
-          scanned > 0 ? static_cast<double>(p.to_add() + p.to_update()) / scanned : 1.0;
-      done += finished;
-      remaining += std::max<std::int64_t>(0, planned - finished) + unscanned * sent_per_member;
-    }
-    absl::Time now = absl::Now();
-    auto& samples = live_->samples;
-    samples.emplace_back(now, done);
-    while (samples.size() > 2 && now - samples.front().first > absl::Seconds(5)) {
-      samples.pop_front();
-    }
-    double seconds = absl::ToDoubleSeconds(now - samples.front().first);
-    double rate = seconds > 0.05 ? (done - samples.front().second) / seconds : 0;
-    live_->run.set_rate(rate);
-    live_->run.set_eta_seconds(rate > 0 ? remaining / rate : (remaining == 0 ? 0 : -1));
+    live_->progress.Estimate(live_->run, absl::Now());
   }
 
   Engine* engine_;
@@ -547,7 +522,7 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
       p.set_unchanged(0);
       p.set_retryable(0);
     }
-    live->samples.clear();
+    live->progress = RunProgress();
   }
   Persist(*live).IgnoreError();
 
