@@ -26,12 +26,18 @@ std::uint64_t IdHash(absl::string_view id) { return StableHash64(id); }
 constexpr int kScanThreads = 2;
 constexpr size_t kScanQueueChunks = 8;
 
+// A serialized snapshot chunk and its position in the snapshot.
+struct QueuedChunk {
+  size_t seq = 0;
+  std::string bytes;
+};
+
 // A bounded queue of serialized chunks from the reader to the scan threads.
 class ChunkQueue {
  public:
   explicit ChunkQueue(size_t capacity) : capacity_(capacity) {}
   // Blocks while full. False once aborted.
-  bool Push(std::string bytes) {
+  bool Push(QueuedChunk bytes) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -43,7 +49,7 @@ class ChunkQueue {
     return true;
   }
   // Blocks while empty. False when closed and drained, or aborted.
-  bool Pop(std::string& out) {
+  bool Pop(QueuedChunk& out) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -67,7 +73,7 @@ class ChunkQueue {
  private:
   const size_t capacity_;
   absl::Mutex mu_;
-  std::deque<std::string> items_ ABSL_GUARDED_BY(mu_);
+  std::deque<QueuedChunk> items_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -167,12 +173,17 @@ class Dispatcher {
             commit.removed.push_back(std::move(id));
             ++removed;
           } else {
-            commit.delivered.push_back({batch.id_hashes[i], std::move(id), batch.hashes[i],
-                                        o_.run_id, std::move(batch.encoded[i])});
+            store::DeliveredRow row;
+            row.id_hash = batch.id_hashes[i];
+            row.profile_id = std::move(id);
+            row.value_hash = batch.hashes[i];
+            row.run_id = o_.run_id;
+            row.values = std::move(batch.encoded[i]);
             if (!batch.ident_hashes.empty()) {
-              commit.delivered.back().identifier = std::move(batch.identifiers[i]);
-              commit.delivered.back().ident_hash = batch.ident_hashes[i];
+              row.identifier = std::move(batch.identifiers[i]);
+              row.ident_hash = batch.ident_hashes[i];
             }
+            commit.delivered.push_back(std::move(row));
             ++(batch.is_update[i] ? updated : added);
           }
           break;
@@ -303,17 +314,19 @@ std::string IdentifierText(const sdk::Value& v) {
 }
 
 // Reads the snapshot's chunks on this thread and hands each to one of
-// kScanThreads threads, which call `scan(bytes)`. The first error of `scan`
-// stops the reading and is returned; so is a reading error.
-absl::Status ScanSnapshot(store::Store& store, const v1::Segment& segment, sdk::RunContext& ctx,
-                          const std::function<absl::Status(absl::string_view bytes)>& scan) {
+// kScanThreads threads, which call `scan(seq, bytes)` (seq: the chunk's
+// position, from 0). The first error of `scan` stops the reading and is
+// returned; so is a reading error.
+absl::Status ScanSnapshot(
+    store::Store& store, const v1::Segment& segment, sdk::RunContext& ctx,
+    const std::function<absl::Status(size_t seq, absl::string_view bytes)>& scan) {
   ChunkQueue queue(kScanQueueChunks);
   absl::Mutex error_mu;
   absl::Status scan_error;
   auto worker = [&] {
-    std::string bytes;
-    while (queue.Pop(bytes)) {
-      absl::Status status = scan(bytes);
+    QueuedChunk chunk;
+    while (queue.Pop(chunk)) {
+      absl::Status status = scan(chunk.seq, chunk.bytes);
       if (!status.ok()) {
         absl::MutexLock lock(&error_mu);
         if (scan_error.ok()) scan_error = std::move(status);
@@ -324,10 +337,11 @@ absl::Status ScanSnapshot(store::Store& store, const v1::Segment& segment, sdk::
   };
   std::vector<std::thread> scanners;
   for (int i = 0; i < kScanThreads; ++i) scanners.emplace_back(worker);
+  size_t seq = 0;
   absl::Status read = store.ForEachChunkBytes(
       segment.id(), segment.snapshot_version(), [&](absl::string_view bytes) -> absl::Status {
         if (ctx.cancelled()) return absl::CancelledError("the run was canceled");
-        if (!queue.Push(std::string(bytes.data(), bytes.size()))) {
+        if (!queue.Push({seq++, std::string(bytes.data(), bytes.size())})) {
           return absl::AbortedError("scan stopped");
         }
         return absl::OkStatus();
@@ -428,21 +442,30 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   }
 
   // Pass 0 (destinations with an identifier): the snapshot's identifiers, so
-  // that members sharing one are known before anything is sent.
+  // that members sharing one are known before anything is sent. Each row's
+  // hash is kept by chunk and row (0: no identifier), so that pass 1 need not
+  // canonicalize again.
+  absl::Mutex hashes_mu;
+  std::vector<std::vector<std::uint64_t>> chunk_hashes;
   if (by_identifier) {
-    EXPORTD_RETURN_IF_ERROR(ScanSnapshot(store, segment, ctx, [&](absl::string_view bytes) {
-      store::ChunkReader reader(bytes);
-      store::RowView row;
-      std::vector<std::uint64_t> hashes;
-      while (reader.Next(row)) {
-        EXPORTD_RETURN_IF_ERROR(check_width(row));
-        std::string id = canonical(IdentifierText(row.values[columns[ident]]));
-        if (!id.empty()) hashes.push_back(IdentHash(id));
-      }
-      if (!reader.status().ok()) return DamagedChunk(segment, reader);
-      differ.AddIdentifiers(hashes);
-      return absl::OkStatus();
-    }));
+    EXPORTD_RETURN_IF_ERROR(
+        ScanSnapshot(store, segment, ctx, [&](size_t seq, absl::string_view bytes) {
+          store::ChunkReader reader(bytes);
+          store::RowView row;
+          std::vector<std::uint64_t> hashes, present;
+          while (reader.Next(row)) {
+            EXPORTD_RETURN_IF_ERROR(check_width(row));
+            std::string id = canonical(IdentifierText(row.values[columns[ident]]));
+            hashes.push_back(id.empty() ? 0 : IdentHash(id));
+            if (!id.empty()) present.push_back(hashes.back());
+          }
+          if (!reader.status().ok()) return DamagedChunk(segment, reader);
+          differ.AddIdentifiers(present);
+          absl::MutexLock lock(&hashes_mu);
+          if (chunk_hashes.size() <= seq) chunk_hashes.resize(seq + 1);
+          chunk_hashes[seq] = std::move(hashes);
+          return absl::OkStatus();
+        }));
   }
   differ.SealIdentifiers();
 
@@ -463,23 +486,40 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   // held back (shared or moved identifiers) are sent after the removals.
   absl::Mutex out_mu;  // The batchers, `held` and `stopped`.
   std::vector<HeldMember> held;
-  absl::Status scanned_status = ScanSnapshot(store, segment, ctx, [&](absl::string_view bytes) {
+  absl::Status scanned_status = ScanSnapshot(store, segment, ctx, [&](size_t seq,
+                                                                         absl::string_view bytes) {
     store::ChunkReader reader(bytes);
     store::RowView row;
     std::string encoded;
     std::int64_t adds = 0, updates = 0, unchanged = 0;
-    while (reader.Next(row)) {
+    const std::vector<std::uint64_t>* hashes = nullptr;
+    if (by_identifier) {
+      absl::MutexLock lock(&hashes_mu);
+      if (seq >= chunk_hashes.size()) {
+        return absl::AbortedError(absl::StrCat("segment '", segment.name(),
+                                               "': the snapshot changed during the run"));
+      }
+      hashes = &chunk_hashes[seq];
+    }
+    for (size_t index = 0; reader.Next(row); ++index) {
       EXPORTD_RETURN_IF_ERROR(check_width(row));
       encoded.clear();
       for (int column : columns) EncodeValue(row.values[column], encoded);
       std::uint64_t value_hash = HashValues(encoded);
-      std::uint64_t id_hash = StableHash64(row.profile_id);
-      std::string identifier;
+      std::uint64_t id_hash = IdHash(row.profile_id);
       std::uint64_t ident_hash = 0;
-      if (by_identifier) {
-        identifier = canonical(IdentifierText(row.values[columns[ident]]));
-        ident_hash = IdentHash(identifier);
+      if (hashes != nullptr) {
+        if (index >= hashes->size()) {
+          return absl::AbortedError(absl::StrCat("segment '", segment.name(),
+                                                 "': the snapshot changed during the run"));
+        }
+        ident_hash = (*hashes)[index];
       }
+      // The canonical identifier itself only for what is sent or held.
+      auto identifier = [&] {
+        return by_identifier ? canonical(IdentifierText(row.values[columns[ident]]))
+                             : std::string();
+      };
       // Profile ids are unique in a snapshot, so each thread writes only
       // the entries of its own rows; the index itself does not change.
       sync::Change change = differ.Classify({row.profile_id, id_hash, ident_hash, value_hash});
@@ -491,7 +531,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
       if (change == sync::Change::kDuplicate || change == sync::Change::kMove) {
         HeldMember h;
         h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
-        h.identifier = std::move(identifier);
+        h.identifier = identifier();
         h.encoded = encoded;
         for (size_t f = 0; f < columns.size(); ++f) {
           h.values.emplace_back();
@@ -526,7 +566,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
       batch.hashes.push_back(value_hash);
       batch.is_update.push_back(is_update);
       if (by_identifier) {
-        batch.identifiers.push_back(std::move(identifier));
+        batch.identifiers.push_back(identifier());
         batch.ident_hashes.push_back(ident_hash);
       }
       if (!out.RecordAdded(

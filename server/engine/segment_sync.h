@@ -1,5 +1,6 @@
 // The data path of one segment of one run, as a pipeline:
-//   segment snapshot → diff against delivered state → mapped records →
+//   segment snapshot → diff against delivered state, keyed by the
+//   destination's identifier (server/sync/differ.h) → mapped records →
 //   destination batches (up to N in flight) → per-record outcomes →
 //   delivered state + rejections + run checkpoint, committed per batch.
 //

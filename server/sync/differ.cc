@@ -97,8 +97,10 @@ std::vector<Candidate> Differ::RemovalCandidates() const {
 
 Fate Differ::Decide(const Candidate& candidate, std::uint64_t old_ident_hash) const {
   if (o_.by_identifier && InSnapshot(old_ident_hash)) return Fate::kForget;
-  if (candidate.why == Candidate::Why::kDuplicate) return Fate::kForget;
-  return o_.mirror ? Fate::kRemove : Fate::kKeep;
+  if (o_.mirror) return Fate::kRemove;
+  // Add-only: the identifier stays at the destination; a duplicate's row
+  // goes all the same, as another profile is sent for its identifier.
+  return candidate.why == Candidate::Why::kDuplicate ? Fate::kForget : Fate::kKeep;
 }
 
 }  // namespace exportd::sync

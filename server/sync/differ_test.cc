@@ -136,6 +136,28 @@ TEST(DifferTest, DuplicatesAreHeldAndTheGreatestProfileIdWins) {
   EXPECT_EQ(differ.Decide(removals[0], 300), Fate::kForget);
 }
 
+TEST(DifferTest, ALoserWhoseOldIdentifierNobodyHasIsRemoved) {
+  Differ differ({true, false, /*mirror=*/true});
+  // p3 was sent as 350; now it has 300, as p4 (who wins).
+  ASSERT_TRUE(differ.AddDelivered(Delivered("p3", 3, 350, 30), false).ok());
+  std::vector<Member> snapshot = {M("p3", 3, 300, 30), M("p4", 4, 300, 40)};
+  Seal(differ, snapshot);
+  for (const auto& m : snapshot) EXPECT_EQ(differ.Classify(m), Change::kDuplicate);
+  EXPECT_EQ(differ.ResolveDuplicates(snapshot), 1u);
+  std::vector<Candidate> removals = differ.RemovalCandidates();
+  ASSERT_THAT(Ids(removals), ElementsAre("p3"));
+  EXPECT_EQ(differ.Decide(removals[0], 350), Fate::kRemove);
+  // Add-only: the row goes, the identifier stays.
+  Differ add_only({true, false, /*mirror=*/false});
+  ASSERT_TRUE(add_only.AddDelivered(Delivered("p3", 3, 350, 30), false).ok());
+  Seal(add_only, snapshot);
+  for (const auto& m : snapshot) add_only.Classify(m);
+  add_only.ResolveDuplicates(snapshot);
+  removals = add_only.RemovalCandidates();
+  ASSERT_THAT(Ids(removals), ElementsAre("p3"));
+  EXPECT_EQ(add_only.Decide(removals[0], 350), Fate::kForget);
+}
+
 TEST(DifferTest, AWinnerDeliveredBeforeIsUnchanged) {
   Differ differ({true, false, true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p4", 4, 300, 40), false).ok());
