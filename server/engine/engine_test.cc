@@ -12,6 +12,7 @@
 #include "server/crypto/secret_map.h"
 #include "server/engine/run_states.h"
 #include "server/store/sqlite_store.h"
+#include "server/store/sqlite_util.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::engine {
@@ -660,6 +661,29 @@ TEST_F(EngineIdentifierTest, AMovedIdentifierIsNotRemovedButSentForItsNewProfile
   auto audience = Audience();
   EXPECT_EQ(audience["x1@x.com"], "p2");
   EXPECT_EQ(audience["x1new@x.com"], "p1");
+}
+
+TEST_F(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeaversDerived) {
+  UploadRows({{"p1", "a@x.com"}, {"p2", "b@x.com"}});
+  StartEngine();
+  RunToEnd();
+  {
+    // As delivered before schema version 4: no identifier recorded.
+    auto db = store::Database::Open(dir_ + "/exportd.db", /*read_only=*/false);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("UPDATE delivered SET identifier = NULL, ident_hash = NULL").ok());
+  }
+  // p1 leaves and p3 joins with p1's email: a@ must stay.
+  UploadRows({{"p2", "b@x.com"}, {"p3", "a@x.com"}});
+  v1::Run run = DryThenRun();
+  EXPECT_EQ(run.segments(0).to_update(), 1);  // p2, resent once
+  EXPECT_EQ(run.segments(0).to_add(), 1);     // p3
+  EXPECT_EQ(run.segments(0).to_remove(), 0);
+  auto audience = Audience();
+  EXPECT_EQ(audience["a@x.com"], "p3");
+  EXPECT_EQ(audience["b@x.com"], "p2");
+  v1::Run idle = RunToEnd();
+  EXPECT_EQ(idle.segments(0).unchanged(), 2);
 }
 
 }  // namespace
