@@ -412,6 +412,14 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   auto canonical = [&](const std::string& text) {
     return o.destination->CanonicalIdentifier(fields[ident].name, text);
   };
+  // The canonical identifier of a snapshot value; strings without a copy.
+  auto canonical_value = [&](const store::ValueView& v) {
+    if (v.kind == v1::Value::kStringValue) {
+      return o.destination->CanonicalIdentifier(
+          fields[ident].name, std::string_view(v.string_value.data(), v.string_value.size()));
+    }
+    return canonical(IdentifierText(v));
+  };
   auto check_width = [&](const store::RowView& row) -> absl::Status {
     if (row.values.size() < static_cast<size_t>(segment.schema_size())) {
       return absl::DataLossError(absl::StrCat(
@@ -425,10 +433,11 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   // What was delivered before, and what this run already did (resume).
   sync::Differ differ({by_identifier, o.full, o.mirror});
   differ.Reserve(o.delivered_hint);
-  EXPORTD_RETURN_IF_ERROR(store.ForEachDelivered(
-      e.id(), segment.id(), [&](const store::DeliveredView& row) {
-        return differ.AddDelivered(row, row.run_id == o.run_id);
-      }));
+  auto read_delivered = [&] {
+    return store.ForEachDelivered(e.id(), segment.id(), [&](const store::DeliveredView& row) {
+      return differ.AddDelivered(row, row.run_id == o.run_id);
+    });
+  };
   absl::flat_hash_set<std::string> rejected_this_run;
   if (o.resuming) {
     std::string cursor;
@@ -447,15 +456,20 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   // canonicalize again.
   absl::Mutex hashes_mu;
   std::vector<std::vector<std::uint64_t>> chunk_hashes;
-  if (by_identifier) {
-    EXPORTD_RETURN_IF_ERROR(
+  // It runs beside the reading of the delivered state (they share nothing).
+  absl::Status delivered_read, identifiers_read;
+  if (!by_identifier) {
+    delivered_read = read_delivered();
+  } else {
+    std::thread reader([&] { delivered_read = read_delivered(); });
+    identifiers_read =
         ScanSnapshot(store, segment, ctx, [&](size_t seq, absl::string_view bytes) {
           store::ChunkReader reader(bytes);
           store::RowView row;
           std::vector<std::uint64_t> hashes, present;
           while (reader.Next(row)) {
             EXPORTD_RETURN_IF_ERROR(check_width(row));
-            std::string id = canonical(IdentifierText(row.values[columns[ident]]));
+            std::string id = canonical_value(row.values[columns[ident]]);
             hashes.push_back(id.empty() ? 0 : IdentHash(id));
             if (!id.empty()) present.push_back(hashes.back());
           }
@@ -465,8 +479,11 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
           if (chunk_hashes.size() <= seq) chunk_hashes.resize(seq + 1);
           chunk_hashes[seq] = std::move(hashes);
           return absl::OkStatus();
-        }));
+        });
+    reader.join();
   }
+  EXPORTD_RETURN_IF_ERROR(delivered_read);
+  EXPORTD_RETURN_IF_ERROR(identifiers_read);
   differ.SealIdentifiers();
 
   absl::Time loaded = absl::Now();
@@ -517,8 +534,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
       }
       // The canonical identifier itself only for what is sent or held.
       auto identifier = [&] {
-        return by_identifier ? canonical(IdentifierText(row.values[columns[ident]]))
-                             : std::string();
+        return by_identifier ? canonical_value(row.values[columns[ident]]) : std::string();
       };
       // Profile ids are unique in a snapshot, so each thread writes only
       // the entries of its own rows; the index itself does not change.
@@ -583,6 +599,7 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
     });
     return absl::OkStatus();
   });
+  chunk_hashes = {};  // Only pass 1 needs them.
   if (!scanned_status.ok() && !stopped) return fail_with(scanned_status);
   if (!stopped) stopped = !batcher->Flush() || !retries->Flush();
   if (stopped) {
@@ -760,7 +777,8 @@ absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTr
   absl::Status sent = dispatcher->Close();
   ctx.Log(sdk::LogLevel::kInfo,
           absl::StrCat("segment '", segment.name(), "': delivered state of ",
-                       differ.delivered_size(), " members read in ",
+                       differ.delivered_size(), " members",
+                       by_identifier ? " and the snapshot's identifiers" : "", " read in ",
                        absl::FormatDuration(loaded - started), ", snapshot diffed in ",
                        absl::FormatDuration(scanned - loaded),
                        ", removals and last batches in ",
