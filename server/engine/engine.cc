@@ -642,6 +642,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.export_ = &e;
     o.segment = &*segment;
     o.connection = connection.get();
+    o.destination = resolved.destination;
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
     // Delivered before: about as many members as the segment has.

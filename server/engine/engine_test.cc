@@ -12,6 +12,7 @@
 #include "server/crypto/secret_map.h"
 #include "server/common/run_states.h"
 #include "server/store/sqlite_store.h"
+#include "server/store/sqlite_util.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::engine {
@@ -30,6 +31,7 @@ class EngineTest : public ::testing::Test {
     store_ = std::move(*store);
     box_ = *crypto::SecretBox::FromKey(std::string(32, 'k'));
     state_ = std::make_shared<testing::FakeState>();
+    state_->key_by_identifier = KeyByIdentifier();
     registry_ = std::make_unique<destinations::DestinationRegistry>();
     ASSERT_TRUE(registry_->Register(testing::MakeFakeDestination(state_), "").ok());
 
@@ -58,6 +60,8 @@ class EngineTest : public ::testing::Test {
     export_.set_active(true);
     ASSERT_TRUE(store_->CreateExport(export_).ok());
   }
+  // Whether the fake destination keys members by their `key` (identifier).
+  virtual bool KeyByIdentifier() const { return false; }
   void TearDown() override {
     engine_.reset();
     std::filesystem::remove_all(dir_);
@@ -88,6 +92,19 @@ class EngineTest : public ::testing::Test {
     if (chunk.rows_size() > 0) {
       ASSERT_TRUE((*writer)->Append(chunk).ok());
     }
+    ASSERT_TRUE((*writer)->Commit().ok());
+  }
+  // Members (profile id, email), in this order.
+  void UploadRows(const std::vector<std::pair<std::string, std::string>>& rows) {
+    auto writer = store_->BeginSnapshot("seg-1", {store_->GetSegment("seg-1")->schema(0)});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    v1::UploadMembersRequest::Chunk chunk;
+    for (const auto& [id, email] : rows) {
+      auto* row = chunk.add_rows();
+      row->set_profile_id(id);
+      row->add_values()->set_string_value(email);
+    }
+    ASSERT_TRUE((*writer)->Append(chunk).ok());
     ASSERT_TRUE((*writer)->Commit().ok());
   }
   v1::Run RunToEnd(TriggerOptions options = {}) {
@@ -501,6 +518,172 @@ TEST_F(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   EXPECT_EQ(runs[0].state(), v1::RUN_STATE_SUCCEEDED);
   absl::Time next_run = engine_->NextScheduledRun(export_, absl::Now());
   EXPECT_LE(next_run - absl::Now(), absl::Minutes(1));
+}
+
+// The fake destination keys members by the canonical `key` (the email).
+class EngineIdentifierTest : public EngineTest {
+ protected:
+  bool KeyByIdentifier() const override { return true; }
+  // Runs a dry run and then the real run, and checks that both found the same.
+  v1::Run DryThenRun() {
+    TriggerOptions dry;
+    dry.dry_run = true;
+    v1::Run preview = RunToEnd(dry);
+    v1::Run run = RunToEnd();
+    const auto& a = preview.segments(0);
+    const auto& b = run.segments(0);
+    EXPECT_EQ(a.to_add(), b.to_add());
+    EXPECT_EQ(a.to_update(), b.to_update());
+    EXPECT_EQ(a.to_remove(), b.to_remove());
+    EXPECT_EQ(a.unchanged(), b.unchanged());
+    EXPECT_EQ(a.duplicates(), b.duplicates());
+    return run;
+  }
+  std::vector<v1::Rejection> Rejections(const std::string& run_id) {
+    std::string next;
+    auto page = store_->ListRejections(run_id, {100, ""}, &next);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? *page : std::vector<v1::Rejection>();
+  }
+};
+
+TEST_F(EngineIdentifierTest, AChangedIdentifierRemovesTheOldOne) {
+  UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
+  StartEngine();
+  ASSERT_EQ(RunToEnd().segments(0).added(), 2);
+  UploadRows({{"p1", "X1new@x.com "}, {"p2", "x2@x.com"}});
+  v1::Run run = DryThenRun();
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  const auto& p = run.segments(0);
+  EXPECT_EQ(p.to_add(), 1);
+  EXPECT_EQ(p.to_remove(), 1);
+  EXPECT_EQ(p.unchanged(), 1);
+  EXPECT_EQ(p.added(), 1);
+  EXPECT_EQ(p.removed(), 1);
+  auto audience = Audience();
+  EXPECT_EQ(audience.count("x1@x.com"), 0u);
+  EXPECT_EQ(audience["x1new@x.com"], "p1");
+  EXPECT_EQ(audience.size(), 2u);
+  // The new identifier is remembered: nothing to do next time.
+  v1::Run idle = RunToEnd();
+  EXPECT_EQ(idle.segments(0).unchanged(), 2);
+  EXPECT_EQ(idle.segments(0).to_add() + idle.segments(0).to_remove(), 0);
+}
+
+TEST_F(EngineIdentifierTest, AddOnlyKeepsTheOldIdentifier) {
+  export_.set_mode(v1::EXPORT_MODE_ADD_ONLY);
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  UploadRows({{"p1", "x1@x.com"}});
+  StartEngine();
+  RunToEnd();
+  UploadRows({{"p1", "x1new@x.com"}});
+  v1::Run run = DryThenRun();
+  EXPECT_EQ(run.segments(0).to_remove(), 0);
+  EXPECT_EQ(run.segments(0).added(), 1);
+  auto audience = Audience();
+  EXPECT_EQ(audience.count("x1@x.com"), 1u);
+  EXPECT_EQ(audience.count("x1new@x.com"), 1u);
+}
+
+TEST_F(EngineIdentifierTest, ASharedIdentifierIsSentOnceAndStaysWhileAMemberHasIt) {
+  UploadRows({{"p4", "shared@x.com"}, {"p3", "Shared@x.com"}, {"p5", "p5@x.com"}});
+  StartEngine();
+  v1::Run first = DryThenRun();
+  // A duplicate is not a rejection: the run succeeds.
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED) << first.message();
+  EXPECT_EQ(first.segments(0).to_add(), 2);
+  EXPECT_EQ(first.segments(0).added(), 2);
+  EXPECT_EQ(first.segments(0).duplicates(), 1);
+  EXPECT_EQ(first.segments(0).rejected(), 0);
+  std::vector<v1::Rejection> rejections = Rejections(first.id());
+  ASSERT_EQ(rejections.size(), 1u);
+  EXPECT_EQ(rejections[0].profile_id(), "p3");
+  EXPECT_EQ(rejections[0].reason_code(), "duplicate_identifier");
+  EXPECT_THAT(rejections[0].message(), HasSubstr("informational"));
+  EXPECT_THAT(rejections[0].message(), HasSubstr("'p4', which won"));
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->upserted_records, 2);  // shared@ once.
+    EXPECT_EQ(state_->audiences["VIP"]["shared@x.com"], "p4");
+  }
+
+  // p3 leaves: p4 still has shared@, nothing is removed or resent.
+  UploadRows({{"p4", "shared@x.com"}, {"p5", "p5@x.com"}});
+  v1::Run second = DryThenRun();
+  EXPECT_EQ(second.segments(0).to_remove(), 0);
+  EXPECT_EQ(second.segments(0).unchanged(), 2);
+  EXPECT_EQ(Audience().count("shared@x.com"), 1u);
+
+  // p4 leaves and p3 comes back: shared@ stays, now sent for p3.
+  UploadRows({{"p3", "shared@x.com"}, {"p5", "p5@x.com"}});
+  v1::Run third = DryThenRun();
+  EXPECT_EQ(third.segments(0).to_remove(), 0);
+  EXPECT_EQ(third.segments(0).removed(), 0);
+  EXPECT_EQ(third.segments(0).added(), 1);
+  EXPECT_EQ(Audience()["shared@x.com"], "p3");
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->removed_records, 0);
+  }
+
+  // Both leave: now shared@ goes.
+  UploadRows({{"p5", "p5@x.com"}});
+  v1::Run fourth = DryThenRun();
+  EXPECT_EQ(fourth.segments(0).removed(), 1);
+  EXPECT_EQ(Audience().count("shared@x.com"), 0u);
+}
+
+TEST_F(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
+  UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
+  StartEngine();
+  RunToEnd();
+  UploadRows({{"p1", "x1@x.com"}, {"p2", "not-a-key"}});
+  v1::Run run = DryThenRun();
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS) << run.message();
+  EXPECT_EQ(run.segments(0).removed(), 1);
+  EXPECT_EQ(run.segments(0).rejected(), 1);
+  EXPECT_EQ(Audience().count("x2@x.com"), 0u);
+  std::vector<v1::Rejection> rejections = Rejections(run.id());
+  ASSERT_EQ(rejections.size(), 1u);
+  EXPECT_EQ(rejections[0].profile_id(), "p2");
+  EXPECT_THAT(rejections[0].message(), HasSubstr("previous key was removed"));
+}
+
+TEST_F(EngineIdentifierTest, AMovedIdentifierIsNotRemovedButSentForItsNewProfile) {
+  UploadRows({{"p1", "x1@x.com"}});
+  StartEngine();
+  RunToEnd();
+  // p1 changes its email; p2 joins with p1's old one.
+  UploadRows({{"p1", "x1new@x.com"}, {"p2", "x1@x.com"}});
+  v1::Run run = DryThenRun();
+  EXPECT_EQ(run.segments(0).to_remove(), 0);
+  EXPECT_EQ(run.segments(0).added(), 2);
+  auto audience = Audience();
+  EXPECT_EQ(audience["x1@x.com"], "p2");
+  EXPECT_EQ(audience["x1new@x.com"], "p1");
+}
+
+TEST_F(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeaversDerived) {
+  UploadRows({{"p1", "a@x.com"}, {"p2", "b@x.com"}});
+  StartEngine();
+  RunToEnd();
+  {
+    // As delivered before schema version 4: no identifier recorded.
+    auto db = store::Database::Open(dir_ + "/exportd.db", /*read_only=*/false);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("UPDATE delivered SET identifier = NULL, ident_hash = NULL").ok());
+  }
+  // p1 leaves and p3 joins with p1's email: a@ must stay.
+  UploadRows({{"p2", "b@x.com"}, {"p3", "a@x.com"}});
+  v1::Run run = DryThenRun();
+  EXPECT_EQ(run.segments(0).to_update(), 1);  // p2, resent once
+  EXPECT_EQ(run.segments(0).to_add(), 1);     // p3
+  EXPECT_EQ(run.segments(0).to_remove(), 0);
+  auto audience = Audience();
+  EXPECT_EQ(audience["a@x.com"], "p3");
+  EXPECT_EQ(audience["b@x.com"], "p2");
+  v1::Run idle = RunToEnd();
+  EXPECT_EQ(idle.segments(0).unchanged(), 2);
 }
 
 }  // namespace

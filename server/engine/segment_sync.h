@@ -1,5 +1,6 @@
 // The data path of one segment of one run, as a pipeline:
-//   segment snapshot → diff against delivered state → mapped records →
+//   segment snapshot → diff against delivered state, keyed by the
+//   destination's identifier (server/sync/differ.h) → mapped records →
 //   destination batches (up to N in flight) → per-record outcomes →
 //   delivered state + rejections + run checkpoint, committed per batch.
 //
@@ -42,6 +43,10 @@ struct SegmentSyncOptions {
   const v1::Segment* segment = nullptr;
   // Null in a dry run: nothing is sent.
   sdk::Connection* connection = nullptr;
+  // The connection's destination: its manifest says which mapping field is
+  // the identifier the diff keys by (none: by profile id), and it
+  // canonicalizes identifiers. May be null (keyed by profile id).
+  const sdk::Destination* destination = nullptr;
   sdk::Audience audience;
   bool full = false;       // Resend every member.
   bool resuming = false;   // A later attempt of the run: skip what it already did.
@@ -53,7 +58,9 @@ struct SegmentSyncOptions {
   // likely refuse again do not dilute the batches of real changes. May be null.
   const absl::flat_hash_set<std::string>* previously_rejected = nullptr;
   bool dry_run = false;
-  bool mirror = true;      // Remove members who left.
+  // Remove what no current member maps to any more (members who left,
+  // identifiers that changed). Add-only when false: nothing is removed.
+  bool mirror = true;
   int max_records_per_batch = 1000;
   std::int64_t max_bytes_per_batch = 4'000'000;
   int max_parallel_batches = 1;

@@ -56,6 +56,13 @@ constexpr const char* kMigrations[] = {
     R"sql(
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     )sql",
+    // 4: the destination identifier each delivered member was sent with.
+    // Rows delivered before keep NULL (unknown): the diff resends such a
+    // member once, which records its identifier.
+    R"sql(
+    ALTER TABLE delivered ADD COLUMN identifier TEXT;
+    ALTER TABLE delivered ADD COLUMN ident_hash INTEGER;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.

@@ -138,8 +138,8 @@ absl::Status SqliteStore::ForEachDelivered(
   if (absl::IsNotFound(key.status())) return absl::OkStatus();
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
-      Statement stmt, reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id "
-                                      "FROM delivered WHERE audience_key = ?"));
+      Statement stmt, reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id, "
+                                      "ident_hash FROM delivered WHERE audience_key = ?"));
   stmt.Bind(1, *key);
   DeliveredView row;
   while (true) {
@@ -149,6 +149,7 @@ absl::Status SqliteStore::ForEachDelivered(
     row.profile_id = stmt.Text(1);
     row.value_hash = static_cast<std::uint64_t>(stmt.Int(2));
     row.run_id = stmt.Text(3);
+    row.ident_hash = static_cast<std::uint64_t>(stmt.Int(4));  // NULL reads as 0.
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
 }
@@ -163,7 +164,7 @@ absl::Status SqliteStore::LookupDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      reader->Prepare("SELECT id_hash, value_hash, run_id, vals FROM delivered "
+      reader->Prepare("SELECT id_hash, value_hash, run_id, vals, identifier, ident_hash FROM delivered "
                       "WHERE audience_key = ? AND profile_id = ?"));
   DeliveredRow row;
   for (absl::string_view profile_id : profile_ids) {
@@ -178,6 +179,9 @@ absl::Status SqliteStore::LookupDelivered(
     row.run_id.assign(text.data(), text.size());
     text = stmt.Blob(3);
     row.values.assign(text.data(), text.size());
+    text = stmt.Text(4);
+    row.identifier.assign(text.data(), text.size());
+    row.ident_hash = static_cast<std::uint64_t>(stmt.Int(5));
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
   return absl::OkStatus();
@@ -192,7 +196,7 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
       EXPORTD_ASSIGN_OR_RETURN(
           Statement put,
           db_->Prepare("INSERT OR REPLACE INTO delivered (audience_key, id_hash, profile_id, "
-                       "value_hash, run_id, vals) VALUES (?, ?, ?, ?, ?, ?)"));
+                       "value_hash, run_id, vals, identifier, ident_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
       // Profile ids usually arrive in a stable order, so inserts stay local
       // in the (audience_key, profile_id) B-tree.
       for (const DeliveredRow& row : commit.delivered) {
@@ -203,6 +207,11 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
             .Bind(4, static_cast<std::int64_t>(row.value_hash))
             .Bind(5, row.run_id)
             .BindBlob(6, row.values);
+        if (row.ident_hash != 0) {
+          put.Bind(7, row.identifier).Bind(8, static_cast<std::int64_t>(row.ident_hash));
+        } else {
+          put.BindNull(7).BindNull(8);
+        }
         EXPORTD_RETURN_IF_ERROR(put.Run());
       }
     }

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -209,6 +210,39 @@ TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 999"));
+}
+
+TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
+  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
+  BatchCommit commit;
+  commit.export_id = "exp-1";
+  commit.segment_id = "seg-1";
+  commit.checkpoint.set_id("run-1");
+  DeliveredRow with_identifier{11, "p1", 21, "run-1", "v1", "x1@example.com", 31};
+  DeliveredRow unknown{12, "p2", 22, "run-1", "v2", "", 0};  // No identifier: stored as NULL.
+  commit.delivered = {with_identifier, unknown};
+  ASSERT_TRUE(store_->CreateRun(commit.checkpoint).ok());
+  ASSERT_TRUE(store_->CommitBatch(commit).ok());
+  std::map<std::string, std::uint64_t> ident_hashes;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       ident_hashes[std::string(row.profile_id)] = row.ident_hash;
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  EXPECT_EQ(ident_hashes["p1"], 31u);
+  EXPECT_EQ(ident_hashes["p2"], 0u);
+  std::vector<std::string> identifiers;
+  ASSERT_TRUE(store_
+                  ->LookupDelivered("exp-1", "seg-1", {"p1", "p2"},
+                                    [&](const DeliveredRow& row) {
+                                      identifiers.push_back(row.identifier);
+                                      EXPECT_EQ(row.ident_hash, row.profile_id == "p1" ? 31u : 0u);
+                                      return absl::OkStatus();
+                                    })
+                  .ok());
+  EXPECT_THAT(identifiers, ElementsAre("x1@example.com", ""));
 }
 
 TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {

@@ -78,13 +78,18 @@ struct AudienceState {
 // One member as last delivered: `value_hash` of the mapped values, and the
 // encoded values themselves (needed to remove the member later). `id_hash`
 // is a stable 64-bit hash of the profile id, kept so the diff need not
-// rehash.
+// rehash. `identifier` is the destination's canonical identifier that was
+// sent (e.g. the lowercased email) and `ident_hash` its stable hash; both
+// empty/0 for destinations without an identifier field and for rows written
+// before schema version 4 (unknown).
 struct DeliveredRow {
   std::uint64_t id_hash = 0;
   std::string profile_id;
   std::uint64_t value_hash = 0;
   std::string run_id;  // The run that delivered it.
   std::string values;  // Encoded mapped values.
+  std::string identifier;
+  std::uint64_t ident_hash = 0;
 };
 
 // A delivered member as the diff reads it: no values. The views are valid
@@ -94,6 +99,7 @@ struct DeliveredView {
   absl::string_view profile_id;
   std::uint64_t value_hash = 0;
   absl::string_view run_id;
+  std::uint64_t ident_hash = 0;  // 0: no identifier, or unknown (see DeliveredRow).
 };
 
 // Everything one finished batch changes, committed in one transaction with
@@ -102,7 +108,9 @@ struct BatchCommit {
   std::string export_id;
   std::string segment_id;
   std::vector<DeliveredRow> delivered;
-  std::vector<std::string> removed;  // profile ids
+  // Profile ids whose delivered rows go: removed at the destination, or
+  // forgotten because another member now holds their identifier.
+  std::vector<std::string> removed;
   std::vector<v1::Rejection> rejections;
   v1::Run checkpoint;  // The run with the counts including this batch.
 };

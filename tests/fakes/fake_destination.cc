@@ -2,8 +2,15 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
+
 namespace exportd::testing {
 namespace {
+
+// The fake's identifier form: trimmed and lowercased (as Iterable's emails).
+std::string CanonicalKey(std::string_view value) {
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(absl::string_view(value.data(), value.size())));
+}
 
 class FakeConnection final : public sdk::Connection {
  public:
@@ -69,10 +76,26 @@ class FakeConnection final : public sdk::Connection {
     absl::MutexLock lock(&state_->mu);
     ++(remove ? state_->remove_calls : state_->upsert_calls);
     auto& members = state_->audiences[audience.name];
+    (remove ? state_->removed_records : state_->upserted_records) +=
+        static_cast<int>(batch.size());
     std::vector<sdk::RecordOutcome> outcomes;
     outcomes.reserve(batch.size());
     for (size_t r = 0; r < batch.size(); ++r) {
       const std::string& id = batch.profile_ids[r];
+      if (state_->key_by_identifier) {
+        std::string key = CanonicalKey(batch.at(r, 0).s);
+        if (key.find('@') == std::string::npos) {
+          outcomes.push_back(sdk::RecordOutcome::Rejected("invalid_key", "key", "not a key"));
+          continue;
+        }
+        if (remove) {
+          members.erase(key);
+        } else {
+          members[key] = id;
+        }
+        outcomes.push_back(sdk::RecordOutcome::Delivered());
+        continue;
+      }
       if (state_->reject.count(id)) {
         outcomes.push_back(sdk::RecordOutcome::Rejected("fake_reject", "key", "rejected by test"));
         continue;
@@ -120,6 +143,10 @@ class FakeDestination final : public sdk::Destination {
     limit.type = sdk::SettingType::kInt;
     manifest_.settings = {token, mode, limit};
     manifest_.mapping_fields = {{"key", "The profile's key", true}};
+    {
+      absl::MutexLock lock(&state_->mu);
+      manifest_.mapping_fields[0].identifier = state_->key_by_identifier;
+    }
     manifest_.allows_extra_fields = true;
     manifest_.reserved_fields = {"reserved"};
     manifest_.supports_removal = true;
@@ -127,6 +154,11 @@ class FakeDestination final : public sdk::Destination {
   }
 
   const sdk::Manifest& manifest() const override { return manifest_; }
+
+  std::string CanonicalIdentifier(std::string_view field, std::string_view value) const override {
+    (void)field;
+    return CanonicalKey(value);
+  }
 
   absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings& settings) override {
     {

@@ -32,6 +32,14 @@ struct FakeState {
   std::string log_line ABSL_GUARDED_BY(mu);
   int upsert_calls ABSL_GUARDED_BY(mu) = 0;
   int remove_calls ABSL_GUARDED_BY(mu) = 0;
+  // Records received by Upsert and Remove, over all calls.
+  int upserted_records ABSL_GUARDED_BY(mu) = 0;
+  int removed_records ABSL_GUARDED_BY(mu) = 0;
+  // Set before MakeFakeDestination: `key` is the destination's identifier
+  // (canonical form: trimmed and lowercased) and `audiences` maps the
+  // canonical key -> the profile id sent for it. Keys without '@' are
+  // rejected with reason "invalid_key".
+  bool key_by_identifier = false;
 };
 
 // Manifest: name `fake`; settings `token` (secret, required), `mode` enum

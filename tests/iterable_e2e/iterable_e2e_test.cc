@@ -238,5 +238,94 @@ TEST_F(IterableE2eTest, RunKilledWithSigkillResumesAfterRestartWithNothingLostOr
   ExpectAllValidMembersDelivered(kProfiles, "Big Segment");
 }
 
+// Mirror mode keyed by the email Iterable keys by: a changed email removes the
+// old one, a shared email stays while a member has it and is sent once, an
+// email that became invalid is removed. A dry run finds the same.
+TEST_F(IterableE2eTest, MirrorModeIsKeyedByTheEmailIterableKeysBy) {
+  auto write = [&](const std::string& name, const std::string& rows) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "ProfileId,Email,FirstName,Points\n" << rows;
+    return path;
+  };
+  auto [code, text] = Ctl({"connection", "create", "--name", "Iterable sandbox", "--type",
+                           "iterable", "--setting",
+                           "base_url=http://127.0.0.1:" + std::to_string(sandbox_port_),
+                           "--secret", "api_key=env:ITERABLE_API_KEY", "--accept-privacy-terms"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"segment", "create", "--name", "Mirror", "--from-csv",
+                              write("one.csv",
+                                    "p1,x1@example.com,One,1\n"
+                                    "p2,x2@example.com,Two,2\n"
+                                    "p3,shared@example.com,Three,3\n"
+                                    "p4,Shared@Example.com ,Four,4\n"),
+                              "--id-field", "ProfileId", "--field", "Points:int"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "create", "--name", "vip", "--connection",
+                              "Iterable sandbox", "--segment", "Mirror", "--map", "email=Email",
+                              "--map", "firstName=FirstName", "--map", "points=Points"});
+  ASSERT_EQ(code, 0) << text;
+  auto count = [](const json& segment, const char* name) {
+    return segment.contains(name) ? std::stoll(segment[name].get<std::string>()) : 0;
+  };
+  // Runs a dry run then the real run; both must find the same.
+  auto dry_then_run = [&]() -> json {
+    auto [code, text] = Ctl({"export", "run", "vip", "--dry-run"});
+    EXPECT_EQ(code, 0) << text;
+    std::tie(code, text) = Ctl({"export", "run", "vip", "--watch"});
+    json runs = CtlJson({"export", "runs", "vip"});
+    json list = runs.is_array() ? runs : runs["runs"];
+    const json& real = list[0]["segments"][0];
+    const json& dry = list[1]["segments"][0];
+    EXPECT_TRUE(list[1].value("dry_run", false)) << list.dump();
+    for (const char* name : {"to_add", "to_update", "to_remove", "unchanged", "duplicates"}) {
+      EXPECT_EQ(count(dry, name), count(real, name)) << name << ": " << list.dump();
+    }
+    return list[0];
+  };
+
+  json first = dry_then_run();
+  EXPECT_EQ(first["state"], "RUN_STATE_SUCCEEDED") << first.dump();
+  EXPECT_EQ(count(first["segments"][0], "added"), 3);
+  EXPECT_EQ(count(first["segments"][0], "duplicates"), 1);
+  auto members = ListMembers("Mirror");
+  EXPECT_EQ(members.size(), 3u);
+  ASSERT_TRUE(members.count("shared@example.com"));
+  EXPECT_EQ(members["shared@example.com"]["firstName"], "Four") << "the greatest profile id wins";
+  json rejections = CtlJson({"run", "rejections", first["id"]});
+  json list = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(list.size(), 1u) << rejections.dump();
+  EXPECT_EQ(list[0]["profile_id"], "p3");
+  EXPECT_EQ(list[0]["reason_code"], "duplicate_identifier");
+  EXPECT_THAT(list[0]["message"].get<std::string>(), HasSubstr("'p4', which won"));
+
+  // p1 changes its email, p2's becomes invalid, p3 leaves (p4 keeps shared@).
+  std::tie(code, text) = Ctl({"segment", "upload", "Mirror", "--from-csv",
+                              write("two.csv",
+                                    "p1,x1new@example.com,One,1\n"
+                                    "p2,x2@invalid,Two,2\n"
+                                    "p4,Shared@Example.com ,Four,4\n"),
+                              "--id-field", "ProfileId", "--field", "Points:int"});
+  ASSERT_EQ(code, 0) << text;
+  json second = dry_then_run();
+  EXPECT_EQ(second["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS") << second.dump();
+  const json& p = second["segments"][0];
+  EXPECT_EQ(count(p, "added"), 1);
+  EXPECT_EQ(count(p, "removed"), 2);  // x1@ and x2@
+  EXPECT_EQ(count(p, "rejected"), 1);
+  EXPECT_EQ(count(p, "unchanged"), 1);
+  members = ListMembers("Mirror");
+  EXPECT_EQ(members.size(), 2u);
+  EXPECT_TRUE(members.count("x1new@example.com"));
+  EXPECT_TRUE(members.count("shared@example.com"));
+  EXPECT_FALSE(members.count("x1@example.com"));
+  EXPECT_FALSE(members.count("x2@example.com"));
+  rejections = CtlJson({"run", "rejections", second["id"]});
+  list = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(list.size(), 1u) << rejections.dump();
+  EXPECT_EQ(list[0]["profile_id"], "p2");
+  EXPECT_THAT(list[0]["message"].get<std::string>(),
+              HasSubstr("previous email was removed from the audience"));
+}
+
 }  // namespace
 }  // namespace exportd

@@ -1,11 +1,11 @@
-#include "server/engine/delivered_index.h"
+#include "server/sync/delivered_index.h"
 
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace exportd::engine {
+namespace exportd::sync {
 namespace {
 
 using ::testing::ElementsAre;
@@ -77,4 +77,4 @@ TEST(DeliveredIndexTest, KeepsLongAndEmptyIdsIntact) {
 }
 
 }  // namespace
-}  // namespace exportd::engine
+}  // namespace exportd::sync

@@ -1,9 +1,10 @@
 // The delivered state of one (export, segment) in memory, as the diff of a
 // run needs it.
 //
-// Per member: the hash of the values last delivered and two flags, keyed by
-// the stable 64-bit hash of the profile id (a 1M-member audience takes about
-// 50 MB). The profile ids themselves are packed into one buffer (about their
+// Per member: the hashes of the values and of the destination identifier
+// last delivered and a few flags, keyed by the stable 64-bit hash of the
+// profile id (a 1M-member audience takes about 60 MB). Identifiers are kept
+// as hashes only; the differ reads the rare ones it must name from the store. The profile ids themselves are packed into one buffer (about their
 // length plus one byte each), so the members who left can be named after the
 // scan without reading the store a second time. Ids whose hashes collide are
 // told apart by the id itself.
@@ -16,8 +17,8 @@
 //     if (DeliveredEntry* d = delivered.Find(StableHash64(m.id), m.id)) d->seen = true;
 //   }
 //   std::vector<absl::string_view> leavers = delivered.Unseen();
-#ifndef EXPORTD_SERVER_ENGINE_DELIVERED_INDEX_H_
-#define EXPORTD_SERVER_ENGINE_DELIVERED_INDEX_H_
+#ifndef EXPORTD_SERVER_SYNC_DELIVERED_INDEX_H_
+#define EXPORTD_SERVER_SYNC_DELIVERED_INDEX_H_
 
 #include <cstdint>
 #include <string>
@@ -28,14 +29,17 @@
 #include "absl/strings/string_view.h"
 #include "server/store/store.h"
 
-namespace exportd::engine {
+namespace exportd::sync {
 
 // What the diff knows about one delivered member.
 struct DeliveredEntry {
   std::uint64_t value_hash = 0;
-  std::uint32_t id_offset = 0;  // Of its profile id in DeliveredIndex's buffer.
-  bool seen = false;            // In the current snapshot.
-  bool this_run = false;        // Delivered by this very run (a resumed attempt).
+  std::uint64_t ident_hash = 0;  // 0: no identifier field, or unknown (older rows).
+  std::uint32_t id_offset = 0;   // Of its profile id in DeliveredIndex's buffer.
+  bool seen = false;             // In the current snapshot.
+  bool this_run = false;         // Delivered by this very run (a resumed attempt).
+  bool moved = false;            // Its profile now maps to another identifier.
+  bool loser = false;            // Its identifier is now sent for another profile.
 };
 
 class DeliveredIndex {
@@ -60,6 +64,13 @@ class DeliveredIndex {
   // The profile ids of the members not seen, sorted (views into the index).
   std::vector<absl::string_view> Unseen() const;
 
+  // Calls `fn(profile_id, entry)` for every member, in no particular order.
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    for (const auto& [hash, entry] : by_hash_) fn(IdAt(entry.id_offset), entry);
+    for (const auto& [id, entry] : collided_) fn(IdAt(entry.id_offset), entry);
+  }
+
  private:
   absl::string_view IdAt(std::uint32_t offset) const;
 
@@ -69,6 +80,6 @@ class DeliveredIndex {
   std::string ids_;  // Each id: its length as a varint, then its bytes.
 };
 
-}  // namespace exportd::engine
+}  // namespace exportd::sync
 
-#endif  // EXPORTD_SERVER_ENGINE_DELIVERED_INDEX_H_
+#endif  // EXPORTD_SERVER_SYNC_DELIVERED_INDEX_H_

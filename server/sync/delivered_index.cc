@@ -1,16 +1,20 @@
-#include "server/engine/delivered_index.h"
+#include "server/sync/delivered_index.h"
 
 #include <algorithm>
 #include <limits>
 
-namespace exportd::engine {
+namespace exportd::sync {
 
 absl::Status DeliveredIndex::Add(const store::DeliveredView& row, bool this_run) {
   if (ids_.size() + row.profile_id.size() + 10 > std::numeric_limits<std::uint32_t>::max()) {
     return absl::ResourceExhaustedError(
         "the delivered state's profile ids exceed 4 GiB; split the segment into smaller ones");
   }
-  DeliveredEntry entry{row.value_hash, static_cast<std::uint32_t>(ids_.size()), false, this_run};
+  DeliveredEntry entry;
+  entry.value_hash = row.value_hash;
+  entry.ident_hash = row.ident_hash;
+  entry.id_offset = static_cast<std::uint32_t>(ids_.size());
+  entry.this_run = this_run;
   std::uint64_t n = row.profile_id.size();
   do {
     ids_.push_back(static_cast<char>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
@@ -34,12 +38,9 @@ DeliveredEntry* DeliveredIndex::Find(std::uint64_t id_hash, absl::string_view pr
 
 std::vector<absl::string_view> DeliveredIndex::Unseen() const {
   std::vector<absl::string_view> out;
-  for (const auto& [hash, entry] : by_hash_) {
-    if (!entry.seen) out.push_back(IdAt(entry.id_offset));
-  }
-  for (const auto& [id, entry] : collided_) {
-    if (!entry.seen) out.push_back(IdAt(entry.id_offset));
-  }
+  ForEach([&](absl::string_view id, const DeliveredEntry& entry) {
+    if (!entry.seen) out.push_back(id);
+  });
   // In key order, the store reads them from neighbouring pages.
   std::sort(out.begin(), out.end());
   return out;
@@ -56,4 +57,4 @@ absl::string_view DeliveredIndex::IdAt(std::uint32_t offset) const {
   return absl::string_view(p, static_cast<size_t>(n));
 }
 
-}  // namespace exportd::engine
+}  // namespace exportd::sync
