@@ -136,9 +136,38 @@ bool IsRetryable(absl::StatusCode code) {
 
 }  // namespace
 
+namespace {
+
+// The store behind the rate budgets: learned rates are loaded when a
+// connection's budget is first used and saved when they change.
+destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
+  destinations::RateBudgetRegistry::Hooks hooks;
+  hooks.load = [store](const std::string& id) -> std::optional<destinations::LearnedRate> {
+    auto rate = store->GetConnectionRate(id);
+    if (!rate.ok()) return std::nullopt;
+    return destinations::LearnedRate{rate->requests_per_second, rate->records_per_second};
+  };
+  hooks.save = [store](const std::string& id, const destinations::LearnedRate& rate) {
+    absl::Status saved =
+        store->PutConnectionRate(id, {rate.requests_per_second, rate.records_per_second,
+                                      NowMicros()});
+    if (!saved.ok()) {
+      std::cerr << "exportd: connection " << id << ": cannot keep its learned rate: "
+                << EscapeForTerminal(saved.ToString()) << "\n";
+    }
+  };
+  return hooks;
+}
+
+}  // namespace
+
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
                plugin_host::DestinationRegistry* registry, EngineOptions options)
-    : store_(store), secrets_(secrets), registry_(registry), options_(std::move(options)) {}
+    : store_(store),
+      secrets_(secrets),
+      registry_(registry),
+      options_(std::move(options)),
+      budgets_(RateHooks(store)) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                                                        const crypto::SecretBox* secrets,
@@ -654,8 +683,14 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
                            api::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
   std::unique_ptr<sdk::Connection> connection;
+  // The connection's speed (the manifest's, lowered by its settings) and its
+  // rate budget, shared with every other run on the connection.
+  sdk::SyncSpeed speed = manifest.speed;
+  std::shared_ptr<destinations::RateBudget> budget;
   if (!run.dry_run()) {
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
+    speed = connection->speed();
+    budget = budgets_.ForConnection(e.connection_id(), speed);
   }
   // The previous run's rejections, retried in batches of their own.
   std::string previous_run;
@@ -714,9 +749,11 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     }
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
-    o.max_records_per_batch = std::max(1, manifest.speed.max_records_per_batch);
-    o.max_bytes_per_batch = std::max<std::int64_t>(1, manifest.speed.max_bytes_per_batch);
-    o.max_parallel_batches = std::max(1, manifest.speed.max_parallel_batches);
+    o.max_records_per_batch = std::max(1, speed.max_records_per_batch);
+    o.max_bytes_per_batch = std::max<std::int64_t>(1, speed.max_bytes_per_batch);
+    o.max_parallel_batches = std::max(1, speed.max_parallel_batches);
+    o.budget = budget.get();
+    o.max_throttle_resends = options_.max_throttle_resends;
     if (!run.dry_run()) {
       auto audience = connection->EnsureAudience(
           segment->name(), previous.ok() ? previous->audience_id : "", ctx);

@@ -19,6 +19,7 @@
 #include "exportd/v1/export.pb.h"
 #include "exportd/v1/run.pb.h"
 #include "exportd/v1/segment.pb.h"
+#include "server/destinations/rate_budget.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -54,9 +55,16 @@ struct SegmentSyncOptions {
   const absl::flat_hash_set<std::string>* previously_rejected = nullptr;
   bool dry_run = false;
   bool mirror = true;      // Remove members who left.
+  // The connection's effective speed (Connection::speed()).
   int max_records_per_batch = 1000;
   std::int64_t max_bytes_per_batch = 4'000'000;
   int max_parallel_batches = 1;
+  // The connection's shared rate budget: every Upsert/Remove acquires from it
+  // first. Null: no limit (dry runs, tests).
+  destinations::RateBudget* budget = nullptr;
+  // How often one batch is sent again after the destination throttled it
+  // before the run fails (retryably) instead.
+  int max_throttle_resends = 8;
 };
 
 // Runs the pipeline for one segment. Returns the first whole-call failure of
