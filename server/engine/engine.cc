@@ -691,6 +691,17 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
+    const double rate = budget->current().requests_per_second;
+    if (rate > 0 && (speed.requests_per_second == 0 || rate < speed.requests_per_second)) {
+      ctx.Log(sdk::LogLevel::kInfo,
+              absl::StrCat("connection '", stored.connection.display_name(), "': sending at most ",
+                           absl::SixDigits(rate),
+                           " requests/s, the rate learned from the destination's throttling (",
+                           speed.requests_per_second > 0
+                               ? absl::StrCat("its speed allows ", speed.requests_per_second)
+                               : std::string("its speed sets no limit"),
+                           ")"));
+    }
   }
   // The previous run's rejections, retried in batches of their own.
   std::string previous_run;
