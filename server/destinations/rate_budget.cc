@@ -134,6 +134,7 @@ void RateBudget::OnThrottle(absl::Duration retry_after) {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_();
+    retry_after = std::min(retry_after, options_.max_pause);
     if (retry_after > absl::ZeroDuration()) {
       paused_until_ = std::max(paused_until_, now + retry_after);
       requests_.next_slot = std::max(requests_.next_slot, paused_until_);

@@ -63,6 +63,9 @@ struct RateBudgetOptions {
   double min_records_per_second = 1;
   // Climbing from half the ceiling back to it takes about half of this.
   double recovery_seconds = 40;
+  // The longest pause a throttle report can start (a destination's
+  // rate-reset time far ahead must not stop a connection for a day).
+  absl::Duration max_pause = absl::Minutes(5);
   // Time source; null means absl::Now.
   std::function<absl::Time()> clock;
 };

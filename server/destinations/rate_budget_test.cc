@@ -120,6 +120,13 @@ TEST(RateBudget, ThrottleHalvesOncePerBurstPausesAndRecoversAdditively) {
   EXPECT_DOUBLE_EQ(budget.current().requests_per_second, 20) << "never above the ceiling";
 }
 
+TEST(RateBudget, APauseIsBounded) {
+  FakeClock clock;
+  RateBudget budget(Speed(4), std::nullopt, WithClock(clock), nullptr);
+  budget.OnThrottle(absl::Hours(24));
+  EXPECT_EQ(budget.paused_until(), clock.Now() + absl::Minutes(5));
+}
+
 TEST(RateBudget, NeverBelowTheMinimum) {
   FakeClock clock;
   RateBudget budget(Speed(2), std::nullopt, WithClock(clock), nullptr);
