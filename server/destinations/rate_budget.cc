@@ -169,9 +169,7 @@ void RateBudget::SetCeiling(const sdk::SyncSpeed& ceiling) {
   update(records_, ceiling.records_per_second);
 }
 
-LearnedRate RateBudget::CurrentLocked() const {
-  return LearnedRate{requests_.rate, records_.rate};
-}
+LearnedRate RateBudget::CurrentLocked() const { return LearnedRate{requests_.rate, records_.rate}; }
 
 LearnedRate RateBudget::current() const {
   absl::MutexLock lock(&mu_);

@@ -86,8 +86,7 @@ TEST(RateBudget, RequestBucketAllowsABurstThenHoldsTheRate) {
 
 TEST(RateBudget, RecordsBucketSpacesBatchesByTheirSize) {
   FakeClock clock;
-  RateBudget budget(Speed(0, /*records_per_second=*/1000), std::nullopt, WithClock(clock),
-                    nullptr);
+  RateBudget budget(Speed(0, /*records_per_second=*/1000), std::nullopt, WithClock(clock), nullptr);
   std::vector<absl::Time> times = SendAll(budget, clock, 5, /*records=*/500);
   // 1000 records fit the bucket; then 500 records every half second.
   EXPECT_EQ(times[1], times[0]);
