@@ -1,10 +1,7 @@
 #include "iterable_connection.h"
 
 #include <algorithm>
-#include <atomic>
 #include <random>
-#include <system_error>
-#include <thread>
 #include <unordered_map>
 
 #include "absl/status/status.h"
@@ -63,9 +60,7 @@ absl::StatusOr<std::unique_ptr<IterableConnection>> IterableConnection::Create(
 
 IterableConnection::IterableConnection(ConnectionOptions options,
                                        std::unique_ptr<HttpClient> client)
-    : options_(std::move(options)),
-      client_(std::move(client)),
-      limiter_({options_.requests_per_second, 0.5, 40}, [] { return absl::Now(); }) {}
+    : options_(std::move(options)), client_(std::move(client)) {}
 
 // ---------------------------------------------------------------------------
 // Plumbing: redaction, logging, single requests.
@@ -89,39 +84,16 @@ void IterableConnection::Log(sdk::RunContext& ctx, LogLevel level, std::string m
   ctx.Log(level, Redact(std::move(message)));
 }
 
-absl::StatusOr<HttpResponse> IterableConnection::SendOnce(std::string_view method,
-                                                          std::string_view path,
-                                                          std::string_view body,
-                                                          sdk::RunContext& ctx) {
-  const absl::Duration wait = limiter_.Reserve();
-  if (wait > absl::ZeroDuration() && !ctx.SleepFor(wait)) {
-    return CancelledWhile("waiting for the client-side rate limit");
+std::optional<absl::Duration> IterableConnection::ThrottleWait(const HttpResponse& response,
+                                                               absl::Time now) {
+  std::optional<absl::Duration> wait;
+  if (response.retry_after) wait = ParseRetryAfter(*response.retry_after, now);
+  if (std::optional<std::int64_t> reset = RateLimitResetMillis(response.body)) {
+    const absl::Duration until_reset =
+        std::max(absl::ZeroDuration(), absl::FromUnixMillis(*reset) - now);
+    wait = std::max(wait.value_or(absl::ZeroDuration()), until_reset);
   }
-  {
-    absl::MutexLock lock(&in_flight_mu_);
-    const int cap = options_.parallel_requests;
-    auto has_slot = [this, cap]()
-                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(in_flight_mu_) { return in_flight_ < cap; };
-    while (!in_flight_mu_.AwaitWithTimeout(absl::Condition(&has_slot), absl::Milliseconds(100))) {
-      if (ctx.cancelled()) return CancelledWhile("waiting for a free request slot");
-    }
-    ++in_flight_;
-  }
-  absl::StatusOr<HttpResponse> response = client_->Send(method, path, body);
-  {
-    absl::MutexLock lock(&in_flight_mu_);
-    --in_flight_;
-  }
-  if (response.ok()) {
-    if (response->status == 429) {
-      std::optional<absl::Duration> retry_after;
-      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, absl::Now());
-      limiter_.OnRateLimited(retry_after);
-    } else {
-      limiter_.OnSuccess();
-    }
-  }
-  return response;
+  return wait;
 }
 
 absl::Status IterableConnection::StatusForAnswer(int http_status, std::string_view body,
@@ -168,7 +140,7 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
   RetryState retry(options_.retry, ctx.Now());
   while (true) {
     if (ctx.cancelled()) return CancelledWhile(what);
-    absl::StatusOr<HttpResponse> response = SendOnce(method, path, body, ctx);
+    absl::StatusOr<HttpResponse> response = client_->Send(method, path, body);
     std::optional<absl::Duration> retry_after;
     absl::Status failure;
     if (!response.ok()) {
@@ -179,17 +151,18 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
     } else {
       failure = StatusForAnswer(response->status, response->body, what);
       if (!IsRetryableHttpStatus(response->status)) return failure;
-      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
+      if (response->status == 429) retry_after = ThrottleWait(*response, ctx.Now());
     }
     const std::optional<absl::Duration> delay =
         retry.NextDelay(ctx.Now(), retry_after, Uniform01());
     if (!delay) {
       return absl::Status(failure.code(), absl::StrCat(failure.message(), " (gave up after ",
-                                                       retry.attempts(), " attempts)"));
+                                                       retry.attempts(), " request attempts)"));
     }
     Log(ctx, LogLevel::kWarning,
         absl::StrCat(what, ": ", failure.message(), "; retrying in ", DurationText(*delay),
-                     " (attempt ", retry.attempts() + 1, " of ", options_.retry.max_attempts, ")"));
+                     " (request attempt ", retry.attempts() + 1, " of ",
+                     options_.retry.max_attempts, ")"));
     if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
   }
 }
@@ -366,41 +339,24 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
   if (ctx.cancelled())
     return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
 
-  const size_t n = requests.requests.size();
-  // The SDK's RunContext is thread-safe: the parallel requests share it.
-  sdk::RunContext& call_ctx = ctx;
-  std::atomic<size_t> next{0};
-  absl::Mutex failure_mu;
-  absl::Status failure;  // The first whole-call failure.
-  std::atomic<bool> failed{false};
-  auto work = [&]() {
-    for (size_t i = next.fetch_add(1); i < n && !failed.load(); i = next.fetch_add(1)) {
-      const ListRequest& request = requests.requests[i];
-      absl::StatusOr<WriteResult> result =
-          SendListRequest(operation, list_id, audience.created, request.body, call_ctx);
-      if (!result.ok()) {
-        absl::MutexLock lock(&failure_mu);
-        if (failure.ok()) failure = result.status();
-        failed.store(true);
-        return;
-      }
-      ApplyResult(operation, request, *result, &requests.outcomes, call_ctx);
+  // One request per call, unless the batch had to be split (max_body_bytes):
+  // the engine decides batch sizes, parallelism and rate.
+  for (const ListRequest& request : requests.requests) {
+    absl::StatusOr<WriteResult> result =
+        SendListRequest(operation, list_id, audience.created, request.body, ctx);
+    if (!result.ok()) return Redact(result.status());
+    if (result->kind == WriteResult::Kind::kThrottled) {
+      // The engine slows the whole connection down and sends the batch again.
+      ctx.ReportThrottle(result->retry_after);
+      return Redact(absl::ResourceExhaustedError(absl::StrCat(
+          "Iterable rate-limited ", VerbFor(operation), " to list ", list_id, " (",
+          result->message, ")",
+          result->retry_after > absl::ZeroDuration()
+              ? absl::StrCat("; it asked for a pause of ", DurationText(result->retry_after))
+              : std::string())));
     }
-  };
-
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(options_.parallel_requests));
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) {
-    try {
-      threads.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // Fewer threads: the remaining ones share the work.
-    }
+    ApplyResult(operation, request, *result, &requests.outcomes, ctx);
   }
-  work();
-  for (std::thread& thread : threads) thread.join();
-
-  if (!failure.ok()) return Redact(failure);
   return std::move(requests.outcomes);
 }
 
@@ -415,7 +371,7 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
   WriteResult result;
   while (true) {
     if (ctx.cancelled()) return CancelledWhile(what);
-    absl::StatusOr<HttpResponse> response = SendOnce("POST", PathFor(operation), body, ctx);
+    absl::StatusOr<HttpResponse> response = client_->Send("POST", PathFor(operation), body);
     std::optional<absl::Duration> retry_after;
     std::string reason;
     std::string error;
@@ -434,6 +390,13 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
       }
       const Envelope envelope = ParseEnvelope(response->body);
       const std::string described = DescribeErrorAnswer(status, response->body);
+      if (status == 429) {
+        // Not retried here: the engine owns the connection's rate.
+        result.kind = WriteResult::Kind::kThrottled;
+        result.message = described;
+        result.retry_after = ThrottleWait(*response, ctx.Now()).value_or(absl::ZeroDuration());
+        return result;
+      }
       if (status == 400 && InvalidListIdIn(envelope.msg)) {
         // A list created moments ago can be unknown to subscribe/unsubscribe
         // for a short while. Retry within a window, only for such lists.
@@ -479,7 +442,7 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
             absl::StrCat("Iterable refused the ", VerbFor(operation), " request: ", described);
         return result;
       }
-      reason = status == 429 ? "rate_limited" : absl::StrCat("http_", status);
+      reason = absl::StrCat("http_", status);
       error = described;
       if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
     }
@@ -489,14 +452,15 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
     if (!delay) {
       result.kind = WriteResult::Kind::kRetryable;
       result.reason_code = reason;
-      result.message = absl::StrCat(what, " failed after ", retry.attempts(), " attempts: ", error);
+      result.message =
+          absl::StrCat(what, " failed after ", retry.attempts(), " request attempts: ", error);
       Log(ctx, LogLevel::kWarning, result.message);
       return result;
     }
     Log(ctx, LogLevel::kWarning,
         absl::StrCat(what, ": ", error, "; retrying in ", DurationText(*delay),
-                     retry_after ? " (Retry-After)" : "", " (attempt ", retry.attempts() + 1,
-                     " of ", options_.retry.max_attempts, ")"));
+                     retry_after ? " (Retry-After)" : "", " (request attempt ",
+                     retry.attempts() + 1, " of ", options_.retry.max_attempts, ")"));
     if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
   }
 }

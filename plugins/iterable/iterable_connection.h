@@ -1,6 +1,10 @@
-// One Iterable connection: an HTTP client, a shared rate limiter and the
-// retry logic behind the SDK's Connection calls. Thread-safe: the engine
-// calls Upsert/Remove from several threads at once.
+// One Iterable connection: an HTTP client and the request retry logic behind
+// the SDK's Connection calls. Thread-safe: the engine calls Upsert/Remove from
+// several threads at once (up to parallel_requests). The engine owns batching,
+// parallelism and rate: each Upsert/Remove is one request (more only when a
+// batch exceeds max_body_bytes), no thread of its own, and a 429 is reported
+// to the engine (RunContext::ReportThrottle with Retry-After or
+// rateLimitReset, then RESOURCE_EXHAUSTED) instead of slept on here.
 //
 //   ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
 //   ITERABLE_ASSIGN_OR_RETURN(auto connection, IterableConnection::Create(options));
@@ -24,7 +28,6 @@
 #include "exportd/sdk/destination.h"
 #include "http_client.h"
 #include "iterable_settings.h"
-#include "rate_limiter.h"
 #include "request_builder.h"
 
 namespace exportd::iterable {
@@ -46,8 +49,10 @@ class IterableConnection final : public sdk::Connection {
                                                std::string_view remembered_id,
                                                sdk::RunContext& ctx) override;
 
-  // POST /api/lists/subscribe, split by batch_size and max_body_bytes, up to
-  // parallel_requests requests at once. One outcome per record, in order.
+  // POST /api/lists/subscribe: one request, split only when the batch is over
+  // batch_size or max_body_bytes. One outcome per record, in order. A 429:
+  // ctx.ReportThrottle(wait) and RESOURCE_EXHAUSTED (the engine resends).
+  // 5xx, 408 and network failures are retried here ("request attempt N of M").
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Upsert(const sdk::Audience& audience,
                                                          const sdk::RecordBatch& batch,
                                                          sdk::RunContext& ctx) override;
@@ -57,17 +62,17 @@ class IterableConnection final : public sdk::Connection {
                                                          const sdk::RecordBatch& batch,
                                                          sdk::RunContext& ctx) override;
 
-  // The rate the client-side limiter enforces now; 0 means unlimited.
-  double current_rate_limit() const { return limiter_.current_rate(); }
-
  private:
   // How one subscribe/unsubscribe request ended.
   struct WriteResult {
-    enum class Kind { kAccepted, kRejected, kRetryable };
+    enum class Kind { kAccepted, kRejected, kRetryable, kThrottled };
     Kind kind = Kind::kAccepted;
     std::string body;         // kAccepted: Iterable's answer.
     std::string reason_code;  // kRejected / kRetryable.
-    std::string message;
+    std::string message;      // Also kThrottled: what Iterable said.
+    // kThrottled: how long Iterable asked for nothing to be sent (zero if it
+    // did not say).
+    absl::Duration retry_after = absl::ZeroDuration();
   };
 
   explicit IterableConnection(ConnectionOptions options, std::unique_ptr<HttpClient> client);
@@ -76,22 +81,23 @@ class IterableConnection final : public sdk::Connection {
                                                             const sdk::Audience& audience,
                                                             const sdk::RecordBatch& batch,
                                                             sdk::RunContext& ctx);
-  // Sends one request with retries. Statuses are whole-call failures
-  // (UNAUTHENTICATED, PERMISSION_DENIED, CANCELLED).
+  // Sends one request with retries (not for 429s: kThrottled). Statuses are
+  // whole-call failures (UNAUTHENTICATED, PERMISSION_DENIED, CANCELLED).
   absl::StatusOr<WriteResult> SendListRequest(ListOperation operation, std::int64_t list_id,
                                               bool audience_created, const std::string& body,
                                               sdk::RunContext& ctx);
   void ApplyResult(ListOperation operation, const ListRequest& request, const WriteResult& result,
                    std::vector<sdk::RecordOutcome>* outcomes, sdk::RunContext& ctx);
 
-  // GET/POST with retries for the non-batch calls; non-2xx answers become a
-  // status with a canonical code. `retry_transport` is off for Check.
+  // GET/POST with retries for the non-batch calls (429s included: the engine
+  // does not pace these); non-2xx answers become a status with a canonical
+  // code. `retry_transport` is off for Check.
   absl::StatusOr<HttpResponse> Call(std::string_view method, std::string_view path,
                                     std::string_view body, absl::string_view what,
                                     bool retry_transport, sdk::RunContext& ctx);
-  // One HTTP exchange, after the rate limiter and within the in-flight cap.
-  absl::StatusOr<HttpResponse> SendOnce(std::string_view method, std::string_view path,
-                                        std::string_view body, sdk::RunContext& ctx);
+  // How long a 429 asks for nothing to be sent: Retry-After or
+  // params.rateLimitReset, whichever is later; nullopt when it says neither.
+  static std::optional<absl::Duration> ThrottleWait(const HttpResponse& response, absl::Time now);
   absl::Status StatusForAnswer(int http_status, std::string_view body, absl::string_view what);
 
   // The deadline until which invalidListId answers for `list_id` are retried.
@@ -104,11 +110,6 @@ class IterableConnection final : public sdk::Connection {
 
   const ConnectionOptions options_;
   const std::unique_ptr<HttpClient> client_;
-  AdaptiveRateLimiter limiter_;
-
-  // Caps the requests in flight across every thread at parallel_requests.
-  absl::Mutex in_flight_mu_;
-  int in_flight_ ABSL_GUARDED_BY(in_flight_mu_) = 0;
 
   mutable absl::Mutex lists_mu_;
   // Lists this connection created, and when.

@@ -109,6 +109,16 @@ std::string DescribeErrorAnswer(int http_status, std::string_view body) {
   return out;
 }
 
+std::optional<std::int64_t> RateLimitResetMillis(std::string_view body) {
+  const json parsed = ParseJson(body);
+  if (!parsed.is_object()) return std::nullopt;
+  auto params = parsed.find("params");
+  if (params == parsed.end() || !params->is_object()) return std::nullopt;
+  std::optional<std::int64_t> reset = IntField(*params, "rateLimitReset");
+  if (reset && *reset <= 0) return std::nullopt;
+  return reset;
+}
+
 std::optional<std::int64_t> InvalidListIdIn(std::string_view msg) {
   constexpr std::string_view kMarker = "error.lists.invalidListId";
   const size_t at = msg.find(kMarker);

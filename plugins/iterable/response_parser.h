@@ -32,6 +32,10 @@ Envelope ParseEnvelope(std::string_view body);
 // JSON envelope, "HTTP 429: " + the first 200 characters of the text.
 std::string DescribeErrorAnswer(int http_status, std::string_view body);
 
+// The time a JSON rate-limit answer names in params.rateLimitReset (epoch
+// milliseconds: nothing may be sent before it), if any.
+std::optional<std::int64_t> RateLimitResetMillis(std::string_view body);
+
 // The list id named by "error.lists.invalidListId(ID)" in `msg`, if any.
 std::optional<std::int64_t> InvalidListIdIn(std::string_view msg);
 

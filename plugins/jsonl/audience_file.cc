@@ -1,5 +1,7 @@
 #include "audience_file.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -240,11 +242,18 @@ absl::StatusOr<Members> ReadMembers(const std::filesystem::path& path) {
   return members;
 }
 
+namespace {
+std::atomic<std::int64_t> audience_file_writes{0};
+}  // namespace
+
+std::int64_t AudienceFileWrites() { return audience_file_writes.load(std::memory_order_relaxed); }
+
 absl::Status WriteMembers(const std::filesystem::path& path, const Members& members, bool fsync) {
   // rename() would replace a link rather than follow it, but a link here
   // was not made by this destination: refuse it instead of removing it.
   absl::Status target = CheckWritableTarget(path);
   if (!target.ok()) return target;
+  audience_file_writes.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<std::filesystem::path> tmp_path = internal::TemporaryPath(path);
   if (!tmp_path.ok()) return tmp_path.status();
   const std::filesystem::path& tmp = *tmp_path;

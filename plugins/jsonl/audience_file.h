@@ -11,6 +11,7 @@
 #ifndef EXPORTD_PLUGINS_JSONL_AUDIENCE_FILE_H_
 #define EXPORTD_PLUGINS_JSONL_AUDIENCE_FILE_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -65,6 +66,11 @@ absl::StatusOr<Members> ReadMembers(const std::filesystem::path& path);
 // FAILED_PRECONDITION naming the path when `path` is a symbolic link or not
 // a regular file, or something exists at the temporary name.
 absl::Status WriteMembers(const std::filesystem::path& path, const Members& members, bool fsync);
+
+// How many times this process started writing an audience file (WriteMembers
+// past its checks): the jsonl destination's "requests", one per Upsert or
+// Remove call. For tests and diagnostics.
+std::int64_t AudienceFileWrites();
 
 namespace internal {
 // The temporary file WriteMembers writes for `path`: in the same directory,

@@ -111,6 +111,31 @@ bool IsRetryable(absl::StatusCode code) {
 
 }  // namespace
 
+namespace {
+
+// The store behind the rate budgets: learned rates are loaded when a
+// connection's budget is first used and saved when they change.
+destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
+  destinations::RateBudgetRegistry::Hooks hooks;
+  hooks.load = [store](const std::string& id) -> std::optional<destinations::LearnedRate> {
+    auto rate = store->GetConnectionRate(id);
+    if (!rate.ok()) return std::nullopt;
+    return destinations::LearnedRate{rate->requests_per_second, rate->records_per_second};
+  };
+  hooks.save = [store](const std::string& id, const destinations::LearnedRate& rate) {
+    absl::Status saved =
+        store->PutConnectionRate(id, {rate.requests_per_second, rate.records_per_second,
+                                      NowMicros()});
+    if (!saved.ok()) {
+      std::cerr << "exportd: connection " << id << ": cannot keep its learned rate: "
+                << EscapeForTerminal(saved.ToString()) << "\n";
+    }
+  };
+  return hooks;
+}
+
+}  // namespace
+
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
                destinations::DestinationRegistry* registry, EngineOptions options)
     : store_(store),
@@ -122,7 +147,8 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
         scheduled.trigger = v1::RUN_TRIGGER_SCHEDULE;
         scheduled.requested_by = "scheduler";
         return Trigger(e.id(), scheduled).status();
-      }) {}
+      }),
+      budgets_(RateHooks(store)) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                                                        const crypto::SecretBox* secrets,
@@ -602,8 +628,25 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
   std::unique_ptr<sdk::Connection> connection;
+  // The connection's speed (the manifest's, lowered by its settings) and its
+  // rate budget, shared with every other run on the connection.
+  sdk::SyncSpeed speed = manifest.speed;
+  std::shared_ptr<destinations::RateBudget> budget;
   if (!run.dry_run()) {
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
+    speed = connection->speed();
+    budget = budgets_.ForConnection(e.connection_id(), speed);
+    const double rate = budget->current().requests_per_second;
+    if (rate > 0 && (speed.requests_per_second == 0 || rate < speed.requests_per_second)) {
+      ctx.Log(sdk::LogLevel::kInfo,
+              absl::StrCat("connection '", stored.connection.display_name(), "': sending at most ",
+                           absl::SixDigits(rate),
+                           " requests/s, the rate learned from the destination's throttling (",
+                           speed.requests_per_second > 0
+                               ? absl::StrCat("its speed allows ", speed.requests_per_second)
+                               : std::string("its speed sets no limit"),
+                           ")"));
+    }
   }
   // The previous run's rejections, retried in batches of their own.
   std::string previous_run;
@@ -663,9 +706,11 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     }
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
-    o.max_records_per_batch = std::max(1, manifest.speed.max_records_per_batch);
-    o.max_bytes_per_batch = std::max<std::int64_t>(1, manifest.speed.max_bytes_per_batch);
-    o.max_parallel_batches = std::max(1, manifest.speed.max_parallel_batches);
+    o.max_records_per_batch = std::max(1, speed.max_records_per_batch);
+    o.max_bytes_per_batch = std::max<std::int64_t>(1, speed.max_bytes_per_batch);
+    o.max_parallel_batches = std::max(1, speed.max_parallel_batches);
+    o.budget = budget.get();
+    o.max_throttle_resends = options_.max_throttle_resends;
     if (!run.dry_run()) {
       auto audience = connection->EnsureAudience(
           segment->name(), previous.ok() ? previous->audience_id : "", ctx);

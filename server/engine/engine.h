@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "exportd/v1/run.pb.h"
 #include "server/crypto/secret_box.h"
+#include "server/destinations/rate_budget.h"
 #include "server/engine/refresh_schedule.h"
 #include "server/engine/scheduler.h"
 #include "server/destinations/registry.h"
@@ -44,6 +45,9 @@ struct EngineOptions {
   absl::Duration schedule_tick = absl::Seconds(1);
   // The system refresh schedule for exports that follow it (none if unset).
   std::optional<RefreshSchedule> system_refresh;
+  // How often one batch is sent again after the destination throttled it,
+  // before the attempt fails (retryably).
+  int max_throttle_resends = 8;
 };
 
 struct TriggerOptions {
@@ -127,6 +131,9 @@ class Engine {
   const EngineOptions options_;
   // Used by the scheduler thread only (NextRun is const and thread-safe).
   Scheduler scheduler_;
+  // One rate budget per connection, shared by every run on it; the learned
+  // rates are kept in the store.
+  destinations::RateBudgetRegistry budgets_;
 
   absl::Mutex mu_;
   // Runs not yet final, in arrival order, and those that just finished (for

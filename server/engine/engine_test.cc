@@ -497,6 +497,98 @@ TEST_F(EngineTest, ConcurrentRunsOfDifferentExports) {
   EXPECT_EQ(max_in_flight, 2);
 }
 
+// The engine batches by Connection::speed() (the manifest's, lowered by the
+// connection's settings), one plugin call per batch.
+TEST_F(EngineTest, BatchesFollowTheConnectionsSpeedNotTheManifest) {
+  Upload(1, 50);
+  {
+    absl::MutexLock lock(&state_->mu);
+    sdk::SyncSpeed speed;
+    speed.max_records_per_batch = 10;  // The manifest says 100.
+    state_->connection_speed = speed;
+  }
+  StartEngine();
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(Audience().size(), 50u);
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->upsert_calls, 5);
+}
+
+// A throttled batch (ReportThrottle + RESOURCE_EXHAUSTED) is sent again in
+// the same attempt; the connection's rate is halved and kept in the store.
+TEST_F(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    sdk::SyncSpeed speed;
+    speed.requests_per_second = 8;
+    state_->connection_speed = speed;
+    state_->throttle_calls = 2;
+  }
+  StartEngine();
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.attempt(), 1) << "a throttle is not a failed attempt";
+  EXPECT_EQ(Audience().size(), 10u);
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->throttled, 2);
+    EXPECT_EQ(state_->upsert_calls, 1);
+  }
+  auto rate = store_->GetConnectionRate("conn-1");
+  ASSERT_TRUE(rate.ok()) << rate.status();
+  EXPECT_DOUBLE_EQ(rate->requests_per_second, 4) << "halved once for one burst of throttles";
+}
+
+TEST_F(EngineTest, ABatchThrottledTooOftenFailsTheAttemptRetryably) {
+  Upload(1, 10);
+  EngineOptions options;
+  options.max_attempts = 2;
+  options.max_throttle_resends = 2;
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->throttle_calls = 1000;
+  }
+  StartEngine(options);
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_FAILED);
+  EXPECT_EQ(run.attempt(), 2) << "retryable: the run was attempted again";
+  EXPECT_THAT(run.message(), HasSubstr("throttled a batch of 10 records 3 times in a row"));
+  EXPECT_THAT(run.message(), HasSubstr("requests_per_second"));
+}
+
+// What a connection's budget learned survives a restart: the next engine
+// starts at the learned rate, not at the ceiling.
+TEST_F(EngineTest, ARestartedEngineStartsAtTheLearnedRate) {
+  Upload(1, 9);
+  {
+    absl::MutexLock lock(&state_->mu);
+    sdk::SyncSpeed speed;
+    speed.max_records_per_batch = 1;
+    speed.requests_per_second = 8;
+    state_->connection_speed = speed;
+    state_->throttle_calls = 1;
+  }
+  StartEngine();
+  ASSERT_EQ(RunToEnd().state(), v1::RUN_STATE_SUCCEEDED);
+  ASSERT_DOUBLE_EQ(store_->GetConnectionRate("conn-1")->requests_per_second, 4);
+
+  StartEngine();  // A new engine: nothing in memory.
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->call_times.clear();
+  }
+  TriggerOptions full;
+  full.full = true;
+  ASSERT_EQ(RunToEnd(full).state(), v1::RUN_STATE_SUCCEEDED);
+  absl::MutexLock lock(&state_->mu);
+  ASSERT_EQ(state_->call_times.size(), 9u);
+  // 4 requests/s with a burst of 4: the 9th goes 1.25 s after the first. At
+  // the ceiling (8/s, burst 8) it would go after 0.125 s.
+  EXPECT_GE(state_->call_times.back() - state_->call_times.front(), absl::Seconds(1));
+}
+
 TEST_F(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   Upload(1, 10);
   export_.mutable_schedule()->set_cron("* * * * *");

@@ -20,6 +20,7 @@
 #include "exportd/v1/export.pb.h"
 #include "exportd/v1/run.pb.h"
 #include "exportd/v1/segment.pb.h"
+#include "server/destinations/rate_budget.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -61,9 +62,16 @@ struct SegmentSyncOptions {
   // Remove what no current member maps to any more (members who left,
   // identifiers that changed). Add-only when false: nothing is removed.
   bool mirror = true;
+  // The connection's effective speed (Connection::speed()).
   int max_records_per_batch = 1000;
   std::int64_t max_bytes_per_batch = 4'000'000;
   int max_parallel_batches = 1;
+  // The connection's shared rate budget: every Upsert/Remove acquires from it
+  // first. Null: no limit (dry runs, tests).
+  destinations::RateBudget* budget = nullptr;
+  // How often one batch is sent again after the destination throttled it
+  // before the run fails (retryably) instead.
+  int max_throttle_resends = 8;
 };
 
 // Runs the pipeline for one segment. Returns the first whole-call failure of

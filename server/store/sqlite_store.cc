@@ -63,6 +63,12 @@ constexpr const char* kMigrations[] = {
     ALTER TABLE delivered ADD COLUMN identifier TEXT;
     ALTER TABLE delivered ADD COLUMN ident_hash INTEGER;
     )sql",
+    // 5: the rate each connection's budget learned (requests and records per second).
+    R"sql(
+    CREATE TABLE connection_rates (
+      connection_id TEXT PRIMARY KEY, requests_per_second REAL NOT NULL,
+      records_per_second REAL NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.
@@ -345,7 +351,10 @@ absl::StatusOr<DeleteConnectionResult> SqliteStore::DeleteConnection(
     }
     EXPORTD_ASSIGN_OR_RETURN(Statement del, db_->Prepare("DELETE FROM connections WHERE id = ?"));
     EXPORTD_RETURN_IF_ERROR(del.Bind(1, id).Run());
-    return ExpectChanged(*db_, "connection", id);
+    EXPORTD_RETURN_IF_ERROR(ExpectChanged(*db_, "connection", id));
+    EXPORTD_ASSIGN_OR_RETURN(Statement rate,
+                             db_->Prepare("DELETE FROM connection_rates WHERE connection_id = ?"));
+    return rate.Bind(1, id).Run();
   }));
   return result;
 }
@@ -534,6 +543,43 @@ absl::StatusOr<std::vector<v1::AuditEntry>> SqliteStore::ListAudit(const PageReq
 }
 
 // --- Meta ------------------------------------------------------------------
+
+absl::StatusOr<ConnectionRate> SqliteStore::GetConnectionRate(absl::string_view connection_id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT requests_per_second, records_per_second, updated_at "
+                   "FROM connection_rates WHERE connection_id = ?"));
+  stmt.Bind(1, connection_id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(
+        absl::StrCat("no rate was learned for connection '", connection_id, "' yet"));
+  }
+  ConnectionRate rate;
+  rate.requests_per_second = stmt.Double(0);
+  rate.records_per_second = stmt.Double(1);
+  rate.updated_at_micros = stmt.Int(2);
+  return rate;
+}
+
+absl::Status SqliteStore::PutConnectionRate(absl::string_view connection_id,
+                                            const ConnectionRate& rate) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT INTO connection_rates "
+                   "(connection_id, requests_per_second, records_per_second, updated_at) "
+                   "VALUES (?, ?, ?, ?) ON CONFLICT (connection_id) DO UPDATE SET "
+                   "requests_per_second = excluded.requests_per_second, "
+                   "records_per_second = excluded.records_per_second, "
+                   "updated_at = excluded.updated_at"));
+  return stmt.Bind(1, connection_id)
+      .BindDouble(2, rate.requests_per_second)
+      .BindDouble(3, rate.records_per_second)
+      .Bind(4, rate.updated_at_micros)
+      .Run();
+}
 
 absl::StatusOr<std::string> SqliteStore::GetMeta(absl::string_view key) {
   absl::MutexLock lock(&mu_);

@@ -77,6 +77,9 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
                                                         std::string* next_cursor) override;
 
+  absl::StatusOr<ConnectionRate> GetConnectionRate(absl::string_view connection_id) override;
+  absl::Status PutConnectionRate(absl::string_view connection_id,
+                                 const ConnectionRate& rate) override;
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override;
   absl::Status PutMeta(absl::string_view key, absl::string_view value) override;
 

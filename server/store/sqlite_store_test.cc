@@ -269,5 +269,22 @@ TEST_F(SqliteStoreTest, MetaValuesAreReplacedAndSurviveAReopen) {
   EXPECT_EQ(*store_->GetMeta("master_key_check"), std::string("t\0wo", 4));
 }
 
+TEST_F(SqliteStoreTest, ConnectionRatesAreReplacedSurviveAReopenAndGoWithTheConnection) {
+  ASSERT_TRUE(store_->CreateConnection(Connection("c1", "conn")).ok());
+  auto missing = store_->GetConnectionRate("c1");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("c1"));
+  ASSERT_TRUE(store_->PutConnectionRate("c1", {8, 0, 1}).ok());
+  ASSERT_TRUE(store_->PutConnectionRate("c1", {2.5, 500, 2}).ok());
+  Reopen();
+  auto rate = store_->GetConnectionRate("c1");
+  ASSERT_TRUE(rate.ok()) << rate.status();
+  EXPECT_DOUBLE_EQ(rate->requests_per_second, 2.5);
+  EXPECT_DOUBLE_EQ(rate->records_per_second, 500);
+  EXPECT_EQ(rate->updated_at_micros, 2);
+  ASSERT_TRUE(store_->DeleteConnection("c1", ExportDisposition::kRefuse).ok());
+  EXPECT_EQ(store_->GetConnectionRate("c1").status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace exportd::store

@@ -30,6 +30,7 @@ class Statement {
   Statement& BindBlob(int index, absl::string_view bytes);
   Statement& Bind(int index, std::int64_t value);
   Statement& BindNull(int index);
+  Statement& BindDouble(int index, double value);
 
   // Advances: true with a row, false when done; an error otherwise.
   absl::StatusOr<bool> Step();
@@ -38,6 +39,7 @@ class Statement {
   void Reset();
 
   std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double Double(int column) const { return sqlite3_column_double(stmt_, column); }
   absl::string_view Text(int column) const;
   absl::string_view Blob(int column) const;
   bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }

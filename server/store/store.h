@@ -115,6 +115,15 @@ struct BatchCommit {
   v1::Run checkpoint;  // The run with the counts including this batch.
 };
 
+// The rate a connection's budget learned from its destination (it slowed
+// down after throttling), kept across restarts so that exportd does not start
+// by flooding the destination again. 0 means unlimited.
+struct ConnectionRate {
+  double requests_per_second = 0;
+  double records_per_second = 0;
+  std::int64_t updated_at_micros = 0;
+};
+
 // A page request: `after` is an opaque cursor from the previous page.
 struct PageRequest {
   int limit = 100;
@@ -197,6 +206,14 @@ class Store {
   // Applies a batch's outcomes and the run checkpoint atomically. The
   // audience state of (export, segment) must have been put first.
   virtual absl::Status CommitBatch(const BatchCommit& commit) = 0;
+
+  // --- Learned connection rates ---------------------------------------------
+  // NOT_FOUND when nothing was learned for the connection yet.
+  virtual absl::StatusOr<ConnectionRate> GetConnectionRate(absl::string_view connection_id) = 0;
+  // Replaces the connection's learned rate. Written when the rate changes,
+  // not per batch. Deleting the connection deletes it.
+  virtual absl::Status PutConnectionRate(absl::string_view connection_id,
+                                         const ConnectionRate& rate) = 0;
 
   // --- Rejections --------------------------------------------------------
   virtual absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
 
 namespace exportd::testing {
 namespace {
@@ -72,6 +73,22 @@ class FakeConnection final : public sdk::Connection {
                                                         sdk::RunContext& ctx, bool remove) {
     if (ctx.cancelled()) return absl::CancelledError("canceled");
     if (absl::Status s = TakeFailure(); !s.ok()) return s;
+    bool throttle = false;
+    absl::Duration retry_after;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->call_times.push_back(absl::Now());
+      if (state_->throttle_calls > 0) {
+        --state_->throttle_calls;
+        ++state_->throttled;
+        throttle = true;
+        retry_after = state_->throttle_retry_after;
+      }
+    }
+    if (throttle) {
+      ctx.ReportThrottle(retry_after);
+      return absl::ResourceExhaustedError("fake destination: too many requests");
+    }
     LogLine(ctx);
     absl::MutexLock lock(&state_->mu);
     ++(remove ? state_->remove_calls : state_->upsert_calls);
@@ -165,7 +182,9 @@ class FakeDestination final : public sdk::Destination {
       absl::MutexLock lock(&state_->mu);
       state_->last_settings = settings;
     }
-    return std::make_unique<FakeConnection>(state_, manifest_.speed);
+    absl::MutexLock lock(&state_->mu);
+    return std::make_unique<FakeConnection>(state_,
+                                            state_->connection_speed.value_or(manifest_.speed));
   }
 
  private:

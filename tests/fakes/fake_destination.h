@@ -6,10 +6,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 
 namespace exportd::testing {
@@ -30,6 +33,16 @@ struct FakeState {
   // A line every Check, Upsert and Remove logs through RunContext::Log; none
   // if empty.
   std::string log_line ABSL_GUARDED_BY(mu);
+  // Upsert/Remove calls to throttle (RunContext::ReportThrottle with
+  // `throttle_retry_after`, then RESOURCE_EXHAUSTED) before one goes through.
+  int throttle_calls ABSL_GUARDED_BY(mu) = 0;
+  absl::Duration throttle_retry_after ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
+  // Throttled calls so far.
+  int throttled ABSL_GUARDED_BY(mu) = 0;
+  // When set, Connection::speed() of new connections (else the manifest's).
+  std::optional<sdk::SyncSpeed> connection_speed ABSL_GUARDED_BY(mu);
+  // When each Upsert/Remove call arrived (throttled ones included).
+  std::vector<absl::Time> call_times ABSL_GUARDED_BY(mu);
   int upsert_calls ABSL_GUARDED_BY(mu) = 0;
   int remove_calls ABSL_GUARDED_BY(mu) = 0;
   // Records received by Upsert and Remove, over all calls.

@@ -5,11 +5,16 @@
 // same destination state and counts.
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "client/exportctl.h"
 #include "gmock/gmock.h"
@@ -28,6 +33,33 @@ constexpr char kApiKey[] = "e2e-api-key-0123456789abcdef0123";
 size_t Append(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
+}
+
+long HttpPost(const std::string& url, const std::string& body) {
+  CURL* curl = curl_easy_init();
+  std::string response;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  EXPECT_EQ(rc, CURLE_OK) << url;
+  EXPECT_EQ(status, 200) << url << ": " << response;
+  return status;
+}
+
+// The most of `micros` (sorted) in any window of `window_micros`.
+int MaxInWindow(const std::vector<std::int64_t>& micros, std::int64_t window_micros) {
+  int best = 0;
+  size_t first = 0;
+  for (size_t last = 0; last < micros.size(); ++last) {
+    while (micros[last] - micros[first] >= window_micros) ++first;
+    best = std::max(best, static_cast<int>(last - first + 1));
+  }
+  return best;
 }
 
 json HttpGetJson(const std::string& url) {
@@ -118,6 +150,61 @@ class IterableE2eTest : public ::testing::Test {
              "--map", "points=Points"});
     ASSERT_EQ(code, 0) << text;
   }
+  std::string SandboxUrl(const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(sandbox_port_) + path;
+  }
+  // When the sandbox received each subscribe request (any answer), at or
+  // after `since_micros`, in microseconds since the epoch, sorted.
+  std::vector<std::int64_t> SubscribeTimes(std::int64_t since_micros = 0) {
+    std::vector<std::int64_t> out;
+    for (const json& r : HttpGetJson(SandboxUrl("/_sandbox/requests"))) {
+      if (r["route"] != "POST /api/lists/subscribe") continue;
+      std::int64_t at = r["atMicros"].get<std::int64_t>();
+      if (at >= since_micros) out.push_back(at);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  void CreateConnection(const std::vector<std::string>& settings) {
+    std::vector<std::string> args = {"connection", "create", "--name", "Iterable sandbox",
+                                     "--type", "iterable", "--setting",
+                                     "base_url=" + SandboxUrl("")};
+    for (const std::string& s : settings) {
+      args.push_back("--setting");
+      args.push_back(s);
+    }
+    for (const char* a : {"--secret", "api_key=env:ITERABLE_API_KEY", "--accept-privacy-terms"}) {
+      args.push_back(a);
+    }
+    auto [code, text] = Ctl(args);
+    ASSERT_EQ(code, 0) << text;
+  }
+  void CreateSegmentAndExport(const std::string& segment, const std::string& export_name,
+                              int profiles) {
+    auto [code, text] = Ctl({"segment", "create", "--name", segment, "--from-csv",
+                             WriteCsv(profiles), "--id-field", "ProfileId"});
+    ASSERT_EQ(code, 0) << text;
+    std::tie(code, text) = Ctl({"export", "create", "--name", export_name, "--connection",
+                                "Iterable sandbox", "--segment", segment, "--map",
+                                "email=Email"});
+    ASSERT_EQ(code, 0) << text;
+  }
+  // Polls the run until it is final; returns it.
+  json WaitForRun(const std::string& run_id) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    json run;
+    while (std::chrono::steady_clock::now() < deadline) {
+      run = CtlJson({"run", "get", run_id});
+      std::string state = run.value("state", "");
+      if (state != "RUN_STATE_QUEUED" && state != "RUN_STATE_RUNNING" &&
+          state != "RUN_STATE_FAILED_RETRYING") {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return run;
+  }
+
   // The sandbox's members of the list named `name`, by email.
   std::map<std::string, json> ListMembers(const std::string& name) {
     std::string base = "http://127.0.0.1:" + std::to_string(sandbox_port_) + "/_sandbox/lists";
@@ -325,6 +412,74 @@ TEST_F(IterableE2eTest, MirrorModeIsKeyedByTheEmailIterableKeysBy) {
   EXPECT_EQ(list[0]["profile_id"], "p2");
   EXPECT_THAT(list[0]["message"].get<std::string>(),
               HasSubstr("previous email was removed from the audience"));
+}
+
+// Two exports on one connection, run at the same time, share the
+// connection's rate: the sandbox never sees more than requests_per_second
+// (plus the bucket's burst) in any window.
+TEST_F(IterableE2eTest, TwoRunsOnOneConnectionStayWithinItsRate) {
+  CreateConnection({"requests_per_second=4", "batch_size=50"});
+  CreateSegmentAndExport("Segment A", "a", 1000);  // 20 requests.
+  CreateSegmentAndExport("Segment B", "b", 1000);  // 20 requests.
+  std::string run_a = CtlJson({"export", "run", "a"})["id"];
+  std::string run_b = CtlJson({"export", "run", "b"})["id"];
+  json a = WaitForRun(run_a), b = WaitForRun(run_b);
+  EXPECT_EQ(a["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS") << a.dump();
+  EXPECT_EQ(b["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS") << b.dump();
+  std::vector<std::int64_t> times = SubscribeTimes();
+  ASSERT_EQ(times.size(), 40u);
+  // One limiter: a burst of 4, then 4 per second (one more for the time a
+  // request takes to arrive). Each run with a limiter of its own would send
+  // up to twice that.
+  int in_1s = MaxInWindow(times, 1'000'000), in_3s = MaxInWindow(times, 3'000'000);
+  std::cerr << "max subscribe requests in 1 s: " << in_1s << ", in 3 s: " << in_3s << "\n";
+  EXPECT_LE(in_1s, 4 + 4 + 1);
+  EXPECT_LE(in_3s, 4 + 12 + 1);
+  // And the runs did overlap.
+  EXPECT_LT(std::stoll(a["started_at_micros"].get<std::string>()),
+            std::stoll(b["finished_at_micros"].get<std::string>()));
+  EXPECT_LT(std::stoll(b["started_at_micros"].get<std::string>()),
+            std::stoll(a["finished_at_micros"].get<std::string>()));
+  EXPECT_EQ(ListMembers("Segment A").size(), 980u);
+  EXPECT_EQ(ListMembers("Segment B").size(), 980u);
+}
+
+// The rate a connection learned from 429s is kept: after a restart exportd
+// starts there, instead of flooding the destination at the ceiling again.
+TEST_F(IterableE2eTest, TheLearnedRateSurvivesARestart) {
+  HttpPost(SandboxUrl("/_sandbox/faults"), R"({"rateLimits":{"subscribe":2},"retryAfterSeconds":1})");
+  CreateConnection({"requests_per_second=8", "batch_size=50", "parallel_requests=1"});
+  CreateSegmentAndExport("Throttled", "throttled", 600);  // 12 requests.
+  auto [code, text] = Ctl({"export", "run", "throttled", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  EXPECT_FALSE(SubscribeTimes().empty());
+  json stats = HttpGetJson(SandboxUrl("/_sandbox/stats"));
+  ASSERT_GE(stats["requests"]["POST /api/lists/subscribe"].value("429", 0), 1)
+      << "the first run must have been throttled: " << stats.dump();
+
+  exportd_->Stop(SIGKILL);
+  StartExportd();
+  const std::int64_t restarted = std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  std::tie(code, text) = Ctl({"export", "run", "throttled", "--full", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  // exportd says where it starts, and keeps to it.
+  std::string log = exportd_->Log();
+  size_t at = log.find("requests/s, the rate learned from the destination's throttling");
+  ASSERT_NE(at, std::string::npos) << "the learned rate was not used after the restart:\n" << log;
+  size_t from = log.rfind("sending at most ", at);
+  ASSERT_NE(from, std::string::npos);
+  double learned = std::stod(log.substr(from + std::string("sending at most ").size()));
+  EXPECT_LT(learned, 8);
+  std::vector<std::int64_t> times = SubscribeTimes(restarted);
+  ASSERT_EQ(times.size() >= 12, true) << times.size();
+  int in_1s = MaxInWindow(times, 1'000'000);
+  std::cerr << "learned " << learned << " requests/s; after the restart at most " << in_1s
+            << " subscribe requests in 1 s\n";
+  // A bucket of ceil(learned) plus a second's worth, and one for arrival jitter.
+  EXPECT_LE(in_1s, 2 * static_cast<int>(std::ceil(learned)) + 1);
 }
 
 }  // namespace

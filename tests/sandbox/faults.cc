@@ -63,6 +63,7 @@ nlohmann::json FaultsToJson(const FaultOptions& faults) {
       {"rateLimits", std::move(rate_limits)},
       {"rateLimitBody", faults.rate_limit_body == RateLimitBody::kJson ? "json" : "text"},
       {"retryAfterSeconds", faults.retry_after_seconds},
+      {"rateLimitReset", faults.rate_limit_reset},
       {"fail5xxRatio", faults.fail_5xx_ratio},
       {"failStatus", faults.fail_status},
       {"seed", faults.seed},
@@ -127,6 +128,12 @@ absl::StatusOr<FaultOptions> ApplyFaultsJson(const FaultOptions& base,
         return absl::InvalidArgumentError(
             absl::StrCat("fault 'rateLimitBody' must be \"json\" or \"text\", got ", value.dump()));
       }
+    } else if (key == "rateLimitReset") {
+      if (!value.is_boolean()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("fault 'rateLimitReset' must be true or false, got ", value.dump()));
+      }
+      faults.rate_limit_reset = value.get<bool>();
     } else if (key == "retryAfterSeconds") {
       if (!(status = need_non_negative()).ok()) return status;
       faults.retry_after_seconds = value.get<int>();
@@ -252,7 +259,8 @@ bool FaultInjector::TakeFromBucketLocked(const std::string& endpoint, absl::Time
   return true;
 }
 
-bool FaultInjector::TakeRateToken(absl::string_view endpoint) {
+bool FaultInjector::TakeRateToken(absl::string_view endpoint, absl::Time* next_token,
+                                  double* limit) {
   absl::MutexLock lock(&mu_);
   if (faults_.rate_limits.empty()) return true;
   absl::Time now = clock_();
@@ -267,7 +275,11 @@ bool FaultInjector::TakeRateToken(absl::string_view endpoint) {
     if (now > bucket->second.last) {
       tokens += absl::ToDoubleSeconds(now - bucket->second.last) * rate->second;
     }
-    if (tokens < 1.0) return false;
+    if (tokens < 1.0) {
+      if (next_token != nullptr) *next_token = now + absl::Seconds((1.0 - tokens) / rate->second);
+      if (limit != nullptr) *limit = rate->second;
+      return false;
+    }
   }
   bool ok = TakeFromBucketLocked(name, now);
   if (name != "all") ok = TakeFromBucketLocked("all", now) && ok;

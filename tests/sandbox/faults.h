@@ -49,6 +49,10 @@ struct FaultOptions {
   RateLimitBody rate_limit_body = RateLimitBody::kJson;
   // Sent as `Retry-After` on 429 answers when > 0.
   int retry_after_seconds = 0;
+  // JSON 429 answers carry params {"rateLimitLimit", "rateLimitRemaining": 0,
+  // "rateLimitReset": epoch ms when the refusing bucket has a token again}, as
+  // Iterable's token-bucket answers do.
+  bool rate_limit_reset = false;
 
   // Share (0..1) of /api requests answered with an injected 5xx.
   double fail_5xx_ratio = 0;
@@ -111,8 +115,11 @@ class FaultInjector {
   // Decides drop / fail-next / 5xx for one /api request of `endpoint`.
   FaultDecision Decide(absl::string_view endpoint);
 
-  // Takes a token from the buckets of `endpoint` and "all"; false means answer 429.
-  bool TakeRateToken(absl::string_view endpoint);
+  // Takes a token from the buckets of `endpoint` and "all"; false means answer 429. On
+  // false, `*next_token` (when given) is when the refusing bucket has a token again and
+  // `*limit` its rate.
+  bool TakeRateToken(absl::string_view endpoint, absl::Time* next_token = nullptr,
+                     double* limit = nullptr);
 
  private:
   struct Bucket {

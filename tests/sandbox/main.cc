@@ -35,6 +35,7 @@ SIGINT or SIGTERM.
                                 create_list, delete_list, subscribe, unsubscribe, all
   --rate-limit-body json|text   body of 429 answers (default json)
   --retry-after SECONDS         send Retry-After on 429 answers (default: no header)
+  --rate-limit-reset true|false JSON 429 answers carry params.rateLimitReset (epoch ms)
   --fail-5xx-ratio R            share (0..1) of /api requests answered 500/502/503
   --fail-status CODE            use this status for injected failures instead
   --seed N                      seed for the ratios (default 1)
@@ -102,6 +103,9 @@ absl::Status ParseFlags(int argc, char** argv, Options* options, bool* help) {
     } else if (flag == "--rate-limit-body") {
       if (value != "json" && value != "text") return Usage("--rate-limit-body is json or text");
       faults.rate_limit_body = value == "json" ? RateLimitBody::kJson : RateLimitBody::kText;
+    } else if (flag == "--rate-limit-reset") {
+      if (value != "true" && value != "false") return Usage("--rate-limit-reset is true or false");
+      faults.rate_limit_reset = value == "true";
     } else if (flag == "--retry-after") {
       status = ParseNumber(flag, value, &faults.retry_after_seconds);
     } else if (flag == "--fail-5xx-ratio") {

@@ -100,6 +100,7 @@ void Sandbox::Reset() {
   max_subscribers_seen_ = subscribe_records_ = unsubscribe_records_ = 0;
   max_body_bytes_seen_ = 0;
   connections_at_reset_ = server_->connections_accepted();
+  request_log_.clear();
 }
 
 nlohmann::json Sandbox::StatsJson() const {
@@ -134,9 +135,44 @@ nlohmann::json Sandbox::StatsJson() const {
   };
 }
 
-void Sandbox::Record(const std::string& route, const std::string& outcome) {
+void Sandbox::Record(const std::string& route, const std::string& outcome, absl::Time arrived) {
+  constexpr size_t kMaxRequestLog = 1'000'000;
   absl::MutexLock lock(&stats_mu_);
   ++requests_[route][outcome];
+  if (request_log_.size() >= kMaxRequestLog) request_log_.pop_front();
+  request_log_.push_back({arrived, route, outcome});
+}
+
+std::vector<absl::Time> Sandbox::RequestTimes(absl::string_view route,
+                                              absl::string_view outcome) const {
+  absl::MutexLock lock(&stats_mu_);
+  std::vector<absl::Time> times;
+  for (const LoggedRequest& r : request_log_) {
+    if (r.route == route && (outcome.empty() || r.outcome == outcome)) times.push_back(r.arrived);
+  }
+  return times;
+}
+
+nlohmann::json Sandbox::RequestsJson() const {
+  absl::MutexLock lock(&stats_mu_);
+  nlohmann::json out = nlohmann::json::array();
+  for (const LoggedRequest& r : request_log_) {
+    out.push_back({{"route", r.route},
+                   {"outcome", r.outcome},
+                   {"atMicros", absl::ToUnixMicros(r.arrived)}});
+  }
+  return out;
+}
+
+int MaxInSlidingWindow(std::vector<absl::Time> times, absl::Duration window) {
+  std::sort(times.begin(), times.end());
+  int best = 0;
+  size_t first = 0;
+  for (size_t last = 0; last < times.size(); ++last) {
+    while (times[last] - times[first] >= window) ++first;
+    best = std::max(best, static_cast<int>(last - first + 1));
+  }
+  return best;
 }
 
 void Sandbox::Handle(const HttpRequest& request, HttpResponse* response) {
@@ -144,6 +180,7 @@ void Sandbox::Handle(const HttpRequest& request, HttpResponse* response) {
     HandleAdmin(request, response);
     return;
   }
+  const absl::Time arrived = clock_();
   Route route;
   const std::string& method = request.method;
   const std::string& path = request.path;
@@ -162,7 +199,8 @@ void Sandbox::Handle(const HttpRequest& request, HttpResponse* response) {
   }
   HandleApi(request, route, response);
   Record(route.stats_key,
-         response->drop_connection ? std::string("dropped") : absl::StrCat(response->status));
+         response->drop_connection ? std::string("dropped") : absl::StrCat(response->status),
+         arrived);
 }
 
 void Sandbox::HandleApi(const HttpRequest& request, const Route& route, HttpResponse* response) {
@@ -210,10 +248,18 @@ void Sandbox::HandleApi(const HttpRequest& request, const Route& route, HttpResp
     SetEnvelope(401, "Invalid API key", "BadApiKey", response);
     return;
   }
-  if (!route.endpoint.empty() && !faults_.TakeRateToken(route.endpoint)) {
+  absl::Time next_token;
+  double limit = 0;
+  if (!route.endpoint.empty() && !faults_.TakeRateToken(route.endpoint, &next_token, &limit)) {
     response->status = 429;
     if (faults.rate_limit_body == RateLimitBody::kJson) {
-      SetEnvelope(429, kRateLimitText, "RateLimitExceeded", response);
+      nlohmann::json body = Envelope(kRateLimitText, "RateLimitExceeded");
+      if (faults.rate_limit_reset) {
+        body["params"] = {{"rateLimitLimit", limit},
+                          {"rateLimitRemaining", 0},
+                          {"rateLimitReset", absl::ToUnixMillis(next_token) + 1}};
+      }
+      SetJson(429, body, response);
     } else {
       response->content_type = "text/plain";
       response->body = kRateLimitText;
@@ -338,6 +384,8 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
     SetJson(200, state_.FieldTypesJson(), response);
   } else if (method == "GET" && parts.size() == 1 && parts[0] == "stats") {
     SetJson(200, StatsJson(), response);
+  } else if (method == "GET" && parts.size() == 1 && parts[0] == "requests") {
+    SetJson(200, RequestsJson(), response);
   } else if (method == "GET" && parts.size() == 1 && parts[0] == "faults") {
     SetJson(200, FaultsToJson(faults()), response);
   } else if (method == "POST" && parts.size() == 1 && parts[0] == "faults") {

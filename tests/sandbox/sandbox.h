@@ -17,6 +17,7 @@
 #define EXPORTD_TESTS_SANDBOX_SANDBOX_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -86,6 +87,13 @@ class Sandbox {
   // GET /_sandbox/stats as JSON.
   nlohmann::json StatsJson() const;
 
+  // When each /api request of `route` (a stats key, e.g. "POST /api/lists/subscribe")
+  // arrived, in arrival order, since start or the last reset; only those answered
+  // `outcome` (e.g. "200", "429") when it is not empty. GET /_sandbox/requests gives the
+  // same for every route.
+  std::vector<absl::Time> RequestTimes(absl::string_view route,
+                                       absl::string_view outcome = "") const;
+
   // Direct access to the project state (lists, members) for assertions.
   const State& state() const { return state_; }
 
@@ -106,7 +114,8 @@ class Sandbox {
   ApiReply SubscribeOrUnsubscribe(const HttpRequest& request, const Route& route,
                                   const FaultOptions& faults);
   void HandleAdmin(const HttpRequest& request, HttpResponse* response);
-  void Record(const std::string& route, const std::string& outcome);
+  void Record(const std::string& route, const std::string& outcome, absl::Time arrived);
+  nlohmann::json RequestsJson() const;
 
   const Options options_;
   const std::function<absl::Time()> clock_;
@@ -129,7 +138,19 @@ class Sandbox {
   int64_t unsubscribe_records_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t max_body_bytes_seen_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t connections_at_reset_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  // Every /api request: arrival time, route, outcome (at most kMaxRequestLog, the oldest
+  // dropped first).
+  struct LoggedRequest {
+    absl::Time arrived;
+    std::string route;
+    std::string outcome;
+  };
+  std::deque<LoggedRequest> request_log_ ABSL_GUARDED_BY(stats_mu_);
 };
+
+// The most of `times` (in any order) that fall in one window of length `window`: what a
+// rate limit of N per `window` must keep at or below N plus its burst.
+int MaxInSlidingWindow(std::vector<absl::Time> times, absl::Duration window);
 
 }  // namespace exportd::sandbox
 

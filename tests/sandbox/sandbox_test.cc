@@ -455,6 +455,43 @@ TEST_F(SandboxTest, RateLimitTextBodyWithRetryAfter) {
   EXPECT_EQ(limited.headers["retry-after"], "3");
 }
 
+TEST_F(SandboxTest, RateLimitResetNamesWhenTheNextTokenComes) {
+  SetFaults({{"rateLimits", {{"subscribe", 2}}}, {"rateLimitReset", true}});
+  int64_t list = CreateList("L");
+  EXPECT_EQ(Subscribe(list, nlohmann::json::array()).status, 200);
+  EXPECT_EQ(Subscribe(list, nlohmann::json::array()).status, 200);
+  HttpResult limited = Subscribe(list, nlohmann::json::array());
+  ASSERT_EQ(limited.status, 429);
+  nlohmann::json params = limited.Json()["params"];
+  EXPECT_EQ(params["rateLimitLimit"], 2);
+  EXPECT_EQ(params["rateLimitRemaining"], 0);
+  // An empty bucket at 2/s has a token again in 500 ms.
+  EXPECT_EQ(params["rateLimitReset"].get<int64_t>(),
+            absl::ToUnixMillis(clock_->Now() + absl::Milliseconds(500)) + 1);
+  EXPECT_EQ(sandbox_->faults().rate_limit_reset, true);
+}
+
+TEST_F(SandboxTest, RequestTimesAreKeptForSlidingWindows) {
+  int64_t list = CreateList("L");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Subscribe(list, nlohmann::json::array()).status, 200);
+    clock_->Advance(absl::Milliseconds(300));
+  }
+  std::vector<absl::Time> times = sandbox_->RequestTimes("POST /api/lists/subscribe");
+  ASSERT_EQ(times.size(), 5u);
+  EXPECT_EQ(times[1] - times[0], absl::Milliseconds(300));
+  EXPECT_EQ(MaxInSlidingWindow(times, absl::Seconds(1)), 4);  // 0, 300, 600, 900 ms.
+  EXPECT_EQ(MaxInSlidingWindow(times, absl::Milliseconds(300)), 1);
+  EXPECT_TRUE(sandbox_->RequestTimes("POST /api/lists/subscribe", "429").empty());
+  nlohmann::json all = client_->Call("GET", "/_sandbox/requests").Json();
+  ASSERT_EQ(all.size(), 6u);  // The list's creation too.
+  EXPECT_EQ(all[1]["route"], "POST /api/lists/subscribe");
+  EXPECT_EQ(all[1]["outcome"], "200");
+  EXPECT_EQ(all[1]["atMicros"].get<int64_t>(), absl::ToUnixMicros(times[0]));
+  sandbox_->Reset();
+  EXPECT_TRUE(sandbox_->RequestTimes("POST /api/lists/subscribe").empty());
+}
+
 TEST_F(SandboxTest, Fail5xxRatioIsDeterministicForASeed) {
   auto run = [&] {
     SetFaults({{"fail5xxRatio", 0.3}, {"seed", 42}});

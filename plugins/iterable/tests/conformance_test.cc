@@ -49,6 +49,15 @@ class SandboxTraits : public sdk::testing::ConformanceTraitsBase {
 
   sdk::RecordBatch ValidBatch() { return PeopleBatch(25); }
 
+  // Subscribe and unsubscribe requests the sandbox received: the kit checks
+  // one per Upsert/Remove call.
+  std::optional<std::int64_t> RequestsSent() {
+    if (!sandbox_) return std::nullopt;
+    return static_cast<std::int64_t>(
+        sandbox_->RequestTimes("POST /api/lists/subscribe").size() +
+        sandbox_->RequestTimes("POST /api/lists/unsubscribe").size());
+  }
+
   sdk::testing::RejectionCase BatchWithRejectedRecord() {
     return {EmailBatch({"ok@example.com", "not-an-email", "Also.OK@Example.com", ""}), {1, 3}};
   }

@@ -128,3 +128,20 @@ TEST(ParseListUpdateResponse, CollectsEveryFailureArray) {
 
 }  // namespace
 }  // namespace exportd::iterable
+
+namespace exportd::iterable {
+namespace {
+
+TEST(RateLimitResetMillis, ReadsParamsOfJsonRateLimitAnswersOnly) {
+  EXPECT_EQ(RateLimitResetMillis(R"({"msg":"slow down","code":"RateLimitExceeded",
+      "params":{"rateLimitLimit":5,"rateLimitRemaining":0,"rateLimitReset":1700000000123}})"),
+            1700000000123);
+  EXPECT_EQ(RateLimitResetMillis(R"({"params":{"rateLimitReset":1.7e12}})"), 1700000000000);
+  EXPECT_FALSE(RateLimitResetMillis("Rate limit exceeded. Please try again later.").has_value());
+  EXPECT_FALSE(RateLimitResetMillis(R"({"params":null})").has_value());
+  EXPECT_FALSE(RateLimitResetMillis(R"({"params":{"rateLimitReset":"soon"}})").has_value());
+  EXPECT_FALSE(RateLimitResetMillis(R"({"params":{"rateLimitReset":-1}})").has_value());
+}
+
+}  // namespace
+}  // namespace exportd::iterable

@@ -206,7 +206,7 @@ TEST_F(ScriptedPeerTest, FailedUpdatesMapBackToTheRecordsSent) {
   }
 }
 
-TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsHonoured) {
+TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsReportedToTheEngine) {
   auto connection = Connect();
   auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'445'412'470));
   Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
@@ -215,11 +215,25 @@ TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsHonoured) {
     response->body = "Rate limit exceeded. Please try again later.";
   });
   auto outcomes = connection->Upsert(list_, PeopleBatch(1), *ctx);
-  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kResourceExhausted) << outcomes.status();
+  EXPECT_EQ(ctx->throttles(), std::vector<absl::Duration>{absl::Seconds(10)})
+      << "Retry-After date (10 s after the fake now) not reported";
+  EXPECT_TRUE(ctx->sleeps().empty());
+}
+
+// Retries of other failures stay in the plugin; their log lines count request
+// attempts (the engine's run attempts are another thing).
+TEST_F(ScriptedPeerTest, ServerErrorRetriesSayRequestAttempt) {
+  auto connection = Connect();
+  auto ctx = TestRunContext::WithFakeClock();
+  Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->status = 503;
+    response->body = "busy";
+  });
+  auto outcomes = connection->Upsert(list_, PeopleBatch(1), *ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
-  bool waited = false;
-  for (absl::Duration d : ctx->sleeps()) waited |= d == absl::Seconds(10);
-  EXPECT_TRUE(waited) << "Retry-After date (10 s after the fake now) not honoured";
+  EXPECT_TRUE(ctx->LogsContain("(request attempt 2 of ")) << "log: " << ctx->logs()[0].message;
 }
 
 TEST_F(ScriptedPeerTest, EnsureAudienceUsesOnlyStandardListsOfTheExactName) {

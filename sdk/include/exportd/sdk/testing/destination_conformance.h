@@ -40,6 +40,10 @@
 // - Check() is OK with ValidSettings().
 // - EnsureAudience is idempotent: the same name twice gives the same id, and so
 //   does passing the id back as `remembered_id`.
+// - Connection::speed() is within the manifest's speed (settings only lower
+//   it) and ValidBatch() fits it.
+// - Upsert and Remove of a batch within speed() make exactly one request each
+//   (checked when the traits count requests: RequestsSent(), see below).
 // - Upsert and Remove return exactly one outcome per record, in order; an empty
 //   batch gives no outcomes; a record that must be rejected is kRejected with a
 //   reason code. A destination without removal returns an error from Remove.
@@ -55,6 +59,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -99,6 +104,10 @@ class ConformanceTraitsBase {
   void Cancel(TestRunContext& ctx) { ctx.Cancel(); }
   // How long a call given a cancelled context may take.
   absl::Duration CancelDeadline() { return absl::Seconds(2); }
+  // Requests the destination received so far (e.g. a fake server's count of
+  // write requests), so that the kit can check one request per Upsert/Remove
+  // call. nullopt: the traits cannot count, and that check is skipped.
+  std::optional<std::int64_t> RequestsSent() { return std::nullopt; }
 };
 
 namespace conformance_internal {
@@ -374,6 +383,54 @@ class DestinationConformanceTest : public ::testing::Test {
     ExpectNoSecretLogged(ctx);
   }
 
+  void TestSpeedIsWithinTheManifest() {
+    auto connection = ConnectOrDie();
+    ASSERT_NE(connection, nullptr);
+    const SyncSpeed& m = destination_->manifest().speed;
+    const SyncSpeed speed = connection->speed();
+    EXPECT_GT(speed.max_records_per_batch, 0);
+    EXPECT_LE(speed.max_records_per_batch, m.max_records_per_batch);
+    EXPECT_GT(speed.max_bytes_per_batch, 0);
+    EXPECT_LE(speed.max_bytes_per_batch, m.max_bytes_per_batch);
+    EXPECT_GT(speed.max_parallel_batches, 0);
+    EXPECT_LE(speed.max_parallel_batches, m.max_parallel_batches);
+    EXPECT_GE(speed.requests_per_second, 0);
+    EXPECT_GE(speed.records_per_second, 0);
+    if (m.requests_per_second > 0) {
+      EXPECT_GT(speed.requests_per_second, 0) << "settings may lower the rate, not lift it";
+      EXPECT_LE(speed.requests_per_second, m.requests_per_second);
+    }
+    if (m.records_per_second > 0) {
+      EXPECT_GT(speed.records_per_second, 0) << "settings may lower the rate, not lift it";
+      EXPECT_LE(speed.records_per_second, m.records_per_second);
+    }
+    EXPECT_LE(traits_.ValidBatch().size(), static_cast<std::size_t>(speed.max_records_per_batch))
+        << "ValidBatch() must fit the connection's speed";
+  }
+
+  void TestOneRequestPerBatch() {
+    if (!traits_.RequestsSent().has_value()) {
+      GTEST_SKIP() << "the traits do not count requests (RequestsSent())";
+    }
+    auto connection = ConnectOrDie();
+    ASSERT_NE(connection, nullptr);
+    Audience audience = EnsureAudienceOrDie(*connection);
+    const RecordBatch batch = traits_.ValidBatch();
+    TestRunContext ctx;
+    const std::int64_t before = *traits_.RequestsSent();
+    absl::StatusOr<std::vector<RecordOutcome>> outcomes;
+    EXPECT_NO_THROW(outcomes = connection->Upsert(audience, batch, ctx));
+    ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+    EXPECT_EQ(*traits_.RequestsSent() - before, 1)
+        << "an Upsert of a batch within speed() must be one request: the engine owns batching";
+    if (!destination_->manifest().supports_removal) return;
+    const std::int64_t before_remove = *traits_.RequestsSent();
+    EXPECT_NO_THROW(outcomes = connection->Remove(audience, batch, ctx));
+    ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+    EXPECT_EQ(*traits_.RequestsSent() - before_remove, 1)
+        << "a Remove of a batch within speed() must be one request";
+  }
+
   void TestEmptyBatchGivesNoOutcomes() {
     auto connection = ConnectOrDie();
     ASSERT_NE(connection, nullptr);
@@ -492,6 +549,10 @@ class DestinationConformanceTest : public ::testing::Test {
   TEST_F(NAME##DestinationConformance, UpsertReturnsOneOutcomePerRecord) {                      \
     TestUpsertReturnsOneOutcomePerRecord();                                                     \
   }                                                                                             \
+  TEST_F(NAME##DestinationConformance, SpeedIsWithinTheManifest) {                              \
+    TestSpeedIsWithinTheManifest();                                                             \
+  }                                                                                             \
+  TEST_F(NAME##DestinationConformance, OneRequestPerBatch) { TestOneRequestPerBatch(); }        \
   TEST_F(NAME##DestinationConformance, EmptyBatchGivesNoOutcomes) {                             \
     TestEmptyBatchGivesNoOutcomes();                                                            \
   }                                                                                             \

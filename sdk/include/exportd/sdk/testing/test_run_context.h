@@ -12,6 +12,9 @@
 //   ... plugin retries after a 429 ...
 //   EXPECT_EQ(ctx->sleeps().size(), 2);
 //
+//   // Throttling: what the plugin reported with ReportThrottle.
+//   EXPECT_EQ(ctx.throttles(), std::vector<absl::Duration>{absl::Seconds(1)});
+//
 //   // Cancellation: before a call, from another thread, or after the plugin
 //   // has polled cancelled() n times (deterministic "mid-call" cancellation).
 //   ctx.Cancel();
@@ -107,6 +110,11 @@ class TestRunContext final : public RunContext {
     logs_.push_back(LogLine{level, std::string(message)});
   }
 
+  void ReportThrottle(absl::Duration retry_after) override {
+    absl::MutexLock lock(&mu_);
+    throttles_.push_back(retry_after);
+  }
+
   // Inspection.
 
   // Every line logged so far, in order.
@@ -127,6 +135,11 @@ class TestRunContext final : public RunContext {
     absl::MutexLock lock(&mu_);
     return sleeps_;
   }
+  // Every retry_after passed to ReportThrottle, in order.
+  std::vector<absl::Duration> throttles() const {
+    absl::MutexLock lock(&mu_);
+    return throttles_;
+  }
   // How many times the plugin called cancelled().
   int polls() const {
     absl::MutexLock lock(&mu_);
@@ -146,6 +159,7 @@ class TestRunContext final : public RunContext {
   bool fake_clock_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time fake_now_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Duration> sleeps_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Duration> throttles_ ABSL_GUARDED_BY(mu_);
   std::vector<LogLine> logs_ ABSL_GUARDED_BY(mu_);
 };
 

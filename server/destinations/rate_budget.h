@@ -1,0 +1,183 @@
+// The per-connection rate budget: one limiter per connection that every run
+// on the connection shares, so that two exports on one connection together
+// stay within the connection's speed (SyncSpeed::requests_per_second and
+// records_per_second).
+//
+// A budget is two token buckets (requests per second and records per second,
+// each holding max(1, rate) tokens, or one batch when a batch is bigger) that
+// adapt to the destination: a throttle report (RunContext::ReportThrottle,
+// a RESOURCE_EXHAUSTED answer) halves the request rate, at most once a
+// second so that a burst of parallel 429s counts once, and pauses every
+// sender until the destination's retry-after; successes raise the rate again,
+// additively, back to the ceiling (about recovery_seconds / 2 from half the
+// ceiling). Without a ceiling the first throttle installs a limit at half the
+// rate observed, which is lifted again once recovered. A records/s ceiling
+// adapts the same way; an unlimited one stays unlimited.
+//
+// The rate a budget learned outlives the process: the registry loads it when
+// a connection's budget is first used, and saves it when it changes (a
+// throttle, a recovery step of a quarter or more, the limit lifted), never
+// per batch.
+//
+//   RateBudgetRegistry budgets(RateBudgetRegistry::Hooks{load, save});
+//   std::shared_ptr<RateBudget> budget = budgets.ForConnection("conn-1", speed);
+//   if (!budget->Acquire(batch.size(), ctx)) return absl::CancelledError(...);
+//   ... send; on success:
+//   budget->OnSuccess();
+//   ... on a throttle:
+//   budget->OnThrottle(retry_after);
+//
+// Thread-safe. The clock is injected so tests need no sleeps.
+#ifndef EXPORTD_SERVER_DESTINATIONS_RATE_BUDGET_H_
+#define EXPORTD_SERVER_DESTINATIONS_RATE_BUDGET_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "exportd/sdk/destination.h"
+
+namespace exportd::destinations {
+
+// What a budget learned, as it is kept across restarts. 0 means unlimited.
+struct LearnedRate {
+  double requests_per_second = 0;
+  double records_per_second = 0;
+  bool operator==(const LearnedRate& o) const {
+    return requests_per_second == o.requests_per_second &&
+           records_per_second == o.records_per_second;
+  }
+  bool operator!=(const LearnedRate& o) const { return !(*this == o); }
+};
+
+struct RateBudgetOptions {
+  // The request rate never drops below this (requests per second).
+  double min_requests_per_second = 0.5;
+  // The records rate never drops below this (records per second).
+  double min_records_per_second = 1;
+  // Climbing from half the ceiling back to it takes about half of this.
+  double recovery_seconds = 40;
+  // The longest pause a throttle report can start (a destination's
+  // rate-reset time far ahead must not stop a connection for a day).
+  absl::Duration max_pause = absl::Minutes(5);
+  // Time source; null means absl::Now.
+  std::function<absl::Time()> clock;
+};
+
+class RateBudget {
+ public:
+  // `ceiling` is the connection's effective speed (Connection::speed());
+  // `learned`, when given, the rate learned before (a restart starts there,
+  // not at the ceiling). `on_change` is called, outside the budget's lock,
+  // when the learned rate changed enough to be saved; may be null.
+  RateBudget(const sdk::SyncSpeed& ceiling, std::optional<LearnedRate> learned,
+             RateBudgetOptions options, std::function<void(const LearnedRate&)> on_change);
+
+  RateBudget(const RateBudget&) = delete;
+  RateBudget& operator=(const RateBudget&) = delete;
+
+  // Reserves a slot for one request carrying `records` records and returns
+  // when it may be sent (now or later). A reservation is not given back: a
+  // caller that gives up leaves a gap.
+  absl::Time Reserve(std::int64_t records);
+
+  // Reserves a slot and waits for it (and for any pause a throttle started
+  // meanwhile) with ctx.SleepFor. False when the context was cancelled.
+  bool Acquire(std::int64_t records, sdk::RunContext& ctx);
+
+  // A request the destination accepted (whatever the records' outcomes).
+  void OnSuccess();
+
+  // The destination throttled a request; nothing is sent before
+  // now + `retry_after` (zero: it did not say).
+  void OnThrottle(absl::Duration retry_after);
+
+  // Updates the ceilings when the connection's speed changed (settings
+  // edited). The learned rate stays when below the new ceiling.
+  void SetCeiling(const sdk::SyncSpeed& ceiling);
+
+  // The rates enforced now (0: unlimited).
+  LearnedRate current() const;
+  // Until when every sender pauses (InfinitePast: no pause).
+  absl::Time paused_until() const;
+  absl::Time Now() const;
+
+ private:
+  // One adaptive token bucket (GCRA: the theoretical arrival time).
+  struct Bucket {
+    double ceiling = 0;  // 0: unlimited.
+    double rate = 0;     // 0: unlimited.
+    double minimum = 0;
+    // When unlimited and slowed down: the rate at which the limit is lifted.
+    double unlimited_target = 0;
+    bool adapts_when_unlimited = false;
+    absl::Time next_slot = absl::InfinitePast();
+    // Units sent in the current and the previous one-second window, to
+    // estimate the rate when unlimited.
+    absl::Time window_start = absl::InfinitePast();
+    double window_units = 0;
+    double previous_window_units = 0;
+
+    // The earliest time `units` may go, not before `not_before`.
+    absl::Time EarliestFor(double units, absl::Time not_before) const;
+    void Take(double units, absl::Time send_at, absl::Time now);
+    void Halve(absl::Time now);
+    void Recover(double elapsed_seconds, double recovery_seconds);
+    double Observed(absl::Time now) const;
+  };
+
+  LearnedRate CurrentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls on_change_ with the current rate when it moved enough.
+  void MaybeSave();
+
+  const RateBudgetOptions options_;
+  const std::function<absl::Time()> clock_;
+  const std::function<void(const LearnedRate&)> on_change_;
+
+  mutable absl::Mutex mu_;
+  Bucket requests_ ABSL_GUARDED_BY(mu_);
+  Bucket records_ ABSL_GUARDED_BY(mu_);
+  absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_decrease_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_increase_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // What on_change_ was last given (or what was loaded).
+  LearnedRate saved_ ABSL_GUARDED_BY(mu_);
+
+  // Serialises on_change_ calls, so that saves arrive in order.
+  absl::Mutex save_mu_;
+};
+
+// The budgets of every connection, by connection id: the one place runs get
+// their limiter from.
+class RateBudgetRegistry {
+ public:
+  struct Hooks {
+    // The rate learned before for a connection, if any.
+    std::function<std::optional<LearnedRate>(const std::string& connection_id)> load;
+    // Keeps a connection's learned rate (errors are the hook's to report).
+    std::function<void(const std::string& connection_id, const LearnedRate& rate)> save;
+  };
+
+  explicit RateBudgetRegistry(Hooks hooks, RateBudgetOptions options = {});
+
+  // The shared budget of `connection_id`, created on first use (from the
+  // learned rate `hooks.load` gives), its ceilings set to `speed`.
+  std::shared_ptr<RateBudget> ForConnection(const std::string& connection_id,
+                                            const sdk::SyncSpeed& speed);
+
+ private:
+  const Hooks hooks_;
+  const RateBudgetOptions options_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<RateBudget>> budgets_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace exportd::destinations
+
+#endif  // EXPORTD_SERVER_DESTINATIONS_RATE_BUDGET_H_
