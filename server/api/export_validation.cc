@@ -11,26 +11,13 @@
 #include "server/api/limits.h"
 #include "server/api/rpc_support.h"
 #include "server/common/status_macros.h"
+#include "server/sync/mapping.h"
 
 namespace exportd::api {
 namespace {
 
 absl::Status Invalid(const v1::Export& e, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat("export '", e.name(), "': ", problem));
-}
-
-// "a, b, c" or "a, b, … and 980 more", at most kMaxNamesListed names.
-std::string ListNames(const v1::Segment& segment) {
-  const auto& schema = segment.schema();
-  if (schema.empty()) return "none";
-  std::string list;
-  const int shown = std::min(schema.size(), kMaxNamesListed);
-  for (int i = 0; i < shown; ++i) {
-    absl::StrAppend(&list, i == 0 ? "" : ", ", schema[i].name());
-  }
-  if (schema.size() > shown)
-    absl::StrAppend(&list, ", \u2026 and ", schema.size() - shown, " more");
-  return list;
 }
 
 }  // namespace
@@ -69,18 +56,15 @@ absl::Status CheckExportShape(const v1::Export& e) {
   return absl::OkStatus();
 }
 
+static_assert(kMaxNamesListed == sync::kMaxFieldsListed,
+              "the mapping resolver lists a segment's fields in its errors");
+
 absl::Status CheckMappedProfileFields(const v1::Export& e,
                                       const std::vector<v1::Segment>& segments) {
   for (const v1::Segment& segment : segments) {
-    absl::flat_hash_set<absl::string_view> fields;
-    fields.reserve(segment.schema_size());
-    for (const auto& f : segment.schema()) fields.insert(f.name());
-    for (const v1::FieldMapping& m : e.mappings()) {
-      if (fields.contains(m.profile_field())) continue;
-      return Invalid(e, absl::StrCat("mapping '", m.destination_field(), "' names profile field '",
-                                     m.profile_field(), "', which segment '", segment.name(),
-                                     "' does not have (fields: ", ListNames(segment), ")"));
-    }
+    // The sync resolves the mapping the same way when the export runs.
+    auto resolved = sync::ResolveMapping(e, segment, /*destination=*/nullptr);
+    if (!resolved.ok()) return Invalid(e, resolved.status().message());
   }
   return absl::OkStatus();
 }

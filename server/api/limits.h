@@ -30,7 +30,8 @@ inline constexpr int kMaxMappingsPerExport = 1000;
 inline constexpr int kMaxSegmentsPerExport = 100;
 
 // How many names an error message lists (e.g. a segment's fields when a
-// mapping names one it does not have) before "… and N more".
+// mapping names one it does not have) before "… and N more"; the same as the
+// mapping resolver's sync::kMaxFieldsListed (checked in export_validation.cc).
 inline constexpr int kMaxNamesListed = 20;
 
 // An error message's size as it travels in the gRPC trailer; longer ones are

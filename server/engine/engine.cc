@@ -10,12 +10,11 @@
 #include "server/common/ids.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
-#include "server/engine/record_codec.h"
 #include "server/common/run_states.h"
 #include "server/engine/progress.h"
 #include "server/engine/scheduler.h"
-#include "server/engine/segment_sync.h"
 #include "server/destinations/connection_resolver.h"
+#include "server/sync/segment_sync.h"
 
 namespace exportd::engine {
 
@@ -65,7 +64,7 @@ class Engine::Context final : public sdk::RunContext {
 };
 
 // Applies progress to the live run and commits batches with its checkpoint.
-class Engine::Tracker final : public RunTracker {
+class Engine::Tracker final : public sync::RunTracker {
  public:
   Tracker(Engine* engine, LiveRun* live) : engine_(engine), live_(live) {}
 
@@ -675,11 +674,11 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       p.set_segment_name(segment->name());
       p.set_total_members(segment->member_count());
     });
-    std::uint64_t fingerprint = MappingFingerprint(e, *segment);
+    std::uint64_t fingerprint = sync::MappingFingerprint(e, *segment);
     auto previous = store_->GetAudienceState(e.id(), segment->id());
     bool mapping_changed = previous.ok() && previous->mapping_fingerprint != fingerprint;
 
-    SegmentSyncOptions o;
+    sync::SegmentSyncOptions o;
     o.run_id = run.id();
     o.segment_index = i;
     o.export_ = &e;
@@ -727,7 +726,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
           {audience->id, previous.ok() ? previous->mapping_fingerprint : fingerprint}));
       tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
     }
-    absl::Status synced = SyncSegment(o, *store_, tracker, ctx);
+    absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
     if (live.crashed) {
       *crashed = true;
       return absl::AbortedError("simulated crash");

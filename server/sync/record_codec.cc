@@ -1,8 +1,8 @@
-#include "server/engine/record_codec.h"
+#include "server/sync/record_codec.h"
 
 #include <cstring>
 
-namespace exportd::engine {
+namespace exportd::sync {
 namespace {
 
 // Tags; a null value is just its tag.
@@ -160,4 +160,4 @@ std::uint64_t StableHash64(absl::string_view data) {
 
 std::uint64_t HashValues(absl::string_view encoded) { return StableHash64(encoded); }
 
-}  // namespace exportd::engine
+}  // namespace exportd::sync

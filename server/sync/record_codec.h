@@ -1,8 +1,8 @@
 // The engine's compact encoding of a member's mapped values. The same bytes
 // serve as the input of the change-detection hash and as the delivered state
 // kept for removing the member later.
-#ifndef EXPORTD_SERVER_ENGINE_RECORD_CODEC_H_
-#define EXPORTD_SERVER_ENGINE_RECORD_CODEC_H_
+#ifndef EXPORTD_SERVER_SYNC_RECORD_CODEC_H_
+#define EXPORTD_SERVER_SYNC_RECORD_CODEC_H_
 
 #include <cstdint>
 #include <string>
@@ -14,7 +14,7 @@
 #include "exportd/v1/common.pb.h"
 #include "server/store/member_chunk.h"
 
-namespace exportd::engine {
+namespace exportd::sync {
 
 // Appends one profile value, converted to the SDK's representation, to `out`.
 void EncodeValue(const store::ValueView& value, std::string& out);
@@ -30,6 +30,6 @@ std::uint64_t StableHash64(absl::string_view data);
 std::uint64_t HashValues(absl::string_view encoded);
 sdk::FieldType ToSdkType(v1::FieldType type);
 
-}  // namespace exportd::engine
+}  // namespace exportd::sync
 
-#endif  // EXPORTD_SERVER_ENGINE_RECORD_CODEC_H_
+#endif  // EXPORTD_SERVER_SYNC_RECORD_CODEC_H_

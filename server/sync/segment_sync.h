@@ -1,14 +1,18 @@
-// The data path of one segment of one run, as a pipeline:
-//   segment snapshot → diff against delivered state, keyed by the
-//   destination's identifier (server/sync/differ.h) → mapped records →
-//   destination batches (up to N in flight) → per-record outcomes →
-//   delivered state + rejections + run checkpoint, committed per batch.
+// The data path of one segment of one run, as a pipeline of stages, one file
+// each in server/sync/ (docs/developing.md draws it):
+//   mapping (ResolveMapping) → snapshot_scan (chunks, parsed on 2 threads) →
+//   differ (against the delivered state, keyed by the destination's
+//   identifier) → batcher (the connection's speed) → dispatcher (the shared
+//   rate budget, N in flight) → committer (per-record outcomes → delivered
+//   state + rejections + run checkpoint, one commit per batch).
+// This file wires them: pass 0 (identifiers), pass 1 (joins and changes),
+// duplicates, pass 2 (removals), pass 3 (held-back members).
 //
 // A run interrupted at any point (crash, cancel, retryable failure) can run
 // the same SegmentSync again: members this run already delivered are
 // recognised by their run id and neither resent nor counted twice.
-#ifndef EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_
-#define EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_
+#ifndef EXPORTD_SERVER_SYNC_SEGMENT_SYNC_H_
+#define EXPORTD_SERVER_SYNC_SEGMENT_SYNC_H_
 
 #include <functional>
 #include <string>
@@ -22,20 +26,10 @@
 #include "exportd/v1/segment.pb.h"
 #include "server/destinations/rate_budget.h"
 #include "server/store/store.h"
+#include "server/sync/committer.h"
+#include "server/sync/mapping.h"
 
-namespace exportd::engine {
-
-// Receives progress and commits batches with the run's checkpoint.
-class RunTracker {
- public:
-  virtual ~RunTracker() = default;
-  // Changes segment `index`'s progress (no commit).
-  virtual void Update(int index, const std::function<void(v1::SegmentProgress&)>& fn) = 0;
-  // Changes the progress and commits `commit` with the updated run as its
-  // checkpoint, atomically.
-  virtual absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
-                              store::BatchCommit& commit) = 0;
-};
+namespace exportd::sync {
 
 struct SegmentSyncOptions {
   std::string run_id;
@@ -81,10 +75,6 @@ struct SegmentSyncOptions {
 absl::Status SyncSegment(const SegmentSyncOptions& options, store::Store& store,
                          RunTracker& tracker, sdk::RunContext& ctx);
 
-// A fingerprint of an export's mappings for `segment`: a change forces a
-// full resync.
-std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment);
+}  // namespace exportd::sync
 
-}  // namespace exportd::engine
-
-#endif  // EXPORTD_SERVER_ENGINE_SEGMENT_SYNC_H_
+#endif  // EXPORTD_SERVER_SYNC_SEGMENT_SYNC_H_

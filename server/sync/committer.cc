@@ -1,0 +1,76 @@
+#include "server/sync/committer.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace exportd::sync {
+
+absl::Status Committer::Commit(PendingBatch& batch,
+                               const std::vector<sdk::RecordOutcome>& outcomes) {
+  if (outcomes.size() != batch.records.size()) {
+    return absl::InternalError(absl::StrCat(
+        "destination returned ", outcomes.size(), " outcomes for ", batch.records.size(),
+        " records; a plugin must return exactly one per record"));
+  }
+  store::BatchCommit commit;
+  commit.export_id = target_.export_id;
+  commit.segment_id = target_.segment_id;
+  std::int64_t added = 0, updated = 0, removed = 0, rejected = 0, retryable = 0;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const sdk::RecordOutcome& outcome = outcomes[i];
+    std::string& id = batch.records.profile_ids[i];
+    switch (outcome.kind) {
+      case sdk::OutcomeKind::kDelivered:
+        if (batch.removal) {
+          commit.removed.push_back(std::move(id));
+          ++removed;
+        } else {
+          store::DeliveredRow row;
+          row.id_hash = batch.id_hashes[i];
+          row.profile_id = std::move(id);
+          row.value_hash = batch.hashes[i];
+          row.run_id = target_.run_id;
+          row.values = std::move(batch.encoded[i]);
+          if (!batch.ident_hashes.empty()) {
+            row.identifier = std::move(batch.identifiers[i]);
+            row.ident_hash = batch.ident_hashes[i];
+          }
+          commit.delivered.push_back(std::move(row));
+          ++(batch.is_update[i] ? updated : added);
+        }
+        break;
+      case sdk::OutcomeKind::kRejected: {
+        v1::Rejection r;
+        r.set_run_id(target_.run_id);
+        r.set_segment_id(target_.segment_id);
+        r.set_profile_id(id);
+        r.set_field(outcome.field);
+        r.set_reason_code(outcome.reason_code);
+        r.set_message(outcome.message);
+        if (!batch.notes.empty() && !batch.notes[i].empty()) {
+          r.set_message(absl::StrCat(outcome.message, "; ", batch.notes[i]));
+        }
+        r.set_removal(batch.removal);
+        commit.rejections.push_back(std::move(r));
+        ++rejected;
+        break;
+      }
+      case sdk::OutcomeKind::kRetryable:
+        ++retryable;
+        break;
+    }
+  }
+  return tracker_.Commit(
+      target_.segment_index,
+      [&](v1::SegmentProgress& p) {
+        p.set_added(p.added() + added);
+        p.set_updated(p.updated() + updated);
+        p.set_removed(p.removed() + removed);
+        p.set_rejected(p.rejected() + rejected);
+        p.set_retryable(p.retryable() + retryable);
+      },
+      commit);
+}
+
+}  // namespace exportd::sync

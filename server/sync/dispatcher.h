@@ -1,0 +1,70 @@
+// The stage that talks to the destination: batches go out with up to
+// `max_parallel_batches` in flight, each after the connection's shared rate
+// budget allows it (one Upsert/Remove call per batch). A throttled batch
+// (RESOURCE_EXHAUSTED after RunContext::ReportThrottle) slows the connection
+// down and is sent again, a bounded number of times. Each answered batch goes
+// to the Committer.
+//
+//   Dispatcher dispatcher(options, committer, ctx);
+//   dispatcher.Submit(std::move(batch));   // blocks while N are waiting
+//   EXPORTD_RETURN_IF_ERROR(dispatcher.Close());
+#ifndef EXPORTD_SERVER_SYNC_DISPATCHER_H_
+#define EXPORTD_SERVER_SYNC_DISPATCHER_H_
+
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "exportd/sdk/destination.h"
+#include "server/destinations/rate_budget.h"
+#include "server/sync/committer.h"
+#include "server/sync/pending_batch.h"
+
+namespace exportd::sync {
+
+struct DispatchOptions {
+  sdk::Connection* connection = nullptr;
+  sdk::Audience audience;
+  // Named in the message of a batch throttled too often.
+  std::string connection_name;
+  int max_parallel_batches = 1;
+  // Null: no shared limit (tests).
+  destinations::RateBudget* budget = nullptr;
+  int max_throttle_resends = 8;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(const DispatchOptions& o, Committer& committer, sdk::RunContext& ctx);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Blocks while N batches are waiting. False once a failure stopped the sync.
+  bool Submit(PendingBatch batch);
+  // Waits for every batch, stops the workers, returns the first failure.
+  absl::Status Close();
+
+ private:
+  void Work();
+  // One call per batch, after the budget allows it; resends throttled ones.
+  absl::StatusOr<std::vector<sdk::RecordOutcome>> Deliver(const PendingBatch& batch);
+  absl::Status Send(PendingBatch& batch);
+
+  const DispatchOptions o_;
+  Committer& committer_;
+  sdk::RunContext& ctx_;
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  std::deque<PendingBatch> queue_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace exportd::sync
+
+#endif  // EXPORTD_SERVER_SYNC_DISPATCHER_H_

@@ -1,0 +1,58 @@
+// An export's mappings resolved against a segment's schema: the one place
+// that decides which profile field feeds which destination field, and which
+// mapping is the destination's identifier. Export validation (when an export
+// is saved) and the sync (when it runs) both use it.
+//
+//   EXPORTD_ASSIGN_OR_RETURN(Mapping m, ResolveMapping(e, segment, destination));
+//   m.columns[i], m.fields[i]   // mapping i: schema column, destination field
+//   m.identifier                // index of the identifier mapping, or -1
+#ifndef EXPORTD_SERVER_SYNC_MAPPING_H_
+#define EXPORTD_SERVER_SYNC_MAPPING_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "exportd/sdk/destination.h"
+#include "exportd/v1/export.pb.h"
+#include "exportd/v1/segment.pb.h"
+#include "server/store/member_chunk.h"
+
+namespace exportd::sync {
+
+// At most this many of a segment's fields are listed in an error, then
+// "… and N more".
+inline constexpr int kMaxFieldsListed = 20;
+
+struct Mapping {
+  // Per mapping, in the export's order: the schema column of its profile
+  // field, and the destination field with the profile field's type.
+  std::vector<int> columns;
+  std::vector<sdk::BatchField> fields;
+  // The first mapping onto a destination field the manifest marks as its
+  // identifier (Iterable: email), or -1: members are keyed by profile id.
+  int identifier = -1;
+};
+
+// FAILED_PRECONDITION "mapping 'email' names profile field 'Email', which
+// segment 'VIP' does not have (fields: a, b, …)" when a mapped profile field
+// is missing. `destination` may be null (no identifier then).
+absl::StatusOr<Mapping> ResolveMapping(const v1::Export& e, const v1::Segment& segment,
+                                       const sdk::Destination* destination);
+
+// A fingerprint of an export's mappings for `segment` (names and types): a
+// change forces a full resync.
+std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment);
+
+// The stable hash of a canonical identifier; never 0, which means "none".
+std::uint64_t IdentHash(absl::string_view canonical);
+// The text a destination canonicalizes: strings as they are, integers in
+// decimal, nothing for other kinds or null.
+std::string IdentifierText(const store::ValueView& v);
+std::string IdentifierText(const sdk::Value& v);
+
+}  // namespace exportd::sync
+
+#endif  // EXPORTD_SERVER_SYNC_MAPPING_H_

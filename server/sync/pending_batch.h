@@ -1,0 +1,33 @@
+// A batch on its way to the destination, with what is needed to commit it:
+// built by the Batcher, sent by the Dispatcher, turned into a store commit by
+// the Committer.
+#ifndef EXPORTD_SERVER_SYNC_PENDING_BATCH_H_
+#define EXPORTD_SERVER_SYNC_PENDING_BATCH_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "exportd/sdk/record.h"
+
+namespace exportd::sync {
+
+struct PendingBatch {
+  bool removal = false;
+  sdk::RecordBatch records;
+  std::vector<std::string> encoded;
+  std::vector<std::uint64_t> id_hashes;
+  std::vector<std::uint64_t> hashes;
+  std::vector<bool> is_update;
+  // The canonical identifiers sent and their hashes (upserts to destinations
+  // with an identifier field; empty otherwise).
+  std::vector<std::string> identifiers;
+  std::vector<std::uint64_t> ident_hashes;
+  // Per record, what a rejection's message adds (empty: nothing, for all).
+  std::vector<std::string> notes;
+  std::int64_t bytes = 0;
+};
+
+}  // namespace exportd::sync
+
+#endif  // EXPORTD_SERVER_SYNC_PENDING_BATCH_H_

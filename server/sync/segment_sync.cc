@@ -1,0 +1,507 @@
+#include "server/sync/segment_sync.h"
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "server/common/status_macros.h"
+#include "server/store/member_chunk.h"
+#include "server/sync/batcher.h"
+#include "server/sync/committer.h"
+#include "server/sync/differ.h"
+#include "server/sync/dispatcher.h"
+#include "server/sync/mapping.h"
+#include "server/sync/record_codec.h"
+#include "server/sync/snapshot_scan.h"
+
+namespace exportd::sync {
+namespace {
+
+// Members are keyed by this hash of their profile id in the delivered state.
+std::uint64_t IdHash(absl::string_view id) { return StableHash64(id); }
+
+// A member held back by the scan: it shares its identifier with another
+// member, or it moved to another identifier (sent after the old one's
+// removal).
+struct HeldMember {
+  std::string profile_id;
+  std::string identifier;
+  std::string encoded;
+  std::vector<sdk::Value> values;
+  Member member() const { return {profile_id, id_hash, ident_hash, value_hash}; }
+  std::uint64_t id_hash = 0;
+  std::uint64_t ident_hash = 0;
+  std::uint64_t value_hash = 0;
+  Change change = Change::kAdd;
+  std::string note;  // Added to a rejection's message.
+};
+
+// One segment's sync: the stages wired in order. Each pass is a method.
+class SegmentSync {
+ public:
+  SegmentSync(const SegmentSyncOptions& o, store::Store& store, RunTracker& tracker,
+              sdk::RunContext& ctx, Mapping mapping)
+      : o_(o),
+        e_(*o.export_),
+        segment_(*o.segment),
+        store_(store),
+        tracker_(tracker),
+        ctx_(ctx),
+        m_(std::move(mapping)),
+        by_identifier_(m_.identifier >= 0),
+        sending_(!o.dry_run && o.connection != nullptr),
+        differ_({by_identifier_, o.full, o.mirror}),
+        committer_({o.run_id, e_.id(), segment_.id(), o.segment_index}, tracker) {}
+
+  absl::Status Run();
+
+ private:
+  // Reads what was delivered before (and what this run already did), and
+  // for destinations with an identifier the snapshot's identifiers (pass 0).
+  absl::Status ReadState();
+  // Pass 1: joins and changes are sent; members sharing or moving an
+  // identifier are held back.
+  absl::Status DiffSnapshot();
+  // The held-back members: one winner per shared identifier, the others
+  // reported as duplicates.
+  absl::Status ResolveHeld();
+  // Pass 2 (mirror mode): identifiers no current member maps to are removed.
+  absl::Status SendRemovals();
+  // Pass 3: the held-back winners, after every removal is committed (a moved
+  // member's new row must not be deleted by its old identifier's removal).
+  absl::Status SendHeld();
+
+  void StartDispatcher() {
+    DispatchOptions d;
+    d.connection = o_.connection;
+    d.audience = o_.audience;
+    d.connection_name = e_.connection_id();
+    d.max_parallel_batches = o_.max_parallel_batches;
+    d.budget = o_.budget;
+    d.max_throttle_resends = o_.max_throttle_resends;
+    dispatcher_ = std::make_unique<Dispatcher>(d, committer_, ctx_);
+    batcher_ = NewBatcher();
+    retries_ = NewBatcher();
+  }
+  std::unique_ptr<Batcher> NewBatcher() {
+    Dispatcher* dispatcher = dispatcher_.get();
+    return std::make_unique<Batcher>(
+        o_.max_records_per_batch, o_.max_bytes_per_batch, m_.fields,
+        [dispatcher](PendingBatch batch) { return dispatcher->Submit(std::move(batch)); });
+  }
+  // Stops the batches in flight on a failure.
+  absl::Status FailWith(absl::Status status) {
+    if (!status.ok()) dispatcher_->Close().IgnoreError();
+    return status;
+  }
+  // The canonical identifier of a value; strings without a copy.
+  std::string Canonical(const std::string& text) const {
+    return o_.destination->CanonicalIdentifier(m_.fields[m_.identifier].name, text);
+  }
+  std::string Canonical(const store::ValueView& v) const {
+    if (v.kind == v1::Value::kStringValue) {
+      return o_.destination->CanonicalIdentifier(
+          m_.fields[m_.identifier].name,
+          std::string_view(v.string_value.data(), v.string_value.size()));
+    }
+    return Canonical(IdentifierText(v));
+  }
+  const std::string& IdentifierField() const { return m_.fields[m_.identifier].name; }
+
+  const SegmentSyncOptions& o_;
+  const v1::Export& e_;
+  const v1::Segment& segment_;
+  store::Store& store_;
+  RunTracker& tracker_;
+  sdk::RunContext& ctx_;
+  const Mapping m_;
+  const bool by_identifier_;
+  const bool sending_;
+  Differ differ_;
+  Committer committer_;
+  absl::flat_hash_set<std::string> rejected_this_run_;
+  // Pass 0's identifier hashes by chunk and row (0: no identifier), so that
+  // pass 1 need not canonicalize again.
+  absl::Mutex hashes_mu_;
+  std::vector<std::vector<std::uint64_t>> chunk_hashes_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<Batcher> retries_;
+  absl::Mutex out_mu_;  // The batchers, held_ and stopped_ during pass 1.
+  std::vector<HeldMember> held_;
+  bool stopped_ = false;
+  std::vector<HeldMember*> late_;  // Sent after the removals.
+  absl::flat_hash_set<std::string> old_removed_;  // Moved members whose old identifier went.
+  absl::Time started_, loaded_, scanned_;
+};
+
+absl::Status SegmentSync::Run() {
+  started_ = absl::Now();
+  EXPORTD_RETURN_IF_ERROR(ReadState());
+  loaded_ = absl::Now();
+  StartDispatcher();
+  EXPORTD_RETURN_IF_ERROR(DiffSnapshot());
+  scanned_ = absl::Now();
+  EXPORTD_RETURN_IF_ERROR(ResolveHeld());
+  EXPORTD_RETURN_IF_ERROR(SendRemovals());
+  EXPORTD_RETURN_IF_ERROR(SendHeld());
+  absl::Status sent = dispatcher_->Close();
+  ctx_.Log(sdk::LogLevel::kInfo,
+           absl::StrCat("segment '", segment_.name(), "': delivered state of ",
+                        differ_.delivered_size(), " members",
+                        by_identifier_ ? " and the snapshot's identifiers" : "", " read in ",
+                        absl::FormatDuration(loaded_ - started_), ", snapshot diffed in ",
+                        absl::FormatDuration(scanned_ - loaded_),
+                        ", removals and last batches in ",
+                        absl::FormatDuration(absl::Now() - scanned_)));
+  EXPORTD_RETURN_IF_ERROR(sent);
+  if (ctx_.cancelled()) return absl::CancelledError("the run was canceled");
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::ReadState() {
+  differ_.Reserve(o_.delivered_hint);
+  auto read_delivered = [&] {
+    return store_.ForEachDelivered(e_.id(), segment_.id(), [&](const store::DeliveredView& row) {
+      return differ_.AddDelivered(row, row.run_id == o_.run_id);
+    });
+  };
+  if (o_.resuming) {
+    std::string cursor;
+    do {
+      EXPORTD_ASSIGN_OR_RETURN(auto page,
+                               store_.ListRejections(o_.run_id, {1000, cursor}, &cursor));
+      for (const auto& r : page) {
+        if (r.segment_id() == segment_.id()) rejected_this_run_.insert(r.profile_id());
+      }
+    } while (!cursor.empty());
+  }
+  // Pass 0 (destinations with an identifier): the snapshot's identifiers, so
+  // that members sharing one are known before anything is sent. It runs
+  // beside the reading of the delivered state (they share nothing).
+  absl::Status delivered_read, identifiers_read;
+  if (!by_identifier_) {
+    delivered_read = read_delivered();
+  } else {
+    std::thread reader([&] { delivered_read = read_delivered(); });
+    const int column = m_.columns[m_.identifier];
+    identifiers_read =
+        ScanSnapshot(store_, segment_, ctx_, [&](size_t seq, absl::string_view bytes) {
+          store::ChunkReader reader(bytes);
+          store::RowView row;
+          std::vector<std::uint64_t> hashes, present;
+          while (reader.Next(row)) {
+            EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
+            std::string id = Canonical(row.values[column]);
+            hashes.push_back(id.empty() ? 0 : IdentHash(id));
+            if (!id.empty()) present.push_back(hashes.back());
+          }
+          if (!reader.status().ok()) return DamagedChunk(segment_, reader);
+          differ_.AddIdentifiers(present);
+          absl::MutexLock lock(&hashes_mu_);
+          if (chunk_hashes_.size() <= seq) chunk_hashes_.resize(seq + 1);
+          chunk_hashes_[seq] = std::move(hashes);
+          return absl::OkStatus();
+        });
+    reader.join();
+  }
+  EXPORTD_RETURN_IF_ERROR(delivered_read);
+  EXPORTD_RETURN_IF_ERROR(identifiers_read);
+  differ_.SealIdentifiers();
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::DiffSnapshot() {
+  absl::Status scanned = ScanSnapshot(store_, segment_, ctx_, [&](size_t seq,
+                                                                  absl::string_view bytes) {
+    store::ChunkReader reader(bytes);
+    store::RowView row;
+    std::string encoded;
+    std::int64_t adds = 0, updates = 0, unchanged = 0;
+    const std::vector<std::uint64_t>* hashes = nullptr;
+    if (by_identifier_) {
+      absl::MutexLock lock(&hashes_mu_);
+      if (seq >= chunk_hashes_.size()) {
+        return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
+                                               "': the snapshot changed during the run"));
+      }
+      hashes = &chunk_hashes_[seq];
+    }
+    for (size_t index = 0; reader.Next(row); ++index) {
+      EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
+      encoded.clear();
+      for (int column : m_.columns) EncodeValue(row.values[column], encoded);
+      std::uint64_t value_hash = HashValues(encoded);
+      std::uint64_t id_hash = IdHash(row.profile_id);
+      std::uint64_t ident_hash = 0;
+      if (hashes != nullptr) {
+        if (index >= hashes->size()) {
+          return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
+                                                 "': the snapshot changed during the run"));
+        }
+        ident_hash = (*hashes)[index];
+      }
+      // The canonical identifier itself only for what is sent or held.
+      auto identifier = [&] {
+        return by_identifier_ ? Canonical(row.values[m_.columns[m_.identifier]]) : std::string();
+      };
+      // Profile ids are unique in a snapshot, so each thread writes only
+      // the entries of its own rows; the index itself does not change.
+      Change change = differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash});
+      if (change == Change::kDone) continue;  // Done before the interruption.
+      if (change == Change::kUnchanged) {
+        ++unchanged;
+        continue;
+      }
+      if (change == Change::kDuplicate || change == Change::kMove) {
+        HeldMember h;
+        h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
+        h.identifier = identifier();
+        h.encoded = encoded;
+        for (size_t f = 0; f < m_.columns.size(); ++f) {
+          h.values.emplace_back();
+          ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, h.values.back());
+        }
+        h.id_hash = id_hash;
+        h.ident_hash = ident_hash;
+        h.value_hash = value_hash;
+        h.change = change;
+        absl::MutexLock lock(&out_mu_);
+        held_.push_back(std::move(h));
+        continue;
+      }
+      bool is_update = change == Change::kUpdate;
+      if (!rejected_this_run_.empty() && rejected_this_run_.contains(row.profile_id)) continue;
+      ++(is_update ? updates : adds);
+      if (!sending_) continue;
+      absl::MutexLock lock(&out_mu_);
+      if (stopped_) return absl::AbortedError("stopped");
+      Batcher& out =
+          o_.previously_rejected != nullptr && o_.previously_rejected->contains(row.profile_id)
+              ? *retries_
+              : *batcher_;
+      PendingBatch& batch = out.current();
+      batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
+      for (size_t f = 0; f < m_.columns.size(); ++f) {
+        batch.records.values.emplace_back();
+        ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, batch.records.values.back());
+      }
+      batch.encoded.push_back(encoded);
+      batch.id_hashes.push_back(id_hash);
+      batch.hashes.push_back(value_hash);
+      batch.is_update.push_back(is_update);
+      if (by_identifier_) {
+        batch.identifiers.push_back(identifier());
+        batch.ident_hashes.push_back(ident_hash);
+      }
+      if (!out.RecordAdded(
+              static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
+        stopped_ = true;
+        return absl::AbortedError("stopped");
+      }
+    }
+    if (!reader.status().ok()) return DamagedChunk(segment_, reader);
+    tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
+      p.set_to_add(p.to_add() + adds);
+      p.set_to_update(p.to_update() + updates);
+      p.set_unchanged(p.unchanged() + unchanged);
+    });
+    return absl::OkStatus();
+  });
+  chunk_hashes_ = {};  // Only pass 1 needs them.
+  if (!scanned.ok() && !stopped_) return FailWith(scanned);
+  if (!stopped_) stopped_ = !batcher_->Flush() || !retries_->Flush();
+  if (stopped_) {
+    // Only a failed batch stops the scan: the dispatcher has its error.
+    absl::Status sent = dispatcher_->Close();
+    return sent.ok() ? absl::AbortedError("the sync stopped") : sent;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::ResolveHeld() {
+  // Duplicates are grouped by their exact identifier and the greatest profile
+  // id wins; the others are reported, not sent.
+  std::int64_t duplicates = 0;
+  store::BatchCommit informational;
+  informational.export_id = e_.id();
+  informational.segment_id = segment_.id();
+  std::vector<HeldMember>& held = held_;
+  std::sort(held.begin(), held.end(), [](const HeldMember& a, const HeldMember& b) {
+    return std::tie(a.identifier, a.profile_id) < std::tie(b.identifier, b.profile_id);
+  });
+  std::int64_t adds = 0, updates = 0, unchanged = 0;
+  for (size_t i = 0; i < held.size();) {
+    size_t j = i + 1;
+    if (held[i].change == Change::kDuplicate) {
+      while (j < held.size() && held[j].change == Change::kDuplicate &&
+             held[j].identifier == held[i].identifier) {
+        ++j;
+      }
+    }
+    HeldMember* winner = &held[i];
+    if (held[i].change == Change::kDuplicate) {
+      std::vector<Member> group;
+      for (size_t k = i; k < j; ++k) group.push_back(held[k].member());
+      winner = &held[i + differ_.ResolveDuplicates(group)];
+      winner->change = differ_.Classify(winner->member(), /*resolved=*/true);
+      for (size_t k = i; k < j; ++k) {
+        if (&held[k] == winner || rejected_this_run_.contains(held[k].profile_id)) continue;
+        ++duplicates;
+        v1::Rejection r;
+        r.set_run_id(o_.run_id);
+        r.set_segment_id(segment_.id());
+        r.set_profile_id(held[k].profile_id);
+        r.set_field(IdentifierField());
+        r.set_reason_code("duplicate_identifier");
+        r.set_message(absl::StrCat(
+            "informational, not an error: profile '", held[k].profile_id, "' has the same ",
+            IdentifierField(), " '", held[k].identifier, "' as profile '", winner->profile_id,
+            "', which won (the greatest profile id is sent)"));
+        informational.rejections.push_back(std::move(r));
+      }
+    }
+    i = j;
+    switch (winner->change) {
+      case Change::kDone: continue;
+      case Change::kUnchanged: ++unchanged; continue;
+      case Change::kUpdate: ++updates; break;
+      default: ++adds; break;  // kAdd, kMove: a new identifier.
+    }
+    if (rejected_this_run_.contains(winner->profile_id)) {
+      --(winner->change == Change::kUpdate ? updates : adds);
+      continue;
+    }
+    late_.push_back(winner);
+  }
+  tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
+    p.set_to_add(p.to_add() + adds);
+    p.set_to_update(p.to_update() + updates);
+    p.set_unchanged(p.unchanged() + unchanged);
+  });
+  auto count_duplicates = [&](v1::SegmentProgress& p) {
+    p.set_duplicates(p.duplicates() + duplicates);
+  };
+  if (!o_.dry_run && !informational.rejections.empty()) {
+    return FailWith(tracker_.Commit(o_.segment_index, count_duplicates, informational));
+  }
+  if (duplicates > 0) tracker_.Update(o_.segment_index, count_duplicates);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::SendRemovals() {
+  // Delivered members whose identifier no current member maps to are removed
+  // (mirror mode); rows whose identifier another member now holds are
+  // forgotten. Their rows are read only when there are any.
+  std::vector<Candidate> candidates = differ_.RemovalCandidates();
+  if (candidates.empty()) return absl::OkStatus();
+  std::vector<absl::string_view> ids;
+  ids.reserve(candidates.size());
+  for (const auto& c : candidates) ids.push_back(c.profile_id);
+  store::BatchCommit forget;
+  forget.export_id = e_.id();
+  forget.segment_id = segment_.id();
+  std::int64_t to_remove = 0;
+  size_t next = 0;
+  batcher_->Reset(/*removal=*/true);
+  std::vector<sdk::Value> values;
+  absl::Status removals = store_.LookupDelivered(
+      e_.id(), segment_.id(), ids, [&](const store::DeliveredRow& row) -> absl::Status {
+        if (ctx_.cancelled()) return absl::CancelledError("the run was canceled");
+        while (next < candidates.size() && candidates[next].profile_id != row.profile_id) ++next;
+        if (next == candidates.size()) return absl::OkStatus();
+        const Candidate& c = candidates[next];
+        values.clear();
+        EXPORTD_RETURN_IF_ERROR(DecodeValues(row.values, m_.fields.size(), m_.fields, values));
+        std::uint64_t old_ident = row.ident_hash;
+        if (by_identifier_ && old_ident == 0) {
+          // Delivered before identifiers were kept: derived from the values sent.
+          std::string id = Canonical(IdentifierText(values[m_.identifier]));
+          if (!id.empty()) old_ident = IdentHash(id);
+        }
+        switch (differ_.Decide(c, old_ident)) {
+          case Fate::kKeep: return absl::OkStatus();
+          case Fate::kForget:
+            forget.removed.push_back(row.profile_id);
+            return absl::OkStatus();
+          case Fate::kRemove: break;
+        }
+        ++to_remove;
+        if (c.why == Candidate::Why::kMoved) old_removed_.insert(row.profile_id);
+        if (!sending_) return absl::OkStatus();
+        PendingBatch& batch = batcher_->current();
+        batch.records.profile_ids.push_back(row.profile_id);
+        for (auto& v : values) batch.records.values.push_back(std::move(v));
+        batch.encoded.emplace_back();
+        batch.id_hashes.push_back(row.id_hash);
+        batch.hashes.push_back(0);
+        batch.is_update.push_back(false);
+        if (!batcher_->RecordAdded(static_cast<std::int64_t>(row.values.size() + 16))) {
+          stopped_ = true;
+          return absl::CancelledError("stopped");
+        }
+        return absl::OkStatus();
+      });
+  if (!removals.ok() && !stopped_) return FailWith(removals);
+  if (to_remove > 0) {
+    tracker_.Update(o_.segment_index,
+                    [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + to_remove); });
+  }
+  if (!stopped_) stopped_ = !batcher_->Flush();
+  if (!stopped_ && !o_.dry_run && !forget.removed.empty()) {
+    return FailWith(tracker_.Commit(o_.segment_index, [](v1::SegmentProgress&) {}, forget));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::SendHeld() {
+  if (late_.empty() || !sending_ || stopped_) return absl::OkStatus();
+  // Every removal is committed before a held-back member is sent.
+  EXPORTD_RETURN_IF_ERROR(dispatcher_->Close());
+  StartDispatcher();
+  for (HeldMember* h : late_) {
+    PendingBatch& batch = batcher_->current();
+    batch.records.profile_ids.push_back(h->profile_id);
+    for (auto& v : h->values) batch.records.values.push_back(std::move(v));
+    batch.encoded.push_back(std::move(h->encoded));
+    batch.id_hashes.push_back(h->id_hash);
+    batch.hashes.push_back(h->value_hash);
+    batch.is_update.push_back(h->change == Change::kUpdate);
+    batch.identifiers.push_back(h->identifier);
+    batch.ident_hashes.push_back(h->ident_hash);
+    batch.notes.resize(batch.records.profile_ids.size());
+    if (old_removed_.contains(h->profile_id)) {
+      batch.notes.back() = absl::StrCat("its previous ", IdentifierField(),
+                                        " was removed from the audience (mirror mode)");
+    }
+    if (!batcher_->RecordAdded(static_cast<std::int64_t>(batch.encoded.back().size() +
+                                                         h->profile_id.size() + 16))) {
+      stopped_ = true;
+      break;
+    }
+  }
+  if (!stopped_) batcher_->Flush();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTracker& tracker,
+                         sdk::RunContext& ctx) {
+  auto mapping = ResolveMapping(*o.export_, *o.segment, o.destination);
+  if (!mapping.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("export '", o.export_->name(), "': ",
+                                                      mapping.status().message(),
+                                                      "; update the export's mapping"));
+  }
+  SegmentSync sync(o, store, tracker, ctx, std::move(*mapping));
+  return sync.Run();
+}
+
+}  // namespace exportd::sync
