@@ -56,6 +56,18 @@ constexpr const char* kMigrations[] = {
     R"sql(
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     )sql",
+    // 4, 5: placeholders (no-ops) for migrations written in parallel on other
+    // branches; renumbered when they are merged.
+    R"sql(SELECT 1;)sql",
+    R"sql(SELECT 1;)sql",
+    // 6: the run queue's leases. A run is worked on by the replica whose lease
+    // (holder, epoch, expiry) is live; lease_expires 0: nobody holds it.
+    R"sql(
+    ALTER TABLE runs ADD COLUMN lease_holder TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN lease_expires INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.
