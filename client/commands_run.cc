@@ -113,6 +113,7 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
                          FormatDuration((run.finished_at_micros() - run.started_at_micros()) / 1e6));
   }
   if (run.attempt() > 1) details.emplace_back("Attempt", absl::StrCat(run.attempt()));
+  if (!run.replica().empty()) details.emplace_back("Replica", run.replica());
   if (run.next_attempt_at_micros() > 0) {
     details.emplace_back("Next attempt", FormatTime(run.next_attempt_at_micros()));
   }

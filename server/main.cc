@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/api/server.h"
@@ -34,6 +35,14 @@ Usage: exportd [flags]
   --allow-insecure-listen   serve plaintext on an address other than loopback (behind a TLS
                             proxy only: bearer tokens travel in clear)
   --run-workers N           exports run concurrently (default 2)
+  --run-attempts N          run attempts of a run that fails for a retryable reason, the
+                            first included (default 3; a plugin's request retries are its own)
+  --run-retry-backoff D     wait before the second run attempt, doubled for each one after
+                            (default 30s; e.g. 30s, 2m)
+  --replica-id ID           this exportd's name in run leases and in each run's replica
+                            (default host:pid)
+  --lease-seconds N         a claim on a run lasts N seconds unless renewed by the heartbeat;
+                            another replica takes an expired run over (default 15)
   --system-refresh SPEC     the refresh schedule exports can follow, e.g.
                             "daily 02:00,14:00 Europe/Berlin" or "weekly mon,thu 06:30 UTC"
   --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
@@ -87,6 +96,27 @@ int main(int argc, char** argv) {
       if (!absl::ParseDuration(value, &out)) {
         std::cerr << "exportd: " << (idle ? "--upload-idle-timeout" : "--upload-max-duration")
                   << " '" << value << "' is not a duration; write e.g. 60s, 5m or 1h\n";
+        return 2;
+      }
+    } else if (take("--run-attempts", value) || take("--lease-seconds", value)) {
+      const bool attempts = absl::StartsWith(arg, "--run-attempts");
+      int& out = attempts ? options.run_attempts : options.lease_seconds;
+      if (!absl::SimpleAtoi(value, &out) || out < 1) {
+        std::cerr << "exportd: " << (attempts ? "--run-attempts" : "--lease-seconds")
+                  << " must be a whole number of at least 1, got '" << value << "'\n";
+        return 2;
+      }
+    } else if (take("--run-retry-backoff", value)) {
+      if (!absl::ParseDuration(value, &options.run_retry_backoff) ||
+          options.run_retry_backoff < absl::ZeroDuration() ||
+          options.run_retry_backoff == absl::InfiniteDuration()) {
+        std::cerr << "exportd: --run-retry-backoff '" << value
+                  << "' is not a duration; write e.g. 30s or 2m\n";
+        return 2;
+      }
+    } else if (take("--replica-id", options.replica_id)) {
+      if (options.replica_id.empty()) {
+        std::cerr << "exportd: --replica-id must not be empty; leave it out for host:pid\n";
         return 2;
       }
     } else if (take("--run-workers", value)) {

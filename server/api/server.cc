@@ -128,6 +128,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   engine::EngineOptions engine_options;
   engine_options.workers = o.run_workers;
+  engine_options.max_attempts = o.run_attempts;
+  engine_options.retry_base = o.run_retry_backoff;
+  engine_options.replica_id = o.replica_id;
+  engine_options.lease = absl::Seconds(o.lease_seconds);
+  // The data directory is locked: no other exportd shares this store, so
+  // the leases in it are a previous process's and its runs resume at once.
+  engine_options.only_replica = true;
   if (!o.system_refresh.empty()) {
     auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
     if (!refresh.ok()) {

@@ -40,6 +40,16 @@ struct ServerOptions {
   int max_receive_message_bytes = 4 * 1024 * 1024;
   // Concurrent runs of different exports.
   int run_workers = 2;
+  // Run attempts of a run that fails for a retryable reason (--run-attempts),
+  // and the backoff before the second (--run-retry-backoff; doubles after).
+  int run_attempts = 3;
+  absl::Duration run_retry_backoff = absl::Seconds(30);
+  // This exportd's id in run leases and Run.replica (--replica-id); "host:pid"
+  // when empty.
+  std::string replica_id;
+  // How long a replica's claim on a run lasts unless its heartbeat renews it
+  // (--lease-seconds).
+  int lease_seconds = 15;
   // The system refresh schedule, e.g. "daily 02:00,14:00 Europe/Berlin".
   std::string system_refresh;
   // An upload that sends nothing for this long is aborted (positive).

@@ -13,6 +13,7 @@
 #include "server/common/run_states.h"
 #include "server/engine/progress.h"
 #include "server/engine/scheduler.h"
+#include "server/engine/lease.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/sync/segment_sync.h"
 
@@ -24,9 +25,11 @@ struct Engine::LiveRun {
   RunProgress progress ABSL_GUARDED_BY(mu);
   std::atomic<bool> cancel{false};
   std::atomic<bool> crashed{false};
-  // Guarded by Engine::mu_.
-  bool executing = false;
-  absl::Time not_before = absl::InfinitePast();
+  // This replica's lease on the run; set before the run is executed.
+  std::unique_ptr<LeaseKeeper> keeper;
+
+  // Asked to stop: a cancel here or through the store.
+  bool cancel_asked() const { return cancel || keeper->cancel_requested(); }
 };
 
 // The plugin's view of a run: cancellation, sleeping, logging.
@@ -35,7 +38,8 @@ class Engine::Context final : public sdk::RunContext {
   Context(Engine* engine, LiveRun* live, std::string run_id)
       : engine_(engine), live_(live), run_id_(std::move(run_id)) {}
   bool cancelled() const override {
-    return live_->cancel || live_->crashed || engine_->shutting_down_;
+    return live_->cancel_asked() || live_->crashed || live_->keeper->lost() ||
+           engine_->shutting_down_;
   }
   bool SleepFor(absl::Duration d) override {
     absl::Time end = absl::Now() + d;
@@ -81,7 +85,11 @@ class Engine::Tracker final : public sync::RunTracker {
       fn(*live_->run.mutable_segments(index));
       Estimate();
       commit.checkpoint = live_->run;
-      EXPORTD_RETURN_IF_ERROR(engine_->store_->CommitBatch(commit));
+      commit.lease = live_->keeper->lease();
+      absl::Status committed = engine_->store_->CommitBatch(commit);
+      // Refused for a lost lease: the run is another replica's now.
+      live_->keeper->NoteIfLost(committed);
+      EXPORTD_RETURN_IF_ERROR(committed);
     }
     std::function<bool(const std::string&)> hook;
     {
@@ -136,7 +144,8 @@ destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
 }  // namespace
 
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
-               destinations::DestinationRegistry* registry, EngineOptions options)
+               destinations::DestinationRegistry* registry, EngineOptions options,
+               std::string replica_id)
     : store_(store),
       secrets_(secrets),
       registry_(registry),
@@ -147,7 +156,10 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
         scheduled.requested_by = "scheduler";
         return Trigger(e.id(), scheduled).status();
       }),
-      budgets_(RateHooks(store)) {}
+      budgets_(RateHooks(store)),
+      queue_(store, RunQueueOptions{std::move(replica_id),
+                                    LeaseTiming{options_.lease, options_.lease_renew_every,
+                                                options_.clock}}) {}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                                                        const crypto::SecretBox* secrets,
@@ -156,35 +168,34 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
   if (options.workers < 1) {
     return absl::InvalidArgumentError("the engine needs at least one worker (--run-workers)");
   }
-  return std::unique_ptr<Engine>(new Engine(store, secrets, registry, std::move(options)));
+  if (options.max_attempts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--run-attempts ", options.max_attempts, ": a run needs at least 1 attempt"));
+  }
+  if (options.retry_base < absl::ZeroDuration() || options.retry_base == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--run-retry-backoff ", absl::FormatDuration(options.retry_base),
+                     ": must be a finite duration such as 30s or 2m"));
+  }
+  if (options.lease < absl::Seconds(1) || options.lease == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lease-seconds ", absl::FormatDuration(options.lease),
+                     ": a lease lasts at least 1 second; the default is 15"));
+  }
+  if (options.clock == nullptr) options.clock = Clock::Real();
+  std::string replica_id = options.replica_id.empty() ? DefaultReplicaId() : options.replica_id;
+  return std::unique_ptr<Engine>(
+      new Engine(store, secrets, registry, std::move(options), std::move(replica_id)));
 }
 
 Engine::~Engine() { Shutdown(); }
 
 absl::Status Engine::Start() {
-  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Run> unfinished, store_->ListUnfinishedRuns());
-  {
-    absl::MutexLock lock(&mu_);
-    for (v1::Run& run : unfinished) {
-      auto live = std::make_shared<LiveRun>();
-      if (run.state() == v1::RUN_STATE_RUNNING) {
-        // Interrupted by a crash or shutdown: resume from the checkpoint.
-        run.set_state(v1::RUN_STATE_QUEUED);
-        run.set_message("resuming after a restart");
-        EXPORTD_RETURN_IF_ERROR(store_->UpdateRun(run));
-      }
-      if (run.state() == v1::RUN_STATE_FAILED_RETRYING) {
-        live->not_before = absl::FromUnixMicros(run.next_attempt_at_micros());
-      }
-      std::string id = run.id();
-      {
-        absl::MutexLock run_lock(&live->mu);
-        live->run = std::move(run);
-      }
-      live_[id] = live;
-      queue_.push_back(id);
-    }
-  }
+  // The leases of this replica's previous life (or, when no other replica
+  // shares the store, every lease) belong to dead processes: their runs
+  // resume at once instead of after their expiry.
+  EXPORTD_RETURN_IF_ERROR(
+      store_->ReleaseLeasesOf(options_.only_replica ? "" : queue_.replica_id()));
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
   threads_.emplace_back([this] { SchedulerLoop(); });
   return absl::OkStatus();
@@ -207,25 +218,6 @@ void Engine::SetCrashHookForTesting(std::function<bool(const std::string&)> hook
 }
 
 absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOptions& options) {
-  // One run per export: a queued run that has not started absorbs new triggers.
-  for (const std::string& id : queue_) {
-    auto& live = live_[id];
-    absl::MutexLock lock(&live->mu);
-    if (live->run.export_id() == e.id() && !live->executing &&
-        live->run.dry_run() == options.dry_run &&
-        live->run.state() == v1::RUN_STATE_QUEUED) {
-      if (options.full) live->run.set_full(true);
-      // An admin's (or exportd's own) trigger keeps the joined run from being
-      // skipped for a contributor who lost the connection meanwhile.
-      if (live->run.requested_by_role() == v1::ROLE_CONTRIBUTOR &&
-          options.requested_by_role != v1::ROLE_CONTRIBUTOR) {
-        live->run.set_requested_by(options.requested_by);
-        live->run.set_requested_by_role(options.requested_by_role);
-      }
-      return live->run;
-    }
-  }
-  auto live = std::make_shared<LiveRun>();
   v1::Run run;
   run.set_id(NewId("run"));
   run.set_export_id(e.id());
@@ -243,14 +235,19 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
     p->set_segment_id(e.segments(i));
     if (i < e.segment_names_size()) p->set_segment_name(e.segment_names(i));
   }
-  EXPORTD_RETURN_IF_ERROR(store_->CreateRun(run));
-  {
-    absl::MutexLock lock(&live->mu);
-    live->run = run;
-  }
-  live_[run.id()] = live;
-  queue_.push_back(run.id());
-  ++wake_generation_;
+  // One run per export: a queued run that has not started absorbs new triggers.
+  auto join = [&](v1::Run& queued) {
+    if (options.full) queued.set_full(true);
+    // An admin's (or exportd's own) trigger keeps the joined run from being
+    // skipped for a contributor who lost the connection meanwhile.
+    if (queued.requested_by_role() == v1::ROLE_CONTRIBUTOR &&
+        options.requested_by_role != v1::ROLE_CONTRIBUTOR) {
+      queued.set_requested_by(options.requested_by);
+      queued.set_requested_by_role(options.requested_by_role);
+    }
+  };
+  EXPORTD_ASSIGN_OR_RETURN(run, queue_.Enqueue(std::move(run), join));
+  Wake();
   return run;
 }
 
@@ -263,8 +260,10 @@ absl::StatusOr<v1::Run> Engine::Trigger(absl::string_view export_ref,
         "' is inactive: its connection was detached; attach one with 'exportctl export update ",
         e.name(), " --connection NAME'"));
   }
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("exportd is shutting down; try again later");
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("exportd is shutting down; try again later");
+  }
   return Enqueue(e, options);
 }
 
@@ -303,23 +302,27 @@ absl::StatusOr<std::vector<v1::Run>> Engine::TriggerAll(const std::string& reque
 }
 
 absl::StatusOr<v1::Run> Engine::Cancel(absl::string_view run_id) {
-  std::shared_ptr<LiveRun> live;
   {
+    // Under mu_: Execute() reads `cancel` when it lets go of the run, under
+    // mu_ too, so that a cancel in between is not lost.
     absl::MutexLock lock(&mu_);
     auto it = live_.find(std::string(run_id));
-    if (it == live_.end()) {
-      EXPORTD_ASSIGN_OR_RETURN(v1::Run run, store_->GetRun(run_id));
-      return absl::FailedPreconditionError(absl::StrCat(
-          "run '", run_id, "' already ended (", v1::RunState_Name(run.state()), ")"));
-    }
-    live = it->second;
-    live->cancel = true;
-    if (!live->executing) {
-      Finish(*live, v1::RUN_STATE_CANCELED, "canceled before it started");
+    if (it != live_.end()) {
+      LiveRun& live = *it->second;
+      absl::MutexLock run_lock(&live.mu);
+      if (IsFinal(live.run.state())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "run '", run_id, "' already ended (", v1::RunState_Name(live.run.state()), ")"));
+      }
+      live.cancel = true;
+      return live.run;
     }
   }
-  absl::MutexLock lock(&live->mu);
-  return live->run;
+  // Queued (here or elsewhere), or run by another replica, which the store
+  // tells at its next heartbeat.
+  EXPORTD_ASSIGN_OR_RETURN(v1::Run run, queue_.Cancel(run_id, "canceled before it started"));
+  Wake();
+  return run;
 }
 
 absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
@@ -338,39 +341,15 @@ absl::Time Engine::NextScheduledRun(const v1::Export& e, absl::Time now) const {
   return scheduler_.NextRun(e, now);
 }
 
-std::shared_ptr<Engine::LiveRun> Engine::NextRunnable() {
-  absl::Time now = absl::Now();
-  for (const std::string& id : queue_) {
-    std::shared_ptr<LiveRun> live = live_[id];
-    if (live->executing || live->not_before > now) continue;
-    std::string export_id;
-    {
-      absl::MutexLock lock(&live->mu);
-      export_id = live->run.export_id();
-    }
-    bool busy = false;
-    for (const std::string& other : queue_) {
-      const auto& o = live_[other];
-      if (o->executing) {
-        absl::MutexLock lock(&o->mu);
-        busy = busy || o->run.export_id() == export_id;
-      }
-    }
-    if (busy) continue;
-    // A run waits while one of its segments is being uploaded.
-    auto e = store_->GetExport(export_id);
-    bool uploading = false;
-    if (e.ok()) {
-      for (const auto& segment_id : e->segments()) {
-        auto segment = store_->GetSegment(segment_id);
-        uploading = uploading || (segment.ok() && segment->upload_in_progress());
-      }
-    }
-    if (uploading) continue;
-    live->executing = true;
-    return live;
+bool Engine::MustWait(const std::string& export_id) {
+  // A run waits while one of its segments is being uploaded.
+  auto e = store_->GetExport(export_id);
+  if (!e.ok()) return false;
+  for (const auto& segment_id : e->segments()) {
+    auto segment = store_->GetSegment(segment_id);
+    if (segment.ok() && segment->upload_in_progress()) return true;
   }
-  return nullptr;
+  return false;
 }
 
 namespace {
@@ -386,17 +365,14 @@ void Engine::Wake() {
   ++wake_generation_;
 }
 
-absl::Duration Engine::IdleWait() const {
+absl::Duration Engine::IdleWait() {
   absl::Time now = absl::Now();
-  absl::Duration wait = kIdlePoll;
-  for (const std::string& id : queue_) {
-    auto it = live_.find(id);
-    // Runs that could start now but did not are waiting for an export or an
-    // upload, which wake the workers when they end.
-    if (it == live_.end() || it->second->executing || it->second->not_before <= now) continue;
-    wait = std::min(wait, it->second->not_before - now);
+  if (next_retry_ <= now) {
+    // Due now: look at once, then poll as usual.
+    next_retry_ = absl::InfiniteFuture();
+    return absl::ZeroDuration();
   }
-  return wait;
+  return std::min(kIdlePoll, next_retry_ - now);
 }
 
 void Engine::WorkerLoop() {
@@ -405,7 +381,6 @@ void Engine::WorkerLoop() {
     std::uint64_t seen;
   } wait{this, 0};
   while (true) {
-    std::shared_ptr<LiveRun> live;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(
@@ -417,11 +392,17 @@ void Engine::WorkerLoop() {
                            IdleWait());
       if (stopping_) return;
       wait.seen = wake_generation_;
-      live = NextRunnable();
-      // Another worker may find the next one.
-      if (live != nullptr) ++wake_generation_;
     }
-    if (live != nullptr) Execute(live);
+    absl::StatusOr<std::optional<store::ClaimedRun>> claimed =
+        queue_.Claim([this](const std::string& export_id) { return MustWait(export_id); });
+    if (!claimed.ok()) {
+      std::cerr << "exportd: cannot claim the next run: "
+                << EscapeForTerminal(claimed.status().ToString()) << "\n";
+      continue;
+    }
+    if (!claimed->has_value()) continue;
+    Wake();  // Another worker may find the next one.
+    Execute(std::move(**claimed));
   }
 }
 
@@ -447,7 +428,9 @@ absl::Status Engine::Persist(LiveRun& live) {
     absl::MutexLock lock(&live.mu);
     copy = live.run;
   }
-  return store_->UpdateRun(copy);
+  absl::Status written = store_->UpdateLeasedRun(copy, live.keeper->lease());
+  live.keeper->NoteIfLost(written);
+  return written;
 }
 
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
@@ -473,20 +456,60 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
   if (!persisted.ok()) {
     std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(persisted.ToString()) << "\n";
   }
-  if (IsFinal(state)) {
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (*it == id) {
-        queue_.erase(it);
-        break;
-      }
-    }
-    live_.erase(id);
-  }
-  // A follow-up of the same export, or a retry, may be startable now.
-  ++wake_generation_;
 }
 
-void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
+void Engine::Execute(store::ClaimedRun claimed) {
+  const std::string id = claimed.run.id();
+  if (shutting_down_) {
+    // Claimed while shutting down: give it back untouched.
+    store_->ReleaseLease(claimed.lease).IgnoreError();
+    return;
+  }
+  auto live = std::make_shared<LiveRun>();
+  {
+    absl::MutexLock lock(&live->mu);
+    live->run = std::move(claimed.run);
+  }
+  if (claimed.cancel_requested) live->cancel = true;
+  live->keeper = std::make_unique<LeaseKeeper>(store_, claimed.lease, queue_.timing());
+  {
+    absl::MutexLock lock(&mu_);
+    live_[id] = live;
+  }
+  ExecuteClaimed(live);
+  live->keeper->Stop();
+  if (live->keeper->lost()) {
+    // Another replica took the run over: it is theirs to change, not ours.
+    std::cerr << "exportd: run " << id << ": this replica ('" << queue_.replica_id()
+              << "') lost its lease and stopped the run; the replica that holds it now "
+                 "continues it\n";
+  } else if (!live->crashed) {
+    absl::Status released = store_->ReleaseLease(live->keeper->lease());
+    if (!released.ok()) {
+      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(released.ToString())
+                << "\n";
+    }
+  }
+  bool cancel_after;
+  {
+    absl::MutexLock lock(&mu_);
+    live_.erase(id);
+    cancel_after = live->cancel && !live->crashed && !live->keeper->lost();
+  }
+  if (cancel_after) {
+    // Canceled after it stopped executing (e.g. while it became
+    // FAILED_RETRYING): it waits unclaimed in the queue now.
+    auto canceled = queue_.Cancel(id, "canceled; what was delivered stays delivered");
+    if (!canceled.ok() && !absl::IsFailedPrecondition(canceled.status())) {
+      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(canceled.status().ToString())
+                << "\n";
+    }
+  }
+  // A follow-up of the same export, or a retry, may be startable now.
+  Wake();
+}
+
+void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
   std::string export_id;
   {
     absl::MutexLock lock(&live->mu);
@@ -494,8 +517,6 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
   }
   auto e = store_->GetExport(export_id);
   if (!e.ok() || !e->active()) {
-    absl::MutexLock lock(&mu_);
-    live->executing = false;
     Finish(*live, v1::RUN_STATE_SKIPPED,
            e.ok() ? "the export is inactive: its connection was detached"
                   : "the export was deleted");
@@ -511,8 +532,6 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
   }
   auto refused = RequesterRefused(*e, requested_by, requested_by_role);
   if (!refused.ok() || !refused->empty()) {
-    absl::MutexLock lock(&mu_);
-    live->executing = false;
     Finish(*live, v1::RUN_STATE_SKIPPED,
            refused.ok() ? *refused
                         : absl::StrCat("cannot check who may run it: ",
@@ -554,12 +573,13 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
   bool crashed = false;
   absl::Status status = RunSegments(*live, *e, &crashed);
 
-  absl::MutexLock lock(&mu_);
-  live->executing = false;
+  // Lost to another replica, which continues the run: nothing more is
+  // written (the store would refuse it anyway).
+  if (live->keeper->lost()) return;
   if (crashed || live->crashed) {
-    // As if the process died here: the store keeps RUNNING and the checkpoint.
-    queue_.erase(std::remove(queue_.begin(), queue_.end(), live->run.id()), queue_.end());
-    live_.erase(live->run.id());
+    // As if the process died here: the store keeps RUNNING, the checkpoint
+    // and the lease, which expires since nobody renews it.
+    live->crashed = true;
     return;
   }
   std::int64_t rejected = 0, retryable = 0;
@@ -572,8 +592,8 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
     }
     attempt = live->run.attempt();
   }
-  if (status.code() == absl::StatusCode::kCancelled || live->cancel) {
-    if (shutting_down_ && !live->cancel) {
+  if (status.code() == absl::StatusCode::kCancelled || live->cancel_asked()) {
+    if (shutting_down_ && !live->cancel_asked()) {
       Finish(*live, v1::RUN_STATE_QUEUED, "interrupted by shutdown; resumes at the next start");
     } else {
       Finish(*live, v1::RUN_STATE_CANCELED, "canceled; what was delivered stays delivered");
@@ -584,22 +604,29 @@ void Engine::Execute(const std::shared_ptr<LiveRun>& live) {
   if (retry) {
     std::string why = status.ok() ? absl::StrCat(retryable, " records could not be delivered yet")
                                   : std::string(status.message());
+    // The engine's run attempts, told apart from a plugin's request attempts
+    // that `why` may quote.
     if (attempt >= options_.max_attempts) {
       Finish(*live, v1::RUN_STATE_FAILED,
-             absl::StrCat(why, " (gave up after ", attempt, " attempts)"));
+             absl::StrCat(why, " (gave up after ", attempt, " run attempts)"));
       return;
     }
     absl::Duration delay = options_.retry_base * (1 << std::min(attempt - 1, 10));
     static thread_local std::mt19937_64 rng(std::random_device{}());
     delay += delay * (std::uniform_real_distribution<double>(0, 0.2)(rng));
-    live->not_before = absl::Now() + delay;
     {
       absl::MutexLock run_lock(&live->mu);
-      live->run.set_next_attempt_at_micros(absl::ToUnixMicros(live->not_before));
+      live->run.set_next_attempt_at_micros(absl::ToUnixMicros(options_.clock->Now() + delay));
     }
+    {
+      absl::MutexLock lock(&mu_);
+      next_retry_ = std::min(next_retry_, absl::Now() + delay);
+    }
+    absl::Duration shown = delay < absl::Seconds(1) ? absl::Trunc(delay, absl::Milliseconds(1))
+                                                    : absl::Trunc(delay, absl::Seconds(1));
     Finish(*live, v1::RUN_STATE_FAILED_RETRYING,
-           absl::StrCat(why, "; attempt ", attempt + 1, " of ", options_.max_attempts, " in ",
-                        absl::FormatDuration(absl::Trunc(delay, absl::Seconds(1)))));
+           absl::StrCat("run attempt ", attempt + 1, " of ", options_.max_attempts, " in ",
+                        absl::FormatDuration(shown), ": ", why));
     return;
   }
   if (!status.ok()) {

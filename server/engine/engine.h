@@ -1,9 +1,15 @@
 // The run engine: queues, runs, retries, resumes and schedules exports.
 //
+// The store is the run queue (run_queue.h): a worker claims the next run with
+// a lease that a heartbeat renews while it runs (lease.h), and every batch
+// commit and run update carries the lease, so that a replica that lost a run
+// cannot change it. Several engines (replicas, each with its own
+// --replica-id) can share one store; a dead replica's runs are taken over when
+// their leases expire and resume from their last committed batch.
+//
 // One run per export at a time: a trigger while one is queued or running
 // queues one follow-up, never more. A bounded pool of workers runs different
-// exports concurrently. Runs persist every state change and commit a
-// checkpoint with every batch, so a restart resumes interrupted runs.
+// exports concurrently.
 //
 //   EXPORTD_ASSIGN_OR_RETURN(auto engine, Engine::Create(deps, options));
 //   engine->Start();
@@ -26,21 +32,40 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "exportd/v1/run.pb.h"
+#include "server/common/clock.h"
 #include "server/crypto/secret_box.h"
 #include "server/destinations/rate_budget.h"
 #include "server/engine/refresh_schedule.h"
 #include "server/engine/scheduler.h"
 #include "server/destinations/registry.h"
+#include "server/engine/run_queue.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
 
 struct EngineOptions {
   int workers = 2;
-  // Attempts of a run that fails for a retryable reason, the first included.
+  // Run attempts of a run that fails for a retryable reason, the first
+  // included (--run-attempts). A plugin's retries of single requests are its
+  // own and not counted here.
   int max_attempts = 3;
-  // Backoff before attempt n+1: retry_base * 2^(n-1), with up to 20% jitter.
+  // Backoff before run attempt n+1: retry_base * 2^(n-1), with up to 20%
+  // jitter (--run-retry-backoff).
   absl::Duration retry_base = absl::Seconds(30);
+  // This replica's id, the holder of the run leases it claims (--replica-id);
+  // DefaultReplicaId() ("host:pid") when empty. Unique among the replicas
+  // that share a store.
+  std::string replica_id;
+  // How long a claim holds a run unless renewed (--lease-seconds), and how
+  // often the heartbeat renews it (a third of the lease when zero).
+  absl::Duration lease = absl::Seconds(15);
+  absl::Duration lease_renew_every = absl::ZeroDuration();
+  // No other replica shares the store (SQLite: the data directory is locked),
+  // so every lease in it at Start() is a dead process's and ends at once.
+  // Otherwise only the leases held under this replica id do.
+  bool only_replica = false;
+  // The time leases and retries are measured in. Not null.
+  const Clock* clock = Clock::Real();
   // How often the scheduler looks for due exports.
   absl::Duration schedule_tick = absl::Seconds(1);
   // The system refresh schedule for exports that follow it (none if unset).
@@ -68,10 +93,11 @@ class Engine {
                                                         EngineOptions options);
   ~Engine();
 
-  // Resumes interrupted runs and starts the workers and the scheduler.
+  // Starts the workers and the scheduler; they claim queued runs and runs
+  // whose leases expired (interrupted ones resume from their checkpoint).
   absl::Status Start();
-  // Stops scheduling; running runs stop at their next batch and stay
-  // resumable (QUEUED) for the next start.
+  // Stops scheduling; running runs stop at their next batch, stay resumable
+  // (QUEUED) and their leases are released, for any replica to take.
   void Shutdown();
 
   // Queues a run of the export (id or name). FAILED_PRECONDITION when the
@@ -94,8 +120,12 @@ class Engine {
 
   // Test hook: called after every committed batch with the run id; returning
   // false simulates a crash at that point (the run stops where it is, as if
-  // the process died, and stays RUNNING in the store).
+  // the process died, and stays RUNNING in the store under its lease, which
+  // is no longer renewed).
   void SetCrashHookForTesting(std::function<bool(const std::string& run_id)> hook);
+
+  // This replica's id.
+  const std::string& replica_id() const { return queue_.replica_id(); }
 
  private:
   struct LiveRun;
@@ -103,27 +133,33 @@ class Engine {
   class Context;
 
   Engine(store::Store* store, const crypto::SecretBox* secrets,
-         destinations::DestinationRegistry* registry, EngineOptions options);
+         destinations::DestinationRegistry* registry, EngineOptions options,
+         std::string replica_id);
 
   void WorkerLoop();
   // How long an idle worker may sleep before it must look at the queue
-  // again: until the earliest retry is due, at most kIdlePoll.
-  absl::Duration IdleWait() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // again: until the earliest retry this replica set is due, at most
+  // kIdlePoll.
+  absl::Duration IdleWait() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls scheduler_.Tick every schedule_tick until shutdown.
   void SchedulerLoop();
-  // Picks the next runnable run, or null.
-  std::shared_ptr<LiveRun> NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Execute(const std::shared_ptr<LiveRun>& live);
+  // True while a run of the export must wait (one of its segments is being
+  // uploaded).
+  bool MustWait(const std::string& export_id);
+  // Runs a run this replica claimed, under its lease.
+  void Execute(store::ClaimedRun claimed);
+  void ExecuteClaimed(const std::shared_ptr<LiveRun>& live);
   // Empty when the principal that asked for a run of `e` may run it (or
   // exportd itself asked), else why not.
   absl::StatusOr<std::string> RequesterRefused(const v1::Export& e, const std::string& who,
                                                v1::Role role);
   absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
+  // Moves the run to `state` and persists it under its lease.
   void Finish(LiveRun& live, v1::RunState state, const std::string& message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes the live run under its lease; notes a lost lease.
   absl::Status Persist(LiveRun& live);
-  absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options);
 
   store::Store* const store_;
   const crypto::SecretBox* const secrets_;
@@ -135,14 +171,17 @@ class Engine {
   // rates are kept in the store.
   destinations::RateBudgetRegistry budgets_;
 
+  RunQueue queue_;
+
   absl::Mutex mu_;
-  // Runs not yet final, in arrival order, and those that just finished (for
-  // watchers), by id.
+  // The runs this replica executes now, by id: a cache for live progress and
+  // cancels. The store holds the truth (and the queue).
   std::map<std::string, std::shared_ptr<LiveRun>> live_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  // When the earliest retry this replica scheduled is due (wall time).
+  absl::Time next_retry_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped whenever a worker may find a run to start: a run queued or
-  // ended, a cancel, Wake().
+  // ended, a cancel, Wake(). Other replicas' changes are seen by polling.
   std::uint64_t wake_generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<bool(const std::string&)> crash_hook_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> shutting_down_{false};

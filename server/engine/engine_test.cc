@@ -9,8 +9,10 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/clock.h"
 #include "server/crypto/secret_map.h"
 #include "server/common/run_states.h"
+#include "server/engine/lease.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/sqlite_util.h"
 #include "tests/fakes/fake_destination.h"
@@ -68,12 +70,24 @@ class EngineTest : public ::testing::Test {
   }
   void StartEngine(EngineOptions options = {}) {
     engine_.reset();
-    options.retry_base = absl::Milliseconds(10);
+    engine_ = MakeEngine(std::move(options));
+  }
+  // An engine over the fixture's store (a replica, with its own replica_id).
+  std::unique_ptr<Engine> MakeEngine(EngineOptions options) {
+    if (options.retry_base == EngineOptions().retry_base) {
+      options.retry_base = absl::Milliseconds(10);
+    }
     options.schedule_tick = absl::Milliseconds(20);
     auto engine = Engine::Create(store_.get(), box_.get(), registry_.get(), std::move(options));
-    ASSERT_TRUE(engine.ok());
-    engine_ = std::move(*engine);
-    ASSERT_TRUE(engine_->Start().ok());
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    if (!engine.ok()) return nullptr;
+    absl::Status started = (*engine)->Start();
+    EXPECT_TRUE(started.ok()) << started;
+    return std::move(*engine);
+  }
+  int UpsertCalls() {
+    absl::MutexLock lock(&state_->mu);
+    return state_->upsert_calls;
   }
   // Members p<from>..p<to> with emails e<i>@x.com (suffix appended).
   void Upload(int from, int to, const std::string& suffix = "") {
@@ -112,11 +126,12 @@ class EngineTest : public ::testing::Test {
     EXPECT_TRUE(run.ok()) << run.status();
     return WaitFinal(run->id());
   }
-  v1::Run WaitFinal(const std::string& id) {
+  v1::Run WaitFinal(const std::string& id) { return WaitFinal(*engine_, id); }
+  v1::Run WaitFinal(Engine& engine, const std::string& id) {
     absl::Time deadline = absl::Now() + absl::Seconds(60);
     v1::Run run;
     do {
-      auto got = engine_->GetRun(id);
+      auto got = engine.GetRun(id);
       EXPECT_TRUE(got.ok());
       run = *got;
       if (IsFinal(run.state())) return run;
@@ -302,7 +317,7 @@ TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED);
   EXPECT_EQ(failed.attempt(), 3);
   EXPECT_THAT(failed.message(), HasSubstr("fake destination is unavailable"));
-  EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 attempts"));
+  EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 run attempts"));
 }
 
 // A destination's answer quoted in a plugin's log line cannot start a line
@@ -340,7 +355,7 @@ TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
   EXPECT_EQ(run.state(), v1::RUN_STATE_FAILED);
   const std::string escaped = "down\\nexportd: run run-x: forged\\x1b[2J";
   EXPECT_THAT(run.message(), HasSubstr("segment 'VIP': the destination audience: " + escaped +
-                                       " (gave up after 2 attempts)"));
+                                       " (gave up after 2 run attempts)"));
   auto stored = store_->GetRun(run.id());
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_THAT(stored->message(), HasSubstr(escaped));
@@ -776,6 +791,242 @@ TEST_F(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeavers
   EXPECT_EQ(audience["b@x.com"], "p2");
   v1::Run idle = RunToEnd();
   EXPECT_EQ(idle.segments(0).unchanged(), 2);
+}
+
+// --- Leases: the store is the run queue; replicas share it -----------------
+
+constexpr absl::Time kStart = absl::FromUnixSeconds(1'700'000'000);
+
+TEST_F(EngineTest, ARunShowsItsReplicaAndRunAttemptAndReleasesItsLease) {
+  Upload(1, 10);
+  EngineOptions options;
+  options.replica_id = "replica-a";
+  StartEngine(options);
+  EXPECT_EQ(engine_->replica_id(), "replica-a");
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.replica(), "replica-a");
+  EXPECT_EQ(run.attempt(), 1);
+  auto stored = store_->GetRun(run.id());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->replica(), "replica-a");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (store_->GetRun(run.id())->lease_expires_at_micros() != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_EQ(store_->GetRun(run.id())->lease_expires_at_micros(), 0) << "released at the end";
+  // Without --replica-id: host:pid.
+  EXPECT_THAT(DefaultReplicaId(), HasSubstr(":" + std::to_string(getpid())));
+}
+
+TEST_F(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;
+    state_->fail_message = "busy (attempt 6 of 6)";  // As a plugin counts its requests.
+  }
+  EngineOptions options;
+  options.max_attempts = 3;
+  options.retry_base = absl::Hours(1);  // --run-retry-backoff 1h
+  StartEngine(options);
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::Run retrying;
+  do {
+    retrying = *store_->GetRun(run->id());
+    if (retrying.state() == v1::RUN_STATE_FAILED_RETRYING) break;
+    absl::SleepFor(absl::Milliseconds(2));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.DebugString();
+  EXPECT_THAT(retrying.message(), ::testing::StartsWith("run attempt 2 of 3 in 1h"));
+  EXPECT_THAT(retrying.message(),
+              HasSubstr(": segment 'VIP': the destination audience: busy (attempt 6 of 6)"));
+  const absl::Duration wait =
+      absl::FromUnixMicros(retrying.next_attempt_at_micros()) - absl::Now();
+  EXPECT_GT(wait, absl::Minutes(59));
+  EXPECT_LT(wait, absl::Minutes(73));  // 1h plus at most 20% jitter.
+  // Waiting for its backoff, it can be canceled.
+  auto canceled = engine_->Cancel(run->id());
+  ASSERT_TRUE(canceled.ok()) << canceled.status();
+  EXPECT_EQ(WaitFinal(run->id()).state(), v1::RUN_STATE_CANCELED);
+  EXPECT_EQ(store_->GetRun(run->id())->state(), v1::RUN_STATE_CANCELED);
+}
+
+// Fencing: replica A stalls longer than its lease; replica B takes the run
+// over and finishes it; A's next commit is refused and A leaves the run alone.
+TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
+  Upload(1, 1000);
+  FakeClock clock(kStart);
+  EngineOptions a_options;
+  a_options.replica_id = "replica-a";
+  a_options.clock = &clock;
+  a_options.lease_renew_every = absl::Hours(1);  // A stalls: no heartbeat in time.
+  a_options.workers = 1;  // Its only worker stalls (another one would claim the run).
+  StartEngine(a_options);
+  absl::Notification stalled, resume;
+  std::atomic<int> batches{0};
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    if (++batches == 3) {
+      stalled.Notify();
+      resume.WaitForNotification();
+    }
+    return true;
+  });
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  stalled.WaitForNotification();
+  EXPECT_EQ(store_->GetRun(run->id())->replica(), "replica-a");
+
+  clock.Advance(absl::Seconds(16));  // A's 15 s lease is over.
+  EngineOptions b_options;
+  b_options.replica_id = "replica-b";
+  b_options.clock = &clock;
+  std::unique_ptr<Engine> b = MakeEngine(b_options);
+  ASSERT_NE(b, nullptr);
+  v1::Run finished = WaitFinal(*b, run->id());
+  EXPECT_EQ(finished.state(), v1::RUN_STATE_SUCCEEDED) << finished.message();
+  EXPECT_EQ(finished.replica(), "replica-b");
+  EXPECT_EQ(finished.attempt(), 2);
+  EXPECT_EQ(finished.segments(0).added(), 1000);
+  absl::Time released = absl::Now() + absl::Seconds(10);
+  while (store_->GetRun(run->id())->lease_expires_at_micros() != 0 && absl::Now() < released) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const v1::Run by_b = *store_->GetRun(run->id());
+  EXPECT_EQ(by_b.lease_expires_at_micros(), 0) << "B released its lease";
+
+  // A wakes up, sends its next batch and tries to commit it.
+  const int upserts = UpsertCalls();
+  ::testing::internal::CaptureStderr();
+  resume.Notify();
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (UpsertCalls() == upserts && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  engine_.reset();  // Waits for A's worker to be done with the run.
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr("this replica ('replica-a') lost its lease and stopped the run"));
+
+  v1::Run after = *store_->GetRun(run->id());
+  EXPECT_EQ(after.SerializeAsString(), by_b.SerializeAsString())
+      << "A changed B's run:\n"
+      << after.DebugString();
+  EXPECT_EQ(after.segments(0).added(), 1000);
+  EXPECT_EQ(Audience().size(), 1000u);
+}
+
+// A replica dies mid-run: its lease expires, another replica claims the run
+// and resumes it from the last committed batch, resending nothing committed.
+TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommittedBatch) {
+  Upload(1, 1000);
+  FakeClock clock(kStart);
+  EngineOptions a_options;
+  a_options.replica_id = "replica-a";
+  a_options.clock = &clock;
+  StartEngine(a_options);
+  int batches = 0;
+  engine_->SetCrashHookForTesting([&](const std::string&) { return ++batches < 4; });
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (store_->GetRun(run->id())->segments(0).added() < 400 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  engine_.reset();  // Replica A is gone; its lease stays until it expires.
+  v1::Run interrupted = *store_->GetRun(run->id());
+  EXPECT_EQ(interrupted.state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(interrupted.replica(), "replica-a");
+  EXPECT_EQ(interrupted.segments(0).added(), 400);
+  const int upserts = UpsertCalls();
+
+  EngineOptions b_options;
+  b_options.replica_id = "replica-b";
+  b_options.clock = &clock;
+  std::unique_ptr<Engine> b = MakeEngine(b_options);
+  ASSERT_NE(b, nullptr);
+  // While A's lease lasts, nobody may take the run.
+  store::ClaimRequest probe{"replica-c", clock.NowMicros(), absl::Seconds(15), {}};
+  EXPECT_FALSE(store_->ClaimNextRun(probe)->has_value());
+  EXPECT_EQ(store_->GetRun(run->id())->replica(), "replica-a");
+
+  clock.Advance(absl::Seconds(16));
+  v1::Run resumed = WaitFinal(*b, run->id());
+  EXPECT_EQ(resumed.state(), v1::RUN_STATE_SUCCEEDED) << resumed.message();
+  EXPECT_EQ(resumed.replica(), "replica-b");
+  EXPECT_EQ(resumed.attempt(), 2);
+  EXPECT_EQ(resumed.segments(0).added(), 1000);
+  EXPECT_EQ(resumed.segments(0).updated(), 0);
+  EXPECT_EQ(UpsertCalls() - upserts, 6) << "only the 6 batches A had not committed";
+  EXPECT_EQ(Audience().size(), 1000u);
+}
+
+// A run that lasts longer than its lease keeps it while the heartbeat renews.
+TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
+  Upload(1, 1000);
+  FakeClock clock(kStart);
+  EngineOptions options;
+  options.replica_id = "replica-a";
+  options.clock = &clock;
+  options.lease_renew_every = absl::Milliseconds(5);
+  StartEngine(options);
+  absl::Notification stalled, resume;
+  std::atomic<int> batches{0};
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    if (++batches == 2) {
+      stalled.Notify();
+      resume.WaitForNotification();
+    }
+    return true;
+  });
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  stalled.WaitForNotification();
+  for (int i = 0; i < 4; ++i) {
+    clock.Advance(absl::Seconds(10));  // 40 s in all: more than twice the lease.
+    const std::int64_t renewed = clock.NowMicros() + absl::ToInt64Microseconds(absl::Seconds(15));
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (store_->GetRun(run->id())->lease_expires_at_micros() < renewed &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    EXPECT_EQ(store_->GetRun(run->id())->lease_expires_at_micros(), renewed) << "round " << i;
+  }
+  store::ClaimRequest other{"replica-b", clock.NowMicros(), absl::Seconds(15), {}};
+  EXPECT_FALSE(store_->ClaimNextRun(other)->has_value());
+  resume.Notify();
+  v1::Run done = WaitFinal(run->id());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.replica(), "replica-a");
+  EXPECT_EQ(done.attempt(), 1);
+}
+
+// A cancel reaches a run that another replica executes, through the store.
+TEST_F(EngineTest, ACancelReachesARunThatAnotherReplicaExecutes) {
+  Upload(1, 3000);
+  EngineOptions a_options;
+  a_options.replica_id = "replica-a";
+  a_options.lease_renew_every = absl::Milliseconds(5);
+  StartEngine(a_options);
+  absl::Notification reached;
+  std::atomic<int> batches{0};
+  engine_->SetCrashHookForTesting([&](const std::string&) {
+    if (++batches == 2) reached.Notify();
+    if (batches >= 2) absl::SleepFor(absl::Milliseconds(5));
+    return true;
+  });
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  reached.WaitForNotification();
+  EngineOptions b_options;
+  b_options.replica_id = "replica-b";
+  std::unique_ptr<Engine> b = MakeEngine(b_options);
+  ASSERT_NE(b, nullptr);
+  auto asked = b->Cancel(run->id());
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  v1::Run canceled = WaitFinal(run->id());
+  EXPECT_EQ(canceled.state(), v1::RUN_STATE_CANCELED);
+  EXPECT_EQ(canceled.replica(), "replica-a");
+  EXPECT_LT(canceled.segments(0).added(), 3000);
 }
 
 }  // namespace

@@ -69,6 +69,14 @@ constexpr const char* kMigrations[] = {
       connection_id TEXT PRIMARY KEY, requests_per_second REAL NOT NULL,
       records_per_second REAL NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
     )sql",
+    // 6: the run queue's leases. A run is worked on by the replica whose lease
+    // (holder, epoch, expiry) is live; lease_expires 0: nobody holds it.
+    R"sql(
+    ALTER TABLE runs ADD COLUMN lease_holder TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN lease_expires INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.

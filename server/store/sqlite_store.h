@@ -57,6 +57,17 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Run>> ListUnfinishedRuns() override;
   absl::StatusOr<std::vector<v1::Run>> LatestRun(absl::string_view export_id) override;
 
+  absl::StatusOr<std::optional<ClaimedRun>> ClaimNextRun(const ClaimRequest& request) override;
+  absl::StatusOr<LeaseRenewal> RenewLease(const RunLease& lease, std::int64_t now_micros,
+                                          absl::Duration lease_duration) override;
+  absl::Status ReleaseLease(const RunLease& lease) override;
+  absl::Status ReleaseLeasesOf(absl::string_view holder) override;
+  absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) override;
+  absl::StatusOr<v1::Run> UpdateUnclaimedRun(
+      absl::string_view run_id, std::int64_t now_micros,
+      const std::function<absl::Status(v1::Run&)>& fn) override;
+  absl::Status RequestCancel(absl::string_view run_id) override;
+
   absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
                                                  absl::string_view segment_id) override;
   absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
@@ -99,6 +110,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::int64_t> AudienceKey(Database& db, absl::string_view export_id,
                                            absl::string_view segment_id);
   absl::Status PutRunLocked(const v1::Run& run, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK when `lease` holds its run now, else LeaseLostError (or NOT_FOUND).
+  absl::Status CheckLeaseLocked(const RunLease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndUpload(const std::string& segment_id, std::int64_t version, bool committed);
 
   const std::string path_;

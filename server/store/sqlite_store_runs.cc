@@ -1,6 +1,8 @@
 // SqliteStore: runs, delivered state and rejections (the engine's tables).
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/run_states.h"
@@ -15,7 +17,42 @@ constexpr std::int64_t kMaxRejectionsKept = 100000;
 
 int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
 
+constexpr char kLeaseLostPayload[] = "type.exportd.dev/exportd.store.LeaseLost";
+
+// The lease columns are the truth about who holds a run; the stored proto
+// shows them.
+void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros) {
+  if (!holder.empty()) run.set_replica(std::string(holder));
+  run.set_lease_expires_at_micros(expires_micros);
+}
+
+// The columns every read of a run selects after its own: holder, expiry.
+constexpr char kLeaseColumns[] = "lease_holder, lease_expires";
+
 }  // namespace
+
+absl::Status LeaseLostError(const RunLease& lease, absl::string_view now_holder,
+                            std::int64_t now_epoch) {
+  std::string taken =
+      now_holder.empty()
+          ? std::string("no replica holds it now (its lease was released)")
+          : (now_holder == lease.holder && now_epoch == lease.epoch
+                 ? std::string("its lease was released")
+                 : absl::StrCat("replica '", now_holder, "' holds it now (epoch ", now_epoch,
+                                ")"));
+  absl::Status status = absl::AbortedError(absl::StrCat(
+      "run '", lease.run_id, "': replica '", lease.holder, "' lost its lease (epoch ",
+      lease.epoch, "): ", taken,
+      "; this replica stops the run without changing it (a replica that stalls longer than "
+      "--lease-seconds loses its runs)"));
+  status.SetPayload(kLeaseLostPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsLeaseLost(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         status.GetPayload(kLeaseLostPayload).has_value();
+}
 
 absl::Status SqliteStore::PutRunLocked(const v1::Run& run, bool create) {
   EXPORTD_ASSIGN_OR_RETURN(
@@ -48,14 +85,18 @@ absl::Status SqliteStore::UpdateRun(const v1::Run& run) {
 
 absl::StatusOr<v1::Run> SqliteStore::GetRun(absl::string_view id) {
   absl::MutexLock lock(&mu_);
-  EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT data FROM runs WHERE id = ?"));
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(absl::StrCat("SELECT data, ", kLeaseColumns, " FROM runs WHERE id = ?")));
   stmt.Bind(1, id);
   EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) {
     return absl::NotFoundError(absl::StrCat(
         "run '", id, "' does not exist; list an export's runs with 'exportctl export runs NAME'"));
   }
-  return ParseRow<v1::Run>(stmt.Blob(0), "run");
+  EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(stmt.Blob(0), "run"));
+  ShowLease(run, stmt.Text(1), stmt.Int(2));
+  return run;
 }
 
 absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListRuns(absl::string_view export_id,
@@ -65,23 +106,207 @@ absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListRuns(absl::string_view exp
   EXPORTD_ASSIGN_OR_RETURN(std::int64_t before, ParsePageToken(page.after, INT64_MAX));
   int limit = PageLimit(page);
   EXPORTD_ASSIGN_OR_RETURN(
-      Statement stmt, db_->Prepare("SELECT rowid, data FROM runs WHERE export_id = ? AND "
-                                   "rowid < ? ORDER BY rowid DESC LIMIT ?"));
+      Statement stmt,
+      db_->Prepare(absl::StrCat("SELECT rowid, data, ", kLeaseColumns,
+                                " FROM runs WHERE export_id = ? AND rowid < ? ORDER BY rowid "
+                                "DESC LIMIT ?")));
   stmt.Bind(1, export_id).Bind(2, before).Bind(3, static_cast<std::int64_t>(limit + 1));
-  return ReadPage<v1::Run>(stmt, limit, "run", next_cursor, [](v1::Run&, std::int64_t) {});
+  return ReadPage<v1::Run>(stmt, limit, "run", next_cursor, [&stmt](v1::Run& run, std::int64_t) {
+    ShowLease(run, stmt.Text(2), stmt.Int(3));
+  });
 }
 
 absl::StatusOr<std::vector<v1::Run>> SqliteStore::ListUnfinishedRuns() {
   absl::MutexLock lock(&mu_);
   EXPORTD_ASSIGN_OR_RETURN(
-      Statement stmt, db_->Prepare("SELECT data FROM runs WHERE finished = 0 ORDER BY rowid"));
+      Statement stmt, db_->Prepare(absl::StrCat("SELECT data, ", kLeaseColumns,
+                                                " FROM runs WHERE finished = 0 ORDER BY rowid")));
   std::vector<v1::Run> out;
   while (true) {
     EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return out;
     EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(stmt.Blob(0), "run"));
+    ShowLease(run, stmt.Text(1), stmt.Int(2));
     out.push_back(std::move(run));
   }
+}
+
+// --- The run queue ---------------------------------------------------------
+
+absl::Status SqliteStore::CheckLeaseLocked(const RunLease& lease) {
+  if (lease.epoch == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run '", lease.run_id,
+        "': a worker's write carries no lease; claim the run first (Store::ClaimNextRun)"));
+  }
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT lease_holder, lease_epoch, lease_expires FROM runs WHERE id = ?"));
+  stmt.Bind(1, lease.run_id);
+  EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("run '", lease.run_id, "' does not exist"));
+  const std::string holder(stmt.Text(0));
+  const std::int64_t epoch = stmt.Int(1);
+  if (holder != lease.holder || epoch != lease.epoch || stmt.Int(2) == 0) {
+    return LeaseLostError(lease, stmt.Int(2) == 0 && epoch == lease.epoch ? lease.holder : holder,
+                          epoch);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ClaimedRun>> SqliteStore::ClaimNextRun(const ClaimRequest& request) {
+  if (request.holder.empty()) {
+    return absl::InvalidArgumentError("a claim needs the replica id of its holder (--replica-id)");
+  }
+  absl::MutexLock lock(&mu_);
+  std::optional<ClaimedRun> claimed;
+  EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT id, export_id, lease_holder, lease_epoch, lease_expires, "
+                     "cancel_requested, data FROM runs WHERE finished = 0 ORDER BY rowid"));
+    struct Candidate {
+      std::string id, export_id;
+      std::int64_t epoch;
+      bool cancel_requested;
+      std::string data;
+    };
+    std::vector<Candidate> candidates;
+    // Exports with a run under a live lease: one run per export at a time.
+    absl::flat_hash_set<std::string> busy(request.skip_exports.begin(),
+                                          request.skip_exports.end());
+    while (true) {
+      EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      std::string export_id(stmt.Text(1));
+      if (stmt.Int(4) > request.now_micros) {
+        busy.insert(std::move(export_id));
+        continue;
+      }
+      candidates.push_back({std::string(stmt.Text(0)), std::move(export_id), stmt.Int(3),
+                            stmt.Int(5) != 0, std::string(stmt.Blob(6))});
+    }
+    for (Candidate& c : candidates) {
+      if (busy.contains(c.export_id)) continue;
+      EXPORTD_ASSIGN_OR_RETURN(v1::Run run, ParseRow<v1::Run>(c.data, "run"));
+      if (run.state() == v1::RUN_STATE_FAILED_RETRYING &&
+          run.next_attempt_at_micros() > request.now_micros) {
+        continue;  // Its backoff is not over.
+      }
+      RunLease lease{c.id, request.holder, c.epoch + 1,
+                     request.now_micros + absl::ToInt64Microseconds(request.lease)};
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement take, db_->Prepare("UPDATE runs SET lease_holder = ?, lease_epoch = ?, "
+                                       "lease_expires = ? WHERE id = ?"));
+      take.Bind(1, lease.holder).Bind(2, lease.epoch).Bind(3, lease.expires_at_micros).Bind(4, c.id);
+      EXPORTD_RETURN_IF_ERROR(take.Run());
+      ShowLease(run, lease.holder, lease.expires_at_micros);
+      claimed = ClaimedRun{std::move(run), std::move(lease), c.cancel_requested};
+      return absl::OkStatus();
+    }
+    return absl::OkStatus();
+  }));
+  return claimed;
+}
+
+absl::StatusOr<LeaseRenewal> SqliteStore::RenewLease(const RunLease& lease,
+                                                     std::int64_t now_micros,
+                                                     absl::Duration lease_duration) {
+  absl::MutexLock lock(&mu_);
+  LeaseRenewal renewal;
+  EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    renewal.expires_at_micros = now_micros + absl::ToInt64Microseconds(lease_duration);
+    EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                             db_->Prepare("UPDATE runs SET lease_expires = ? WHERE id = ?"));
+    stmt.Bind(1, renewal.expires_at_micros).Bind(2, lease.run_id);
+    EXPORTD_RETURN_IF_ERROR(stmt.Run());
+    EXPORTD_ASSIGN_OR_RETURN(Statement cancel,
+                             db_->Prepare("SELECT cancel_requested FROM runs WHERE id = ?"));
+    cancel.Bind(1, lease.run_id);
+    EXPORTD_ASSIGN_OR_RETURN(bool row, cancel.Step());
+    renewal.cancel_requested = row && cancel.Int(0) != 0;
+    return absl::OkStatus();
+  }));
+  return renewal;
+}
+
+absl::Status SqliteStore::ReleaseLease(const RunLease& lease) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                             db_->Prepare("UPDATE runs SET lease_expires = 0 WHERE id = ?"));
+    stmt.Bind(1, lease.run_id);
+    return stmt.Run();
+  });
+}
+
+absl::Status SqliteStore::ReleaseLeasesOf(absl::string_view holder) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(holder.empty()
+                       ? "UPDATE runs SET lease_expires = 0 WHERE finished = 0"
+                       : "UPDATE runs SET lease_expires = 0 WHERE finished = 0 AND lease_holder = ?"));
+  if (!holder.empty()) stmt.Bind(1, holder);
+  return stmt.Run();
+}
+
+absl::Status SqliteStore::UpdateLeasedRun(const v1::Run& run, const RunLease& lease) {
+  if (run.id() != lease.run_id) {
+    return absl::InvalidArgumentError(absl::StrCat("run '", run.id(), "' is written under the lease of run '",
+                                                   lease.run_id, "'"));
+  }
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(lease));
+    return PutRunLocked(run, /*create=*/false);
+  });
+}
+
+absl::StatusOr<v1::Run> SqliteStore::UpdateUnclaimedRun(
+    absl::string_view run_id, std::int64_t now_micros,
+    const std::function<absl::Status(v1::Run&)>& fn) {
+  absl::MutexLock lock(&mu_);
+  v1::Run run;
+  EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement stmt, db_->Prepare(absl::StrCat("SELECT data, ", kLeaseColumns,
+                                                  ", finished FROM runs WHERE id = ?")));
+    stmt.Bind(1, run_id);
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return absl::NotFoundError(absl::StrCat("run '", run_id, "' does not exist"));
+    EXPORTD_ASSIGN_OR_RETURN(run, ParseRow<v1::Run>(stmt.Blob(0), "run"));
+    const std::string holder(stmt.Text(1));
+    const std::int64_t expires = stmt.Int(2);
+    if (stmt.Int(3) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "run '", run_id, "' already ended (", v1::RunState_Name(run.state()), ")"));
+    }
+    if (expires > now_micros) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run '", run_id, "' is held by replica '", holder, "' until ",
+                       absl::FormatTime(absl::FromUnixMicros(expires), absl::UTCTimeZone())));
+    }
+    EXPORTD_RETURN_IF_ERROR(fn(run));
+    EXPORTD_RETURN_IF_ERROR(PutRunLocked(run, /*create=*/false));
+    ShowLease(run, holder, expires);
+    return absl::OkStatus();
+  }));
+  return run;
+}
+
+absl::Status SqliteStore::RequestCancel(absl::string_view run_id) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(Statement stmt,
+                           db_->Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?"));
+  stmt.Bind(1, run_id);
+  EXPORTD_RETURN_IF_ERROR(stmt.Run());
+  if (sqlite3_changes(db_->handle()) == 0) {
+    return absl::NotFoundError(absl::StrCat("run '", run_id, "' does not exist"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::Run>> SqliteStore::LatestRun(absl::string_view export_id) {
@@ -190,6 +415,13 @@ absl::Status SqliteStore::LookupDelivered(
 absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
+    // Fenced: a replica that lost the run writes nothing.
+    EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(commit.lease));
+    if (commit.lease.run_id != commit.checkpoint.id()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a batch of run '", commit.checkpoint.id(),
+                       "' is committed under the lease of run '", commit.lease.run_id, "'"));
+    }
     EXPORTD_ASSIGN_OR_RETURN(std::int64_t key,
                              AudienceKey(*db_, commit.export_id, commit.segment_id));
     if (!commit.delivered.empty()) {

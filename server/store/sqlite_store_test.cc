@@ -218,10 +218,17 @@ TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   commit.export_id = "exp-1";
   commit.segment_id = "seg-1";
   commit.checkpoint.set_id("run-1");
+  commit.checkpoint.set_export_id("exp-1");
+  commit.checkpoint.set_state(v1::RUN_STATE_QUEUED);
   DeliveredRow with_identifier{11, "p1", 21, "run-1", "v1", "x1@example.com", 31};
   DeliveredRow unknown{12, "p2", 22, "run-1", "v2", "", 0};  // No identifier: stored as NULL.
   commit.delivered = {with_identifier, unknown};
   ASSERT_TRUE(store_->CreateRun(commit.checkpoint).ok());
+  // Batches are committed under the run's lease.
+  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15), {}});
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  commit.lease = (*claimed)->lease;
+  commit.checkpoint = (*claimed)->run;
   ASSERT_TRUE(store_->CommitBatch(commit).ok());
   std::map<std::string, std::uint64_t> ident_hashes;
   ASSERT_TRUE(store_

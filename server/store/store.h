@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "exportd/v1/audit.pb.h"
 #include "exportd/v1/connection.pb.h"
 #include "exportd/v1/export.pb.h"
@@ -102,6 +104,46 @@ struct DeliveredView {
   std::uint64_t ident_hash = 0;  // 0: no identifier, or unknown (see DeliveredRow).
 };
 
+// A replica's claim on a run: the store is the run queue, and a run is
+// worked on only by the replica that holds its lease. `epoch` grows with every
+// claim of the run, so every write that carries an older epoch comes from a
+// replica that lost the run (it stalled past the expiry and another replica
+// took over) and is refused with LeaseLostError.
+struct RunLease {
+  std::string run_id;
+  std::string holder;  // The replica id, e.g. "host:pid" or --replica-id.
+  std::int64_t epoch = 0;  // 0: no lease.
+  std::int64_t expires_at_micros = 0;
+};
+
+// What ClaimNextRun looks for.
+struct ClaimRequest {
+  std::string holder;
+  std::int64_t now_micros = 0;
+  absl::Duration lease = absl::Seconds(15);
+  // Exports whose runs are not to be claimed now (e.g. one of their segments
+  // is being uploaded).
+  std::vector<std::string> skip_exports;
+};
+
+struct ClaimedRun {
+  v1::Run run;  // With `replica` and `lease_expires_at_micros` of the claim.
+  RunLease lease;
+  // Someone asked to cancel the run while another replica held it.
+  bool cancel_requested = false;
+};
+
+struct LeaseRenewal {
+  std::int64_t expires_at_micros = 0;
+  bool cancel_requested = false;
+};
+
+// ABORTED: `lease` no longer holds its run (`now_holder` / `now_epoch` hold
+// it, or nobody when empty). Recognised by IsLeaseLost().
+absl::Status LeaseLostError(const RunLease& lease, absl::string_view now_holder,
+                            std::int64_t now_epoch);
+bool IsLeaseLost(const absl::Status& status);
+
 // Everything one finished batch changes, committed in one transaction with
 // the run's checkpoint.
 struct BatchCommit {
@@ -113,6 +155,9 @@ struct BatchCommit {
   std::vector<std::string> removed;
   std::vector<v1::Rejection> rejections;
   v1::Run checkpoint;  // The run with the counts including this batch.
+  // The committing replica's lease on the run: the commit is refused
+  // (LeaseLostError) unless it still holds the run.
+  RunLease lease;
 };
 
 // The rate a connection's budget learned from its destination (it slowed
@@ -185,6 +230,36 @@ class Store {
   // The newest run of the export, if any.
   virtual absl::StatusOr<std::vector<v1::Run>> LatestRun(absl::string_view export_id) = 0;
 
+  // --- The run queue: claims and leases ------------------------------------
+  // Atomically claims the oldest unfinished run that is due (QUEUED, or
+  // FAILED_RETRYING whose next attempt is due, or any whose lease expired, as
+  // a RUNNING run whose replica died) and whose export has no other run under
+  // a live lease (one run per export at a time). The lease's epoch is one
+  // more than the run's last one. nullopt when nothing is claimable.
+  virtual absl::StatusOr<std::optional<ClaimedRun>> ClaimNextRun(const ClaimRequest& request) = 0;
+  // Extends a held lease to now + `lease` (a heartbeat). LeaseLostError when
+  // the lease was taken over or released.
+  virtual absl::StatusOr<LeaseRenewal> RenewLease(const RunLease& lease, std::int64_t now_micros,
+                                                  absl::Duration lease_duration) = 0;
+  // Ends a held lease: the run is claimable again at once (if unfinished).
+  // LeaseLostError when it was no longer held.
+  virtual absl::Status ReleaseLease(const RunLease& lease) = 0;
+  // Ends every lease `holder` holds, or every lease when `holder` is empty: a
+  // restarted replica (or the only one, with SQLite) resumes its runs at once.
+  virtual absl::Status ReleaseLeasesOf(absl::string_view holder) = 0;
+  // UpdateRun for the replica that holds the run: refused (LeaseLostError)
+  // unless `lease` still holds it.
+  virtual absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) = 0;
+  // Changes a run no replica holds (it waits in the queue) with `fn`,
+  // atomically, and returns it. FAILED_PRECONDITION when a replica holds it
+  // under a live lease at `now_micros`, or it is final.
+  virtual absl::StatusOr<v1::Run> UpdateUnclaimedRun(
+      absl::string_view run_id, std::int64_t now_micros,
+      const std::function<absl::Status(v1::Run&)>& fn) = 0;
+  // Asks the replica that holds the run to cancel it (its next heartbeat
+  // tells it).
+  virtual absl::Status RequestCancel(absl::string_view run_id) = 0;
+
   // --- Delivered state ---------------------------------------------------
   // NOT_FOUND before the first delivery.
   virtual absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
@@ -203,8 +278,9 @@ class Store {
       absl::string_view export_id, absl::string_view segment_id,
       const std::vector<absl::string_view>& profile_ids,
       const std::function<absl::Status(const DeliveredRow&)>& fn) = 0;
-  // Applies a batch's outcomes and the run checkpoint atomically. The
-  // audience state of (export, segment) must have been put first.
+  // Applies a batch's outcomes and the run checkpoint atomically, fenced by
+  // `commit.lease` (LeaseLostError: nothing is written). The audience state
+  // of (export, segment) must have been put first.
   virtual absl::Status CommitBatch(const BatchCommit& commit) = 0;
 
   // --- Learned connection rates ---------------------------------------------

@@ -14,6 +14,7 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "client/exportctl.h"
 #include "gmock/gmock.h"
@@ -320,6 +321,53 @@ TEST_F(ExportctlE2eTest, RunWatchRunsAndConnectionInUse) {
   nlohmann::json deleted = Json({"connection", "delete", "run-files", "--detach-exports"});
   EXPECT_EQ(deleted["detached_exports"].size(), 1u);
   EXPECT_EQ(Json({"export", "get", "run-me"})["active"], false);
+}
+
+// The lease and retry flags: the replica id shows in `run get` next to the
+// attempt; bad values are refused before exportd listens.
+TEST(ExportdLeaseFlagsE2eTest, ReplicaIdShowsInRunGetAndBadValuesAreRefused) {
+  ExportdProcess server("exportctl-e2e-replica",
+                        {"--replica-id", "replica-7", "--lease-seconds", "5", "--run-attempts",
+                         "2", "--run-retry-backoff", "2m"});
+  ASSERT_FALSE(server.address().empty()) << server.log();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", server.address()});
+    return RunWithEnv(args, {{"EXPORTD_DATA_DIR", server.data_dir().string()}});
+  };
+  std::filesystem::create_directories(server.dir() / "out");
+  ASSERT_EQ(run({"connection", "create", "--name", "files", "--type", "jsonl", "--setting",
+                 "directory=" + (server.dir() / "out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  const std::string csv = (server.dir() / "r.csv").string();
+  std::ofstream(csv) << "Email\na@example.com\n";
+  ASSERT_EQ(run({"segment", "create", "--name", "R", "--from-csv", csv}).code, 0);
+  ASSERT_EQ(
+      run({"export", "create", "--name", "r", "--connection", "files", "--segment", "R", "--map",
+           "email=Email"})
+          .code,
+      0);
+  Result watched = run({"export", "run", "r", "--watch"});
+  ASSERT_EQ(watched.code, 0) << watched.err;
+  Result runs = run({"--output", "json", "export", "runs", "r"});
+  ASSERT_EQ(runs.code, 0) << runs.err;
+  nlohmann::json first = nlohmann::json::parse(runs.out)["runs"][0];
+  EXPECT_EQ(first["replica"], "replica-7");
+  EXPECT_EQ(first["attempt"], 1);
+  Result got = run({"run", "get", first["id"].get<std::string>()});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_THAT(got.out, HasSubstr("Replica"));
+  EXPECT_THAT(got.out, HasSubstr("replica-7"));
+
+  for (const auto& [flag, value, says] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--run-retry-backoff", "soon", "--run-retry-backoff 'soon' is not a duration"},
+           {"--run-attempts", "0", "--run-attempts must be a whole number of at least 1"},
+           {"--lease-seconds", "x", "--lease-seconds must be a whole number of at least 1"}}) {
+    ExportdProcess refused("exportctl-e2e-bad-flag", {flag, value}, /*must_listen=*/false);
+    EXPECT_TRUE(refused.address().empty()) << flag;
+    EXPECT_THAT(refused.log(), HasSubstr(says));
+  }
 }
 
 TEST_F(ExportctlE2eTest, DestinationsListTheLoadedPlugins) {

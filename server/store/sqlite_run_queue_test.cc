@@ -1,0 +1,201 @@
+// The store as the run queue: claims, leases, heartbeats and the fencing of
+// every write by the lease's epoch (SqliteStore; a PostgreSQL store answers
+// the same).
+#include <cstdlib>
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/sqlite_store.h"
+
+namespace exportd::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr std::int64_t kT0 = 1'700'000'000'000'000;  // micros
+constexpr std::int64_t kSecond = 1'000'000;
+
+class SqliteRunQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = std::filesystem::temp_directory_path() / "run_queue_testXXXXXX";
+    dir_ = mkdtemp(dir.data());
+    auto store = SqliteStore::Open(dir_ + "/exportd.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  v1::Run Queue(const std::string& id, const std::string& export_id) {
+    v1::Run run;
+    run.set_id(id);
+    run.set_export_id(export_id);
+    run.set_state(v1::RUN_STATE_QUEUED);
+    run.add_segments()->set_segment_id("seg-1");
+    EXPECT_TRUE(store_->CreateRun(run).ok());
+    return run;
+  }
+  std::optional<ClaimedRun> Claim(const std::string& holder, std::int64_t now) {
+    ClaimRequest request;
+    request.holder = holder;
+    request.now_micros = now;
+    request.lease = absl::Seconds(15);
+    auto claimed = store_->ClaimNextRun(request);
+    EXPECT_TRUE(claimed.ok()) << claimed.status();
+    return claimed.ok() ? *claimed : std::nullopt;
+  }
+  BatchCommit Batch(const ClaimedRun& claimed, const std::string& profile_id) {
+    BatchCommit commit;
+    commit.export_id = claimed.run.export_id();
+    commit.segment_id = "seg-1";
+    commit.delivered.push_back({1, profile_id, 2, claimed.run.id(), "v"});
+    commit.checkpoint = claimed.run;
+    commit.checkpoint.mutable_segments(0)->set_added(1);
+    commit.lease = claimed.lease;
+    return commit;
+  }
+
+  std::string dir_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+TEST_F(SqliteRunQueueTest, AClaimHoldsTheRunUntilItsLeaseExpiresOrIsReleased) {
+  Queue("run-1", "exp-1");
+  std::optional<ClaimedRun> a = Claim("replica-a", kT0);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->run.id(), "run-1");
+  EXPECT_EQ(a->lease.holder, "replica-a");
+  EXPECT_EQ(a->lease.epoch, 1);
+  EXPECT_EQ(a->lease.expires_at_micros, kT0 + 15 * kSecond);
+  EXPECT_EQ(a->run.replica(), "replica-a");
+  EXPECT_EQ(store_->GetRun("run-1")->replica(), "replica-a");
+  EXPECT_EQ(store_->GetRun("run-1")->lease_expires_at_micros(), kT0 + 15 * kSecond);
+  // Held: nobody else gets it, however often they ask before the expiry.
+  EXPECT_FALSE(Claim("replica-b", kT0 + 14 * kSecond).has_value());
+
+  // The heartbeat moves the expiry.
+  auto renewed = store_->RenewLease(a->lease, kT0 + 10 * kSecond, absl::Seconds(15));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->expires_at_micros, kT0 + 25 * kSecond);
+  EXPECT_FALSE(Claim("replica-b", kT0 + 20 * kSecond).has_value());
+
+  // Released: claimable at once, with the next epoch.
+  a->lease.expires_at_micros = renewed->expires_at_micros;
+  ASSERT_TRUE(store_->ReleaseLease(a->lease).ok());
+  EXPECT_EQ(store_->GetRun("run-1")->lease_expires_at_micros(), 0);
+  std::optional<ClaimedRun> b = Claim("replica-b", kT0 + 21 * kSecond);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->lease.epoch, 2);
+  EXPECT_EQ(b->run.replica(), "replica-b");
+}
+
+TEST_F(SqliteRunQueueTest, AReplicaThatLostItsLeaseCannotCommitNorUpdateTheRun) {
+  Queue("run-1", "exp-1");
+  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"list-1", 7}).ok());
+  std::optional<ClaimedRun> a = Claim("replica-a", kT0);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(store_->CommitBatch(Batch(*a, "p1")).ok());
+  // replica-a stalls past its expiry; replica-b takes the run over.
+  std::optional<ClaimedRun> b = Claim("replica-b", kT0 + 16 * kSecond);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->run.segments(0).added(), 1) << "resumes from the last committed batch";
+  EXPECT_EQ(b->lease.epoch, 2);
+
+  absl::Status refused = store_->CommitBatch(Batch(*a, "p2"));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(IsLeaseLost(refused));
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("run 'run-1': replica 'replica-a' lost its lease (epoch 1): replica "
+                        "'replica-b' holds it now (epoch 2)"));
+  // Nothing of the refused batch was written.
+  int delivered = 0;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       ++delivered;
+                                       EXPECT_EQ(row.profile_id, "p1");
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  EXPECT_EQ(delivered, 1);
+
+  v1::Run stale = a->run;
+  stale.set_state(v1::RUN_STATE_FAILED);
+  EXPECT_TRUE(IsLeaseLost(store_->UpdateLeasedRun(stale, a->lease)));
+  EXPECT_TRUE(IsLeaseLost(store_->RenewLease(a->lease, kT0 + 17 * kSecond, absl::Seconds(15))
+                              .status()));
+  EXPECT_TRUE(IsLeaseLost(store_->ReleaseLease(a->lease)));
+  EXPECT_EQ(store_->GetRun("run-1")->state(), v1::RUN_STATE_QUEUED);
+  EXPECT_EQ(store_->GetRun("run-1")->replica(), "replica-b");
+
+  // The holder commits; a write without a lease is refused.
+  ASSERT_TRUE(store_->CommitBatch(Batch(*b, "p2")).ok());
+  BatchCommit unleased = Batch(*b, "p3");
+  unleased.lease = RunLease();
+  absl::Status no_lease = store_->CommitBatch(unleased);
+  EXPECT_EQ(no_lease.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(no_lease.message()), HasSubstr("carries no lease"));
+}
+
+TEST_F(SqliteRunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBackoff) {
+  Queue("run-1", "exp-1");
+  Queue("run-2", "exp-1");  // A follow-up of the same export.
+  v1::Run retrying = Queue("run-3", "exp-2");
+  retrying.set_state(v1::RUN_STATE_FAILED_RETRYING);
+  retrying.set_next_attempt_at_micros(kT0 + 5 * kSecond);
+  ASSERT_TRUE(store_->UpdateRun(retrying).ok());
+  Queue("run-4", "exp-3");
+
+  std::optional<ClaimedRun> first = Claim("a", kT0);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->run.id(), "run-1");
+  // run-2 waits for run-1 (same export); run-3 for its backoff.
+  std::optional<ClaimedRun> second = Claim("b", kT0);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->run.id(), "run-4");
+  EXPECT_FALSE(Claim("b", kT0).has_value());
+  // Exports to skip (an upload in progress) are skipped.
+  ClaimRequest skip{"b", kT0 + 6 * kSecond, absl::Seconds(15), {"exp-2"}};
+  EXPECT_FALSE(store_->ClaimNextRun(skip)->has_value());
+  std::optional<ClaimedRun> due = Claim("b", kT0 + 6 * kSecond);
+  ASSERT_TRUE(due.has_value());
+  EXPECT_EQ(due->run.id(), "run-3");
+
+  // A queued run nobody holds can be changed; a held one cannot.
+  auto joined = store_->UpdateUnclaimedRun("run-2", kT0, [](v1::Run& run) {
+    run.set_full(true);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_TRUE(store_->GetRun("run-2")->full());
+  auto held = store_->UpdateUnclaimedRun("run-1", kT0, [](v1::Run&) { return absl::OkStatus(); });
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(held.status().message()), HasSubstr("is held by replica 'a'"));
+}
+
+TEST_F(SqliteRunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndAtOnce) {
+  Queue("run-1", "exp-1");
+  Queue("run-2", "exp-2");
+  std::optional<ClaimedRun> a = Claim("replica-a", kT0);
+  std::optional<ClaimedRun> b = Claim("replica-b", kT0);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  ASSERT_TRUE(store_->RequestCancel("run-1").ok());
+  EXPECT_TRUE(store_->RenewLease(a->lease, kT0, absl::Seconds(15))->cancel_requested);
+  EXPECT_FALSE(store_->RenewLease(b->lease, kT0, absl::Seconds(15))->cancel_requested);
+
+  // replica-a restarts: its runs are claimable at once, replica-b's are not.
+  ASSERT_TRUE(store_->ReleaseLeasesOf("replica-a").ok());
+  std::optional<ClaimedRun> again = Claim("replica-a", kT0 + kSecond);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->run.id(), "run-1");
+  EXPECT_TRUE(again->cancel_requested);
+  EXPECT_FALSE(Claim("replica-c", kT0 + kSecond).has_value());
+  ASSERT_TRUE(store_->ReleaseLeasesOf("").ok());
+  std::optional<ClaimedRun> c = Claim("replica-c", kT0 + kSecond);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->run.id(), "run-1");  // Oldest first.
+}
+
+}  // namespace
+}  // namespace exportd::store
