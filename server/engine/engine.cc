@@ -12,6 +12,7 @@
 #include "server/common/terminal_text.h"
 #include "server/common/run_states.h"
 #include "server/engine/progress.h"
+#include "server/engine/retry.h"
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
 #include "server/destinations/connection_resolver.h"
@@ -41,6 +42,8 @@ class Engine::Context final : public sdk::RunContext {
     return live_->cancel_asked() || live_->crashed || live_->keeper->lost() ||
            engine_->shutting_down_;
   }
+  // The plugin's time is real time: it paces requests and sleeps with it.
+  // The engine's own decisions (retries, leases, schedules) use its clock.
   bool SleepFor(absl::Duration d) override {
     absl::Time end = absl::Now() + d;
     while (!cancelled()) {
@@ -102,21 +105,12 @@ class Engine::Tracker final : public sync::RunTracker {
 
  private:
   void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
-    live_->progress.Estimate(live_->run, absl::Now());
+    live_->progress.Estimate(live_->run, engine_->options_.clock->Now());
   }
 
   Engine* engine_;
   LiveRun* live_;
 };
-
-namespace {
-
-bool IsRetryable(absl::StatusCode code) {
-  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
-         code == absl::StatusCode::kResourceExhausted || code == absl::StatusCode::kAborted;
-}
-
-}  // namespace
 
 namespace {
 
@@ -132,7 +126,7 @@ destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
   hooks.save = [store](const std::string& id, const destinations::LearnedRate& rate) {
     absl::Status saved =
         store->PutConnectionRate(id, {rate.requests_per_second, rate.records_per_second,
-                                      NowMicros()});
+                                      NowMicros()});  // When it was learned: wall time.
     if (!saved.ok()) {
       std::cerr << "exportd: connection " << id << ": cannot keep its learned rate: "
                 << EscapeForTerminal(saved.ToString()) << "\n";
@@ -228,7 +222,7 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
   run.set_full(options.full);
   run.set_requested_by(options.requested_by);
   run.set_requested_by_role(options.requested_by_role);
-  run.set_created_at_micros(NowMicros());
+  run.set_created_at_micros(options_.clock->NowMicros());
   run.set_eta_seconds(-1);
   for (int i = 0; i < e.segments_size(); ++i) {
     auto* p = run.add_segments();
@@ -366,7 +360,7 @@ void Engine::Wake() {
 }
 
 absl::Duration Engine::IdleWait() {
-  absl::Time now = absl::Now();
+  absl::Time now = options_.clock->Now();
   if (next_retry_ <= now) {
     // Due now: look at once, then poll as usual.
     next_retry_ = absl::InfiniteFuture();
@@ -418,7 +412,7 @@ void Engine::SchedulerLoop() {
                            options_.schedule_tick);
       if (stopping_) return;
     }
-    scheduler_.Tick(absl::Now());
+    scheduler_.Tick(options_.clock->Now());
   }
 }
 
@@ -447,7 +441,7 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     // that every reader of the run (exportctl, logs, the console) gets one line.
     live.run.set_message(EscapeForTerminal(message));
     if (IsFinal(state)) {
-      live.run.set_finished_at_micros(NowMicros());
+      live.run.set_finished_at_micros(options_.clock->NowMicros());
       live.run.set_eta_seconds(0);
     }
     id = live.run.id();
@@ -555,7 +549,9 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     }
     live->run.set_state(v1::RUN_STATE_RUNNING);
     live->run.set_attempt(live->run.attempt() + 1);
-    if (live->run.started_at_micros() == 0) live->run.set_started_at_micros(NowMicros());
+    if (live->run.started_at_micros() == 0) {
+      live->run.set_started_at_micros(options_.clock->NowMicros());
+    }
     live->run.set_message("");
     live->run.set_next_attempt_at_micros(0);
     // A resumed attempt recounts what is left; what was done stays counted.
@@ -606,27 +602,23 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
                                   : std::string(status.message());
     // The engine's run attempts, told apart from a plugin's request attempts
     // that `why` may quote.
-    if (attempt >= options_.max_attempts) {
-      Finish(*live, v1::RUN_STATE_FAILED,
-             absl::StrCat(why, " (gave up after ", attempt, " run attempts)"));
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    RetryDecision next = DecideRetry({options_.max_attempts, options_.retry_base}, attempt, why,
+                                     std::uniform_real_distribution<double>(0, 1)(rng));
+    if (next.give_up) {
+      Finish(*live, v1::RUN_STATE_FAILED, next.message);
       return;
     }
-    absl::Duration delay = options_.retry_base * (1 << std::min(attempt - 1, 10));
-    static thread_local std::mt19937_64 rng(std::random_device{}());
-    delay += delay * (std::uniform_real_distribution<double>(0, 0.2)(rng));
+    const absl::Duration delay = next.delay;
     {
       absl::MutexLock run_lock(&live->mu);
       live->run.set_next_attempt_at_micros(absl::ToUnixMicros(options_.clock->Now() + delay));
     }
     {
       absl::MutexLock lock(&mu_);
-      next_retry_ = std::min(next_retry_, absl::Now() + delay);
+      next_retry_ = std::min(next_retry_, options_.clock->Now() + delay);
     }
-    absl::Duration shown = delay < absl::Seconds(1) ? absl::Trunc(delay, absl::Milliseconds(1))
-                                                    : absl::Trunc(delay, absl::Seconds(1));
-    Finish(*live, v1::RUN_STATE_FAILED_RETRYING,
-           absl::StrCat("run attempt ", attempt + 1, " of ", options_.max_attempts, " in ",
-                        absl::FormatDuration(shown), ": ", why));
+    Finish(*live, v1::RUN_STATE_FAILED_RETRYING, next.message);
     return;
   }
   if (!status.ok()) {

@@ -854,6 +854,45 @@ TEST_F(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
   EXPECT_EQ(store_->GetRun(run->id())->state(), v1::RUN_STATE_CANCELED);
 }
 
+// The backoff runs on the engine's clock: an hour of it passes in a moment,
+// and the run does not start again before it has passed.
+TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;
+  }
+  FakeClock clock(absl::Now());
+  EngineOptions options;
+  options.max_attempts = 2;
+  options.retry_base = absl::Hours(1);
+  options.clock = &clock;
+  StartEngine(options);
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok());
+  auto state = [&] { return store_->GetRun(run->id())->state(); };
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (state() != v1::RUN_STATE_FAILED_RETRYING && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(state(), v1::RUN_STATE_FAILED_RETRYING);
+  const absl::Time due = absl::FromUnixMicros(store_->GetRun(run->id())->next_attempt_at_micros());
+  EXPECT_EQ(due - clock.Now() >= absl::Hours(1), true);
+  // Half an hour later (on the clock) the queue does not hand it out yet.
+  clock.Advance(absl::Minutes(30));
+  auto early = store_->ClaimNextRun({"probe", clock.NowMicros(), absl::Seconds(15), {}});
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_FALSE(early->has_value());
+  EXPECT_EQ(state(), v1::RUN_STATE_FAILED_RETRYING);
+  EXPECT_EQ(UpsertCalls(), 0);
+  // Past the backoff: the second attempt runs and succeeds.
+  clock.Advance(absl::Minutes(45));
+  engine_->Wake();
+  v1::Run done = WaitFinal(run->id());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.attempt(), 2);
+}
+
 // Fencing: replica A stalls longer than its lease; replica B takes the run
 // over and finishes it; A's next commit is refused and A leaves the run alone.
 TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {

@@ -1,0 +1,31 @@
+#include "server/engine/retry.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace exportd::engine {
+
+bool IsRetryable(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kResourceExhausted || code == absl::StatusCode::kAborted;
+}
+
+RetryDecision DecideRetry(const RetryPolicy& policy, int attempt, absl::string_view why,
+                          double jitter) {
+  RetryDecision d;
+  if (attempt >= policy.max_attempts) {
+    d.give_up = true;
+    d.message = absl::StrCat(why, " (gave up after ", attempt, " run attempts)");
+    return d;
+  }
+  d.delay = policy.base * (1 << std::min(std::max(attempt, 1) - 1, 10));
+  d.delay += d.delay * (std::clamp(jitter, 0.0, 1.0) * 0.2);
+  absl::Duration shown = d.delay < absl::Seconds(1) ? absl::Trunc(d.delay, absl::Milliseconds(1))
+                                                    : absl::Trunc(d.delay, absl::Seconds(1));
+  d.message = absl::StrCat("run attempt ", attempt + 1, " of ", policy.max_attempts, " in ",
+                           absl::FormatDuration(shown), ": ", why);
+  return d;
+}
+
+}  // namespace exportd::engine

@@ -1,0 +1,45 @@
+#include "server/engine/retry.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace exportd::engine {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(RetryTest, BackoffDoublesPerAttemptWithUpToAFifthOfJitter) {
+  RetryPolicy policy{5, absl::Seconds(30)};
+  EXPECT_EQ(DecideRetry(policy, 1, "x", 0).delay, absl::Seconds(30));
+  EXPECT_EQ(DecideRetry(policy, 2, "x", 0).delay, absl::Seconds(60));
+  EXPECT_EQ(DecideRetry(policy, 3, "x", 0).delay, absl::Seconds(120));
+  EXPECT_EQ(DecideRetry(policy, 1, "x", 0.5).delay, absl::Seconds(33));
+  EXPECT_EQ(DecideRetry(policy, 1, "x", 7).delay, absl::Seconds(36));  // Jitter is capped.
+}
+
+TEST(RetryTest, MessagesCountRunAttemptsNotRequestAttempts) {
+  RetryPolicy policy{3, absl::Minutes(1)};
+  RetryDecision next = DecideRetry(policy, 1, "Iterable answered 503 (request attempt 6 of 6)", 0);
+  EXPECT_FALSE(next.give_up);
+  EXPECT_EQ(next.message,
+            "run attempt 2 of 3 in 1m: Iterable answered 503 (request attempt 6 of 6)");
+  RetryDecision last = DecideRetry(policy, 3, "unavailable", 0);
+  EXPECT_TRUE(last.give_up);
+  EXPECT_THAT(last.message, HasSubstr("(gave up after 3 run attempts)"));
+}
+
+TEST(RetryTest, OneAttemptNeverRetries) {
+  EXPECT_TRUE(DecideRetry({1, absl::Seconds(1)}, 1, "x", 0).give_up);
+}
+
+TEST(RetryTest, OnlyTransientFailuresAreRetryable) {
+  EXPECT_TRUE(IsRetryable(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(IsRetryable(absl::StatusCode::kResourceExhausted));
+  EXPECT_TRUE(IsRetryable(absl::StatusCode::kAborted));
+  EXPECT_FALSE(IsRetryable(absl::StatusCode::kUnauthenticated));
+  EXPECT_FALSE(IsRetryable(absl::StatusCode::kFailedPrecondition));
+  EXPECT_FALSE(IsRetryable(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace exportd::engine
