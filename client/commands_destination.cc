@@ -40,11 +40,15 @@ void PrintDestination(CommandContext& ctx, const exportd::v1::Destination& d) {
                 {"Extra fields", d.allows_extra_fields() ? "allowed" : "not allowed"},
                 {"Reserved fields",
                  d.reserved_fields().empty() ? "-" : absl::StrJoin(d.reserved_fields(), ", ")},
-                {"Speed", absl::StrCat(d.speed().max_records_per_batch(), " records/batch, ",
-                                       d.speed().max_parallel_batches(), " parallel, ",
-                                       d.speed().records_per_second() > 0
-                                           ? absl::StrCat(d.speed().records_per_second(), " rec/s")
-                                           : std::string("no rate limit"))},
+                {"Speed (at most)",
+                 absl::StrCat(d.speed().max_records_per_batch(), " records/batch, ",
+                              d.speed().max_parallel_batches(), " parallel, ",
+                              d.speed().requests_per_second() > 0
+                                  ? absl::StrCat(d.speed().requests_per_second(), " req/s, ")
+                                  : std::string(),
+                              d.speed().records_per_second() > 0
+                                  ? absl::StrCat(d.speed().records_per_second(), " rec/s")
+                                  : std::string("no rate limit"))},
                 {"Library", d.library_path()}});
   ctx.out() << "Settings:\n";
   Table settings({"  NAME", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "DESCRIPTION"});

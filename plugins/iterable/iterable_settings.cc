@@ -111,8 +111,9 @@ sdk::Manifest BuildManifest() {
       Setting("parallel_requests", "Parallel requests", "Requests in flight at once, 1 to 32.",
               SettingType::kInt, "4"),
       Setting("requests_per_second", "Requests per second",
-              "Client-side limit on subscribe/unsubscribe calls; empty or 0: no limit (the "
-              "plugin still slows down when Iterable answers 429).",
+              "Limit on subscribe/unsubscribe calls across every export on the connection; "
+              "empty or 0: no limit (exportd still slows down when Iterable answers 429, and "
+              "remembers the rate it learned).",
               SettingType::kDouble),
       Setting("update_existing_users_only", "Update existing users only",
               "Only update users that already exist in Iterable; unknown emails are rejected "
@@ -130,11 +131,12 @@ sdk::Manifest BuildManifest() {
   m.reserved_fields = ReservedFieldNames();
   m.supports_removal = true;
 
-  const ConnectionOptions defaults;
-  m.speed.max_records_per_batch = defaults.batch_size;
-  m.speed.max_bytes_per_batch = defaults.max_body_bytes;
-  m.speed.max_parallel_batches = defaults.parallel_requests;
+  // The ceilings the settings choose within (Connection::speed()).
+  m.speed.max_records_per_batch = kMaxBatchSize;
+  m.speed.max_bytes_per_batch = kMaxBodyBytes;
+  m.speed.max_parallel_batches = kMaxParallelRequests;
   m.speed.records_per_second = 0;
+  m.speed.requests_per_second = 0;
   return m;
 }
 
@@ -205,12 +207,12 @@ absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings) {
   }
 
   std::int64_t batch_size = options.batch_size;
-  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "batch_size", 1, 10000, &batch_size));
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "batch_size", 1, kMaxBatchSize, &batch_size));
   options.batch_size = static_cast<int>(batch_size);
   ITERABLE_RETURN_IF_ERROR(
-      ReadInt(settings, "max_body_bytes", 1024, 16'000'000, &options.max_body_bytes));
+      ReadInt(settings, "max_body_bytes", 1024, kMaxBodyBytes, &options.max_body_bytes));
   std::int64_t parallel = options.parallel_requests;
-  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "parallel_requests", 1, 32, &parallel));
+  ITERABLE_RETURN_IF_ERROR(ReadInt(settings, "parallel_requests", 1, kMaxParallelRequests, &parallel));
   options.parallel_requests = static_cast<int>(parallel);
   ITERABLE_RETURN_IF_ERROR(
       ReadDouble(settings, "requests_per_second", 0, 10000, &options.requests_per_second));

@@ -20,6 +20,12 @@ inline constexpr char kUsBaseUrl[] = "https://api.iterable.com";
 inline constexpr char kEuBaseUrl[] = "https://api.eu.iterable.com";
 inline constexpr char kPluginVersion[] = "1.0.0";
 
+// The most a connection's settings may ask for: the manifest's speed. A
+// connection's speed() is what its settings chose within these.
+inline constexpr int kMaxBatchSize = 10000;
+inline constexpr std::int64_t kMaxBodyBytes = 16'000'000;
+inline constexpr int kMaxParallelRequests = 32;
+
 // Everything a connection needs, from the settings plus knobs tests may turn.
 struct ConnectionOptions {
   std::string api_key;

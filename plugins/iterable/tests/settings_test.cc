@@ -30,9 +30,10 @@ TEST(Manifest, DescribesTheIterableDestination) {
     }
   }
   EXPECT_TRUE(key_is_secret);
-  EXPECT_EQ(m.speed.max_records_per_batch, 1000);
-  EXPECT_EQ(m.speed.max_bytes_per_batch, 4'000'000);
-  EXPECT_EQ(m.speed.max_parallel_batches, 4);
+  // The manifest's speed is the ceiling; a connection's speed() is its settings'.
+  EXPECT_EQ(m.speed.max_records_per_batch, 10000);
+  EXPECT_EQ(m.speed.max_bytes_per_batch, 16'000'000);
+  EXPECT_EQ(m.speed.max_parallel_batches, 32);
 }
 
 TEST(ParseSettings, DefaultsAndRegions) {
