@@ -22,7 +22,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "server/api/api_test_fixture.h"
-#include "server/api/server.h"
+#include "server/app/server.h"
 #include "server/auth/credentials.h"
 #include "tests/fakes/fake_destination.h"
 

@@ -25,10 +25,14 @@
 #include "exportd/v1/segment.grpc.pb.h"
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
-#include "server/api/server.h"
+#include "server/app/server.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::api {
+
+// The services are tested through the assembled server.
+using ::exportd::app::Server;
+using ::exportd::app::ServerOptions;
 
 inline constexpr char kAdmin[] = "admin-token-00000000000000000000000";
 inline constexpr char kContributor[] = "contrib-token-000000000000000000000";

@@ -16,13 +16,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/api/master_key.h"
-#include "server/api/server.h"
+#include "server/app/server.h"
 #include "server/crypto/secret_map.h"
 #include "server/destinations/test_util.h"
 #include "server/store/sqlite_store.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::api {
+
+using ::exportd::app::Server;
+using ::exportd::app::ServerOptions;
 namespace {
 
 using ::exportd::destinations::testing::StatusIs;

@@ -13,12 +13,15 @@
 #include "exportd/v1/audit.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/api/server.h"
+#include "server/app/server.h"
 #include "server/api/tls_credentials.h"
 #include "server/destinations/test_util.h"
 #include "tests/support/test_certificates.h"
 
 namespace exportd::api {
+
+using ::exportd::app::Server;
+using ::exportd::app::ServerOptions;
 namespace {
 
 using ::exportd::destinations::testing::StatusIs;

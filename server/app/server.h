@@ -7,8 +7,8 @@
 //   EXPORTD_ASSIGN_OR_RETURN(auto server, Server::Start(std::move(options)));
 //   ... server->port() ...
 //   server->Shutdown();
-#ifndef EXPORTD_SERVER_API_SERVER_H_
-#define EXPORTD_SERVER_API_SERVER_H_
+#ifndef EXPORTD_SERVER_APP_SERVER_H_
+#define EXPORTD_SERVER_APP_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -22,7 +22,7 @@
 #include "exportd/sdk/destination.h"
 #include "server/api/limits.h"
 
-namespace exportd::api {
+namespace exportd::app {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
@@ -53,9 +53,9 @@ struct ServerOptions {
   // The system refresh schedule, e.g. "daily 02:00,14:00 Europe/Berlin".
   std::string system_refresh;
   // An upload that sends nothing for this long is aborted (positive).
-  absl::Duration upload_idle_timeout = kDefaultUploadIdleTimeout;
+  absl::Duration upload_idle_timeout = api::kDefaultUploadIdleTimeout;
   // An upload that lasts longer than this is aborted (positive).
-  absl::Duration upload_max_duration = kDefaultUploadMaxDuration;
+  absl::Duration upload_max_duration = api::kDefaultUploadMaxDuration;
   // TLS on `listen` (--tls-cert, --tls-key, --tls-client-ca); see
   // tls_credentials.h. Without a certificate the listener is plaintext.
   std::string tls_cert_file;
@@ -98,6 +98,6 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace exportd::api
+}  // namespace exportd::app
 
-#endif  // EXPORTD_SERVER_API_SERVER_H_
+#endif  // EXPORTD_SERVER_APP_SERVER_H_

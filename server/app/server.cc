@@ -1,4 +1,4 @@
-#include "server/api/server.h"
+#include "server/app/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -24,7 +24,10 @@
 #include "server/store/data_dir.h"
 #include "server/store/sqlite_store.h"
 
-namespace exportd::api {
+namespace exportd::app {
+// The assembly wires the API layer's services; their names read as they do there.
+using namespace ::exportd::api;  // NOLINT(build/namespaces)
+
 namespace {
 
 // The flag combinations that cannot serve safely, before anything is opened.
@@ -257,4 +260,4 @@ void Server::Shutdown() {
 
 void Server::Wait() { impl_->grpc_server->Wait(); }
 
-}  // namespace exportd::api
+}  // namespace exportd::app

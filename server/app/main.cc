@@ -10,7 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
-#include "server/api/server.h"
+#include "server/app/server.h"
 #include "server/destinations/plugin_loader.h"
 
 namespace {
@@ -55,7 +55,7 @@ Usage: exportd [flags]
 }  // namespace
 
 int main(int argc, char** argv) {
-  exportd::api::ServerOptions options;
+  exportd::app::ServerOptions options;
   bool plugin_dir_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = exportd::api::Server::Start(std::move(options));
+  auto server = exportd::app::Server::Start(std::move(options));
   if (!server.ok()) {
     std::cerr << "exportd: " << server.status().message() << "\n";
     return 1;
