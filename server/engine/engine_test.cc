@@ -4,6 +4,7 @@
 #include "server/engine/engine.h"
 
 #include <filesystem>
+#include <set>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -495,14 +496,18 @@ TEST_F(EngineTest, ConcurrentRunsOfDifferentExports) {
   EngineOptions options;
   options.workers = 2;
   StartEngine(options);
-  std::atomic<int> in_flight{0}, max_in_flight{0};
-  engine_->SetCrashHookForTesting([&](const std::string&) {
-    int now = ++in_flight;
-    int seen = max_in_flight;
-    while (now > seen && !max_in_flight.compare_exchange_weak(seen, now)) {
-    }
-    absl::SleepFor(absl::Milliseconds(2));
-    --in_flight;
+  // Each run's first committed batch waits (up to 30 s) for the other run's:
+  // both get there only if the two runs execute at the same time.
+  absl::Mutex mu;
+  std::set<std::string> arrived;
+  int max_in_flight = 0;
+  engine_->SetCrashHookForTesting([&](const std::string& run_id) {
+    absl::MutexLock lock(&mu);
+    arrived.insert(run_id);
+    max_in_flight = std::max<int>(max_in_flight, arrived.size());
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](std::set<std::string>* a) { return a->size() >= 2; }, &arrived),
+                        absl::Seconds(30));
     return true;
   });
   auto a = engine_->Trigger("vip", {});
