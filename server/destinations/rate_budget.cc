@@ -118,6 +118,7 @@ void RateBudget::OnSuccess() {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_();
+    backoffs_ = 0;
     const double elapsed = absl::ToDoubleSeconds(now - std::max(last_increase_, last_decrease_));
     if (last_increase_ == absl::InfinitePast() && last_decrease_ == absl::InfinitePast()) {
       last_increase_ = now;
@@ -135,6 +136,15 @@ void RateBudget::OnThrottle(absl::Duration retry_after) {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_();
     retry_after = std::min(retry_after, options_.max_pause);
+    if (retry_after <= absl::ZeroDuration() && now >= paused_until_) {
+      // The destination did not say how long: back off exponentially.
+      const int doublings = std::min(backoffs_++, 20);
+      absl::Duration backoff =
+          std::min(options_.max_backoff, options_.first_backoff * (1 << doublings));
+      jitter_state_ = jitter_state_ * 6364136223846793005ull + 1442695040888963407ull;
+      backoff += backoff * (static_cast<double>(jitter_state_ >> 11) / 9007199254740992.0 * 0.2);
+      retry_after = backoff;
+    }
     if (retry_after > absl::ZeroDuration()) {
       paused_until_ = std::max(paused_until_, now + retry_after);
       requests_.next_slot = std::max(requests_.next_slot, paused_until_);

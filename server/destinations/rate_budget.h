@@ -66,6 +66,13 @@ struct RateBudgetOptions {
   // The longest pause a throttle report can start (a destination's
   // rate-reset time far ahead must not stop a connection for a day).
   absl::Duration max_pause = absl::Minutes(5);
+  // A throttle without a retry-after pauses the connection too: for
+  // first_backoff, doubling with every further throttle (one burst of
+  // parallel ones counts once) up to max_backoff, plus up to 20% jitter; a
+  // success starts over. Without it, a throttled batch would be resent at
+  // once, into the same refusal.
+  absl::Duration first_backoff = absl::Milliseconds(250);
+  absl::Duration max_backoff = absl::Seconds(30);
   // Time source; null means absl::Now.
   std::function<absl::Time()> clock;
 };
@@ -145,6 +152,9 @@ class RateBudget {
   Bucket records_ ABSL_GUARDED_BY(mu_);
   absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_decrease_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Throttles without a retry-after since the last success (bursts once).
+  int backoffs_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t jitter_state_ ABSL_GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   absl::Time last_increase_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // What on_change_ was last given (or what was loaded).
   LearnedRate saved_ ABSL_GUARDED_BY(mu_);

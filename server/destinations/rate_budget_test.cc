@@ -119,6 +119,35 @@ TEST(RateBudget, ThrottleHalvesOncePerBurstPausesAndRecoversAdditively) {
   EXPECT_DOUBLE_EQ(budget.current().requests_per_second, 20) << "never above the ceiling";
 }
 
+// Without a retry-after a throttled connection still pauses, longer with every
+// further throttle (a burst counts once), until a success.
+TEST(RateBudget, ThrottlesWithoutRetryAfterBackOffExponentially) {
+  FakeClock clock;
+  RateBudget budget(Speed(0), std::nullopt, WithClock(clock), nullptr);
+  auto pause = [&] { return budget.paused_until() - clock.Now(); };
+  budget.OnThrottle(absl::ZeroDuration());
+  EXPECT_GE(pause(), absl::Milliseconds(250));
+  EXPECT_LE(pause(), absl::Milliseconds(300));
+  budget.OnThrottle(absl::ZeroDuration());  // The same burst: no longer.
+  EXPECT_LE(pause(), absl::Milliseconds(300));
+  clock.Advance(absl::Milliseconds(400));
+  budget.OnThrottle(absl::ZeroDuration());
+  EXPECT_GE(pause(), absl::Milliseconds(500));
+  EXPECT_LE(pause(), absl::Milliseconds(600));
+  clock.Advance(absl::Seconds(1));
+  budget.OnThrottle(absl::ZeroDuration());
+  EXPECT_GE(pause(), absl::Seconds(1));
+  for (int i = 0; i < 20; ++i) {
+    clock.Advance(absl::Minutes(1));
+    budget.OnThrottle(absl::ZeroDuration());
+  }
+  EXPECT_LE(pause(), absl::Seconds(36)) << "at most 30 s plus jitter";
+  clock.Advance(absl::Minutes(1));
+  budget.OnSuccess();
+  budget.OnThrottle(absl::ZeroDuration());
+  EXPECT_LE(pause(), absl::Milliseconds(300)) << "a success starts over";
+}
+
 TEST(RateBudget, APauseIsBounded) {
   FakeClock clock;
   RateBudget budget(Speed(4), std::nullopt, WithClock(clock), nullptr);
