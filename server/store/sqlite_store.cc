@@ -56,11 +56,11 @@ constexpr const char* kMigrations[] = {
     R"sql(
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     )sql",
-    // 4: the destination identifier each delivered member was sent with.
-    // Rows delivered before keep NULL (unknown): the diff resends such a
-    // member once, which records its identifier.
+    // 4: the hash of the destination identifier each delivered member was
+    // sent with (the identifier itself is in vals). Rows delivered before
+    // keep NULL (unknown): the diff resends such a member once, which records
+    // it.
     R"sql(
-    ALTER TABLE delivered ADD COLUMN identifier TEXT;
     ALTER TABLE delivered ADD COLUMN ident_hash INTEGER;
     )sql",
     // 5: the rate each connection's budget learned (requests and records per second).

@@ -389,7 +389,7 @@ absl::Status SqliteStore::LookupDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      reader->Prepare("SELECT id_hash, value_hash, run_id, vals, identifier, ident_hash FROM delivered "
+      reader->Prepare("SELECT id_hash, value_hash, run_id, vals, ident_hash FROM delivered "
                       "WHERE audience_key = ? AND profile_id = ?"));
   DeliveredRow row;
   for (absl::string_view profile_id : profile_ids) {
@@ -404,9 +404,7 @@ absl::Status SqliteStore::LookupDelivered(
     row.run_id.assign(text.data(), text.size());
     text = stmt.Blob(3);
     row.values.assign(text.data(), text.size());
-    text = stmt.Text(4);
-    row.identifier.assign(text.data(), text.size());
-    row.ident_hash = static_cast<std::uint64_t>(stmt.Int(5));
+    row.ident_hash = static_cast<std::uint64_t>(stmt.Int(4));
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
   return absl::OkStatus();
@@ -428,7 +426,7 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
       EXPORTD_ASSIGN_OR_RETURN(
           Statement put,
           db_->Prepare("INSERT OR REPLACE INTO delivered (audience_key, id_hash, profile_id, "
-                       "value_hash, run_id, vals, identifier, ident_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+                       "value_hash, run_id, vals, ident_hash) VALUES (?, ?, ?, ?, ?, ?, ?)"));
       // Profile ids usually arrive in a stable order, so inserts stay local
       // in the (audience_key, profile_id) B-tree.
       for (const DeliveredRow& row : commit.delivered) {
@@ -440,9 +438,9 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
             .Bind(5, row.run_id)
             .BindBlob(6, row.values);
         if (row.ident_hash != 0) {
-          put.Bind(7, row.identifier).Bind(8, static_cast<std::int64_t>(row.ident_hash));
+          put.Bind(7, static_cast<std::int64_t>(row.ident_hash));
         } else {
-          put.BindNull(7).BindNull(8);
+          put.BindNull(7);
         }
         EXPORTD_RETURN_IF_ERROR(put.Run());
       }

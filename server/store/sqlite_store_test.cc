@@ -220,8 +220,8 @@ TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   commit.checkpoint.set_id("run-1");
   commit.checkpoint.set_export_id("exp-1");
   commit.checkpoint.set_state(v1::RUN_STATE_QUEUED);
-  DeliveredRow with_identifier{11, "p1", 21, "run-1", "v1", "x1@example.com", 31};
-  DeliveredRow unknown{12, "p2", 22, "run-1", "v2", "", 0};  // No identifier: stored as NULL.
+  DeliveredRow with_identifier{11, "p1", 21, "run-1", "v1", 31};
+  DeliveredRow unknown{12, "p2", 22, "run-1", "v2", 0};  // No identifier: stored as NULL.
   commit.delivered = {with_identifier, unknown};
   ASSERT_TRUE(store_->CreateRun(commit.checkpoint).ok());
   // Batches are committed under the run's lease.
@@ -240,16 +240,16 @@ TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
                   .ok());
   EXPECT_EQ(ident_hashes["p1"], 31u);
   EXPECT_EQ(ident_hashes["p2"], 0u);
-  std::vector<std::string> identifiers;
+  std::vector<std::string> looked_up;
   ASSERT_TRUE(store_
                   ->LookupDelivered("exp-1", "seg-1", {"p1", "p2"},
                                     [&](const DeliveredRow& row) {
-                                      identifiers.push_back(row.identifier);
+                                      looked_up.push_back(row.profile_id);
                                       EXPECT_EQ(row.ident_hash, row.profile_id == "p1" ? 31u : 0u);
                                       return absl::OkStatus();
                                     })
                   .ok());
-  EXPECT_THAT(identifiers, ElementsAre("x1@example.com", ""));
+  EXPECT_THAT(looked_up, ElementsAre("p1", "p2"));
 }
 
 TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {

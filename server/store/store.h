@@ -80,17 +80,16 @@ struct AudienceState {
 // One member as last delivered: `value_hash` of the mapped values, and the
 // encoded values themselves (needed to remove the member later). `id_hash`
 // is a stable 64-bit hash of the profile id, kept so the diff need not
-// rehash. `identifier` is the destination's canonical identifier that was
-// sent (e.g. the lowercased email) and `ident_hash` its stable hash; both
-// empty/0 for destinations without an identifier field and for rows written
-// before schema version 4 (unknown).
+// rehash. `ident_hash` is the stable hash of the destination's canonical
+// identifier that was sent (e.g. the lowercased email; the identifier itself
+// is in `values`, as sent); 0 for destinations without an identifier field
+// and for rows written before schema version 4 (unknown).
 struct DeliveredRow {
   std::uint64_t id_hash = 0;
   std::string profile_id;
   std::uint64_t value_hash = 0;
   std::string run_id;  // The run that delivered it.
   std::string values;  // Encoded mapped values.
-  std::string identifier;
   std::uint64_t ident_hash = 0;
 };
 

@@ -32,10 +32,7 @@ absl::Status Committer::Commit(PendingBatch& batch,
           row.value_hash = batch.hashes[i];
           row.run_id = target_.run_id;
           row.values = std::move(batch.encoded[i]);
-          if (!batch.ident_hashes.empty()) {
-            row.identifier = std::move(batch.identifiers[i]);
-            row.ident_hash = batch.ident_hashes[i];
-          }
+          if (!batch.ident_hashes.empty()) row.ident_hash = batch.ident_hashes[i];
           commit.delivered.push_back(std::move(row));
           ++(batch.is_update[i] ? updated : added);
         }

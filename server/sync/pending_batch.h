@@ -19,9 +19,8 @@ struct PendingBatch {
   std::vector<std::uint64_t> id_hashes;
   std::vector<std::uint64_t> hashes;
   std::vector<bool> is_update;
-  // The canonical identifiers sent and their hashes (upserts to destinations
+  // The hashes of the canonical identifiers sent (upserts to destinations
   // with an identifier field; empty otherwise).
-  std::vector<std::string> identifiers;
   std::vector<std::uint64_t> ident_hashes;
   // Per record, what a rejection's message adds (empty: nothing, for all).
   std::vector<std::string> notes;

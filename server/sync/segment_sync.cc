@@ -247,7 +247,7 @@ absl::Status SegmentSync::DiffSnapshot() {
         }
         ident_hash = (*hashes)[index];
       }
-      // The canonical identifier itself only for what is sent or held.
+      // The canonical identifier itself only for what is held back.
       auto identifier = [&] {
         return by_identifier_ ? Canonical(row.values[m_.columns[m_.identifier]]) : std::string();
       };
@@ -296,10 +296,7 @@ absl::Status SegmentSync::DiffSnapshot() {
       batch.id_hashes.push_back(id_hash);
       batch.hashes.push_back(value_hash);
       batch.is_update.push_back(is_update);
-      if (by_identifier_) {
-        batch.identifiers.push_back(identifier());
-        batch.ident_hashes.push_back(ident_hash);
-      }
+      if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
       if (!out.RecordAdded(
               static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
         stopped_ = true;
@@ -473,7 +470,6 @@ absl::Status SegmentSync::SendHeld() {
     batch.id_hashes.push_back(h->id_hash);
     batch.hashes.push_back(h->value_hash);
     batch.is_update.push_back(h->change == Change::kUpdate);
-    batch.identifiers.push_back(h->identifier);
     batch.ident_hashes.push_back(h->ident_hash);
     batch.notes.resize(batch.records.profile_ids.size());
     if (old_removed_.contains(h->profile_id)) {
