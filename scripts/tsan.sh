@@ -12,7 +12,7 @@ grep -q '^EXPORTD_SANITIZE:[A-Z]*=thread$' "$build/CMakeCache.txt" || {
   exit 2
 }
 # The test executables defined in these folders, read off the build graph.
-tests=$(grep -oE '^build bin/[a-z0-9_]+_test[ :][^:]*: CXX_EXECUTABLE_LINKER__[^ ]+ server/(engine|sync|destinations|store)/' \
+tests=$(grep -oE '^build bin/[a-z0-9_]+_test[ :][^:]*: CXX_EXECUTABLE_LINKER__[^ ]+ ([^ |]+ )*server/(engine|sync|destinations|store)/[^ ]*/[a-z0-9_]+_test[.]dir/' \
   "$build/build.ninja" | sed -E 's|^build bin/([a-z0-9_]+_test).*|\1|' | sort -u)
 [ -n "$tests" ] || { echo "tsan: no tests found in $build" >&2; exit 2; }
 # shellcheck disable=SC2086

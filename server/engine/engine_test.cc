@@ -151,6 +151,13 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<crypto::SecretBox> box_;
   std::shared_ptr<testing::FakeState> state_;
   std::unique_ptr<destinations::DestinationRegistry> registry_;
+  // A test's fake clock; declared before engine_, which reads it until it is
+  // destroyed (a clock local to the test body would go first).
+  std::unique_ptr<FakeClock> fake_clock_;
+  FakeClock& UseFakeClock(absl::Time start) {
+    fake_clock_ = std::make_unique<FakeClock>(start);
+    return *fake_clock_;
+  }
   std::unique_ptr<Engine> engine_;
   v1::Export export_;
 };
@@ -867,7 +874,7 @@ TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
     absl::MutexLock lock(&state_->mu);
     state_->fail_calls = 1;
   }
-  FakeClock clock(absl::Now());
+  FakeClock& clock = UseFakeClock(absl::Now());
   EngineOptions options;
   options.max_attempts = 2;
   options.retry_base = absl::Hours(1);
@@ -902,7 +909,7 @@ TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
 // over and finishes it; A's next commit is refused and A leaves the run alone.
 TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
   Upload(1, 1000);
-  FakeClock clock(kStart);
+  FakeClock& clock = UseFakeClock(kStart);
   EngineOptions a_options;
   a_options.replica_id = "replica-a";
   a_options.clock = &clock;
@@ -963,7 +970,7 @@ TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
 // and resumes it from the last committed batch, resending nothing committed.
 TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommittedBatch) {
   Upload(1, 1000);
-  FakeClock clock(kStart);
+  FakeClock& clock = UseFakeClock(kStart);
   EngineOptions a_options;
   a_options.replica_id = "replica-a";
   a_options.clock = &clock;
@@ -1007,7 +1014,7 @@ TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommitted
 // A run that lasts longer than its lease keeps it while the heartbeat renews.
 TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
   Upload(1, 1000);
-  FakeClock clock(kStart);
+  FakeClock& clock = UseFakeClock(kStart);
   EngineOptions options;
   options.replica_id = "replica-a";
   options.clock = &clock;
