@@ -121,15 +121,26 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
   PrintDetails(ctx.out(), details);
   if (run.segments().empty()) return;
   const bool dry = run.dry_run();
-  Table table({"SEGMENT", "AUDIENCE", "MEMBERS", dry ? "WOULD ADD" : "TO ADD",
-               dry ? "WOULD UPDATE" : "TO UPDATE", dry ? "WOULD REMOVE" : "TO REMOVE",
-               "UNCHANGED", "ADDED", "UPDATED", "REMOVED", "REJECTED"});
+  // Profiles sharing an identifier with another (mirror mode): a column only
+  // when there are any.
+  bool duplicates = false;
+  for (const auto& s : run.segments()) duplicates = duplicates || s.duplicates() > 0;
+  std::vector<std::string> headers = {"SEGMENT", "AUDIENCE", "MEMBERS",
+                                      dry ? "WOULD ADD" : "TO ADD",
+                                      dry ? "WOULD UPDATE" : "TO UPDATE",
+                                      dry ? "WOULD REMOVE" : "TO REMOVE",
+                                      "UNCHANGED", "ADDED", "UPDATED", "REMOVED", "REJECTED"};
+  if (duplicates) headers.push_back("DUPLICATES");
+  Table table(headers);
   for (const auto& s : run.segments()) {
-    table.AddRow({s.segment_name().empty() ? s.segment_id() : s.segment_name(),
-                  s.audience_id().empty() ? "-" : s.audience_id(), FormatCount(s.total_members()),
-                  FormatCount(s.to_add()), FormatCount(s.to_update()), FormatCount(s.to_remove()),
-                  FormatCount(s.unchanged()), FormatCount(s.added()), FormatCount(s.updated()),
-                  FormatCount(s.removed()), FormatCount(s.rejected())});
+    std::vector<std::string> row = {
+        s.segment_name().empty() ? s.segment_id() : s.segment_name(),
+        s.audience_id().empty() ? "-" : s.audience_id(), FormatCount(s.total_members()),
+        FormatCount(s.to_add()), FormatCount(s.to_update()), FormatCount(s.to_remove()),
+        FormatCount(s.unchanged()), FormatCount(s.added()), FormatCount(s.updated()),
+        FormatCount(s.removed()), FormatCount(s.rejected())};
+    if (duplicates) row.push_back(FormatCount(s.duplicates()));
+    table.AddRow(std::move(row));
   }
   table.Print(ctx.out());
   if (SumRun(run).rejected > 0) {

@@ -384,6 +384,10 @@ TEST_F(IterableE2eTest, MirrorModeIsKeyedByTheEmailIterableKeysBy) {
   EXPECT_EQ(list[0]["profile_id"], "p3");
   EXPECT_EQ(list[0]["reason_code"], "duplicate_identifier");
   EXPECT_THAT(list[0]["message"].get<std::string>(), HasSubstr("'p4', which won"));
+  // `run get` shows the duplicates in a column of their own.
+  std::tie(code, text) = Ctl({"run", "get", first["id"].get<std::string>()});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("DUPLICATES")) << text;
 
   // p1 changes its email, p2's becomes invalid, p3 leaves (p4 keeps shared@).
   std::tie(code, text) = Ctl({"segment", "upload", "Mirror", "--from-csv",
