@@ -4,7 +4,6 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/time/clock.h"
 
 namespace exportd::destinations {
 namespace {
@@ -69,7 +68,7 @@ void RateBudget::Bucket::Recover(double elapsed_seconds, double recovery_seconds
 RateBudget::RateBudget(const sdk::SyncSpeed& ceiling, std::optional<LearnedRate> learned,
                        RateBudgetOptions options, std::function<void(const LearnedRate&)> on_change)
     : options_(std::move(options)),
-      clock_(options_.clock ? options_.clock : std::function<absl::Time()>(absl::Now)),
+      clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
       on_change_(std::move(on_change)) {
   absl::MutexLock lock(&mu_);
   auto init = [](Bucket& b, double ceiling_rate, double minimum, double learned_rate) {
@@ -89,11 +88,11 @@ RateBudget::RateBudget(const sdk::SyncSpeed& ceiling, std::optional<LearnedRate>
   saved_ = learned ? *learned : CurrentLocked();
 }
 
-absl::Time RateBudget::Now() const { return clock_(); }
+absl::Time RateBudget::Now() const { return clock_->Now(); }
 
 absl::Time RateBudget::Reserve(std::int64_t records) {
   absl::MutexLock lock(&mu_);
-  const absl::Time now = clock_();
+  const absl::Time now = clock_->Now();
   const double units = static_cast<double>(std::max<std::int64_t>(0, records));
   absl::Time send_at = std::max(now, paused_until_);
   send_at = std::max(requests_.EarliestFor(1, send_at), records_.EarliestFor(units, send_at));
@@ -107,7 +106,7 @@ bool RateBudget::Acquire(std::int64_t records, sdk::RunContext& ctx) {
   // A throttle reported by another sender while this one waits pauses it too.
   for (int round = 0; round < 100; ++round) {
     const absl::Time until = std::max(send_at, paused_until());
-    const absl::Duration wait = until - clock_();
+    const absl::Duration wait = until - clock_->Now();
     if (wait <= absl::ZeroDuration()) return !ctx.cancelled();
     if (!ctx.SleepFor(wait)) return false;
   }
@@ -117,7 +116,7 @@ bool RateBudget::Acquire(std::int64_t records, sdk::RunContext& ctx) {
 void RateBudget::OnSuccess() {
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = clock_();
+    const absl::Time now = clock_->Now();
     backoffs_ = 0;
     const double elapsed = absl::ToDoubleSeconds(now - std::max(last_increase_, last_decrease_));
     if (last_increase_ == absl::InfinitePast() && last_decrease_ == absl::InfinitePast()) {
@@ -134,7 +133,7 @@ void RateBudget::OnSuccess() {
 void RateBudget::OnThrottle(absl::Duration retry_after) {
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = clock_();
+    const absl::Time now = clock_->Now();
     retry_after = std::min(retry_after, options_.max_pause);
     if (retry_after <= absl::ZeroDuration() && now >= paused_until_) {
       // The destination did not say how long: back off exponentially.

@@ -42,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
+#include "server/common/clock.h"
 
 namespace exportd::destinations {
 
@@ -73,8 +74,8 @@ struct RateBudgetOptions {
   // once, into the same refusal.
   absl::Duration first_backoff = absl::Milliseconds(250);
   absl::Duration max_backoff = absl::Seconds(30);
-  // Time source; null means absl::Now.
-  std::function<absl::Time()> clock;
+  // Where the budget reads the time (tests: a FakeClock).
+  const Clock* clock = Clock::Real();
 };
 
 class RateBudget {
@@ -144,7 +145,7 @@ class RateBudget {
   void MaybeSave();
 
   const RateBudgetOptions options_;
-  const std::function<absl::Time()> clock_;
+  const Clock* const clock_;
   const std::function<void(const LearnedRate&)> on_change_;
 
   mutable absl::Mutex mu_;

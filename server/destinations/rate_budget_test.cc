@@ -11,23 +11,17 @@
 namespace exportd::destinations {
 namespace {
 
-class FakeClock {
+// Where the tests' budgets start.
+constexpr absl::Time kStart = absl::FromUnixSeconds(1'700'000'000);
+
+// A budget that reads the time of a TestRunContext (which sleeps on it).
+class ContextClock final : public Clock {
  public:
-  absl::Time Now() const {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-  std::function<absl::Time()> fn() {
-    return [this] { return Now(); };
-  }
+  explicit ContextClock(const sdk::RunContext& ctx) : ctx_(ctx) {}
+  absl::Time Now() const override { return ctx_.Now(); }
 
  private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  const sdk::RunContext& ctx_;
 };
 
 sdk::SyncSpeed Speed(double requests_per_second, double records_per_second = 0) {
@@ -39,7 +33,7 @@ sdk::SyncSpeed Speed(double requests_per_second, double records_per_second = 0) 
 
 RateBudgetOptions WithClock(FakeClock& clock) {
   RateBudgetOptions options;
-  options.clock = clock.fn();
+  options.clock = &clock;
   return options;
 }
 
@@ -68,13 +62,13 @@ int MaxInWindow(const std::vector<absl::Time>& times, absl::Duration window) {
 }
 
 TEST(RateBudget, UnlimitedNeverWaits) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(0), std::nullopt, WithClock(clock), nullptr);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(budget.Reserve(1000), clock.Now());
 }
 
 TEST(RateBudget, RequestBucketAllowsABurstThenHoldsTheRate) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(4), std::nullopt, WithClock(clock), nullptr);
   std::vector<absl::Time> times = SendAll(budget, clock, 40);
   // A full bucket (4) goes at once, then one every 250 ms.
@@ -85,7 +79,7 @@ TEST(RateBudget, RequestBucketAllowsABurstThenHoldsTheRate) {
 }
 
 TEST(RateBudget, RecordsBucketSpacesBatchesByTheirSize) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(0, /*records_per_second=*/1000), std::nullopt, WithClock(clock), nullptr);
   std::vector<absl::Time> times = SendAll(budget, clock, 5, /*records=*/500);
   // 1000 records fit the bucket; then 500 records every half second.
@@ -93,14 +87,14 @@ TEST(RateBudget, RecordsBucketSpacesBatchesByTheirSize) {
   EXPECT_EQ(times[2] - times[0], absl::Milliseconds(500));
   EXPECT_EQ(times[4] - times[0], absl::Milliseconds(1500));
   // A batch bigger than a second's worth still goes, alone, at the rate.
-  FakeClock clock2;
+  FakeClock clock2(kStart);
   RateBudget big(Speed(0, 100), std::nullopt, WithClock(clock2), nullptr);
   std::vector<absl::Time> big_times = SendAll(big, clock2, 3, /*records=*/300);
   EXPECT_EQ(big_times[1] - big_times[0], absl::Seconds(3));
 }
 
 TEST(RateBudget, ThrottleHalvesOncePerBurstPausesAndRecoversAdditively) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(20), std::nullopt, WithClock(clock), nullptr);
   budget.OnThrottle(absl::Seconds(2));
   budget.OnThrottle(absl::Seconds(2));  // Same burst: counts once.
@@ -122,7 +116,7 @@ TEST(RateBudget, ThrottleHalvesOncePerBurstPausesAndRecoversAdditively) {
 // Without a retry-after a throttled connection still pauses, longer with every
 // further throttle (a burst counts once), until a success.
 TEST(RateBudget, ThrottlesWithoutRetryAfterBackOffExponentially) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(0), std::nullopt, WithClock(clock), nullptr);
   auto pause = [&] { return budget.paused_until() - clock.Now(); };
   budget.OnThrottle(absl::ZeroDuration());
@@ -149,14 +143,14 @@ TEST(RateBudget, ThrottlesWithoutRetryAfterBackOffExponentially) {
 }
 
 TEST(RateBudget, APauseIsBounded) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(4), std::nullopt, WithClock(clock), nullptr);
   budget.OnThrottle(absl::Hours(24));
   EXPECT_EQ(budget.paused_until(), clock.Now() + absl::Minutes(5));
 }
 
 TEST(RateBudget, NeverBelowTheMinimum) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(2), std::nullopt, WithClock(clock), nullptr);
   for (int i = 0; i < 10; ++i) {
     budget.OnThrottle(absl::ZeroDuration());
@@ -166,7 +160,7 @@ TEST(RateBudget, NeverBelowTheMinimum) {
 }
 
 TEST(RateBudget, UnlimitedSlowsToHalfTheObservedRateThenLiftsTheLimit) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(0), std::nullopt, WithClock(clock), nullptr);
   for (int i = 0; i < 40; ++i) {
     budget.Reserve(1);
@@ -180,7 +174,7 @@ TEST(RateBudget, UnlimitedSlowsToHalfTheObservedRateThenLiftsTheLimit) {
 }
 
 TEST(RateBudget, StartsFromTheLearnedRateAndKeepsItUntilSuccessesRaiseIt) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   RateBudget budget(Speed(8), LearnedRate{2, 0}, WithClock(clock), nullptr);
   EXPECT_DOUBLE_EQ(budget.current().requests_per_second, 2);
   std::vector<absl::Time> times = SendAll(budget, clock, 10);
@@ -193,7 +187,7 @@ TEST(RateBudget, StartsFromTheLearnedRateAndKeepsItUntilSuccessesRaiseIt) {
 }
 
 TEST(RateBudget, SavesOnChangeNotPerRequest) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   std::vector<LearnedRate> saved;
   RateBudget budget(Speed(16), std::nullopt, WithClock(clock),
                     [&](const LearnedRate& rate) { saved.push_back(rate); });
@@ -220,8 +214,9 @@ TEST(RateBudget, SavesOnChangeNotPerRequest) {
 
 TEST(RateBudget, AcquireWaitsOnTheContextAndHonoursCancellation) {
   auto ctx = sdk::testing::TestRunContext::WithFakeClock();
+  ContextClock clock(*ctx);
   RateBudgetOptions options;
-  options.clock = [&ctx] { return ctx->Now(); };
+  options.clock = &clock;
   RateBudget budget(Speed(1), std::nullopt, options, nullptr);
   EXPECT_TRUE(budget.Acquire(1, *ctx));
   EXPECT_TRUE(budget.Acquire(1, *ctx));
@@ -233,7 +228,7 @@ TEST(RateBudget, AcquireWaitsOnTheContextAndHonoursCancellation) {
 }
 
 TEST(RateBudgetRegistry, OneBudgetPerConnectionSharedByEveryCaller) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   std::vector<std::string> loaded;
   RateBudgetRegistry::Hooks hooks;
   hooks.load = [&](const std::string& id) -> std::optional<LearnedRate> {
@@ -263,7 +258,7 @@ TEST(RateBudgetRegistry, OneBudgetPerConnectionSharedByEveryCaller) {
 }
 
 TEST(RateBudgetRegistry, SavesUnderTheConnectionId) {
-  FakeClock clock;
+  FakeClock clock(kStart);
   std::vector<std::pair<std::string, LearnedRate>> saved;
   RateBudgetRegistry::Hooks hooks;
   hooks.save = [&](const std::string& id, const LearnedRate& rate) {

@@ -154,6 +154,18 @@ class EngineTest : public ::testing::Test {
   // A test's fake clock; declared before engine_, which reads it until it is
   // destroyed (a clock local to the test body would go first).
   std::unique_ptr<FakeClock> fake_clock_;
+  // Holds the engine's worker at its `n`-th committed batch until `resume`
+  // is notified; `stalled` is notified when it gets there.
+  void StallAtBatch(int n, absl::Notification* stalled, absl::Notification* resume) {
+    auto batches = std::make_shared<std::atomic<int>>(0);
+    engine_->SetCrashHookForTesting([n, stalled, resume, batches](const std::string&) {
+      if (++*batches == n) {
+        stalled->Notify();
+        resume->WaitForNotification();
+      }
+      return true;
+    });
+  }
   FakeClock& UseFakeClock(absl::Time start) {
     fake_clock_ = std::make_unique<FakeClock>(start);
     return *fake_clock_;
@@ -917,14 +929,7 @@ TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
   a_options.workers = 1;  // Its only worker stalls (another one would claim the run).
   StartEngine(a_options);
   absl::Notification stalled, resume;
-  std::atomic<int> batches{0};
-  engine_->SetCrashHookForTesting([&](const std::string&) {
-    if (++batches == 3) {
-      stalled.Notify();
-      resume.WaitForNotification();
-    }
-    return true;
-  });
+  StallAtBatch(3, &stalled, &resume);
   auto run = engine_->Trigger("vip", {});
   ASSERT_TRUE(run.ok());
   stalled.WaitForNotification();
@@ -1021,14 +1026,7 @@ TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
   options.lease_renew_every = absl::Milliseconds(5);
   StartEngine(options);
   absl::Notification stalled, resume;
-  std::atomic<int> batches{0};
-  engine_->SetCrashHookForTesting([&](const std::string&) {
-    if (++batches == 2) {
-      stalled.Notify();
-      resume.WaitForNotification();
-    }
-    return true;
-  });
+  StallAtBatch(2, &stalled, &resume);
   auto run = engine_->Trigger("vip", {});
   ASSERT_TRUE(run.ok());
   stalled.WaitForNotification();
