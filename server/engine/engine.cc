@@ -335,17 +335,6 @@ absl::Time Engine::NextScheduledRun(const v1::Export& e, absl::Time now) const {
   return scheduler_.NextRun(e, now);
 }
 
-bool Engine::MustWait(const std::string& export_id) {
-  // A run waits while one of its segments is being uploaded.
-  auto e = store_->GetExport(export_id);
-  if (!e.ok()) return false;
-  for (const auto& segment_id : e->segments()) {
-    auto segment = store_->GetSegment(segment_id);
-    if (segment.ok() && segment->upload_in_progress()) return true;
-  }
-  return false;
-}
-
 namespace {
 
 // An idle worker looks at the queue at least this often, for what nothing
@@ -387,8 +376,7 @@ void Engine::WorkerLoop() {
       if (stopping_) return;
       wait.seen = wake_generation_;
     }
-    absl::StatusOr<std::optional<store::ClaimedRun>> claimed =
-        queue_.Claim([this](const std::string& export_id) { return MustWait(export_id); });
+    absl::StatusOr<std::optional<store::ClaimedRun>> claimed = queue_.Claim();
     if (!claimed.ok()) {
       std::cerr << "exportd: cannot claim the next run: "
                 << EscapeForTerminal(claimed.status().ToString()) << "\n";

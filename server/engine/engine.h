@@ -143,9 +143,6 @@ class Engine {
   absl::Duration IdleWait() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls scheduler_.Tick every schedule_tick until shutdown.
   void SchedulerLoop();
-  // True while a run of the export must wait (one of its segments is being
-  // uploaded).
-  bool MustWait(const std::string& export_id);
   // Runs a run this replica claimed, under its lease.
   void Execute(store::ClaimedRun claimed);
   void ExecuteClaimed(const std::shared_ptr<LiveRun>& live);

@@ -904,7 +904,7 @@ TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
   EXPECT_EQ(due - clock.Now() >= absl::Hours(1), true);
   // Half an hour later (on the clock) the queue does not hand it out yet.
   clock.Advance(absl::Minutes(30));
-  auto early = store_->ClaimNextRun({"probe", clock.NowMicros(), absl::Seconds(15), {}});
+  auto early = store_->ClaimNextRun({"probe", clock.NowMicros(), absl::Seconds(15)});
   ASSERT_TRUE(early.ok()) << early.status();
   EXPECT_FALSE(early->has_value());
   EXPECT_EQ(state(), v1::RUN_STATE_FAILED_RETRYING);
@@ -1001,7 +1001,7 @@ TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommitted
   std::unique_ptr<Engine> b = MakeEngine(b_options);
   ASSERT_NE(b, nullptr);
   // While A's lease lasts, nobody may take the run.
-  store::ClaimRequest probe{"replica-c", clock.NowMicros(), absl::Seconds(15), {}};
+  store::ClaimRequest probe{"replica-c", clock.NowMicros(), absl::Seconds(15)};
   EXPECT_FALSE(store_->ClaimNextRun(probe)->has_value());
   EXPECT_EQ(store_->GetRun(run->id())->replica(), "replica-a");
 
@@ -1040,7 +1040,7 @@ TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
     }
     EXPECT_EQ(store_->GetRun(run->id())->lease_expires_at_micros(), renewed) << "round " << i;
   }
-  store::ClaimRequest other{"replica-b", clock.NowMicros(), absl::Seconds(15), {}};
+  store::ClaimRequest other{"replica-b", clock.NowMicros(), absl::Seconds(15)};
   EXPECT_FALSE(store_->ClaimNextRun(other)->has_value());
   resume.Notify();
   v1::Run done = WaitFinal(run->id());

@@ -34,20 +34,12 @@ absl::StatusOr<v1::Run> RunQueue::Enqueue(v1::Run fresh,
   return fresh;
 }
 
-absl::StatusOr<std::optional<store::ClaimedRun>> RunQueue::Claim(
-    const std::function<bool(const std::string& export_id)>& must_wait) {
+absl::StatusOr<std::optional<store::ClaimedRun>> RunQueue::Claim() {
   store::ClaimRequest request;
   request.holder = options_.replica_id;
   request.lease = options_.timing.lease;
-  while (true) {
-    request.now_micros = options_.timing.clock->NowMicros();
-    EXPORTD_ASSIGN_OR_RETURN(std::optional<store::ClaimedRun> claimed,
-                             store_->ClaimNextRun(request));
-    if (!claimed || !must_wait(claimed->run.export_id())) return claimed;
-    // It must wait: give it back at once and look further.
-    EXPORTD_RETURN_IF_ERROR(store_->ReleaseLease(claimed->lease));
-    request.skip_exports.push_back(claimed->run.export_id());
-  }
+  request.now_micros = options_.timing.clock->NowMicros();
+  return store_->ClaimNextRun(request);
 }
 
 absl::StatusOr<v1::Run> RunQueue::Cancel(absl::string_view run_id, const std::string& message) {

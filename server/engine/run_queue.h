@@ -5,7 +5,7 @@
 //
 //   RunQueue queue(store, {replica_id, lease_timing});
 //   EXPORTD_ASSIGN_OR_RETURN(v1::Run run, queue.Enqueue(fresh, join));
-//   EXPORTD_ASSIGN_OR_RETURN(auto claimed, queue.Claim(must_wait));
+//   EXPORTD_ASSIGN_OR_RETURN(auto claimed, queue.Claim());
 //   if (claimed) { LeaseKeeper keeper(store, claimed->lease, timing); ... }
 #ifndef EXPORTD_SERVER_ENGINE_RUN_QUEUE_H_
 #define EXPORTD_SERVER_ENGINE_RUN_QUEUE_H_
@@ -42,11 +42,10 @@ class RunQueue {
   // trigger while one runs queues one follow-up, never more.
   absl::StatusOr<v1::Run> Enqueue(v1::Run fresh, const std::function<void(v1::Run&)>& join);
 
-  // Claims the next run this replica may start: the store's oldest due run,
-  // skipping exports for which `must_wait(export_id)` says so (a segment
-  // upload in progress). nullopt when there is none.
-  absl::StatusOr<std::optional<store::ClaimedRun>> Claim(
-      const std::function<bool(const std::string& export_id)>& must_wait);
+  // Claims the next run this replica may start: the store's oldest due run
+  // (store::Store::ClaimNextRun says which: runs wait while a segment of
+  // their export is being uploaded). nullopt when there is none.
+  absl::StatusOr<std::optional<store::ClaimedRun>> Claim();
 
   // Cancels a run that waits in the queue (no replica holds it), with
   // `message`. When a replica holds it, asks that replica through the store

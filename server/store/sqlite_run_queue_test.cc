@@ -155,9 +155,6 @@ TEST_F(SqliteRunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBacko
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->run.id(), "run-4");
   EXPECT_FALSE(Claim("b", kT0).has_value());
-  // Exports to skip (an upload in progress) are skipped.
-  ClaimRequest skip{"b", kT0 + 6 * kSecond, absl::Seconds(15), {"exp-2"}};
-  EXPECT_FALSE(store_->ClaimNextRun(skip)->has_value());
   std::optional<ClaimedRun> due = Claim("b", kT0 + 6 * kSecond);
   ASSERT_TRUE(due.has_value());
   EXPECT_EQ(due->run.id(), "run-3");
@@ -172,6 +169,37 @@ TEST_F(SqliteRunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBacko
   auto held = store_->UpdateUnclaimedRun("run-1", kT0, [](v1::Run&) { return absl::OkStatus(); });
   EXPECT_EQ(held.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(held.status().message()), HasSubstr("is held by replica 'a'"));
+}
+
+TEST_F(SqliteRunQueueTest, ARunWaitsUnclaimedWhileASegmentOfItsExportIsUploaded) {
+  v1::Segment segment;
+  segment.set_id("seg-1");
+  segment.set_name("vip");
+  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  v1::Export e;
+  e.set_id("exp-1");
+  e.set_name("vip-export");
+  e.set_connection_id("conn-1");
+  e.add_segments("seg-1");
+  e.set_active(true);
+  ASSERT_TRUE(store_->CreateExport(e).ok());
+  Queue("run-1", "exp-1");
+  Queue("run-2", "exp-other");
+  {
+    auto upload = store_->BeginSnapshot("seg-1", {});
+    ASSERT_TRUE(upload.ok()) << upload.status();
+    // Never leased, not even for a moment: a trigger meanwhile can join it.
+    std::optional<ClaimedRun> other = Claim("a", kT0);
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(other->run.id(), "run-2");
+    EXPECT_FALSE(Claim("a", kT0).has_value());
+    EXPECT_TRUE(store_->UpdateUnclaimedRun("run-1", kT0, [](v1::Run&) {
+                        return absl::OkStatus();
+                      }).ok());
+  }  // The upload ends (aborted).
+  std::optional<ClaimedRun> waited = Claim("a", kT0);
+  ASSERT_TRUE(waited.has_value());
+  EXPECT_EQ(waited->run.id(), "run-1");
 }
 
 TEST_F(SqliteRunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndAtOnce) {

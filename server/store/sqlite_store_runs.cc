@@ -172,9 +172,17 @@ absl::StatusOr<std::optional<ClaimedRun>> SqliteStore::ClaimNextRun(const ClaimR
       std::string data;
     };
     std::vector<Candidate> candidates;
-    // Exports with a run under a live lease: one run per export at a time.
-    absl::flat_hash_set<std::string> busy(request.skip_exports.begin(),
-                                          request.skip_exports.end());
+    // Exports with a run under a live lease (one run per export at a time),
+    // or with a segment being uploaded (the run waits for the upload).
+    absl::flat_hash_set<std::string> busy;
+    if (!uploading_.empty()) {
+      EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
+      for (const v1::Export& e : exports) {
+        for (const std::string& segment_id : e.segments()) {
+          if (uploading_.contains(segment_id)) busy.insert(e.id());
+        }
+      }
+    }
     while (true) {
       EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;

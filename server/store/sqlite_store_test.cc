@@ -225,7 +225,7 @@ TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   commit.delivered = {with_identifier, unknown};
   ASSERT_TRUE(store_->CreateRun(commit.checkpoint).ok());
   // Batches are committed under the run's lease.
-  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15), {}});
+  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   commit.lease = (*claimed)->lease;
   commit.checkpoint = (*claimed)->run;

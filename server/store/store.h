@@ -120,9 +120,6 @@ struct ClaimRequest {
   std::string holder;
   std::int64_t now_micros = 0;
   absl::Duration lease = absl::Seconds(15);
-  // Exports whose runs are not to be claimed now (e.g. one of their segments
-  // is being uploaded).
-  std::vector<std::string> skip_exports;
 };
 
 struct ClaimedRun {
@@ -233,8 +230,10 @@ class Store {
   // Atomically claims the oldest unfinished run that is due (QUEUED, or
   // FAILED_RETRYING whose next attempt is due, or any whose lease expired, as
   // a RUNNING run whose replica died) and whose export has no other run under
-  // a live lease (one run per export at a time). The lease's epoch is one
-  // more than the run's last one. nullopt when nothing is claimable.
+  // a live lease (one run per export at a time), and none of whose export's
+  // segments is being uploaded (it waits, unclaimed, so that a trigger meanwhile
+  // joins it). The lease's epoch is one more than the run's last one. nullopt
+  // when nothing is claimable.
   virtual absl::StatusOr<std::optional<ClaimedRun>> ClaimNextRun(const ClaimRequest& request) = 0;
   // Extends a held lease to now + `lease` (a heartbeat). LeaseLostError when
   // the lease was taken over or released.
