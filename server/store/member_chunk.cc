@@ -127,8 +127,9 @@ const char* ParseValue(absl::string_view bytes, ValueView& value) {
   return nullptr;
 }
 
-// Reads one MemberRow; OK, or DATA_LOSS saying what is wrong with it.
-absl::Status ParseRow(absl::string_view bytes, RowView& row) {
+// Reads one MemberRow; OK, or DATA_LOSS saying what is wrong with it. Only
+// value `only_value` is parsed when it is not negative.
+absl::Status ParseRow(absl::string_view bytes, int only_value, RowView& row) {
   row.profile_id = absl::string_view();
   row.values.clear();
   Wire in(bytes);
@@ -148,6 +149,7 @@ absl::Status ParseRow(absl::string_view bytes, RowView& row) {
         return absl::DataLossError(absl::StrCat("value ", row.values.size() + 1, " ", kMalformed));
       }
       row.values.emplace_back();
+      if (only_value >= 0 && row.values.size() != static_cast<size_t>(only_value) + 1) continue;
       if (const char* wrong = ParseValue(value, row.values.back())) {
         return absl::DataLossError(absl::StrCat("value ", row.values.size(), " ", wrong));
       }
@@ -160,7 +162,7 @@ absl::Status ParseRow(absl::string_view bytes, RowView& row) {
 
 }  // namespace
 
-bool ChunkReader::Next(RowView& row) {
+bool ChunkReader::Next(RowView& row, int only_value) {
   if (!status_.ok()) return false;
   Wire in(in_);
   while (!in.done()) {
@@ -175,7 +177,7 @@ bool ChunkReader::Next(RowView& row) {
     if (field != 1 || type != kLength) continue;  // Unknown field.
     // Resume after this row next time.
     in_.remove_prefix(static_cast<size_t>(bytes.data() + bytes.size() - in_.data()));
-    status_ = ParseRow(bytes, row);
+    status_ = ParseRow(bytes, only_value, row);
     if (!status_.ok()) return false;
     last_row_offset_ = static_cast<size_t>(field_start - begin_);
     ++rows_read_;

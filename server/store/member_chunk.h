@@ -58,7 +58,12 @@ class ChunkReader {
   // Reads the next row into `row` (its `values` vector is reused). False at
   // the end of the chunk, or when the bytes are malformed: status() says
   // which.
-  bool Next(RowView& row);
+  bool Next(RowView& row) { return Next(row, -1); }
+  // The same, but only value `only_value` (0-based) is parsed and checked;
+  // the others are left null (a pass that needs one column, e.g. the
+  // identifier's, skips the work on the rest). `row.values.size()` is still
+  // the row's width.
+  bool Next(RowView& row, int only_value);
 
   // OK so far, or DATA_LOSS saying what is wrong with the row after the
   // last one read, e.g. "value 3 is not valid UTF-8".

@@ -227,6 +227,27 @@ TEST(ChunkReaderTest, SaysWhichRowAndValueIsWrong) {
             "value 1 is malformed (truncated, or a protobuf group)");
 }
 
+TEST(ChunkReaderTest, ReadsOneValueOnlyWhenAskedAndLeavesTheOthersToTheFullRead) {
+  // Value 2 is not UTF-8; a read of value 1 alone neither parses nor checks it.
+  std::string bytes =
+      Len(1, Len(1, "p1") + Len(2, Len(1, "a@x.com")) + Len(2, Len(1, "\xff")) + Len(2, Tag(3, 0) + "\x07"));
+  ChunkReader one(bytes);
+  RowView row;
+  ASSERT_TRUE(one.Next(row, 0));
+  EXPECT_EQ(row.profile_id, "p1");
+  ASSERT_EQ(row.values.size(), 3u);  // The row's width all the same.
+  EXPECT_EQ(row.values[0].kind, v1::Value::kStringValue);
+  EXPECT_EQ(row.values[0].string_value, "a@x.com");
+  EXPECT_EQ(row.values[1].kind, v1::Value::KIND_NOT_SET);
+  EXPECT_EQ(row.values[2].kind, v1::Value::KIND_NOT_SET);
+  EXPECT_FALSE(one.Next(row, 0));
+  EXPECT_TRUE(one.status().ok()) << one.status();
+
+  ChunkReader full(bytes);
+  EXPECT_FALSE(full.Next(row));
+  EXPECT_EQ(full.status().message(), "value 2 is not valid UTF-8");
+}
+
 TEST(ChunkReaderTest, RejectsTruncatedBytes) {
   google::protobuf::LogSilencer quiet;  // prefixes can cut a character in two
   std::mt19937_64 rng(7);
