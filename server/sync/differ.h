@@ -103,6 +103,9 @@ class Differ {
   size_t delivered_size() const { return delivered_.size(); }
 
   // --- Pass 0: the snapshot's identifiers ------------------------------------
+  // Room for this many identifiers (the segment's size), so that adding them
+  // does not grow and copy the buffer.
+  void ReserveIdentifiers(std::int64_t members);
   // Adds identifier hashes of snapshot members; thread-safe. Members without
   // an identifier (empty) are not added.
   void AddIdentifiers(absl::Span<const std::uint64_t> hashes);

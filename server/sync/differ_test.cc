@@ -2,6 +2,7 @@
 // duplicates and removals by identifier.
 #include "server/sync/differ.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -188,6 +189,32 @@ TEST(DifferTest, HashCollidingProfileIdsAreToldApart) {
   Seal(differ, snapshot);
   EXPECT_EQ(differ.Classify(snapshot[0]), Change::kUnchanged);
   EXPECT_THAT(Ids(differ.RemovalCandidates()), ElementsAre("a"));
+}
+
+TEST(DifferTest, ASegmentsWorthOfIdentifiersIsSortedAndItsDuplicatesFound) {
+  // Enough hashes for the radix sort, spread over all 64 bits, some twice.
+  std::vector<std::uint64_t> hashes;
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    hashes.push_back(x | 1);
+    if (i % 1000 == 0) hashes.push_back(x | 1);
+  }
+  std::map<std::uint64_t, int> expected;
+  for (std::uint64_t h : hashes) ++expected[h];
+  Differ differ({true, false, true});
+  differ.ReserveIdentifiers(static_cast<std::int64_t>(hashes.size()));
+  differ.AddIdentifiers(absl::MakeConstSpan(hashes).subspan(0, 7000));
+  differ.AddIdentifiers(absl::MakeConstSpan(hashes).subspan(7000));
+  differ.SealIdentifiers();
+  int duplicates = 0;
+  for (const auto& [hash, count] : expected) {
+    EXPECT_TRUE(differ.InSnapshot(hash));
+    EXPECT_EQ(differ.IsDuplicate(hash), count > 1) << hash;
+    duplicates += count > 1;
+    EXPECT_FALSE(differ.InSnapshot(hash + 1));  // Even hashes are never added.
+  }
+  EXPECT_EQ(duplicates, 20);
 }
 
 }  // namespace

@@ -189,6 +189,7 @@ absl::Status SegmentSync::ReadState() {
   if (!by_identifier_) {
     delivered_read = read_delivered();
   } else {
+    differ_.ReserveIdentifiers(segment_.member_count());
     std::thread reader([&] { delivered_read = read_delivered(); });
     const int column = m_.columns[m_.identifier];
     identifiers_read =
@@ -196,7 +197,8 @@ absl::Status SegmentSync::ReadState() {
           store::ChunkReader reader(bytes);
           store::RowView row;
           std::vector<std::uint64_t> hashes, present;
-          while (reader.Next(row)) {
+          // Only the identifier's column: pass 1 reads (and checks) the rest.
+          while (reader.Next(row, column)) {
             EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
             std::string id = Canonical(row.values[column]);
             hashes.push_back(id.empty() ? 0 : IdentHash(id));
