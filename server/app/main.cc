@@ -48,6 +48,9 @@ Usage: exportd [flags]
   --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
   --upload-max-duration D   abort an upload that lasts longer than D (default 1h); durations
                             are written like 90s, 5m, 1h30m
+  --metrics-listen HOST:PORT
+                            serve Prometheus metrics at http://HOST:PORT/metrics (port 0
+                            picks one; docs/metrics.md lists them); off by default
   --version                 print the version and the plugin ABI version
   --help                    this text
 )";
@@ -85,7 +88,8 @@ int main(int argc, char** argv) {
                take("--system-refresh", options.system_refresh) ||
                take("--tls-cert", options.tls_cert_file) ||
                take("--tls-key", options.tls_key_file) ||
-               take("--tls-client-ca", options.tls_client_ca_file)) {
+               take("--tls-client-ca", options.tls_client_ca_file) ||
+               take("--metrics-listen", options.metrics_listen)) {
     } else if (arg == "--allow-insecure-listen") {
       options.allow_insecure_listen = true;
     } else if (take("--plugin-dir", options.plugin_dir)) {

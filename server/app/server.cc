@@ -20,6 +20,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
+#include "server/observability/metrics.h"
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
 #include "server/store/sqlite_store.h"
@@ -55,6 +56,9 @@ struct Server::Impl {
   // First, so that it is released last, after the store is closed.
   std::unique_ptr<store::DataDirLock> data_dir_lock;
   ServerOptions options;
+  // Before everything that counts in it, so that it goes last.
+  std::unique_ptr<observability::Metrics> metrics;
+  int metrics_port = 0;
   std::string admin_token_path;
   std::unique_ptr<store::SqliteStore> store;
   std::unique_ptr<crypto::SecretBox> secrets;
@@ -85,6 +89,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.options = std::move(options);
   const ServerOptions& o = s.options;
   EXPORTD_RETURN_IF_ERROR(CheckListenSecurity(o));
+  s.metrics = std::make_unique<observability::Metrics>(EXPORTD_VERSION, sdk::kAbiVersion);
   if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
     TlsFiles files;
     files.cert_file = o.tls_cert_file;
@@ -128,6 +133,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!o.plugin_dir.empty()) {
     EXPORTD_RETURN_IF_ERROR(destinations::LoadPluginDirectory(o.plugin_dir, *s.registry));
   }
+  s.metrics->Plugins(static_cast<std::int64_t>(s.registry->List().size()),
+                     static_cast<std::int64_t>(s.registry->refused().size()));
 
   engine::EngineOptions engine_options;
   engine_options.workers = o.run_workers;
@@ -138,6 +145,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   // The data directory is locked: no other exportd shares this store, so
   // the leases in it are a previous process's and its runs resume at once.
   engine_options.only_replica = true;
+  engine_options.metrics = s.metrics.get();
   if (!o.system_refresh.empty()) {
     auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
     if (!refresh.ok()) {
@@ -157,6 +165,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.secrets = s.secrets.get();
   deps.authenticator = s.authenticator.get();
   deps.registry = s.registry.get();
+  deps.metrics = s.metrics.get();
   s.connections = std::make_unique<ConnectionService>(deps);
   s.segments = std::make_unique<SegmentService>(
       deps, UploadLimits{o.upload_idle_timeout, o.upload_max_duration});
@@ -184,10 +193,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot listen on --listen '", o.listen,
         "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
   }
+  if (!o.metrics_listen.empty()) {
+    EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 int Server::port() const { return impl_->port; }
+
+int Server::metrics_port() const { return impl_->metrics_port; }
 
 const std::string& Server::admin_token_path() const { return impl_->admin_token_path; }
 
@@ -201,6 +215,11 @@ std::string Server::Describe() const {
       "exportd listening on ", host, ":", impl_->port, "\n", "data directory: ",
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
+  if (impl_->metrics_port != 0) {
+    const std::string& m = impl_->options.metrics_listen;
+    absl::StrAppend(&text, "\nmetrics: http://", m.substr(0, m.rfind(':')), ":",
+                    impl_->metrics_port, "/metrics");
+  }
   const ServerTls* tls = impl_->tls.get();
   if (tls != nullptr) {
     absl::StrAppend(&text, "\nTLS: certificate ", tls->files().cert_file,

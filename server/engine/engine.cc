@@ -1,5 +1,6 @@
 #include "server/engine/engine.h"
 
+#include <chrono>
 #include <iostream>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "server/engine/retry.h"
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
+#include "server/engine/metered_connection.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/sync/segment_sync.h"
 
@@ -73,7 +75,9 @@ class Engine::Context final : public sdk::RunContext {
 // Applies progress to the live run and commits batches with its checkpoint.
 class Engine::Tracker final : public sync::RunTracker {
  public:
-  Tracker(Engine* engine, LiveRun* live) : engine_(engine), live_(live) {}
+  // `destination` (the destination type) labels the record counts.
+  Tracker(Engine* engine, LiveRun* live, std::string destination)
+      : engine_(engine), live_(live), destination_(std::move(destination)) {}
 
   void Update(int index, const std::function<void(v1::SegmentProgress&)>& fn) override {
     absl::MutexLock lock(&live_->mu);
@@ -83,17 +87,26 @@ class Engine::Tracker final : public sync::RunTracker {
 
   absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                       store::BatchCommit& commit) override {
+    v1::SegmentProgress before, after;
     {
       absl::MutexLock lock(&live_->mu);
+      before = live_->run.segments(index);
       fn(*live_->run.mutable_segments(index));
       Estimate();
       commit.checkpoint = live_->run;
       commit.lease = live_->keeper->lease();
+      const auto start = std::chrono::steady_clock::now();
       absl::Status committed = engine_->store_->CommitBatch(commit);
+      if (engine_->options_.metrics != nullptr) {
+        engine_->options_.metrics->StoreOperation(
+            "commit_batch", absl::FromChrono(std::chrono::steady_clock::now() - start));
+      }
       // Refused for a lost lease: the run is another replica's now.
       live_->keeper->NoteIfLost(committed);
       EXPORTD_RETURN_IF_ERROR(committed);
+      after = live_->run.segments(index);
     }
+    CountRecords(commit.checkpoint.export_name(), before, after);
     std::function<bool(const std::string&)> hook;
     {
       absl::MutexLock lock(&engine_->mu_);
@@ -107,9 +120,25 @@ class Engine::Tracker final : public sync::RunTracker {
   void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
     live_->progress.Estimate(live_->run, engine_->options_.clock->Now());
   }
+  // What one committed batch added to the segment's counts.
+  void CountRecords(const std::string& export_name, const v1::SegmentProgress& before,
+                    const v1::SegmentProgress& after) {
+    observability::Metrics* m = engine_->options_.metrics;
+    if (m == nullptr) return;
+    using observability::RecordOutcome;
+    m->Records(export_name, destination_, RecordOutcome::kDelivered,
+               (after.added() + after.updated()) - (before.added() + before.updated()));
+    m->Records(export_name, destination_, RecordOutcome::kRejected,
+               after.rejected() - before.rejected());
+    m->Records(export_name, destination_, RecordOutcome::kRetryable,
+               after.retryable() - before.retryable());
+    m->Records(export_name, destination_, RecordOutcome::kRemoved,
+               after.removed() - before.removed());
+  }
 
   Engine* engine_;
   LiveRun* live_;
+  const std::string destination_;
 };
 
 namespace {
@@ -413,7 +442,24 @@ void Engine::SchedulerLoop() {
       if (stopping_) return;
     }
     scheduler_.Tick(options_.clock->Now());
+    MeasureQueue();
   }
+}
+
+void Engine::MeasureQueue() {
+  if (options_.metrics == nullptr) return;
+  auto unfinished = store_->ListUnfinishedRuns();
+  if (!unfinished.ok()) return;
+  std::int64_t queued = 0;
+  absl::Time oldest = absl::InfiniteFuture();
+  for (const v1::Run& run : *unfinished) {
+    if (run.state() != v1::RUN_STATE_QUEUED) continue;
+    ++queued;
+    oldest = std::min(oldest, absl::FromUnixMicros(run.created_at_micros()));
+  }
+  const absl::Time now = options_.clock->Now();
+  options_.metrics->Queue(queued, queued == 0 ? absl::ZeroDuration()
+                                              : std::max(absl::ZeroDuration(), now - oldest));
 }
 
 absl::Status Engine::Persist(LiveRun& live) {
@@ -443,6 +489,13 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     if (IsFinal(state)) {
       live.run.set_finished_at_micros(options_.clock->NowMicros());
       live.run.set_eta_seconds(0);
+      if (options_.metrics != nullptr) {
+        const std::int64_t started = live.run.started_at_micros();
+        options_.metrics->RunFinished(
+            live.run.export_name(), RunStateLabel(state),
+            started == 0 ? absl::ZeroDuration()
+                         : absl::Microseconds(live.run.finished_at_micros() - started));
+      }
     }
     id = live.run.id();
   }
@@ -554,6 +607,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     }
     live->run.set_message("");
     live->run.set_next_attempt_at_micros(0);
+    if (options_.metrics != nullptr) options_.metrics->RunStarted(live->run.export_name());
     // A resumed attempt recounts what is left; what was done stays counted.
     for (auto& p : *live->run.mutable_segments()) {
       p.set_to_add(p.added());
@@ -639,9 +693,9 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     run = live.run;
   }
   Context ctx(this, &live, run.id());
-  Tracker tracker(this, &live);
   EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                            store_->GetConnection(e.connection_id()));
+  Tracker tracker(this, &live, stored.connection.destination_type());
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
@@ -654,6 +708,9 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
+    connection = MeterConnection(std::move(connection), options_.metrics,
+                                 stored.connection.destination_type(),
+                                 stored.connection.display_name(), budget);
     const double rate = budget->current().requests_per_second;
     if (rate > 0 && (speed.requests_per_second == 0 || rate < speed.requests_per_second)) {
       ctx.Log(sdk::LogLevel::kInfo,
