@@ -4,7 +4,6 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <filesystem>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,7 @@
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
 #include "server/api/tls_credentials.h"
+#include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
@@ -107,7 +107,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     }
   }
   EXPORTD_ASSIGN_OR_RETURN(std::string warning, store::PrepareDataDir(o.data_dir));
-  if (!warning.empty()) std::cerr << "exportd: warning: " << warning << std::endl;
+  if (!warning.empty()) Log(LogLevel::kWarning, {"server"}, absl::StrCat("warning: ", warning));
   // Before anything in the directory is opened: two exportd on one store
   // would run the same schedules twice.
   EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
@@ -251,17 +251,19 @@ absl::Status Server::ReloadCertificates() {
     absl::Status status = absl::FailedPreconditionError(
         "exportd serves without TLS, so there is no certificate to reload; start it with "
         "--tls-cert FILE --tls-key FILE");
-    std::cerr << "exportd: " << status.message() << std::endl;
+    Log(LogLevel::kError, {"server"}, status.message());
     return status;
   }
   absl::Status status = impl_->tls->Reload();
   if (status.ok()) {
-    std::cerr << "exportd: reloaded TLS certificate " << impl_->tls->files().cert_file << std::endl;
+    Log(LogLevel::kInfo, {"server"},
+        absl::StrCat("reloaded TLS certificate ", impl_->tls->files().cert_file));
   } else {
     status = absl::Status(
         status.code(),
         absl::StrCat(status.message(), "; exportd keeps serving the previous certificate"));
-    std::cerr << "exportd: cannot reload TLS certificate: " << status.message() << std::endl;
+    Log(LogLevel::kError, {"server"},
+        absl::StrCat("cannot reload TLS certificate: ", status.message()));
   }
   return status;
 }

@@ -1,7 +1,6 @@
 #include "server/engine/engine.h"
 
 #include <chrono>
-#include <iostream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +8,7 @@
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
 #include "server/common/ids.h"
+#include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/common/run_states.h"
@@ -38,8 +38,17 @@ struct Engine::LiveRun {
 // The plugin's view of a run: cancellation, sleeping, logging.
 class Engine::Context final : public sdk::RunContext {
  public:
-  Context(Engine* engine, LiveRun* live, std::string run_id)
-      : engine_(engine), live_(live), run_id_(std::move(run_id)) {}
+  Context(Engine* engine, LiveRun* live, std::string run_id, std::string export_name)
+      : engine_(engine), live_(live) {
+    fields_.component = "engine";
+    fields_.run_id = std::move(run_id);
+    fields_.export_name = std::move(export_name);
+  }
+  // The segment being synced, for the log lines (between segments only).
+  void set_segment(std::string segment) {
+    absl::MutexLock lock(&mu_);
+    fields_.segment = std::move(segment);
+  }
   bool cancelled() const override {
     return live_->cancel_asked() || live_->crashed || live_->keeper->lost() ||
            engine_->shutting_down_;
@@ -59,17 +68,31 @@ class Engine::Context final : public sdk::RunContext {
   // Thread-safe, as the SDK requires: one write per line, so lines from
   // parallel batches do not interleave. The plugin's text is escaped: it often
   // quotes the destination, whose "\n" must not start a line of its own.
-  void Log(sdk::LogLevel, std::string_view message) override {
-    std::string line =
-        absl::StrCat("exportd: run ", run_id_, ": ",
-                     EscapeForTerminal(absl::string_view(message.data(), message.size())), "\n");
-    std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  void Log(sdk::LogLevel level, std::string_view message) override {
+    LogFields fields;
+    {
+      absl::MutexLock lock(&mu_);
+      fields = fields_;
+    }
+    exportd::Log(ToLogLevel(level), fields,
+                 EscapeForTerminal(absl::string_view(message.data(), message.size())));
   }
 
  private:
+  static LogLevel ToLogLevel(sdk::LogLevel level) {
+    switch (level) {
+      case sdk::LogLevel::kDebug: return LogLevel::kDebug;
+      case sdk::LogLevel::kInfo: return LogLevel::kInfo;
+      case sdk::LogLevel::kWarning: return LogLevel::kWarning;
+      case sdk::LogLevel::kError: return LogLevel::kError;
+    }
+    return LogLevel::kInfo;
+  }
+
   Engine* engine_;
   LiveRun* live_;
-  std::string run_id_;
+  absl::Mutex mu_;
+  LogFields fields_ ABSL_GUARDED_BY(mu_);
 };
 
 // Applies progress to the live run and commits batches with its checkpoint.
@@ -157,8 +180,9 @@ destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
         store->PutConnectionRate(id, {rate.requests_per_second, rate.records_per_second,
                                       NowMicros()});  // When it was learned: wall time.
     if (!saved.ok()) {
-      std::cerr << "exportd: connection " << id << ": cannot keep its learned rate: "
-                << EscapeForTerminal(saved.ToString()) << "\n";
+      Log(LogLevel::kWarning, {"engine"},
+          absl::StrCat("connection ", id, ": cannot keep its learned rate: ",
+                       EscapeForTerminal(saved.ToString())));
     }
   };
   return hooks;
@@ -419,8 +443,9 @@ void Engine::WorkerLoop() {
     absl::StatusOr<std::optional<store::ClaimedRun>> claimed =
         queue_.Claim([this](const std::string& export_id) { return MustWait(export_id); });
     if (!claimed.ok()) {
-      std::cerr << "exportd: cannot claim the next run: "
-                << EscapeForTerminal(claimed.status().ToString()) << "\n";
+      Log(LogLevel::kError, {"engine"},
+          absl::StrCat("cannot claim the next run: ",
+                       EscapeForTerminal(claimed.status().ToString())));
       continue;
     }
     if (!claimed->has_value()) continue;
@@ -479,7 +504,8 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     absl::MutexLock lock(&live.mu);
     absl::Status allowed = CheckTransition(live.run.state(), state);
     if (!allowed.ok()) {
-      std::cerr << "exportd: run " << live.run.id() << ": " << allowed << "\n";
+      Log(LogLevel::kError, {"engine", live.run.id(), live.run.export_name()},
+          allowed.ToString());
       return;
     }
     live.run.set_state(state);
@@ -501,7 +527,7 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
   }
   absl::Status persisted = Persist(live);
   if (!persisted.ok()) {
-    std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(persisted.ToString()) << "\n";
+    Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(persisted.ToString()));
   }
 }
 
@@ -527,14 +553,14 @@ void Engine::Execute(store::ClaimedRun claimed) {
   live->keeper->Stop();
   if (live->keeper->lost()) {
     // Another replica took the run over: it is theirs to change, not ours.
-    std::cerr << "exportd: run " << id << ": this replica ('" << queue_.replica_id()
-              << "') lost its lease and stopped the run; the replica that holds it now "
-                 "continues it\n";
+    Log(LogLevel::kWarning, {"engine", id},
+        absl::StrCat("this replica ('", queue_.replica_id(),
+                     "') lost its lease and stopped the run; the replica that holds it now "
+                     "continues it"));
   } else if (!live->crashed) {
     absl::Status released = store_->ReleaseLease(live->keeper->lease());
     if (!released.ok()) {
-      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(released.ToString())
-                << "\n";
+      Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(released.ToString()));
     }
   }
   bool cancel_after;
@@ -548,8 +574,7 @@ void Engine::Execute(store::ClaimedRun claimed) {
     // FAILED_RETRYING): it waits unclaimed in the queue now.
     auto canceled = queue_.Cancel(id, "canceled; what was delivered stays delivered");
     if (!canceled.ok() && !absl::IsFailedPrecondition(canceled.status())) {
-      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(canceled.status().ToString())
-                << "\n";
+      Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(canceled.status().ToString()));
     }
   }
   // A follow-up of the same export, or a retry, may be startable now.
@@ -692,7 +717,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     absl::MutexLock lock(&live.mu);
     run = live.run;
   }
-  Context ctx(this, &live, run.id());
+  Context ctx(this, &live, run.id(), e.name());
   EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                            store_->GetConnection(e.connection_id()));
   Tracker tracker(this, &live, stored.connection.destination_type());
@@ -746,6 +771,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
           "export '", e.name(), "': segment '", run.segments(i).segment_name(),
           "' no longer exists; update the export's segments"));
     }
+    ctx.set_segment(segment->name());
     tracker.Update(i, [&](v1::SegmentProgress& p) {
       p.set_segment_name(segment->name());
       p.set_total_members(segment->member_count());

@@ -6,11 +6,14 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/clock.h"
+#include "server/common/log.h"
 #include "server/crypto/secret_map.h"
 #include "server/common/run_states.h"
 #include "server/engine/lease.h"
@@ -363,6 +366,29 @@ TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
 
 // The run's message, built from a destination's error, is one line without
 // control characters, live and as stored.
+// --log-format json: one object per line, with the run, export and segment.
+TEST_F(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
+  Upload(1, 3);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->log_line = "slow \"answer\"\nnext";
+  }
+  StartEngine();
+  SetLogFormat(LogFormat::kJson);
+  ::testing::internal::CaptureStderr();
+  v1::Run run = RunToEnd();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  SetLogFormat(LogFormat::kText);
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_THAT(log, HasSubstr("\"level\":\"warning\",\"component\":\"engine\",\"run_id\":\"" +
+                             run.id() + "\",\"export\":\"vip\",\"segment\":\"VIP\","
+                             "\"message\":\"slow \\\"answer\\\"\\\\nnext\"}\n"));
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(absl::StartsWith(line, "{\"time\":\"") && absl::EndsWith(line, "}")) << line;
+  }
+  EXPECT_THAT(log, Not(HasSubstr("t0ken")));
+}
+
 TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
   Upload(1, 3);
   {
