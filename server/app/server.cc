@@ -50,6 +50,13 @@ absl::Status CheckListenSecurity(const ServerOptions& o) {
   return absl::OkStatus();
 }
 
+// The full names of the services exportd serves, as the health service reports them.
+std::vector<const char*> ServiceNames() {
+  return {v1::ConnectionService::service_full_name(), v1::SegmentService::service_full_name(),
+          v1::ExportService::service_full_name(),     v1::DestinationService::service_full_name(),
+          v1::AuditService::service_full_name(),      v1::RunService::service_full_name()};
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -193,6 +200,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot listen on --listen '", o.listen,
         "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
   }
+  // Each service by name, and "" for exportd as a whole (grpc.health.v1).
+  grpc::HealthCheckServiceInterface* health = s.grpc_server->GetHealthCheckService();
+  if (health != nullptr) {
+    for (const char* name : ServiceNames()) health->SetServingStatus(name, true);
+    health->SetServingStatus("", true);
+  }
   if (!o.metrics_listen.empty()) {
     EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
   }
@@ -273,6 +286,10 @@ void Server::Shutdown() {
     absl::MutexLock lock(&impl_->mu);
     if (impl_->shut_down) return;
     impl_->shut_down = true;
+  }
+  // Health watchers learn first that exportd is going away.
+  if (grpc::HealthCheckServiceInterface* health = impl_->grpc_server->GetHealthCheckService()) {
+    health->SetServingStatus(false);
   }
   // The server first (its calls use the engine), then the engine.
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
