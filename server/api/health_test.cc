@@ -12,6 +12,7 @@ namespace exportd::api {
 namespace {
 
 constexpr int kServing = 1;
+constexpr int kNotServing = 2;
 
 class HealthTest : public ApiTest {
  protected:
@@ -59,6 +60,17 @@ TEST_F(HealthTest, EachServiceAndExportdAsAWholeAreServing) {
     EXPECT_EQ(*status, kServing) << "'" << name << "'";
   }
   EXPECT_EQ(Check("exportd.v1.NoSuchService").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(HealthTest, ARefusedPluginLeavesTheDestinationsAndExportdNotServing) {
+  StopServer();
+  const std::string plugins = dir_ + "/plugins";
+  std::filesystem::create_directories(plugins);
+  std::ofstream(plugins + "/libbroken.so") << "not a shared library";
+  StartServer([&](ServerOptions& o) { o.plugin_dir = plugins; });
+  EXPECT_EQ(*Check(""), kNotServing);
+  EXPECT_EQ(*Check("exportd.v1.DestinationService"), kNotServing);
+  EXPECT_EQ(*Check("exportd.v1.RunService"), kServing) << "what works keeps serving";
 }
 
 TEST_F(HealthTest, MetricsListenServesTheServersMetrics) {

@@ -200,11 +200,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot listen on --listen '", o.listen,
         "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
   }
-  // Each service by name, and "" for exportd as a whole (grpc.health.v1).
+  // Each service by name, and "" for exportd as a whole (grpc.health.v1). A
+  // plugin library that was refused leaves the destinations (and so exportd)
+  // NOT_SERVING until it is fixed and exportd restarted: exports to it would fail.
   grpc::HealthCheckServiceInterface* health = s.grpc_server->GetHealthCheckService();
   if (health != nullptr) {
-    for (const char* name : ServiceNames()) health->SetServingStatus(name, true);
-    health->SetServingStatus("", true);
+    const bool plugins_loaded = s.registry->refused().empty();
+    for (const char* name : ServiceNames()) {
+      health->SetServingStatus(
+          name, plugins_loaded || std::string(name) != v1::DestinationService::service_full_name());
+    }
+    health->SetServingStatus("", plugins_loaded);
   }
   if (!o.metrics_listen.empty()) {
     EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
