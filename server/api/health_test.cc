@@ -81,6 +81,12 @@ TEST_F(HealthTest, MetricsListenServesTheServersMetrics) {
   EXPECT_THAT(server_->Describe(),
               ::testing::HasSubstr("metrics: http://127.0.0.1:" +
                                    std::to_string(server_->metrics_port()) + "/metrics"));
+  // Committed uploads count; one refused for a bad row does not.
+  v1::Segment segment;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "FirstName"}, &segment).ok());
+  v1::UploadMembersResponse resp;
+  ASSERT_TRUE(Upload("VIP", 25, &resp).ok());
+  ASSERT_FALSE(Upload("VIP", 10, &resp, /*bad_row=*/3).ok());
   auto body = observability::testing::HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_TRUE(body.ok()) << body.status();
   auto e = observability::testing::ParseExposition(*body);
@@ -88,6 +94,8 @@ TEST_F(HealthTest, MetricsListenServesTheServersMetrics) {
   EXPECT_TRUE(e->Has("exportd_build_info"));
   EXPECT_EQ(e->Value("exportd_plugins_loaded"), 1) << "the fake destination";
   EXPECT_EQ(e->Value("exportd_plugins_refused"), 0);
+  EXPECT_EQ(e->Value("exportd_upload_rows_total"), 25);
+  EXPECT_GT(e->Value("exportd_upload_bytes_total"), 25 * 20) << "at least the emails";
 }
 
 TEST_F(HealthTest, AMetricsAddressInUseFailsTheStart) {
