@@ -2,7 +2,11 @@
 // service by service name, and /metrics with --metrics-listen.
 #include <grpcpp/generic/generic_stub.h>
 
+#include <atomic>
+#include <memory>
+
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/api/api_test_fixture.h"
@@ -71,6 +75,35 @@ TEST_F(HealthTest, ARefusedPluginLeavesTheDestinationsAndExportdNotServing) {
   EXPECT_EQ(*Check(""), kNotServing);
   EXPECT_EQ(*Check("exportd.v1.DestinationService"), kNotServing);
   EXPECT_EQ(*Check("exportd.v1.RunService"), kServing) << "what works keeps serving";
+}
+
+TEST_F(HealthTest, NotServingWhileTheStoreDoesNotAnswer) {
+  StopServer();
+  auto store_down = std::make_shared<std::atomic<bool>>(false);
+  StartServer([store_down](ServerOptions& o) {
+    o.health_probe_every = absl::Milliseconds(10);
+    o.probe_store_for_testing = [store_down] {
+      return *store_down ? absl::UnavailableError("disk I/O error") : absl::OkStatus();
+    };
+  });
+  ASSERT_EQ(*Check(""), kServing);
+  // Polled with a deadline: the probe runs on its own thread.
+  auto wait_for = [&](const std::string& name, int want) {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    absl::StatusOr<int> got;
+    do {
+      got = Check(name);
+      if (got.ok() && *got == want) return true;
+      absl::SleepFor(absl::Milliseconds(5));
+    } while (absl::Now() < deadline);
+    return false;
+  };
+  *store_down = true;
+  EXPECT_TRUE(wait_for("", kNotServing));
+  EXPECT_TRUE(wait_for("exportd.v1.RunService", kNotServing));
+  *store_down = false;
+  EXPECT_TRUE(wait_for("", kServing));
+  EXPECT_TRUE(wait_for("exportd.v1.RunService", kServing));
 }
 
 TEST_F(HealthTest, MetricsListenServesTheServersMetrics) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/connection_service.h"
+#include "server/app/health.h"
 #include "server/api/destination_service.h"
 #include "server/api/export_service.h"
 #include "server/api/master_key.h"
@@ -81,6 +82,8 @@ struct Server::Impl {
   // Before grpc_server: gRPC asks it for the certificate until the server is gone.
   std::unique_ptr<ServerTls> tls;
   std::unique_ptr<grpc::Server> grpc_server;
+  // After grpc_server: it reports to the server's health service.
+  std::unique_ptr<HealthReporter> health;
   int port = 0;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -200,18 +203,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot listen on --listen '", o.listen,
         "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
   }
-  // Each service by name, and "" for exportd as a whole (grpc.health.v1). A
-  // plugin library that was refused leaves the destinations (and so exportd)
-  // NOT_SERVING until it is fixed and exportd restarted: exports to it would fail.
-  grpc::HealthCheckServiceInterface* health = s.grpc_server->GetHealthCheckService();
-  if (health != nullptr) {
-    const bool plugins_loaded = s.registry->refused().empty();
-    for (const char* name : ServiceNames()) {
-      health->SetServingStatus(
-          name, plugins_loaded || std::string(name) != v1::DestinationService::service_full_name());
-    }
-    health->SetServingStatus("", plugins_loaded);
-  }
+  // A plugin library that was refused leaves the destinations (and so
+  // exportd) NOT_SERVING until it is fixed and exportd restarted.
+  HealthOptions health;
+  for (const char* name : ServiceNames()) health.services.push_back(name);
+  health.destination_service = v1::DestinationService::service_full_name();
+  health.plugins_loaded = s.registry->refused().empty();
+  store::Store* probed = s.store.get();
+  health.probe_store = o.probe_store_for_testing
+                           ? o.probe_store_for_testing
+                           : std::function<absl::Status()>([probed] {
+                               auto read = probed->GetMeta("health_probe");
+                               return read.ok() || absl::IsNotFound(read.status())
+                                          ? absl::OkStatus()
+                                          : read.status();
+                             });
+  health.probe_every = o.health_probe_every;
+  s.health = std::make_unique<HealthReporter>(s.grpc_server->GetHealthCheckService(),
+                                              std::move(health));
+  s.health->Start();
   if (!o.metrics_listen.empty()) {
     EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
   }
@@ -294,9 +304,7 @@ void Server::Shutdown() {
     impl_->shut_down = true;
   }
   // Health watchers learn first that exportd is going away.
-  if (grpc::HealthCheckServiceInterface* health = impl_->grpc_server->GetHealthCheckService()) {
-    health->SetServingStatus(false);
-  }
+  if (impl_->health != nullptr) impl_->health->Stop();
   // The server first (its calls use the engine), then the engine.
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   impl_->engine->Shutdown();

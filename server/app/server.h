@@ -12,6 +12,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,10 @@ struct ServerOptions {
   // Serve Prometheus metrics at http://HOST:PORT/metrics (--metrics-listen;
   // port 0 picks one). Empty: metrics are counted but not served.
   std::string metrics_listen;
+  // How often the health service checks that the store answers, and (tests)
+  // what it calls instead of reading the store.
+  absl::Duration health_probe_every = absl::Seconds(5);
+  std::function<absl::Status()> probe_store_for_testing;
 };
 
 class Server {
