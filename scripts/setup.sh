@@ -9,7 +9,7 @@ packages="
   build-essential cmake ninja-build pkg-config git ca-certificates tzdata procps curl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libboost-dev libboost-filesystem-dev
-  libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl nlohmann-json3-dev
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl nlohmann-json3-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
 "

@@ -22,6 +22,7 @@
 #include "server/auth/auth.h"
 #include "server/crypto/secret_box.h"
 #include "server/destinations/registry.h"
+#include "server/observability/metrics.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -37,6 +38,8 @@ struct ServiceDeps {
   const auth::Authenticator* authenticator = nullptr;
   destinations::DestinationRegistry* registry = nullptr;
   engine::Engine* engine = nullptr;
+  // Where uploads are counted; null: nowhere.
+  observability::Metrics* metrics = nullptr;
 };
 
 enum class Audit { kNo, kYes };

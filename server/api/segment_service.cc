@@ -142,6 +142,7 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     auto segment = writer_->Commit();
     if (!segment.ok()) return segment.status();
+    if (deps_.metrics != nullptr) deps_.metrics->Upload(rows_, bytes_);
     v1::UploadMembersResponse response;
     *response.mutable_segment() = *segment;
     response.set_rows_received(rows_);
@@ -271,6 +272,7 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return absl::InternalError("could not read the upload message; send it again");
     }
     request_.Clear();
+    bytes_ += static_cast<std::int64_t>(slice.size());
     absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
     absl::Status fast;
     if (std::optional<absl::string_view> chunk = store::ChunkOfUploadRequest(bytes)) {
@@ -431,6 +433,8 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // The profile ids seen so far (by hash).
   UploadedIds ids_;
   std::int64_t rows_ = 0;
+  // Bytes of the messages received, as they arrived.
+  std::int64_t bytes_ = 0;
   std::int64_t messages_ = 0;
   bool trailer_seen_ = false;
 };

@@ -8,9 +8,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/app/server.h"
+#include "server/common/log.h"
 #include "server/destinations/plugin_loader.h"
 
 namespace {
@@ -48,6 +51,11 @@ Usage: exportd [flags]
   --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
   --upload-max-duration D   abort an upload that lasts longer than D (default 1h); durations
                             are written like 90s, 5m, 1h30m
+  --metrics-listen HOST:PORT
+                            serve Prometheus metrics at http://HOST:PORT/metrics (port 0
+                            picks one; docs/metrics.md lists them); off by default
+  --log-format text|json    log lines as text (default) or as one JSON object per line
+                            (time, level, component, run_id, export, segment, message)
   --version                 print the version and the plugin ABI version
   --help                    this text
 )";
@@ -57,6 +65,7 @@ Usage: exportd [flags]
 int main(int argc, char** argv) {
   exportd::app::ServerOptions options;
   bool plugin_dir_set = false;
+  bool json_log = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -85,7 +94,8 @@ int main(int argc, char** argv) {
                take("--system-refresh", options.system_refresh) ||
                take("--tls-cert", options.tls_cert_file) ||
                take("--tls-key", options.tls_key_file) ||
-               take("--tls-client-ca", options.tls_client_ca_file)) {
+               take("--tls-client-ca", options.tls_client_ca_file) ||
+               take("--metrics-listen", options.metrics_listen)) {
     } else if (arg == "--allow-insecure-listen") {
       options.allow_insecure_listen = true;
     } else if (take("--plugin-dir", options.plugin_dir)) {
@@ -119,6 +129,14 @@ int main(int argc, char** argv) {
         std::cerr << "exportd: --replica-id must not be empty; leave it out for host:pid\n";
         return 2;
       }
+    } else if (take("--log-format", value)) {
+      absl::StatusOr<exportd::LogFormat> format = exportd::ParseLogFormat(value);
+      if (!format.ok()) {
+        std::cerr << "exportd: " << format.status().message() << "\n";
+        return 2;
+      }
+      exportd::SetLogFormat(*format);
+      json_log = *format == exportd::LogFormat::kJson;
     } else if (take("--run-workers", value)) {
       options.run_workers = std::atoi(value.c_str());
       if (options.run_workers < 1) {
@@ -141,11 +159,18 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = exportd::app::Server::Start(std::move(options));
+  const exportd::LogFields fields{"server"};
   if (!server.ok()) {
-    std::cerr << "exportd: " << server.status().message() << "\n";
+    exportd::Log(exportd::LogLevel::kError, fields, server.status().message());
     return 1;
   }
-  std::cerr << (*server)->Describe() << std::endl;
+  if (json_log) {
+    for (absl::string_view line : absl::StrSplit((*server)->Describe(), '\n')) {
+      exportd::Log(exportd::LogLevel::kInfo, fields, line);
+    }
+  } else {
+    std::cerr << (*server)->Describe() << std::endl;
+  }
   std::thread waiter([&] {
     int signal = 0;
     // SIGHUP re-reads the TLS certificate (ReloadCertificates logs how it went);
@@ -153,7 +178,8 @@ int main(int argc, char** argv) {
     while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
       (*server)->ReloadCertificates().IgnoreError();
     }
-    std::cerr << "exportd: " << strsignal(signal) << ", shutting down" << std::endl;
+    exportd::Log(exportd::LogLevel::kInfo, fields,
+                 absl::StrCat(strsignal(signal), ", shutting down"));
     (*server)->Shutdown();
   });
   (*server)->Wait();

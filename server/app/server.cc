@@ -4,22 +4,24 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <filesystem>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/connection_service.h"
+#include "server/app/health.h"
 #include "server/api/destination_service.h"
 #include "server/api/export_service.h"
 #include "server/api/master_key.h"
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
 #include "server/api/tls_credentials.h"
+#include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
+#include "server/observability/metrics.h"
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
 #include "server/store/sqlite_store.h"
@@ -49,12 +51,22 @@ absl::Status CheckListenSecurity(const ServerOptions& o) {
   return absl::OkStatus();
 }
 
+// The full names of the services exportd serves, as the health service reports them.
+std::vector<const char*> ServiceNames() {
+  return {v1::ConnectionService::service_full_name(), v1::SegmentService::service_full_name(),
+          v1::ExportService::service_full_name(),     v1::DestinationService::service_full_name(),
+          v1::AuditService::service_full_name(),      v1::RunService::service_full_name()};
+}
+
 }  // namespace
 
 struct Server::Impl {
   // First, so that it is released last, after the store is closed.
   std::unique_ptr<store::DataDirLock> data_dir_lock;
   ServerOptions options;
+  // Before everything that counts in it, so that it goes last.
+  std::unique_ptr<observability::Metrics> metrics;
+  int metrics_port = 0;
   std::string admin_token_path;
   std::unique_ptr<store::SqliteStore> store;
   std::unique_ptr<crypto::SecretBox> secrets;
@@ -70,6 +82,8 @@ struct Server::Impl {
   // Before grpc_server: gRPC asks it for the certificate until the server is gone.
   std::unique_ptr<ServerTls> tls;
   std::unique_ptr<grpc::Server> grpc_server;
+  // After grpc_server: it reports to the server's health service.
+  std::unique_ptr<HealthReporter> health;
   int port = 0;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -85,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.options = std::move(options);
   const ServerOptions& o = s.options;
   EXPORTD_RETURN_IF_ERROR(CheckListenSecurity(o));
+  s.metrics = std::make_unique<observability::Metrics>(EXPORTD_VERSION, sdk::kAbiVersion);
   if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
     TlsFiles files;
     files.cert_file = o.tls_cert_file;
@@ -102,7 +117,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     }
   }
   EXPORTD_ASSIGN_OR_RETURN(std::string warning, store::PrepareDataDir(o.data_dir));
-  if (!warning.empty()) std::cerr << "exportd: warning: " << warning << std::endl;
+  if (!warning.empty()) Log(LogLevel::kWarning, {"server"}, absl::StrCat("warning: ", warning));
   // Before anything in the directory is opened: two exportd on one store
   // would run the same schedules twice.
   EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
@@ -128,6 +143,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!o.plugin_dir.empty()) {
     EXPORTD_RETURN_IF_ERROR(destinations::LoadPluginDirectory(o.plugin_dir, *s.registry));
   }
+  s.metrics->Plugins(static_cast<std::int64_t>(s.registry->List().size()),
+                     static_cast<std::int64_t>(s.registry->refused().size()));
 
   engine::EngineOptions engine_options;
   engine_options.workers = o.run_workers;
@@ -138,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   // The data directory is locked: no other exportd shares this store, so
   // the leases in it are a previous process's and its runs resume at once.
   engine_options.only_replica = true;
+  engine_options.metrics = s.metrics.get();
   if (!o.system_refresh.empty()) {
     auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
     if (!refresh.ok()) {
@@ -157,6 +175,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.secrets = s.secrets.get();
   deps.authenticator = s.authenticator.get();
   deps.registry = s.registry.get();
+  deps.metrics = s.metrics.get();
   s.connections = std::make_unique<ConnectionService>(deps);
   s.segments = std::make_unique<SegmentService>(
       deps, UploadLimits{o.upload_idle_timeout, o.upload_max_duration});
@@ -184,10 +203,34 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot listen on --listen '", o.listen,
         "': the address is in use or invalid; use HOST:PORT, e.g. 127.0.0.1:50051"));
   }
+  // A plugin library that was refused leaves the destinations (and so
+  // exportd) NOT_SERVING until it is fixed and exportd restarted.
+  HealthOptions health;
+  for (const char* name : ServiceNames()) health.services.push_back(name);
+  health.destination_service = v1::DestinationService::service_full_name();
+  health.plugins_loaded = s.registry->refused().empty();
+  store::Store* probed = s.store.get();
+  health.probe_store = o.probe_store_for_testing
+                           ? o.probe_store_for_testing
+                           : std::function<absl::Status()>([probed] {
+                               auto read = probed->GetMeta("health_probe");
+                               return read.ok() || absl::IsNotFound(read.status())
+                                          ? absl::OkStatus()
+                                          : read.status();
+                             });
+  health.probe_every = o.health_probe_every;
+  s.health = std::make_unique<HealthReporter>(s.grpc_server->GetHealthCheckService(),
+                                              std::move(health));
+  s.health->Start();
+  if (!o.metrics_listen.empty()) {
+    EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 int Server::port() const { return impl_->port; }
+
+int Server::metrics_port() const { return impl_->metrics_port; }
 
 const std::string& Server::admin_token_path() const { return impl_->admin_token_path; }
 
@@ -201,6 +244,11 @@ std::string Server::Describe() const {
       "exportd listening on ", host, ":", impl_->port, "\n", "data directory: ",
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
+  if (impl_->metrics_port != 0) {
+    const std::string& m = impl_->options.metrics_listen;
+    absl::StrAppend(&text, "\nmetrics: http://", m.substr(0, m.rfind(':')), ":",
+                    impl_->metrics_port, "/metrics");
+  }
   const ServerTls* tls = impl_->tls.get();
   if (tls != nullptr) {
     absl::StrAppend(&text, "\nTLS: certificate ", tls->files().cert_file,
@@ -232,17 +280,19 @@ absl::Status Server::ReloadCertificates() {
     absl::Status status = absl::FailedPreconditionError(
         "exportd serves without TLS, so there is no certificate to reload; start it with "
         "--tls-cert FILE --tls-key FILE");
-    std::cerr << "exportd: " << status.message() << std::endl;
+    Log(LogLevel::kError, {"server"}, status.message());
     return status;
   }
   absl::Status status = impl_->tls->Reload();
   if (status.ok()) {
-    std::cerr << "exportd: reloaded TLS certificate " << impl_->tls->files().cert_file << std::endl;
+    Log(LogLevel::kInfo, {"server"},
+        absl::StrCat("reloaded TLS certificate ", impl_->tls->files().cert_file));
   } else {
     status = absl::Status(
         status.code(),
         absl::StrCat(status.message(), "; exportd keeps serving the previous certificate"));
-    std::cerr << "exportd: cannot reload TLS certificate: " << status.message() << std::endl;
+    Log(LogLevel::kError, {"server"},
+        absl::StrCat("cannot reload TLS certificate: ", status.message()));
   }
   return status;
 }
@@ -253,6 +303,8 @@ void Server::Shutdown() {
     if (impl_->shut_down) return;
     impl_->shut_down = true;
   }
+  // Health watchers learn first that exportd is going away.
+  if (impl_->health != nullptr) impl_->health->Stop();
   // The server first (its calls use the engine), then the engine.
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   impl_->engine->Shutdown();

@@ -12,6 +12,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,13 @@ struct ServerOptions {
   // Plaintext on an address other than loopback is refused (bearer tokens
   // would cross the network in clear) unless this is set.
   bool allow_insecure_listen = false;
+  // Serve Prometheus metrics at http://HOST:PORT/metrics (--metrics-listen;
+  // port 0 picks one). Empty: metrics are counted but not served.
+  std::string metrics_listen;
+  // How often the health service checks that the store answers, and (tests)
+  // what it calls instead of reading the store.
+  absl::Duration health_probe_every = absl::Seconds(5);
+  std::function<absl::Status()> probe_store_for_testing;
 };
 
 class Server {
@@ -77,6 +85,8 @@ class Server {
   ~Server();
 
   int port() const;
+  // The port /metrics is served on; 0 without --metrics-listen.
+  int metrics_port() const;
   // Where the admin token lives when no tokens file is used; empty otherwise.
   const std::string& admin_token_path() const;
   // A summary for the start-up log: address, TLS, data dir, plugins, and a

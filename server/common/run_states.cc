@@ -1,5 +1,7 @@
 #include "server/common/run_states.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace exportd {
@@ -44,6 +46,13 @@ absl::Status CheckTransition(v1::RunState from, v1::RunState to) {
   return absl::FailedPreconditionError(absl::StrCat("a run cannot go from ",
                                                     v1::RunState_Name(from), " to ",
                                                     v1::RunState_Name(to)));
+}
+
+std::string RunStateLabel(v1::RunState state) {
+  absl::string_view name = v1::RunState_Name(state);
+  absl::string_view prefix = "RUN_STATE_";
+  if (absl::StartsWith(name, prefix)) name.remove_prefix(prefix.size());
+  return absl::AsciiStrToLower(name);
 }
 
 }  // namespace exportd

@@ -10,6 +10,8 @@
 #ifndef EXPORTD_SERVER_COMMON_RUN_STATES_H_
 #define EXPORTD_SERVER_COMMON_RUN_STATES_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "exportd/v1/run.pb.h"
 
@@ -24,6 +26,9 @@ bool CanTransition(v1::RunState from, v1::RunState to);
 bool IsSuccess(v1::RunState state);
 // OK, or FAILED_PRECONDITION naming both states.
 absl::Status CheckTransition(v1::RunState from, v1::RunState to);
+// The state as metrics and logs label it: lower case, without RUN_STATE_
+// ("succeeded_with_rejections").
+std::string RunStateLabel(v1::RunState state);
 
 }  // namespace exportd
 

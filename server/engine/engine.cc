@@ -1,6 +1,6 @@
 #include "server/engine/engine.h"
 
-#include <iostream>
+#include <chrono>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +8,7 @@
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
 #include "server/common/ids.h"
+#include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/common/run_states.h"
@@ -15,6 +16,7 @@
 #include "server/engine/retry.h"
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
+#include "server/engine/metered_connection.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/sync/segment_sync.h"
 
@@ -36,8 +38,17 @@ struct Engine::LiveRun {
 // The plugin's view of a run: cancellation, sleeping, logging.
 class Engine::Context final : public sdk::RunContext {
  public:
-  Context(Engine* engine, LiveRun* live, std::string run_id)
-      : engine_(engine), live_(live), run_id_(std::move(run_id)) {}
+  Context(Engine* engine, LiveRun* live, std::string run_id, std::string export_name)
+      : engine_(engine), live_(live) {
+    fields_.component = "engine";
+    fields_.run_id = std::move(run_id);
+    fields_.export_name = std::move(export_name);
+  }
+  // The segment being synced, for the log lines (between segments only).
+  void set_segment(std::string segment) {
+    absl::MutexLock lock(&mu_);
+    fields_.segment = std::move(segment);
+  }
   bool cancelled() const override {
     return live_->cancel_asked() || live_->crashed || live_->keeper->lost() ||
            engine_->shutting_down_;
@@ -57,23 +68,39 @@ class Engine::Context final : public sdk::RunContext {
   // Thread-safe, as the SDK requires: one write per line, so lines from
   // parallel batches do not interleave. The plugin's text is escaped: it often
   // quotes the destination, whose "\n" must not start a line of its own.
-  void Log(sdk::LogLevel, std::string_view message) override {
-    std::string line =
-        absl::StrCat("exportd: run ", run_id_, ": ",
-                     EscapeForTerminal(absl::string_view(message.data(), message.size())), "\n");
-    std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  void Log(sdk::LogLevel level, std::string_view message) override {
+    LogFields fields;
+    {
+      absl::MutexLock lock(&mu_);
+      fields = fields_;
+    }
+    exportd::Log(ToLogLevel(level), fields,
+                 EscapeForTerminal(absl::string_view(message.data(), message.size())));
   }
 
  private:
+  static LogLevel ToLogLevel(sdk::LogLevel level) {
+    switch (level) {
+      case sdk::LogLevel::kDebug: return LogLevel::kDebug;
+      case sdk::LogLevel::kInfo: return LogLevel::kInfo;
+      case sdk::LogLevel::kWarning: return LogLevel::kWarning;
+      case sdk::LogLevel::kError: return LogLevel::kError;
+    }
+    return LogLevel::kInfo;
+  }
+
   Engine* engine_;
   LiveRun* live_;
-  std::string run_id_;
+  absl::Mutex mu_;
+  LogFields fields_ ABSL_GUARDED_BY(mu_);
 };
 
 // Applies progress to the live run and commits batches with its checkpoint.
 class Engine::Tracker final : public sync::RunTracker {
  public:
-  Tracker(Engine* engine, LiveRun* live) : engine_(engine), live_(live) {}
+  // `destination` (the destination type) labels the record counts.
+  Tracker(Engine* engine, LiveRun* live, std::string destination)
+      : engine_(engine), live_(live), destination_(std::move(destination)) {}
 
   void Update(int index, const std::function<void(v1::SegmentProgress&)>& fn) override {
     absl::MutexLock lock(&live_->mu);
@@ -83,17 +110,26 @@ class Engine::Tracker final : public sync::RunTracker {
 
   absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                       store::BatchCommit& commit) override {
+    v1::SegmentProgress before, after;
     {
       absl::MutexLock lock(&live_->mu);
+      before = live_->run.segments(index);
       fn(*live_->run.mutable_segments(index));
       Estimate();
       commit.checkpoint = live_->run;
       commit.lease = live_->keeper->lease();
+      const auto start = std::chrono::steady_clock::now();
       absl::Status committed = engine_->store_->CommitBatch(commit);
+      if (engine_->options_.metrics != nullptr) {
+        engine_->options_.metrics->StoreOperation(
+            "commit_batch", absl::FromChrono(std::chrono::steady_clock::now() - start));
+      }
       // Refused for a lost lease: the run is another replica's now.
       live_->keeper->NoteIfLost(committed);
       EXPORTD_RETURN_IF_ERROR(committed);
+      after = live_->run.segments(index);
     }
+    CountRecords(commit.checkpoint.export_name(), before, after);
     std::function<bool(const std::string&)> hook;
     {
       absl::MutexLock lock(&engine_->mu_);
@@ -107,9 +143,25 @@ class Engine::Tracker final : public sync::RunTracker {
   void Estimate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_->mu) {
     live_->progress.Estimate(live_->run, engine_->options_.clock->Now());
   }
+  // What one committed batch added to the segment's counts.
+  void CountRecords(const std::string& export_name, const v1::SegmentProgress& before,
+                    const v1::SegmentProgress& after) {
+    observability::Metrics* m = engine_->options_.metrics;
+    if (m == nullptr) return;
+    using observability::RecordOutcome;
+    m->Records(export_name, destination_, RecordOutcome::kDelivered,
+               (after.added() + after.updated()) - (before.added() + before.updated()));
+    m->Records(export_name, destination_, RecordOutcome::kRejected,
+               after.rejected() - before.rejected());
+    m->Records(export_name, destination_, RecordOutcome::kRetryable,
+               after.retryable() - before.retryable());
+    m->Records(export_name, destination_, RecordOutcome::kRemoved,
+               after.removed() - before.removed());
+  }
 
   Engine* engine_;
   LiveRun* live_;
+  const std::string destination_;
 };
 
 namespace {
@@ -128,8 +180,9 @@ destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
         store->PutConnectionRate(id, {rate.requests_per_second, rate.records_per_second,
                                       NowMicros()});  // When it was learned: wall time.
     if (!saved.ok()) {
-      std::cerr << "exportd: connection " << id << ": cannot keep its learned rate: "
-                << EscapeForTerminal(saved.ToString()) << "\n";
+      Log(LogLevel::kWarning, {"engine"},
+          absl::StrCat("connection ", id, ": cannot keep its learned rate: ",
+                       EscapeForTerminal(saved.ToString())));
     }
   };
   return hooks;
@@ -378,8 +431,9 @@ void Engine::WorkerLoop() {
     }
     absl::StatusOr<std::optional<store::ClaimedRun>> claimed = queue_.Claim();
     if (!claimed.ok()) {
-      std::cerr << "exportd: cannot claim the next run: "
-                << EscapeForTerminal(claimed.status().ToString()) << "\n";
+      Log(LogLevel::kError, {"engine"},
+          absl::StrCat("cannot claim the next run: ",
+                       EscapeForTerminal(claimed.status().ToString())));
       continue;
     }
     if (!claimed->has_value()) continue;
@@ -401,7 +455,24 @@ void Engine::SchedulerLoop() {
       if (stopping_) return;
     }
     scheduler_.Tick(options_.clock->Now());
+    MeasureQueue();
   }
+}
+
+void Engine::MeasureQueue() {
+  if (options_.metrics == nullptr) return;
+  auto unfinished = store_->ListUnfinishedRuns();
+  if (!unfinished.ok()) return;
+  std::int64_t queued = 0;
+  absl::Time oldest = absl::InfiniteFuture();
+  for (const v1::Run& run : *unfinished) {
+    if (run.state() != v1::RUN_STATE_QUEUED) continue;
+    ++queued;
+    oldest = std::min(oldest, absl::FromUnixMicros(run.created_at_micros()));
+  }
+  const absl::Time now = options_.clock->Now();
+  options_.metrics->Queue(queued, queued == 0 ? absl::ZeroDuration()
+                                              : std::max(absl::ZeroDuration(), now - oldest));
 }
 
 absl::Status Engine::Persist(LiveRun& live) {
@@ -421,7 +492,8 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     absl::MutexLock lock(&live.mu);
     absl::Status allowed = CheckTransition(live.run.state(), state);
     if (!allowed.ok()) {
-      std::cerr << "exportd: run " << live.run.id() << ": " << allowed << "\n";
+      Log(LogLevel::kError, {"engine", live.run.id(), live.run.export_name()},
+          allowed.ToString());
       return;
     }
     live.run.set_state(state);
@@ -431,12 +503,19 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
     if (IsFinal(state)) {
       live.run.set_finished_at_micros(options_.clock->NowMicros());
       live.run.set_eta_seconds(0);
+      if (options_.metrics != nullptr) {
+        const std::int64_t started = live.run.started_at_micros();
+        options_.metrics->RunFinished(
+            live.run.export_name(), RunStateLabel(state),
+            started == 0 ? absl::ZeroDuration()
+                         : absl::Microseconds(live.run.finished_at_micros() - started));
+      }
     }
     id = live.run.id();
   }
   absl::Status persisted = Persist(live);
   if (!persisted.ok()) {
-    std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(persisted.ToString()) << "\n";
+    Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(persisted.ToString()));
   }
 }
 
@@ -462,14 +541,14 @@ void Engine::Execute(store::ClaimedRun claimed) {
   live->keeper->Stop();
   if (live->keeper->lost()) {
     // Another replica took the run over: it is theirs to change, not ours.
-    std::cerr << "exportd: run " << id << ": this replica ('" << queue_.replica_id()
-              << "') lost its lease and stopped the run; the replica that holds it now "
-                 "continues it\n";
+    Log(LogLevel::kWarning, {"engine", id},
+        absl::StrCat("this replica ('", queue_.replica_id(),
+                     "') lost its lease and stopped the run; the replica that holds it now "
+                     "continues it"));
   } else if (!live->crashed) {
     absl::Status released = store_->ReleaseLease(live->keeper->lease());
     if (!released.ok()) {
-      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(released.ToString())
-                << "\n";
+      Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(released.ToString()));
     }
   }
   bool cancel_after;
@@ -483,8 +562,7 @@ void Engine::Execute(store::ClaimedRun claimed) {
     // FAILED_RETRYING): it waits unclaimed in the queue now.
     auto canceled = queue_.Cancel(id, "canceled; what was delivered stays delivered");
     if (!canceled.ok() && !absl::IsFailedPrecondition(canceled.status())) {
-      std::cerr << "exportd: run " << id << ": " << EscapeForTerminal(canceled.status().ToString())
-                << "\n";
+      Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(canceled.status().ToString()));
     }
   }
   // A follow-up of the same export, or a retry, may be startable now.
@@ -542,6 +620,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     }
     live->run.set_message("");
     live->run.set_next_attempt_at_micros(0);
+    if (options_.metrics != nullptr) options_.metrics->RunStarted(live->run.export_name());
     // A resumed attempt recounts what is left; what was done stays counted.
     for (auto& p : *live->run.mutable_segments()) {
       p.set_to_add(p.added());
@@ -626,10 +705,10 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     absl::MutexLock lock(&live.mu);
     run = live.run;
   }
-  Context ctx(this, &live, run.id());
-  Tracker tracker(this, &live);
+  Context ctx(this, &live, run.id(), e.name());
   EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                            store_->GetConnection(e.connection_id()));
+  Tracker tracker(this, &live, stored.connection.destination_type());
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
@@ -642,6 +721,9 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
+    connection = MeterConnection(std::move(connection), options_.metrics,
+                                 stored.connection.destination_type(),
+                                 stored.connection.display_name(), budget);
     const double rate = budget->current().requests_per_second;
     if (rate > 0 && (speed.requests_per_second == 0 || rate < speed.requests_per_second)) {
       ctx.Log(sdk::LogLevel::kInfo,
@@ -677,6 +759,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
           "export '", e.name(), "': segment '", run.segments(i).segment_name(),
           "' no longer exists; update the export's segments"));
     }
+    ctx.set_segment(segment->name());
     tracker.Update(i, [&](v1::SegmentProgress& p) {
       p.set_segment_name(segment->name());
       p.set_total_members(segment->member_count());

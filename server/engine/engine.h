@@ -39,6 +39,7 @@
 #include "server/engine/scheduler.h"
 #include "server/destinations/registry.h"
 #include "server/engine/run_queue.h"
+#include "server/observability/metrics.h"
 #include "server/store/store.h"
 
 namespace exportd::engine {
@@ -73,6 +74,9 @@ struct EngineOptions {
   // How often one batch is sent again after the destination throttled it,
   // before the attempt fails (retryably).
   int max_throttle_resends = 8;
+  // Where runs, records, destination calls, rate budgets, the queue and batch
+  // commits are counted; null: nowhere. Outlives the engine.
+  observability::Metrics* metrics = nullptr;
 };
 
 struct TriggerOptions {
@@ -143,6 +147,8 @@ class Engine {
   absl::Duration IdleWait() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls scheduler_.Tick every schedule_tick until shutdown.
   void SchedulerLoop();
+  // Sets the queue metrics: runs queued and the age of the oldest.
+  void MeasureQueue();
   // Runs a run this replica claimed, under its lease.
   void Execute(store::ClaimedRun claimed);
   void ExecuteClaimed(const std::shared_ptr<LiveRun>& live);

@@ -6,14 +6,19 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/clock.h"
+#include "server/common/log.h"
 #include "server/crypto/secret_map.h"
 #include "server/common/run_states.h"
 #include "server/engine/lease.h"
+#include "server/observability/metrics.h"
+#include "server/observability/testing/exposition.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/sqlite_util.h"
 #include "tests/fakes/fake_destination.h"
@@ -361,6 +366,29 @@ TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
 
 // The run's message, built from a destination's error, is one line without
 // control characters, live and as stored.
+// --log-format json: one object per line, with the run, export and segment.
+TEST_F(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
+  Upload(1, 3);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->log_line = "slow \"answer\"\nnext";
+  }
+  StartEngine();
+  SetLogFormat(LogFormat::kJson);
+  ::testing::internal::CaptureStderr();
+  v1::Run run = RunToEnd();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  SetLogFormat(LogFormat::kText);
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_THAT(log, HasSubstr("\"level\":\"warning\",\"component\":\"engine\",\"run_id\":\"" +
+                             run.id() + "\",\"export\":\"vip\",\"segment\":\"VIP\","
+                             "\"message\":\"slow \\\"answer\\\"\\\\nnext\"}\n"));
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(absl::StartsWith(line, "{\"time\":\"") && absl::EndsWith(line, "}")) << line;
+  }
+  EXPECT_THAT(log, Not(HasSubstr("t0ken")));
+}
+
 TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
   Upload(1, 3);
   {
@@ -578,6 +606,87 @@ TEST_F(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
   auto rate = store_->GetConnectionRate("conn-1");
   ASSERT_TRUE(rate.ok()) << rate.status();
   EXPECT_DOUBLE_EQ(rate->requests_per_second, 4) << "halved once for one burst of throttles";
+}
+
+// The metrics tell what the runs committed: the record counters equal the
+// runs' counts, and the exposition parses.
+TEST_F(EngineTest, MetricsCountWhatTheRunsCommitted) {
+  observability::Metrics metrics("test", 1);
+  Upload(1, 50);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p3", "p7"};
+    sdk::SyncSpeed speed;
+    speed.requests_per_second = 8;
+    speed.max_records_per_batch = 20;
+    state_->connection_speed = speed;
+    state_->throttle_calls = 2;
+  }
+  EngineOptions options;
+  options.metrics = &metrics;
+  StartEngine(options);
+  std::vector<v1::Run> runs;
+  runs.push_back(RunToEnd());
+  ASSERT_EQ(runs.back().state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject.clear();
+  }
+  Upload(1, 40);  // p41..p50 leave and are removed.
+  runs.push_back(RunToEnd());
+  ASSERT_EQ(runs.back().state(), v1::RUN_STATE_SUCCEEDED);
+
+  std::int64_t delivered = 0, rejected = 0, removed = 0, retryable = 0;
+  for (const v1::Run& run : runs) {
+    for (const auto& p : run.segments()) {
+      delivered += p.added() + p.updated();
+      rejected += p.rejected();
+      removed += p.removed();
+      retryable += p.retryable();
+    }
+  }
+  ASSERT_EQ(rejected, 2);
+  ASSERT_EQ(removed, 10);
+  auto e = observability::testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(e.ok()) << e.status() << "\n" << metrics.Text();
+  const std::map<std::string, std::string> vip = {{"export", "vip"}, {"destination", "fake"}};
+  auto records = [&](const char* outcome) {
+    auto labels = vip;
+    labels["outcome"] = outcome;
+    return static_cast<std::int64_t>(e->Value("exportd_records_total", labels));
+  };
+  EXPECT_EQ(records("delivered"), delivered);
+  EXPECT_EQ(records("rejected"), rejected);
+  EXPECT_EQ(records("removed"), removed);
+  EXPECT_EQ(records("retryable"), retryable);
+  EXPECT_EQ(e->Value("exportd_runs_started_total", {{"export", "vip"}}), 2);
+  EXPECT_EQ(e->Value("exportd_runs_finished_total",
+                     {{"export", "vip"}, {"state", "succeeded_with_rejections"}}),
+            1);
+  EXPECT_EQ(e->Value("exportd_runs_finished_total", {{"export", "vip"}, {"state", "succeeded"}}),
+            1);
+  EXPECT_EQ(e->Value("exportd_run_duration_seconds_count", {{"export", "vip"}}), 2);
+  EXPECT_EQ(e->Value("exportd_destination_throttled_total", {{"destination", "fake"}}), 2);
+  EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                     {{"destination", "fake"}, {"endpoint", "upsert"},
+                      {"status", "RESOURCE_EXHAUSTED"}}),
+            2);
+  EXPECT_GE(e->Value("exportd_destination_requests_total",
+                     {{"endpoint", "remove"}, {"status", "OK"}}),
+            1);
+  EXPECT_GE(e->Value("exportd_store_operation_duration_seconds_count",
+                     {{"operation", "commit_batch"}}),
+            1);
+  // The budget was halved by the throttles and recovers with successes: it
+  // is somewhere up to the connection's speed, never unlimited (0).
+  const double rate =
+      e->Value("exportd_connection_rate_limit_requests_per_second", {{"connection", "fake"}});
+  EXPECT_GT(rate, 0);
+  EXPECT_LE(rate, 8);
+  // Labels are bounded: no profile id or identifier, no secret.
+  EXPECT_THAT(metrics.Text(), Not(HasSubstr("p3")));
+  EXPECT_THAT(metrics.Text(), Not(HasSubstr("@x.com")));
+  EXPECT_THAT(metrics.Text(), Not(HasSubstr("t0ken")));
 }
 
 TEST_F(EngineTest, ABatchThrottledTooOftenFailsTheAttemptRetryably) {

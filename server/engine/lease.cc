@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::engine {
@@ -69,8 +69,8 @@ void LeaseKeeper::Heartbeat() {
     if (lost_) return;  // Nothing to keep any more; the run stops at its next step.
     if (!renewed.ok()) {
       // The store may be back before the lease ends: keep trying.
-      std::cerr << "exportd: run " << lease().run_id << ": cannot renew its lease: "
-                << EscapeForTerminal(renewed.ToString()) << "\n";
+      Log(LogLevel::kWarning, {"engine", lease().run_id},
+          absl::StrCat("cannot renew its lease: ", EscapeForTerminal(renewed.ToString())));
     }
   }
 }

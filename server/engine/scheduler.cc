@@ -1,9 +1,10 @@
 #include "server/engine/scheduler.h"
 
 #include <algorithm>
-#include <iostream>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/cron.h"
 
@@ -59,8 +60,9 @@ void Scheduler::Tick(absl::Time now) {
     it->second = now;
     absl::Status queued = trigger_(e);
     if (!queued.ok()) {
-      std::cerr << "exportd: scheduled run of " << EscapeForTerminal(e.name()) << ": "
-                << EscapeForTerminal(queued.ToString()) << "\n";
+      Log(LogLevel::kError, {"scheduler", "", e.name()},
+          absl::StrCat("scheduled run of ", EscapeForTerminal(e.name()), ": ",
+                       EscapeForTerminal(queued.ToString())));
     }
   }
 }

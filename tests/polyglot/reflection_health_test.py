@@ -52,9 +52,11 @@ def main():
     with grpc_reflect.open_channel(address, os.environ.get("EXPORTD_TLS_CA"),
                                    os.environ.get("EXPORTD_TLS_CERT"),
                                    os.environ.get("EXPORTD_TLS_KEY")) as channel:
-        # Health: the server as a whole (exportd sets no per-service statuses,
-        # so any named service is unknown to the health service).
+        # Health: the server as a whole and each exportd service by name; any
+        # other name is unknown to the health service.
         expect(grpc_reflect.health_check(channel) == "SERVING", "health: server SERVING")
+        expect(grpc_reflect.health_check(channel, "exportd.v1.RunService") == "SERVING",
+               "health: exportd.v1.RunService SERVING")
         expect_code(lambda: grpc_reflect.health_check(channel, "no.such.Service"),
                     grpc.StatusCode.NOT_FOUND, "health: unknown service")
 
