@@ -486,5 +486,33 @@ TEST_F(IterableE2eTest, TheLearnedRateSurvivesARestart) {
   EXPECT_LE(in_1s, 2 * static_cast<int>(std::ceil(learned)) + 1);
 }
 
+// A JSON 429 that names params.rateLimitReset (and no Retry-After) pauses the
+// connection until that time: the request after a refusal arrives once the
+// sandbox's bucket has a token again, so no refusal follows another. Without
+// the reset the engine's backoff (250 ms, doubling) would run into the 2 s
+// bucket several times in a row.
+TEST_F(IterableE2eTest, ARateLimitResetIsWaitedForBeforeTheNextRequest) {
+  HttpPost(SandboxUrl("/_sandbox/faults"),
+           R"({"rateLimits":{"subscribe":0.5},"rateLimitReset":true})");
+  CreateConnection({"requests_per_second=20", "batch_size=50", "parallel_requests=1"});
+  CreateSegmentAndExport("Reset", "reset", 200);  // 4 requests.
+  auto [code, text] = Ctl({"export", "run", "reset", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  std::vector<std::string> outcomes;
+  for (const json& r : HttpGetJson(SandboxUrl("/_sandbox/requests"))) {
+    if (r["route"] == "POST /api/lists/subscribe") outcomes.push_back(r["outcome"]);
+  }
+  ASSERT_GE(std::count(outcomes.begin(), outcomes.end(), "429"), 1)
+      << "the run must have been throttled";
+  EXPECT_EQ(std::count(outcomes.begin(), outcomes.end(), "200"), 4);
+  for (size_t i = 1; i < outcomes.size(); ++i) {
+    EXPECT_FALSE(outcomes[i - 1] == "429" && outcomes[i] == "429")
+        << "request " << i << " went out before the rate-limit reset";
+  }
+  EXPECT_THAT(exportd_->Log(), HasSubstr("pauses for"));
+  EXPECT_EQ(ListMembers("Reset").size(), 196u);
+}
+
 }  // namespace
 }  // namespace exportd
