@@ -335,6 +335,10 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
   build.max_subscribers = options_.batch_size;
   build.max_body_bytes = options_.max_body_bytes;
   build.update_existing_users_only = options_.update_existing_users_only;
+  std::vector<std::string> fields;
+  fields.reserve(batch.fields.size());
+  for (const sdk::BatchField& field : batch.fields) fields.push_back(field.name);
+  ITERABLE_ASSIGN_OR_RETURN(build.key_field, IdentifierFieldFor(options_.project_type, fields));
   ITERABLE_ASSIGN_OR_RETURN(ListRequests requests, BuildListRequests(batch, build));
   if (ctx.cancelled())
     return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
@@ -486,21 +490,25 @@ void IterableConnection::ApplyResult(ListOperation operation, const ListRequest&
     }
     return;  // Every record keeps its kDelivered placeholder.
   }
-  std::unordered_map<std::string_view, std::vector<size_t>> by_email;
+  // Iterable names failures by the email or the userId sent.
+  std::unordered_map<std::string_view, std::vector<size_t>> by_email, by_user_id;
   by_email.reserve(request.rows.size());
   for (size_t i = 0; i < request.rows.size(); ++i) {
-    by_email[request.email(i)].push_back(request.rows[i]);
+    if (!request.email(i).empty()) by_email[request.email(i)].push_back(request.rows[i]);
+    if (!request.user_id(i).empty()) by_user_id[request.user_id(i)].push_back(request.rows[i]);
   }
-  for (const EmailFailure& failure : parsed.failures) {
-    auto it = by_email.find(failure.email);
-    if (it == by_email.end()) continue;  // Not one we sent; nothing to attribute.
+  for (const IdentityFailure& failure : parsed.failures) {
+    const auto& index = failure.user_id ? by_user_id : by_email;
+    auto it = index.find(failure.identity);
+    if (it == index.end()) continue;  // Not one we sent; nothing to attribute.
     // Unsubscribing someone Iterable does not know leaves them off the list:
     // that is what Remove wants.
     if (operation == ListOperation::kUnsubscribe && failure.reason_code == "not_found") continue;
     const std::string message =
-        Redact(absl::StrCat(ExplainEmailFailure(failure.reason_code), " [", failure.source, "]"));
+        Redact(absl::StrCat(ExplainFailure(failure.reason_code), " [", failure.source, "]"));
+    const char* field = failure.user_id ? kUserIdField : kEmailField;
     for (size_t row : it->second) {
-      (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, "email", message);
+      (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, field, message);
     }
   }
 }

@@ -16,6 +16,7 @@
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
 #include "server/destinations/connection_resolver.h"
+#include "server/destinations/validation.h"
 #include "server/sync/segment_sync.h"
 
 namespace exportd::engine {
@@ -645,6 +646,19 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
+  // Which mapped field keys members may depend on the connection's settings
+  // (an Iterable project's type), which may have changed since the export
+  // was saved.
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
+  absl::StatusOr<std::string> identifier_field =
+      destinations::ValidateMappingsFor(*resolved.destination, resolved.settings, mappings);
+  if (!identifier_field.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("export '", e.name(), "' does not fit connection '",
+                     stored.connection.display_name(), "': ", identifier_field.status().message(),
+                     "; update the export's mapping or the connection's settings"));
+  }
   std::unique_ptr<sdk::Connection> connection;
   // The connection's speed (the manifest's, lowered by its settings) and its
   // rate budget, shared with every other run on the connection.
@@ -704,6 +718,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.segment = &*segment;
     o.connection = connection.get();
     o.destination = resolved.destination;
+    o.identifier_field = *identifier_field;
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
     // Delivered before: about as many members as the segment has.

@@ -150,6 +150,29 @@ class IterableE2eTest : public ::testing::Test {
              "--map", "points=Points"});
     ASSERT_EQ(code, 0) << text;
   }
+  // Starts the sandbox again with `extra` flags (e.g. --project-type user_id).
+  void RestartSandbox(const std::vector<std::string>& extra) {
+    sandbox_.reset();
+    std::vector<std::string> args = {SANDBOX_BINARY, "--listen", "127.0.0.1:0", "--api-key",
+                                     kApiKey};
+    args.insert(args.end(), extra.begin(), extra.end());
+    sandbox_ = std::make_unique<testing::ChildProcess>(
+        args, dir_ + "/sandbox-" + std::to_string(++sandbox_starts_) + ".log");
+    sandbox_port_ = sandbox_->WaitForPort();
+    ASSERT_GT(sandbox_port_, 0) << sandbox_->Log();
+  }
+  // The members of the only list named `name`, by userId: their email ("" if none).
+  std::map<std::string, std::string> MembersByUserId(const std::string& name) {
+    std::map<std::string, std::string> out;
+    for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+      if (list["name"] != name) continue;
+      for (const json& m : HttpGetJson(SandboxUrl(
+               "/_sandbox/lists/" + std::to_string(list["id"].get<std::int64_t>()) + "/members"))) {
+        out[m.value("userId", "")] = m.value("email", "");
+      }
+    }
+    return out;
+  }
   std::string SandboxUrl(const std::string& path) {
     return "http://127.0.0.1:" + std::to_string(sandbox_port_) + path;
   }
@@ -237,7 +260,7 @@ class IterableE2eTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<testing::ChildProcess> sandbox_, exportd_;
-  int sandbox_port_ = 0, exportd_port_ = 0, starts_ = 0;
+  int sandbox_port_ = 0, exportd_port_ = 0, starts_ = 0, sandbox_starts_ = 0;
 };
 
 TEST_F(IterableE2eTest, SegmentOfTenThousandProfilesReachesAListNamedAsTheSegment) {
@@ -512,6 +535,74 @@ TEST_F(IterableE2eTest, ARateLimitResetIsWaitedForBeforeTheNextRequest) {
   }
   EXPECT_THAT(exportd_->Log(), HasSubstr("pauses for"));
   EXPECT_EQ(ListMembers("Reset").size(), 196u);
+}
+
+// A userID-based project: the export must map userId, members go by userId,
+// and the mirror diff keys by it (a changed email is an update of the same
+// member, not a removal and an addition).
+TEST_F(IterableE2eTest, UserIdProjectIsKeyedByUserIdFromMappingToMirror) {
+  RestartSandbox({"--project-type", "user_id"});
+  CreateConnection({"project_type=user_id"});
+  auto write = [&](const std::string& name, const std::string& rows) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "ProfileId,UserId,Email,FirstName\n" << rows;
+    return path;
+  };
+  const std::string long_id(53, 'u');
+  auto [code, text] = Ctl({"segment", "create", "--name", "Users", "--from-csv",
+                           write("one.csv", "p1,u1,x1@example.com,One\n"
+                                            "p2,u2,,Two\n"
+                                            "p3,u3,shared@example.com,Three\n"
+                                            "p4,u4,Shared@Example.com ,Four\n"
+                                            "p5," + long_id + ",x5@example.com,Five\n"),
+                           "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  // The project type decides what the export must map.
+  std::tie(code, text) = Ctl({"export", "create", "--name", "users", "--connection",
+                              "Iterable sandbox", "--segment", "Users", "--map", "email=Email"});
+  EXPECT_NE(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("mapping for field 'userId' is missing"));
+  EXPECT_THAT(text, HasSubstr("project_type is 'user_id'"));
+  std::tie(code, text) = Ctl({"export", "create", "--name", "users", "--connection",
+                              "Iterable sandbox", "--segment", "Users", "--map", "userId=UserId",
+                              "--map", "email=Email", "--map", "firstName=FirstName"});
+  ASSERT_EQ(code, 0) << text;
+
+  std::tie(code, text) = Ctl({"export", "run", "users", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  EXPECT_EQ(MembersByUserId("Users"),
+            (std::map<std::string, std::string>{{"u1", "x1@example.com"},
+                                                {"u2", ""},
+                                                {"u3", "shared@example.com"},
+                                                {"u4", "shared@example.com"}}))
+      << "two userIds may share an email; none is a duplicate";
+  json runs = CtlJson({"export", "runs", "users"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  json rejections = CtlJson({"run", "rejections", list[0]["id"]});
+  json rejected = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(rejected.size(), 1u) << rejections.dump();
+  EXPECT_EQ(rejected[0]["profile_id"], "p5");
+  EXPECT_EQ(rejected[0]["reason_code"], "invalid_user_id");
+  EXPECT_EQ(rejected[0]["field"], "userId");
+
+  // p1 changes its email (same userId), p3 leaves.
+  std::tie(code, text) = Ctl({"segment", "upload", "Users", "--from-csv",
+                              write("two.csv", "p1,u1,x1new@example.com,One\n"
+                                               "p2,u2,,Two\n"
+                                               "p4,u4,Shared@Example.com ,Four\n"),
+                              "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "users", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_EQ(MembersByUserId("Users"),
+            (std::map<std::string, std::string>{
+                {"u1", "x1new@example.com"}, {"u2", ""}, {"u4", "shared@example.com"}}));
+  runs = CtlJson({"export", "runs", "users"});
+  list = runs.is_array() ? runs : runs["runs"];
+  const json& second = list[0]["segments"][0];
+  EXPECT_EQ(second.value("removed", std::string("0")), "1") << list[0].dump();
+  EXPECT_EQ(second.value("added", std::string("0")), "0") << list[0].dump();
 }
 
 }  // namespace
