@@ -427,15 +427,14 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
           if (!ctx.SleepFor(wait)) return CancelledWhile(what);
           continue;
         }
-        result.kind = WriteResult::Kind::kRejected;
-        result.reason_code = "invalid_list_id";
-        result.message =
-            absl::StrCat("Iterable does not know list ", list_id, " (", described,
-                         invalid_list_seen && invalid_list_retries > 0
+        // Outside the window after creation: the list is gone (deleted in
+        // Iterable). NOT_FOUND tells the engine the audience no longer exists.
+        return absl::NotFoundError(
+            absl::StrCat("Iterable list ", list_id, " no longer exists (", described,
+                         invalid_list_retries > 0
                              ? absl::StrCat(", still after ", invalid_list_retries, " retries")
                              : std::string(),
-                         "); it may have been deleted: the next run looks the list up again");
-        return result;
+                         "); someone may have deleted it in Iterable"));
       }
       if (!IsRetryableHttpStatus(status)) {
         result.kind = WriteResult::Kind::kRejected;

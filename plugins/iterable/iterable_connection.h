@@ -53,6 +53,8 @@ class IterableConnection final : public sdk::Connection {
   // batch_size or max_body_bytes. One outcome per record, in order. A 429:
   // ctx.ReportThrottle(wait) and RESOURCE_EXHAUSTED (the engine resends).
   // 5xx, 408 and network failures are retried here ("request attempt N of M").
+  // NOT_FOUND when Iterable answers invalidListId outside the window after the
+  // list's creation: the list was deleted in Iterable.
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Upsert(const sdk::Audience& audience,
                                                          const sdk::RecordBatch& batch,
                                                          sdk::RunContext& ctx) override;

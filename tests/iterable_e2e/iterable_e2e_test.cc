@@ -35,11 +35,16 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-long HttpPost(const std::string& url, const std::string& body) {
+// POST (with `body`) or DELETE `url`; returns the HTTP status, 200 expected.
+long HttpSend(const std::string& method, const std::string& url, const std::string& body) {
   CURL* curl = curl_easy_init();
   std::string response;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   CURLcode rc = curl_easy_perform(curl);
@@ -47,8 +52,12 @@ long HttpPost(const std::string& url, const std::string& body) {
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
   EXPECT_EQ(rc, CURLE_OK) << url;
-  EXPECT_EQ(status, 200) << url << ": " << response;
+  EXPECT_EQ(status, 200) << method << " " << url << ": " << response;
   return status;
+}
+
+long HttpPost(const std::string& url, const std::string& body) {
+  return HttpSend("POST", url, body);
 }
 
 // The most of `micros` (sorted) in any window of `window_micros`.
@@ -603,6 +612,40 @@ TEST_F(IterableE2eTest, UserIdProjectIsKeyedByUserIdFromMappingToMirror) {
   const json& second = list[0]["segments"][0];
   EXPECT_EQ(second.value("removed", std::string("0")), "1") << list[0].dump();
   EXPECT_EQ(second.value("added", std::string("0")), "0") << list[0].dump();
+}
+
+// A customer deletes the list in Iterable: the next run creates it again by
+// the segment's exact name, sends the whole segment (not just what changed)
+// and says so in its log and message.
+TEST_F(IterableE2eTest, AListDeletedInIterableIsCreatedAgainWithTheWholeSegment) {
+  CreateConnection({});
+  CreateSegmentAndExport("Deleted Later", "deleted", 100);
+  auto [code, text] = Ctl({"export", "run", "deleted", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::int64_t old_id = 0;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    if (list["name"] == "Deleted Later") old_id = list["id"].get<std::int64_t>();
+  }
+  ASSERT_GT(old_id, 0);
+  HttpSend("DELETE", SandboxUrl("/_sandbox/lists/" + std::to_string(old_id)), "");
+
+  std::tie(code, text) = Ctl({"export", "run", "deleted", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_EQ(ListMembers("Deleted Later").size(), 98u) << "the whole segment, not a diff";
+  json runs = CtlJson({"export", "runs", "deleted"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  const std::string message = list[0].value("message", "");
+  EXPECT_THAT(message, HasSubstr(std::to_string(old_id) + " used before no longer exists"));
+  EXPECT_THAT(message, HasSubstr("sent the whole segment"));
+  EXPECT_THAT(exportd_->Log(), HasSubstr("used before no longer exists"));
+  // And the run after that is a diff against the new list again.
+  std::tie(code, text) = Ctl({"export", "run", "deleted", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  runs = CtlJson({"export", "runs", "deleted"});
+  list = runs.is_array() ? runs : runs["runs"];
+  EXPECT_EQ(list[0].value("message", "").find("no longer exists"), std::string::npos)
+      << list[0].dump();
+  EXPECT_EQ(list[0]["segments"][0].value("added", std::string("0")), "0") << list[0].dump();
 }
 
 }  // namespace

@@ -430,6 +430,35 @@ TEST_F(IterableSandboxTest, HybridProjectKeysByTheFirstMappedIdentity) {
   EXPECT_EQ(members[0]["userId"], "e1") << "a mapped userId is sent along with the email";
 }
 
+// A list deleted in Iterable (from the sandbox's admin API, as a customer
+// would in the UI): writes with its id are NOT_FOUND, for the engine to
+// create it again.
+TEST_F(IterableSandboxTest, AListDeletedInIterableIsNotFound) {
+  auto connection = Connect();
+  sdk::Audience list = MakeList(*connection, "deleted");
+  TestRunContext ctx;
+  ASSERT_TRUE(connection->Upsert(list, PeopleBatch(1), ctx).ok());
+  HttpClient::Options http;
+  http.base_url = sandbox_->base_url();
+  http.api_key = kKey;
+  auto admin = HttpClient::Create(http);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto deleted = (*admin)->Send("DELETE", "/_sandbox/lists/" + list.id, "");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  ASSERT_EQ(deleted->status, 200) << deleted->body;
+  list.created = false;
+  auto later = Connect();  // A later run's connection.
+  auto outcomes = later->Upsert(list, PeopleBatch(1), ctx);
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  auto removed = later->Remove(list, PeopleBatch(1), ctx);
+  EXPECT_EQ(removed.status().code(), absl::StatusCode::kNotFound) << removed.status();
+  // EnsureAudience without the remembered id creates it again by name.
+  auto again = later->EnsureAudience("deleted", "", ctx);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->created);
+  EXPECT_NE(again->id, list.id);
+}
+
 // ----- Faults ----------------------------------------------------------------
 
 // A 429 is not slept on nor retried here: it is reported to the engine,
@@ -556,7 +585,7 @@ TEST_F(IterableSandboxTest, InvalidListIdRightAfterCreationIsRetriedWithinTheWin
   EXPECT_EQ(Members(list).size(), 3u);
 }
 
-TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsRejected) {
+TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsNotFound) {
   SetFaults([](sandbox::FaultOptions& f) { f.invalid_list_window_ms = 60'000; });
   auto creator = Connect();
   sdk::Audience list = MakeList(*creator, "someone else's");
@@ -564,9 +593,8 @@ TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsRejected) {
   auto connection = Connect();
   TestRunContext ctx;
   auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
-  ASSERT_TRUE(outcomes.ok());
-  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected);
-  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_list_id");
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  EXPECT_NE(outcomes.status().message().find("no longer exists"), std::string::npos);
   EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "400"), 1) << "no retries";
 }
 
@@ -579,10 +607,10 @@ TEST_F(IterableSandboxTest, InvalidListIdWindowIsBounded) {
   TestRunContext ctx;
   const absl::Time start = absl::Now();
   auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
-  ASSERT_TRUE(outcomes.ok());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
-  EXPECT_EQ((*outcomes)[1].reason_code, "invalid_list_id");
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  EXPECT_NE(outcomes.status().message().find("still after"), std::string::npos)
+      << outcomes.status();
   EXPECT_GE(RequestCount("POST /api/lists/subscribe", "400"), 2);
 }
 

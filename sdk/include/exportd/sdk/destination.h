@@ -236,7 +236,9 @@ class Connection {
   // the whole call failed and nothing can be said per record (e.g. credentials
   // revoked); the engine treats every record as not delivered.
   // RESOURCE_EXHAUSTED after RunContext::ReportThrottle: the engine waits and
-  // sends the batch again.
+  // sends the batch again. NOT_FOUND: the audience no longer exists at the
+  // destination (deleted there); the engine calls EnsureAudience again without
+  // a remembered id, once per segment and run, and sends the whole segment.
   virtual absl::StatusOr<std::vector<RecordOutcome>> Upsert(const Audience& audience,
                                                             const RecordBatch& batch,
                                                             RunContext& ctx) = 0;
