@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "response_parser.h"
 #include "retry_policy.h"
 #include "status_macros.h"
@@ -41,6 +42,26 @@ absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.
 
 absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
+}
+
+// An invalidData* failure is about a data field, not the identity: Iterable
+// does not say which, so the rejection names the one field sent with a value
+// when there is one, else every candidate.
+RecordOutcome InvalidDataOutcome(const sdk::RecordBatch& batch, size_t row,
+                                 const std::string& explained) {
+  const std::vector<std::string> fields = SentDataFields(batch, row);
+  if (fields.size() == 1) {
+    const sdk::Value& value = batch.at(row, batch.FieldIndex(fields[0]));
+    return RecordOutcome::Rejected(
+        "invalid_data", fields[0],
+        absl::StrCat("Iterable refused data field '", fields[0], "' (", FieldTypeName(value.type),
+                     " here): it holds another type in Iterable; ", explained));
+  }
+  return RecordOutcome::Rejected(
+      "invalid_data", "dataFields",
+      absl::StrCat("Iterable refused one of the data fields ",
+                   fields.empty() ? std::string("(none sent)") : absl::StrJoin(fields, ", "),
+                   " (a value of another type than the field holds in Iterable); ", explained));
 }
 
 }  // namespace
@@ -359,7 +380,7 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
               ? absl::StrCat("; it asked for a pause of ", DurationText(result->retry_after))
               : std::string())));
     }
-    ApplyResult(operation, request, *result, &requests.outcomes, ctx);
+    ApplyResult(operation, batch, request, *result, &requests.outcomes, ctx);
   }
   return std::move(requests.outcomes);
 }
@@ -468,7 +489,8 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
   }
 }
 
-void IterableConnection::ApplyResult(ListOperation operation, const ListRequest& request,
+void IterableConnection::ApplyResult(ListOperation operation, const sdk::RecordBatch& batch,
+                                     const ListRequest& request,
                                      const WriteResult& result,
                                      std::vector<RecordOutcome>* outcomes, sdk::RunContext& ctx) {
   if (result.kind != WriteResult::Kind::kAccepted) {
@@ -507,7 +529,11 @@ void IterableConnection::ApplyResult(ListOperation operation, const ListRequest&
         Redact(absl::StrCat(ExplainFailure(failure.reason_code), " [", failure.source, "]"));
     const char* field = failure.user_id ? kUserIdField : kEmailField;
     for (size_t row : it->second) {
-      (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, field, message);
+      if (failure.reason_code == "invalid_data") {
+        (*outcomes)[row] = InvalidDataOutcome(batch, row, message);
+      } else {
+        (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, field, message);
+      }
     }
   }
 }

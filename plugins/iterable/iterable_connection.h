@@ -88,7 +88,8 @@ class IterableConnection final : public sdk::Connection {
   absl::StatusOr<WriteResult> SendListRequest(ListOperation operation, std::int64_t list_id,
                                               bool audience_created, const std::string& body,
                                               sdk::RunContext& ctx);
-  void ApplyResult(ListOperation operation, const ListRequest& request, const WriteResult& result,
+  void ApplyResult(ListOperation operation, const sdk::RecordBatch& batch,
+                   const ListRequest& request, const WriteResult& result,
                    std::vector<sdk::RecordOutcome>* outcomes, sdk::RunContext& ctx);
 
   // GET/POST with retries for the non-batch calls (429s included: the engine

@@ -12,6 +12,9 @@
 namespace exportd::iterable {
 namespace {
 
+constexpr std::string_view kEmail = "email";
+constexpr std::string_view kUserId = "userId";
+
 constexpr char kHex[] = "0123456789abcdef";
 constexpr char kReplacementChar[] = "\xEF\xBF\xBD";
 
@@ -49,6 +52,14 @@ void Append2(int v, std::string* out) {
   out->push_back(static_cast<char>('0' + v % 10));
 }
 
+std::string Abbreviate(std::string_view s) {
+  constexpr size_t kMax = 100;
+  if (s.size() <= kMax) return std::string(s);
+  return std::string(s.substr(0, kMax)) + "...";
+}
+
+}  // namespace
+
 const char* FieldTypeName(sdk::FieldType type) {
   switch (type) {
     case sdk::FieldType::kString:
@@ -65,13 +76,15 @@ const char* FieldTypeName(sdk::FieldType type) {
   return "a value";
 }
 
-std::string Abbreviate(std::string_view s) {
-  constexpr size_t kMax = 100;
-  if (s.size() <= kMax) return std::string(s);
-  return std::string(s.substr(0, kMax)) + "...";
+std::vector<std::string> SentDataFields(const sdk::RecordBatch& batch, std::size_t row) {
+  std::vector<std::string> out;
+  for (std::size_t c = 0; c < batch.fields.size(); ++c) {
+    const std::string& name = batch.fields[c].name;
+    if (name == kEmail || name == kUserId || IsReservedField(name)) continue;
+    if (!batch.at(row, c).is_null) out.push_back(name);
+  }
+  return out;
 }
-
-}  // namespace
 
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
@@ -263,9 +276,6 @@ bool IsReservedField(std::string_view name) {
 }
 
 namespace {
-
-constexpr std::string_view kEmail = "email";
-constexpr std::string_view kUserId = "userId";
 
 // Reads one record's email (normalized) or userId into `*out`. Returns the
 // rejection when the value cannot be sent; `*out` empty and no rejection

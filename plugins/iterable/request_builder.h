@@ -50,6 +50,14 @@ void AppendJsonValue(const sdk::Value& value, std::string* out);
 const std::vector<std::string>& ReservedFieldNames();
 bool IsReservedField(std::string_view name);
 
+// "text", "an integer", "a number", "a boolean", "a timestamp".
+const char* FieldTypeName(sdk::FieldType type);
+
+// The data fields a subscribe sends for `row` with a value (not null): every
+// field but email, userId and the Iterable-managed ones. A type mismatch
+// Iterable reports for the row (invalidData*) is about one of them.
+std::vector<std::string> SentDataFields(const sdk::RecordBatch& batch, std::size_t row);
+
 enum class ListOperation { kSubscribe, kUnsubscribe };
 
 struct ListRequestOptions {

@@ -648,5 +648,34 @@ TEST_F(IterableE2eTest, AListDeletedInIterableIsCreatedAgainWithTheWholeSegment)
   EXPECT_EQ(list[0]["segments"][0].value("added", std::string("0")), "0") << list[0].dump();
 }
 
+// A data field of another type than Iterable holds is rejected with the data
+// field as the rejection's FIELD, not the email.
+TEST_F(IterableE2eTest, ATypeMismatchNamesTheDataField) {
+  CreateExport(20, "Typed");  // points as integers.
+  auto [code, text] = Ctl({"export", "run", "vip", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"segment", "create", "--name", "Untyped", "--from-csv",
+                              WriteCsv(20), "--id-field", "ProfileId"});  // points as text.
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "create", "--name", "text points", "--connection",
+                              "Iterable sandbox", "--segment", "Untyped", "--map", "email=Email",
+                              "--map", "points=Points"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "text points", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  json runs = CtlJson({"export", "runs", "text points"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  json rejections = CtlJson({"run", "rejections", list[0]["id"]});
+  json rejected = rejections.is_array() ? rejections : rejections["rejections"];
+  int mismatches = 0;
+  for (const json& r : rejected) {
+    if (r["reason_code"] != "invalid_data") continue;
+    ++mismatches;
+    EXPECT_EQ(r["field"], "points") << r.dump();
+    EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("data field 'points' (text here)"));
+  }
+  EXPECT_EQ(mismatches, 20 - 20 / 50) << rejections.dump();
+}
+
 }  // namespace
 }  // namespace exportd

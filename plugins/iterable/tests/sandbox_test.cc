@@ -300,8 +300,24 @@ TEST_F(IterableSandboxTest, TypeConflictIsRejectedAsInvalidData) {
   ASSERT_TRUE(outcomes.ok());
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected) << (*outcomes)[0].message;
   EXPECT_EQ((*outcomes)[0].reason_code, "invalid_data");
-  EXPECT_EQ((*outcomes)[0].field, "email");
+  EXPECT_EQ((*outcomes)[0].field, "level") << "the data field, not the email";
+  EXPECT_NE((*outcomes)[0].message.find("data field 'level' (text here)"), std::string::npos)
+      << (*outcomes)[0].message;
   EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kDelivered);
+
+  // With several data fields sent, the rejection names the candidates.
+  sdk::RecordBatch third;
+  third.fields = {{"email", sdk::FieldType::kString},
+                  {"level", sdk::FieldType::kString},
+                  {"city", sdk::FieldType::kString}};
+  third.profile_ids = {"d"};
+  third.values = {Str("d@example.com"), Str("gold"), Str("Oslo")};
+  outcomes = connection->Upsert(list, third, ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_data");
+  EXPECT_EQ((*outcomes)[0].field, "dataFields");
+  EXPECT_NE((*outcomes)[0].message.find("level, city"), std::string::npos)
+      << (*outcomes)[0].message;
 }
 
 TEST_F(IterableSandboxTest, SplitsLargeBatchesAndReturnsOutcomesInOrder) {
@@ -397,6 +413,9 @@ TEST_F(IterableSandboxTest, UserIdProjectFailuresComeBackByUserId) {
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
   EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
   EXPECT_EQ((*outcomes)[1].reason_code, "invalid_data");
+  EXPECT_EQ((*outcomes)[1].field, "plan");
+  EXPECT_NE((*outcomes)[1].message.find("'plan' (an integer here)"), std::string::npos)
+      << (*outcomes)[1].message;
   EXPECT_NE((*outcomes)[1].message.find("invalidDataUserIds"), std::string::npos)
       << (*outcomes)[1].message;
 }
