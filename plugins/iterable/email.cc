@@ -89,4 +89,20 @@ bool IsValidEmail(std::string_view email) {
   return true;
 }
 
+std::string UserIdProblem(std::string_view user_id) {
+  constexpr size_t kMaxUserIdLength = 52;
+  if (user_id.empty()) return "the userId is empty";
+  if (user_id.size() > kMaxUserIdLength) {
+    return "the userId has " + std::to_string(user_id.size()) + " characters, more than " +
+           std::to_string(kMaxUserIdLength);
+  }
+  for (char c : user_id) {
+    if (c < 0x20 || c > 0x7e) return "the userId holds a character that is not printable ASCII";
+  }
+  if (user_id.front() == ' ' || user_id.back() == ' ') {
+    return "the userId starts or ends with a space";
+  }
+  return std::string();
+}
+
 }  // namespace exportd::iterable

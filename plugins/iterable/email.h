@@ -1,5 +1,5 @@
 // Email normalization and validation, as Iterable stores emails: trimmed and
-// lowercase, validated by format and top-level domain.
+// lowercase, validated by format and top-level domain; and userId validation.
 //
 //   std::string email = NormalizeEmail("  Ann@Example.COM ");  // "ann@example.com"
 //   if (!IsValidEmail(email)) { ... reject locally, never send ... }
@@ -24,6 +24,11 @@ void NormalizeEmailInto(std::string_view raw, std::string* out);
 // (not starting or ending with '-'), at least two labels, and a top-level
 // domain of at least two letters.
 bool IsValidEmail(std::string_view email);
+
+// Why `user_id` is not a userId Iterable accepts (at most 52 characters,
+// printable ASCII, no leading or trailing space), or empty when it is one.
+// Never trims: " u1" is refused rather than sent as another user's id.
+std::string UserIdProblem(std::string_view user_id);
 
 }  // namespace exportd::iterable
 

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "response_parser.h"
 #include "retry_policy.h"
 #include "status_macros.h"
@@ -41,6 +42,26 @@ absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.
 
 absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
+}
+
+// An invalidData* failure is about a data field, not the identity: Iterable
+// does not say which, so the rejection names the one field sent with a value
+// when there is one, else every candidate.
+RecordOutcome InvalidDataOutcome(const sdk::RecordBatch& batch, size_t row,
+                                 const std::string& explained) {
+  const std::vector<std::string> fields = SentDataFields(batch, row);
+  if (fields.size() == 1) {
+    const sdk::Value& value = batch.at(row, batch.FieldIndex(fields[0]));
+    return RecordOutcome::Rejected(
+        "invalid_data", fields[0],
+        absl::StrCat("Iterable refused data field '", fields[0], "' (", FieldTypeName(value.type),
+                     " here): it holds another type in Iterable; ", explained));
+  }
+  return RecordOutcome::Rejected(
+      "invalid_data", "dataFields",
+      absl::StrCat("Iterable refused one of the data fields ",
+                   fields.empty() ? std::string("(none sent)") : absl::StrJoin(fields, ", "),
+                   " (a value of another type than the field holds in Iterable); ", explained));
 }
 
 }  // namespace
@@ -335,6 +356,10 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
   build.max_subscribers = options_.batch_size;
   build.max_body_bytes = options_.max_body_bytes;
   build.update_existing_users_only = options_.update_existing_users_only;
+  std::vector<std::string> fields;
+  fields.reserve(batch.fields.size());
+  for (const sdk::BatchField& field : batch.fields) fields.push_back(field.name);
+  ITERABLE_ASSIGN_OR_RETURN(build.key_field, IdentifierFieldFor(options_.project_type, fields));
   ITERABLE_ASSIGN_OR_RETURN(ListRequests requests, BuildListRequests(batch, build));
   if (ctx.cancelled())
     return CancelledWhile(absl::StrCat(VerbFor(operation), " to list ", list_id));
@@ -355,7 +380,7 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
               ? absl::StrCat("; it asked for a pause of ", DurationText(result->retry_after))
               : std::string())));
     }
-    ApplyResult(operation, request, *result, &requests.outcomes, ctx);
+    ApplyResult(operation, batch, request, *result, &requests.outcomes, ctx);
   }
   return std::move(requests.outcomes);
 }
@@ -423,15 +448,14 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
           if (!ctx.SleepFor(wait)) return CancelledWhile(what);
           continue;
         }
-        result.kind = WriteResult::Kind::kRejected;
-        result.reason_code = "invalid_list_id";
-        result.message =
-            absl::StrCat("Iterable does not know list ", list_id, " (", described,
-                         invalid_list_seen && invalid_list_retries > 0
+        // Outside the window after creation: the list is gone (deleted in
+        // Iterable). NOT_FOUND tells the engine the audience no longer exists.
+        return absl::NotFoundError(
+            absl::StrCat("Iterable list ", list_id, " no longer exists (", described,
+                         invalid_list_retries > 0
                              ? absl::StrCat(", still after ", invalid_list_retries, " retries")
                              : std::string(),
-                         "); it may have been deleted: the next run looks the list up again");
-        return result;
+                         "); someone may have deleted it in Iterable"));
       }
       if (!IsRetryableHttpStatus(status)) {
         result.kind = WriteResult::Kind::kRejected;
@@ -465,7 +489,8 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
   }
 }
 
-void IterableConnection::ApplyResult(ListOperation operation, const ListRequest& request,
+void IterableConnection::ApplyResult(ListOperation operation, const sdk::RecordBatch& batch,
+                                     const ListRequest& request,
                                      const WriteResult& result,
                                      std::vector<RecordOutcome>* outcomes, sdk::RunContext& ctx) {
   if (result.kind != WriteResult::Kind::kAccepted) {
@@ -486,21 +511,29 @@ void IterableConnection::ApplyResult(ListOperation operation, const ListRequest&
     }
     return;  // Every record keeps its kDelivered placeholder.
   }
-  std::unordered_map<std::string_view, std::vector<size_t>> by_email;
+  // Iterable names failures by the email or the userId sent.
+  std::unordered_map<std::string_view, std::vector<size_t>> by_email, by_user_id;
   by_email.reserve(request.rows.size());
   for (size_t i = 0; i < request.rows.size(); ++i) {
-    by_email[request.email(i)].push_back(request.rows[i]);
+    if (!request.email(i).empty()) by_email[request.email(i)].push_back(request.rows[i]);
+    if (!request.user_id(i).empty()) by_user_id[request.user_id(i)].push_back(request.rows[i]);
   }
-  for (const EmailFailure& failure : parsed.failures) {
-    auto it = by_email.find(failure.email);
-    if (it == by_email.end()) continue;  // Not one we sent; nothing to attribute.
+  for (const IdentityFailure& failure : parsed.failures) {
+    const auto& index = failure.user_id ? by_user_id : by_email;
+    auto it = index.find(failure.identity);
+    if (it == index.end()) continue;  // Not one we sent; nothing to attribute.
     // Unsubscribing someone Iterable does not know leaves them off the list:
     // that is what Remove wants.
     if (operation == ListOperation::kUnsubscribe && failure.reason_code == "not_found") continue;
     const std::string message =
-        Redact(absl::StrCat(ExplainEmailFailure(failure.reason_code), " [", failure.source, "]"));
+        Redact(absl::StrCat(ExplainFailure(failure.reason_code), " [", failure.source, "]"));
+    const char* field = failure.user_id ? kUserIdField : kEmailField;
     for (size_t row : it->second) {
-      (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, "email", message);
+      if (failure.reason_code == "invalid_data") {
+        (*outcomes)[row] = InvalidDataOutcome(batch, row, message);
+      } else {
+        (*outcomes)[row] = RecordOutcome::Rejected(failure.reason_code, field, message);
+      }
     }
   }
 }

@@ -53,6 +53,8 @@ class IterableConnection final : public sdk::Connection {
   // batch_size or max_body_bytes. One outcome per record, in order. A 429:
   // ctx.ReportThrottle(wait) and RESOURCE_EXHAUSTED (the engine resends).
   // 5xx, 408 and network failures are retried here ("request attempt N of M").
+  // NOT_FOUND when Iterable answers invalidListId outside the window after the
+  // list's creation: the list was deleted in Iterable.
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Upsert(const sdk::Audience& audience,
                                                          const sdk::RecordBatch& batch,
                                                          sdk::RunContext& ctx) override;
@@ -86,7 +88,8 @@ class IterableConnection final : public sdk::Connection {
   absl::StatusOr<WriteResult> SendListRequest(ListOperation operation, std::int64_t list_id,
                                               bool audience_created, const std::string& body,
                                               sdk::RunContext& ctx);
-  void ApplyResult(ListOperation operation, const ListRequest& request, const WriteResult& result,
+  void ApplyResult(ListOperation operation, const sdk::RecordBatch& batch,
+                   const ListRequest& request, const WriteResult& result,
                    std::vector<sdk::RecordOutcome>* outcomes, sdk::RunContext& ctx);
 
   // GET/POST with retries for the non-batch calls (429s included: the engine

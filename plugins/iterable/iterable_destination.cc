@@ -16,6 +16,15 @@ class IterableDestination final : public sdk::Destination {
     return ParseSettings(settings).status();
   }
 
+  // The project type decides which identity field is required and keys
+  // members.
+  absl::StatusOr<sdk::MappingCheck> ValidateMapping(
+      const sdk::Settings& settings, const std::vector<std::string>& fields) const override {
+    ITERABLE_ASSIGN_OR_RETURN(ProjectType type, ParseProjectType(settings));
+    ITERABLE_ASSIGN_OR_RETURN(std::string identifier, IdentifierFieldFor(type, fields));
+    return sdk::MappingCheck{std::move(identifier)};
+  }
+
   absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings& settings) override {
     ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
     ITERABLE_ASSIGN_OR_RETURN(std::unique_ptr<IterableConnection> connection,
@@ -24,8 +33,10 @@ class IterableDestination final : public sdk::Destination {
   }
 
   // Iterable stores emails trimmed and lowercased: "A@x.com " is "a@x.com".
+  // A userId is taken as it is (case matters; surrounding spaces make it
+  // invalid, they are not trimmed away).
   std::string CanonicalIdentifier(std::string_view field, std::string_view value) const override {
-    if (field == "email") return NormalizeEmail(value);
+    if (field == kEmailField) return NormalizeEmail(value);
     return std::string(value);
   }
 

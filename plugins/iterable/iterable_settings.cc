@@ -1,5 +1,6 @@
 #include "iterable_settings.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/status/status.h"
@@ -119,14 +120,26 @@ sdk::Manifest BuildManifest() {
               "Only update users that already exist in Iterable; unknown emails are rejected "
               "(not_found) instead of creating users.",
               SettingType::kBool, "false"),
+      Setting("project_type", "Project type",
+              "How the Iterable project identifies users: email (email-based projects, the "
+              "default), user_id (userID-based projects: map userId) or hybrid (map email, "
+              "userId or both; the first of them in the export's mapping identifies a member).",
+              SettingType::kEnum, "email", false, false, {"email", "user_id", "hybrid"}),
       Setting("timeout_seconds", "Request timeout (seconds)", "1 to 600.", SettingType::kInt, "30"),
       Setting("max_retry_seconds", "Retry time budget (seconds)",
               "How long one request is retried on 429, 5xx and network errors, 0 to 3600.",
               SettingType::kDouble, "60"),
       Setting("max_attempts", "Attempts per request", "1 to 20.", SettingType::kInt, "6"),
   };
-  m.mapping_fields = {{"email", "The profile field holding the email address.", true,
-                     /*identifier=*/true}};
+  // Which of the two is required and which keys members depends on the
+  // connection's project_type (Destination::ValidateMapping).
+  m.mapping_fields = {
+      {kEmailField,
+       "The profile field holding the email address; required in email-based projects.",
+       /*required=*/false, /*identifier=*/true},
+      {kUserIdField,
+       "The profile field holding the Iterable userId; required in userID-based projects.",
+       /*required=*/false, /*identifier=*/true}};
   m.allows_extra_fields = true;
   m.reserved_fields = ReservedFieldNames();
   m.supports_removal = true;
@@ -170,8 +183,47 @@ absl::Status ValidateBaseUrl(std::string_view url_view) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<ProjectType> ParseProjectType(const sdk::Settings& settings) {
+  const std::string* text = Find(settings, "project_type");
+  if (text == nullptr || text->empty() || *text == "email") return ProjectType::kEmail;
+  if (*text == "user_id") return ProjectType::kUserId;
+  if (*text == "hybrid") return ProjectType::kHybrid;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "setting 'project_type' must be 'email', 'user_id' or 'hybrid', got '", *text, "'"));
+}
+
+absl::StatusOr<std::string> IdentifierFieldFor(ProjectType type,
+                                               const std::vector<std::string>& fields) {
+  auto mapped = [&](const char* name) {
+    return std::find(fields.begin(), fields.end(), name) != fields.end();
+  };
+  switch (type) {
+    case ProjectType::kEmail:
+      if (mapped(kEmailField)) return std::string(kEmailField);
+      return absl::InvalidArgumentError(
+          "mapping for field 'email' is missing: the connection's project_type is 'email' "
+          "(an email-based Iterable project); map the profile field holding the email, or set "
+          "project_type to 'user_id' or 'hybrid' if the project identifies users by userId");
+    case ProjectType::kUserId:
+      if (mapped(kUserIdField)) return std::string(kUserIdField);
+      return absl::InvalidArgumentError(
+          "mapping for field 'userId' is missing: the connection's project_type is 'user_id' "
+          "(a userID-based Iterable project identifies users by userId); map the profile "
+          "field holding the userId (email may be mapped too)");
+    case ProjectType::kHybrid:
+      for (const std::string& field : fields) {
+        if (field == kEmailField || field == kUserIdField) return field;
+      }
+      return absl::InvalidArgumentError(
+          "the mapping has neither 'email' nor 'userId': the connection's project_type is "
+          "'hybrid'; map at least one (the first of them identifies a member)");
+  }
+  return absl::InternalError("unknown project type");
+}
+
 absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings) {
   ConnectionOptions options;
+  ITERABLE_ASSIGN_OR_RETURN(options.project_type, ParseProjectType(settings));
   const std::string* key = Find(settings, "api_key");
   if (key == nullptr || absl::StripAsciiWhitespace(*key).empty()) {
     return absl::InvalidArgumentError(

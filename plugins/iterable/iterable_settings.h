@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -26,6 +27,13 @@ inline constexpr int kMaxBatchSize = 10000;
 inline constexpr std::int64_t kMaxBodyBytes = 16'000'000;
 inline constexpr int kMaxParallelRequests = 32;
 
+// How the Iterable project identifies users (setting `project_type`).
+enum class ProjectType { kEmail, kUserId, kHybrid };
+
+// The two identity fields an export maps.
+inline constexpr char kEmailField[] = "email";
+inline constexpr char kUserIdField[] = "userId";
+
 // Everything a connection needs, from the settings plus knobs tests may turn.
 struct ConnectionOptions {
   std::string api_key;
@@ -35,6 +43,7 @@ struct ConnectionOptions {
   int parallel_requests = 4;
   double requests_per_second = 0;  // 0: no client-side limit until a 429.
   bool update_existing_users_only = false;
+  ProjectType project_type = ProjectType::kEmail;
   absl::Duration timeout = absl::Seconds(30);
   absl::Duration connect_timeout = absl::Seconds(10);
   RetryPolicy retry;
@@ -51,6 +60,18 @@ sdk::Manifest BuildManifest();
 // filled in, though absent ones are tolerated). INVALID_ARGUMENT naming the
 // setting otherwise; never quotes the API key.
 absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings);
+
+// The `project_type` setting (absent or empty: email). INVALID_ARGUMENT for
+// another value.
+absl::StatusOr<ProjectType> ParseProjectType(const sdk::Settings& settings);
+
+// The identity field that keys a member of a project of `type`, given the
+// destination fields an export maps (in its order): `email` in email-based
+// projects, `userId` in userID-based ones, in hybrid projects the first of the
+// two the export maps. INVALID_ARGUMENT naming the missing field and the
+// project type when the mapping lacks it.
+absl::StatusOr<std::string> IdentifierFieldFor(ProjectType type,
+                                               const std::vector<std::string>& fields);
 
 // Checks a base URL's form: http(s)://host[:port][/path], no credentials,
 // query, fragment or whitespace.

@@ -4,12 +4,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "email.h"
 
 namespace exportd::iterable {
 namespace {
+
+constexpr std::string_view kEmail = "email";
+constexpr std::string_view kUserId = "userId";
 
 constexpr char kHex[] = "0123456789abcdef";
 constexpr char kReplacementChar[] = "\xEF\xBF\xBD";
@@ -48,6 +52,14 @@ void Append2(int v, std::string* out) {
   out->push_back(static_cast<char>('0' + v % 10));
 }
 
+std::string Abbreviate(std::string_view s) {
+  constexpr size_t kMax = 100;
+  if (s.size() <= kMax) return std::string(s);
+  return std::string(s.substr(0, kMax)) + "...";
+}
+
+}  // namespace
+
 const char* FieldTypeName(sdk::FieldType type) {
   switch (type) {
     case sdk::FieldType::kString:
@@ -64,13 +76,15 @@ const char* FieldTypeName(sdk::FieldType type) {
   return "a value";
 }
 
-std::string Abbreviate(std::string_view s) {
-  constexpr size_t kMax = 100;
-  if (s.size() <= kMax) return std::string(s);
-  return std::string(s.substr(0, kMax)) + "...";
+std::vector<std::string> SentDataFields(const sdk::RecordBatch& batch, std::size_t row) {
+  std::vector<std::string> out;
+  for (std::size_t c = 0; c < batch.fields.size(); ++c) {
+    const std::string& name = batch.fields[c].name;
+    if (name == kEmail || name == kUserId || IsReservedField(name)) continue;
+    if (!batch.at(row, c).is_null) out.push_back(name);
+  }
+  return out;
 }
-
-}  // namespace
 
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
@@ -261,17 +275,62 @@ bool IsReservedField(std::string_view name) {
   return false;
 }
 
+namespace {
+
+// Reads one record's email (normalized) or userId into `*out`. Returns the
+// rejection when the value cannot be sent; `*out` empty and no rejection
+// means the record holds none (null or empty).
+std::optional<sdk::RecordOutcome> ReadIdentity(const sdk::Value& raw, bool user_id,
+                                               std::string* out) {
+  out->clear();
+  const std::string field(user_id ? kUserId : kEmail);
+  if (raw.is_null) return std::nullopt;
+  if (user_id && raw.type == sdk::FieldType::kInt) {
+    out->append(std::to_string(raw.i));
+    return std::nullopt;
+  }
+  if (raw.type != sdk::FieldType::kString) {
+    return sdk::RecordOutcome::Rejected(
+        user_id ? "invalid_user_id" : "invalid_email", field,
+        "the " + field + " field holds " + FieldTypeName(raw.type) + ", not text");
+  }
+  if (user_id) {
+    if (raw.s.empty()) return std::nullopt;
+    const std::string problem = UserIdProblem(raw.s);
+    if (!problem.empty()) {
+      return sdk::RecordOutcome::Rejected("invalid_user_id", field,
+                                          "'" + Abbreviate(raw.s) + "': " + problem);
+    }
+    out->append(raw.s);
+    return std::nullopt;
+  }
+  NormalizeEmailInto(raw.s, out);
+  if (!out->empty() && !IsValidEmail(*out)) {
+    std::optional<sdk::RecordOutcome> rejected = sdk::RecordOutcome::Rejected(
+        "invalid_email", field, "'" + Abbreviate(*out) + "' is not a valid email address");
+    out->clear();
+    return rejected;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
                                                const ListRequestOptions& options) {
   if (options.max_subscribers < 1 || options.max_body_bytes < 1) {
     return absl::InvalidArgumentError("batch_size and max_body_bytes must be positive");
   }
-  const int email_column = batch.FieldIndex(options.email_field);
-  if (email_column < 0) {
-    return absl::InvalidArgumentError("the batch has no '" + options.email_field +
-                                      "' field: map the profile field holding the email "
-                                      "address onto '" +
-                                      options.email_field + "'");
+  if (options.key_field != kEmail && options.key_field != kUserId) {
+    return absl::InvalidArgumentError("the key field must be 'email' or 'userId', not '" +
+                                      options.key_field + "'");
+  }
+  const bool key_is_user_id = options.key_field == kUserId;
+  const int key_column = batch.FieldIndex(options.key_field);
+  if (key_column < 0) {
+    return absl::InvalidArgumentError(
+        "the batch has no '" + options.key_field + "' field: map the profile field holding the " +
+        (key_is_user_id ? "userId" : "email address") + " onto '" + options.key_field + "'");
   }
   if (batch.values.size() != batch.size() * batch.fields.size()) {
     return absl::InvalidArgumentError("malformed batch: " + std::to_string(batch.values.size()) +
@@ -279,19 +338,29 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
                                       " records of " + std::to_string(batch.fields.size()) +
                                       " fields");
   }
+  const bool subscribe = options.operation == ListOperation::kSubscribe;
+  // The other identity field, sent along on subscribe.
+  const int other_column =
+      subscribe ? batch.FieldIndex(std::string(key_is_user_id ? kEmail : kUserId)) : -1;
+  const int email_column = key_is_user_id ? other_column : key_column;
+  const int user_id_column = key_is_user_id ? key_column : other_column;
 
-  // Data fields (subscribe only): every field but the email and the
+  // Data fields (subscribe only): every field but the identities and the
   // Iterable-managed ones, with its key pre-rendered.
   struct DataColumn {
     size_t column;
     std::string key;  // "\"name\":"
   };
   std::vector<DataColumn> data_columns;
-  if (options.operation == ListOperation::kSubscribe) {
+  if (subscribe) {
     for (size_t c = 0; c < batch.fields.size(); ++c) {
-      if (static_cast<int>(c) == email_column || IsReservedField(batch.fields[c].name)) continue;
+      const std::string& name = batch.fields[c].name;
+      if (static_cast<int>(c) == key_column || static_cast<int>(c) == other_column ||
+          IsReservedField(name)) {
+        continue;
+      }
       DataColumn dc{c, {}};
-      AppendJsonString(batch.fields[c].name, &dc.key);
+      AppendJsonString(name, &dc.key);
       dc.key.push_back(':');
       data_columns.push_back(std::move(dc));
     }
@@ -301,7 +370,7 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
   AppendJsonInt(options.list_id, &prefix);
   prefix.append(",\"subscribers\":[");
   std::string suffix = "]";
-  if (options.operation == ListOperation::kUnsubscribe) {
+  if (!subscribe) {
     suffix.append(",\"channelUnsubscribe\":false");
   } else if (options.update_existing_users_only) {
     suffix.append(",\"updateExistingUsersOnly\":true");
@@ -325,79 +394,78 @@ absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
   start_request();
 
   std::string email;
+  std::string user_id;
+  std::string object;
   for (size_t row = 0; row < batch.size(); ++row) {
-    const sdk::Value& raw = batch.at(row, email_column);
-    if (raw.is_null) {
-      result.outcomes[row] = sdk::RecordOutcome::Rejected("missing_email", options.email_field,
-                                                          "the record has no email address (null)");
-      continue;
+    email.clear();
+    user_id.clear();
+    std::optional<sdk::RecordOutcome> rejected;
+    if (email_column >= 0) rejected = ReadIdentity(batch.at(row, email_column), false, &email);
+    if (!rejected && user_id_column >= 0) {
+      rejected = ReadIdentity(batch.at(row, user_id_column), true, &user_id);
     }
-    if (raw.type != sdk::FieldType::kString) {
-      result.outcomes[row] = sdk::RecordOutcome::Rejected(
-          "invalid_email", options.email_field,
-          std::string("the email field holds ") + FieldTypeName(raw.type) + ", not text");
-      continue;
+    if (!rejected && (key_is_user_id ? user_id : email).empty()) {
+      const sdk::Value& raw = batch.at(row, key_column);
+      rejected = sdk::RecordOutcome::Rejected(
+          key_is_user_id ? "missing_user_id" : "missing_email", options.key_field,
+          std::string("the record has no ") + (key_is_user_id ? "userId" : "email address") +
+              (raw.is_null ? " (null)" : " (empty)"));
     }
-    NormalizeEmailInto(raw.s, &email);
-    if (email.empty()) {
-      result.outcomes[row] = sdk::RecordOutcome::Rejected(
-          "missing_email", options.email_field, "the record has no email address (empty)");
-      continue;
-    }
-    if (!IsValidEmail(email)) {
-      result.outcomes[row] =
-          sdk::RecordOutcome::Rejected("invalid_email", options.email_field,
-                                       "'" + Abbreviate(email) + "' is not a valid email address");
+    if (rejected) {
+      result.outcomes[row] = std::move(*rejected);
       continue;
     }
 
-    if (current.rows.size() >= static_cast<size_t>(options.max_subscribers)) {
+    // The subscriber's JSON. Valid emails never need escaping; userIds may.
+    object.clear();
+    object.push_back('{');
+    if (!email.empty()) {
+      object.append("\"email\":\"");
+      object.append(email);
+      object.push_back('"');
+    }
+    if (!user_id.empty()) {
+      if (!email.empty()) object.push_back(',');
+      object.append("\"userId\":");
+      AppendJsonString(user_id, &object);
+    }
+    if (!data_columns.empty()) {
+      object.append(",\"dataFields\":{");
+      bool first = true;
+      for (const DataColumn& dc : data_columns) {
+        if (!first) object.push_back(',');
+        first = false;
+        object.append(dc.key);
+        AppendJsonValue(batch.at(row, dc.column), &object);
+      }
+      object.push_back('}');
+    }
+    object.push_back('}');
+
+    if (prefix.size() + object.size() + suffix.size() > limit) {
+      result.outcomes[row] = sdk::RecordOutcome::Rejected(
+          "record_too_large", "",
+          "the record needs " + std::to_string(prefix.size() + object.size() + suffix.size()) +
+              " bytes of JSON, more than max_body_bytes (" + std::to_string(limit) + ")");
+      continue;
+    }
+    if (!current.rows.empty() &&
+        (current.rows.size() >= static_cast<size_t>(options.max_subscribers) ||
+         current.body.size() + 1 + object.size() + suffix.size() > limit)) {
       finish_request();
       start_request();
     }
-    const size_t subscriber_start = current.body.size();
     if (!current.rows.empty()) current.body.push_back(',');
-    const size_t object_start = current.body.size();
-    size_t object_pos = object_start;
-    current.body.append("{\"email\":\"");
-    const size_t email_offset = current.body.size() - object_start;
-    current.body.append(email);  // Valid emails need no escaping.
-    current.body.push_back('"');
-    if (!data_columns.empty()) {
-      current.body.append(",\"dataFields\":{");
-      bool first = true;
-      for (const DataColumn& dc : data_columns) {
-        if (!first) current.body.push_back(',');
-        first = false;
-        current.body.append(dc.key);
-        AppendJsonValue(batch.at(row, dc.column), &current.body);
-      }
-      current.body.push_back('}');
-    }
-    current.body.push_back('}');
-
-    if (current.body.size() + suffix.size() > limit) {
-      // The subscriber does not fit: move it to a request of its own, or
-      // reject it when it does not fit even alone.
-      std::string object = current.body.substr(object_start);
-      current.body.resize(subscriber_start);
-      if (prefix.size() + object.size() + suffix.size() > limit) {
-        result.outcomes[row] = sdk::RecordOutcome::Rejected(
-            "record_too_large", "",
-            "the record needs " + std::to_string(prefix.size() + object.size() + suffix.size()) +
-                " bytes of JSON, more than max_body_bytes (" + std::to_string(limit) + ")");
-        continue;
-      }
-      if (!current.rows.empty()) {
-        finish_request();
-        start_request();
-      }
-      object_pos = current.body.size();
-      current.body.append(object);
-    }
+    current.body.append(object);
     current.rows.push_back(row);
-    current.email_spans.emplace_back(static_cast<std::uint32_t>(object_pos + email_offset),
-                                     static_cast<std::uint32_t>(email.size()));
+    ListRequest::Spans spans;
+    spans.email_offset = static_cast<std::uint32_t>(current.identities.size());
+    spans.email_size = static_cast<std::uint32_t>(email.size());
+    current.identities.append(email);
+    spans.user_id_offset = static_cast<std::uint32_t>(current.identities.size());
+    spans.user_id_size = static_cast<std::uint32_t>(user_id.size());
+    current.identities.append(user_id);
+    current.spans.push_back(spans);
   }
   if (!current.rows.empty()) finish_request();
   return result;

@@ -4,8 +4,8 @@
 //
 // One engine batch becomes one or more requests: each holds at most
 // `max_subscribers` subscribers and `max_body_bytes` bytes. Records that
-// cannot be sent (missing or invalid email, a single record larger than the
-// body limit) get their outcome here and are never sent.
+// cannot be sent (missing or invalid email or userId, a single record larger
+// than the body limit) get their outcome here and are never sent.
 //
 //   ListRequestOptions options;
 //   options.operation = ListOperation::kSubscribe;
@@ -50,13 +50,26 @@ void AppendJsonValue(const sdk::Value& value, std::string* out);
 const std::vector<std::string>& ReservedFieldNames();
 bool IsReservedField(std::string_view name);
 
+// "text", "an integer", "a number", "a boolean", "a timestamp".
+const char* FieldTypeName(sdk::FieldType type);
+
+// The data fields a subscribe sends for `row` with a value (not null): every
+// field but email, userId and the Iterable-managed ones. A type mismatch
+// Iterable reports for the row (invalidData*) is about one of them.
+std::vector<std::string> SentDataFields(const sdk::RecordBatch& batch, std::size_t row);
+
 enum class ListOperation { kSubscribe, kUnsubscribe };
 
 struct ListRequestOptions {
   ListOperation operation = ListOperation::kSubscribe;
   std::int64_t list_id = 0;
-  // The name of the batch field holding the email.
-  std::string email_field = "email";
+  // The identity field that keys each subscriber: "email" or "userId", as the
+  // project type says (IdentifierFieldFor). A record without a valid value of
+  // it is rejected locally. On subscribe, the other identity field, when the
+  // batch has it and the record holds a value, is sent too (a userID-based
+  // project's user email, an email-based project's userId); an invalid one
+  // rejects the record. Unsubscribe sends only the key.
+  std::string key_field = "email";
   int max_subscribers = 1000;
   std::int64_t max_body_bytes = 4'000'000;
   // Subscribe only: send "updateExistingUsersOnly": true.
@@ -68,12 +81,20 @@ struct ListRequest {
   std::string body;
   // The batch rows in this request, in body order.
   std::vector<std::size_t> rows;
-  // The normalized email of each row, as offset/length into `body` (valid
-  // emails never need escaping, so they appear verbatim).
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> email_spans;
+  // The normalized email and the userId each row was sent with (either may be
+  // empty), as spans of `identities`: Iterable names failures by them.
+  struct Spans {
+    std::uint32_t email_offset = 0, email_size = 0;
+    std::uint32_t user_id_offset = 0, user_id_size = 0;
+  };
+  std::string identities;
+  std::vector<Spans> spans;
 
   std::string_view email(std::size_t i) const {
-    return std::string_view(body).substr(email_spans[i].first, email_spans[i].second);
+    return std::string_view(identities).substr(spans[i].email_offset, spans[i].email_size);
+  }
+  std::string_view user_id(std::size_t i) const {
+    return std::string_view(identities).substr(spans[i].user_id_offset, spans[i].user_id_size);
   }
 };
 
@@ -84,8 +105,8 @@ struct ListRequests {
   std::vector<sdk::RecordOutcome> outcomes;
 };
 
-// Splits `batch` into requests. INVALID_ARGUMENT when the batch has no email
-// field or the limits are not positive.
+// Splits `batch` into requests. INVALID_ARGUMENT when the batch has no
+// `key_field` field or the limits are not positive.
 absl::StatusOr<ListRequests> BuildListRequests(const sdk::RecordBatch& batch,
                                                const ListRequestOptions& options);
 

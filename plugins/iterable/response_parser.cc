@@ -46,9 +46,26 @@ std::optional<std::int64_t> IntField(const json& object, const char* key) {
   return std::nullopt;
 }
 
-// "conflictEmails" -> "conflict", "invalidDataEmails" -> "invalid_data".
-std::string ReasonForArray(std::string_view key) {
-  std::string_view stem = key.substr(0, key.size() - 6);  // Drop "Emails".
+// The suffix naming what a failedUpdates array lists, or 0 for neither.
+size_t IdentitySuffix(std::string_view key, bool* user_id) {
+  constexpr std::string_view kEmails = "Emails";
+  constexpr std::string_view kUserIds = "UserIds";
+  if (key.size() > kEmails.size() && key.substr(key.size() - kEmails.size()) == kEmails) {
+    *user_id = false;
+    return kEmails.size();
+  }
+  if (key.size() > kUserIds.size() && key.substr(key.size() - kUserIds.size()) == kUserIds) {
+    *user_id = true;
+    return kUserIds.size();
+  }
+  return 0;
+}
+
+// "conflictEmails" -> "conflict", "invalidDataUserIds" -> "invalid_data",
+// "invalidEmails" -> "invalid_email".
+std::string ReasonForArray(std::string_view key, size_t suffix, bool user_id) {
+  std::string_view stem = key.substr(0, key.size() - suffix);
+  if (stem == "invalid") return user_id ? "invalid_user_id" : "invalid_email";
   std::string out;
   for (char c : stem) {
     if (c >= 'A' && c <= 'Z') {
@@ -61,17 +78,13 @@ std::string ReasonForArray(std::string_view key) {
   return out;
 }
 
-bool EndsWithEmails(std::string_view key) {
-  return key.size() > 6 && key.substr(key.size() - 6) == "Emails";
-}
-
-void CollectEmails(const json& array, const std::string& reason, const std::string& source,
-                   std::vector<EmailFailure>* out) {
+void CollectIdentities(const json& array, bool user_id, const std::string& reason,
+                       const std::string& source, std::vector<IdentityFailure>* out) {
   if (!array.is_array()) return;
   for (const json& item : array) {
     if (!item.is_string()) continue;
-    out->push_back(
-        EmailFailure{NormalizeEmail(item.get_ref<const std::string&>()), reason, source});
+    const std::string& text = item.get_ref<const std::string&>();
+    out->push_back(IdentityFailure{user_id ? text : NormalizeEmail(text), user_id, reason, source});
   }
 }
 
@@ -189,12 +202,18 @@ ListUpdateResult ParseListUpdateResponse(std::string_view body) {
     result.success_count = IntField(parsed, "successCount");
     result.fail_count = IntField(parsed, "failCount");
     if (auto it = parsed.find("invalidEmails"); it != parsed.end()) {
-      CollectEmails(*it, "invalid_email", "invalidEmails", &result.failures);
+      CollectIdentities(*it, false, "invalid_email", "invalidEmails", &result.failures);
+    }
+    if (auto it = parsed.find("invalidUserIds"); it != parsed.end()) {
+      CollectIdentities(*it, true, "invalid_user_id", "invalidUserIds", &result.failures);
     }
     if (auto it = parsed.find("failedUpdates"); it != parsed.end() && it->is_object()) {
       for (const auto& [key, value] : it->items()) {
-        if (!EndsWithEmails(key)) continue;  // *UserIds: we never send user ids.
-        CollectEmails(value, ReasonForArray(key), "failedUpdates." + key, &result.failures);
+        bool user_id = false;
+        const size_t suffix = IdentitySuffix(key, &user_id);
+        if (suffix == 0) continue;
+        CollectIdentities(value, user_id, ReasonForArray(key, suffix, user_id),
+                          "failedUpdates." + key, &result.failures);
       }
     }
   } catch (const std::exception&) {
@@ -203,11 +222,12 @@ ListUpdateResult ParseListUpdateResponse(std::string_view body) {
   return result;
 }
 
-std::string ExplainEmailFailure(std::string_view reason_code) {
+std::string ExplainFailure(std::string_view reason_code) {
   if (reason_code == "conflict") {
-    return "Iterable reported a conflict for this email (another user or a unique field "
-           "already holds it)";
+    return "Iterable reported a conflict for this user (another user or a unique field "
+           "already holds its email or userId)";
   }
+  if (reason_code == "invalid_user_id") return "Iterable rejected the userId as invalid";
   if (reason_code == "forgotten") {
     return "the user was forgotten (privacy deletion) in Iterable and cannot be updated";
   }
@@ -217,9 +237,9 @@ std::string ExplainEmailFailure(std::string_view reason_code) {
   }
   if (reason_code == "invalid_email") return "Iterable rejected the email address as invalid";
   if (reason_code == "not_found") {
-    return "no Iterable user has this email (update_existing_users_only is on)";
+    return "no Iterable user has this email or userId (update_existing_users_only is on)";
   }
-  return "Iterable did not update this email (" + std::string(reason_code) + ")";
+  return "Iterable did not update this user (" + std::string(reason_code) + ")";
 }
 
 }  // namespace exportd::iterable

@@ -5,7 +5,7 @@
 //
 //   Envelope envelope = ParseEnvelope(response.body);
 //   ListUpdateResult result = ParseListUpdateResponse(response.body);
-//   for (const EmailFailure& failure : result.failures) { ... }
+//   for (const IdentityFailure& failure : result.failures) { ... }
 #ifndef EXPORTD_PLUGINS_ITERABLE_RESPONSE_PARSER_H_
 #define EXPORTD_PLUGINS_ITERABLE_RESPONSE_PARSER_H_
 
@@ -53,11 +53,13 @@ absl::StatusOr<std::vector<ListInfo>> ParseLists(std::string_view body);
 // Parses {"listId": N} from POST /api/lists.
 absl::StatusOr<std::int64_t> ParseCreatedListId(std::string_view body);
 
-// One email Iterable reported as not updated.
-struct EmailFailure {
-  std::string email;        // Normalized (trimmed, lowercase).
+// One user Iterable reported as not updated, by email or by userId.
+struct IdentityFailure {
+  std::string identity;     // The email (normalized: trimmed, lowercase) or the userId as sent.
+  bool user_id = false;     // `identity` is a userId (a *UserIds array).
   std::string reason_code;  // "conflict", "forgotten", "invalid_data", "invalid_email",
-                            // "not_found", or the snake_case of an unknown array.
+                            // "invalid_user_id", "not_found", or the snake_case of an unknown
+                            // array.
   std::string source;       // Where it was listed, e.g. "failedUpdates.conflictEmails".
 };
 
@@ -66,13 +68,14 @@ struct ListUpdateResult {
   bool is_json = false;
   std::optional<std::int64_t> success_count;
   std::optional<std::int64_t> fail_count;
-  // Every email listed in invalidEmails or failedUpdates.*Emails, in order.
-  std::vector<EmailFailure> failures;
+  // Every email listed in invalidEmails or failedUpdates.*Emails and every
+  // userId in invalidUserIds or failedUpdates.*UserIds, in order.
+  std::vector<IdentityFailure> failures;
 };
 ListUpdateResult ParseListUpdateResponse(std::string_view body);
 
-// A human-readable explanation for a reason code of EmailFailure.
-std::string ExplainEmailFailure(std::string_view reason_code);
+// A human-readable explanation for a reason code of IdentityFailure.
+std::string ExplainFailure(std::string_view reason_code);
 
 }  // namespace exportd::iterable
 

@@ -83,6 +83,8 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
   const std::string& name = e.name();
   // Connection: exists, usable by the caller, of a loaded destination.
   const sdk::Manifest* manifest = nullptr;
+  const sdk::Destination* plugin = nullptr;
+  sdk::Settings connection_settings;
   if (!e.connection_id().empty()) {
     // A connection the caller may not use answers as one that does not exist.
     auto stored = ConnectionFor(deps_, who, e.connection_id());
@@ -98,6 +100,9 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
           "', which is not loaded"));
     }
     manifest = &(*destination)->manifest();
+    plugin = *destination;
+    connection_settings = destinations::SettingsWithDefaults(
+        *manifest, {stored->connection.settings().begin(), stored->connection.settings().end()});
     e.set_connection_id(stored->connection.id());
     e.set_connection_name(stored->connection.display_name());
     e.set_active(true);
@@ -131,8 +136,9 @@ absl::Status ExportService::Validate(const auth::Principal& who, v1::Export& e) 
   // Mappings: against the destination's manifest, then each segment's schema.
   std::vector<std::pair<std::string, std::string>> mappings;
   for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
-  if (manifest != nullptr) {
-    absl::Status status = destinations::ValidateMappings(*manifest, mappings);
+  if (plugin != nullptr) {
+    absl::Status status =
+        destinations::ValidateMappingsFor(*plugin, connection_settings, mappings).status();
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("export '", name, "': ", status.message()));
     }

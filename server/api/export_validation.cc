@@ -63,7 +63,7 @@ absl::Status CheckMappedProfileFields(const v1::Export& e,
                                       const std::vector<v1::Segment>& segments) {
   for (const v1::Segment& segment : segments) {
     // The sync resolves the mapping the same way when the export runs.
-    auto resolved = sync::ResolveMapping(e, segment, /*destination=*/nullptr);
+    auto resolved = sync::ResolveMapping(e, segment, /*identifier_field=*/"");
     if (!resolved.ok()) return Invalid(e, resolved.status().message());
   }
   return absl::OkStatus();

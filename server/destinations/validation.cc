@@ -171,4 +171,38 @@ absl::Status ValidateMappings(const sdk::Manifest& manifest,
   return absl::OkStatus();
 }
 
+sdk::Settings SettingsWithDefaults(const sdk::Manifest& manifest,
+                                   const std::map<std::string, std::string>& settings) {
+  sdk::Settings out(settings.begin(), settings.end());
+  for (const sdk::SettingSpec& spec : manifest.settings) {
+    if (!spec.default_value.empty()) out.emplace(spec.name, spec.default_value);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ValidateMappingsFor(
+    const sdk::Destination& destination, const sdk::Settings& settings,
+    const std::vector<std::pair<std::string, std::string>>& mappings) {
+  const sdk::Manifest& manifest = destination.manifest();
+  if (absl::Status generic = ValidateMappings(manifest, mappings); !generic.ok()) return generic;
+  std::vector<std::string> fields;
+  fields.reserve(mappings.size());
+  for (const auto& mapping : mappings) fields.push_back(mapping.first);
+  absl::StatusOr<sdk::MappingCheck> check = destination.ValidateMapping(settings, fields);
+  if (!check.ok()) return check.status();
+  const std::string& identifier = check->identifier_field;
+  if (identifier.empty()) return identifier;
+  const bool mapped = std::find(fields.begin(), fields.end(), identifier) != fields.end();
+  const bool declared = std::any_of(
+      manifest.mapping_fields.begin(), manifest.mapping_fields.end(),
+      [&](const sdk::MappingFieldSpec& f) { return f.identifier && f.name == identifier; });
+  if (!mapped || !declared) {
+    return absl::InternalError(absl::StrCat(
+        "destination '", manifest.name, "' named '", identifier,
+        "' as the identifier of the mapping, which is not a mapped identifier field of its "
+        "manifest; this is a bug in the plugin"));
+  }
+  return identifier;
+}
+
 }  // namespace exportd::destinations

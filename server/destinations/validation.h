@@ -42,6 +42,20 @@ absl::StatusOr<sdk::Settings> ResolveSettings(const sdk::Manifest& manifest,
 absl::Status ValidateMappings(const sdk::Manifest& manifest,
                               const std::vector<std::pair<std::string, std::string>>& mappings);
 
+// A connection's non-secret settings with the manifest's defaults filled in,
+// as Destination::ValidateMapping gets them when an export is saved.
+sdk::Settings SettingsWithDefaults(const sdk::Manifest& manifest,
+                                   const std::map<std::string, std::string>& settings);
+
+// Checks an export's mappings against its connection's settings: the generic
+// checks (ValidateMappings) first, then the destination's own
+// (Destination::ValidateMapping). Returns the destination field that keys
+// members (empty: none). INTERNAL when the destination names a field that is
+// not a mapped identifier field of its manifest.
+absl::StatusOr<std::string> ValidateMappingsFor(
+    const sdk::Destination& destination, const sdk::Settings& settings,
+    const std::vector<std::pair<std::string, std::string>>& mappings);
+
 }  // namespace exportd::destinations
 
 #endif  // EXPORTD_SERVER_DESTINATIONS_VALIDATION_H_

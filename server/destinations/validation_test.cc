@@ -1,5 +1,7 @@
 #include "validation.h"
 
+#include <algorithm>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -178,6 +180,73 @@ TEST(ValidateMappingsTest, EmptyNames) {
   EXPECT_THAT(ValidateMappings(TestManifest(), Mappings{{"email", ""}}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("mapping for field 'email' names no profile field")));
+}
+
+// A destination whose identifier field is a setting, as Iterable's project
+// type decides between email and userId.
+class KeyedBySetting final : public sdk::Destination {
+ public:
+  KeyedBySetting() {
+    manifest_ = TestManifest();
+    manifest_.reserved_fields.clear();
+    manifest_.allows_extra_fields = true;
+    manifest_.mapping_fields = {{"email", "", false, true}, {"phone", "", false, true}};
+    sdk::SettingSpec key;
+    key.name = "key";
+    key.default_value = "email";
+    manifest_.settings.push_back(key);
+  }
+  const sdk::Manifest& manifest() const override { return manifest_; }
+  absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings&) override {
+    return absl::UnimplementedError("not in this test");
+  }
+  absl::StatusOr<sdk::MappingCheck> ValidateMapping(
+      const sdk::Settings& settings, const std::vector<std::string>& fields) const override {
+    const std::string& key = settings.at("key");
+    if (key == "bogus") return sdk::MappingCheck{"name"};  // A plugin bug.
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+      return absl::InvalidArgumentError("map '" + key + "': setting 'key' says so");
+    }
+    return sdk::MappingCheck{key};
+  }
+
+ private:
+  sdk::Manifest manifest_;
+};
+
+TEST(ValidateMappingsForTest, TheDestinationDecidesByTheConnectionsSettings) {
+  KeyedBySetting destination;
+  const Mappings both = {{"email", "Email"}, {"phone", "Phone"}, {"name", "Name"}};
+  sdk::Settings settings = SettingsWithDefaults(destination.manifest(), {});
+  EXPECT_EQ(settings.at("key"), "email");
+  EXPECT_EQ(settings.at("region"), "us");
+  EXPECT_EQ(*ValidateMappingsFor(destination, settings, both), "email");
+  settings = SettingsWithDefaults(destination.manifest(), {{"key", "phone"}});
+  EXPECT_EQ(*ValidateMappingsFor(destination, settings, both), "phone");
+  EXPECT_THAT(ValidateMappingsFor(destination, settings, {{"email", "Email"}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("setting 'key' says so")));
+  // The generic checks come first.
+  EXPECT_THAT(ValidateMappingsFor(destination, settings, {{"phone", ""}}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("names no profile field")));
+  settings["key"] = "bogus";
+  EXPECT_THAT(ValidateMappingsFor(destination, settings, both).status(),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("bug in the plugin")));
+}
+
+TEST(ValidateMappingsForTest, TheDefaultIsTheFirstMappedIdentifierField) {
+  class Plain final : public sdk::Destination {
+   public:
+    const sdk::Manifest& manifest() const override { return manifest_; }
+    absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings&) override {
+      return absl::UnimplementedError("not in this test");
+    }
+    sdk::Manifest manifest_ = TestManifest();
+  } plain;
+  plain.manifest_.mapping_fields = {{"email", "", false, true}, {"phone", "", false, true}};
+  plain.manifest_.allows_extra_fields = true;
+  EXPECT_EQ(*ValidateMappingsFor(plain, {}, {{"name", "N"}, {"phone", "P"}, {"email", "E"}}),
+            "phone");
+  EXPECT_EQ(*ValidateMappingsFor(plain, {}, {{"name", "N"}}), "");
 }
 
 }  // namespace

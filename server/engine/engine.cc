@@ -18,6 +18,7 @@
 #include "server/engine/lease.h"
 #include "server/engine/metered_connection.h"
 #include "server/destinations/connection_resolver.h"
+#include "server/destinations/validation.h"
 #include "server/sync/segment_sync.h"
 
 namespace exportd::engine {
@@ -30,6 +31,9 @@ struct Engine::LiveRun {
   std::atomic<bool> crashed{false};
   // This replica's lease on the run; set before the run is executed.
   std::unique_ptr<LeaseKeeper> keeper;
+  // What the run's final message says besides its counts (an audience made
+  // again after it was deleted at the destination).
+  std::vector<std::string> notes ABSL_GUARDED_BY(mu);
 
   // Asked to stop: a cancel here or through the store.
   bool cancel_asked() const { return cancel || keeper->cancel_requested(); }
@@ -692,11 +696,59 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     Finish(*live, v1::RUN_STATE_FAILED, std::string(status.message()));
     return;
   }
+  std::string message =
+      rejected > 0
+          ? absl::StrCat(rejected, " records were rejected; see 'exportctl run rejections ",
+                         live->run.id(), "'")
+          : std::string();
+  {
+    absl::MutexLock lock(&live->mu);
+    for (const std::string& note : live->notes) {
+      absl::StrAppend(&message, message.empty() ? "" : "; ", note);
+    }
+  }
   Finish(*live, rejected > 0 ? v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS : v1::RUN_STATE_SUCCEEDED,
-         rejected > 0 ? absl::StrCat(rejected, " records were rejected; see 'exportctl run "
-                                     "rejections ",
-                                     live->run.id(), "'")
-                      : "");
+         message);
+}
+
+absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
+                                      std::uint64_t fingerprint, const absl::Status& gone,
+                                      Tracker& tracker, sdk::RunContext& ctx, LiveRun* live) {
+  const std::string old_id = o.audience.id;
+  const std::string note =
+      absl::StrCat("segment '", segment.name(), "': the destination audience ", old_id,
+                   " no longer exists (", gone.message(), "); created it again");
+  auto audience = o.connection->EnsureAudience(segment.name(), "", ctx);
+  if (!audience.ok()) {
+    return absl::Status(audience.status().code(),
+                        absl::StrCat("segment '", segment.name(), "': the destination audience ",
+                                     old_id, " no longer exists, and creating it again failed: ",
+                                     audience.status().message()));
+  }
+  o.audience = *audience;
+  EXPORTD_RETURN_IF_ERROR(
+      store_->PutAudienceState(o.export_->id(), segment.id(), {audience->id, fingerprint}));
+  tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
+  const std::string said = absl::StrCat(note, " as ", audience->id,
+                                        " and sent the whole segment to it");
+  ctx.Log(sdk::LogLevel::kWarning, absl::StrCat(note, " as ", audience->id,
+                                                "; sending the whole segment to it"));
+  // What was delivered to the old audience does not count: every member goes
+  // to the new one.
+  o.full = true;
+  o.resuming = false;
+  absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
+  if (absl::IsNotFound(synced)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "segment '", segment.name(), "': the destination audience disappeared again in this "
+        "run: ", old_id, " was gone, ", audience->id, " was created in its place and is gone "
+        "too (", synced.message(), "); find out what deletes it before running again"));
+  }
+  if (synced.ok()) {
+    absl::MutexLock lock(&live->mu);
+    live->notes.push_back(said);
+  }
+  return synced;
 }
 
 absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crashed) {
@@ -712,6 +764,19 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
+  // Which mapped field keys members may depend on the connection's settings
+  // (an Iterable project's type), which may have changed since the export
+  // was saved.
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
+  absl::StatusOr<std::string> identifier_field =
+      destinations::ValidateMappingsFor(*resolved.destination, resolved.settings, mappings);
+  if (!identifier_field.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("export '", e.name(), "' does not fit connection '",
+                     stored.connection.display_name(), "': ", identifier_field.status().message(),
+                     "; update the export's mapping or the connection's settings"));
+  }
   std::unique_ptr<sdk::Connection> connection;
   // The connection's speed (the manifest's, lowered by its settings) and its
   // rate budget, shared with every other run on the connection.
@@ -775,6 +840,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.segment = &*segment;
     o.connection = connection.get();
     o.destination = resolved.destination;
+    o.identifier_field = *identifier_field;
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
     // Delivered before: about as many members as the segment has.
@@ -810,6 +876,18 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
                                          audience.status().message()));
       }
       if (!audience->note.empty()) ctx.Log(sdk::LogLevel::kInfo, audience->note);
+      if (previous.ok() && !previous->audience_id.empty() &&
+          audience->id != previous->audience_id && !o.full) {
+        // The audience used before is gone (deleted at the destination):
+        // what was delivered to it is not in the new one.
+        const std::string note = absl::StrCat(
+            "segment '", segment->name(), "': the destination audience ", previous->audience_id,
+            " used before no longer exists; sent the whole segment to ", audience->id);
+        ctx.Log(sdk::LogLevel::kWarning, note);
+        o.full = true;
+        absl::MutexLock lock(&live.mu);
+        live.notes.push_back(note);
+      }
       o.audience = *audience;
       EXPORTD_RETURN_IF_ERROR(store_->PutAudienceState(
           e.id(), segment->id(),
@@ -817,6 +895,11 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
     }
     absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
+    if (absl::IsNotFound(synced) && !run.dry_run() && !live.crashed) {
+      // The audience was deleted at the destination: create it again by the
+      // segment's name and send the whole segment to it, once per run.
+      synced = RecreateAudience(o, *segment, fingerprint, synced, tracker, ctx, &live);
+    }
     if (live.crashed) {
       *crashed = true;
       return absl::AbortedError("simulated crash");

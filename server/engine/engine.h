@@ -41,6 +41,7 @@
 #include "server/engine/run_queue.h"
 #include "server/observability/metrics.h"
 #include "server/store/store.h"
+#include "server/sync/segment_sync.h"
 
 namespace exportd::engine {
 
@@ -157,6 +158,13 @@ class Engine {
   absl::StatusOr<std::string> RequesterRefused(const v1::Export& e, const std::string& who,
                                                v1::Role role);
   absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
+  // After a segment's sync found its audience gone (NOT_FOUND `gone`):
+  // creates it again by the segment's name, remembers the new id and sends the
+  // whole segment to it. A second disappearance fails the run
+  // (FAILED_PRECONDITION).
+  absl::Status RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
+                                std::uint64_t fingerprint, const absl::Status& gone,
+                                Tracker& tracker, sdk::RunContext& ctx, LiveRun* live);
   // Moves the run to `state` and persists it under its lease.
   void Finish(LiveRun& live, v1::RunState state, const std::string& message)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -345,6 +345,37 @@ TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 run attempts"));
 }
 
+// An audience deleted at the destination during a run (Upsert answers
+// NOT_FOUND) is created again once and gets the whole segment; a second
+// disappearance in the same run fails it instead of looping.
+TEST_F(EngineTest, AnAudienceGoneMidRunIsCreatedAgainOnceThenTheRunFails) {
+  Upload(1, 10);
+  StartEngine();
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->gone_calls = 1;
+  }
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_THAT(run.message(), HasSubstr("no longer exists"));
+  EXPECT_THAT(run.message(), HasSubstr("created it again as aud-"));
+  EXPECT_THAT(run.message(), HasSubstr("sent the whole segment"));
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->ensure_calls, 2);
+    EXPECT_EQ(state_->gone_calls, 0);
+    EXPECT_EQ(state_->audiences.begin()->second.size(), 10u);
+    state_->gone_calls = 2;
+    state_->ensure_calls = 0;
+  }
+  Upload(1, 20);
+  v1::Run failed = RunToEnd();
+  EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED) << failed.message();
+  EXPECT_THAT(failed.message(), HasSubstr("disappeared again in this run"));
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->ensure_calls, 2) << "created again once, not in a loop";
+}
+
 // A destination's answer quoted in a plugin's log line cannot start a line
 // of its own in exportd's log, nor move the cursor.
 TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {

@@ -22,7 +22,7 @@ std::string ListFields(const v1::Segment& segment) {
 }  // namespace
 
 absl::StatusOr<Mapping> ResolveMapping(const v1::Export& e, const v1::Segment& segment,
-                                       const sdk::Destination* destination) {
+                                       absl::string_view identifier_field) {
   absl::flat_hash_map<absl::string_view, int> column_of;
   column_of.reserve(segment.schema_size());
   for (int i = 0; i < segment.schema_size(); ++i) {
@@ -37,12 +37,9 @@ absl::StatusOr<Mapping> ResolveMapping(const v1::Export& e, const v1::Segment& s
           "', which segment '", segment.name(), "' does not have (fields: ", ListFields(segment),
           ")"));
     }
-    if (out.identifier < 0 && destination != nullptr) {
-      for (const sdk::MappingFieldSpec& spec : destination->manifest().mapping_fields) {
-        if (spec.identifier && spec.name == m.destination_field()) {
-          out.identifier = static_cast<int>(out.columns.size());
-        }
-      }
+    if (out.identifier < 0 && !identifier_field.empty() &&
+        m.destination_field() == identifier_field) {
+      out.identifier = static_cast<int>(out.columns.size());
     }
     out.columns.push_back(it->second);
     out.fields.push_back({m.destination_field(), ToSdkType(segment.schema(it->second).type())});

@@ -3,7 +3,7 @@
 // mapping is the destination's identifier. Export validation (when an export
 // is saved) and the sync (when it runs) both use it.
 //
-//   EXPORTD_ASSIGN_OR_RETURN(Mapping m, ResolveMapping(e, segment, destination));
+//   EXPORTD_ASSIGN_OR_RETURN(Mapping m, ResolveMapping(e, segment, "email"));
 //   m.columns[i], m.fields[i]   // mapping i: schema column, destination field
 //   m.identifier                // index of the identifier mapping, or -1
 #ifndef EXPORTD_SERVER_SYNC_MAPPING_H_
@@ -31,16 +31,18 @@ struct Mapping {
   // field, and the destination field with the profile field's type.
   std::vector<int> columns;
   std::vector<sdk::BatchField> fields;
-  // The first mapping onto a destination field the manifest marks as its
-  // identifier (Iterable: email), or -1: members are keyed by profile id.
+  // The mapping onto the destination's identifier field (the one
+  // Destination::ValidateMapping named for the connection, e.g. Iterable's
+  // email or userId), or -1: members are keyed by profile id.
   int identifier = -1;
 };
 
 // FAILED_PRECONDITION "mapping 'email' names profile field 'Email', which
 // segment 'VIP' does not have (fields: a, b, …)" when a mapped profile field
-// is missing. `destination` may be null (no identifier then).
+// is missing. `identifier_field` is the destination field that keys members
+// (sdk::MappingCheck::identifier_field); empty: none.
 absl::StatusOr<Mapping> ResolveMapping(const v1::Export& e, const v1::Segment& segment,
-                                       const sdk::Destination* destination);
+                                       absl::string_view identifier_field);
 
 // A fingerprint of an export's mappings for `segment` (names and types): a
 // change forces a full resync.

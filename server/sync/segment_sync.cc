@@ -492,7 +492,8 @@ absl::Status SegmentSync::SendHeld() {
 
 absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTracker& tracker,
                          sdk::RunContext& ctx) {
-  auto mapping = ResolveMapping(*o.export_, *o.segment, o.destination);
+  auto mapping = ResolveMapping(*o.export_, *o.segment,
+                                o.destination != nullptr ? o.identifier_field : std::string());
   if (!mapping.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("export '", o.export_->name(), "': ",
                                                       mapping.status().message(),

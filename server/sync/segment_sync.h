@@ -38,10 +38,12 @@ struct SegmentSyncOptions {
   const v1::Segment* segment = nullptr;
   // Null in a dry run: nothing is sent.
   sdk::Connection* connection = nullptr;
-  // The connection's destination: its manifest says which mapping field is
-  // the identifier the diff keys by (none: by profile id), and it
-  // canonicalizes identifiers. May be null (keyed by profile id).
+  // The connection's destination: it canonicalizes identifiers. May be null
+  // (keyed by profile id).
   const sdk::Destination* destination = nullptr;
+  // The destination field the diff keys by, as Destination::ValidateMapping
+  // named it for the connection's settings (empty: by profile id).
+  std::string identifier_field;
   sdk::Audience audience;
   bool full = false;       // Resend every member.
   bool resuming = false;   // A later attempt of the run: skip what it already did.

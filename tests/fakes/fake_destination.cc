@@ -29,6 +29,7 @@ class FakeConnection final : public sdk::Connection {
                                                std::string_view, sdk::RunContext&) override {
     if (absl::Status s = TakeFailure(); !s.ok()) return s;
     absl::MutexLock lock(&state_->mu);
+    ++state_->ensure_calls;
     sdk::Audience audience;
     audience.name = std::string(segment_name);
     audience.id = "aud-" + audience.name;
@@ -78,6 +79,11 @@ class FakeConnection final : public sdk::Connection {
     {
       absl::MutexLock lock(&state_->mu);
       state_->call_times.push_back(absl::Now());
+      if (state_->gone_calls > 0) {
+        --state_->gone_calls;
+        return absl::NotFoundError("fake destination: audience '" + audience.id +
+                                   "' no longer exists");
+      }
       if (state_->throttle_calls > 0) {
         --state_->throttle_calls;
         ++state_->throttled;

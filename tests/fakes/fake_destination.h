@@ -39,6 +39,11 @@ struct FakeState {
   absl::Duration throttle_retry_after ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
   // Throttled calls so far.
   int throttled ABSL_GUARDED_BY(mu) = 0;
+  // Upsert/Remove calls that answer NOT_FOUND (the audience was deleted at
+  // the destination) before one goes through, and how many EnsureAudience
+  // calls there were.
+  int gone_calls ABSL_GUARDED_BY(mu) = 0;
+  int ensure_calls ABSL_GUARDED_BY(mu) = 0;
   // When set, Connection::speed() of new connections (else the manifest's).
   std::optional<sdk::SyncSpeed> connection_speed ABSL_GUARDED_BY(mu);
   // When each Upsert/Remove call arrived (throttled ones included).

@@ -34,16 +34,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   ListUpdateResult result = ParseListUpdateResponse(body);
   if (!result.is_json) FUZZ_CHECK(result.failures.empty());
-  for (const EmailFailure& failure : result.failures) {
+  for (const IdentityFailure& failure : result.failures) {
     // Emails come back normalized: no surrounding blanks, no capitals.
-    for (char c : failure.email) FUZZ_CHECK(!(c >= 'A' && c <= 'Z')) << failure.email;
-    if (!failure.email.empty()) {
-      FUZZ_CHECK(!std::isspace(static_cast<unsigned char>(failure.email.front())) &&
-                 !std::isspace(static_cast<unsigned char>(failure.email.back())))
-          << "'" << failure.email << "'";
+    const std::string& email = failure.identity;
+    if (!failure.user_id) {
+      for (char c : email) FUZZ_CHECK(!(c >= 'A' && c <= 'Z')) << email;
+    }
+    if (!failure.user_id && !email.empty()) {
+      FUZZ_CHECK(!std::isspace(static_cast<unsigned char>(email.front())) &&
+                 !std::isspace(static_cast<unsigned char>(email.back())))
+          << "'" << email << "'";
     }
     FUZZ_CHECK(!failure.reason_code.empty() && !failure.source.empty());
-    FUZZ_CHECK(!ExplainEmailFailure(failure.reason_code).empty());
+    FUZZ_CHECK(!ExplainFailure(failure.reason_code).empty());
   }
   return 0;
 }

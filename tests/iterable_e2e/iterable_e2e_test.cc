@@ -35,11 +35,16 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-long HttpPost(const std::string& url, const std::string& body) {
+// POST (with `body`) or DELETE `url`; returns the HTTP status, 200 expected.
+long HttpSend(const std::string& method, const std::string& url, const std::string& body) {
   CURL* curl = curl_easy_init();
   std::string response;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   CURLcode rc = curl_easy_perform(curl);
@@ -47,8 +52,12 @@ long HttpPost(const std::string& url, const std::string& body) {
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
   EXPECT_EQ(rc, CURLE_OK) << url;
-  EXPECT_EQ(status, 200) << url << ": " << response;
+  EXPECT_EQ(status, 200) << method << " " << url << ": " << response;
   return status;
+}
+
+long HttpPost(const std::string& url, const std::string& body) {
+  return HttpSend("POST", url, body);
 }
 
 // The most of `micros` (sorted) in any window of `window_micros`.
@@ -150,6 +159,29 @@ class IterableE2eTest : public ::testing::Test {
              "--map", "points=Points"});
     ASSERT_EQ(code, 0) << text;
   }
+  // Starts the sandbox again with `extra` flags (e.g. --project-type user_id).
+  void RestartSandbox(const std::vector<std::string>& extra) {
+    sandbox_.reset();
+    std::vector<std::string> args = {SANDBOX_BINARY, "--listen", "127.0.0.1:0", "--api-key",
+                                     kApiKey};
+    args.insert(args.end(), extra.begin(), extra.end());
+    sandbox_ = std::make_unique<testing::ChildProcess>(
+        args, dir_ + "/sandbox-" + std::to_string(++sandbox_starts_) + ".log");
+    sandbox_port_ = sandbox_->WaitForPort();
+    ASSERT_GT(sandbox_port_, 0) << sandbox_->Log();
+  }
+  // The members of the only list named `name`, by userId: their email ("" if none).
+  std::map<std::string, std::string> MembersByUserId(const std::string& name) {
+    std::map<std::string, std::string> out;
+    for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+      if (list["name"] != name) continue;
+      for (const json& m : HttpGetJson(SandboxUrl(
+               "/_sandbox/lists/" + std::to_string(list["id"].get<std::int64_t>()) + "/members"))) {
+        out[m.value("userId", "")] = m.value("email", "");
+      }
+    }
+    return out;
+  }
   std::string SandboxUrl(const std::string& path) {
     return "http://127.0.0.1:" + std::to_string(sandbox_port_) + path;
   }
@@ -237,7 +269,7 @@ class IterableE2eTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<testing::ChildProcess> sandbox_, exportd_;
-  int sandbox_port_ = 0, exportd_port_ = 0, starts_ = 0;
+  int sandbox_port_ = 0, exportd_port_ = 0, starts_ = 0, sandbox_starts_ = 0;
 };
 
 TEST_F(IterableE2eTest, SegmentOfTenThousandProfilesReachesAListNamedAsTheSegment) {
@@ -484,6 +516,165 @@ TEST_F(IterableE2eTest, TheLearnedRateSurvivesARestart) {
             << " subscribe requests in 1 s\n";
   // A bucket of ceil(learned) plus a second's worth, and one for arrival jitter.
   EXPECT_LE(in_1s, 2 * static_cast<int>(std::ceil(learned)) + 1);
+}
+
+// A JSON 429 that names params.rateLimitReset (and no Retry-After) pauses the
+// connection until that time: the request after a refusal arrives once the
+// sandbox's bucket has a token again, so no refusal follows another. Without
+// the reset the engine's backoff (250 ms, doubling) would run into the 2 s
+// bucket several times in a row.
+TEST_F(IterableE2eTest, ARateLimitResetIsWaitedForBeforeTheNextRequest) {
+  HttpPost(SandboxUrl("/_sandbox/faults"),
+           R"({"rateLimits":{"subscribe":0.5},"rateLimitReset":true})");
+  CreateConnection({"requests_per_second=20", "batch_size=50", "parallel_requests=1"});
+  CreateSegmentAndExport("Reset", "reset", 200);  // 4 requests.
+  auto [code, text] = Ctl({"export", "run", "reset", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  std::vector<std::string> outcomes;
+  for (const json& r : HttpGetJson(SandboxUrl("/_sandbox/requests"))) {
+    if (r["route"] == "POST /api/lists/subscribe") outcomes.push_back(r["outcome"]);
+  }
+  ASSERT_GE(std::count(outcomes.begin(), outcomes.end(), "429"), 1)
+      << "the run must have been throttled";
+  EXPECT_EQ(std::count(outcomes.begin(), outcomes.end(), "200"), 4);
+  for (size_t i = 1; i < outcomes.size(); ++i) {
+    EXPECT_FALSE(outcomes[i - 1] == "429" && outcomes[i] == "429")
+        << "request " << i << " went out before the rate-limit reset";
+  }
+  EXPECT_THAT(exportd_->Log(), HasSubstr("pauses for"));
+  EXPECT_EQ(ListMembers("Reset").size(), 196u);
+}
+
+// A userID-based project: the export must map userId, members go by userId,
+// and the mirror diff keys by it (a changed email is an update of the same
+// member, not a removal and an addition).
+TEST_F(IterableE2eTest, UserIdProjectIsKeyedByUserIdFromMappingToMirror) {
+  RestartSandbox({"--project-type", "user_id"});
+  CreateConnection({"project_type=user_id"});
+  auto write = [&](const std::string& name, const std::string& rows) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "ProfileId,UserId,Email,FirstName\n" << rows;
+    return path;
+  };
+  const std::string long_id(53, 'u');
+  auto [code, text] = Ctl({"segment", "create", "--name", "Users", "--from-csv",
+                           write("one.csv", "p1,u1,x1@example.com,One\n"
+                                            "p2,u2,,Two\n"
+                                            "p3,u3,shared@example.com,Three\n"
+                                            "p4,u4,Shared@Example.com ,Four\n"
+                                            "p5," + long_id + ",x5@example.com,Five\n"),
+                           "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  // The project type decides what the export must map.
+  std::tie(code, text) = Ctl({"export", "create", "--name", "users", "--connection",
+                              "Iterable sandbox", "--segment", "Users", "--map", "email=Email"});
+  EXPECT_NE(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("mapping for field 'userId' is missing"));
+  EXPECT_THAT(text, HasSubstr("project_type is 'user_id'"));
+  std::tie(code, text) = Ctl({"export", "create", "--name", "users", "--connection",
+                              "Iterable sandbox", "--segment", "Users", "--map", "userId=UserId",
+                              "--map", "email=Email", "--map", "firstName=FirstName"});
+  ASSERT_EQ(code, 0) << text;
+
+  std::tie(code, text) = Ctl({"export", "run", "users", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED_WITH_REJECTIONS"));
+  EXPECT_EQ(MembersByUserId("Users"),
+            (std::map<std::string, std::string>{{"u1", "x1@example.com"},
+                                                {"u2", ""},
+                                                {"u3", "shared@example.com"},
+                                                {"u4", "shared@example.com"}}))
+      << "two userIds may share an email; none is a duplicate";
+  json runs = CtlJson({"export", "runs", "users"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  json rejections = CtlJson({"run", "rejections", list[0]["id"]});
+  json rejected = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(rejected.size(), 1u) << rejections.dump();
+  EXPECT_EQ(rejected[0]["profile_id"], "p5");
+  EXPECT_EQ(rejected[0]["reason_code"], "invalid_user_id");
+  EXPECT_EQ(rejected[0]["field"], "userId");
+
+  // p1 changes its email (same userId), p3 leaves.
+  std::tie(code, text) = Ctl({"segment", "upload", "Users", "--from-csv",
+                              write("two.csv", "p1,u1,x1new@example.com,One\n"
+                                               "p2,u2,,Two\n"
+                                               "p4,u4,Shared@Example.com ,Four\n"),
+                              "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "users", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_EQ(MembersByUserId("Users"),
+            (std::map<std::string, std::string>{
+                {"u1", "x1new@example.com"}, {"u2", ""}, {"u4", "shared@example.com"}}));
+  runs = CtlJson({"export", "runs", "users"});
+  list = runs.is_array() ? runs : runs["runs"];
+  const json& second = list[0]["segments"][0];
+  EXPECT_EQ(second.value("removed", std::string("0")), "1") << list[0].dump();
+  EXPECT_EQ(second.value("added", std::string("0")), "0") << list[0].dump();
+}
+
+// A customer deletes the list in Iterable: the next run creates it again by
+// the segment's exact name, sends the whole segment (not just what changed)
+// and says so in its log and message.
+TEST_F(IterableE2eTest, AListDeletedInIterableIsCreatedAgainWithTheWholeSegment) {
+  CreateConnection({});
+  CreateSegmentAndExport("Deleted Later", "deleted", 100);
+  auto [code, text] = Ctl({"export", "run", "deleted", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::int64_t old_id = 0;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    if (list["name"] == "Deleted Later") old_id = list["id"].get<std::int64_t>();
+  }
+  ASSERT_GT(old_id, 0);
+  HttpSend("DELETE", SandboxUrl("/_sandbox/lists/" + std::to_string(old_id)), "");
+
+  std::tie(code, text) = Ctl({"export", "run", "deleted", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_EQ(ListMembers("Deleted Later").size(), 98u) << "the whole segment, not a diff";
+  json runs = CtlJson({"export", "runs", "deleted"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  const std::string message = list[0].value("message", "");
+  EXPECT_THAT(message, HasSubstr(std::to_string(old_id) + " used before no longer exists"));
+  EXPECT_THAT(message, HasSubstr("sent the whole segment"));
+  EXPECT_THAT(exportd_->Log(), HasSubstr("used before no longer exists"));
+  // And the run after that is a diff against the new list again.
+  std::tie(code, text) = Ctl({"export", "run", "deleted", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  runs = CtlJson({"export", "runs", "deleted"});
+  list = runs.is_array() ? runs : runs["runs"];
+  EXPECT_EQ(list[0].value("message", "").find("no longer exists"), std::string::npos)
+      << list[0].dump();
+  EXPECT_EQ(list[0]["segments"][0].value("added", std::string("0")), "0") << list[0].dump();
+}
+
+// A data field of another type than Iterable holds is rejected with the data
+// field as the rejection's FIELD, not the email.
+TEST_F(IterableE2eTest, ATypeMismatchNamesTheDataField) {
+  CreateExport(20, "Typed");  // points as integers.
+  auto [code, text] = Ctl({"export", "run", "vip", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"segment", "create", "--name", "Untyped", "--from-csv",
+                              WriteCsv(20), "--id-field", "ProfileId"});  // points as text.
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "create", "--name", "text points", "--connection",
+                              "Iterable sandbox", "--segment", "Untyped", "--map", "email=Email",
+                              "--map", "points=Points"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "text points", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  json runs = CtlJson({"export", "runs", "text points"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  json rejections = CtlJson({"run", "rejections", list[0]["id"]});
+  json rejected = rejections.is_array() ? rejections : rejections["rejections"];
+  int mismatches = 0;
+  for (const json& r : rejected) {
+    if (r["reason_code"] != "invalid_data") continue;
+    ++mismatches;
+    EXPECT_EQ(r["field"], "points") << r.dump();
+    EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("data field 'points' (text here)"));
+  }
+  EXPECT_EQ(mismatches, 20 - 20 / 50) << rejections.dump();
 }
 
 }  // namespace

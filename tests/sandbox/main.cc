@@ -27,6 +27,7 @@ SIGINT or SIGTERM.
 
   --listen HOST:PORT            address to listen on (default 127.0.0.1:0, 0 = free port)
   --api-key KEY                 accepted Api-Key; repeatable (default: sandbox-key-0123456789abcdef0123)
+  --project-type TYPE           email, user_id or hybrid: how the project identifies users (default hybrid)
   --max-batch N                 subscribers per subscribe/unsubscribe call (default 10000)
   --max-body-bytes N            request body limit (default 4000000) -> 413 BatchTooLarge
   --threads N                   connections served at once, one thread each (default 256)
@@ -90,6 +91,10 @@ absl::Status ParseFlags(int argc, char** argv, Options* options, bool* help) {
       status = ParseNumber(flag, value.substr(colon + 1), &options->port);
     } else if (flag == "--api-key") {
       options->api_keys.push_back(value);
+    } else if (flag == "--project-type") {
+      std::optional<ProjectType> type = ParseProjectType(value);
+      if (!type) return Usage("--project-type must be email, user_id or hybrid, got '" + value + "'");
+      options->project_type = *type;
     } else if (flag == "--max-batch") {
       status = ParseNumber(flag, value, &faults.max_batch);
     } else if (flag == "--max-body-bytes") {

@@ -68,7 +68,7 @@ Sandbox::Sandbox(Options options)
       clock_(options_.clock ? options_.clock : std::function<absl::Time()>(absl::Now)),
       api_keys_(options_.api_keys.empty() ? std::vector<std::string>{kDefaultApiKey}
                                           : options_.api_keys),
-      state_(clock_, options_.first_list_id),
+      state_(clock_, options_.first_list_id, options_.project_type),
       faults_(options_.faults, clock_) {}
 
 Sandbox::~Sandbox() { Shutdown(); }
@@ -372,6 +372,14 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
       SetJson(404, {{"error", absl::StrCat("no list ", parts[1])}}, response);
     } else {
       SetJson(200, *members, response);
+    }
+  } else if (method == "DELETE" && parts.size() == 2 && parts[0] == "lists") {
+    // A customer deleting the list in Iterable's UI.
+    int64_t list_id = 0;
+    if (!absl::SimpleAtoi(parts[1], &list_id) || !state_.DeleteList(list_id)) {
+      SetJson(404, {{"error", absl::StrCat("no list ", parts[1])}}, response);
+    } else {
+      SetJson(200, {{"ok", true}}, response);
     }
   } else if (method == "GET" && parts.size() == 2 && parts[0] == "users") {
     std::optional<nlohmann::json> user = state_.AdminUserJson(parts[1]);

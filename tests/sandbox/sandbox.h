@@ -52,6 +52,8 @@ struct Options {
   // Fault injection and limits (max_batch, max_body_bytes); changeable later with SetFaults()
   // or POST /_sandbox/faults.
   FaultOptions faults;
+  // How the project identifies users (--project-type); see ProjectType in state.h.
+  ProjectType project_type = ProjectType::kHybrid;
   // Time source for createdAt, token buckets and the invalid-list window; null means
   // absl::Now. Tests inject a fake clock to make time windows deterministic. Added latency
   // always uses real time.

@@ -151,9 +151,14 @@ std::string RawExchange(int port, const std::string& bytes, int expected_respons
 
 class SandboxTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(ProjectType::kHybrid); }
+
+  void Start(ProjectType project_type) {
+    client_.reset();
+    sandbox_.reset();
     Options options;
     options.api_keys = {kKey};
+    options.project_type = project_type;
     options.clock = [clock = clock_] { return clock->Now(); };
     auto sandbox = Sandbox::Create(options);
     ASSERT_TRUE(sandbox.ok()) << sandbox.status();
@@ -290,6 +295,48 @@ TEST_F(SandboxTest, SubscribeStoresLowercaseEmailsAndRejectsInvalidOnes) {
   Subscribe(list, {{{"email", "ANN@example.com"}, {"dataFields", {{"tier", "silver"}}}}});
   EXPECT_EQ(Members(list)[0]["dataFields"]["tier"], "silver");
   EXPECT_EQ(sandbox_->StatsJson()["users"], 2);
+}
+
+TEST_F(SandboxTest, UserIdProjectKeysUsersByUserIdAndNeedsOne) {
+  Start(ProjectType::kUserId);
+  int64_t list = CreateList("L");
+  HttpResult result = Subscribe(list, {{{"userId", "u1"}, {"email", "A@example.com"}},
+                                       {{"userId", "u2"}, {"email", "a@example.com"}},
+                                       {{"email", "b@example.com"}}});
+  ASSERT_EQ(result.status, 200) << result.body;
+  nlohmann::json body = result.Json();
+  EXPECT_EQ(body["successCount"], 2);
+  EXPECT_EQ(body["failedUpdates"]["invalidUserIds"], nlohmann::json({""}));
+  EXPECT_EQ(body["failedUpdates"]["conflictEmails"], nlohmann::json::array())
+      << "an email is an ordinary field in a userID-based project";
+  nlohmann::json members = Members(list);
+  ASSERT_EQ(members.size(), 2u) << members.dump();
+  EXPECT_EQ(members[0]["email"], "a@example.com");
+  EXPECT_EQ(members[1]["email"], "a@example.com");
+  // Failures are named by userId there.
+  result = Subscribe(list, {{{"userId", "u1"}, {"email", "a@example.com"},
+                             {"dataFields", {{"n", 1}}}},
+                            {{"userId", "u2"}, {"dataFields", {{"n", "one"}}}}});
+  EXPECT_EQ(result.Json()["failedUpdates"]["invalidDataUserIds"], nlohmann::json({"u2"}));
+}
+
+TEST_F(SandboxTest, EmailProjectNeedsAnEmail) {
+  Start(ProjectType::kEmail);
+  int64_t list = CreateList("L");
+  HttpResult result = Subscribe(list, {{{"userId", "u1"}}, {{"email", "a@example.com"}}});
+  nlohmann::json body = result.Json();
+  EXPECT_EQ(body["successCount"], 1);
+  EXPECT_EQ(body["failedUpdates"]["invalidEmails"], nlohmann::json({""}));
+}
+
+TEST_F(SandboxTest, AListDeletedThroughTheAdminApiIsAnInvalidListId) {
+  int64_t list = CreateList("L");
+  ASSERT_EQ(Subscribe(list, {{{"email", "a@example.com"}}}).status, 200);
+  EXPECT_EQ(client_->Call("DELETE", absl::StrCat("/_sandbox/lists/", list)).status, 200);
+  EXPECT_EQ(client_->Call("DELETE", absl::StrCat("/_sandbox/lists/", list)).status, 404);
+  HttpResult result = Subscribe(list, {{{"email", "a@example.com"}}});
+  EXPECT_EQ(result.status, 400);
+  EXPECT_EQ(result.Json()["msg"], absl::StrCat("error.lists.invalidListId(", list, ")"));
 }
 
 TEST_F(SandboxTest, FieldTypeIsFixedByFirstValue) {

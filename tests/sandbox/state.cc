@@ -92,7 +92,8 @@ struct Identity {
 };
 
 // Validates one subscriber's email/userId, recording failures in *outcome.
-bool ReadIdentity(SubscriberRecord& subscriber, Outcome* outcome, Identity* identity) {
+bool ReadIdentity(SubscriberRecord& subscriber, ProjectType project_type, Outcome* outcome,
+                  Identity* identity) {
   if (subscriber.email_kind == IdKind::kOther) {
     outcome->Fail(&outcome->invalid_emails, std::move(subscriber.email));
     return false;
@@ -106,6 +107,15 @@ bool ReadIdentity(SubscriberRecord& subscriber, Outcome* outcome, Identity* iden
   if (!identity->has_email && !identity->has_user_id) {
     // Neither identifier: reported as an invalid (empty) email.
     outcome->Fail(&outcome->invalid_emails, "");
+    return false;
+  }
+  // The identifier the project keys users by is required.
+  if (project_type == ProjectType::kEmail && !identity->has_email) {
+    outcome->Fail(&outcome->invalid_emails, "");
+    return false;
+  }
+  if (project_type == ProjectType::kUserId && !identity->has_user_id) {
+    outcome->Fail(&outcome->invalid_user_ids, "");
     return false;
   }
   if (identity->has_email) {
@@ -127,9 +137,11 @@ bool ReadIdentity(SubscriberRecord& subscriber, Outcome* outcome, Identity* iden
 }
 
 // Records a per-record failure in the email or userId flavour of a failedUpdates array.
-void FailRecord(const Identity& identity, std::vector<std::string>* emails,
-                std::vector<std::string>* user_ids, Outcome* outcome) {
-  if (identity.has_email) {
+void FailRecord(const Identity& identity, ProjectType project_type,
+                std::vector<std::string>* emails, std::vector<std::string>* user_ids,
+                Outcome* outcome) {
+  // Reported by the identifier the project keys users by.
+  if (identity.has_email && (project_type != ProjectType::kUserId || !identity.has_user_id)) {
     outcome->Fail(emails, identity.email_sent);
   } else {
     outcome->Fail(user_ids, identity.user_id);
@@ -194,8 +206,24 @@ bool IsManagedField(absl::string_view field) {
          std::end(kManagedFields);
 }
 
-State::State(std::function<absl::Time()> clock, int64_t first_list_id)
-    : clock_(std::move(clock)), next_list_id_(first_list_id) {}
+std::optional<ProjectType> ParseProjectType(absl::string_view text) {
+  if (text == "email") return ProjectType::kEmail;
+  if (text == "user_id") return ProjectType::kUserId;
+  if (text == "hybrid") return ProjectType::kHybrid;
+  return std::nullopt;
+}
+
+const char* ProjectTypeName(ProjectType type) {
+  switch (type) {
+    case ProjectType::kEmail: return "email";
+    case ProjectType::kUserId: return "user_id";
+    case ProjectType::kHybrid: return "hybrid";
+  }
+  return "hybrid";
+}
+
+State::State(std::function<absl::Time()> clock, int64_t first_list_id, ProjectType project_type)
+    : clock_(std::move(clock)), project_type_(project_type), next_list_id_(first_list_id) {}
 
 nlohmann::json State::ListsJson() const {
   nlohmann::json lists = nlohmann::json::array();
@@ -261,7 +289,7 @@ std::optional<ApiReply> State::CheckListUsable(int64_t list_id,
 }
 
 int64_t State::FindUser(absl::string_view lowercase_email, absl::string_view user_id) const {
-  if (!lowercase_email.empty()) {
+  if (project_type_ != ProjectType::kUserId && !lowercase_email.empty()) {
     auto found = users_by_email_.find(lowercase_email);
     return found == users_by_email_.end() ? -1 : found->second;
   }
@@ -285,7 +313,7 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
   prepared.reserve(request.subscribers.size());
   for (SubscriberRecord& subscriber : request.subscribers) {
     Identity identity;
-    if (!ReadIdentity(subscriber, &outcome, &identity)) continue;
+    if (!ReadIdentity(subscriber, project_type_, &outcome, &identity)) continue;
     if (subscriber.has_data_fields && subscriber.data_fields.is_object()) {
       nlohmann::json& fields = subscriber.data_fields;
       for (auto field = fields.begin(); field != fields.end();) {
@@ -313,11 +341,11 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
     SubscriberRecord& subscriber = *item.record;
     int64_t user_index = FindUser(identity.email, identity.user_id);
     if (user_index < 0 && update_existing_only) {
-      FailRecord(identity, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
+      FailRecord(identity, project_type_, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
       continue;
     }
     // A userId already used by another user, or a user that already has another userId.
-    if (identity.has_email && identity.has_user_id) {
+    if (project_type_ != ProjectType::kUserId && identity.has_email && identity.has_user_id) {
       auto owner = users_by_id_.find(identity.user_id);
       if (owner != users_by_id_.end() && owner->second != user_index) {
         outcome.Fail(&outcome.conflict_user_ids, identity.user_id);
@@ -349,7 +377,7 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
       }
     }
     if (invalid_data) {
-      FailRecord(identity, &outcome.invalid_data_emails, &outcome.invalid_data_user_ids, &outcome);
+      FailRecord(identity, project_type_, &outcome.invalid_data_emails, &outcome.invalid_data_user_ids, &outcome);
       continue;
     }
     for (auto& [name, type] : new_types) {
@@ -361,10 +389,14 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
       users_.emplace_back();
       if (identity.has_email) {
         users_.back().email = identity.email;
-        users_by_email_.emplace(std::move(identity.email), user_index);
+        users_by_email_.emplace(identity.email, user_index);
       }
     }
     User& user = users_[user_index];
+    if (project_type_ == ProjectType::kUserId && identity.has_email) {
+      // An ordinary field there: the latest value wins.
+      user.email = std::move(identity.email);
+    }
     if (identity.has_user_id && user.user_id.empty()) {
       user.user_id = identity.user_id;
       users_by_id_.emplace(std::move(identity.user_id), user_index);
@@ -408,10 +440,10 @@ ApiReply State::Unsubscribe(ListRequest& request, int max_batch,
   List& list = lists_[list_id];
   for (SubscriberRecord& subscriber : request.subscribers) {
     Identity identity;
-    if (!ReadIdentity(subscriber, &outcome, &identity)) continue;
+    if (!ReadIdentity(subscriber, project_type_, &outcome, &identity)) continue;
     int64_t user_index = FindUser(identity.email, identity.user_id);
     if (user_index < 0 || list.members.erase(user_index) == 0) {
-      FailRecord(identity, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
+      FailRecord(identity, project_type_, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
       continue;
     }
     ++outcome.success_count;

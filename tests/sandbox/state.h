@@ -64,11 +64,25 @@ struct StateCounts {
   int64_t fields = 0;
 };
 
+// How the simulated project identifies users (--project-type).
+//   kEmail:  a subscriber needs an email (one with only a userId is an invalid email "");
+//            users are keyed by email.
+//   kUserId: a subscriber needs a userId (one without is an invalid userId ""); users are
+//            keyed by userId and email is an ordinary, non-unique field.
+//   kHybrid: either; by email when a subscriber has one, else by userId (the default, and
+//            how the sandbox always behaved).
+enum class ProjectType { kEmail, kUserId, kHybrid };
+
+// "email" | "user_id" | "hybrid"; nullopt for another text.
+std::optional<ProjectType> ParseProjectType(absl::string_view text);
+const char* ProjectTypeName(ProjectType type);
+
 class State {
  public:
   // `clock` gives createdAt and drives the invalid-list window. List ids count up from
   // `first_list_id` (default above 2^32, so a client that truncates ids to 32 bits fails).
-  State(std::function<absl::Time()> clock, int64_t first_list_id);
+  State(std::function<absl::Time()> clock, int64_t first_list_id,
+        ProjectType project_type = ProjectType::kHybrid);
 
   // Body of GET /api/lists: {"lists":[{"id","name","description"?,"createdAt","listType"}]}.
   nlohmann::json ListsJson() const;
@@ -127,6 +141,7 @@ class State {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<absl::Time()> clock_;
+  const ProjectType project_type_;
   mutable absl::Mutex mu_;
   int64_t next_list_id_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, List> lists_ ABSL_GUARDED_BY(mu_);

@@ -230,5 +230,71 @@ TEST(BuildListRequests, RecordLargerThanTheBodyLimitIsRejected) {
   EXPECT_EQ(sent, 2u);
 }
 
+TEST(BuildListRequests, UserIdKeyedSubscribersCarryTheUserIdAndTheEmailWhenThereIsOne) {
+  const std::string long_id(53, 'x');
+  sdk::RecordBatch batch = UserIdBatch({{"u-1", " Ann@Example.com"},
+                                        {"u\"2", ""},
+                                        {"", "c@example.com"},
+                                        {" u4", "d@example.com"},
+                                        {long_id, ""},
+                                        {"u6", "not an email"},
+                                        {"u\x01", ""}});
+  ListRequestOptions options;
+  options.list_id = 5;
+  options.key_field = "userId";
+  auto built = BuildListRequests(batch, options);
+  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_EQ(built->requests.size(), 1u);
+  const ListRequest& request = built->requests[0];
+  const json body = json::parse(request.body);
+  ASSERT_EQ(body["subscribers"].size(), 2u);
+  EXPECT_EQ(body["subscribers"][0],
+            json::parse(R"({"userId":"u-1","email":"ann@example.com","dataFields":{"plan":"plan0"}})"));
+  EXPECT_EQ(body["subscribers"][1], json::parse(R"({"userId":"u\"2","dataFields":{"plan":"plan1"}})"));
+  EXPECT_FALSE(body["subscribers"][0].contains("preferUserId"));
+  EXPECT_EQ(request.rows, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(request.user_id(1), "u\"2");
+  EXPECT_EQ(request.email(0), "ann@example.com");
+  EXPECT_EQ(request.email(1), "");
+  auto expect_rejected = [&](size_t row, const char* code, const char* field, const char* says) {
+    const sdk::RecordOutcome& o = built->outcomes[row];
+    EXPECT_EQ(o.kind, OutcomeKind::kRejected) << row;
+    EXPECT_EQ(o.reason_code, code) << row;
+    EXPECT_EQ(o.field, field) << row;
+    EXPECT_NE(o.message.find(says), std::string::npos) << row << ": " << o.message;
+  };
+  expect_rejected(2, "missing_user_id", "userId", "no userId (empty)");
+  expect_rejected(3, "invalid_user_id", "userId", "starts or ends with a space");
+  expect_rejected(4, "invalid_user_id", "userId", "53 characters, more than 52");
+  expect_rejected(5, "invalid_email", "email", "not a valid email");
+  expect_rejected(6, "invalid_user_id", "userId", "not printable ASCII");
+}
+
+TEST(BuildListRequests, UnsubscribeByUserIdSendsOnlyTheUserId) {
+  ListRequestOptions options{ListOperation::kUnsubscribe, 5};
+  options.key_field = "userId";
+  auto built = BuildListRequests(UserIdBatch({{"u1", "a@example.com"}}), options);
+  ASSERT_TRUE(built.ok()) << built.status();
+  const json body = json::parse(built->requests[0].body);
+  EXPECT_EQ(body["subscribers"][0], json::parse(R"({"userId":"u1"})"));
+}
+
+TEST(BuildListRequests, EmailKeyedSubscribersCarryAMappedUserId) {
+  ListRequestOptions options;
+  options.list_id = 5;
+  auto built = BuildListRequests(UserIdBatch({{"u1", "a@example.com"}, {"u2", ""}}), options);
+  ASSERT_TRUE(built.ok()) << built.status();
+  const json body = json::parse(built->requests[0].body);
+  ASSERT_EQ(body["subscribers"].size(), 1u);
+  EXPECT_EQ(body["subscribers"][0],
+            json::parse(R"({"email":"a@example.com","userId":"u1","dataFields":{"plan":"plan0"}})"));
+  EXPECT_EQ(built->outcomes[1].reason_code, "missing_email");
+  EXPECT_EQ(BuildListRequests(UserIdBatch({}), ListRequestOptions{ListOperation::kSubscribe, 5,
+                                                                  "phone"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace exportd::iterable

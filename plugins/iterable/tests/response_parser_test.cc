@@ -114,16 +114,36 @@ TEST(ParseListUpdateResponse, CollectsEveryFailureArray) {
       "invalidEmails":[],
       "notFoundEmails":["n@example.com"],
       "someNewKindEmails":["k@example.com"]}})");
-  ASSERT_EQ(r.failures.size(), 6u);
-  std::map<std::string, std::string> by_email;
-  for (const EmailFailure& f : r.failures) by_email[f.email] = f.reason_code;
+  ASSERT_EQ(r.failures.size(), 7u);
+  std::map<std::string, std::string> by_email, by_user_id;
+  for (const IdentityFailure& f : r.failures) {
+    (f.user_id ? by_user_id : by_email)[f.identity] = f.reason_code;
+  }
+  EXPECT_EQ(by_user_id, (std::map<std::string, std::string>{{"u1", "conflict"}}));
   EXPECT_EQ(by_email["bad@example.com"], "invalid_email");
   EXPECT_EQ(by_email["c@example.com"], "conflict");
   EXPECT_EQ(by_email["f@example.com"], "forgotten");
   EXPECT_EQ(by_email["d@example.com"], "invalid_data");
   EXPECT_EQ(by_email["n@example.com"], "not_found");
   EXPECT_EQ(by_email["k@example.com"], "some_new_kind");
-  EXPECT_FALSE(ExplainEmailFailure("conflict").empty());
+  EXPECT_FALSE(ExplainFailure("conflict").empty());
+}
+
+TEST(ParseListUpdateResponse, CollectsUserIdArraysAsTheyWereSent) {
+  const ListUpdateResult r = ParseListUpdateResponse(R"({
+    "invalidUserIds":["bad id "],
+    "failedUpdates":{"invalidUserIds":["bad id "],"forgottenUserIds":["Gone-1"],
+      "invalidDataUserIds":["U2"],"notFoundUserIds":["u3"]}})");
+  ASSERT_EQ(r.failures.size(), 5u);
+  for (const IdentityFailure& f : r.failures) EXPECT_TRUE(f.user_id) << f.identity;
+  EXPECT_EQ(r.failures[0].identity, "bad id ");
+  EXPECT_EQ(r.failures[0].reason_code, "invalid_user_id");
+  EXPECT_EQ(r.failures[0].source, "invalidUserIds");
+  std::map<std::string, std::string> by_user_id;
+  for (const IdentityFailure& f : r.failures) by_user_id[f.identity] = f.reason_code;
+  EXPECT_EQ(by_user_id["Gone-1"], "forgotten");
+  EXPECT_EQ(by_user_id["U2"], "invalid_data");
+  EXPECT_EQ(by_user_id["u3"], "not_found");
 }
 
 }  // namespace

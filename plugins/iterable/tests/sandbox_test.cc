@@ -2,6 +2,7 @@
 // call, every fault the sandbox can inject, and the API key never leaking.
 #include "tests/sandbox/sandbox.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,6 +97,17 @@ class IterableSandboxTest : public ::testing::Test {
     sandbox::FaultOptions faults = sandbox_->faults();
     edit(faults);
     sandbox_->SetFaults(faults);
+  }
+
+  // Starts a fresh sandbox whose project identifies users as `type`.
+  void RestartAs(sandbox::ProjectType type) {
+    sandbox_.reset();
+    sandbox::Options options;
+    options.api_keys = {kKey};
+    options.project_type = type;
+    auto sandbox = sandbox::Sandbox::Create(options);
+    ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+    sandbox_ = *std::move(sandbox);
   }
 
   std::unique_ptr<sandbox::Sandbox> sandbox_;
@@ -288,8 +300,24 @@ TEST_F(IterableSandboxTest, TypeConflictIsRejectedAsInvalidData) {
   ASSERT_TRUE(outcomes.ok());
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected) << (*outcomes)[0].message;
   EXPECT_EQ((*outcomes)[0].reason_code, "invalid_data");
-  EXPECT_EQ((*outcomes)[0].field, "email");
+  EXPECT_EQ((*outcomes)[0].field, "level") << "the data field, not the email";
+  EXPECT_NE((*outcomes)[0].message.find("data field 'level' (text here)"), std::string::npos)
+      << (*outcomes)[0].message;
   EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kDelivered);
+
+  // With several data fields sent, the rejection names the candidates.
+  sdk::RecordBatch third;
+  third.fields = {{"email", sdk::FieldType::kString},
+                  {"level", sdk::FieldType::kString},
+                  {"city", sdk::FieldType::kString}};
+  third.profile_ids = {"d"};
+  third.values = {Str("d@example.com"), Str("gold"), Str("Oslo")};
+  outcomes = connection->Upsert(list, third, ctx);
+  ASSERT_TRUE(outcomes.ok());
+  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_data");
+  EXPECT_EQ((*outcomes)[0].field, "dataFields");
+  EXPECT_NE((*outcomes)[0].message.find("level, city"), std::string::npos)
+      << (*outcomes)[0].message;
 }
 
 TEST_F(IterableSandboxTest, SplitsLargeBatchesAndReturnsOutcomesInOrder) {
@@ -335,6 +363,119 @@ TEST_F(IterableSandboxTest, RevokedKeyFailsTheWholeWrite) {
   auto outcomes = connection->Upsert(list, PeopleBatch(3), ctx);
   EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kUnauthenticated) << outcomes.status();
   ExpectNoKey(ctx, {std::string(outcomes.status().message())}, kWrongKey);
+}
+
+// ----- Project types ---------------------------------------------------------
+
+// A userID-based project: subscribers go by userId (never preferUserId), the
+// email is sent as the user's email, bad userIds never leave the plugin.
+TEST_F(IterableSandboxTest, UserIdProjectSubscribesAndRemovesByUserId) {
+  RestartAs(sandbox::ProjectType::kUserId);
+  auto connection = Connect(Options({{"project_type", "user_id"}}));
+  const sdk::Audience list = MakeList(*connection, "by user id");
+  TestRunContext ctx;
+  auto outcomes = connection->Upsert(
+      list, UserIdBatch({{"u1", "Ann@Example.com"}, {"u2", ""}, {" u3", ""}, {"u4", "ann@example.com"}}),
+      ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered) << (*outcomes)[0].message;
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kDelivered) << (*outcomes)[1].message;
+  EXPECT_EQ((*outcomes)[2].reason_code, "invalid_user_id");
+  EXPECT_EQ((*outcomes)[2].field, "userId");
+  EXPECT_EQ((*outcomes)[3].kind, OutcomeKind::kDelivered)
+      << "in a userID-based project two users may share an email: " << (*outcomes)[3].message;
+  json members = Members(list);
+  ASSERT_EQ(members.size(), 3u) << members.dump();
+  std::map<std::string, std::string> email_of;
+  for (const json& m : members) email_of[m.value("userId", "")] = m.value("email", "");
+  EXPECT_EQ(email_of, (std::map<std::string, std::string>{
+                          {"u1", "ann@example.com"}, {"u2", ""}, {"u4", "ann@example.com"}}));
+  EXPECT_EQ(sandbox_->StatsJson()["subscribeRecordsReceived"], 3) << "the bad userId was sent";
+
+  auto removed = connection->Remove(list, UserIdBatch({{"u1", ""}, {"u9", ""}}), ctx);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ((*removed)[0].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*removed)[1].kind, OutcomeKind::kDelivered) << "not on the list: nothing to remove";
+  EXPECT_EQ(Members(list).size(), 2u);
+}
+
+// Iterable's failures named by userId map back to the records sent.
+TEST_F(IterableSandboxTest, UserIdProjectFailuresComeBackByUserId) {
+  RestartAs(sandbox::ProjectType::kUserId);
+  auto connection = Connect(Options({{"project_type", "user_id"}}));
+  const sdk::Audience list = MakeList(*connection, "user id failures");
+  TestRunContext ctx;
+  ASSERT_TRUE(connection->Upsert(list, UserIdBatch({{"u1", ""}}), ctx).ok());
+  sdk::RecordBatch numbers = UserIdBatch({{"u2", ""}, {"u3", ""}});
+  numbers.values[1 * 3 + 2] = Int(7);  // u3's plan: a number where Iterable holds text.
+  auto outcomes = connection->Upsert(list, numbers, ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
+  EXPECT_EQ((*outcomes)[1].reason_code, "invalid_data");
+  EXPECT_EQ((*outcomes)[1].field, "plan");
+  EXPECT_NE((*outcomes)[1].message.find("'plan' (an integer here)"), std::string::npos)
+      << (*outcomes)[1].message;
+  EXPECT_NE((*outcomes)[1].message.find("invalidDataUserIds"), std::string::npos)
+      << (*outcomes)[1].message;
+}
+
+// An email-based project refuses subscribers without an email, so the plugin
+// keys by email there; in a hybrid project the export's first identity field
+// keys members.
+TEST_F(IterableSandboxTest, HybridProjectKeysByTheFirstMappedIdentity) {
+  RestartAs(sandbox::ProjectType::kHybrid);
+  auto connection = Connect(Options({{"project_type", "hybrid"}}));
+  const sdk::Audience list = MakeList(*connection, "hybrid");
+  TestRunContext ctx;
+  // userId comes first in UserIdBatch: it keys; a record without email is fine.
+  auto outcomes =
+      connection->Upsert(list, UserIdBatch({{"h1", "h1@example.com"}, {"h2", ""}, {"", "x@example.com"}}), ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[2].reason_code, "missing_user_id");
+  EXPECT_EQ(Members(list).size(), 2u);
+
+  RestartAs(sandbox::ProjectType::kEmail);
+  connection = Connect(Options());  // project_type email, the default.
+  const sdk::Audience email_list = MakeList(*connection, "email based");
+  outcomes = connection->Upsert(email_list, UserIdBatch({{"e1", "e1@example.com"}, {"e2", ""}}), ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
+  EXPECT_EQ((*outcomes)[1].reason_code, "missing_email");
+  json members = Members(email_list);
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0]["userId"], "e1") << "a mapped userId is sent along with the email";
+}
+
+// A list deleted in Iterable (from the sandbox's admin API, as a customer
+// would in the UI): writes with its id are NOT_FOUND, for the engine to
+// create it again.
+TEST_F(IterableSandboxTest, AListDeletedInIterableIsNotFound) {
+  auto connection = Connect();
+  sdk::Audience list = MakeList(*connection, "deleted");
+  TestRunContext ctx;
+  ASSERT_TRUE(connection->Upsert(list, PeopleBatch(1), ctx).ok());
+  HttpClient::Options http;
+  http.base_url = sandbox_->base_url();
+  http.api_key = kKey;
+  auto admin = HttpClient::Create(http);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto deleted = (*admin)->Send("DELETE", "/_sandbox/lists/" + list.id, "");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  ASSERT_EQ(deleted->status, 200) << deleted->body;
+  list.created = false;
+  auto later = Connect();  // A later run's connection.
+  auto outcomes = later->Upsert(list, PeopleBatch(1), ctx);
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  auto removed = later->Remove(list, PeopleBatch(1), ctx);
+  EXPECT_EQ(removed.status().code(), absl::StatusCode::kNotFound) << removed.status();
+  // EnsureAudience without the remembered id creates it again by name.
+  auto again = later->EnsureAudience("deleted", "", ctx);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->created);
+  EXPECT_NE(again->id, list.id);
 }
 
 // ----- Faults ----------------------------------------------------------------
@@ -463,7 +604,7 @@ TEST_F(IterableSandboxTest, InvalidListIdRightAfterCreationIsRetriedWithinTheWin
   EXPECT_EQ(Members(list).size(), 3u);
 }
 
-TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsRejected) {
+TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsNotFound) {
   SetFaults([](sandbox::FaultOptions& f) { f.invalid_list_window_ms = 60'000; });
   auto creator = Connect();
   sdk::Audience list = MakeList(*creator, "someone else's");
@@ -471,9 +612,8 @@ TEST_F(IterableSandboxTest, InvalidListIdForAListWeDidNotJustCreateIsRejected) {
   auto connection = Connect();
   TestRunContext ctx;
   auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
-  ASSERT_TRUE(outcomes.ok());
-  EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRejected);
-  EXPECT_EQ((*outcomes)[0].reason_code, "invalid_list_id");
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  EXPECT_NE(outcomes.status().message().find("no longer exists"), std::string::npos);
   EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "400"), 1) << "no retries";
 }
 
@@ -486,10 +626,10 @@ TEST_F(IterableSandboxTest, InvalidListIdWindowIsBounded) {
   TestRunContext ctx;
   const absl::Time start = absl::Now();
   auto outcomes = connection->Upsert(list, PeopleBatch(2), ctx);
-  ASSERT_TRUE(outcomes.ok());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
-  EXPECT_EQ((*outcomes)[1].reason_code, "invalid_list_id");
+  EXPECT_EQ(outcomes.status().code(), absl::StatusCode::kNotFound) << outcomes.status();
+  EXPECT_NE(outcomes.status().message().find("still after"), std::string::npos)
+      << outcomes.status();
   EXPECT_GE(RequestCount("POST /api/lists/subscribe", "400"), 2);
 }
 

@@ -14,9 +14,13 @@ TEST(Manifest, DescribesTheIterableDestination) {
   EXPECT_EQ(m.name, "iterable");
   EXPECT_EQ(m.display_name, "Iterable");
   EXPECT_FALSE(m.version.empty());
-  ASSERT_EQ(m.mapping_fields.size(), 1u);
+  ASSERT_EQ(m.mapping_fields.size(), 2u);
   EXPECT_EQ(m.mapping_fields[0].name, "email");
-  EXPECT_TRUE(m.mapping_fields[0].required);
+  EXPECT_EQ(m.mapping_fields[1].name, "userId");
+  for (const auto& f : m.mapping_fields) {
+    EXPECT_TRUE(f.identifier) << f.name;
+    EXPECT_FALSE(f.required) << f.name << ": the project type decides (ValidateMapping)";
+  }
   EXPECT_TRUE(m.allows_extra_fields);
   EXPECT_TRUE(m.supports_removal);
   EXPECT_EQ(m.reserved_fields.size(), 11u);
@@ -100,6 +104,49 @@ TEST(Destination, ValidateSettingsAndConnectWithoutNetwork) {
   EXPECT_EQ((*destination)->ValidateSettings(bad).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE((*destination)->Connect(Valid()).ok());
   EXPECT_EQ((*destination)->Connect({}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProjectType, ParsesTheSettingAndDefaultsToEmail) {
+  EXPECT_EQ(*ParseProjectType({}), ProjectType::kEmail);
+  EXPECT_EQ(*ParseProjectType({{"project_type", "user_id"}}), ProjectType::kUserId);
+  EXPECT_EQ(*ParseProjectType({{"project_type", "hybrid"}}), ProjectType::kHybrid);
+  absl::StatusOr<ProjectType> bad = ParseProjectType({{"project_type", "userid"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'userid'"), std::string::npos) << bad.status();
+}
+
+TEST(ProjectType, DecidesWhichMappedFieldIdentifiesAMember) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(*IdentifierFieldFor(ProjectType::kEmail, V{"userId", "email"}), "email");
+  EXPECT_EQ(*IdentifierFieldFor(ProjectType::kUserId, V{"email", "userId"}), "userId");
+  EXPECT_EQ(*IdentifierFieldFor(ProjectType::kHybrid, V{"name", "userId", "email"}), "userId");
+  EXPECT_EQ(*IdentifierFieldFor(ProjectType::kHybrid, V{"email", "userId"}), "email");
+  absl::StatusOr<std::string> missing = IdentifierFieldFor(ProjectType::kEmail, V{"userId"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("'email' is missing"), std::string::npos);
+  missing = IdentifierFieldFor(ProjectType::kUserId, V{"email", "name"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("'userId' is missing"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("project_type is 'user_id'"), std::string::npos);
+  missing = IdentifierFieldFor(ProjectType::kHybrid, V{"name"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProjectType, TheDestinationValidatesAMappingForTheConnectionsSettings) {
+  auto destination = CreateIterableDestination();
+  ASSERT_TRUE(destination.ok());
+  auto check = (*destination)->ValidateMapping({{"project_type", "user_id"}}, {"email", "userId"});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->identifier_field, "userId");
+  check = (*destination)->ValidateMapping({}, {"email", "userId"});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->identifier_field, "email");
+  EXPECT_EQ((*destination)->ValidateMapping({{"project_type", "user_id"}}, {"email"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*destination)->CanonicalIdentifier("userId", "AbC-1"), "AbC-1");
+  EXPECT_EQ((*destination)->CanonicalIdentifier("email", " A@B.com"), "a@b.com");
 }
 
 }  // namespace

@@ -51,6 +51,23 @@ inline sdk::RecordBatch PeopleBatch(size_t n, size_t first = 0) {
   return batch;
 }
 
+// A batch of (userId, email, plan) records; an empty email is null.
+inline sdk::RecordBatch UserIdBatch(
+    const std::vector<std::pair<std::string, std::string>>& user_ids_and_emails) {
+  sdk::RecordBatch batch;
+  batch.fields = {{"userId", sdk::FieldType::kString},
+                  {"email", sdk::FieldType::kString},
+                  {"plan", sdk::FieldType::kString}};
+  for (size_t i = 0; i < user_ids_and_emails.size(); ++i) {
+    const auto& [user_id, email] = user_ids_and_emails[i];
+    batch.profile_ids.push_back("p" + std::to_string(i));
+    batch.values.push_back(Str(user_id));
+    batch.values.push_back(email.empty() ? Null() : Str(email));
+    batch.values.push_back(Str("plan" + std::to_string(i)));
+  }
+  return batch;
+}
+
 }  // namespace exportd::iterable::testing
 
 #endif  // EXPORTD_PLUGINS_ITERABLE_TESTS_TEST_BATCHES_H_

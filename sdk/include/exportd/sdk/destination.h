@@ -60,8 +60,10 @@ inline constexpr std::uint32_t kAbiVersion = 2;
 //   1  the first SDK.
 //   2  MappingFieldSpec::identifier, Destination::CanonicalIdentifier,
 //      SyncSpeed::requests_per_second, Connection::speed(),
-//      RunContext::ReportThrottle. The engine owns batching, parallelism and
-//      rate: a plugin makes one request per call and reports throttling.
+//      RunContext::ReportThrottle, Destination::ValidateMapping. The engine
+//      owns batching, parallelism and rate: a plugin makes one request per
+//      call and reports throttling. Which mapping field identifies a member
+//      may depend on a connection's settings (ValidateMapping).
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -95,8 +97,9 @@ struct MappingFieldSpec {
   // engine diffs a segment against what was delivered by the canonical form
   // of this field's value (Destination::CanonicalIdentifier), so that a
   // changed identifier removes the old one and several profiles with one
-  // identifier are one member. An export maps at most one identifier field;
-  // the first one it maps is the key.
+  // identifier are one member. Which of an export's identifier fields is the
+  // key is Destination::ValidateMapping's answer (by default the first one it
+  // maps).
   bool identifier = false;
 };
 
@@ -134,6 +137,25 @@ struct Manifest {
   bool supports_removal = false;
   SyncSpeed speed;
 };
+
+// What Destination::ValidateMapping says about a mapping it accepts.
+struct MappingCheck {
+  // The destination field whose canonical value keys a member (one of the
+  // mapped fields, declared `identifier` in the manifest); empty: members are
+  // keyed by profile id.
+  std::string identifier_field;
+};
+
+// The first of `fields` that the manifest declares an identifier, or empty.
+inline std::string FirstIdentifierField(const Manifest& manifest,
+                                        const std::vector<std::string>& fields) {
+  for (const std::string& field : fields) {
+    for (const MappingFieldSpec& spec : manifest.mapping_fields) {
+      if (spec.identifier && spec.name == field) return field;
+    }
+  }
+  return std::string();
+}
 
 // Connection settings, secrets included, keyed by SettingSpec::name. The core
 // fills in defaults and checks types before a plugin sees them.
@@ -214,7 +236,9 @@ class Connection {
   // the whole call failed and nothing can be said per record (e.g. credentials
   // revoked); the engine treats every record as not delivered.
   // RESOURCE_EXHAUSTED after RunContext::ReportThrottle: the engine waits and
-  // sends the batch again.
+  // sends the batch again. NOT_FOUND: the audience no longer exists at the
+  // destination (deleted there); the engine calls EnsureAudience again without
+  // a remembered id, once per segment and run, and sends the whole segment.
   virtual absl::StatusOr<std::vector<RecordOutcome>> Upsert(const Audience& audience,
                                                             const RecordBatch& batch,
                                                             RunContext& ctx) = 0;
@@ -234,6 +258,20 @@ class Destination {
   virtual absl::Status ValidateSettings(const Settings& settings) const {
     (void)settings;
     return absl::OkStatus();
+  }
+  // Checks an export's mapping against a connection's settings, for rules the
+  // static manifest cannot state (Iterable: which identifier the project type
+  // needs), and says which mapped field identifies a member. `fields` are the
+  // destination fields the export maps, in its order; `settings` are the
+  // connection's with defaults filled in (secrets may be absent). The core
+  // has already checked the manifest's rules (required, reserved and extra
+  // fields). INVALID_ARGUMENT naming the field and the setting otherwise.
+  // Cheap, no I/O. The default accepts the mapping; its identifier is the
+  // first mapped field the manifest declares an identifier.
+  virtual absl::StatusOr<MappingCheck> ValidateMapping(const Settings& settings,
+                                                       const std::vector<std::string>& fields) const {
+    (void)settings;
+    return MappingCheck{FirstIdentifierField(manifest(), fields)};
   }
   // Creates a connection for the settings. Cheap: no network call.
   virtual absl::StatusOr<std::unique_ptr<Connection>> Connect(const Settings& settings) = 0;

@@ -37,6 +37,9 @@
 //   required setting, a value of the wrong type, an enum value not allowed and
 //   each of InvalidSettings() fail with INVALID_ARGUMENT, without a secret's
 //   value in the message.
+// - ValidateMapping(ValidSettings(), ValidBatch()'s fields) is OK and names as
+//   identifier a mapped field the manifest declares `identifier` (or none);
+//   an empty mapping names none or is INVALID_ARGUMENT.
 // - Check() is OK with ValidSettings().
 // - EnsureAudience is idempotent: the same name twice gives the same id, and so
 //   does passing the id back as `remembered_id`.
@@ -57,6 +60,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -293,6 +297,40 @@ class DestinationConformanceTest : public ::testing::Test {
     EXPECT_GT(m.speed.max_bytes_per_batch, 0);
     EXPECT_GT(m.speed.max_parallel_batches, 0);
     EXPECT_GE(m.speed.records_per_second, 0);
+  }
+
+  // ValidBatch()'s fields are a mapping the destination accepts for
+  // ValidSettings(), and the identifier it names is a mapped field the
+  // manifest declares an identifier (or none).
+  void TestMappingOfValidBatchAccepted() {
+    Settings settings = settings_;
+    for (const SettingSpec& s : destination_->manifest().settings) {
+      if (!s.default_value.empty()) settings.emplace(s.name, s.default_value);
+    }
+    std::vector<std::string> fields;
+    for (const BatchField& f : traits_.ValidBatch().fields) fields.push_back(f.name);
+    absl::StatusOr<MappingCheck> check;
+    EXPECT_NO_THROW(check = destination_->ValidateMapping(settings, fields));
+    ASSERT_TRUE(check.ok()) << "ValidateMapping refused ValidBatch()'s fields: " << check.status();
+    ExpectNoSecretIn(std::string(check.status().message()), "ValidateMapping's message");
+    const std::string& identifier = check->identifier_field;
+    if (identifier.empty()) return;
+    EXPECT_NE(std::find(fields.begin(), fields.end(), identifier), fields.end())
+        << "identifier '" << identifier << "' is not a mapped field";
+    bool declared = false;
+    for (const MappingFieldSpec& f : destination_->manifest().mapping_fields) {
+      declared = declared || (f.identifier && f.name == identifier);
+    }
+    EXPECT_TRUE(declared) << "identifier '" << identifier
+                          << "' is not declared `identifier` in the manifest";
+    // An empty mapping cannot name an identifier.
+    absl::StatusOr<MappingCheck> empty;
+    EXPECT_NO_THROW(empty = destination_->ValidateMapping(settings, {}));
+    if (empty.ok()) {
+      EXPECT_TRUE(empty->identifier_field.empty()) << "an empty mapping has no identifier";
+    } else {
+      EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument) << empty.status();
+    }
   }
 
   void TestValidSettingsAccepted() {
@@ -538,6 +576,9 @@ class DestinationConformanceTest : public ::testing::Test {
       : public ::exportd::sdk::testing::DestinationConformanceTest<TRAITS> {};                  \
   TEST_F(NAME##DestinationConformance, ManifestIsWellFormed) { TestManifestIsWellFormed(); }    \
   TEST_F(NAME##DestinationConformance, ValidSettingsAccepted) { TestValidSettingsAccepted(); }  \
+  TEST_F(NAME##DestinationConformance, MappingOfValidBatchAccepted) {                           \
+    TestMappingOfValidBatchAccepted();                                                          \
+  }                                                                                             \
   TEST_F(NAME##DestinationConformance, InvalidSettingsRefused) { TestInvalidSettingsRefused(); } \
   TEST_F(NAME##DestinationConformance, ConnectWithoutSettingsDoesNotThrow) {                    \
     TestConnectWithoutSettingsDoesNotThrow();                                                   \
