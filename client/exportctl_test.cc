@@ -2,6 +2,8 @@
 // the exportd services.
 #include "client/exportctl.h"
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -193,6 +195,39 @@ TEST_F(ExportctlTest, WatchPrintsProgressLinesAndExitsZeroOnSuccess) {
   EXPECT_THAT(result.out, HasSubstr("State:         SUCCEEDED_WITH_REJECTIONS"));
   EXPECT_THAT(result.out, HasSubstr("exportctl run rejections run-ok"));
   EXPECT_EQ(result.out.find('\r'), std::string::npos);
+}
+
+TEST_F(ExportctlTest, WatchOffATerminalPrintsEachStateOnceAndFlushes) {
+  Result result = Run({"run", "watch", "run-ok"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  // One line per state, in order, before the final details.
+  const size_t queued = result.out.find("QUEUED ");
+  const size_t running = result.out.find("RUNNING ");
+  const size_t done = result.out.find("SUCCEEDED_WITH_REJECTIONS 100%");
+  ASSERT_NE(queued, std::string::npos) << result.out;
+  ASSERT_NE(running, std::string::npos) << result.out;
+  ASSERT_NE(done, std::string::npos) << result.out;
+  EXPECT_LT(queued, running);
+  EXPECT_LT(running, done);
+  EXPECT_EQ(result.out.find("QUEUED ", queued + 1), std::string::npos);
+}
+
+TEST_F(ExportctlTest, CtrlCDuringAWatchSaysTheRunGoesOn) {
+  Result result;
+  std::thread watch([&] { result = Run({"run", "watch", "run-slow"}); });
+  // The handler is in place before the stream opens; wait until it is open.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server_.waiting_watches() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_.waiting_watches(), 1);
+  std::raise(SIGINT);
+  watch.join();
+  EXPECT_EQ(result.code, 130);
+  EXPECT_THAT(result.out, HasSubstr("RUNNING "));
+  EXPECT_EQ(result.err,
+            "Stopped watching; run run-slow goes on on the server. Watch it again with 'exportctl "
+            "run watch run-slow' or cancel it with 'exportctl run cancel run-slow'.\n");
 }
 
 TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {

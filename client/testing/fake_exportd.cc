@@ -1,6 +1,10 @@
 #include "client/testing/fake_exportd.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace exportd::client::fakes {
 namespace {
@@ -134,6 +138,8 @@ class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionS
 
 class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Service {
  public:
+  int waiting_watches() const { return waiting_watches_.load(); }
+
   grpc::Status RunExport(grpc::ServerContext*, const exportd::v1::RunExportRequest* request,
                          exportd::v1::Run* response) override {
     *response = Stage(request->export_() == "ok" ? "run-ok" : "run-fails", 0);
@@ -146,8 +152,18 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
     return grpc::Status::OK;
   }
 
-  grpc::Status WatchRun(grpc::ServerContext*, const exportd::v1::WatchRunRequest* request,
+  grpc::Status WatchRun(grpc::ServerContext* context, const exportd::v1::WatchRunRequest* request,
                         grpc::ServerWriter<exportd::v1::Run>* writer) override {
+    if (request->run_id() == "run-slow") {
+      // Stays RUNNING until the client goes away.
+      exportd::v1::Run run = Stage("run-ok", 1);
+      run.set_id("run-slow");
+      writer->Write(run);
+      waiting_watches_.fetch_add(1);
+      while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(10));
+      waiting_watches_.fetch_sub(1);
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
     if (request->run_id() != "run-ok" && request->run_id() != "run-fails") {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat("run '", request->run_id(), "' not found"));
@@ -157,6 +173,7 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
   }
 
  private:
+  std::atomic<int> waiting_watches_{0};
   // Stage 0: queued; 1: running, half done; 2: the end.
   static exportd::v1::Run Stage(const std::string& id, int stage) {
     exportd::v1::Run run;
@@ -219,6 +236,8 @@ std::vector<exportd::v1::MemberRow> FakeExportd::first_rows(const std::string& n
   absl::MutexLock lock(&state_->mu);
   return state_->rows[name];
 }
+
+int FakeExportd::waiting_watches() { return runs_->waiting_watches(); }
 
 int FakeExportd::cancelled_uploads() {
   absl::MutexLock lock(&state_->mu);
