@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/common/run_states.h"
 
 namespace exportd::client {
 namespace {
@@ -182,6 +183,15 @@ std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width, doubl
     int filled = static_cast<int>(fraction * bar_width);
     absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(bar_width - filled, '.'),
                     "]");
+  }
+  if (run.dry_run()) {
+    // A dry run sends nothing: it says what it would send, and once it has
+    // ended that is all of it, with no rate or ETA.
+    if (exportd::IsFinal(run.state())) fraction = 1.0;
+    absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)),
+                    " would send ", FormatCount(totals.planned), " of ",
+                    FormatCount(totals.members), " members");
+    return line;
   }
   if (totals.planned > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)), " ",

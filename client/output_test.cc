@@ -141,6 +141,24 @@ TEST(ProgressTest, LineWithBarRateAndEta) {
             "RUNNING    37% 45,000/100,000 sent  12,000 rec/s  ETA 5s");
 }
 
+// "SUCCEEDED 33% 0/4 sent ETA 0s" read as if nothing had been sent: a dry run
+// reports what it would send, at 100% once ended, with no rate or ETA.
+TEST(ProgressTest, DryRunSaysWhatItWouldSendAtTheEnd) {
+  exportd::v1::Run run;
+  run.set_dry_run(true);
+  run.set_state(exportd::v1::RUN_STATE_SUCCEEDED);
+  run.set_rate(100);
+  run.set_eta_seconds(0);
+  auto* s = run.add_segments();
+  s->set_total_members(12);
+  s->set_to_add(3);
+  s->set_to_update(1);
+  s->set_unchanged(0);
+  EXPECT_EQ(RenderProgressLine(run, 0), "SUCCEEDED 100% would send 4 of 12 members");
+  run.set_state(exportd::v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(RenderProgressLine(run, 0), "RUNNING     0% would send 4 of 12 members");
+}
+
 // While the diff runs, the records to send grow with what it finds; the
 // percentage counts members, so it only moves forward.
 TEST(ProgressTest, PercentageNeverGoesBackWhileTheDiffFindsWork) {
