@@ -80,6 +80,26 @@ int Watch(CommandContext& ctx, const cli::ParsedArgs& args) {
   return WatchRun(ctx, args.positionals()[0]);
 }
 
+// Follows run_id's WatchRun stream without printing until the run ends; *last
+// is its final state.
+grpc::Status WaitUntilFinal(CommandContext& ctx, const std::string& run_id,
+                            exportd::v1::Run* last) {
+  auto stub = RunService::NewStub(ctx.channel());
+  grpc::ClientContext context;
+  ctx.PrepareStream(&context);
+  exportd::v1::WatchRunRequest request;
+  request.set_run_id(run_id);
+  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader = stub->WatchRun(&context, request);
+  exportd::v1::Run update;
+  while (reader->Read(&update)) *last = update;
+  grpc::Status status = reader->Finish();
+  if (!status.ok() || IsFinal(last->state())) return status;
+  // The stream ended without a final state: ask once more.
+  exportd::v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  return Invoke(ctx, stub.get(), &RunService::Stub::GetRun, get, last);
+}
+
 int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   auto stub = RunService::NewStub(ctx.channel());
   exportd::v1::CancelRunRequest request;
@@ -87,11 +107,26 @@ int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   exportd::v1::Run run;
   grpc::Status status = Invoke(ctx, stub.get(), &RunService::Stub::CancelRun, request, &run);
   if (!status.ok()) return ctx.RpcError(status);
+  const bool wait = args.IsSet("wait");
+  if (wait && !IsFinal(run.state())) {
+    if (!ctx.json()) {
+      PrintLine(ctx.out(), "Cancel of run $0 of export '$1' requested; waiting for it to end.",
+                run.id(), run.export_name());
+      ctx.out().flush();
+    }
+    status = WaitUntilFinal(ctx, run.id(), &run);
+    if (!status.ok()) return ctx.RpcError(status);
+  }
   if (ctx.json()) {
     ctx.out() << ToJson(run);
-  } else {
-    PrintLine(ctx.out(), "Run $0 of export '$1' is $2.", run.id(), run.export_name(),
+  } else if (IsFinal(run.state())) {
+    PrintLine(ctx.out(), "Run $0 of export '$1' ended $2.", run.id(), run.export_name(),
               RunStateLabel(run.state()));
+  } else {
+    PrintLine(ctx.out(),
+              "Cancel of run $0 of export '$1' requested; it is $2 until the run stops. Wait for "
+              "its final state with 'exportctl run cancel $0 --wait' or 'exportctl run watch $0'.",
+              run.id(), run.export_name(), RunStateLabel(run.state()));
   }
   return kExitOk;
 }
@@ -281,7 +316,13 @@ NounSpec RunCommands() {
                "it fails or is canceled.",
                {},
                Watch},
-              {"cancel", {"ID"}, "Cancel a queued or running run.", "", {}, Cancel},
+              {"cancel",
+               {"ID"},
+               "Cancel a queued or running run.",
+               "A running run stops after the batch it is sending; the cancel returns at once "
+               "unless --wait is given.",
+               {{"wait", "", "Wait until the run has reached its final state."}},
+               Cancel},
               {"rejections",
                {"ID"},
                "List the records a run's destination rejected, and why.",

@@ -230,6 +230,23 @@ TEST_F(ExportctlTest, CtrlCDuringAWatchSaysTheRunGoesOn) {
             "run watch run-slow' or cancel it with 'exportctl run cancel run-slow'.\n");
 }
 
+TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
+  Result requested = Run({"run", "cancel", "run-ok"});
+  EXPECT_EQ(requested.code, 0) << requested.err;
+  EXPECT_EQ(requested.out,
+            "Cancel of run run-ok of export 'ok' requested; it is RUNNING until the run stops. "
+            "Wait for its final state with 'exportctl run cancel run-ok --wait' or 'exportctl run "
+            "watch run-ok'.\n");
+  Result waited = Run({"run", "cancel", "run-ok", "--wait"});
+  EXPECT_EQ(waited.code, 0) << waited.err;
+  EXPECT_EQ(waited.out,
+            "Cancel of run run-ok of export 'ok' requested; waiting for it to end.\n"
+            "Run run-ok of export 'ok' ended CANCELED.\n");
+  Result ended = Run({"run", "cancel", "run-fails", "--wait"});
+  EXPECT_EQ(ended.code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "Run run-fails of export 'fails' ended FAILED.\n");
+}
+
 TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {
   Result result = Run({"run", "watch", "run-fails"});
   EXPECT_EQ(result.code, 3);

@@ -146,6 +146,15 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
     return grpc::Status::OK;
   }
 
+  // "run-ok" is RUNNING when canceled; its stream then ends CANCELED. A
+  // "run-fails" cancel finds it ended already.
+  grpc::Status CancelRun(grpc::ServerContext*, const exportd::v1::CancelRunRequest* request,
+                         exportd::v1::Run* response) override {
+    *response = Stage(request->run_id(), request->run_id() == "run-ok" ? 1 : 2);
+    if (request->run_id() == "run-ok") canceled_.store(true);
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetRun(grpc::ServerContext*, const exportd::v1::GetRunRequest* request,
                       exportd::v1::Run* response) override {
     *response = Stage(request->run_id(), 2);
@@ -168,12 +177,17 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat("run '", request->run_id(), "' not found"));
     }
-    for (int stage = 0; stage < 3; ++stage) writer->Write(Stage(request->run_id(), stage));
+    for (int stage = 0; stage < 3; ++stage) {
+      exportd::v1::Run run = Stage(request->run_id(), stage);
+      if (stage == 2 && canceled_.load()) run.set_state(exportd::v1::RUN_STATE_CANCELED);
+      writer->Write(run);
+    }
     return grpc::Status::OK;
   }
 
  private:
   std::atomic<int> waiting_watches_{0};
+  std::atomic<bool> canceled_{false};
   // Stage 0: queued; 1: running, half done; 2: the end.
   static exportd::v1::Run Stage(const std::string& id, int stage) {
     exportd::v1::Run run;
