@@ -247,6 +247,19 @@ TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
   EXPECT_EQ(ended.out, "Run run-fails of export 'fails' ended FAILED.\n");
 }
 
+TEST_F(ExportctlTest, ASecondRunWhileOneIsQueuedSaysItJoinedIt) {
+  Result first = Run({"export", "run", "ok"});
+  EXPECT_EQ(first.code, 0) << first.err;
+  EXPECT_THAT(first.out, StartsWith("Started run run-ok of export 'ok' (QUEUED)."));
+  Result second = Run({"export", "run", "ok"});
+  EXPECT_EQ(second.code, 0) << second.err;
+  EXPECT_EQ(second.out,
+            "Export 'ok' already had run run-ok queued; this request joined it. Follow it with "
+            "'exportctl run watch run-ok'.\n");
+  Result watched = Run({"export", "run", "ok", "--watch"});
+  EXPECT_THAT(watched.out, StartsWith("Joined the queued run run-ok of export 'ok':\n"));
+}
+
 TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {
   Result result = Run({"run", "watch", "run-fails"});
   EXPECT_EQ(result.code, 3);

@@ -143,6 +143,8 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
   grpc::Status RunExport(grpc::ServerContext*, const exportd::v1::RunExportRequest* request,
                          exportd::v1::Run* response) override {
     *response = Stage(request->export_() == "ok" ? "run-ok" : "run-fails", 0);
+    // Like exportd: a second request while the run is queued joins it.
+    if (run_requested_.exchange(true)) response->set_joined_queued_run(true);
     return grpc::Status::OK;
   }
 
@@ -188,6 +190,7 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
  private:
   std::atomic<int> waiting_watches_{0};
   std::atomic<bool> canceled_{false};
+  std::atomic<bool> run_requested_{false};
   // Stage 0: queued; 1: running, half done; 2: the end.
   static exportd::v1::Run Stage(const std::string& id, int stage) {
     exportd::v1::Run run;
