@@ -260,6 +260,19 @@ TEST_F(ExportctlTest, ASecondRunWhileOneIsQueuedSaysItJoinedIt) {
   EXPECT_THAT(watched.out, StartsWith("Joined the queued run run-ok of export 'ok':\n"));
 }
 
+// The help says "true or false": "--flag true" must parse, not fail with
+// "unexpected argument 'true'".
+TEST_F(ExportctlTest, BooleanFlagsTakeTrueOrFalseAsTheNextArgument) {
+  for (const std::string value : {"true", "false"}) {
+    Result result = Run({"connection", "update", "prod", "--share-with-contributors", value});
+    EXPECT_NE(result.code, 2) << result.err;
+    EXPECT_THAT(result.err, Not(HasSubstr("unexpected argument")));
+  }
+  Result dry = Run({"export", "run", "ok", "--dry-run", "false"});
+  EXPECT_EQ(dry.code, 0) << dry.err;
+  EXPECT_THAT(dry.out, StartsWith("Started run run-ok"));  // not watched: no dry run
+}
+
 TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {
   Result result = Run({"run", "watch", "run-fails"});
   EXPECT_EQ(result.code, 3);
