@@ -150,6 +150,25 @@ TEST_F(ExportctlTest, UploadFromStdinWithJsonOutput) {
   EXPECT_EQ(json["segment"]["name"], "S");
 }
 
+// Create and upload are one step: a bad row leaves no segment, so the same
+// command works once the file is fixed (it used to fail with ALREADY_EXISTS).
+TEST_F(ExportctlTest, CreateFromCsvWithABadRowLeavesNoSegment) {
+  std::string bad = WriteFile("bad.csv", "id,age\n1,30\nbad,forty\n");
+  Result result = Run({"segment", "create", "--name", "S", "--from-csv", bad, "--field",
+                       "age:int"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_THAT(result.err, HasSubstr("cannot parse 'forty' as an int"));
+  EXPECT_THAT(result.err, HasSubstr("Removed segment 'S' again because the upload failed; fix "
+                                    "the file and run the same command again."));
+  EXPECT_FALSE(server_.segment("S").has_value());
+  std::string good = WriteFile("good.csv", "id,age\n1,30\n2,40\n");
+  Result again = Run({"segment", "create", "--name", "S", "--from-csv", good, "--field",
+                      "age:int"});
+  EXPECT_EQ(again.code, 0) << again.err;
+  ASSERT_TRUE(server_.segment("S").has_value());
+  EXPECT_EQ(server_.segment("S")->member_count(), 2);
+}
+
 TEST_F(ExportctlTest, BadRowCancelsTheUploadAndKeepsTheOldSnapshot) {
   std::string good = WriteFile("good.csv", "id,age\n1,30\n2,40\n");
   ASSERT_EQ(Run({"segment", "create", "--name", "S", "--from-csv", good, "--field", "age:int"})

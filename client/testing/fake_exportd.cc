@@ -38,6 +38,22 @@ class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService
     return grpc::Status::OK;
   }
 
+  grpc::Status DeleteSegment(grpc::ServerContext* context,
+                             const exportd::v1::DeleteSegmentRequest* request,
+                             exportd::v1::DeleteSegmentResponse*) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    absl::MutexLock lock(&state_->mu);
+    for (auto it = state_->segments.begin(); it != state_->segments.end(); ++it) {
+      if (it->second.id() == request->segment() || it->first == request->segment()) {
+        state_->rows.erase(it->first);
+        state_->segments.erase(it);
+        return grpc::Status::OK;
+      }
+    }
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("segment '", request->segment(), "' not found"));
+  }
+
   grpc::Status GetSegment(grpc::ServerContext* context,
                           const exportd::v1::GetSegmentRequest* request,
                           exportd::v1::Segment* response) override {
