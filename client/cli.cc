@@ -129,6 +129,12 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 
     std::string value;
     if (spec->value_name.empty()) {
+      // A boolean: "--flag", "--flag=true|false", or "--flag true|false" (the
+      // next argument only when it is exactly true or false).
+      if (!inline_value.has_value() && i + 1 < args.size() &&
+          (args[i + 1] == "true" || args[i + 1] == "false")) {
+        inline_value = args[++i];
+      }
       value = inline_value.value_or("true");
       if (!ParseBool(value).has_value()) {
         return absl::InvalidArgumentError(

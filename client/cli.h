@@ -39,8 +39,8 @@ struct FlagSpec {
   // Without the leading dashes, e.g. "from-csv".
   std::string name;
   // What the value is called in help text, e.g. "FILE". Empty: a boolean flag,
-  // written `--name` (true) or `--name=true|false`; it never takes the next
-  // argument as its value.
+  // written `--name` (true), `--name=true|false` or `--name true|false`; the
+  // next argument is its value only when it is exactly "true" or "false".
   std::string value_name;
   std::string help;
   bool required = false;

@@ -86,11 +86,23 @@ TEST(ParseArgsTest, NonRepeatedFlagTwiceIsAnError) {
   EXPECT_EQ(args.status().message(), "flag --name was given more than once");
 }
 
-TEST(ParseArgsTest, BooleanTakesExplicitValueButNeverTheNextArgument) {
+TEST(ParseArgsTest, BooleanTakesAnInlineValueOrANextTrueOrFalse) {
   auto args = ParseArgs({"--name", "a", "--watch=false", "x"}, kSpecs, {"X"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->GetBool("watch"), false);
   EXPECT_THAT(args->positionals(), ElementsAre("x"));
+  // "--watch true|false": the next argument when it is exactly true or false.
+  for (const std::string value : {"true", "false"}) {
+    auto spaced = ParseArgs({"--watch", value, "--name", "a", "x"}, kSpecs, {"X"});
+    ASSERT_TRUE(spaced.ok()) << spaced.status();
+    EXPECT_EQ(spaced->GetBool("watch"), value == "true");
+    EXPECT_THAT(spaced->positionals(), ElementsAre("x"));
+  }
+  // Bare, before a positional that is not true or false: that stays a positional.
+  auto bare = ParseArgs({"--name", "a", "--watch", "x"}, kSpecs, {"X"});
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  EXPECT_EQ(bare->GetBool("watch"), true);
+  EXPECT_THAT(bare->positionals(), ElementsAre("x"));
   auto bad = ParseArgs({"--name", "a", "--watch=maybe"}, kSpecs, {});
   EXPECT_EQ(bad.status().message(), "flag --watch takes true or false, not 'maybe'");
 }

@@ -51,10 +51,12 @@ NounSpec TokenCommands();
 const std::vector<NounSpec>& AllCommands();
 
 // Follows a run's WatchRun stream and prints progress (a redrawn bar on a
-// TTY, one line per update otherwise, nothing but the final JSON with
-// --output json), then the final state and per-segment counts. Returns 0 when
-// the run succeeded (with or without rejections) or was skipped, kExitRunFailed
-// when it failed or was canceled. Shared by `export run --watch` and
+// TTY; otherwise one flushed line per state change and at most one progress
+// line every few seconds; nothing but the final JSON with --output json), then
+// the final state and per-segment counts. Returns 0 when the run succeeded
+// (with or without rejections) or was skipped, kExitRunFailed when it failed or
+// was canceled, 130 after Ctrl-C (the run goes on; the message says how to
+// cancel it). Shared by `export run --watch` and
 // `run watch`.
 int WatchRun(CommandContext& ctx, const std::string& run_id);
 

@@ -303,13 +303,20 @@ int Run(CommandContext& ctx, const cli::ParsedArgs& args) {
   // A dry run is only useful for its result, so it is always watched.
   if (args.IsSet("watch") || request.dry_run()) {
     if (!ctx.json()) {
-      PrintLine(ctx.out(), "Run $0 of export '$1'$2:", run.id(), run.export_name(),
+      PrintLine(ctx.out(), "$0 $1 of export '$2'$3:",
+                run.joined_queued_run() ? "Joined the queued run" : "Run", run.id(),
+                run.export_name(),
                 request.dry_run() ? " (dry run)" : "");
     }
     return WatchRun(ctx, run.id());
   }
   if (ctx.json()) {
     ctx.out() << ToJson(run);
+  } else if (run.joined_queued_run()) {
+    PrintLine(ctx.out(),
+              "Export '$1' already had run $0 queued; this request joined it. Follow it with "
+              "'exportctl run watch $0'.",
+              run.id(), run.export_name());
   } else {
     PrintLine(ctx.out(),
               "Started run $0 of export '$1' ($2). Follow it with 'exportctl run watch "

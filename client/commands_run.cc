@@ -1,8 +1,14 @@
 // exportctl run get|watch|cancel|rejections, and the run watcher shared with
 // `export run --watch`.
+#include <atomic>
+#include <csignal>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/commands.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "server/common/run_states.h"
@@ -14,6 +20,43 @@ using exportd::v1::RunService;
 
 constexpr int kDefaultRejectionsLimit = 50;
 constexpr int kProgressBarWidth = 30;
+// Off a terminal (a file, tee, a CI log) a progress line within the same state
+// is printed at most this often; state changes are always printed.
+constexpr absl::Duration kPlainProgressInterval = absl::Seconds(5);
+// The exit status after Ctrl-C, as a shell reports a SIGINT.
+constexpr int kExitInterrupted = 130;
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnInterrupt(int) { g_interrupted.store(true); }
+
+// While alive, Ctrl-C (SIGINT) ends the watch instead of the process: it
+// cancels `context`, and interrupted() says so. The run itself goes on.
+class InterruptCancels {
+ public:
+  explicit InterruptCancels(grpc::ClientContext* context) {
+    g_interrupted.store(false);
+    previous_ = std::signal(SIGINT, OnInterrupt);
+    watcher_ = std::thread([this, context] {
+      while (!done_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+        if (g_interrupted.load()) {
+          context->TryCancel();
+          return;
+        }
+      }
+    });
+  }
+  ~InterruptCancels() {
+    done_.Notify();
+    watcher_.join();
+    std::signal(SIGINT, previous_ == SIG_ERR ? SIG_DFL : previous_);
+  }
+  bool interrupted() const { return g_interrupted.load(); }
+
+ private:
+  void (*previous_)(int) = SIG_DFL;
+  absl::Notification done_;
+  std::thread watcher_;
+};
 
 using exportd::IsFinal;
 using exportd::IsSuccess;
@@ -37,6 +80,26 @@ int Watch(CommandContext& ctx, const cli::ParsedArgs& args) {
   return WatchRun(ctx, args.positionals()[0]);
 }
 
+// Follows run_id's WatchRun stream without printing until the run ends; *last
+// is its final state.
+grpc::Status WaitUntilFinal(CommandContext& ctx, const std::string& run_id,
+                            exportd::v1::Run* last) {
+  auto stub = RunService::NewStub(ctx.channel());
+  grpc::ClientContext context;
+  ctx.PrepareStream(&context);
+  exportd::v1::WatchRunRequest request;
+  request.set_run_id(run_id);
+  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader = stub->WatchRun(&context, request);
+  exportd::v1::Run update;
+  while (reader->Read(&update)) *last = update;
+  grpc::Status status = reader->Finish();
+  if (!status.ok() || IsFinal(last->state())) return status;
+  // The stream ended without a final state: ask once more.
+  exportd::v1::GetRunRequest get;
+  get.set_run_id(run_id);
+  return Invoke(ctx, stub.get(), &RunService::Stub::GetRun, get, last);
+}
+
 int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   auto stub = RunService::NewStub(ctx.channel());
   exportd::v1::CancelRunRequest request;
@@ -44,11 +107,26 @@ int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   exportd::v1::Run run;
   grpc::Status status = Invoke(ctx, stub.get(), &RunService::Stub::CancelRun, request, &run);
   if (!status.ok()) return ctx.RpcError(status);
+  const bool wait = args.IsSet("wait");
+  if (wait && !IsFinal(run.state())) {
+    if (!ctx.json()) {
+      PrintLine(ctx.out(), "Cancel of run $0 of export '$1' requested; waiting for it to end.",
+                run.id(), run.export_name());
+      ctx.out().flush();
+    }
+    status = WaitUntilFinal(ctx, run.id(), &run);
+    if (!status.ok()) return ctx.RpcError(status);
+  }
   if (ctx.json()) {
     ctx.out() << ToJson(run);
-  } else {
-    PrintLine(ctx.out(), "Run $0 of export '$1' is $2.", run.id(), run.export_name(),
+  } else if (IsFinal(run.state())) {
+    PrintLine(ctx.out(), "Run $0 of export '$1' ended $2.", run.id(), run.export_name(),
               RunStateLabel(run.state()));
+  } else {
+    PrintLine(ctx.out(),
+              "Cancel of run $0 of export '$1' requested; it is $2 until the run stops. Wait for "
+              "its final state with 'exportctl run cancel $0 --wait' or 'exportctl run watch $0'.",
+              run.id(), run.export_name(), RunStateLabel(run.state()));
   }
   return kExitOk;
 }
@@ -162,6 +240,9 @@ int WatchRun(CommandContext& ctx, const std::string& run_id) {
   size_t drawn_width = 0;
   double shown = 0;  // The percentage never goes back.
   std::string previous_line;
+  exportd::v1::RunState previous_state = exportd::v1::RUN_STATE_UNSPECIFIED;
+  absl::Time last_printed = absl::InfinitePast();
+  InterruptCancels interrupt(&context);
   while (reader->Read(&update)) {
     received = true;
     last = update;
@@ -173,13 +254,30 @@ int WatchRun(CommandContext& ctx, const std::string& run_id) {
       drawn_width = width;
       ctx.out() << '\r' << line << std::flush;
     } else {
+      // One line per state change; within a state at most one progress line
+      // every few seconds. Flushed each time, so a pipe or a log sees it now.
       std::string line = RenderProgressLine(update, 0, &shown);
-      if (line != previous_line) ctx.out() << line << '\n';
-      previous_line = std::move(line);
+      const absl::Time now = absl::Now();
+      const bool state_changed = update.state() != previous_state;
+      if (line != previous_line &&
+          (state_changed || now - last_printed >= kPlainProgressInterval)) {
+        ctx.out() << line << std::endl;
+        previous_line = std::move(line);
+        last_printed = now;
+      }
+      previous_state = update.state();
     }
   }
   if (drawn_width > 0) ctx.out() << '\n';
   grpc::Status status = reader->Finish();
+  if (interrupt.interrupted()) {
+    ctx.out().flush();
+    PrintLine(ctx.err(),
+              "Stopped watching; run $0 goes on on the server. Watch it again with 'exportctl run "
+              "watch $0' or cancel it with 'exportctl run cancel $0'.",
+              run_id);
+    return kExitInterrupted;
+  }
   if (!status.ok()) return ctx.RpcError(status);
 
   if (!received || !IsFinal(last.state())) {
@@ -218,7 +316,13 @@ NounSpec RunCommands() {
                "it fails or is canceled.",
                {},
                Watch},
-              {"cancel", {"ID"}, "Cancel a queued or running run.", "", {}, Cancel},
+              {"cancel",
+               {"ID"},
+               "Cancel a queued or running run.",
+               "A running run stops after the batch it is sending; the cancel returns at once "
+               "unless --wait is given.",
+               {{"wait", "", "Wait until the run has reached its final state."}},
+               Cancel},
               {"rejections",
                {"ID"},
                "List the records a run's destination rejected, and why.",

@@ -200,10 +200,24 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   }
   int code = Upload(ctx, segment.name(), *source);
   if (code != kExitOk) {
-    PrintLine(ctx.err(),
-              "The segment was created without members; upload them with 'exportctl segment "
-              "upload $0 --from-csv FILE'.",
-              segment.name());
+    // Create and upload are one step: a failed upload leaves no segment, so
+    // the same command can simply be run again.
+    exportd::v1::DeleteSegmentRequest remove;
+    remove.set_segment(segment.id());
+    exportd::v1::DeleteSegmentResponse removed;
+    grpc::Status deleted =
+        Invoke(ctx, stub.get(), &SegmentService::Stub::DeleteSegment, remove, &removed);
+    if (deleted.ok()) {
+      PrintLine(ctx.err(),
+                "Removed segment '$0' again because the upload failed; fix the file and run the "
+                "same command again.",
+                segment.name());
+    } else {
+      PrintLine(ctx.err(),
+                "The segment was created without members, and removing it failed ($0); upload "
+                "them with 'exportctl segment upload $1 --from-csv FILE'.",
+                deleted.error_message(), segment.name());
+    }
   }
   return code;
 }

@@ -2,6 +2,8 @@
 // the exportd services.
 #include "client/exportctl.h"
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -148,6 +150,25 @@ TEST_F(ExportctlTest, UploadFromStdinWithJsonOutput) {
   EXPECT_EQ(json["segment"]["name"], "S");
 }
 
+// Create and upload are one step: a bad row leaves no segment, so the same
+// command works once the file is fixed (it used to fail with ALREADY_EXISTS).
+TEST_F(ExportctlTest, CreateFromCsvWithABadRowLeavesNoSegment) {
+  std::string bad = WriteFile("bad.csv", "id,age\n1,30\nbad,forty\n");
+  Result result = Run({"segment", "create", "--name", "S", "--from-csv", bad, "--field",
+                       "age:int"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_THAT(result.err, HasSubstr("cannot parse 'forty' as an int"));
+  EXPECT_THAT(result.err, HasSubstr("Removed segment 'S' again because the upload failed; fix "
+                                    "the file and run the same command again."));
+  EXPECT_FALSE(server_.segment("S").has_value());
+  std::string good = WriteFile("good.csv", "id,age\n1,30\n2,40\n");
+  Result again = Run({"segment", "create", "--name", "S", "--from-csv", good, "--field",
+                      "age:int"});
+  EXPECT_EQ(again.code, 0) << again.err;
+  ASSERT_TRUE(server_.segment("S").has_value());
+  EXPECT_EQ(server_.segment("S")->member_count(), 2);
+}
+
 TEST_F(ExportctlTest, BadRowCancelsTheUploadAndKeepsTheOldSnapshot) {
   std::string good = WriteFile("good.csv", "id,age\n1,30\n2,40\n");
   ASSERT_EQ(Run({"segment", "create", "--name", "S", "--from-csv", good, "--field", "age:int"})
@@ -193,6 +214,82 @@ TEST_F(ExportctlTest, WatchPrintsProgressLinesAndExitsZeroOnSuccess) {
   EXPECT_THAT(result.out, HasSubstr("State:         SUCCEEDED_WITH_REJECTIONS"));
   EXPECT_THAT(result.out, HasSubstr("exportctl run rejections run-ok"));
   EXPECT_EQ(result.out.find('\r'), std::string::npos);
+}
+
+TEST_F(ExportctlTest, WatchOffATerminalPrintsEachStateOnceAndFlushes) {
+  Result result = Run({"run", "watch", "run-ok"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  // One line per state, in order, before the final details.
+  const size_t queued = result.out.find("QUEUED ");
+  const size_t running = result.out.find("RUNNING ");
+  const size_t done = result.out.find("SUCCEEDED_WITH_REJECTIONS 100%");
+  ASSERT_NE(queued, std::string::npos) << result.out;
+  ASSERT_NE(running, std::string::npos) << result.out;
+  ASSERT_NE(done, std::string::npos) << result.out;
+  EXPECT_LT(queued, running);
+  EXPECT_LT(running, done);
+  EXPECT_EQ(result.out.find("QUEUED ", queued + 1), std::string::npos);
+}
+
+TEST_F(ExportctlTest, CtrlCDuringAWatchSaysTheRunGoesOn) {
+  Result result;
+  std::thread watch([&] { result = Run({"run", "watch", "run-slow"}); });
+  // The handler is in place before the stream opens; wait until it is open.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server_.waiting_watches() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_.waiting_watches(), 1);
+  std::raise(SIGINT);
+  watch.join();
+  EXPECT_EQ(result.code, 130);
+  EXPECT_THAT(result.out, HasSubstr("RUNNING "));
+  EXPECT_EQ(result.err,
+            "Stopped watching; run run-slow goes on on the server. Watch it again with 'exportctl "
+            "run watch run-slow' or cancel it with 'exportctl run cancel run-slow'.\n");
+}
+
+TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
+  Result requested = Run({"run", "cancel", "run-ok"});
+  EXPECT_EQ(requested.code, 0) << requested.err;
+  EXPECT_EQ(requested.out,
+            "Cancel of run run-ok of export 'ok' requested; it is RUNNING until the run stops. "
+            "Wait for its final state with 'exportctl run cancel run-ok --wait' or 'exportctl run "
+            "watch run-ok'.\n");
+  Result waited = Run({"run", "cancel", "run-ok", "--wait"});
+  EXPECT_EQ(waited.code, 0) << waited.err;
+  EXPECT_EQ(waited.out,
+            "Cancel of run run-ok of export 'ok' requested; waiting for it to end.\n"
+            "Run run-ok of export 'ok' ended CANCELED.\n");
+  Result ended = Run({"run", "cancel", "run-fails", "--wait"});
+  EXPECT_EQ(ended.code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "Run run-fails of export 'fails' ended FAILED.\n");
+}
+
+TEST_F(ExportctlTest, ASecondRunWhileOneIsQueuedSaysItJoinedIt) {
+  Result first = Run({"export", "run", "ok"});
+  EXPECT_EQ(first.code, 0) << first.err;
+  EXPECT_THAT(first.out, StartsWith("Started run run-ok of export 'ok' (QUEUED)."));
+  Result second = Run({"export", "run", "ok"});
+  EXPECT_EQ(second.code, 0) << second.err;
+  EXPECT_EQ(second.out,
+            "Export 'ok' already had run run-ok queued; this request joined it. Follow it with "
+            "'exportctl run watch run-ok'.\n");
+  Result watched = Run({"export", "run", "ok", "--watch"});
+  EXPECT_THAT(watched.out, StartsWith("Joined the queued run run-ok of export 'ok':\n"));
+}
+
+// The help says "true or false": "--flag true" must parse, not fail with
+// "unexpected argument 'true'".
+TEST_F(ExportctlTest, BooleanFlagsTakeTrueOrFalseAsTheNextArgument) {
+  for (const std::string value : {"true", "false"}) {
+    Result result = Run({"connection", "update", "prod", "--share-with-contributors", value});
+    EXPECT_NE(result.code, 2) << result.err;
+    EXPECT_THAT(result.err, Not(HasSubstr("unexpected argument")));
+  }
+  Result dry = Run({"export", "run", "ok", "--dry-run", "false"});
+  EXPECT_EQ(dry.code, 0) << dry.err;
+  EXPECT_THAT(dry.out, StartsWith("Started run run-ok"));  // not watched: no dry run
 }
 
 TEST_F(ExportctlTest, WatchExitsThreeWhenTheRunFails) {

@@ -10,18 +10,67 @@
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/common/run_states.h"
 
 namespace exportd::client {
 namespace {
 
-// Width in characters: counts UTF-8 lead bytes, not continuation bytes.
+// The code point starting at text[*i]; advances *i past it. A malformed byte
+// is one code point of its own.
+char32_t NextCodePoint(absl::string_view text, size_t* i) {
+  const unsigned char lead = static_cast<unsigned char>(text[*i]);
+  const int length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
+                                  : (lead >> 3) == 0x1E ? 4 : 1;
+  if (length == 1 || *i + length > text.size()) {
+    ++*i;
+    return lead;
+  }
+  char32_t cp = lead & (0x7F >> length);
+  for (int k = 1; k < length; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[*i + k]) & 0x3F);
+  *i += length;
+  return cp;
+}
+
+// Columns a code point takes on a terminal: 2 for East Asian wide and
+// full-width characters (CJK, Hangul, kana, full-width forms, emoji), 0 for
+// combining marks, 1 otherwise.
+size_t CodePointWidth(char32_t cp) {
+  if ((cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x200B && cp <= 0x200F)) return 0;
+  if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0x303E) ||
+      (cp >= 0x3041 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+      (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) ||
+      (cp >= 0xFF00 && cp <= 0xFF60) || (cp >= 0xFFE0 && cp <= 0xFFE6) ||
+      (cp >= 0x1F300 && cp <= 0x1F64F) || (cp >= 0x1F900 && cp <= 0x1F9FF) ||
+      (cp >= 0x20000 && cp <= 0x3FFFD)) {
+    return 2;
+  }
+  return 1;
+}
+
+}  // namespace
+
 size_t DisplayWidth(absl::string_view text) {
   size_t width = 0;
-  for (unsigned char c : text) {
-    if ((c & 0xC0) != 0x80) ++width;
-  }
+  for (size_t i = 0; i < text.size();) width += CodePointWidth(NextCodePoint(text, &i));
   return width;
 }
+
+std::string TruncateToWidth(absl::string_view text, size_t max_width) {
+  if (DisplayWidth(text) <= max_width) return std::string(text);
+  if (max_width == 0) return "";
+  std::string out;
+  size_t width = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t start = i;
+    const size_t w = CodePointWidth(NextCodePoint(text, &i));
+    if (width + w > max_width - 1) break;  // room for the ellipsis
+    absl::StrAppend(&out, text.substr(start, i - start));
+    width += w;
+  }
+  return out + "\u2026";
+}
+
+namespace {
 
 std::string JsonOf(const google::protobuf::Message& message, bool pretty) {
   google::protobuf::util::JsonPrintOptions options;
@@ -47,7 +96,7 @@ Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {
 
 void Table::AddRow(std::vector<std::string> cells) {
   cells.resize(headers_.size());
-  for (std::string& cell : cells) cell = EscapeForTerminal(cell);
+  for (std::string& cell : cells) cell = TruncateToWidth(EscapeForTerminal(cell), kMaxCellWidth);
   rows_.push_back(std::move(cells));
 }
 
@@ -182,6 +231,15 @@ std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width, doubl
     int filled = static_cast<int>(fraction * bar_width);
     absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(bar_width - filled, '.'),
                     "]");
+  }
+  if (run.dry_run()) {
+    // A dry run sends nothing: it says what it would send, and once it has
+    // ended that is all of it, with no rate or ETA.
+    if (exportd::IsFinal(run.state())) fraction = 1.0;
+    absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)),
+                    " would send ", FormatCount(totals.planned), " of ",
+                    FormatCount(totals.members), " members");
+    return line;
   }
   if (totals.planned > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %3d%%", static_cast<int>(fraction * 100)), " ",

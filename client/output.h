@@ -38,10 +38,18 @@ namespace exportd::client {
 
 enum class OutputFormat { kTable, kJson };
 
-// Columns aligned on the widest cell (counted in UTF-8 characters, after
-// escaping), separated by two spaces, no trailing spaces. Cells are escaped.
+// Columns a UTF-8 text takes on a terminal: East Asian wide characters (CJK,
+// Hangul, kana, full-width forms) and emoji count 2, combining marks 0.
+size_t DisplayWidth(absl::string_view text);
+// `text` cut to at most `max_width` columns, ending in "…" when it was cut.
+std::string TruncateToWidth(absl::string_view text, size_t max_width);
+
+// Columns aligned on the widest cell (in terminal columns, after escaping),
+// separated by two spaces, no trailing spaces. Cells are escaped, and cut to
+// kMaxCellWidth columns with "…" (--output json keeps every value whole).
 class Table {
  public:
+  static constexpr size_t kMaxCellWidth = 60;
   explicit Table(std::vector<std::string> headers);
   // Missing cells print empty; extra cells are dropped.
   void AddRow(std::vector<std::string> cells);

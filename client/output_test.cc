@@ -141,6 +141,49 @@ TEST(ProgressTest, LineWithBarRateAndEta) {
             "RUNNING    37% 45,000/100,000 sent  12,000 rec/s  ETA 5s");
 }
 
+TEST(TableTest, LongCellsAreCutWithAnEllipsis) {
+  Table table({"ID", "MESSAGE"});
+  table.AddRow({"1", std::string(300, 'x')});
+  std::ostringstream out;
+  table.Print(out);
+  const std::string expected_cell = std::string(Table::kMaxCellWidth - 1, 'x') + "\u2026";
+  EXPECT_EQ(out.str(), "ID  MESSAGE\n1   " + expected_cell + "\n");
+}
+
+TEST(TableTest, WideCharactersCountTwoColumns) {
+  EXPECT_EQ(DisplayWidth("VIP"), 3u);
+  EXPECT_EQ(DisplayWidth("\u9867\u5ba2"), 4u);     // 顧客
+  EXPECT_EQ(DisplayWidth("caf\u00e9"), 4u);         // café
+  EXPECT_EQ(DisplayWidth("e\u0301"), 1u);           // e + combining acute
+  Table table({"NAME", "MEMBERS"});
+  table.AddRow({"\u9867\u5ba2", "1"});
+  table.AddRow({"VIP", "2"});
+  std::ostringstream out;
+  table.Print(out);
+  EXPECT_EQ(out.str(), "NAME  MEMBERS\n\u9867\u5ba2  1\nVIP   2\n");
+  // Cutting never splits a character or overshoots the width.
+  EXPECT_EQ(TruncateToWidth("\u9867\u5ba2\u9867", 4), "\u9867\u2026");
+  EXPECT_EQ(TruncateToWidth("abc", 3), "abc");
+}
+
+// "SUCCEEDED 33% 0/4 sent ETA 0s" read as if nothing had been sent: a dry run
+// reports what it would send, at 100% once ended, with no rate or ETA.
+TEST(ProgressTest, DryRunSaysWhatItWouldSendAtTheEnd) {
+  exportd::v1::Run run;
+  run.set_dry_run(true);
+  run.set_state(exportd::v1::RUN_STATE_SUCCEEDED);
+  run.set_rate(100);
+  run.set_eta_seconds(0);
+  auto* s = run.add_segments();
+  s->set_total_members(12);
+  s->set_to_add(3);
+  s->set_to_update(1);
+  s->set_unchanged(0);
+  EXPECT_EQ(RenderProgressLine(run, 0), "SUCCEEDED 100% would send 4 of 12 members");
+  run.set_state(exportd::v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(RenderProgressLine(run, 0), "RUNNING     0% would send 4 of 12 members");
+}
+
 // While the diff runs, the records to send grow with what it finds; the
 // percentage counts members, so it only moves forward.
 TEST(ProgressTest, PercentageNeverGoesBackWhileTheDiffFindsWork) {

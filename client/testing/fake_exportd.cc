@@ -1,6 +1,10 @@
 #include "client/testing/fake_exportd.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace exportd::client::fakes {
 namespace {
@@ -32,6 +36,22 @@ class FakeExportd::SegmentServiceImpl final : public exportd::v1::SegmentService
     *segment.mutable_schema() = request->schema();
     *response = segment;
     return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteSegment(grpc::ServerContext* context,
+                             const exportd::v1::DeleteSegmentRequest* request,
+                             exportd::v1::DeleteSegmentResponse*) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    absl::MutexLock lock(&state_->mu);
+    for (auto it = state_->segments.begin(); it != state_->segments.end(); ++it) {
+      if (it->second.id() == request->segment() || it->first == request->segment()) {
+        state_->rows.erase(it->first);
+        state_->segments.erase(it);
+        return grpc::Status::OK;
+      }
+    }
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("segment '", request->segment(), "' not found"));
   }
 
   grpc::Status GetSegment(grpc::ServerContext* context,
@@ -134,9 +154,22 @@ class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionS
 
 class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Service {
  public:
+  int waiting_watches() const { return waiting_watches_.load(); }
+
   grpc::Status RunExport(grpc::ServerContext*, const exportd::v1::RunExportRequest* request,
                          exportd::v1::Run* response) override {
     *response = Stage(request->export_() == "ok" ? "run-ok" : "run-fails", 0);
+    // Like exportd: a second request while the run is queued joins it.
+    if (run_requested_.exchange(true)) response->set_joined_queued_run(true);
+    return grpc::Status::OK;
+  }
+
+  // "run-ok" is RUNNING when canceled; its stream then ends CANCELED. A
+  // "run-fails" cancel finds it ended already.
+  grpc::Status CancelRun(grpc::ServerContext*, const exportd::v1::CancelRunRequest* request,
+                         exportd::v1::Run* response) override {
+    *response = Stage(request->run_id(), request->run_id() == "run-ok" ? 1 : 2);
+    if (request->run_id() == "run-ok") canceled_.store(true);
     return grpc::Status::OK;
   }
 
@@ -146,17 +179,34 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
     return grpc::Status::OK;
   }
 
-  grpc::Status WatchRun(grpc::ServerContext*, const exportd::v1::WatchRunRequest* request,
+  grpc::Status WatchRun(grpc::ServerContext* context, const exportd::v1::WatchRunRequest* request,
                         grpc::ServerWriter<exportd::v1::Run>* writer) override {
+    if (request->run_id() == "run-slow") {
+      // Stays RUNNING until the client goes away.
+      exportd::v1::Run run = Stage("run-ok", 1);
+      run.set_id("run-slow");
+      writer->Write(run);
+      waiting_watches_.fetch_add(1);
+      while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(10));
+      waiting_watches_.fetch_sub(1);
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
     if (request->run_id() != "run-ok" && request->run_id() != "run-fails") {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat("run '", request->run_id(), "' not found"));
     }
-    for (int stage = 0; stage < 3; ++stage) writer->Write(Stage(request->run_id(), stage));
+    for (int stage = 0; stage < 3; ++stage) {
+      exportd::v1::Run run = Stage(request->run_id(), stage);
+      if (stage == 2 && canceled_.load()) run.set_state(exportd::v1::RUN_STATE_CANCELED);
+      writer->Write(run);
+    }
     return grpc::Status::OK;
   }
 
  private:
+  std::atomic<int> waiting_watches_{0};
+  std::atomic<bool> canceled_{false};
+  std::atomic<bool> run_requested_{false};
   // Stage 0: queued; 1: running, half done; 2: the end.
   static exportd::v1::Run Stage(const std::string& id, int stage) {
     exportd::v1::Run run;
@@ -219,6 +269,8 @@ std::vector<exportd::v1::MemberRow> FakeExportd::first_rows(const std::string& n
   absl::MutexLock lock(&state_->mu);
   return state_->rows[name];
 }
+
+int FakeExportd::waiting_watches() { return runs_->waiting_watches(); }
 
 int FakeExportd::cancelled_uploads() {
   absl::MutexLock lock(&state_->mu);

@@ -38,6 +38,9 @@ class FakeExportd {
   // The first rows of the last committed upload of `name` (at most 100).
   std::vector<exportd::v1::MemberRow> first_rows(const std::string& name);
   int cancelled_uploads();
+  // How many WatchRun streams of "run-slow" (RUNNING until the client goes
+  // away) are open now.
+  int waiting_watches();
   std::string last_authorization();
 
  private:

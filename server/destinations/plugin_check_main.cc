@@ -5,24 +5,46 @@
 //
 // Exit status: 0 when the plugin loads, 1 when it is refused, 2 on bad usage.
 #include <iostream>
+#include <sstream>
+#include <string>
 
 #include "exportd/v1/destination.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "manifest_proto.h"
 #include "plugin_loader.h"
 #include "registry.h"
+#include "server/common/terminal_text.h"
+
+namespace {
+
+void PrintUsage(std::ostream& out, const char* argv0) {
+  out << "usage: " << argv0 << " <path/to/libexportd_NAME.so>\n"
+      << "Loads a destination plugin as exportd does; prints its manifest as JSON and\n"
+      << "'OK NAME VERSION (ABI N)', or 'REFUSED PATH: REASON' (exit status 1).\n"
+      << "Exit status: 0 the plugin loads, 1 it is refused, 2 bad usage.\n";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: " << argv[0] << " <path/to/libexportd_NAME.so>\n"
-              << "Loads a destination plugin as exportd does; prints its manifest as JSON,\n"
-              << "or the reason it is refused (exit status 1).\n";
+  if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    PrintUsage(std::cout, argv[0]);
+    return 0;
+  }
+  if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0')) {
+    PrintUsage(std::cerr, argv[0]);
     return 2;
   }
   exportd::destinations::DestinationRegistry registry;
+  // The loader logs a refusal on stderr as exportd does; here the REFUSED line
+  // says it, once.
+  std::ostringstream loader_log;
+  std::streambuf* const stderr_buffer = std::cerr.rdbuf(loader_log.rdbuf());
   absl::Status loaded = exportd::destinations::LoadPlugin(argv[1], registry);
+  std::cerr.rdbuf(stderr_buffer);
   if (!loaded.ok()) {
-    std::cout << "REFUSED " << argv[1] << ": " << loaded.message() << "\n";
+    std::cout << "REFUSED " << exportd::EscapeForTerminal(argv[1]) << ": "
+              << exportd::EscapeForTerminal(loaded.message()) << "\n";
     return 1;
   }
   for (const exportd::destinations::RegisteredDestination& d : registry.List()) {

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -20,6 +23,24 @@ namespace {
 
 using Library = boost::dll::shared_library;
 
+// Why `path` cannot be a plugin library before trying to load it: the loader's
+// own error says "Bad file descriptor" for all of these. Empty when it may be.
+std::string NotALibrary(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) return "no such file; check the path";
+  if (std::filesystem::is_directory(st)) {
+    return "it is a directory; pass one plugin's .so file (exportd loads a whole directory "
+           "with --plugin-dir)";
+  }
+  std::ifstream file(path, std::ios::binary);
+  char magic[4] = {};
+  if (!file.read(magic, sizeof magic) || std::string(magic, 4) != "\x7f" "ELF") {
+    return "not an ELF shared library; a plugin is a .so built against the exportd SDK";
+  }
+  return "";
+}
+
 absl::Status Refuse(DestinationRegistry& registry, const std::string& path, absl::Status status) {
   // The file name and the plugin's own words are escaped in the log line; the
   // registry keeps them exact for ListDestinations.
@@ -33,6 +54,10 @@ absl::Status Refuse(DestinationRegistry& registry, const std::string& path, absl
 
 absl::Status LoadPlugin(const std::filesystem::path& library_path, DestinationRegistry& registry) {
   const std::string path = library_path.string();
+  if (std::string why = NotALibrary(path); !why.empty()) {
+    return Refuse(registry, path,
+                  absl::InvalidArgumentError(absl::StrCat("cannot be loaded: ", why)));
+  }
   auto library = std::make_shared<Library>();
   boost::dll::fs::error_code ec;
   library->load(boost::dll::fs::path(path), boost::dll::load_mode::rtld_lazy, ec);

@@ -76,11 +76,16 @@ TEST(LoadPluginTest, ReturnsTheRefusalWithItsCode) {
   EXPECT_THAT(LoadPlugin(Lib("test_bad_manifest"), registry),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no allowed values")));
   EXPECT_THAT(LoadPlugin(Lib("test_garbage"), registry),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot be loaded")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("cannot be loaded: not an ELF shared library")));
   EXPECT_THAT(LoadPlugin(kDir / "libdoes_not_exist.so", registry),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot be loaded")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("cannot be loaded: no such file; check the path")));
+  EXPECT_THAT(LoadPlugin(kDir, registry),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("cannot be loaded: it is a directory")));
   EXPECT_TRUE(registry.List().empty());
-  EXPECT_EQ(registry.refused().size(), 7u);
+  EXPECT_EQ(registry.refused().size(), 8u);
 }
 
 // A library's file name (or a plugin's message) cannot forge a line of

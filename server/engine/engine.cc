@@ -297,8 +297,10 @@ absl::StatusOr<v1::Run> Engine::Enqueue(const v1::Export& e, const TriggerOption
       queued.set_requested_by_role(options.requested_by_role);
     }
   };
+  const std::string new_id = run.id();
   EXPORTD_ASSIGN_OR_RETURN(run, queue_.Enqueue(std::move(run), join));
   Wake();
+  if (run.id() != new_id) run.set_joined_queued_run(true);
   return run;
 }
 

@@ -522,6 +522,9 @@ TEST_F(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
   ASSERT_TRUE(second.ok() && third.ok());
   EXPECT_NE(second->id(), first->id());
   EXPECT_EQ(second->id(), third->id());
+  EXPECT_FALSE(second->joined_queued_run());
+  EXPECT_TRUE(third->joined_queued_run());  // what exportctl says "joined" from
+  EXPECT_FALSE(engine_->GetRun(third->id())->joined_queued_run());  // not stored
   EXPECT_EQ(engine_->GetRun(second->id())->state(), v1::RUN_STATE_QUEUED);
   release.Notify();
   EXPECT_EQ(WaitFinal(first->id()).state(), v1::RUN_STATE_SUCCEEDED);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
@@ -113,7 +114,8 @@ absl::StatusOr<std::vector<Message>> ListAll(Database& db, absl::string_view tab
 absl::Status DuplicateName(absl::Status status, absl::string_view kind, absl::string_view name) {
   if (status.code() != absl::StatusCode::kAlreadyExists) return status;
   return absl::AlreadyExistsError(
-      absl::StrCat("a ", kind, " named '", name, "' already exists; choose another name"));
+      absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
+                   " named '", name, "' already exists; choose another name"));
 }
 
 absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_view id) {

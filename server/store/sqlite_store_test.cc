@@ -98,6 +98,9 @@ TEST_F(SqliteStoreTest, DeletingAConnectionInUseIsRefusedUnlessDetachedOrDeleted
   ASSERT_TRUE(store_->CreateConnection(Connection("c1", "conn")).ok());
   ASSERT_TRUE(store_->CreateExport(Export("e1", "vip", "c1", "s1")).ok());
   ASSERT_TRUE(store_->CreateExport(Export("e2", "all", "c1", "s1")).ok());
+  absl::Status taken = store_->CreateExport(Export("e9", "all", "c1", "s1"));
+  EXPECT_EQ(taken.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(taken.message(), "an export named 'all' already exists; choose another name");
   auto refused = store_->DeleteConnection("c1", ExportDisposition::kRefuse);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("all, vip"));
