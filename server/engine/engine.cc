@@ -466,7 +466,9 @@ void Engine::SchedulerLoop() {
 }
 
 void Engine::MeasureQueue() {
-  if (options_.metrics == nullptr) return;
+  // A read of every unfinished run each tick: only for a server whose
+  // metrics someone can read.
+  if (options_.metrics == nullptr || !options_.metrics->serving()) return;
   auto unfinished = store_->ListUnfinishedRuns();
   if (!unfinished.ok()) return;
   std::int64_t queued = 0;

@@ -140,6 +140,7 @@ absl::StatusOr<int> Metrics::Serve(const std::string& listen) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on --metrics-listen '", listen, "'"));
   }
+  serving_.store(true, std::memory_order_release);
   return ports.front();
 }
 

@@ -12,6 +12,7 @@
 #define EXPORTD_SERVER_OBSERVABILITY_METRICS_H_
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -48,6 +49,9 @@ class Metrics {
   absl::StatusOr<int> Serve(const std::string& listen);
   // The exposition, in the Prometheus text format (what /metrics answers).
   std::string Text() const;
+  // Whether Serve succeeded: gauges that cost a store read to set (the queue)
+  // are only measured then.
+  bool serving() const { return serving_.load(std::memory_order_acquire); }
 
   // Runs: an attempt started; a run reached a final state (RunState name
   // without its RUN_STATE_ prefix, lower case) after `duration` since it started.
@@ -77,6 +81,7 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::atomic<bool> serving_{false};
   prometheus::Family<prometheus::Counter>* runs_started_;
   prometheus::Family<prometheus::Counter>* runs_finished_;
   prometheus::Family<prometheus::Histogram>* run_duration_;
