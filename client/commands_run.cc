@@ -80,24 +80,33 @@ int Watch(CommandContext& ctx, const cli::ParsedArgs& args) {
   return WatchRun(ctx, args.positionals()[0]);
 }
 
+// One WatchRun stream of run_id (the context outlives the reader).
+struct RunStream {
+  RunStream(CommandContext& ctx, const std::string& run_id)
+      : stub(RunService::NewStub(ctx.channel())) {
+    ctx.PrepareStream(&context);
+    exportd::v1::WatchRunRequest request;
+    request.set_run_id(run_id);
+    reader = stub->WatchRun(&context, request);
+  }
+  std::unique_ptr<RunService::Stub> stub;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader;
+};
+
 // Follows run_id's WatchRun stream without printing until the run ends; *last
 // is its final state.
 grpc::Status WaitUntilFinal(CommandContext& ctx, const std::string& run_id,
                             exportd::v1::Run* last) {
-  auto stub = RunService::NewStub(ctx.channel());
-  grpc::ClientContext context;
-  ctx.PrepareStream(&context);
-  exportd::v1::WatchRunRequest request;
-  request.set_run_id(run_id);
-  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader = stub->WatchRun(&context, request);
+  RunStream watch(ctx, run_id);
   exportd::v1::Run update;
-  while (reader->Read(&update)) *last = update;
-  grpc::Status status = reader->Finish();
+  while (watch.reader->Read(&update)) *last = update;
+  grpc::Status status = watch.reader->Finish();
   if (!status.ok() || IsFinal(last->state())) return status;
   // The stream ended without a final state: ask once more.
   exportd::v1::GetRunRequest get;
   get.set_run_id(run_id);
-  return Invoke(ctx, stub.get(), &RunService::Stub::GetRun, get, last);
+  return Invoke(ctx, watch.stub.get(), &RunService::Stub::GetRun, get, last);
 }
 
 int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
@@ -227,12 +236,10 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
 }
 
 int WatchRun(CommandContext& ctx, const std::string& run_id) {
-  auto stub = RunService::NewStub(ctx.channel());
-  grpc::ClientContext context;
-  ctx.PrepareStream(&context);
-  exportd::v1::WatchRunRequest request;
-  request.set_run_id(run_id);
-  std::unique_ptr<grpc::ClientReader<exportd::v1::Run>> reader = stub->WatchRun(&context, request);
+  RunStream watch(ctx, run_id);
+  auto& stub = watch.stub;
+  grpc::ClientContext& context = watch.context;
+  auto& reader = watch.reader;
 
   exportd::v1::Run update;
   exportd::v1::Run last;
