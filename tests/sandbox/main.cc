@@ -28,6 +28,8 @@ SIGINT or SIGTERM.
   --listen HOST:PORT            address to listen on (default 127.0.0.1:0, 0 = free port)
   --api-key KEY                 accepted Api-Key; repeatable (default: sandbox-key-0123456789abcdef0123)
   --project-type TYPE           email, user_id or hybrid: how the project identifies users (default hybrid)
+  --lean true|false             keep each user as two 64-bit digests, for 10M+ member benchmarks;
+                                records cannot be read back (default false)
   --max-batch N                 subscribers per subscribe/unsubscribe call (default 10000)
   --max-body-bytes N            request body limit (default 4000000) -> 413 BatchTooLarge
   --threads N                   connections served at once, one thread each (default 256)
@@ -95,6 +97,9 @@ absl::Status ParseFlags(int argc, char** argv, Options* options, bool* help) {
       std::optional<ProjectType> type = ParseProjectType(value);
       if (!type) return Usage("--project-type must be email, user_id or hybrid, got '" + value + "'");
       options->project_type = *type;
+    } else if (flag == "--lean") {
+      if (value != "true" && value != "false") return Usage("--lean is true or false");
+      options->lean = value == "true";
     } else if (flag == "--max-batch") {
       status = ParseNumber(flag, value, &faults.max_batch);
     } else if (flag == "--max-body-bytes") {

@@ -68,7 +68,7 @@ Sandbox::Sandbox(Options options)
       clock_(options_.clock ? options_.clock : std::function<absl::Time()>(absl::Now)),
       api_keys_(options_.api_keys.empty() ? std::vector<std::string>{kDefaultApiKey}
                                           : options_.api_keys),
-      state_(clock_, options_.first_list_id, options_.project_type),
+      state_(clock_, options_.first_list_id, options_.project_type, options_.lean),
       faults_(options_.faults, clock_) {}
 
 Sandbox::~Sandbox() { Shutdown(); }
@@ -368,7 +368,10 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
     int64_t list_id = 0;
     std::optional<nlohmann::json> members;
     if (absl::SimpleAtoi(parts[1], &list_id)) members = state_.AdminMembersJson(list_id);
-    if (!members) {
+    if (!members && state_.lean()) {
+      SetJson(409, {{"error", "the sandbox runs with --lean true and keeps no member records"}},
+              response);
+    } else if (!members) {
       SetJson(404, {{"error", absl::StrCat("no list ", parts[1])}}, response);
     } else {
       SetJson(200, *members, response);
@@ -383,7 +386,10 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
     }
   } else if (method == "GET" && parts.size() == 2 && parts[0] == "users") {
     std::optional<nlohmann::json> user = state_.AdminUserJson(parts[1]);
-    if (!user) {
+    if (!user && state_.lean()) {
+      SetJson(409, {{"error", "the sandbox runs with --lean true and keeps no user records"}},
+              response);
+    } else if (!user) {
       SetJson(404, {{"error", absl::StrCat("no user with email ", parts[1])}}, response);
     } else {
       SetJson(200, *user, response);

@@ -54,6 +54,8 @@ struct Options {
   FaultOptions faults;
   // How the project identifies users (--project-type); see ProjectType in state.h.
   ProjectType project_type = ProjectType::kHybrid;
+  // Keep users as digests only (--lean); see State.
+  bool lean = false;
   // Time source for createdAt, token buckets and the invalid-list window; null means
   // absl::Now. Tests inject a fake clock to make time windows deterministic. Added latency
   // always uses real time.

@@ -153,12 +153,13 @@ class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(ProjectType::kHybrid); }
 
-  void Start(ProjectType project_type) {
+  void Start(ProjectType project_type, bool lean = false) {
     client_.reset();
     sandbox_.reset();
     Options options;
     options.api_keys = {kKey};
     options.project_type = project_type;
+    options.lean = lean;
     options.clock = [clock = clock_] { return clock->Now(); };
     auto sandbox = Sandbox::Create(options);
     ASSERT_TRUE(sandbox.ok()) << sandbox.status();
@@ -318,6 +319,34 @@ TEST_F(SandboxTest, UserIdProjectKeysUsersByUserIdAndNeedsOne) {
                              {"dataFields", {{"n", 1}}}},
                             {{"userId", "u2"}, {"dataFields", {{"n", "one"}}}}});
   EXPECT_EQ(result.Json()["failedUpdates"]["invalidDataUserIds"], nlohmann::json({"u2"}));
+}
+
+TEST_F(SandboxTest, LeanModeCountsMembersAsUsualButKeepsNoRecords) {
+  Start(ProjectType::kHybrid, /*lean=*/true);
+  int64_t list = CreateList("L");
+  HttpResult result =
+      Subscribe(list, {{{"email", "Ann@Example.COM"}, {"dataFields", {{"n", 1}}}},
+                       {{"email", "ann@example.com"}, {"dataFields", {{"n", 2}}}},
+                       {{"email", "not-an-email"}},
+                       {{"email", "bob@example.com"}, {"dataFields", {{"n", "two"}}}},
+                       {{"userId", "u1"}}});
+  ASSERT_EQ(result.status, 200) << result.body;
+  nlohmann::json body = result.Json();
+  EXPECT_EQ(body["successCount"], 3);
+  EXPECT_EQ(body["failedUpdates"]["invalidEmails"], nlohmann::json({"not-an-email"}));
+  EXPECT_EQ(body["failedUpdates"]["invalidDataEmails"], nlohmann::json({"bob@example.com"}));
+  EXPECT_EQ(client_->Call("GET", "/_sandbox/lists").Json()[0]["memberCount"], 2)
+      << "one user for both spellings of ann's email, and the userId-only one";
+  EXPECT_EQ(sandbox_->StatsJson()["users"], 2);
+  // Unsubscribing counts as usual too.
+  result = client_->Post("/api/lists/unsubscribe",
+                         {{"listId", list},
+                          {"subscribers", {{{"email", "ANN@example.com"}}, {{"email", "x@y.com"}}}}});
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(result.Json()["successCount"], 1);
+  EXPECT_EQ(result.Json()["failedUpdates"]["notFoundEmails"], nlohmann::json({"x@y.com"}));
+  EXPECT_EQ(client_->Call("GET", "/_sandbox/lists").Json()[0]["memberCount"], 1);
+  EXPECT_EQ(client_->Call("GET", absl::StrCat("/_sandbox/lists/", list, "/members")).status, 409);
 }
 
 TEST_F(SandboxTest, EmailProjectNeedsAnEmail) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -222,8 +223,19 @@ const char* ProjectTypeName(ProjectType type) {
   return "hybrid";
 }
 
-State::State(std::function<absl::Time()> clock, int64_t first_list_id, ProjectType project_type)
-    : clock_(std::move(clock)), project_type_(project_type), next_list_id_(first_list_id) {}
+State::State(std::function<absl::Time()> clock, int64_t first_list_id, ProjectType project_type,
+             bool lean)
+    : clock_(std::move(clock)),
+      project_type_(project_type),
+      lean_(lean),
+      next_list_id_(first_list_id) {}
+
+int64_t State::LeanKey(absl::string_view lowercase_email, absl::string_view user_id) {
+  // Emails and userIds hash apart: a userId that spells an email is another user.
+  return static_cast<int64_t>(!lowercase_email.empty()
+                                  ? absl::HashOf(absl::string_view("e"), lowercase_email)
+                                  : absl::HashOf(absl::string_view("u"), user_id));
+}
 
 nlohmann::json State::ListsJson() const {
   nlohmann::json lists = nlohmann::json::array();
@@ -297,6 +309,26 @@ int64_t State::FindUser(absl::string_view lowercase_email, absl::string_view use
   return found == users_by_id_.end() ? -1 : found->second;
 }
 
+bool State::CheckFieldTypes(
+    SubscriberRecord& subscriber,
+    std::vector<std::pair<const std::string*, const char*>>* new_types) const {
+  new_types->clear();
+  if (!subscriber.has_data_fields) return true;
+  nlohmann::json& fields = subscriber.data_fields;
+  if (!fields.is_object()) return false;
+  for (auto field = fields.begin(); field != fields.end(); ++field) {
+    if (field.value().is_null()) continue;
+    const char* type = TypeName(field.value());
+    auto known = field_types_.find(field.key());
+    if (known == field_types_.end()) {
+      new_types->emplace_back(&field.key(), type);
+    } else if (std::strcmp(known->second, type) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration invalid_list_window) {
   if (auto error = CheckRequestShape(request, max_batch)) return *error;
   const int64_t list_id = *request.list_id;
@@ -339,7 +371,30 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
   for (Prepared& item : prepared) {
     Identity& identity = item.identity;
     SubscriberRecord& subscriber = *item.record;
-    int64_t user_index = FindUser(identity.email, identity.user_id);
+    int64_t user_index = -1;
+    if (lean_) {
+      const int64_t key = LeanKey(project_type_ == ProjectType::kUserId ? "" : identity.email,
+                                  identity.user_id);
+      if (update_existing_only && !LeanUserExists(key)) {
+        FailRecord(identity, project_type_, &outcome.not_found_emails,
+                   &outcome.not_found_user_ids, &outcome);
+        continue;
+      }
+      if (!CheckFieldTypes(subscriber, &new_types)) {
+        FailRecord(identity, project_type_, &outcome.invalid_data_emails,
+                   &outcome.invalid_data_user_ids, &outcome);
+        continue;
+      }
+      for (auto& [name, type] : new_types) {
+        if (field_types_.emplace(*name, type).second) outcome.created_fields.push_back(*name);
+      }
+      std::uint64_t& data = lean_users_[key];
+      if (subscriber.has_data_fields) data = absl::HashOf(subscriber.data_fields.dump());
+      list.members.insert(key);
+      ++outcome.success_count;
+      continue;
+    }
+    user_index = FindUser(identity.email, identity.user_id);
     if (user_index < 0 && update_existing_only) {
       FailRecord(identity, project_type_, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
       continue;
@@ -361,22 +416,7 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
     // trace.
     nlohmann::json& fields = subscriber.data_fields;
     const bool has_fields = subscriber.has_data_fields;
-    bool invalid_data = has_fields && !fields.is_object();
-    new_types.clear();
-    if (has_fields && !invalid_data) {
-      for (auto field = fields.begin(); field != fields.end(); ++field) {
-        if (field.value().is_null()) continue;
-        const char* type = TypeName(field.value());
-        auto known = field_types_.find(field.key());
-        if (known == field_types_.end()) {
-          new_types.emplace_back(&field.key(), type);
-        } else if (std::strcmp(known->second, type) != 0) {
-          invalid_data = true;
-          break;
-        }
-      }
-    }
-    if (invalid_data) {
+    if (!CheckFieldTypes(subscriber, &new_types)) {
       FailRecord(identity, project_type_, &outcome.invalid_data_emails, &outcome.invalid_data_user_ids, &outcome);
       continue;
     }
@@ -441,8 +481,11 @@ ApiReply State::Unsubscribe(ListRequest& request, int max_batch,
   for (SubscriberRecord& subscriber : request.subscribers) {
     Identity identity;
     if (!ReadIdentity(subscriber, project_type_, &outcome, &identity)) continue;
-    int64_t user_index = FindUser(identity.email, identity.user_id);
-    if (user_index < 0 || list.members.erase(user_index) == 0) {
+    int64_t user_index =
+        lean_ ? LeanKey(project_type_ == ProjectType::kUserId ? "" : identity.email,
+                        identity.user_id)
+              : FindUser(identity.email, identity.user_id);
+    if ((!lean_ && user_index < 0) || list.members.erase(user_index) == 0) {
       FailRecord(identity, project_type_, &outcome.not_found_emails, &outcome.not_found_user_ids, &outcome);
       continue;
     }
@@ -467,7 +510,7 @@ nlohmann::json State::AdminListsJson() const {
 std::optional<nlohmann::json> State::AdminMembersJson(int64_t list_id) const {
   absl::MutexLock lock(&mu_);
   auto list = lists_.find(list_id);
-  if (list == lists_.end()) return std::nullopt;
+  if (list == lists_.end() || lean_) return std::nullopt;  // Lean mode keeps no records.
   std::vector<const User*> members;
   members.reserve(list->second.members.size());
   for (int64_t index : list->second.members) members.push_back(&users_[index]);
@@ -487,6 +530,7 @@ std::optional<nlohmann::json> State::AdminMembersJson(int64_t list_id) const {
 
 std::optional<nlohmann::json> State::AdminUserJson(absl::string_view email) const {
   absl::MutexLock lock(&mu_);
+  if (lean_) return std::nullopt;  // Lean mode keeps no records.
   int64_t index = FindUser(absl::AsciiStrToLower(email), "");
   if (index < 0) return std::nullopt;
   const User& user = users_[index];
@@ -510,7 +554,8 @@ nlohmann::json State::FieldTypesJson() const {
 
 StateCounts State::Counts() const {
   absl::MutexLock lock(&mu_);
-  return StateCounts{static_cast<int64_t>(lists_.size()), static_cast<int64_t>(users_.size()),
+  return StateCounts{static_cast<int64_t>(lists_.size()),
+                     static_cast<int64_t>(lean_ ? lean_users_.size() : users_.size()),
                      static_cast<int64_t>(field_types_.size())};
 }
 
@@ -520,6 +565,7 @@ void State::Reset() {
   users_.clear();
   users_by_email_.clear();
   users_by_id_.clear();
+  lean_users_.clear();
   field_types_.clear();
 }
 

@@ -81,8 +81,17 @@ class State {
  public:
   // `clock` gives createdAt and drives the invalid-list window. List ids count up from
   // `first_list_id` (default above 2^32, so a client that truncates ids to 32 bits fails).
+  //
+  // `lean` (--lean, for 10M+ member benchmarks): a user is kept as two 64-bit digests, of
+  // its identifier (email, else userId) and of the data fields last sent, about 30 bytes per
+  // list member instead of the whole record. Subscribe and unsubscribe answer as usual
+  // (validation, field types, counts); what lean mode cannot do is answer with records:
+  // /_sandbox/lists/{id}/members and /_sandbox/users/{email} say so, and userId conflicts
+  // between users are not detected.
   State(std::function<absl::Time()> clock, int64_t first_list_id,
-        ProjectType project_type = ProjectType::kHybrid);
+        ProjectType project_type = ProjectType::kHybrid, bool lean = false);
+
+  bool lean() const { return lean_; }
 
   // Body of GET /api/lists: {"lists":[{"id","name","description"?,"createdAt","listType"}]}.
   nlohmann::json ListsJson() const;
@@ -139,15 +148,29 @@ class State {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t FindUser(absl::string_view lowercase_email, absl::string_view user_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every data field of `subscriber` has the type the project fixed for it (true
+  // without data fields); `new_types` gets the fields the project has no type for yet.
+  bool CheckFieldTypes(SubscriberRecord& subscriber,
+                       std::vector<std::pair<const std::string*, const char*>>* new_types) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lean mode: the digest a user is kept under, and whether it exists.
+  static int64_t LeanKey(absl::string_view lowercase_email, absl::string_view user_id);
+  bool LeanUserExists(int64_t key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return lean_users_.contains(key);
+  }
 
   const std::function<absl::Time()> clock_;
   const ProjectType project_type_;
+  const bool lean_;
   mutable absl::Mutex mu_;
   int64_t next_list_id_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, List> lists_ ABSL_GUARDED_BY(mu_);
   std::deque<User> users_ ABSL_GUARDED_BY(mu_);  // Never moves users.
   absl::flat_hash_map<std::string, int64_t> users_by_email_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> users_by_id_ ABSL_GUARDED_BY(mu_);
+  // Lean mode only: user key (LeanKey) -> digest of its data fields. List members are
+  // user keys then, not indexes into users_.
+  absl::flat_hash_map<int64_t, std::uint64_t> lean_users_ ABSL_GUARDED_BY(mu_);
   // Field name -> type name (a static string from TypeName()).
   absl::flat_hash_map<std::string, const char*> field_types_ ABSL_GUARDED_BY(mu_);
 };
