@@ -381,6 +381,43 @@ TEST_F(ApiTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
   EXPECT_FALSE(s.upload_in_progress());
 }
 
+// An upload with more ids than are checked in memory: a repeat is found at
+// the end, from sorted runs on disk, and nothing is changed.
+TEST_F(ApiTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
+  StopServer();
+  StartServer([](ServerOptions& o) { o.upload_ids_in_memory = 2; });
+  v1::Segment segment;
+  ASSERT_TRUE(CreateSegment("S", {"Email"}, &segment).ok());
+  using Chunk = v1::UploadMembersRequest::Chunk;
+  auto row = [](Chunk& chunk, const std::string& id) {
+    auto* r = chunk.add_rows();
+    r->set_profile_id(id);
+    r->add_values()->set_string_value(id + "@example.com");
+  };
+  Chunk first, second;
+  for (int i = 0; i < 5; ++i) row(first, "p" + std::to_string(i));
+  for (int i = 5; i < 9; ++i) row(second, "p" + std::to_string(i));
+  row(second, "p1");
+  grpc::Status status = SendRaw("S", {first, second}, 10);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("segment 'S': profile id 'p1' appears twice; profile ids must be unique. "
+                        "Nothing was changed"));
+  v1::Segment got;
+  v1::GetSegmentRequest get;
+  get.set_segment("S");
+  ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &got).ok());
+  EXPECT_EQ(got.snapshot_version(), 0);
+
+  // Without the repeat the same upload commits.
+  second.mutable_rows()->RemoveLast();
+  row(second, "p9");
+  EXPECT_TRUE(SendRaw("S", {first, second}, 10).ok());
+  ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get, &got).ok());
+  EXPECT_EQ(got.member_count(), 10);
+  EXPECT_EQ(got.snapshot_version(), 1);
+}
+
 TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -69,7 +70,12 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UploadReactor(const ServiceDeps& deps, const UploadLimits& limits,
                 grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp)
-      : deps_(deps), limits_(limits), ctx_(ctx), resp_(resp), started_(absl::Now()) {
+      : deps_(deps),
+        limits_(limits),
+        ctx_(ctx),
+        resp_(resp),
+        started_(absl::Now()),
+        ids_(&UploadedIds::DefaultHash, limits.ids_in_memory) {
     auto who = Authenticate(*ctx, *deps.authenticator);
     if (!who.ok()) {
       End(who.status());
@@ -139,6 +145,25 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return absl::InvalidArgumentError(
           "the upload ended without its trailer; nothing was changed. Send "
           "UploadMembersRequest.trailer with the row count as the last message");
+    }
+    // Ids the upload was too large to tell at once are told now, before the
+    // snapshot becomes current.
+    EXPORTD_ASSIGN_OR_RETURN(std::optional<std::string> repeated,
+                             ids_.FindRepeated([&](const std::function<void(absl::string_view)>& fn) {
+                               return writer_->ForEachStagedChunk([&](absl::string_view bytes) {
+                                 store::ChunkReader reader(bytes);
+                                 store::RowView row;
+                                 // The id only: no value is parsed.
+                                 while (reader.Next(row, std::numeric_limits<int>::max())) {
+                                   fn(row.profile_id);
+                                 }
+                                 return reader.status();
+                               });
+                             }));
+    if (repeated) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "segment '", segment_name_, "': profile id '", *repeated,
+          "' appears twice; profile ids must be unique. Nothing was changed"));
     }
     auto segment = writer_->Commit();
     if (!segment.ok()) return segment.status();

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/api/limits.h"
+#include "server/api/uploaded_ids.h"
 
 namespace exportd::app {
 
@@ -55,6 +56,9 @@ struct ServerOptions {
   std::string system_refresh;
   // An upload that sends nothing for this long is aborted (positive).
   absl::Duration upload_idle_timeout = api::kDefaultUploadIdleTimeout;
+  // How many profile ids of an upload are checked for repeats in memory (tests
+  // make it small; see api::UploadedIds).
+  size_t upload_ids_in_memory = api::UploadedIds::kInMemoryIds;
   // An upload that lasts longer than this is aborted (positive).
   absl::Duration upload_max_duration = api::kDefaultUploadMaxDuration;
   // TLS on `listen` (--tls-cert, --tls-key, --tls-client-ca); see
