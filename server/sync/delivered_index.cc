@@ -10,30 +10,50 @@ absl::Status DeliveredIndex::Add(const store::DeliveredView& row, bool this_run)
     return absl::ResourceExhaustedError(
         "the delivered state's profile ids exceed 4 GiB; split the segment into smaller ones");
   }
-  DeliveredEntry entry;
-  entry.value_hash = row.value_hash;
-  entry.ident_hash = row.ident_hash;
-  entry.id_offset = static_cast<std::uint32_t>(ids_.size());
-  entry.this_run = this_run;
+  Member m;
+  m.id_hash = row.id_hash;
+  m.entry.value_hash = row.value_hash;
+  m.entry.ident_hash = row.ident_hash;
+  m.entry.id_offset = static_cast<std::uint32_t>(ids_.size());
+  m.entry.this_run = this_run;
   std::uint64_t n = row.profile_id.size();
   do {
     ids_.push_back(static_cast<char>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
     n >>= 7;
   } while (n != 0);
   ids_.append(row.profile_id.data(), row.profile_id.size());
-  if (!by_hash_.try_emplace(row.id_hash, entry).second) {
-    collided_.insert_or_assign(std::string(row.profile_id), entry);
-  }
+  members_.push_back(m);
   return absl::OkStatus();
 }
 
+void DeliveredIndex::Seal() {
+  std::sort(members_.begin(), members_.end(),
+            [](const Member& a, const Member& b) { return a.id_hash < b.id_hash; });
+  // About four members a bucket.
+  int bits = 0;
+  while (bits < 32 && (size_t{1} << (bits + 2)) < members_.size()) ++bits;
+  shift_ = 64 - bits;
+  const size_t count = size_t{1} << bits;
+  buckets_.assign(count + 1, 0);
+  size_t i = 0;
+  for (size_t b = 0; b < count; ++b) {
+    buckets_[b] = static_cast<std::uint32_t>(i);
+    while (i < members_.size() && Bucket(members_[i].id_hash) == b) ++i;
+  }
+  buckets_[count] = static_cast<std::uint32_t>(members_.size());
+}
+
 DeliveredEntry* DeliveredIndex::Find(std::uint64_t id_hash, absl::string_view profile_id) {
-  auto it = by_hash_.find(id_hash);
-  if (it == by_hash_.end()) return nullptr;
-  if (IdAt(it->second.id_offset) == profile_id) return &it->second;
-  if (collided_.empty()) return nullptr;
-  auto other = collided_.find(profile_id);
-  return other == collided_.end() ? nullptr : &other->second;
+  if (members_.empty()) return nullptr;
+  const size_t b = Bucket(id_hash);
+  for (std::uint32_t i = buckets_[b], end = buckets_[b + 1]; i < end; ++i) {
+    Member& m = members_[i];
+    if (m.id_hash < id_hash) continue;
+    if (m.id_hash > id_hash) break;
+    // Ids whose hashes collide sit side by side: the id tells them apart.
+    if (IdAt(m.entry.id_offset) == profile_id) return &m.entry;
+  }
+  return nullptr;
 }
 
 std::vector<absl::string_view> DeliveredIndex::Unseen() const {

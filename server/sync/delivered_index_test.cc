@@ -1,6 +1,8 @@
 #include "server/sync/delivered_index.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,6 +26,7 @@ TEST(DeliveredIndexTest, FindsMembersByHashAndIdAndNamesTheUnseen) {
   ASSERT_TRUE(index.Add(Row(1, "carol", 10), false).ok());
   ASSERT_TRUE(index.Add(Row(2, "alice", 20), true).ok());
   ASSERT_TRUE(index.Add(Row(3, "bob", 30), false).ok());
+  index.Seal();
   EXPECT_EQ(index.size(), 3u);
 
   DeliveredEntry* alice = index.Find(2, "alice");
@@ -47,6 +50,7 @@ TEST(DeliveredIndexTest, MembersWhoseIdHashesCollideStayApart) {
   ASSERT_TRUE(index.Add(Row(7, "first", 1), false).ok());
   ASSERT_TRUE(index.Add(Row(7, "second", 2), false).ok());
   ASSERT_TRUE(index.Add(Row(7, "third", 3), false).ok());
+  index.Seal();
   EXPECT_EQ(index.size(), 3u);
   ASSERT_NE(index.Find(7, "first"), nullptr);
   ASSERT_NE(index.Find(7, "second"), nullptr);
@@ -68,12 +72,40 @@ TEST(DeliveredIndexTest, KeepsLongAndEmptyIdsIntact) {
   ASSERT_TRUE(index.Add(Row(2, "", 2), false).ok());
   ASSERT_TRUE(index.Add(Row(3, std::string(127, 'a'), 3), false).ok());
   ASSERT_TRUE(index.Add(Row(4, std::string(128, 'b'), 4), false).ok());
+  index.Seal();
   EXPECT_NE(index.Find(1, long_id), nullptr);
   EXPECT_NE(index.Find(2, ""), nullptr);
   EXPECT_NE(index.Find(3, std::string(127, 'a')), nullptr);
   EXPECT_NE(index.Find(4, std::string(128, 'b')), nullptr);
   EXPECT_THAT(index.Unseen(),
               ElementsAre("", std::string(127, 'a'), std::string(128, 'b'), long_id));
+}
+
+TEST(DeliveredIndexTest, FindsEveryMemberOfALargeIndexAndNoOther) {
+  // Enough members for many buckets, hashes spread like real ones, and a few
+  // that collide fully and that share their top bits.
+  DeliveredIndex index;
+  std::vector<std::pair<std::uint64_t, std::string>> members;
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < 50000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    members.emplace_back(x, "p" + std::to_string(i));
+  }
+  members.emplace_back(members[10].first, "collides-with-p10");
+  members.emplace_back(members[20].first ^ 1, "shares-top-bits-with-p20");
+  for (size_t i = 0; i < members.size(); ++i) {
+    ASSERT_TRUE(index.Add(Row(members[i].first, members[i].second, i), false).ok());
+  }
+  index.Seal();
+  for (size_t i = 0; i < members.size(); ++i) {
+    DeliveredEntry* e = index.Find(members[i].first, members[i].second);
+    ASSERT_NE(e, nullptr) << members[i].second;
+    EXPECT_EQ(e->value_hash, i);
+    EXPECT_EQ(index.Find(members[i].first ^ 2, members[i].second), nullptr);
+  }
+  EXPECT_EQ(index.Find(members[10].first, "p11"), nullptr);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ void Differ::AddIdentifiers(absl::Span<const std::uint64_t> hashes) {
 }
 
 void Differ::SealIdentifiers() {
+  delivered_.Seal();
   {
     absl::MutexLock lock(&mu_);
     identifiers_ = std::move(pending_);

@@ -109,7 +109,7 @@ class Differ {
   // Adds identifier hashes of snapshot members; thread-safe. Members without
   // an identifier (empty) are not added.
   void AddIdentifiers(absl::Span<const std::uint64_t> hashes);
-  // Call once after the last AddIdentifiers, before Classify.
+  // Call once after the last AddIdentifiers and AddDelivered, before Classify.
   void SealIdentifiers();
   // Whether some snapshot member has an identifier with this hash.
   bool InSnapshot(std::uint64_t ident_hash) const;
