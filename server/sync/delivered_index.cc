@@ -1,27 +1,40 @@
 #include "server/sync/delivered_index.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+#include <memory>
 
 namespace exportd::sync {
 
 absl::Status DeliveredIndex::Add(const store::DeliveredView& row, bool this_run) {
-  if (ids_.size() + row.profile_id.size() + 10 > std::numeric_limits<std::uint32_t>::max()) {
-    return absl::ResourceExhaustedError(
-        "the delivered state's profile ids exceed 4 GiB; split the segment into smaller ones");
+  char length[10];
+  size_t length_size = 0;
+  std::uint64_t n = row.profile_id.size();
+  do {
+    length[length_size++] = static_cast<char>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
+    n >>= 7;
+  } while (n != 0);
+  const size_t need = length_size + row.profile_id.size();
+  if (blocks_.empty() || used_ + need > kIdBlock) {
+    if (blocks_.size() >= kMaxIdBlocks) {
+      return absl::ResourceExhaustedError(
+          "the delivered state's profile ids exceed 4 GiB; split the segment into smaller ones");
+    }
+    // A fresh block; an id longer than a block gets one of its own size.
+    blocks_.push_back(std::make_unique<char[]>(std::max(kIdBlock, need)));
+    used_ = 0;
   }
   Member m;
   m.id_hash = row.id_hash;
   m.entry.value_hash = row.value_hash;
   m.entry.ident_hash = row.ident_hash;
-  m.entry.id_offset = static_cast<std::uint32_t>(ids_.size());
+  m.entry.id_offset = static_cast<std::uint32_t>(((blocks_.size() - 1) << kIdBlockBits) | used_);
   m.entry.this_run = this_run;
-  std::uint64_t n = row.profile_id.size();
-  do {
-    ids_.push_back(static_cast<char>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
-    n >>= 7;
-  } while (n != 0);
-  ids_.append(row.profile_id.data(), row.profile_id.size());
+  char* out = blocks_.back().get() + used_;
+  std::memcpy(out, length, length_size);
+  std::memcpy(out + length_size, row.profile_id.data(), row.profile_id.size());
+  used_ += need;
   members_.push_back(m);
   return absl::OkStatus();
 }
@@ -67,7 +80,7 @@ std::vector<absl::string_view> DeliveredIndex::Unseen() const {
 }
 
 absl::string_view DeliveredIndex::IdAt(std::uint32_t offset) const {
-  const char* p = ids_.data() + offset;
+  const char* p = blocks_[offset >> kIdBlockBits].get() + (offset & (kIdBlock - 1));
   std::uint64_t n = 0;
   for (int shift = 0;; shift += 7) {
     auto byte = static_cast<unsigned char>(*p++);

@@ -22,6 +22,7 @@
 #define EXPORTD_SERVER_SYNC_DELIVERED_INDEX_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -96,7 +97,15 @@ class DeliveredIndex {
   // a few neighbours only.
   std::vector<std::uint32_t> buckets_;
   int shift_ = 64;
-  std::string ids_;  // Each id: its length as a varint, then its bytes.
+  // The profile ids, each as its length (a varint) and its bytes, in blocks
+  // of 4 MiB that never move (a growing string would copy itself and hold
+  // twice the ids at the moment it grows). An id's offset is its block's
+  // index and its place in the block.
+  static constexpr int kIdBlockBits = 22;
+  static constexpr size_t kIdBlock = size_t{1} << kIdBlockBits;
+  static constexpr size_t kMaxIdBlocks = size_t{1} << (32 - kIdBlockBits);
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t used_ = 0;  // In the last block.
 };
 
 }  // namespace exportd::sync

@@ -206,6 +206,7 @@ absl::Status SegmentSync::ReadState() {
           }
           if (!reader.status().ok()) return DamagedChunk(segment_, reader);
           differ_.AddIdentifiers(present);
+          hashes.shrink_to_fit();  // Kept until pass 1: no room to spare per chunk.
           absl::MutexLock lock(&hashes_mu_);
           if (chunk_hashes_.size() <= seq) chunk_hashes_.resize(seq + 1);
           chunk_hashes_[seq] = std::move(hashes);
