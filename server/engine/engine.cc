@@ -805,20 +805,6 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
                            ")"));
     }
   }
-  // The previous run's rejections, retried in batches of their own.
-  std::string previous_run;
-  {
-    std::string next;
-    auto recent = store_->ListRuns(e.id(), {20, ""}, &next);
-    if (recent.ok()) {
-      for (const v1::Run& r : *recent) {
-        if (r.id() != run.id() && IsFinal(r.state()) && !r.dry_run()) {
-          previous_run = r.id();
-          break;
-        }
-      }
-    }
-  }
   for (int i = 0; i < run.segments_size(); ++i) {
     if (run.segments(i).done()) continue;  // Finished in an earlier attempt.
     const std::string& segment_id = run.segments(i).segment_id();
@@ -849,20 +835,6 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.resuming = run.attempt() > 1;
     // Delivered before: about as many members as the segment has.
     o.delivered_hint = previous.ok() ? segment->member_count() : 0;
-    absl::flat_hash_set<std::string> previously_rejected;
-    if (!previous_run.empty()) {
-      std::string cursor;
-      do {
-        auto page = store_->ListRejections(previous_run, {1000, cursor}, &cursor);
-        if (!page.ok()) break;
-        for (const v1::Rejection& r : *page) {
-          if (r.segment_id() == segment->id()) {
-            previously_rejected.insert(r.profile_id());
-          }
-        }
-      } while (!cursor.empty());
-      o.previously_rejected = &previously_rejected;
-    }
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
     o.max_records_per_batch = std::max(1, speed.max_records_per_batch);

@@ -4,6 +4,7 @@
 #include "server/engine/engine.h"
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -319,6 +320,66 @@ TEST_F(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
   absl::MutexLock lock(&state_->mu);
   // The 10 new members in one batch, the retried p3 in another.
   EXPECT_EQ(state_->upsert_calls - calls_before, 2);
+}
+
+// The delivered state remembers rejected members (not the capped rejections
+// list): one rejected on its first attempt and then gone is forgotten, and
+// nothing is removed for it; one whose update was rejected is still at the
+// destination and is removed when it leaves.
+TEST_F(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p3"};
+  }
+  StartEngine();
+  ASSERT_EQ(RunToEnd().segments(0).rejected(), 1);
+  std::map<std::string, store::DeliveredState> states;
+  auto read_states = [&] {
+    states.clear();
+    ASSERT_TRUE(store_
+                    ->ForEachDelivered("exp-1", "seg-1",
+                                       [&](const store::DeliveredView& row) {
+                                         states[std::string(row.profile_id)] = row.state;
+                                         return absl::OkStatus();
+                                       })
+                    .ok());
+  };
+  read_states();
+  EXPECT_EQ(states.size(), 10u);
+  EXPECT_EQ(states["p3"], store::DeliveredState::kRejected);
+  EXPECT_EQ(states["p4"], store::DeliveredState::kDelivered);
+
+  // p4's update is rejected: it stays delivered, marked.
+  Upload(1, 10, "-new");
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p3", "p4"};
+  }
+  v1::Run second = RunToEnd();
+  EXPECT_EQ(second.segments(0).rejected(), 2);
+  EXPECT_EQ(second.segments(0).updated(), 8);
+  read_states();
+  EXPECT_EQ(states["p3"], store::DeliveredState::kRejected);
+  EXPECT_EQ(states["p4"], store::DeliveredState::kUpdateRejected);
+
+  // Both leave: only p4 was ever at the destination.
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject.clear();
+    state_->removed_records = 0;
+  }
+  Upload(5, 10, "-new");
+  v1::Run third = RunToEnd();
+  EXPECT_EQ(third.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(third.segments(0).removed(), 3) << "p1, p2 and p4; p3 was never delivered";
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->removed_records, 3);
+  }
+  read_states();
+  EXPECT_EQ(states.size(), 6u);
+  EXPECT_EQ(states.count("p3"), 0u) << "forgotten";
 }
 
 TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {

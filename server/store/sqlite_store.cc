@@ -78,6 +78,12 @@ constexpr const char* kMigrations[] = {
     ALTER TABLE runs ADD COLUMN lease_expires INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 7: what each delivered-state row records (store::DeliveredState): 0
+    // delivered, 1 delivered but its last update rejected, 2 never delivered
+    // and its last attempt rejected. Rows before are delivered.
+    R"sql(
+    ALTER TABLE delivered ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.

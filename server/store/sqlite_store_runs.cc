@@ -372,7 +372,7 @@ absl::Status SqliteStore::ForEachDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt, reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id, "
-                                      "ident_hash FROM delivered WHERE audience_key = ?"));
+                                      "ident_hash, state FROM delivered WHERE audience_key = ?"));
   stmt.Bind(1, *key);
   DeliveredView row;
   while (true) {
@@ -383,6 +383,7 @@ absl::Status SqliteStore::ForEachDelivered(
     row.value_hash = static_cast<std::uint64_t>(stmt.Int(2));
     row.run_id = stmt.Text(3);
     row.ident_hash = static_cast<std::uint64_t>(stmt.Int(4));  // NULL reads as 0.
+    row.state = static_cast<DeliveredState>(stmt.Int(5));
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
 }
@@ -397,8 +398,8 @@ absl::Status SqliteStore::LookupDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
-      reader->Prepare("SELECT id_hash, value_hash, run_id, vals, ident_hash FROM delivered "
-                      "WHERE audience_key = ? AND profile_id = ?"));
+      reader->Prepare("SELECT id_hash, value_hash, run_id, vals, ident_hash, state FROM "
+                      "delivered WHERE audience_key = ? AND profile_id = ?"));
   DeliveredRow row;
   for (absl::string_view profile_id : profile_ids) {
     stmt.Reset();
@@ -413,6 +414,7 @@ absl::Status SqliteStore::LookupDelivered(
     text = stmt.Blob(3);
     row.values.assign(text.data(), text.size());
     row.ident_hash = static_cast<std::uint64_t>(stmt.Int(4));
+    row.state = static_cast<DeliveredState>(stmt.Int(5));
     EXPORTD_RETURN_IF_ERROR(fn(row));
   }
   return absl::OkStatus();
@@ -451,6 +453,40 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
           put.BindNull(7);
         }
         EXPORTD_RETURN_IF_ERROR(put.Run());
+      }
+    }
+    if (!commit.rejected.empty()) {
+      // A member never delivered gets (or keeps) a row of its own; a
+      // delivered one is only marked, so that its removal stays possible.
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement add,
+          db_->Prepare("INSERT INTO delivered (audience_key, id_hash, profile_id, value_hash, "
+                       "run_id, vals, ident_hash, state) VALUES (?, ?, ?, ?, ?, X'', ?, 2) "
+                       "ON CONFLICT (audience_key, profile_id) DO UPDATE SET "
+                       "value_hash = excluded.value_hash, run_id = excluded.run_id, "
+                       "ident_hash = excluded.ident_hash WHERE delivered.state = 2"));
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement mark, db_->Prepare("UPDATE delivered SET state = 1, run_id = ? "
+                                       "WHERE audience_key = ? AND profile_id = ? AND state != 2"));
+      for (const DeliveredRow& row : commit.rejected) {
+        if (row.state == DeliveredState::kRejected) {
+          add.Reset();
+          add.Bind(1, key)
+              .Bind(2, static_cast<std::int64_t>(row.id_hash))
+              .Bind(3, row.profile_id)
+              .Bind(4, static_cast<std::int64_t>(row.value_hash))
+              .Bind(5, row.run_id);
+          if (row.ident_hash != 0) {
+            add.Bind(6, static_cast<std::int64_t>(row.ident_hash));
+          } else {
+            add.BindNull(6);
+          }
+          EXPORTD_RETURN_IF_ERROR(add.Run());
+        } else {
+          mark.Reset();
+          mark.Bind(1, row.run_id).Bind(2, key).Bind(3, row.profile_id);
+          EXPORTD_RETURN_IF_ERROR(mark.Run());
+        }
       }
     }
     if (!commit.removed.empty()) {

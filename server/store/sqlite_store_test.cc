@@ -255,6 +255,79 @@ TEST_F(SqliteStoreTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   EXPECT_THAT(looked_up, ElementsAre("p1", "p2"));
 }
 
+// Rejected members are remembered: a new member's rejection gets a row of
+// its own (never over a delivered row); a delivered member's rejected update
+// only marks its row, keeping what was delivered; a later delivery clears it.
+TEST_F(SqliteStoreTest, RejectedMembersAreRememberedWithoutLosingWhatWasDelivered) {
+  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
+  v1::Run run;
+  run.set_id("run-1");
+  run.set_export_id("exp-1");
+  run.set_state(v1::RUN_STATE_QUEUED);
+  ASSERT_TRUE(store_->CreateRun(run).ok());
+  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
+    BatchCommit c;
+    c.export_id = "exp-1";
+    c.segment_id = "seg-1";
+    c.lease = (*claimed)->lease;
+    c.checkpoint = (*claimed)->run;
+    c.delivered = std::move(delivered);
+    c.rejected = std::move(rejected);
+    ASSERT_TRUE(store_->CommitBatch(c).ok());
+  };
+  auto rejected = [](std::uint64_t id_hash, const std::string& id, std::uint64_t value_hash,
+                     DeliveredState state) {
+    DeliveredRow row{id_hash, id, value_hash, "run-1", "", 0};
+    row.state = state;
+    return row;
+  };
+  commit({{1, "p1", 10, "run-1", "v1", 0}},
+         {rejected(2, "p2", 20, DeliveredState::kRejected),
+          // A rejected "new" member that is delivered already: the row stays.
+          rejected(1, "p1", 11, DeliveredState::kRejected)});
+  commit({}, {rejected(1, "p1", 12, DeliveredState::kUpdateRejected),
+              rejected(2, "p2", 21, DeliveredState::kRejected)});
+  struct Seen {
+    std::uint64_t value_hash;
+    DeliveredState state;
+  };
+  std::map<std::string, Seen> rows;
+  auto read = [&] {
+    rows.clear();
+    ASSERT_TRUE(store_
+                    ->ForEachDelivered("exp-1", "seg-1",
+                                       [&](const DeliveredView& row) {
+                                         rows[std::string(row.profile_id)] = {row.value_hash,
+                                                                              row.state};
+                                         return absl::OkStatus();
+                                       })
+                    .ok());
+  };
+  read();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows["p1"].value_hash, 10u) << "what was delivered stays";
+  EXPECT_EQ(rows["p1"].state, DeliveredState::kUpdateRejected);
+  EXPECT_EQ(rows["p2"].value_hash, 21u) << "the last rejected attempt";
+  EXPECT_EQ(rows["p2"].state, DeliveredState::kRejected);
+  std::vector<DeliveredState> looked_up;
+  ASSERT_TRUE(store_
+                  ->LookupDelivered("exp-1", "seg-1", {"p1", "p2"},
+                                    [&](const DeliveredRow& row) {
+                                      looked_up.push_back(row.state);
+                                      return absl::OkStatus();
+                                    })
+                  .ok());
+  EXPECT_THAT(looked_up, ElementsAre(DeliveredState::kUpdateRejected, DeliveredState::kRejected));
+
+  commit({{1, "p1", 13, "run-1", "v1b", 0}, {2, "p2", 22, "run-1", "v2", 0}}, {});
+  read();
+  EXPECT_EQ(rows["p1"].state, DeliveredState::kDelivered);
+  EXPECT_EQ(rows["p2"].state, DeliveredState::kDelivered);
+  EXPECT_EQ(rows["p2"].value_hash, 22u);
+}
+
 TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {
   const std::string path = dir_ + "/private.db";
   const mode_t old_mask = ::umask(0);

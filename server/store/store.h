@@ -77,6 +77,13 @@ struct AudienceState {
   std::uint64_t mapping_fingerprint = 0;
 };
 
+// What a delivered-state row records about its member.
+enum class DeliveredState : int {
+  kDelivered = 0,        // At the destination with `value_hash`.
+  kUpdateRejected = 1,   // At the destination with `value_hash`; a later update was rejected.
+  kRejected = 2,         // Never delivered: its last attempt (`value_hash`) was rejected.
+};
+
 // One member as last delivered: `value_hash` of the mapped values, and the
 // encoded values themselves (needed to remove the member later). `id_hash`
 // is a stable 64-bit hash of the profile id, kept so the diff need not
@@ -89,8 +96,9 @@ struct DeliveredRow {
   std::string profile_id;
   std::uint64_t value_hash = 0;
   std::string run_id;  // The run that delivered it.
-  std::string values;  // Encoded mapped values.
+  std::string values;  // Encoded mapped values (empty for kRejected).
   std::uint64_t ident_hash = 0;
+  DeliveredState state = DeliveredState::kDelivered;
 };
 
 // A delivered member as the diff reads it: no values. The views are valid
@@ -101,6 +109,7 @@ struct DeliveredView {
   std::uint64_t value_hash = 0;
   absl::string_view run_id;
   std::uint64_t ident_hash = 0;  // 0: no identifier, or unknown (see DeliveredRow).
+  DeliveredState state = DeliveredState::kDelivered;
 };
 
 // A replica's claim on a run: the store is the run queue, and a run is
@@ -146,6 +155,11 @@ struct BatchCommit {
   std::string export_id;
   std::string segment_id;
   std::vector<DeliveredRow> delivered;
+  // Members whose records the destination rejected (state kUpdateRejected or
+  // kRejected), so that the next run retries them apart from real changes:
+  // a kRejected row is written (never over a delivered one); a
+  // kUpdateRejected one only marks the member's delivered row.
+  std::vector<DeliveredRow> rejected;
   // Profile ids whose delivered rows go: removed at the destination, or
   // forgotten because another member now holds their identifier.
   std::vector<std::string> removed;

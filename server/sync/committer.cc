@@ -51,6 +51,19 @@ absl::Status Committer::Commit(PendingBatch& batch,
         r.set_removal(batch.removal);
         commit.rejections.push_back(std::move(r));
         ++rejected;
+        if (!batch.removal) {
+          // Remembered in the delivered state: the next run retries it apart
+          // from the real changes, whatever the rejections list keeps.
+          store::DeliveredRow row;
+          row.id_hash = batch.id_hashes[i];
+          row.profile_id = std::move(id);
+          row.value_hash = batch.hashes[i];
+          row.run_id = target_.run_id;
+          if (!batch.ident_hashes.empty()) row.ident_hash = batch.ident_hashes[i];
+          row.state = batch.is_update[i] ? store::DeliveredState::kUpdateRejected
+                                         : store::DeliveredState::kRejected;
+          commit.rejected.push_back(std::move(row));
+        }
         break;
       }
       case sdk::OutcomeKind::kRetryable:

@@ -31,6 +31,7 @@ absl::Status DeliveredIndex::Add(const store::DeliveredView& row, bool this_run)
   m.entry.ident_hash = row.ident_hash;
   m.entry.id_offset = static_cast<std::uint32_t>(((blocks_.size() - 1) << kIdBlockBits) | used_);
   m.entry.this_run = this_run;
+  m.entry.state = static_cast<std::uint8_t>(row.state);
   char* out = blocks_.back().get() + used_;
   std::memcpy(out, length, length_size);
   std::memcpy(out + length_size, row.profile_id.data(), row.profile_id.size());

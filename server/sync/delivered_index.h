@@ -38,9 +38,21 @@ struct DeliveredEntry {
   std::uint64_t ident_hash = 0;  // 0: no identifier field, or unknown (older rows).
   std::uint32_t id_offset = 0;   // Of its profile id in DeliveredIndex's buffer.
   bool seen = false;             // In the current snapshot.
-  bool this_run = false;         // Delivered by this very run (a resumed attempt).
   bool moved = false;            // Its profile now maps to another identifier.
   bool loser = false;            // Its identifier is now sent for another profile.
+  // Set when the entry is added, never changed after (so the bit-fields are
+  // never written by two threads).
+  std::uint8_t this_run : 1;  // Delivered (or rejected) by this very run (a resumed attempt).
+  std::uint8_t state : 2;     // A store::DeliveredState.
+  DeliveredEntry() : this_run(0), state(0) {}
+
+  bool delivered() const {
+    return state != static_cast<std::uint8_t>(store::DeliveredState::kRejected);
+  }
+  // Its last attempt was rejected: retried apart from real changes.
+  bool rejected() const {
+    return state != static_cast<std::uint8_t>(store::DeliveredState::kDelivered);
+  }
 };
 
 class DeliveredIndex {

@@ -48,7 +48,8 @@ bool Differ::IsDuplicate(std::uint64_t ident_hash) const {
          std::binary_search(duplicates_.begin(), duplicates_.end(), ident_hash);
 }
 
-Change Differ::Classify(const Member& m, bool resolved) {
+Change Differ::Classify(const Member& m, bool resolved, bool* retry) {
+  if (retry != nullptr) *retry = false;
   if (o_.by_identifier && !resolved && IsDuplicate(m.ident_hash)) {
     // Seen, so that it does not count as a leaver; ResolveDuplicates decides.
     if (DeliveredEntry* entry = delivered_.Find(m.id_hash, m.profile_id)) entry->seen = true;
@@ -57,7 +58,10 @@ Change Differ::Classify(const Member& m, bool resolved) {
   DeliveredEntry* entry = delivered_.Find(m.id_hash, m.profile_id);
   if (entry == nullptr) return Change::kAdd;
   entry->seen = true;
+  if (retry != nullptr) *retry = entry->rejected();
   if (entry->this_run) return Change::kDone;
+  // Never at the destination (rejected before): sent as a new member.
+  if (!entry->delivered()) return Change::kAdd;
   if (o_.by_identifier) {
     // Unknown (delivered before identifiers were kept): resent once, which
     // records the identifier.
@@ -90,11 +94,11 @@ std::vector<Candidate> Differ::RemovalCandidates() const {
   std::vector<Candidate> out;
   delivered_.ForEach([&](absl::string_view id, const DeliveredEntry& e) {
     if (e.loser) {
-      out.push_back({id, Candidate::Why::kDuplicate});
+      out.push_back({id, Candidate::Why::kDuplicate, e.delivered()});
     } else if (o_.mirror && !e.seen) {
-      out.push_back({id, Candidate::Why::kLeft});
+      out.push_back({id, Candidate::Why::kLeft, e.delivered()});
     } else if (o_.mirror && e.moved) {
-      out.push_back({id, Candidate::Why::kMoved});
+      out.push_back({id, Candidate::Why::kMoved, e.delivered()});
     }
   });
   // In key order, the store reads them from neighbouring pages.
@@ -104,6 +108,7 @@ std::vector<Candidate> Differ::RemovalCandidates() const {
 }
 
 Fate Differ::Decide(const Candidate& candidate, std::uint64_t old_ident_hash) const {
+  if (!candidate.delivered) return Fate::kForget;  // Nothing of it is at the destination.
   if (o_.by_identifier && InSnapshot(old_ident_hash)) return Fate::kForget;
   if (o_.mirror) return Fate::kRemove;
   // Add-only: the identifier stays at the destination; a duplicate's row

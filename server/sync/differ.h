@@ -80,6 +80,9 @@ struct Candidate {
   enum class Why { kLeft, kMoved, kDuplicate };
   absl::string_view profile_id;  // A view into the differ.
   Why why = Why::kLeft;
+  // False when the member was never at the destination (its attempts were
+  // rejected): its row is forgotten, nothing is removed.
+  bool delivered = true;
 };
 
 // What happens to a candidate's delivered identifier.
@@ -119,8 +122,10 @@ class Differ {
   // --- Pass 1: the diff ----------------------------------------------------
   // Classifies a member and marks its delivered entry. Thread-safe for
   // distinct members. `resolved`: the member won its duplicate group (or its
-  // group turned out to hold one exact identifier only).
-  Change Classify(const Member& m, bool resolved = false);
+  // group turned out to hold one exact identifier only). `retry`, when given,
+  // says whether the destination rejected the member's last attempt (it is
+  // then sent in batches of its own, apart from real changes).
+  Change Classify(const Member& m, bool resolved = false, bool* retry = nullptr);
 
   // Picks the winner of one group of kDuplicate members whose canonical
   // identifiers are exactly equal: the greatest profile id. Marks the

@@ -47,6 +47,35 @@ void Seal(Differ& differ, const std::vector<Member>& snapshot) {
   differ.SealIdentifiers();
 }
 
+// Members whose last attempt was rejected: retried apart from real changes;
+// one never delivered is new again, and when it leaves only its row goes.
+TEST(DifferTest, RejectedMembersAreRetriedAndNeverDeliveredOnesAreNotRemoved) {
+  Differ differ({.by_identifier = true, .mirror = true});
+  store::DeliveredView never = Delivered("p1", 1, 100, 10);
+  never.state = store::DeliveredState::kRejected;
+  store::DeliveredView update_rejected = Delivered("p2", 2, 200, 20);
+  update_rejected.state = store::DeliveredState::kUpdateRejected;
+  store::DeliveredView gone = Delivered("p3", 3, 300, 30);
+  gone.state = store::DeliveredState::kRejected;
+  ASSERT_TRUE(differ.AddDelivered(never, false).ok());
+  ASSERT_TRUE(differ.AddDelivered(update_rejected, false).ok());
+  ASSERT_TRUE(differ.AddDelivered(gone, false).ok());
+  ASSERT_TRUE(differ.AddDelivered(Delivered("p4", 4, 400, 40), false).ok());
+  std::vector<Member> snapshot = {M("p1", 1, 100, 10), M("p2", 2, 200, 21), M("p4", 4, 400, 41)};
+  Seal(differ, snapshot);
+  bool retry = false;
+  EXPECT_EQ(differ.Classify(snapshot[0], false, &retry), Change::kAdd) << "never delivered";
+  EXPECT_TRUE(retry);
+  EXPECT_EQ(differ.Classify(snapshot[1], false, &retry), Change::kUpdate);
+  EXPECT_TRUE(retry);
+  EXPECT_EQ(differ.Classify(snapshot[2], false, &retry), Change::kUpdate);
+  EXPECT_FALSE(retry) << "a real change";
+  std::vector<Candidate> candidates = differ.RemovalCandidates();
+  ASSERT_EQ(Ids(candidates), std::vector<std::string>({"p3"}));
+  EXPECT_FALSE(candidates[0].delivered);
+  EXPECT_EQ(differ.Decide(candidates[0], 300), Fate::kForget) << "nothing of p3 is at the destination";
+}
+
 TEST(DifferTest, ByProfileIdWithoutAnIdentifier) {
   Differ differ({/*by_identifier=*/false, /*full=*/false, /*mirror=*/true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 0, 10), false).ok());

@@ -256,7 +256,9 @@ absl::Status SegmentSync::DiffSnapshot() {
       };
       // Profile ids are unique in a snapshot, so each thread writes only
       // the entries of its own rows; the index itself does not change.
-      Change change = differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash});
+      bool retry = false;
+      Change change = differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash},
+                                       /*resolved=*/false, &retry);
       if (change == Change::kDone) continue;  // Done before the interruption.
       if (change == Change::kUnchanged) {
         ++unchanged;
@@ -285,10 +287,9 @@ absl::Status SegmentSync::DiffSnapshot() {
       if (!sending_) continue;
       absl::MutexLock lock(&out_mu_);
       if (stopped_) return absl::AbortedError("stopped");
-      Batcher& out =
-          o_.previously_rejected != nullptr && o_.previously_rejected->contains(row.profile_id)
-              ? *retries_
-              : *batcher_;
+      // Members the destination rejected last time are retried in batches of
+      // their own, so that they do not dilute the batches of real changes.
+      Batcher& out = retry ? *retries_ : *batcher_;
       PendingBatch& batch = out.current();
       batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
       for (size_t f = 0; f < m_.columns.size(); ++f) {
@@ -417,6 +418,11 @@ absl::Status SegmentSync::SendRemovals() {
         while (next < candidates.size() && candidates[next].profile_id != row.profile_id) ++next;
         if (next == candidates.size()) return absl::OkStatus();
         const Candidate& c = candidates[next];
+        if (row.state == store::DeliveredState::kRejected) {
+          // Never delivered: nothing to remove, the row goes.
+          forget.removed.push_back(row.profile_id);
+          return absl::OkStatus();
+        }
         values.clear();
         EXPORTD_RETURN_IF_ERROR(DecodeValues(row.values, m_.fields.size(), m_.fields, values));
         std::uint64_t old_ident = row.ident_hash;

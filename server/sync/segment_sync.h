@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "exportd/sdk/destination.h"
 #include "exportd/v1/export.pb.h"
@@ -50,10 +49,6 @@ struct SegmentSyncOptions {
   // About how many members were delivered before (0: none, or unknown); the
   // in-memory delivered state is sized for it up front.
   std::int64_t delivered_hint = 0;
-  // Profile ids of the members the previous run had rejected. They are
-  // retried in batches of their own, so that records the destination will
-  // likely refuse again do not dilute the batches of real changes. May be null.
-  const absl::flat_hash_set<std::string>* previously_rejected = nullptr;
   bool dry_run = false;
   // Remove what no current member maps to any more (members who left,
   // identifiers that changed). Add-only when false: nothing is removed.
