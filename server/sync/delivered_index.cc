@@ -36,6 +36,11 @@ absl::Status DeliveredIndex::Add(const store::DeliveredView& row, bool this_run)
   std::memcpy(out, length, length_size);
   std::memcpy(out + length_size, row.profile_id.data(), row.profile_id.size());
   used_ += need;
+  if (members_.size() == members_.capacity()) {
+    // Beyond the reserve: grow by a quarter, not twice the size (the array is
+    // the delivered state's largest part).
+    members_.reserve(members_.size() + members_.size() / 4 + 1024);
+  }
   members_.push_back(m);
   return absl::OkStatus();
 }

@@ -57,10 +57,11 @@ struct DeliveredEntry {
 
 class DeliveredIndex {
  public:
-  // Makes room for about `members` members, so that adding them does not
-  // grow and copy the arrays.
+  // Makes room for about `members` members (a little more: the delivered
+  // state also holds members rejected before), so that adding them does not
+  // grow and copy the array.
   void Reserve(std::int64_t members) {
-    if (members > 0) members_.reserve(static_cast<size_t>(members));
+    if (members > 0) members_.reserve(static_cast<size_t>(members + members / 16 + 1024));
   }
 
   // Adds a delivered member (each profile id once), before Seal().
