@@ -24,7 +24,7 @@ void Differ::SealIdentifiers() {
     pending_ = {};
   }
   // 8 bytes per member and one sort: cheaper than a hash set of the snapshot.
-  SortHashes(identifiers_);
+  SortHashesInPlace(identifiers_);  // A second buffer would be as large as the segment.
   duplicates_.clear();
   size_t out = 0;
   for (size_t i = 0; i < identifiers_.size();) {
