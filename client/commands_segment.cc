@@ -33,13 +33,9 @@ std::string SchemaSummary(const google::protobuf::RepeatedPtrField<exportd::v1::
 // --field NAME:TYPE flags, in order.
 absl::StatusOr<std::vector<std::pair<std::string, exportd::v1::FieldType>>> FieldTypes(
     const cli::ParsedArgs& args) {
-  std::vector<std::pair<std::string, exportd::v1::FieldType>> types;
-  for (const std::string& text : args.GetAll("field")) {
-    auto parsed = cli::ParseFieldTypeFlag(text);
-    if (!parsed.ok()) return parsed.status();
-    types.push_back(*std::move(parsed));
-  }
-  return types;
+  absl::StatusOr<CsvImportOptions> options = ParseCsvImportOptions("", args.GetAll("field"));
+  if (!options.ok()) return options.status();
+  return std::move(options->field_types);
 }
 
 // An open CSV source: a file, or stdin for "-".
@@ -64,12 +60,10 @@ absl::StatusOr<CsvSource> OpenCsv(CommandContext& ctx, const cli::ParsedArgs& ar
     }
     source.stream = source.file.get();
   }
-  CsvImportOptions options;
-  options.id_field = args.Get("id-field");
-  auto types = FieldTypes(args);
-  if (!types.ok()) return types.status();
-  options.field_types = *std::move(types);
-  auto reader = MemberCsvReader::Open(*source.stream, source.name, options);
+  absl::StatusOr<CsvImportOptions> options =
+      ParseCsvImportOptions(args.Get("id-field"), args.GetAll("field"));
+  if (!options.ok()) return options.status();
+  auto reader = MemberCsvReader::Open(*source.stream, source.name, *options);
   if (!reader.ok()) return reader.status();
   source.reader = *std::move(reader);
   return source;

@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/cli.h"
+#include "client/field_type.h"
 
 namespace exportd::client {
 namespace {
@@ -452,6 +452,18 @@ absl::StatusOr<int> MemberCsvReader::ReadChunk(int max_rows, size_t max_bytes,
   }
   while (out->size() > rows) out->RemoveLast();
   return rows;
+}
+
+absl::StatusOr<CsvImportOptions> ParseCsvImportOptions(std::string id_field,
+                                                       const std::vector<std::string>& fields) {
+  CsvImportOptions options;
+  options.id_field = std::move(id_field);
+  for (const std::string& text : fields) {
+    absl::StatusOr<std::pair<std::string, FieldType>> typed = cli::ParseFieldTypeFlag(text);
+    if (!typed.ok()) return typed.status();
+    options.field_types.push_back(*std::move(typed));
+  }
+  return options;
 }
 
 }  // namespace exportd::client

@@ -104,6 +104,12 @@ struct CsvImportOptions {
   std::vector<std::pair<std::string, exportd::v1::FieldType>> field_types;
 };
 
+// The options from exportctl's `--id-field FIELD` and `--field NAME:TYPE` flags
+// (the HTTP API's `id-field` and `field` query parameters of a CSV upload).
+// INVALID_ARGUMENT for a `fields` entry that is not NAME:TYPE with a known type.
+absl::StatusOr<CsvImportOptions> ParseCsvImportOptions(std::string id_field,
+                                                       const std::vector<std::string>& fields);
+
 // Reads segment members from a CSV stream whose first record is the header.
 class MemberCsvReader {
  public:
