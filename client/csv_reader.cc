@@ -466,4 +466,28 @@ absl::StatusOr<CsvImportOptions> ParseCsvImportOptions(std::string id_field,
   return options;
 }
 
+absl::Status WriteCsvUpload(MemberCsvReader& reader, const std::string& segment,
+                            const std::function<bool(const exportd::v1::UploadMembersRequest&)>& write,
+                            bool* stream_ok) {
+  exportd::v1::UploadMembersRequest request;
+  request.mutable_header()->set_segment(segment);
+  for (const auto& field : reader.schema()) *request.mutable_header()->add_schema() = field;
+  *stream_ok = write(request);
+  // One Chunk message, reused: its rows are cleared and refilled each time.
+  exportd::v1::UploadMembersRequest::Chunk* chunk = request.mutable_chunk();
+  while (*stream_ok) {
+    absl::StatusOr<int> rows = reader.ReadChunk(kCsvRowsPerChunk, kCsvMaxChunkBytes, chunk);
+    if (!rows.ok()) return rows.status();
+    if (*rows == 0) break;
+    *stream_ok = write(request);
+  }
+  // The trailer commits: the server makes the snapshot visible only when the
+  // count it carries matches the rows it received.
+  if (*stream_ok) {
+    request.mutable_trailer()->set_row_count(reader.rows_read());
+    *stream_ok = write(request);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace exportd::client
