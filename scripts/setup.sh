@@ -16,6 +16,8 @@ packages="
 # Node.js for the Node client example: Debian's, unless one is installed.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# Headless Chromium for the console's browser test (tests/console).
+packages="$packages chromium"
 # The offline Bazel alternative build.
 packages="$packages bazel-bootstrap default-jdk-headless"
 
@@ -34,3 +36,4 @@ fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup-node-client.sh"
+"$root/scripts/setup-console-test.sh"
