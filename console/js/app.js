@@ -87,7 +87,9 @@ async function route() {
   const { signal } = pageController;
   replace(status);
   if (!token() || !me) {
-    if (!(await signIn())) return;
+    const message = signInMessage;
+    signInMessage = '';
+    if (!(await signIn(message))) return;
   }
   let path = location.pathname;
   if (path === '/' || path === '/index.html') {
@@ -166,9 +168,15 @@ function signOut() {
   route();
 }
 
-onUnauthenticated(() => {
+// A token that stops working (revoked, exportd restarted with other tokens):
+// back to the sign-in form, saying why.
+let signInMessage = '';
+onUnauthenticated((e) => {
+  if (!me) return;  // the sign-in form shows its own errors
   setToken('');
   me = null;
+  signInMessage = e.message;
+  route();
 });
 
 // Links inside the app change the page without a reload; anything with a

@@ -65,7 +65,7 @@ export function table(columns, rows, { empty = 'Nothing here yet.', caption } = 
     h('table', {},
       caption ? h('caption', {}, caption) : null,
       h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.title)))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.class, 'data-label': c.title }, c.cell(r))))))));
+      h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.class, 'data-label': c.title }, h('span', {}, c.cell(r)))))))));
 }
 
 // A progress bar with a text label: {el, set(fraction, text)}.

@@ -72,6 +72,8 @@ let step = 0;
 async function shot(page, name, { fullPage = true } = {}) {
   step += 1;
   const file = path.join(SHOTS, `${String(step).padStart(2, '0')}-${name}.png`);
+  // Two frames, so that what was just rendered is laid out and painted.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   await page.screenshot({ path: file, fullPage });
   console.log(`screenshot ${file}`);
 }
@@ -117,6 +119,7 @@ async function buttonTexts(page) {
 
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
+  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.unlinkSync(path.join(SHOTS, f));  // a previous run's
   const csv = path.join(scratch, 'vip.csv');
   writeCsv(csv);
   const downloads = path.join(scratch, 'downloads');
@@ -174,6 +177,10 @@ async function main() {
       'the region setting does not offer its allowed values');
     await page.type('input[name=setting-api_key]', sandboxKey);
     await page.type('input[name=setting-base_url]', sandboxUrl);
+    // Small, slow batches, so that the run takes a few seconds and its progress shows.
+    await page.type('input[name=setting-requests_per_second]', '2');
+    await page.click('details.more-settings summary');
+    await page.type('input[name=setting-batch_size]', '50');
     await page.click('#shared');
     const statement = await page.$eval('#privacy-statement', (e) => e.textContent);
     check(statement.includes('You confirm that you are authorised'), 'the privacy statement is not shown in full');
@@ -241,6 +248,13 @@ async function main() {
     await page.click('[data-testid=run-now]');
     await page.waitForFunction(() => /^Run /.test((document.querySelector('main h1') || {}).textContent || ''));
     const runUrl = page.url();
+    // The bar moves while the run goes on (WatchRun's events, no reload).
+    await page.waitForFunction(() => {
+      const bar = document.querySelector('.progress [role=progressbar]');
+      const v = bar ? Number(bar.getAttribute('aria-valuenow')) : 0;
+      return v > 0 && v < 100;
+    }, { timeout: 60000 });
+    await shot(page, 'run-in-progress', { fullPage: false });
     await page.waitForFunction(() => {
       const bar = document.querySelector('.progress [role=progressbar]');
       return bar && bar.getAttribute('aria-valuenow') === '100' && /SUCCEEDED/.test(bar.dataset.state || '');
@@ -293,7 +307,13 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 1, `at phone width the run page is ${overflow}px wider than the screen`);
     await shot(page, 'run-phone', { fullPage: false });
-    await go(page, '/exports', 'Exports');
+    for (const [pathname, title] of [['/segments', 'Segments'], ['/runs', 'Runs'], ['/connections', 'Connections'],
+      ['/destinations', 'Destinations'], ['/audit', 'Audit log'], ['/exports/new', 'New export'], ['/exports', 'Exports']]) {
+      await go(page, pathname, title);
+      await page.waitForSelector('main table, main form');
+      const wider = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check(wider <= 1, `at phone width ${pathname} is ${wider}px wider than the screen`);
+    }
     await page.waitForSelector('main table tbody tr');
     await shot(page, 'exports-phone', { fullPage: false });
 

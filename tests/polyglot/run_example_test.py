@@ -46,8 +46,8 @@ import threading
 import time
 
 LISTENING = re.compile(r"exportd listening on ([0-9.]+):(\d+)")
-# exportd's line for --http-listen (the gRPC line above has no "http").
-HTTP_LISTENING = re.compile(r"(?i)\bhttp\b.*?listening on (?:https?://)?([0-9.]+):(\d+)")
+# exportd's line for --http-listen: "console and HTTP API: http://127.0.0.1:PORT/ (...)".
+HTTP_LISTENING = re.compile(r"HTTP API: https?://([0-9.]+):(\d+)/")
 SANDBOX_LISTENING = re.compile(r"^listening on ([0-9.]+):(\d+)$")
 
 
@@ -333,7 +333,7 @@ def main(argv):
         if args.http:
             match = server.wait_for_line(HTTP_LISTENING, 30)
             if match is None:
-                return fail(f"exportd did not print its HTTP 'listening on HOST:PORT' line; "
+                return fail(f"exportd did not print its 'console and HTTP API: URL' line; "
                             f"log:\n{server.log()}")
             if not wait_tcp(match.group(1), int(match.group(2)), server.proc, 30):
                 return fail(f"nothing accepts HTTP connections on {match.group(1)}:"

@@ -66,7 +66,11 @@ function settingInput(spec) {
     });
     read = () => (control.value.trim() === '' ? null : control.value.trim());
   }
-  return { spec, row: field(label, control, help), read };
+  const row = spec.type === 'TYPE_BOOL'
+    ? h('div', { class: 'check' }, control, h('label', { for: control.id = `setting-${spec.name}` }, label),
+      h('p', { class: 'help' }, help))
+    : field(label, control, help);
+  return { spec, row, read };
 }
 
 export async function create(ctx) {
@@ -85,9 +89,14 @@ export async function create(ctx) {
   function showManifest() {
     const d = destinations.find((x) => x.name === typeSelect.value);
     inputs = d ? (d.settings || []).map(settingInput) : [];
+    // Settings with a default are tucked away; the required and open ones show.
+    const main = inputs.filter((i) => i.spec.required || !i.spec.defaultValue);
+    const more = inputs.filter((i) => !main.includes(i));
     replace(settingsBox, h('legend', {}, `${d ? d.displayName || d.name : ''} settings`),
       d && d.description ? h('p', { class: 'help' }, d.description) : null,
-      inputs.map((i) => i.row));
+      main.map((i) => i.row),
+      more.length ? h('details', { class: 'more-settings' },
+        h('summary', {}, `More settings (${more.length}, each with a default)`), more.map((i) => i.row)) : null);
   }
   typeSelect.addEventListener('change', showManifest);
   showManifest();

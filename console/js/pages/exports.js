@@ -248,6 +248,10 @@ export async function edit(ctx, [id]) {
       mode: mode.value,
       schedule: { cron: follow.checked ? '' : cron.value.trim(), timezone: timezone.value.trim(), enabled: enabled.checked, followSystemRefresh: follow.checked },
     };
+    if (!request.segments.length) {
+      replace(out, errorNode({ code: 'invalid_argument', message: 'choose at least one segment' }));
+      return;
+    }
     const submit = form.querySelector('button[type=submit]');
     submit.disabled = true;
     try {
