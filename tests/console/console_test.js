@@ -31,7 +31,8 @@ function need(name) {
 
 const CHROMIUM = arg('chromium', '/usr/bin/chromium');
 const SHOTS = arg('screenshots', path.join(process.cwd(), 'console-screenshots'));
-const TIMEOUT = 30000;
+// Generous: under a parallel ctest on two cores a page may take a while.
+const TIMEOUT = 60000;
 
 let puppeteer;
 try {
@@ -253,12 +254,12 @@ async function main() {
       const bar = document.querySelector('.progress [role=progressbar]');
       const v = bar ? Number(bar.getAttribute('aria-valuenow')) : 0;
       return v > 0 && v < 100;
-    }, { timeout: 60000 });
+    }, { timeout: 2 * TIMEOUT });
     await shot(page, 'run-in-progress', { fullPage: false });
     await page.waitForFunction(() => {
       const bar = document.querySelector('.progress [role=progressbar]');
       return bar && bar.getAttribute('aria-valuenow') === '100' && /SUCCEEDED/.test(bar.dataset.state || '');
-    }, { timeout: 60000 });
+    }, { timeout: 2 * TIMEOUT });
     check(page.url() === runUrl, 'the run page reloaded');
     const state = await page.$eval('.progress [role=progressbar]', (e) => e.dataset.state);
     check(state === 'RUN_STATE_SUCCEEDED_WITH_REJECTIONS', `the run ended ${state}, not with rejections`);

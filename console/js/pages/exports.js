@@ -28,8 +28,16 @@ export async function list(ctx) {
   const { exports = [] } = await call('ExportService', 'ListExports', {}, ctx);
   const last = await Promise.all(exports.map((e) => lastRun(e.id, ctx).catch(() => null)));
   const rows = exports.map((e, i) => ({ e, run: last[i] }));
+  const out = h('div', { 'aria-live': 'polite' });
+  const runAll = ctx.canWrite ? actionButton('Run all', async () => {
+    const { runs = [] } = await call('RunService', 'RunAll', {});
+    replace(out, h('div', { class: 'notice ok', role: 'status' },
+      runs.length ? `Started ${runs.length} run(s) of the exports with an enabled schedule: ` : 'No export has an enabled schedule.',
+      runs.map((r, i) => [i ? ', ' : '', link(`/runs/${encodeURIComponent(r.id)}`, r.exportName || r.id)])));
+  }, { out, testid: 'run-all' }) : null;
   return h('section', {},
-    pageHeader('Exports', ctx.canWrite ? link('/exports/new', 'New export') : null),
+    pageHeader('Exports', ctx.canWrite ? link('/exports/new', 'New export') : null, runAll),
+    out,
     table([
       { title: 'Name', cell: ({ e }) => link(`/exports/${encodeURIComponent(e.id)}`, e.name) },
       { title: 'Connection', cell: ({ e }) => (e.connectionHidden ? '(not shared with you)' : e.connectionName || '— detached —') },
