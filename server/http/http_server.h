@@ -11,11 +11,16 @@
 #ifndef EXPORTD_SERVER_HTTP_HTTP_SERVER_H_
 #define EXPORTD_SERVER_HTTP_HTTP_SERVER_H_
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/http/exchange.h"
 
 struct mg_connection;
@@ -66,11 +71,21 @@ class HttpServer {
 
   static int HandleRequest(mg_connection* connection, void* self);
   static int InitSsl(void* ssl_context, void* self);
+  // Runs `task` on one of workers_ and waits for it.
+  void RunOnWorker(const std::function<void()>& task);
+  void WorkerLoop();
 
   const HttpServerOptions options_;
   const Handler handler_;
   mg_context* context_ = nullptr;
   int port_ = 0;
+  // civetweb's threads have a 100 KiB stack, too little for a gRPC call (the
+  // in-process transport may run the service on the caller's thread), so the
+  // handler runs on these, with the usual stack, while civetweb's thread waits.
+  std::vector<std::thread> workers_;
+  absl::Mutex mu_;
+  std::deque<const std::function<void()>*> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace exportd::http
