@@ -1,11 +1,16 @@
 #include "server/http/http_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <link.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -16,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace exportd::http {
 namespace {
@@ -40,6 +46,13 @@ class CivetExchange final : public HttpExchange {
       }
     }
     return std::nullopt;
+  }
+  HttpHeaders headers() const override {
+    HttpHeaders all;
+    for (int i = 0; i < info_->num_headers; ++i) {
+      all.emplace_back(info_->http_headers[i].name, info_->http_headers[i].value);
+    }
+    return all;
   }
   int64_t content_length() const override { return info_->content_length; }
   std::string peer() const override {
@@ -88,6 +101,10 @@ class CivetExchange final : public HttpExchange {
     absl::MutexLock lock(&mu_);
     mg_write(connection_, "0\r\n\r\n", 5);
   }
+  void CloseConnection() override {
+    close_ = true;
+    mg_disable_connection_keep_alive(connection_);
+  }
 
   int status() const { return status_; }
 
@@ -106,6 +123,7 @@ class CivetExchange final : public HttpExchange {
   const mg_request_info* const info_;
   const HttpHeaders& always_;
   int status_ = 0;
+  bool close_ = false;
   // Serialises writes: a streamed body is also written by a keep-alive thread.
   absl::Mutex mu_;
 };
@@ -164,6 +182,19 @@ void FillCivetwebTlsGap() {
   }
 }
 
+// Opens and closes a TCP connection to host:port, IPv4.
+void WakeListener(const std::string& host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1) {
+    connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  }
+  close(fd);
+}
+
 // civetweb is initialised once per process, with TLS.
 void InitCivetweb() {
   static const bool initialised = [] {
@@ -220,6 +251,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   config.push_back(nullptr);
   mg_callbacks callbacks{};
   callbacks.init_ssl = &HttpServer::InitSsl;
+  callbacks.init_connection = [](const mg_connection* connection, void**) {
+    static_cast<HttpServer*>(mg_get_user_data(mg_get_context(connection)))
+        ->connections_accepted_.fetch_add(1);
+    return 0;
+  };
   // civetweb's own log lines (a failed handshake, a client that went away)
   // are not exportd's business.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -241,6 +277,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
         absl::StrCat("--http-listen '", server->options_.listen, "': no port is open"));
   }
   server->port_ = bound[0].port;
+  server->poke_host_ = host == "0.0.0.0" ? "127.0.0.1" : host;
   return server;
 }
 
@@ -248,7 +285,18 @@ HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Stop() {
   if (context_ != nullptr) {
-    mg_stop(context_);
+    // civetweb's listener thread notices the stop only when its poll() ends,
+    // after up to two seconds; a connection to the listener ends it at once.
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      mg_stop(context_);
+      stopped = true;
+    });
+    while (!stopped) {
+      WakeListener(poke_host_, port_);
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    stopper.join();
     context_ = nullptr;
   }
   {
@@ -292,7 +340,11 @@ void HttpServer::WorkerLoop() {
 int HttpServer::HandleRequest(mg_connection* connection, void* self) {
   HttpServer* server = static_cast<HttpServer*>(self);
   CivetExchange exchange(connection, server->options_.response_headers);
-  server->RunOnWorker([&] { server->handler_(exchange); });
+  if (server->options_.small_stack_handler) {
+    server->handler_(exchange);
+  } else {
+    server->RunOnWorker([&] { server->handler_(exchange); });
+  }
   // A handler that answered nothing (it lost the client) leaves a connection
   // that must not be reused.
   if (exchange.status() == 0) mg_disable_connection_keep_alive(connection);
