@@ -29,6 +29,8 @@ class HttpExchange {
   virtual absl::string_view query() const = 0;
   // The first header of that name (case-insensitive), or nullopt.
   virtual std::optional<absl::string_view> header(absl::string_view name) const = 0;
+  // Every header, in order, as sent.
+  virtual HttpHeaders headers() const = 0;
   // The declared body size (Content-Length); -1 when not declared (chunked).
   virtual int64_t content_length() const = 0;
   // The caller's address as gRPC spells a peer: "ipv4:127.0.0.1:51234".
@@ -54,6 +56,10 @@ class HttpExchange {
   virtual bool WriteStream(absl::string_view data) = 0;
   // Ends a streamed body.
   virtual void EndStream() = 0;
+
+  // Closes the connection after this exchange instead of keeping it for the
+  // next request. An exchange that sends no response at all closes it too.
+  virtual void CloseConnection() = 0;
 };
 
 }  // namespace exportd::http

@@ -1,10 +1,18 @@
 #include "server/http/http_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <link.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +20,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace exportd::http {
 namespace {
@@ -36,6 +46,13 @@ class CivetExchange final : public HttpExchange {
       }
     }
     return std::nullopt;
+  }
+  HttpHeaders headers() const override {
+    HttpHeaders all;
+    for (int i = 0; i < info_->num_headers; ++i) {
+      all.emplace_back(info_->http_headers[i].name, info_->http_headers[i].value);
+    }
+    return all;
   }
   int64_t content_length() const override { return info_->content_length; }
   std::string peer() const override {
@@ -84,6 +101,10 @@ class CivetExchange final : public HttpExchange {
     absl::MutexLock lock(&mu_);
     mg_write(connection_, "0\r\n\r\n", 5);
   }
+  void CloseConnection() override {
+    close_ = true;
+    mg_disable_connection_keep_alive(connection_);
+  }
 
   int status() const { return status_; }
 
@@ -102,14 +123,83 @@ class CivetExchange final : public HttpExchange {
   const mg_request_info* const info_;
   const HttpHeaders& always_;
   int status_ = 0;
+  bool close_ = false;
   // Serialises writes: a streamed body is also written by a keep-alive thread.
   absl::Mutex mu_;
 };
+
+// Debian 12's civetweb 1.15 loads OpenSSL with dlopen and looks its functions
+// up by name into a table of {name, flags, function} entries. OpenSSL 3 no
+// longer exports SSL_get_peer_certificate (it is a macro for
+// SSL_get1_peer_certificate now), so that entry stays null and civetweb calls
+// it for every HTTPS connection, which crashes. This fills the gap: it finds
+// the entry naming that function in libcivetweb's memory and, only when its
+// function is null, writes OpenSSL 3's. A civetweb that found the function
+// itself (or names its table otherwise) is left alone.
+struct CivetwebSegments {
+  std::vector<std::pair<uintptr_t, size_t>> read_only, writable;
+};
+
+int CollectCivetwebSegments(dl_phdr_info* info, size_t, void* out) {
+  if (info->dlpi_name == nullptr || std::strstr(info->dlpi_name, "libcivetweb.so") == nullptr) {
+    return 0;
+  }
+  auto* segments = static_cast<CivetwebSegments*>(out);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& header = info->dlpi_phdr[i];
+    if (header.p_type != PT_LOAD) continue;
+    auto& list = (header.p_flags & PF_W) != 0 ? segments->writable : segments->read_only;
+    list.emplace_back(info->dlpi_addr + header.p_vaddr, header.p_memsz);
+  }
+  return 1;
+}
+
+X509* PeerCertificate(const SSL* ssl) { return SSL_get1_peer_certificate(ssl); }
+
+void FillCivetwebTlsGap() {
+  CivetwebSegments segments;
+  dl_iterate_phdr(&CollectCivetwebSegments, &segments);
+  static constexpr char kName[] = "SSL_get_peer_certificate";
+  struct Entry {
+    const char* name;
+    int flags;
+    void* function;
+  };
+  for (const auto& [start, size] : segments.read_only) {
+    const char* begin = reinterpret_cast<const char*>(start);
+    for (const char* at = begin; at + sizeof(kName) <= begin + size; ++at) {
+      if (std::memcmp(at, kName, sizeof(kName)) != 0 || (at != begin && at[-1] != '\0')) continue;
+      for (const auto& [data, data_size] : segments.writable) {
+        for (uintptr_t slot = data; slot + sizeof(Entry) <= data + data_size;
+             slot += alignof(Entry)) {
+          auto* entry = reinterpret_cast<Entry*>(slot);
+          if (entry->name == at && entry->function == nullptr) {
+            entry->function = reinterpret_cast<void*>(&PeerCertificate);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Opens and closes a TCP connection to host:port, IPv4.
+void WakeListener(const std::string& host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1) {
+    connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  }
+  close(fd);
+}
 
 // civetweb is initialised once per process, with TLS.
 void InitCivetweb() {
   static const bool initialised = [] {
     mg_init_library(MG_FEATURES_TLS);
+    FillCivetwebTlsGap();
     return true;
   }();
   (void)initialised;
@@ -161,6 +251,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   config.push_back(nullptr);
   mg_callbacks callbacks{};
   callbacks.init_ssl = &HttpServer::InitSsl;
+  callbacks.init_connection = [](const mg_connection* connection, void**) {
+    static_cast<HttpServer*>(mg_get_user_data(mg_get_context(connection)))
+        ->connections_accepted_.fetch_add(1);
+    return 0;
+  };
   // civetweb's own log lines (a failed handshake, a client that went away)
   // are not exportd's business.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -173,6 +268,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
     return absl::UnavailableError(absl::StrCat("cannot serve HTTP on --http-listen '",
                                                server->options_.listen, "': ", error_text));
   }
+  for (int i = 0; i < o.threads; ++i)
+    server->workers_.emplace_back([s = server.get()] { s->WorkerLoop(); });
   mg_set_request_handler(server->context_, "/", &HttpServer::HandleRequest, server.get());
   mg_server_port bound[1];
   if (mg_get_server_ports(server->context_, 1, bound) < 1) {
@@ -180,21 +277,74 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
         absl::StrCat("--http-listen '", server->options_.listen, "': no port is open"));
   }
   server->port_ = bound[0].port;
+  server->poke_host_ = host == "0.0.0.0" ? "127.0.0.1" : host;
   return server;
 }
 
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Stop() {
-  if (context_ == nullptr) return;
-  mg_stop(context_);
-  context_ = nullptr;
+  if (context_ != nullptr) {
+    // civetweb's listener thread notices the stop only when its poll() ends,
+    // after up to two seconds; a connection to the listener ends it at once.
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      mg_stop(context_);
+      stopped = true;
+    });
+    while (!stopped) {
+      WakeListener(poke_host_, port_);
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    stopper.join();
+    context_ = nullptr;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+void HttpServer::RunOnWorker(const std::function<void()>& task) {
+  absl::Notification done;
+  std::function<void()> run = [&] {
+    task();
+    done.Notify();
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(&run);
+  }
+  done.WaitForNotification();
+}
+
+void HttpServer::WorkerLoop() {
+  for (;;) {
+    const std::function<void()>* task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](HttpServer* s)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stopping_ || !s->tasks_.empty(); },
+          this));
+      if (tasks_.empty()) return;
+      task = tasks_.front();
+      tasks_.pop_front();
+    }
+    (*task)();
+  }
 }
 
 int HttpServer::HandleRequest(mg_connection* connection, void* self) {
   HttpServer* server = static_cast<HttpServer*>(self);
   CivetExchange exchange(connection, server->options_.response_headers);
-  server->handler_(exchange);
+  if (server->options_.small_stack_handler) {
+    server->handler_(exchange);
+  } else {
+    server->RunOnWorker([&] { server->handler_(exchange); });
+  }
   // A handler that answered nothing (it lost the client) leaves a connection
   // that must not be reused.
   if (exchange.status() == 0) mg_disable_connection_keep_alive(connection);

@@ -11,11 +11,18 @@
 #ifndef EXPORTD_SERVER_HTTP_HTTP_SERVER_H_
 #define EXPORTD_SERVER_HTTP_HTTP_SERVER_H_
 
+#include <atomic>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/http/exchange.h"
 
 struct mg_connection;
@@ -39,6 +46,12 @@ struct HttpServerOptions {
   int keep_alive_timeout_ms = 30000;
   // Sent with every response (e.g. a Content-Security-Policy).
   HttpHeaders response_headers;
+  // civetweb's threads have a 100 KiB stack, too little for a gRPC call (the
+  // in-process transport may run the service on the caller's thread), so by
+  // default the handler runs on a thread of the server's own with the usual
+  // stack while civetweb's thread waits. A handler that needs little stack
+  // (a test peer) may run on civetweb's thread and skip that hand-over.
+  bool small_stack_handler = false;
 };
 
 class HttpServer {
@@ -57,6 +70,9 @@ class HttpServer {
   int port() const { return port_; }
   bool tls() const { return !options_.tls_cert_file.empty(); }
 
+  // Connections accepted since start.
+  int64_t connections_accepted() const { return connections_accepted_.load(); }
+
   // Stops accepting and waits for the requests being served. Idempotent.
   void Stop();
 
@@ -66,11 +82,22 @@ class HttpServer {
 
   static int HandleRequest(mg_connection* connection, void* self);
   static int InitSsl(void* ssl_context, void* self);
+  // Runs `task` on one of workers_ and waits for it.
+  void RunOnWorker(const std::function<void()>& task);
+  void WorkerLoop();
 
   const HttpServerOptions options_;
   const Handler handler_;
   mg_context* context_ = nullptr;
   int port_ = 0;
+  // An address of the listener to connect to (Stop() wakes it).
+  std::string poke_host_;
+  std::atomic<int64_t> connections_accepted_{0};
+  // Where handlers run unless small_stack_handler.
+  std::vector<std::thread> workers_;
+  absl::Mutex mu_;
+  std::deque<const std::function<void()>*> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace exportd::http
