@@ -243,6 +243,14 @@ async function main() {
     await shot(page, 'export-new');
     await page.click('#save-export');
     await heading(page, 'vip');
+    // The browser's preview agrees with the server's schedule on the next run.
+    const [serverNext, previewNext] = await page.evaluate(() => {
+      const dts = [...document.querySelectorAll('dl.facts dt')];
+      const dd = dts.find((d) => d.textContent === 'Next scheduled run').nextElementSibling.textContent;
+      const li = document.querySelector('.next-runs li .help').textContent;
+      return [dd, li.replace(/^ \((.*) your time\)$/, '$1')];
+    });
+    check(serverNext === previewNext, `the server's next run is ${serverNext}, the preview's ${previewNext}`);
     await shot(page, 'export');
 
     // Run it and watch the bar reach 100% (WatchRun's events, no reload).
