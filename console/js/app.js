@@ -191,4 +191,8 @@ document.addEventListener('click', (event) => {
   navigate(url.pathname + url.search);
 });
 window.addEventListener('popstate', route);
+// A page's calls are aborted when the page changes; that is no error.
+window.addEventListener('unhandledrejection', (event) => {
+  if (event.reason && event.reason.name === 'AbortError') event.preventDefault();
+});
 route();

@@ -49,6 +49,7 @@ if (!fs.existsSync(CHROMIUM)) {
 const base = need('EXPORTD_HTTP_URL');
 const adminToken = need('EXPORTD_TOKEN');
 const viewerToken = need('EXPORTD_VIEWER_TOKEN');
+const contributorToken = need('EXPORTD_CONTRIBUTOR_TOKEN');
 const sandboxUrl = need('ITERABLE_SANDBOX_URL');
 const sandboxKey = need('ITERABLE_SANDBOX_API_KEY');
 const scratch = need('EXPORTD_TEST_DIR');
@@ -296,6 +297,20 @@ async function main() {
     check(lines.length === INVALID + 1, `the CSV has ${lines.length - 1} rejections, not ${INVALID}`);
     await shot(page, 'run-rejections-filtered');
 
+    // A full resync, canceled while it runs.
+    await page.click('#run-facts a');  // the run's export
+    await heading(page, 'vip');
+    await page.click('[data-testid=full-resync]');
+    await page.waitForSelector('[data-testid=cancel-run]');
+    await page.click('[data-testid=cancel-run]');
+    await page.waitForFunction(() => {
+      const state = document.querySelector('.progress [role=progressbar]').dataset.state || '';
+      return state !== 'RUN_STATE_RUNNING' && state !== 'RUN_STATE_QUEUED';
+    });
+    const canceled = await page.$eval('.progress [role=progressbar]', (e) => e.dataset.state);
+    check(canceled === 'RUN_STATE_CANCELED', `the canceled run ended ${canceled}`);
+    check(await page.$('[data-testid=cancel-run]') === null, 'a canceled run still offers Cancel');
+
     // Histories and the audit log.
     await clickNav(page, 'Runs', 'Runs');
     await page.waitForSelector('.run-history table tbody tr');
@@ -325,6 +340,36 @@ async function main() {
     }
     await page.waitForSelector('main table tbody tr');
     await shot(page, 'exports-phone', { fullPage: false });
+
+    // A contributor sees only the connections shared with contributors, changes none of
+    // them, and may create and run exports on them.
+    const unshared = await fetch(`${base}/v1/exportd.v1.ConnectionService/CreateConnection`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify({ displayName: 'Admins only', destinationType: 'iterable', acceptPrivacyTerms: true,
+        settings: { base_url: sandboxUrl }, secrets: { api_key: sandboxKey } }),
+    });
+    check(unshared.ok, `creating an unshared connection over the API: HTTP ${unshared.status}`);
+    const contributorContext = await browser.createBrowserContext();
+    const contributor = await contributorContext.newPage();
+    contributor.setDefaultTimeout(TIMEOUT);
+    await contributor.setViewport({ width: 1280, height: 800 });
+    watchForErrors(contributor, errors);
+    await signIn(contributor, contributorToken);
+    await heading(contributor, 'Exports');
+    const contributorNav = await contributor.$$eval('#nav a', (as) => as.map((a) => a.textContent));
+    check(contributorNav.includes('Connections') && !contributorNav.includes('Audit log'), `a contributor's navigation shows ${contributorNav}`);
+    await go(contributor, '/connections', 'Connections');
+    const names = await contributor.$$eval('main table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+    check(names.join() === 'Iterable sandbox', `a contributor sees the connections ${names}`);
+    check(await contributor.$('xpath/.//main//a[normalize-space(.)="New connection"]') === null, 'a contributor is offered New connection');
+    await contributor.click('main table tbody a');
+    await heading(contributor, 'Iterable sandbox');
+    check((await buttonTexts(contributor)).join() === 'Sign out', 'a contributor sees buttons on a connection');
+    await go(contributor, '/exports/new', 'New export');
+    const offered = await contributor.$$eval('#export-connection option', (o) => o.map((x) => x.textContent));
+    check(!offered.some((t) => t.startsWith('Admins only')), `a contributor is offered the connections ${offered}`);
+    await contributorContext.close();
 
     // A viewer, in a fresh browser context (its own sessionStorage).
     const viewerContext = await browser.createBrowserContext();

@@ -7,13 +7,13 @@
         [--sandbox build/bin/iterable-sandbox] [--http] -- COMMAND ARGS...
 
 exportd listens on 127.0.0.1:0 with a fresh data directory and a tokens file
-(an admin and a viewer). The port is parsed from its stderr line
+(an admin, a viewer and a contributor). The port is parsed from its stderr line
 "exportd listening on 127.0.0.1:PORT"; readiness is polled (TCP, then the gRPC
 health check when the Python stubs are there), never slept for.
 
 The command gets, in its environment and as {placeholders} in its arguments:
   EXPORTD_SERVER and EXPORTD_ADDRESS {address}, EXPORTD_TOKEN {token} (admin), EXPORTD_TOKEN_FILE,
-  EXPORTD_VIEWER_TOKEN {viewer_token}, EXPORTD_TEST_DIR {tmp} (a scratch
+  EXPORTD_VIEWER_TOKEN {viewer_token}, EXPORTD_CONTRIBUTOR_TOKEN, EXPORTD_TEST_DIR {tmp} (a scratch
   directory, e.g. for the jsonl destination), and with --python-gen the
   generated stubs in EXPORTD_PYTHON_GEN {gen} and PYTHONPATH.
 
@@ -261,11 +261,13 @@ def main(argv):
     os.makedirs(scratch)
     admin_token = "poly-admin-" + secrets.token_hex(16)
     viewer_token = "poly-viewer-" + secrets.token_hex(16)
+    contributor_token = "poly-contributor-" + secrets.token_hex(16)
     tokens_file = os.path.join(tmp, "tokens")
     with open(tokens_file, "w", encoding="utf-8") as f:
         f.write("# <token> <principal> <role>\n"
                 f"{admin_token} alice admin\n"
-                f"{viewer_token} victor viewer\n")
+                f"{viewer_token} victor viewer\n"
+                f"{contributor_token} carol contributor\n")
     os.chmod(tokens_file, 0o600)
     admin_token_file = os.path.join(tmp, "admin.token")
     with open(admin_token_file, "w", encoding="utf-8") as f:
@@ -359,6 +361,7 @@ def main(argv):
             "EXPORTD_TOKEN": admin_token,
             "EXPORTD_TOKEN_FILE": admin_token_file,
             "EXPORTD_VIEWER_TOKEN": viewer_token,
+            "EXPORTD_CONTRIBUTOR_TOKEN": contributor_token,
             "EXPORTD_TEST_DIR": scratch,
             "EXPORTD_HTTP_URL": http_url,
             "ITERABLE_SANDBOX_URL": sandbox_values["sandbox_url"],

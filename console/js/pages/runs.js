@@ -114,9 +114,11 @@ export async function detail(ctx, [id]) {
     await showRejections();
   } else {
     replace(rejectionsBox, h('p', { class: 'help' }, 'Shown when the run has ended.'));
-    watch(ctx, run.id, render, out).then(() => {
-      if (!ctx.signal.aborted) showRejections();
-    });
+    watch(ctx, run.id, render, out)
+      .then(() => (ctx.signal.aborted ? null : showRejections()))
+      .catch((e) => {
+        if (!ctx.signal.aborted) replace(rejectionsBox, errorNode(e));
+      });
   }
   return section;
 }
