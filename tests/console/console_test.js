@@ -115,6 +115,19 @@ function watchForErrors(page, errors) {
   });
 }
 
+// A page signed in with `token` in a fresh browser context (its own
+// sessionStorage), on the exports list.
+async function signedIn(browser, token, errors) {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  await page.setViewport({ width: 1280, height: 800 });
+  watchForErrors(page, errors);
+  await signIn(page, token);
+  await heading(page, 'Exports');
+  return { context, page };
+}
+
 async function buttonTexts(page) {
   return page.$$eval('button', (bs) => bs.filter((b) => b.offsetParent !== null).map((b) => b.textContent.trim()));
 }
@@ -350,13 +363,7 @@ async function main() {
         settings: { base_url: sandboxUrl }, secrets: { api_key: sandboxKey } }),
     });
     check(unshared.ok, `creating an unshared connection over the API: HTTP ${unshared.status}`);
-    const contributorContext = await browser.createBrowserContext();
-    const contributor = await contributorContext.newPage();
-    contributor.setDefaultTimeout(TIMEOUT);
-    await contributor.setViewport({ width: 1280, height: 800 });
-    watchForErrors(contributor, errors);
-    await signIn(contributor, contributorToken);
-    await heading(contributor, 'Exports');
+    const { context: contributorContext, page: contributor } = await signedIn(browser, contributorToken, errors);
     const contributorNav = await contributor.$$eval('#nav a', (as) => as.map((a) => a.textContent));
     check(contributorNav.includes('Connections') && !contributorNav.includes('Audit log'), `a contributor's navigation shows ${contributorNav}`);
     await go(contributor, '/connections', 'Connections');
@@ -372,13 +379,7 @@ async function main() {
     await contributorContext.close();
 
     // A viewer, in a fresh browser context (its own sessionStorage).
-    const viewerContext = await browser.createBrowserContext();
-    const viewer = await viewerContext.newPage();
-    viewer.setDefaultTimeout(TIMEOUT);
-    await viewer.setViewport({ width: 1280, height: 800 });
-    watchForErrors(viewer, errors);
-    await signIn(viewer, viewerToken);
-    await heading(viewer, 'Exports');
+    const { context: viewerContext, page: viewer } = await signedIn(browser, viewerToken, errors);
     const navLinks = await viewer.$$eval('#nav a', (as) => as.map((a) => a.textContent));
     check(!navLinks.includes('Connections') && !navLinks.includes('Audit log'), `a viewer's navigation shows ${navLinks}`);
     const readOnly = new Set(['Sign out', 'Next page', 'Previous page', 'Download CSV']);
