@@ -72,6 +72,16 @@ class CivetExchange final : public HttpExchange {
   }
 
   int64_t ReadBody(char* buffer, size_t size) override {
+    if (!read_started_) {
+      read_started_ = true;
+      // civetweb does not answer "Expect: 100-continue" itself; the client waits for it
+      // before it sends the body.
+      std::optional<absl::string_view> expect = header("Expect");
+      if (expect.has_value() && absl::EqualsIgnoreCase(*expect, "100-continue")) {
+        absl::MutexLock lock(&mu_);
+        mg_printf(connection_, "HTTP/1.1 100 Continue\r\n\r\n");
+      }
+    }
     return mg_read(connection_, buffer, size);
   }
 
@@ -114,6 +124,10 @@ class CivetExchange final : public HttpExchange {
     std::string head =
         absl::StrCat("HTTP/1.1 ", status, " ", mg_get_response_code_text(connection_, status),
                      "\r\n", "Content-Type: ", content_type, "\r\n");
+    std::optional<absl::string_view> connection = header("Connection");
+    if (close_ || (connection.has_value() && absl::EqualsIgnoreCase(*connection, "close"))) {
+      absl::StrAppend(&head, "Connection: close\r\n");
+    }
     for (const auto& [name, value] : always_) absl::StrAppend(&head, name, ": ", value, "\r\n");
     for (const auto& [name, value] : headers) absl::StrAppend(&head, name, ": ", value, "\r\n");
     return head;
@@ -124,6 +138,7 @@ class CivetExchange final : public HttpExchange {
   const HttpHeaders& always_;
   int status_ = 0;
   bool close_ = false;
+  bool read_started_ = false;
   // Serialises writes: a streamed body is also written by a keep-alive thread.
   absl::Mutex mu_;
 };
