@@ -138,7 +138,6 @@ export function uploadCsv(segment, file, { idField = '', fields = [], onProgress
         // handled below
       }
       if (xhr.status >= 200 && xhr.status < 300 && body) {
-        if (onProgress) onProgress(file.size, file.size);
         resolve(body);
       } else if (body && body.code) {
         reject(check(new ApiError(body.code, body.message, xhr.status)));

@@ -154,7 +154,9 @@ function uploadForm(ctx, s) {
       const r = await uploadCsv(s.id, file, {
         idField: idField.value,
         fields,
-        onProgress: (sent, total) => bar.set(total ? sent / total : 0, `${bytes(sent)} of ${bytes(total)} sent`),
+        onProgress: (sent, total) => bar.set(total ? sent / total : 0, sent < total
+          ? `${bytes(sent)} of ${bytes(total)} sent`
+          : `${bytes(total)} sent; exportd is checking the rows…`),
       });
       bar.set(1, `${bytes(file.size)} of ${bytes(file.size)} sent`);
       replace(out, okNode(`Uploaded ${num(r.rowsReceived)} members: snapshot v${r.segment ? r.segment.snapshotVersion : '?'}.`),
