@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "client/field_type.h"
+
 #include "absl/status/statusor.h"
 #include "exportd/v1/common.pb.h"
 #include "exportd/v1/export.pb.h"
@@ -129,15 +131,6 @@ absl::StatusOr<std::string> ResolveSecretValue(absl::string_view key, absl::stri
 // @- or env:VAR) and it is not empty: the secret is then on the command line,
 // where other local users can read it (ps, /proc/PID/cmdline).
 bool IsLiteralSecretValue(absl::string_view value);
-
-// "NAME:TYPE" (TYPE one of string,int,double,bool,timestamp) → {NAME, type}.
-// The name is everything before the last ':'.
-absl::StatusOr<std::pair<std::string, exportd::v1::FieldType>> ParseFieldTypeFlag(
-    absl::string_view text);
-// "string" → FIELD_TYPE_STRING, ...; nullopt for an unknown name.
-std::optional<exportd::v1::FieldType> FieldTypeFromName(absl::string_view name);
-// FIELD_TYPE_INT → "int", ...
-std::string FieldTypeName(exportd::v1::FieldType type);
 
 // "DEST=FIELD" → a mapping of destination field DEST from profile field FIELD.
 absl::StatusOr<exportd::v1::FieldMapping> ParseMapping(absl::string_view text);

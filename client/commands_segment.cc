@@ -16,10 +16,6 @@ namespace {
 
 using exportd::v1::SegmentService;
 
-// Rows per UploadMembersRequest.Chunk, and a cap on a chunk's cell text so
-// wide rows stay well under gRPC's default 4 MiB message limit.
-constexpr int kRowsPerChunk = 5000;
-constexpr size_t kMaxChunkBytes = 2 << 20;
 constexpr int kDefaultMembersLimit = 100;
 
 std::string SchemaSummary(const google::protobuf::RepeatedPtrField<exportd::v1::SchemaField>& s) {
@@ -33,13 +29,9 @@ std::string SchemaSummary(const google::protobuf::RepeatedPtrField<exportd::v1::
 // --field NAME:TYPE flags, in order.
 absl::StatusOr<std::vector<std::pair<std::string, exportd::v1::FieldType>>> FieldTypes(
     const cli::ParsedArgs& args) {
-  std::vector<std::pair<std::string, exportd::v1::FieldType>> types;
-  for (const std::string& text : args.GetAll("field")) {
-    auto parsed = cli::ParseFieldTypeFlag(text);
-    if (!parsed.ok()) return parsed.status();
-    types.push_back(*std::move(parsed));
-  }
-  return types;
+  absl::StatusOr<CsvImportOptions> options = ParseCsvImportOptions("", args.GetAll("field"));
+  if (!options.ok()) return options.status();
+  return std::move(options->field_types);
 }
 
 // An open CSV source: a file, or stdin for "-".
@@ -64,12 +56,10 @@ absl::StatusOr<CsvSource> OpenCsv(CommandContext& ctx, const cli::ParsedArgs& ar
     }
     source.stream = source.file.get();
   }
-  CsvImportOptions options;
-  options.id_field = args.Get("id-field");
-  auto types = FieldTypes(args);
-  if (!types.ok()) return types.status();
-  options.field_types = *std::move(types);
-  auto reader = MemberCsvReader::Open(*source.stream, source.name, options);
+  absl::StatusOr<CsvImportOptions> options =
+      ParseCsvImportOptions(args.Get("id-field"), args.GetAll("field"));
+  if (!options.ok()) return options.status();
+  auto reader = MemberCsvReader::Open(*source.stream, source.name, *options);
   if (!reader.ok()) return reader.status();
   source.reader = *std::move(reader);
   return source;
@@ -87,33 +77,20 @@ int Upload(CommandContext& ctx, const std::string& segment, CsvSource& source) {
   std::unique_ptr<grpc::ClientWriter<exportd::v1::UploadMembersRequest>> writer =
       stub->UploadMembers(&context, &response);
 
-  exportd::v1::UploadMembersRequest request;
-  request.mutable_header()->set_segment(segment);
-  for (const auto& field : source.reader->schema()) *request.mutable_header()->add_schema() = field;
-  bool stream_ok = writer->Write(request);
-
-  // One Chunk message, reused: its rows are cleared and refilled each time.
-  exportd::v1::UploadMembersRequest::Chunk* chunk = request.mutable_chunk();
-  while (stream_ok) {
-    absl::StatusOr<int> rows = source.reader->ReadChunk(kRowsPerChunk, kMaxChunkBytes, chunk);
-    if (!rows.ok()) {
-      context.TryCancel();
-      writer->Finish().IgnoreError();
-      ctx.Fail(rows.status().message());
-      PrintLine(ctx.err(),
-                "Nothing was committed: segment '$0' keeps its previous members. Fix the file "
-                "and run the command again.",
-                segment);
-      return kExitError;
-    }
-    if (*rows == 0) break;
-    stream_ok = writer->Write(request);
-  }
-  // The trailer commits: the server makes the snapshot visible only when the
-  // count it carries matches the rows it received.
-  if (stream_ok) {
-    request.mutable_trailer()->set_row_count(source.reader->rows_read());
-    stream_ok = writer->Write(request);
+  bool stream_ok = false;
+  absl::Status csv = WriteCsvUpload(
+      *source.reader, segment,
+      [&](const exportd::v1::UploadMembersRequest& request) { return writer->Write(request); },
+      &stream_ok);
+  if (!csv.ok()) {
+    context.TryCancel();
+    writer->Finish().IgnoreError();
+    ctx.Fail(csv.message());
+    PrintLine(ctx.err(),
+              "Nothing was committed: segment '$0' keeps its previous members. Fix the file "
+              "and run the command again.",
+              segment);
+    return kExitError;
   }
   if (stream_ok) writer->WritesDone();
   grpc::Status status = writer->Finish();

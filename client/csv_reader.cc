@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/cli.h"
+#include "client/field_type.h"
 
 namespace exportd::client {
 namespace {
@@ -452,6 +452,42 @@ absl::StatusOr<int> MemberCsvReader::ReadChunk(int max_rows, size_t max_bytes,
   }
   while (out->size() > rows) out->RemoveLast();
   return rows;
+}
+
+absl::StatusOr<CsvImportOptions> ParseCsvImportOptions(std::string id_field,
+                                                       const std::vector<std::string>& fields) {
+  CsvImportOptions options;
+  options.id_field = std::move(id_field);
+  for (const std::string& text : fields) {
+    absl::StatusOr<std::pair<std::string, FieldType>> typed = cli::ParseFieldTypeFlag(text);
+    if (!typed.ok()) return typed.status();
+    options.field_types.push_back(*std::move(typed));
+  }
+  return options;
+}
+
+absl::Status WriteCsvUpload(MemberCsvReader& reader, const std::string& segment,
+                            const std::function<bool(const exportd::v1::UploadMembersRequest&)>& write,
+                            bool* stream_ok) {
+  exportd::v1::UploadMembersRequest request;
+  request.mutable_header()->set_segment(segment);
+  for (const auto& field : reader.schema()) *request.mutable_header()->add_schema() = field;
+  *stream_ok = write(request);
+  // One Chunk message, reused: its rows are cleared and refilled each time.
+  exportd::v1::UploadMembersRequest::Chunk* chunk = request.mutable_chunk();
+  while (*stream_ok) {
+    absl::StatusOr<int> rows = reader.ReadChunk(kCsvRowsPerChunk, kCsvMaxChunkBytes, chunk);
+    if (!rows.ok()) return rows.status();
+    if (*rows == 0) break;
+    *stream_ok = write(request);
+  }
+  // The trailer commits: the server makes the snapshot visible only when the
+  // count it carries matches the rows it received.
+  if (*stream_ok) {
+    request.mutable_trailer()->set_row_count(reader.rows_read());
+    *stream_ok = write(request);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace exportd::client

@@ -32,6 +32,7 @@
 #define EXPORTD_CLIENT_CSV_READER_H_
 
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <string>
@@ -104,6 +105,12 @@ struct CsvImportOptions {
   std::vector<std::pair<std::string, exportd::v1::FieldType>> field_types;
 };
 
+// The options from exportctl's `--id-field FIELD` and `--field NAME:TYPE` flags
+// (the HTTP API's `id-field` and `field` query parameters of a CSV upload).
+// INVALID_ARGUMENT for a `fields` entry that is not NAME:TYPE with a known type.
+absl::StatusOr<CsvImportOptions> ParseCsvImportOptions(std::string id_field,
+                                                       const std::vector<std::string>& fields);
+
 // Reads segment members from a CSV stream whose first record is the header.
 class MemberCsvReader {
  public:
@@ -139,6 +146,23 @@ class MemberCsvReader {
   CsvRecord record_;
   int64_t rows_read_ = 0;
 };
+
+// How a CSV upload is cut into UploadMembersRequest messages: rows per chunk,
+// and a cap on a chunk's cell text so wide rows stay well under gRPC's
+// default 4 MiB message limit.
+inline constexpr int kCsvRowsPerChunk = 5000;
+inline constexpr size_t kCsvMaxChunkBytes = 2 << 20;
+
+// The one way a CSV becomes an UploadMembers stream (exportctl's `segment
+// upload` and the HTTP API's CSV uploads): the header naming `segment` with the
+// CSV's schema, the rows in chunks, then the trailer with the row count, each
+// passed to `write`, which returns false once the stream broke (then nothing
+// more is written and `*stream_ok` is false: finish the call to learn why).
+// Returns the reader's error for a bad row, after which the caller must
+// cancel the call so that the server keeps the previous snapshot.
+absl::Status WriteCsvUpload(MemberCsvReader& reader, const std::string& segment,
+                            const std::function<bool(const exportd::v1::UploadMembersRequest&)>& write,
+                            bool* stream_ok);
 
 }  // namespace exportd::client
 

@@ -6,7 +6,8 @@
 # CSV (some emails invalid, some upper-case), creates an export that maps the
 # email and two data fields, runs it with live progress, changes 1% of the
 # segment and runs it again (only the changes are sent), and shows what the
-# sandbox holds.
+# sandbox holds. exportd also serves the web console and the HTTP/JSON API
+# (docs/http-api.md) on a free port; the demo prints its URL.
 #
 #   scripts/demo.sh            (DEMO_PROFILES=100000 scripts/demo.sh for more)
 set -euo pipefail
@@ -45,10 +46,14 @@ pids+=($!)
 sandbox_port=$(wait_port "$work/sandbox.log")
 echo "demo: Iterable sandbox on 127.0.0.1:$sandbox_port"
 
-build/bin/exportd --listen 127.0.0.1:0 --data-dir "$work/exportd-data" >"$work/exportd.log" 2>&1 &
+build/bin/exportd --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir "$work/exportd-data" \
+  >"$work/exportd.log" 2>&1 &
 pids+=($!)
 exportd_port=$(wait_port "$work/exportd.log")
 cat "$work/exportd.log"
+console_url=$(grep -oE 'console and HTTP API: http://127\.0\.0\.1:[0-9]+/' "$work/exportd.log" |
+  grep -oE 'http://.*' || true)
+echo "demo: web console at $console_url (sign in with the token in $work/exportd-data/admin.token)"
 
 export EXPORTD_SERVER=127.0.0.1:$exportd_port
 export EXPORTD_DATA_DIR=$work/exportd-data
@@ -97,3 +102,8 @@ ctl export runs vip-to-iterable
 echo "demo: the sandbox's lists (one named exactly as the segment):"
 curl -s "http://127.0.0.1:$sandbox_port/_sandbox/lists"; echo
 echo "demo: data is in $work"
+echo "demo: web console at $console_url (token: $work/exportd-data/admin.token);" \
+  "HTTP/JSON API at ${console_url}v1/ (docs/http-api.md)"
+if [ -t 0 ]; then
+  read -r -p "demo: press Enter to stop exportd and the sandbox " _
+fi

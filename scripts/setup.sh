@@ -10,12 +10,15 @@ packages="
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libboost-dev libboost-filesystem-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl nlohmann-json3-dev prometheus-cpp-dev
+  libcivetweb-dev
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
 "
 # Node.js for the Node client example: Debian's, unless one is installed.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# Headless Chromium for the console's browser test (tests/console).
+packages="$packages chromium"
 # The offline Bazel alternative build.
 packages="$packages bazel-bootstrap default-jdk-headless"
 
@@ -34,3 +37,4 @@ fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup-node-client.sh"
+"$root/scripts/setup-console-test.sh"

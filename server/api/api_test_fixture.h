@@ -69,6 +69,7 @@ class ApiTest : public ::testing::Test {
     options.data_dir = dir_ + "/data";
     options.tokens_file = dir_ + "/tokens";
     options.extra_destinations.push_back(testing::MakeFakeDestination(state_));
+    Configure(options);
     if (configure) configure(options);
     auto server = Server::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
@@ -82,6 +83,8 @@ class ApiTest : public ::testing::Test {
     audit_ = v1::AuditService::NewStub(channel_);
     runs_ = v1::RunService::NewStub(channel_);
   }
+  // A fixture's own options for every start (e.g. an HTTP listener).
+  virtual void Configure(ServerOptions&) {}
   void StopServer() {
     connections_.reset();
     segments_.reset();

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,49 @@ namespace exportd::api {
 
 namespace {
 
+std::optional<absl::string_view> Metadata(const grpc::ServerContextBase& ctx,
+                                          absl::string_view key) {
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return std::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+// Whether the call came from exportd's own HTTP gateway: it carries the key
+// that only this process knows. Compared in constant time.
+bool FromInProcessGateway(const grpc::ServerContextBase& ctx) {
+  std::optional<absl::string_view> sent = Metadata(ctx, kHttpGatewayKeyMetadata);
+  const std::string& key = InProcessGatewayKey();
+  if (!sent.has_value() || sent->size() != key.size()) return false;
+  unsigned char differ = 0;
+  for (size_t i = 0; i < key.size(); ++i) differ |= static_cast<unsigned char>((*sent)[i] ^ key[i]);
+  return differ == 0;
+}
+
+// A metadata value the HTTP gateway set, or nullopt.
+std::optional<std::string> GatewayMetadata(const grpc::ServerContextBase& ctx,
+                                           absl::string_view key) {
+  if (!FromInProcessGateway(ctx)) return std::nullopt;
+  std::optional<absl::string_view> value = Metadata(ctx, key);
+  if (!value.has_value()) return std::nullopt;
+  return std::string(*value);
+}
+
+// The caller's address for the log: the HTTP client's for a call from the
+// gateway, else the gRPC peer.
+std::string CallerAddress(const grpc::ServerContextBase& ctx) {
+  if (std::optional<std::string> http = GatewayMetadata(ctx, kHttpPeerMetadata)) {
+    return absl::StrCat(*http, " (HTTP)");
+  }
+  return ctx.peer();
+}
+
 // The PEM of the client certificate the TLS handshake verified, if any. Only a
 // mutual-TLS listener asks for one, and it refuses the connection unless the
 // certificate is signed by --tls-client-ca, so one present here is verified.
+// For a call from the HTTP gateway, the HTTPS listener did the same check.
 std::optional<std::string> VerifiedPeerCertificate(const grpc::ServerContextBase& ctx) {
+  if (FromInProcessGateway(ctx)) return GatewayMetadata(ctx, kHttpClientCertificateMetadata);
   std::shared_ptr<const grpc::AuthContext> auth_context = ctx.auth_context();
   if (auth_context == nullptr) return std::nullopt;
   std::vector<grpc::string_ref> pem =
@@ -34,6 +74,16 @@ std::optional<std::string> VerifiedPeerCertificate(const grpc::ServerContextBase
 }
 
 }  // namespace
+
+const std::string& InProcessGatewayKey() {
+  static const std::string* key = [] {
+    std::random_device random;
+    std::string hex;
+    for (int i = 0; i < 8; ++i) absl::StrAppend(&hex, absl::Hex(random(), absl::kZeroPad8));
+    return new std::string(std::move(hex));
+  }();
+  return *key;
+}
 
 absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
                                              const auth::Authenticator& authenticator) {
@@ -53,7 +103,7 @@ absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
     }
   }
   // Counts and logs a failure, also one after a certificate that maps to no one.
-  absl::StatusOr<auth::Principal> who = authenticator.Authenticate(value, ctx.peer());
+  absl::StatusOr<auth::Principal> who = authenticator.Authenticate(value, CallerAddress(ctx));
   if (!who.ok() && !certificate_refused.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat(who.status().message(), "; ", certificate_refused.message()));

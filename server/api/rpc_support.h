@@ -44,10 +44,23 @@ struct ServiceDeps {
 
 enum class Audit { kNo, kYes };
 
+// Metadata that exportd's HTTP gateway (server/http) adds to the calls it
+// makes through the gRPC server's in-process channel: the HTTP caller's
+// address, for the failed-authentication log, and the PEM of the client
+// certificate the HTTPS handshake verified. Believed only on a call that also
+// carries InProcessGatewayKey() as kHttpGatewayKeyMetadata, a random value
+// made at start-up that never leaves the process; on any other call they are
+// ignored, so a network caller cannot claim a certificate or an address.
+inline constexpr char kHttpGatewayKeyMetadata[] = "exportd-http-gateway-key";
+inline constexpr char kHttpPeerMetadata[] = "exportd-http-peer";
+inline constexpr char kHttpClientCertificateMetadata[] = "exportd-http-client-cert-bin";
+const std::string& InProcessGatewayKey();
+
 // The caller of this RPC: from its `authorization` metadata when it has one;
 // without, from the client certificate of a mutual-TLS connection that the
 // tokens file maps to a principal. UNAUTHENTICATED otherwise. A failure is
-// logged with the caller's address (ctx.peer()).
+// logged with the caller's address (ctx.peer(), or for a call from the HTTP
+// gateway the HTTP caller's).
 absl::StatusOr<auth::Principal> Authenticate(const grpc::ServerContextBase& ctx,
                                              const auth::Authenticator& authenticator);
 

@@ -51,6 +51,11 @@ Usage: exportd [flags]
   --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
   --upload-max-duration D   abort an upload that lasts longer than D (default 1h); durations
                             are written like 90s, 5m, 1h30m
+  --http-listen HOST:PORT   serve the HTTP/JSON API under /v1/ and the web console under /
+                            (docs/http-api.md; port 0 picks one; IPv4); off by default. HTTPS
+                            with --tls-cert/--tls-key, client certificates with --tls-client-ca
+  --http-threads N          HTTP requests served at once (default 32; an open WatchRun
+                            stream holds one)
   --metrics-listen HOST:PORT
                             serve Prometheus metrics at http://HOST:PORT/metrics (port 0
                             picks one; docs/metrics.md lists them); off by default
@@ -95,7 +100,8 @@ int main(int argc, char** argv) {
                take("--tls-cert", options.tls_cert_file) ||
                take("--tls-key", options.tls_key_file) ||
                take("--tls-client-ca", options.tls_client_ca_file) ||
-               take("--metrics-listen", options.metrics_listen)) {
+               take("--metrics-listen", options.metrics_listen) ||
+               take("--http-listen", options.http_listen)) {
     } else if (arg == "--allow-insecure-listen") {
       options.allow_insecure_listen = true;
     } else if (take("--plugin-dir", options.plugin_dir)) {
@@ -137,6 +143,12 @@ int main(int argc, char** argv) {
       }
       exportd::SetLogFormat(*format);
       json_log = *format == exportd::LogFormat::kJson;
+    } else if (take("--http-threads", value)) {
+      if (!absl::SimpleAtoi(value, &options.http_threads) || options.http_threads < 1) {
+        std::cerr << "exportd: --http-threads must be a whole number of at least 1, got '"
+                  << value << "'\n";
+        return 2;
+      }
     } else if (take("--run-workers", value)) {
       options.run_workers = std::atoi(value.c_str());
       if (options.run_workers < 1) {

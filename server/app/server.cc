@@ -21,6 +21,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
+#include "server/http/http_api.h"
 #include "server/observability/metrics.h"
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
@@ -39,6 +40,15 @@ absl::Status CheckListenSecurity(const ServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--tls-client-ca '", o.tls_client_ca_file,
         "' needs --tls-cert and --tls-key: client certificates are checked only over TLS"));
+  }
+  if (!tls && !o.allow_insecure_listen && !o.http_listen.empty() &&
+      !IsLoopbackListenAddress(o.http_listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--http-listen '", o.http_listen,
+        "' is reachable from other machines and exportd has no TLS certificate, so bearer "
+        "tokens would cross the network in clear; pass --tls-cert FILE --tls-key FILE (the HTTP "
+        "listener then serves HTTPS), listen on 127.0.0.1, or pass --allow-insecure-listen when a "
+        "TLS proxy in front of exportd is the only way in"));
   }
   if (!tls && !o.allow_insecure_listen && !IsLoopbackListenAddress(o.listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -82,6 +92,8 @@ struct Server::Impl {
   // Before grpc_server: gRPC asks it for the certificate until the server is gone.
   std::unique_ptr<ServerTls> tls;
   std::unique_ptr<grpc::Server> grpc_server;
+  // After grpc_server: it calls into it through the in-process channel.
+  std::unique_ptr<http::HttpApi> http;
   // After grpc_server: it reports to the server's health service.
   std::unique_ptr<HealthReporter> health;
   int port = 0;
@@ -225,12 +237,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!o.metrics_listen.empty()) {
     EXPORTD_ASSIGN_OR_RETURN(s.metrics_port, s.metrics->Serve(o.metrics_listen));
   }
+  if (!o.http_listen.empty()) {
+    http::HttpApiOptions http_options;
+    http_options.server.listen = o.http_listen;
+    http_options.server.threads = o.http_threads;
+    http_options.server.tls_cert_file = o.tls_cert_file;
+    http_options.server.tls_key_file = o.tls_key_file;
+    http_options.server.tls_client_ca_file = o.tls_client_ca_file;
+    http_options.gateway.max_message_bytes = static_cast<size_t>(o.max_receive_message_bytes);
+    http_options.gateway.version = EXPORTD_VERSION;
+    for (const char* name : ServiceNames()) http_options.services.push_back(name);
+    grpc::ChannelArguments channel_args;
+    // The server limits what callers send; answers may be as large as they are.
+    channel_args.SetMaxReceiveMessageSize(-1);
+    EXPORTD_ASSIGN_OR_RETURN(
+        s.http, http::HttpApi::Start(std::move(http_options),
+                                     s.grpc_server->InProcessChannel(channel_args)));
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 int Server::port() const { return impl_->port; }
 
 int Server::metrics_port() const { return impl_->metrics_port; }
+
+int Server::http_port() const { return impl_->http != nullptr ? impl_->http->port() : 0; }
 
 const std::string& Server::admin_token_path() const { return impl_->admin_token_path; }
 
@@ -248,6 +279,13 @@ std::string Server::Describe() const {
     const std::string& m = impl_->options.metrics_listen;
     absl::StrAppend(&text, "\nmetrics: http://", m.substr(0, m.rfind(':')), ":",
                     impl_->metrics_port, "/metrics");
+  }
+  if (impl_->http != nullptr) {
+    const std::string& h = impl_->options.http_listen;
+    std::string http_host = h.substr(0, h.rfind(':'));
+    if (http_host.empty() || http_host == "0.0.0.0") http_host = "127.0.0.1";
+    absl::StrAppend(&text, "\nconsole and HTTP API: ", impl_->http->tls() ? "https" : "http",
+                    "://", http_host, ":", impl_->http->port(), "/ (API under /v1/)");
   }
   const ServerTls* tls = impl_->tls.get();
   if (tls != nullptr) {
@@ -305,8 +343,11 @@ void Server::Shutdown() {
   }
   // Health watchers learn first that exportd is going away.
   if (impl_->health != nullptr) impl_->health->Stop();
-  // The server first (its calls use the engine), then the engine.
+  // The server first (its calls use the engine), then the engine. The HTTP
+  // listener after the gRPC server: its requests wait on gRPC calls, which
+  // the shutdown ends.
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (impl_->http != nullptr) impl_->http->Stop();
   impl_->engine->Shutdown();
 }
 

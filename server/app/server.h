@@ -73,6 +73,12 @@ struct ServerOptions {
   // Serve Prometheus metrics at http://HOST:PORT/metrics (--metrics-listen;
   // port 0 picks one). Empty: metrics are counted but not served.
   std::string metrics_listen;
+  // Serve the HTTP/JSON API and the web console here (--http-listen; port 0
+  // picks one; docs/http-api.md). Empty: no HTTP listener. It has TLS when
+  // `listen` has, and the same loopback rule.
+  std::string http_listen;
+  // HTTP requests served at once (--http-threads).
+  int http_threads = 32;
   // How often the health service checks that the store answers, and (tests)
   // what it calls instead of reading the store.
   absl::Duration health_probe_every = absl::Seconds(5);
@@ -91,6 +97,8 @@ class Server {
   int port() const;
   // The port /metrics is served on; 0 without --metrics-listen.
   int metrics_port() const;
+  // The port of the HTTP API and console; 0 without --http-listen.
+  int http_port() const;
   // Where the admin token lives when no tokens file is used; empty otherwise.
   const std::string& admin_token_path() const;
   // A summary for the start-up log: address, TLS, data dir, plugins, and a

@@ -3,18 +3,25 @@
 
     run_example_test.py --exportd build/bin/exportd --plugin-dir build/plugins \\
         --work-dir /tmp/x --expect-destination jsonl [--python-gen client/python/generate.sh] \\
-        [--node-modules client/node/node_modules] [--tls tls|mtls] -- COMMAND ARGS...
+        [--node-modules client/node/node_modules] [--tls tls|mtls] \\
+        [--sandbox build/bin/iterable-sandbox] [--http] -- COMMAND ARGS...
 
 exportd listens on 127.0.0.1:0 with a fresh data directory and a tokens file
-(an admin and a viewer). The port is parsed from its stderr line
+(an admin, a viewer and a contributor). The port is parsed from its stderr line
 "exportd listening on 127.0.0.1:PORT"; readiness is polled (TCP, then the gRPC
 health check when the Python stubs are there), never slept for.
 
 The command gets, in its environment and as {placeholders} in its arguments:
   EXPORTD_SERVER and EXPORTD_ADDRESS {address}, EXPORTD_TOKEN {token} (admin), EXPORTD_TOKEN_FILE,
-  EXPORTD_VIEWER_TOKEN {viewer_token}, EXPORTD_TEST_DIR {tmp} (a scratch
+  EXPORTD_VIEWER_TOKEN {viewer_token}, EXPORTD_CONTRIBUTOR_TOKEN, EXPORTD_TEST_DIR {tmp} (a scratch
   directory, e.g. for the jsonl destination), and with --python-gen the
   generated stubs in EXPORTD_PYTHON_GEN {gen} and PYTHONPATH.
+
+With --sandbox, the Iterable sandbox runs on 127.0.0.1:0 too, and the command
+gets ITERABLE_SANDBOX_URL {sandbox_url} and ITERABLE_SANDBOX_API_KEY
+{sandbox_api_key}. With --http, exportd also serves the HTTP/JSON API and the
+console (--http-listen 127.0.0.1:0); the command gets EXPORTD_HTTP_URL
+{http_url}.
 
 With --tls, openssl makes a CA and a server certificate for 127.0.0.1 and
 exportd serves TLS; the command gets EXPORTD_TLS_CA {tls_ca}. With --tls mtls
@@ -39,6 +46,9 @@ import threading
 import time
 
 LISTENING = re.compile(r"exportd listening on ([0-9.]+):(\d+)")
+# exportd's line for --http-listen: "console and HTTP API: http://127.0.0.1:PORT/ (...)".
+HTTP_LISTENING = re.compile(r"HTTP API: https?://([0-9.]+):(\d+)/")
+SANDBOX_LISTENING = re.compile(r"^listening on ([0-9.]+):(\d+)$")
 
 
 def fail(message):
@@ -47,19 +57,22 @@ def fail(message):
 
 
 class Exportd:
-    """An exportd child process whose stderr is collected by a thread."""
+    """A child process (exportd, or the sandbox with stream="stdout") whose stderr (or stdout)
+    is collected by a thread."""
 
-    def __init__(self, argv):
+    def __init__(self, argv, stream="stderr"):
         self.argv = argv
         self.lines = []
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
+        pipes = ({"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE} if stream == "stderr"
+                 else {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL})
+        self.proc = subprocess.Popen(argv, text=True, errors="replace", **pipes)
+        self._stream = self.proc.stderr if stream == "stderr" else self.proc.stdout
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
-        for line in self.proc.stderr:
+        for line in self._stream:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
@@ -194,7 +207,18 @@ def main(argv):
     p.add_argument("--python-gen", metavar="GENERATE_SH",
                    help="run this generate.sh into the scratch dir and export the stubs")
     p.add_argument("--node-modules", metavar="DIR",
-                   help="fail clearly unless DIR holds @grpc/grpc-js and @grpc/proto-loader")
+                   help="fail clearly unless DIR holds the --node-module modules")
+    p.add_argument("--node-module", action="append", metavar="NAME",
+                   help="a module --node-modules must hold (default: @grpc/grpc-js and "
+                        "@grpc/proto-loader); repeatable")
+    p.add_argument("--node-setup", default="scripts/setup-node-client.sh (npm ci in client/node)",
+                   help="what installs --node-modules, for the failure message")
+    p.add_argument("--require-file", action="append", default=[], metavar="PATH:HINT",
+                   help="fail unless PATH exists, saying HINT (e.g. a browser and how to "
+                        "install it); repeatable")
+    p.add_argument("--sandbox", metavar="BIN", help="also run this iterable-sandbox")
+    p.add_argument("--http", action="store_true",
+                   help="exportd also serves HTTP (--http-listen 127.0.0.1:0)")
     p.add_argument("--tls", choices=["tls", "mtls"],
                    help="serve TLS (mtls: and require a client certificate); see above")
     p.add_argument("--timeout", type=float, default=120, help="seconds for the command")
@@ -211,10 +235,17 @@ def main(argv):
     if args.node_modules:
         if shutil.which(command[0]) is None and not os.access(command[0], os.X_OK):
             return fail(f"'{command[0]}' is not installed; the Node client needs node 20 and npm")
-        for module in ("@grpc/grpc-js", "@grpc/proto-loader"):
+        for module in args.node_module or ("@grpc/grpc-js", "@grpc/proto-loader"):
             if not os.path.isfile(os.path.join(args.node_modules, module, "package.json")):
                 return fail(f"the Node module {module} is missing from {args.node_modules}; "
-                            "run scripts/setup-node-client.sh (npm ci in client/node) first")
+                            f"run {args.node_setup} first")
+    for required in args.require_file:
+        path, _, hint = required.partition(":")
+        if not os.path.exists(path):
+            return fail(f"{path} is missing; {hint or 'install it'}")
+    if args.sandbox and not os.access(args.sandbox, os.X_OK):
+        return fail(f"iterable-sandbox binary '{args.sandbox}' is missing; build it "
+                    "(ninja iterable_sandbox)")
     if args.plugin_dir:
         for name in args.expect_destination:
             library = os.path.join(args.plugin_dir, f"libexportd_{name}.so")
@@ -230,11 +261,13 @@ def main(argv):
     os.makedirs(scratch)
     admin_token = "poly-admin-" + secrets.token_hex(16)
     viewer_token = "poly-viewer-" + secrets.token_hex(16)
+    contributor_token = "poly-contributor-" + secrets.token_hex(16)
     tokens_file = os.path.join(tmp, "tokens")
     with open(tokens_file, "w", encoding="utf-8") as f:
         f.write("# <token> <principal> <role>\n"
                 f"{admin_token} alice admin\n"
-                f"{viewer_token} victor viewer\n")
+                f"{viewer_token} victor viewer\n"
+                f"{contributor_token} carol contributor\n")
     os.chmod(tokens_file, 0o600)
     admin_token_file = os.path.join(tmp, "admin.token")
     with open(admin_token_file, "w", encoding="utf-8") as f:
@@ -268,6 +301,22 @@ def main(argv):
             exportd_argv += ["--tls-client-ca", tls["ca"]]
     if args.plugin_dir:
         exportd_argv += ["--plugin-dir", args.plugin_dir]
+    if args.http:
+        exportd_argv += ["--http-listen", "127.0.0.1:0"]
+    sandbox = None
+    sandbox_values = {"sandbox_url": "", "sandbox_api_key": ""}
+    if args.sandbox:
+        sandbox_key = "sandbox-" + secrets.token_hex(16)
+        sandbox = Exportd([args.sandbox, "--listen", "127.0.0.1:0", "--api-key", sandbox_key],
+                          stream="stdout")
+        match = sandbox.wait_for_line(SANDBOX_LISTENING, 30)
+        if match is None:
+            sandbox.stop()
+            return fail(f"iterable-sandbox did not print 'listening on HOST:PORT' (exit status "
+                        f"{sandbox.proc.returncode})")
+        sandbox_values = {"sandbox_url": f"http://{match.group(1)}:{match.group(2)}",
+                          "sandbox_api_key": sandbox_key}
+        print(f"iterable-sandbox on {sandbox_values['sandbox_url']}", flush=True)
     print("starting:", " ".join(exportd_argv), flush=True)
     started = time.monotonic()
     server = Exportd(exportd_argv)
@@ -282,6 +331,16 @@ def main(argv):
         address = f"{host}:{port}"
         if not wait_tcp(host, port, server.proc, 30):
             return fail(f"nothing accepts connections on {address}; log:\n{server.log()}")
+        http_url = ""
+        if args.http:
+            match = server.wait_for_line(HTTP_LISTENING, 30)
+            if match is None:
+                return fail(f"exportd did not print its 'console and HTTP API: URL' line; "
+                            f"log:\n{server.log()}")
+            if not wait_tcp(match.group(1), int(match.group(2)), server.proc, 30):
+                return fail(f"nothing accepts HTTP connections on {match.group(1)}:"
+                            f"{match.group(2)}; log:\n{server.log()}")
+            http_url = f"http://{match.group(1)}:{match.group(2)}"
         if args.expect_destination:
             line = server.wait_for_line(re.compile(r"^destinations: (.*)$"), 10)
             loaded = [d.split()[0] for d in line.group(1).split(", ")] if line else []
@@ -302,11 +361,15 @@ def main(argv):
             "EXPORTD_TOKEN": admin_token,
             "EXPORTD_TOKEN_FILE": admin_token_file,
             "EXPORTD_VIEWER_TOKEN": viewer_token,
+            "EXPORTD_CONTRIBUTOR_TOKEN": contributor_token,
             "EXPORTD_TEST_DIR": scratch,
+            "EXPORTD_HTTP_URL": http_url,
+            "ITERABLE_SANDBOX_URL": sandbox_values["sandbox_url"],
+            "ITERABLE_SANDBOX_API_KEY": sandbox_values["sandbox_api_key"],
         })
         values = {"address": address, "token": admin_token, "viewer_token": viewer_token,
                   "tmp": scratch, "gen": gen_dir or "", "tls_ca": "", "tls_cert": "",
-                  "tls_key": ""}
+                  "tls_key": "", "http_url": http_url, **sandbox_values}
         for name in ("EXPORTD_TLS_CA", "EXPORTD_TLS_CERT", "EXPORTD_TLS_KEY",
                      "EXPORTD_TLS_SERVER_NAME"):
             env.pop(name, None)  # only what this test sets
@@ -332,6 +395,8 @@ def main(argv):
         result = 0
     finally:
         status = server.stop()
+        if sandbox:
+            sandbox.stop()
         if result == 0 and status != 0:
             result = fail(f"exportd did not shut down cleanly on SIGTERM (status {status}); "
                           f"log:\n{server.log()}")

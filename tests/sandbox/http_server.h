@@ -1,9 +1,8 @@
-// A small HTTP/1.1 server over POSIX sockets, made for test peers.
-//
-// One thread per connection (bounded), keep-alive, pipelining, Content-Length and chunked
-// request bodies, `Expect: 100-continue`, and a way for the handler to close a connection
-// without answering (fault injection). It is not a general-purpose web server: no TLS, no
-// request smuggling defences beyond strict parsing, loopback use only.
+// An HTTP/1.1 server for test peers, on exportd's civetweb server (server/http/http_server.h):
+// buffered requests and responses for a simple handler, a body limit that still lets the
+// handler answer, and a way for the handler to close a connection without answering (fault
+// injection). civetweb does the protocol: keep-alive, pipelining, Content-Length and chunked
+// request bodies, `Expect: 100-continue`. Loopback use only.
 //
 // Example:
 //   HttpServer::Options options;  // 127.0.0.1, port 0
@@ -23,17 +22,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "server/http/http_server.h"
 
 namespace exportd::sandbox {
 
@@ -83,15 +79,15 @@ class HttpServer {
     int port = 0;
     // Largest accepted request body; larger ones reach the handler with body_too_large set.
     size_t max_body_bytes = 4'000'000;
-    // At most this many connections are served at once (one thread each); further clients
+    // At most this many requests are served at once (one thread each); further clients
     // wait in the listen backlog.
     int max_connections = 256;
     // A connection idle this long is closed.
     int idle_timeout_seconds = 120;
   };
 
-  // Binds, listens and starts the accept thread. `handler` is called concurrently from the
-  // connection threads and must be thread-safe.
+  // Binds, listens and starts serving. `handler` is called concurrently from the server's
+  // threads and must be thread-safe.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Create(Options options, Handler handler);
 
   ~HttpServer();
@@ -105,42 +101,22 @@ class HttpServer {
   void SetMaxBodyBytes(size_t max_body_bytes) { max_body_bytes_.store(max_body_bytes); }
 
   // Number of connections accepted since start.
-  int64_t connections_accepted() const { return connections_accepted_.load(); }
+  int64_t connections_accepted() const { return server_->connections_accepted(); }
 
-  // Stops accepting, wakes and closes every connection, joins all threads. Idempotent. A
-  // handler that is still running is waited for, so handlers must not block indefinitely.
+  // Stops accepting, closes every connection, joins all threads. Idempotent. A handler that
+  // is still running is waited for, so handlers must not block indefinitely.
   void Shutdown();
 
  private:
-  struct Connection {
-    int fd = -1;
-    bool done = false;
-    std::thread thread;
-  };
+  HttpServer(Options options, Handler handler);
 
-  HttpServer(Options options, Handler handler, int listen_fd, int port);
-
-  void AcceptLoop();
-  void ServeConnection(uint64_t id, int fd);
-  // Joins the threads of finished connections.
-  void ReapFinished();
+  void Serve(http::HttpExchange& exchange);
 
   const Options options_;
   const Handler handler_;
-  const int listen_fd_;
-  const int port_;
   std::atomic<size_t> max_body_bytes_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> connections_accepted_{0};
-  std::thread accept_thread_;
-
-  absl::Mutex shutdown_mu_;  // Serialises Shutdown().
-  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
-
-  absl::Mutex mu_;
-  uint64_t next_connection_id_ ABSL_GUARDED_BY(mu_) = 1;
-  int active_connections_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<uint64_t, Connection> connections_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<http::HttpServer> server_;
+  int port_ = 0;
 };
 
 }  // namespace exportd::sandbox
