@@ -251,7 +251,7 @@ void ApiGateway::PrepareContext(HttpExchange& exchange, grpc::ClientContext* con
   }
 }
 
-void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
+std::unique_ptr<Message> ApiGateway::ReadRequest(HttpExchange& exchange, const Route& route) const {
   const std::string media = MediaType(exchange);
   if (media != "application/json") {
     RespondError(exchange,
@@ -260,19 +260,25 @@ void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
                                            "(got '",
                                            media, "')")),
                  415);
-    return;
+    return nullptr;
   }
   Body body = ReadWholeBody(exchange, options_.max_message_bytes);
   if (!body.status.ok()) {
     RespondError(exchange, body.status, body.http_status);
-    return;
+    return nullptr;
   }
   std::unique_ptr<Message> request = NewMessage(route.method->input_type());
   grpc::Status parsed = FromJson(body.text, "the request body", request.get());
   if (!parsed.ok()) {
     RespondError(exchange, parsed);
-    return;
+    return nullptr;
   }
+  return request;
+}
+
+void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
+  std::unique_ptr<Message> request = ReadRequest(exchange, route);
+  if (request == nullptr) return;
   std::unique_ptr<Message> response = NewMessage(route.method->output_type());
   grpc::ClientContext context;
   PrepareContext(exchange, &context);
@@ -286,27 +292,8 @@ void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
 }
 
 void ApiGateway::ServerStream(HttpExchange& exchange, const Route& route) const {
-  const std::string media = MediaType(exchange);
-  if (media != "application/json") {
-    RespondError(exchange,
-                 grpc::Status(grpc::INVALID_ARGUMENT,
-                              absl::StrCat("send the request as Content-Type: application/json "
-                                           "(got '",
-                                           media, "')")),
-                 415);
-    return;
-  }
-  Body body = ReadWholeBody(exchange, options_.max_message_bytes);
-  if (!body.status.ok()) {
-    RespondError(exchange, body.status, body.http_status);
-    return;
-  }
-  std::unique_ptr<Message> request = NewMessage(route.method->input_type());
-  grpc::Status parsed = FromJson(body.text, "the request body", request.get());
-  if (!parsed.ok()) {
-    RespondError(exchange, parsed);
-    return;
-  }
+  std::unique_ptr<Message> request = ReadRequest(exchange, route);
+  if (request == nullptr) return;
   grpc::ClientContext context;
   PrepareContext(exchange, &context);
   std::unique_ptr<grpc::ClientReader<Message>> reader(

@@ -285,6 +285,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   }
   for (int i = 0; i < o.threads; ++i)
     server->workers_.emplace_back([s = server.get()] { s->WorkerLoop(); });
+  // Also after the start: a civetweb that another user (the metrics exposer)
+  // initialised without TLS loads OpenSSL only now.
+  if (tls) FillCivetwebTlsGap();
   mg_set_request_handler(server->context_, "/", &HttpServer::HandleRequest, server.get());
   mg_server_port bound[1];
   if (mg_get_server_ports(server->context_, 1, bound) < 1) {
