@@ -67,6 +67,8 @@ class ApiGateway {
   ApiGateway(std::shared_ptr<grpc::Channel> channel, GatewayOptions options)
       : channel_(std::move(channel)), options_(std::move(options)) {}
 
+  class UploadCall;
+
   void PrepareContext(HttpExchange& exchange, grpc::ClientContext* context) const;
   // The JSON body as the route's request message; null after answering with
   // the error (wrong Content-Type, too large, not the message).
