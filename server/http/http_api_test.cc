@@ -269,6 +269,56 @@ TEST_F(HttpApiTest, WatchRunStreamsServerSentEventsToTheFinalState) {
   EXPECT_EQ(ErrorOf(r).error_code(), grpc::NOT_FOUND);
 }
 
+class HttpKeepAliveTest : public HttpApiTest {
+ protected:
+  void Configure(ServerOptions& options) override {
+    HttpApiTest::Configure(options);
+    options.http_keep_alive_every = absl::Milliseconds(20);
+  }
+};
+
+TEST_F(HttpKeepAliveTest, AQuietWatchSendsKeepAliveComments) {
+  Target t = MakeTarget(true);
+  // An upload held open keeps the next run of the export queued.
+  auto upload_ctx = As(kAdmin);
+  v1::UploadMembersResponse uploaded;
+  auto upload = segments_->UploadMembers(upload_ctx.get(), &uploaded);
+  v1::UploadMembersRequest header;
+  header.mutable_header()->set_segment(t.segment);
+  ASSERT_TRUE(upload->Write(header));
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!GetSegment(t.segment).upload_in_progress() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  v1::Run run = Run(t.export_name);
+  ASSERT_EQ(run.state(), v1::RUN_STATE_QUEUED);
+
+  // The watcher reads until two keep-alive comments came, then goes away.
+  std::string received;
+  HttpRequest watch;
+  watch.path = "/v1/exportd.v1.RunService/WatchRun";
+  watch.body = absl::StrCat(R"({"runId": ")", run.id(), R"("})");
+  watch.token = kViewer;
+  watch.write_body = [&](absl::string_view data) {
+    received.append(data.data(), data.size());
+    size_t first = received.find(": keep-alive\n\n");
+    return first == std::string::npos ||
+           received.find(": keep-alive\n\n", first + 1) == std::string::npos;
+  };
+  Client().Send(watch);  // ends when the watcher hangs up
+  auto events = Events(received);
+  ASSERT_GE(events.size(), 1u) << received;
+  EXPECT_EQ(nlohmann::json::parse(events.front().second)["state"], "RUN_STATE_QUEUED");
+  EXPECT_THAT(received, HasSubstr(": keep-alive\n\n"));
+
+  v1::UploadMembersRequest trailer;
+  trailer.mutable_trailer()->set_row_count(0);
+  ASSERT_TRUE(upload->Write(trailer));
+  upload->WritesDone();
+  EXPECT_TRUE(upload->Finish().ok());
+  WaitUntilFinal(run.id());
+}
+
 // A CSV of `rows` people: Email,Age,Name.
 std::string PeopleCsv(int rows, int bad_row = 0) {
   std::string csv = "Email,Age,Name\n";
