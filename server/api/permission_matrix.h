@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor_database.h"
 #include "google/protobuf/message.h"
@@ -164,6 +165,53 @@ class PermissionMatrixTest : public ApiTest {
       absl::SleepFor(absl::Milliseconds(5));
     }
     ADD_FAILURE() << "run " << run_id << " did not finish";
+  }
+
+  struct Role {
+    const char* token;
+    const char* name;
+  };
+
+  // Calls `cell` once per row, role and kind of connection (shared with
+  // contributors or not), each on fresh resources, with what it must answer.
+  void ForEachCell(const std::function<void(const Row& row, const Role& role, const Target& t,
+                                            bool shared, Expect want)>& cell) {
+    static constexpr Role kRoles[] = {
+        {kAdmin, "admin"}, {kContributor, "contributor"}, {kViewer, "viewer"}};
+    for (const Row& row : Table()) {
+      const Expect expected[3][2] = {{row.admin_shared, row.admin_private},
+                                     {row.contributor_shared, row.contributor_private},
+                                     {row.viewer_shared, row.viewer_private}};
+      for (int r = 0; r < 3; ++r) {
+        for (bool shared : {true, false}) {
+          Target t = MakeTarget(shared);
+          cell(row, kRoles[r], t, shared, expected[r][shared ? 0 : 1]);
+        }
+      }
+    }
+  }
+
+  // Checks `status` against what the cell must answer; `cell` names it.
+  static void ExpectAnswer(const grpc::Status& status, Expect want, const std::string& cell) {
+    using ::testing::HasSubstr;
+    switch (want) {
+      case Expect::kAllowed:
+        EXPECT_NE(status.error_code(), grpc::PERMISSION_DENIED) << cell;
+        EXPECT_NE(status.error_code(), grpc::NOT_FOUND) << cell;
+        EXPECT_NE(status.error_code(), grpc::UNAUTHENTICATED) << cell;
+        break;
+      case Expect::kDenied:
+        EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED)
+            << cell << " (want " << ExpectName(want) << ")";
+        break;
+      case Expect::kHidden:
+        EXPECT_EQ(status.error_code(), grpc::NOT_FOUND)
+            << cell << " (want " << ExpectName(want) << ")";
+        // Nothing in the answer gives away that the connection exists.
+        EXPECT_THAT(status.error_message(), HasSubstr("does not exist")) << cell;
+        EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("shared"))) << cell;
+        break;
+    }
   }
 
   // Makes the row's call over gRPC: a unary call, a server stream read to its

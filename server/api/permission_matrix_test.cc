@@ -4,6 +4,8 @@
 // (permission_matrix.h, also run over HTTP) says what each cell must answer;
 // the test refuses to pass while an RPC of the API has no row, so a new RPC
 // cannot be added without deciding who may call it.
+#include "server/api/permission_matrix.h"
+
 #include <set>
 #include <string>
 
@@ -12,7 +14,6 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/api/permission_matrix.h"
 
 namespace exportd::api {
 namespace {
@@ -36,51 +37,20 @@ TEST_F(PermissionMatrixTest, EveryRpcHasARow) {
 }
 
 TEST_F(PermissionMatrixTest, EachRoleOnSharedAndPrivateConnections) {
-  struct Who {
-    const char* token;
-    const char* name;
-  };
-  const Who roles[] = {{kAdmin, "admin"}, {kContributor, "contributor"}, {kViewer, "viewer"}};
-  for (const Row& row : Table()) {
-    const Expect expected[3][2] = {{row.admin_shared, row.admin_private},
-                                   {row.contributor_shared, row.contributor_private},
-                                   {row.viewer_shared, row.viewer_private}};
-    for (int r = 0; r < 3; ++r) {
-      for (bool shared : {true, false}) {
-        Target t = MakeTarget(shared);
-        auto ctx = As(roles[r].token);
-        ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-        grpc::Status status = CallGrpc(row, ctx.get(), t);
-        Expect want = expected[r][shared ? 0 : 1];
-        std::string cell =
-            absl::StrCat(row.method, " as ", roles[r].name, " on a ", shared ? "shared" : "private",
-                         " connection: ", status.error_code(), " ", status.error_message());
-        switch (want) {
-          case Expect::kAllowed:
-            EXPECT_NE(status.error_code(), grpc::PERMISSION_DENIED) << cell;
-            EXPECT_NE(status.error_code(), grpc::NOT_FOUND) << cell;
-            EXPECT_NE(status.error_code(), grpc::UNAUTHENTICATED) << cell;
-            break;
-          case Expect::kDenied:
-            EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED)
-                << cell << " (want " << ExpectName(want) << ")";
-            break;
-          case Expect::kHidden:
-            EXPECT_EQ(status.error_code(), grpc::NOT_FOUND)
-                << cell << " (want " << ExpectName(want) << ")";
-            // Nothing in the answer gives away that the connection exists.
-            EXPECT_THAT(status.error_message(), HasSubstr("does not exist")) << cell;
-            EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("shared"))) << cell;
-            break;
-        }
-        // Without a token every RPC is refused, whatever the role would allow.
-        auto anonymous = As("");
-        anonymous->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-        EXPECT_EQ(CallGrpc(row, anonymous.get(), t).error_code(), grpc::UNAUTHENTICATED)
-            << row.method << " without a token";
-      }
-    }
-  }
+  ForEachCell([&](const Row& row, const Role& role, const Target& t, bool shared, Expect want) {
+    auto ctx = As(role.token);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    grpc::Status status = CallGrpc(row, ctx.get(), t);
+    ExpectAnswer(
+        status, want,
+        absl::StrCat(row.method, " as ", role.name, " on a ", shared ? "shared" : "private",
+                     " connection: ", status.error_code(), " ", status.error_message()));
+    // Without a token every RPC is refused, whatever the role would allow.
+    auto anonymous = As("");
+    anonymous->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    EXPECT_EQ(CallGrpc(row, anonymous.get(), t).error_code(), grpc::UNAUTHENTICATED)
+        << row.method << " without a token";
+  });
 }
 
 // The reproduced attack: a contributor replaces a segment's members and runs

@@ -246,6 +246,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     http_options.server.tls_client_ca_file = o.tls_client_ca_file;
     http_options.gateway.max_message_bytes = static_cast<size_t>(o.max_receive_message_bytes);
     http_options.gateway.version = EXPORTD_VERSION;
+    http_options.gateway.keep_alive_every = o.http_keep_alive_every;
     for (const char* name : ServiceNames()) http_options.services.push_back(name);
     grpc::ChannelArguments channel_args;
     // The server limits what callers send; answers may be as large as they are.

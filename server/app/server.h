@@ -79,6 +79,9 @@ struct ServerOptions {
   std::string http_listen;
   // HTTP requests served at once (--http-threads).
   int http_threads = 32;
+  // How often a quiet Server-Sent Events stream sends a keep-alive comment
+  // (tests shorten it).
+  absl::Duration http_keep_alive_every = absl::Seconds(15);
   // How often the health service checks that the store answers, and (tests)
   // what it calls instead of reading the store.
   absl::Duration health_probe_every = absl::Seconds(5);

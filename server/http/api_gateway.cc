@@ -251,7 +251,7 @@ void ApiGateway::PrepareContext(HttpExchange& exchange, grpc::ClientContext* con
   }
 }
 
-void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
+std::unique_ptr<Message> ApiGateway::ReadRequest(HttpExchange& exchange, const Route& route) const {
   const std::string media = MediaType(exchange);
   if (media != "application/json") {
     RespondError(exchange,
@@ -260,19 +260,25 @@ void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
                                            "(got '",
                                            media, "')")),
                  415);
-    return;
+    return nullptr;
   }
   Body body = ReadWholeBody(exchange, options_.max_message_bytes);
   if (!body.status.ok()) {
     RespondError(exchange, body.status, body.http_status);
-    return;
+    return nullptr;
   }
   std::unique_ptr<Message> request = NewMessage(route.method->input_type());
   grpc::Status parsed = FromJson(body.text, "the request body", request.get());
   if (!parsed.ok()) {
     RespondError(exchange, parsed);
-    return;
+    return nullptr;
   }
+  return request;
+}
+
+void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
+  std::unique_ptr<Message> request = ReadRequest(exchange, route);
+  if (request == nullptr) return;
   std::unique_ptr<Message> response = NewMessage(route.method->output_type());
   grpc::ClientContext context;
   PrepareContext(exchange, &context);
@@ -286,27 +292,8 @@ void ApiGateway::Unary(HttpExchange& exchange, const Route& route) const {
 }
 
 void ApiGateway::ServerStream(HttpExchange& exchange, const Route& route) const {
-  const std::string media = MediaType(exchange);
-  if (media != "application/json") {
-    RespondError(exchange,
-                 grpc::Status(grpc::INVALID_ARGUMENT,
-                              absl::StrCat("send the request as Content-Type: application/json "
-                                           "(got '",
-                                           media, "')")),
-                 415);
-    return;
-  }
-  Body body = ReadWholeBody(exchange, options_.max_message_bytes);
-  if (!body.status.ok()) {
-    RespondError(exchange, body.status, body.http_status);
-    return;
-  }
-  std::unique_ptr<Message> request = NewMessage(route.method->input_type());
-  grpc::Status parsed = FromJson(body.text, "the request body", request.get());
-  if (!parsed.ok()) {
-    RespondError(exchange, parsed);
-    return;
-  }
+  std::unique_ptr<Message> request = ReadRequest(exchange, route);
+  if (request == nullptr) return;
   grpc::ClientContext context;
   PrepareContext(exchange, &context);
   std::unique_ptr<grpc::ClientReader<Message>> reader(
@@ -358,6 +345,43 @@ void ApiGateway::ServerStream(HttpExchange& exchange, const Route& route) const 
   exchange.EndStream();
 }
 
+// A client-streaming call through the channel, answered as JSON when it ends.
+class ApiGateway::UploadCall {
+ public:
+  UploadCall(const ApiGateway& gateway, HttpExchange& exchange, const Route& route)
+      : response_(NewMessage(route.method->output_type())) {
+    gateway.PrepareContext(exchange, &context_);
+    writer_.reset(grpc::internal::ClientWriterFactory<Message>::Create(
+        gateway.channel_.get(), *route.rpc, &context_, response_.get()));
+  }
+
+  // Ends the call so that nothing commits.
+  void Cancel() {
+    context_.TryCancel();
+    writer_->Finish().IgnoreError();
+  }
+
+  // Half-closes (when `stream_ok`), finishes and answers with the response or
+  // the call's error.
+  void Finish(HttpExchange& exchange, bool stream_ok) {
+    if (stream_ok) writer_->WritesDone();
+    grpc::Status status = writer_->Finish();
+    if (!status.ok()) {
+      RespondError(exchange, status);
+      return;
+    }
+    exchange.Respond(200, "application/json", ToJson(*response_), {{"Cache-Control", "no-store"}});
+  }
+
+  bool Write(const Message& message) { return writer_->Write(message); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<Message> response_;
+  // Last: it goes before the context it uses.
+  std::unique_ptr<grpc::ClientWriter<Message>> writer_;
+};
+
 void ApiGateway::ClientStream(HttpExchange& exchange, const Route& route) const {
   const std::string media = MediaType(exchange);
   if (media == "text/csv") {
@@ -383,17 +407,11 @@ void ApiGateway::ClientStream(HttpExchange& exchange, const Route& route) const 
                  415);
     return;
   }
-  std::unique_ptr<Message> response = NewMessage(route.method->output_type());
-  grpc::ClientContext context;
-  PrepareContext(exchange, &context);
-  std::unique_ptr<grpc::ClientWriter<Message>> writer(
-      grpc::internal::ClientWriterFactory<Message>::Create(channel_.get(), *route.rpc, &context,
-                                                           response.get()));
+  UploadCall call(*this, exchange, route);
   std::unique_ptr<Message> message = NewMessage(route.method->input_type());
   // A refusal: the call is cancelled (nothing commits) and the answer says why.
   auto refuse = [&](const grpc::Status& status, int http_status) {
-    context.TryCancel();
-    writer->Finish().IgnoreError();
+    call.Cancel();
     RespondError(exchange, status, http_status);
   };
   std::string pending;
@@ -411,7 +429,7 @@ void ApiGateway::ClientStream(HttpExchange& exchange, const Route& route) const 
       refuse(parsed, 0);
       return false;
     }
-    stream_ok = writer->Write(*message);
+    stream_ok = call.Write(*message);
     return true;
   };
   const int64_t declared = exchange.content_length();
@@ -421,8 +439,7 @@ void ApiGateway::ClientStream(HttpExchange& exchange, const Route& route) const 
     int64_t n = exchange.ReadBody(buffer, sizeof(buffer));
     if (n < 0 || (n == 0 && declared >= 0 && received != declared)) {
       // The client is gone; the call must not commit what arrived.
-      context.TryCancel();
-      writer->Finish().IgnoreError();
+      call.Cancel();
       return;
     }
     if (n == 0) break;
@@ -443,13 +460,7 @@ void ApiGateway::ClientStream(HttpExchange& exchange, const Route& route) const 
     if (!stream_ok) break;
   }
   if (!send_line(pending)) return;
-  if (stream_ok) writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  if (!status.ok()) {
-    RespondError(exchange, status);
-    return;
-  }
-  exchange.Respond(200, "application/json", ToJson(*response), {{"Cache-Control", "no-store"}});
+  call.Finish(exchange, stream_ok);
 }
 
 void ApiGateway::CsvUpload(HttpExchange& exchange, const Route& route) const {
@@ -480,36 +491,24 @@ void ApiGateway::CsvUpload(HttpExchange& exchange, const Route& route) const {
                  grpc::Status(grpc::INVALID_ARGUMENT, std::string(reader.status().message())));
     return;
   }
-  std::unique_ptr<Message> response = NewMessage(route.method->output_type());
-  grpc::ClientContext context;
-  PrepareContext(exchange, &context);
-  std::unique_ptr<grpc::ClientWriter<Message>> writer(
-      grpc::internal::ClientWriterFactory<Message>::Create(channel_.get(), *route.rpc, &context,
-                                                           response.get()));
+  UploadCall call(*this, exchange, route);
   bool stream_ok = false;
   absl::Status csv = client::WriteCsvUpload(
       **reader, segment,
       [&](const v1::UploadMembersRequest& request) {
         // A body that broke off must not commit the rows that did arrive.
         if (request.has_trailer() && body.broken()) return false;
-        return writer->Write(request);
+        return call.Write(request);
       },
       &stream_ok);
   if (!csv.ok() || body.broken()) {
-    context.TryCancel();
-    writer->Finish().IgnoreError();
+    call.Cancel();
     if (!body.broken()) {
       RespondError(exchange, grpc::Status(grpc::INVALID_ARGUMENT, std::string(csv.message())));
     }
     return;
   }
-  if (stream_ok) writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  if (!status.ok()) {
-    RespondError(exchange, status);
-    return;
-  }
-  exchange.Respond(200, "application/json", ToJson(*response), {{"Cache-Control", "no-store"}});
+  call.Finish(exchange, stream_ok);
 }
 
 }  // namespace exportd::http

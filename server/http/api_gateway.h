@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "server/http/exchange.h"
 
 namespace exportd::http {
@@ -66,7 +67,13 @@ class ApiGateway {
   ApiGateway(std::shared_ptr<grpc::Channel> channel, GatewayOptions options)
       : channel_(std::move(channel)), options_(std::move(options)) {}
 
+  class UploadCall;
+
   void PrepareContext(HttpExchange& exchange, grpc::ClientContext* context) const;
+  // The JSON body as the route's request message; null after answering with
+  // the error (wrong Content-Type, too large, not the message).
+  std::unique_ptr<google::protobuf::Message> ReadRequest(HttpExchange& exchange,
+                                                         const Route& route) const;
   void Unary(HttpExchange& exchange, const Route& route) const;
   void ServerStream(HttpExchange& exchange, const Route& route) const;
   void ClientStream(HttpExchange& exchange, const Route& route) const;

@@ -131,47 +131,27 @@ class HttpApiTest : public PermissionMatrixTest {
 };
 
 TEST_F(HttpApiTest, EveryRouteWithEachRoleAnswersAsGrpcDoes) {
-  struct Who {
-    const char* token;
-    const char* name;
-  };
-  const Who roles[] = {{kAdmin, "admin"}, {kContributor, "contributor"}, {kViewer, "viewer"}};
-  for (const Row& row : Table()) {
-    const Expect expected[3][2] = {{row.admin_shared, row.admin_private},
-                                   {row.contributor_shared, row.contributor_private},
-                                   {row.viewer_shared, row.viewer_private}};
-    for (int r = 0; r < 3; ++r) {
-      for (bool shared : {true, false}) {
-        Target t = MakeTarget(shared);
-        grpc::Status status = CallHttp(row, roles[r].token, t);
-        const Expect want = expected[r][shared ? 0 : 1];
-        const std::string cell = absl::StrCat(
-            row.method, " over HTTP as ", roles[r].name, " on a ", shared ? "shared" : "private",
-            " connection: ", status.error_code(), " ", status.error_message());
-        if (want == Expect::kAllowed) {
-          EXPECT_NE(status.error_code(), grpc::PERMISSION_DENIED) << cell;
-          EXPECT_NE(status.error_code(), grpc::NOT_FOUND) << cell;
-          EXPECT_NE(status.error_code(), grpc::UNAUTHENTICATED) << cell;
-        } else {
-          EXPECT_EQ(status.error_code(),
-                    want == Expect::kDenied ? grpc::PERMISSION_DENIED : grpc::NOT_FOUND)
-              << cell << " (want " << ExpectName(want) << ")";
-          // A refusal changes nothing, so gRPC on the same resources must
-          // answer the same, word for word.
-          auto ctx = As(roles[r].token);
-          grpc::Status over_grpc = CallGrpc(row, ctx.get(), t);
-          EXPECT_EQ(status.error_code(), over_grpc.error_code()) << cell;
-          EXPECT_EQ(status.error_message(), over_grpc.error_message()) << cell;
-        }
-        // Without a token: UNAUTHENTICATED, with gRPC's message.
-        grpc::Status anonymous = CallHttp(row, "", t);
-        auto ctx = As("");
-        grpc::Status anonymous_grpc = CallGrpc(row, ctx.get(), t);
-        EXPECT_EQ(anonymous.error_code(), grpc::UNAUTHENTICATED) << row.method;
-        EXPECT_EQ(anonymous.error_message(), anonymous_grpc.error_message()) << row.method;
-      }
+  ForEachCell([&](const Row& row, const Role& role, const Target& t, bool shared, Expect want) {
+    grpc::Status status = CallHttp(row, role.token, t);
+    const std::string cell = absl::StrCat(
+        row.method, " over HTTP as ", role.name, " on a ", shared ? "shared" : "private",
+        " connection: ", status.error_code(), " ", status.error_message());
+    ExpectAnswer(status, want, cell);
+    if (want != Expect::kAllowed) {
+      // A refusal changes nothing, so gRPC on the same resources must answer
+      // the same, word for word.
+      auto ctx = As(role.token);
+      grpc::Status over_grpc = CallGrpc(row, ctx.get(), t);
+      EXPECT_EQ(status.error_code(), over_grpc.error_code()) << cell;
+      EXPECT_EQ(status.error_message(), over_grpc.error_message()) << cell;
     }
-  }
+    // Without a token: UNAUTHENTICATED, with gRPC's message.
+    grpc::Status anonymous = CallHttp(row, "", t);
+    auto ctx = As("");
+    grpc::Status anonymous_grpc = CallGrpc(row, ctx.get(), t);
+    EXPECT_EQ(anonymous.error_code(), grpc::UNAUTHENTICATED) << row.method;
+    EXPECT_EQ(anonymous.error_message(), anonymous_grpc.error_message()) << row.method;
+  });
 }
 
 TEST_F(HttpApiTest, TheOpenApiDocumentListsEveryRpcWithItsSchemas) {
@@ -287,6 +267,56 @@ TEST_F(HttpApiTest, WatchRunStreamsServerSentEventsToTheFinalState) {
   r = Client().Post("/v1/exportd.v1.RunService/WatchRun", R"({"runId": "run_nope"})", kViewer);
   EXPECT_EQ(r.status, 404) << r.body;
   EXPECT_EQ(ErrorOf(r).error_code(), grpc::NOT_FOUND);
+}
+
+class HttpKeepAliveTest : public HttpApiTest {
+ protected:
+  void Configure(ServerOptions& options) override {
+    HttpApiTest::Configure(options);
+    options.http_keep_alive_every = absl::Milliseconds(20);
+  }
+};
+
+TEST_F(HttpKeepAliveTest, AQuietWatchSendsKeepAliveComments) {
+  Target t = MakeTarget(true);
+  // An upload held open keeps the next run of the export queued.
+  auto upload_ctx = As(kAdmin);
+  v1::UploadMembersResponse uploaded;
+  auto upload = segments_->UploadMembers(upload_ctx.get(), &uploaded);
+  v1::UploadMembersRequest header;
+  header.mutable_header()->set_segment(t.segment);
+  ASSERT_TRUE(upload->Write(header));
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!GetSegment(t.segment).upload_in_progress() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  v1::Run run = Run(t.export_name);
+  ASSERT_EQ(run.state(), v1::RUN_STATE_QUEUED);
+
+  // The watcher reads until two keep-alive comments came, then goes away.
+  std::string received;
+  HttpRequest watch;
+  watch.path = "/v1/exportd.v1.RunService/WatchRun";
+  watch.body = absl::StrCat(R"({"runId": ")", run.id(), R"("})");
+  watch.token = kViewer;
+  watch.write_body = [&](absl::string_view data) {
+    received.append(data.data(), data.size());
+    size_t first = received.find(": keep-alive\n\n");
+    return first == std::string::npos ||
+           received.find(": keep-alive\n\n", first + 1) == std::string::npos;
+  };
+  Client().Send(watch);  // ends when the watcher hangs up
+  auto events = Events(received);
+  ASSERT_GE(events.size(), 1u) << received;
+  EXPECT_EQ(nlohmann::json::parse(events.front().second)["state"], "RUN_STATE_QUEUED");
+  EXPECT_THAT(received, HasSubstr(": keep-alive\n\n"));
+
+  v1::UploadMembersRequest trailer;
+  trailer.mutable_trailer()->set_row_count(0);
+  ASSERT_TRUE(upload->Write(trailer));
+  upload->WritesDone();
+  EXPECT_TRUE(upload->Finish().ok());
+  WaitUntilFinal(run.id());
 }
 
 // A CSV of `rows` people: Email,Age,Name.

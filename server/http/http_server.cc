@@ -87,13 +87,13 @@ class CivetExchange final : public HttpExchange {
 
   void Respond(int status, absl::string_view content_type, absl::string_view body,
                const HttpHeaders& headers) override {
-    std::string head = Head(status, content_type, headers);
-    absl::StrAppend(&head, "Content-Length: ", body.size(), "\r\n\r\n");
+    // One write: a head and a body in two segments would wait for the
+    // client's delayed acknowledgement of the first (Nagle's algorithm).
+    std::string response = Head(status, content_type, headers);
+    absl::StrAppend(&response, "Content-Length: ", body.size(), "\r\n\r\n");
+    if (method() != "HEAD") absl::StrAppend(&response, body);
     absl::MutexLock lock(&mu_);
-    if (mg_write(connection_, head.data(), head.size()) > 0 && method() != "HEAD" &&
-        !body.empty()) {
-      mg_write(connection_, body.data(), body.size());
-    }
+    mg_write(connection_, response.data(), response.size());
   }
 
   bool StartStream(int status, absl::string_view content_type,
@@ -257,6 +257,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
       keep_alive_timeout.c_str(),
       "enable_keep_alive",
       "yes",
+      // Streamed pieces (Server-Sent Events) go out at once.
+      "tcp_nodelay",
+      "1",
       "enable_directory_listing",
       "no",
       // TLS 1.2 and later.
@@ -285,6 +288,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   }
   for (int i = 0; i < o.threads; ++i)
     server->workers_.emplace_back([s = server.get()] { s->WorkerLoop(); });
+  // Also after the start: a civetweb that another user (the metrics exposer)
+  // initialised without TLS loads OpenSSL only now.
+  if (tls) FillCivetwebTlsGap();
   mg_set_request_handler(server->context_, "/", &HttpServer::HandleRequest, server.get());
   mg_server_port bound[1];
   if (mg_get_server_ports(server->context_, 1, bound) < 1) {

@@ -4,7 +4,8 @@
 // them: lowerCamelCase fields, enums as names, 64-bit integers as strings),
 // Connect's error body, and the bearer-token security scheme.
 //
-//   std::string json = BuildOpenApiDocument({RunService::descriptor()}, "0.1.0");
+//   const auto* runs = DescriptorPool::generated_pool()->FindServiceByName("exportd.v1.RunService");
+//   std::string json = BuildOpenApiDocument({runs}, "0.1.0");
 #ifndef EXPORTD_SERVER_HTTP_OPENAPI_H_
 #define EXPORTD_SERVER_HTTP_OPENAPI_H_
 

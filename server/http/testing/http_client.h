@@ -18,6 +18,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace exportd::http::testing {
 
@@ -47,6 +48,9 @@ struct HttpRequest {
   // Set: the body is read from here as it is sent (chunked), piece by piece;
   // return 0 at the end.
   std::function<size_t(char* buffer, size_t size)> read_body;
+  // Set: the answer's body is passed here as it arrives (not kept in the
+  // result); return false to hang up.
+  std::function<bool(absl::string_view data)> write_body;
 };
 
 // TLS settings for an https:// base URL.
@@ -99,8 +103,13 @@ class HttpClient {
       curl_easy_setopt(curl, CURLOPT_SSLCERT, tls_.client_cert_file.c_str());
       curl_easy_setopt(curl, CURLOPT_SSLKEY, tls_.client_key_file.c_str());
     }
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &HttpClient::Write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+    if (request.write_body) {
+      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &HttpClient::WriteTo);
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &request.write_body);
+    } else {
+      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &HttpClient::Write);
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+    }
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &HttpClient::HeaderLine);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &result.headers);
     CURLcode code = curl_easy_perform(curl);
@@ -136,6 +145,10 @@ class HttpClient {
   static size_t Write(char* data, size_t size, size_t n, void* out) {
     static_cast<std::string*>(out)->append(data, size * n);
     return size * n;
+  }
+  static size_t WriteTo(char* data, size_t size, size_t n, void* sink) {
+    auto& write = *static_cast<const std::function<bool(absl::string_view)>*>(sink);
+    return write(absl::string_view(data, size * n)) ? size * n : 0;
   }
   static size_t Read(char* buffer, size_t size, size_t n, void* source) {
     return (*static_cast<std::function<size_t(char*, size_t)>*>(source))(buffer, size * n);
