@@ -15,6 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "client/exportctl.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -392,6 +393,13 @@ TEST_F(HttpApiTest, ABadCsvRowGivesExportctlsErrorAndCommitsNothing) {
   EXPECT_EQ(error.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_EQ(GetSegment("people").member_count(), 0);
   EXPECT_EQ(GetSegment("people").snapshot_version(), 0);
+  // The answer comes at once; the server ends the canceled upload a moment
+  // later (as over gRPC), so wait for it before the next upload.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (GetSegment("people").upload_in_progress() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(GetSegment("people").upload_in_progress());
 
   // exportctl, on the same file: the same message.
   const std::string file = dir_ + "/people.csv";
