@@ -16,6 +16,12 @@ absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name)
                                           " list'"));
 }
 
+absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name) {
+  return absl::AlreadyExistsError(
+      absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
+                   " named '", name, "' already exists; choose another name"));
+}
+
 namespace {
 
 // Each entry migrates the schema from version i to i+1. Append only; never
@@ -113,9 +119,7 @@ absl::StatusOr<std::vector<Message>> ListAll(Database& db, absl::string_view tab
 // Names the resource in a uniqueness failure.
 absl::Status DuplicateName(absl::Status status, absl::string_view kind, absl::string_view name) {
   if (status.code() != absl::StatusCode::kAlreadyExists) return status;
-  return absl::AlreadyExistsError(
-      absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
-                   " named '", name, "' already exists; choose another name"));
+  return DuplicateNameError(kind, name);
 }
 
 absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_view id) {

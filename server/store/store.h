@@ -33,6 +33,9 @@ namespace exportd::store {
 // same answer for a resource the caller may not see, so that its existence
 // cannot be probed.
 absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name);
+// The ALREADY_EXISTS of a duplicate name: "an export named 'vip' already
+// exists; choose another name".
+absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name);
 
 struct StoredConnection {
   v1::Connection connection;  // Never holds secret values.
