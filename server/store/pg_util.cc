@@ -257,31 +257,50 @@ absl::Status PgPool::InTransaction(const std::function<absl::Status(PgConnection
   return status;
 }
 
-std::string DescribePgConnection(const std::string& conninfo) {
+namespace {
+
+struct PgTarget {
+  std::string host, port, dbname, user;
+};
+
+PgTarget ParseTarget(const std::string& conninfo) {
+  PgTarget t;
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
   if (error != nullptr) PQfreemem(error);
-  std::string host, port, dbname, user;
-  if (options != nullptr) {
-    for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-      if (o->val == nullptr) continue;
-      absl::string_view key = o->keyword;
-      if (key == "host" || key == "hostaddr") {
-        if (host.empty()) host = o->val;
-      } else if (key == "port") {
-        port = o->val;
-      } else if (key == "dbname") {
-        dbname = o->val;
-      } else if (key == "user") {
-        user = o->val;
-      }
+  if (options == nullptr) return t;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    absl::string_view key = o->keyword;
+    if ((key == "host" || key == "hostaddr") && t.host.empty()) {
+      t.host = o->val;
+    } else if (key == "port") {
+      t.port = o->val;
+    } else if (key == "dbname") {
+      t.dbname = o->val;
+    } else if (key == "user") {
+      t.user = o->val;
     }
-    PQconninfoFree(options);
   }
+  PQconninfoFree(options);
+  return t;
+}
+
+}  // namespace
+
+std::string PgDatabaseName(const std::string& conninfo) {
   // Unset parts come from libpq's defaults (PGHOST, PGDATABASE, ...).
-  return absl::StrCat("PostgreSQL database '", dbname.empty() ? "(default)" : dbname, "' on ",
-                      host.empty() ? "(default host)" : host, port.empty() ? "" : ":", port,
-                      user.empty() ? "" : absl::StrCat(" as user '", user, "'"));
+  PgTarget t = ParseTarget(conninfo);
+  return absl::StrCat(t.dbname.empty() ? "(default)" : t.dbname, " on ",
+                      t.host.empty() ? "(default host)" : t.host, t.port.empty() ? "" : ":",
+                      t.port);
+}
+
+std::string DescribePgConnection(const std::string& conninfo) {
+  PgTarget t = ParseTarget(conninfo);
+  return absl::StrCat("PostgreSQL database '", t.dbname.empty() ? "(default)" : t.dbname, "' on ",
+                      t.host.empty() ? "(default host)" : t.host, t.port.empty() ? "" : ":",
+                      t.port, t.user.empty() ? "" : absl::StrCat(" as user '", t.user, "'"));
 }
 
 absl::Status CheckPgConnectionString(const std::string& conninfo) {

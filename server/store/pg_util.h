@@ -149,6 +149,8 @@ class PgPool {
 // What a libpq connection string names, for messages: "PostgreSQL database
 // 'exportd' on 127.0.0.1:5432 as user 'exportd'" (never a password).
 std::string DescribePgConnection(const std::string& conninfo);
+// Shorter, for messages that say "database '...'": "exportd on 127.0.0.1:5432".
+std::string PgDatabaseName(const std::string& conninfo);
 
 // INVALID_ARGUMENT when `conninfo` does not parse or carries a password
 // (passwords belong in PGPASSWORD or a passfile, so they stay out of process
