@@ -64,6 +64,12 @@ constexpr const char* kMigrations[] = {
       connection_id TEXT COLLATE "C" PRIMARY KEY, requests_per_second DOUBLE PRECISION NOT NULL,
       records_per_second DOUBLE PRECISION NOT NULL, updated_at BIGINT NOT NULL);
     )sql",
+    // 2: the latest schedule firing claimed per export, so that the
+    // schedulers of several replicas fire each occurrence once.
+    R"sql(
+    CREATE TABLE schedule_firings (
+      export_id TEXT COLLATE "C" PRIMARY KEY, fired_for BIGINT NOT NULL);
+    )sql",
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.

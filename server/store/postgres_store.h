@@ -80,6 +80,9 @@ class PostgresStore final : public Store {
       const std::function<absl::Status(v1::Run&)>& fn) override;
   absl::Status RequestCancel(absl::string_view run_id) override;
 
+  absl::StatusOr<bool> ClaimScheduledFiring(absl::string_view export_id,
+                                            std::int64_t fire_time_micros) override;
+
   absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
                                                  absl::string_view segment_id) override;
   absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,

@@ -330,6 +330,21 @@ absl::Status PostgresStore::RequestCancel(absl::string_view run_id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> PostgresStore::ClaimScheduledFiring(absl::string_view export_id,
+                                                        std::int64_t fire_time_micros) {
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams params;
+  params.Text(export_id).Int(fire_time_micros);
+  // The row lock of the upsert orders concurrent claims; only one moves
+  // fired_for up to this firing and gets a row back.
+  EXPORTD_ASSIGN_OR_RETURN(
+      PgResult r, conn->Exec("INSERT INTO schedule_firings (export_id, fired_for) VALUES ($1, $2) "
+                             "ON CONFLICT (export_id) DO UPDATE SET fired_for = excluded.fired_for "
+                             "WHERE schedule_firings.fired_for < excluded.fired_for RETURNING 1",
+                             params));
+  return r.rows() == 1;
+}
+
 // --- Rejections ------------------------------------------------------------
 
 absl::StatusOr<std::vector<v1::Rejection>> PostgresStore::ListRejections(

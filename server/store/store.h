@@ -261,6 +261,14 @@ class Store {
   // tells it).
   virtual absl::Status RequestCancel(absl::string_view run_id) = 0;
 
+  // --- Schedules ------------------------------------------------------------
+  // Claims the firing of `export_id`'s schedule at `fire_time_micros` for the
+  // caller: true for exactly one caller across every replica sharing the
+  // store, false when this or a later firing of the export was claimed
+  // already (another replica's scheduler fired it).
+  virtual absl::StatusOr<bool> ClaimScheduledFiring(absl::string_view export_id,
+                                                    std::int64_t fire_time_micros) = 0;
+
   // --- Delivered state ---------------------------------------------------
   // NOT_FOUND before the first delivery.
   virtual absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
