@@ -70,6 +70,13 @@ constexpr const char* kMigrations[] = {
     CREATE TABLE schedule_firings (
       export_id TEXT COLLATE "C" PRIMARY KEY, fired_for BIGINT NOT NULL);
     )sql",
+    // 3: which replicas send on each connection now (each sends its share of
+    // the connection's rate); a share that is not renewed expires.
+    R"sql(
+    CREATE TABLE connection_shares (
+      connection_id TEXT COLLATE "C" NOT NULL, replica TEXT NOT NULL,
+      expires_at BIGINT NOT NULL, PRIMARY KEY (connection_id, replica));
+    )sql",
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.
@@ -655,6 +662,39 @@ absl::Status PostgresStore::PutConnectionRate(absl::string_view connection_id,
              "records_per_second = excluded.records_per_second, "
              "updated_at = excluded.updated_at",
              params)
+      .status();
+}
+
+absl::StatusOr<int> PostgresStore::ShareConnection(absl::string_view connection_id,
+                                                   absl::string_view replica,
+                                                   std::int64_t now_micros,
+                                                   std::int64_t expires_micros) {
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams share;
+  share.Text(connection_id).Text(replica).Int(expires_micros);
+  EXPORTD_RETURN_IF_ERROR(
+      conn->Exec("INSERT INTO connection_shares (connection_id, replica, expires_at) "
+                 "VALUES ($1, $2, $3) ON CONFLICT (connection_id, replica) DO UPDATE SET "
+                 "expires_at = excluded.expires_at",
+                 share)
+          .status());
+  // A replica that died stops counting when its share expires.
+  PgParams count;
+  count.Text(connection_id).Int(now_micros);
+  EXPORTD_ASSIGN_OR_RETURN(
+      PgResult r, conn->Exec("SELECT COUNT(*) FROM connection_shares WHERE connection_id = $1 "
+                             "AND expires_at > $2",
+                             count));
+  return static_cast<int>(std::max<std::int64_t>(1, r.Int(0, 0)));
+}
+
+absl::Status PostgresStore::EndConnectionShare(absl::string_view connection_id,
+                                               absl::string_view replica) {
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams params;
+  params.Text(connection_id).Text(replica);
+  return conn
+      ->Exec("DELETE FROM connection_shares WHERE connection_id = $1 AND replica = $2", params)
       .status();
 }
 

@@ -103,6 +103,11 @@ class PostgresStore final : public Store {
   absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
                                                         std::string* next_cursor) override;
 
+  absl::StatusOr<int> ShareConnection(absl::string_view connection_id, absl::string_view replica,
+                                      std::int64_t now_micros,
+                                      std::int64_t expires_micros) override;
+  absl::Status EndConnectionShare(absl::string_view connection_id,
+                                  absl::string_view replica) override;
   absl::StatusOr<ConnectionRate> GetConnectionRate(absl::string_view connection_id) override;
   absl::Status PutConnectionRate(absl::string_view connection_id,
                                  const ConnectionRate& rate) override;

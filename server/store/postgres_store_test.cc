@@ -139,6 +139,21 @@ TEST_P(PostgresStoreTest, AnUploadThroughOneReplicaIsSeenByTheOthersAndEndsWithI
   EXPECT_EQ(seen->member_count(), 1);
 }
 
+TEST_P(PostgresStoreTest, ReplicasOnAConnectionCountTheirSharesUntilTheyEndOrExpire) {
+  auto other = OpenAnother();
+  ASSERT_TRUE(other.ok()) << other.status();
+  constexpr std::int64_t kNow = 1'000'000'000;
+  EXPECT_EQ(*store_->ShareConnection("conn-1", "a", kNow, kNow + 1000), 1);
+  EXPECT_EQ(*(*other)->ShareConnection("conn-1", "b", kNow, kNow + 1000), 2);
+  EXPECT_EQ(*(*other)->ShareConnection("conn-2", "b", kNow, kNow + 1000), 1);
+  EXPECT_EQ(*store_->ShareConnection("conn-1", "a", kNow + 10, kNow + 1000), 2) << "renewed";
+  ASSERT_TRUE((*other)->EndConnectionShare("conn-1", "b").ok());
+  EXPECT_EQ(*store_->ShareConnection("conn-1", "a", kNow + 20, kNow + 1000), 1);
+  // b dies without ending its share: it stops counting at its expiry.
+  EXPECT_EQ(*(*other)->ShareConnection("conn-1", "b", kNow + 30, kNow + 500), 2);
+  EXPECT_EQ(*store_->ShareConnection("conn-1", "a", kNow + 501, kNow + 1500), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, PostgresStoreTest, ::testing::Values(std::string("postgres")),
                          StoreName());
 

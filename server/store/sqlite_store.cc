@@ -595,6 +595,15 @@ absl::Status SqliteStore::PutConnectionRate(absl::string_view connection_id,
       .Run();
 }
 
+absl::StatusOr<int> SqliteStore::ShareConnection(absl::string_view, absl::string_view,
+                                                 std::int64_t, std::int64_t) {
+  return 1;  // The data directory is locked: this process is the only sender.
+}
+
+absl::Status SqliteStore::EndConnectionShare(absl::string_view, absl::string_view) {
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> SqliteStore::GetMeta(absl::string_view key) {
   absl::MutexLock lock(&mu_);
   EXPORTD_ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("SELECT value FROM meta WHERE key = ?"));

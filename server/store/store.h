@@ -300,6 +300,18 @@ class Store {
   virtual absl::Status PutConnectionRate(absl::string_view connection_id,
                                          const ConnectionRate& rate) = 0;
 
+  // --- Rate shares: replicas sending on one connection -----------------------
+  // Records that `replica` sends on `connection_id` until `expires_micros`
+  // (renewed while it does) and returns how many replicas do at
+  // `now_micros`, this one included: each sends that share of the
+  // connection's rate. SQLite has one process per store: always 1.
+  virtual absl::StatusOr<int> ShareConnection(absl::string_view connection_id,
+                                              absl::string_view replica, std::int64_t now_micros,
+                                              std::int64_t expires_micros) = 0;
+  // Ends `replica`'s share of the connection (its last run on it ended).
+  virtual absl::Status EndConnectionShare(absl::string_view connection_id,
+                                          absl::string_view replica) = 0;
+
   // --- Rejections --------------------------------------------------------
   virtual absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,
                                                                     const PageRequest& page,
