@@ -199,7 +199,8 @@ absl::StatusOr<PgResult> PgConnection::Check(PgResult result) {
   const ExecStatusType status = PQresultStatus(raw);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
   const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
-  const std::string sqlstate = state == nullptr ? "" : state;
+  // No SQLSTATE and a broken connection: the server went away.
+  const std::string sqlstate = state != nullptr ? state : (ok() ? "" : "08006");
   const char* primary = PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY);
   absl::Status error(CodeFor(sqlstate),
                      absl::StrCat(what_, ": ",

@@ -150,11 +150,18 @@ class PgSnapshotWriter final : public SnapshotWriter {
         schema_(std::move(schema)) {}
 
   ~PgSnapshotWriter() override {
-    if (committed_) return;
-    // Never visible; the connection's end releases the upload lock.
-    PgParams params;
-    params.Text(segment_id_).Int(version_);
-    conn_->Exec("DELETE FROM segment_chunks WHERE segment_id = $1 AND version = $2", params)
+    if (!committed_) {
+      // Never visible.
+      PgParams params;
+      params.Text(segment_id_).Int(version_);
+      conn_->Exec("DELETE FROM segment_chunks WHERE segment_id = $1 AND version = $2", params)
+          .IgnoreError();
+    }
+    // Released here rather than by closing the connection, which the server
+    // notices only a little later: a run waiting for the upload may start now.
+    PgParams id;
+    id.Text(segment_id_);
+    conn_->Exec(absl::StrCat("SELECT pg_advisory_unlock(", kUploadLockClass, ", hashtext($1))"), id)
         .IgnoreError();
   }
 
@@ -526,19 +533,6 @@ absl::Status PostgresStore::ForEachChunkBytes(
     }
     if (r.rows() < 8) return absl::OkStatus();
   }
-}
-
-absl::Status PostgresStore::ForEachChunk(
-    absl::string_view segment_id, std::int64_t version,
-    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
-  v1::UploadMembersRequest::Chunk chunk;
-  return ForEachChunkBytes(segment_id, version, [&](absl::string_view bytes) {
-    if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("segment '", segment_id, "' snapshot ", version, " has a damaged chunk"));
-    }
-    return fn(chunk);
-  });
 }
 
 // --- Exports ---------------------------------------------------------------

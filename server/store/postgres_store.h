@@ -50,9 +50,6 @@ class PostgresStore final : public Store {
   absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) override;
-  absl::Status ForEachChunk(
-      absl::string_view segment_id, std::int64_t version,
-      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) override;
 
   absl::Status CreateExport(const v1::Export& e) override;
   absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) override;

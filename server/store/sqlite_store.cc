@@ -10,18 +10,6 @@
 #include "server/common/status_macros.h"
 
 namespace exportd::store {
-absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name) {
-  return absl::NotFoundError(absl::StrCat(kind, " '", id_or_name,
-                                          "' does not exist; list them with 'exportctl ", kind,
-                                          " list'"));
-}
-
-absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name) {
-  return absl::AlreadyExistsError(
-      absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
-                   " named '", name, "' already exists; choose another name"));
-}
-
 namespace {
 
 // Each entry migrates the schema from version i to i+1. Append only; never
@@ -465,19 +453,6 @@ absl::Status SqliteStore::ForEachChunkBytes(
     if (!row) return absl::OkStatus();
     EXPORTD_RETURN_IF_ERROR(fn(stmt.Blob(0)));
   }
-}
-
-absl::Status SqliteStore::ForEachChunk(
-    absl::string_view segment_id, std::int64_t version,
-    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
-  v1::UploadMembersRequest::Chunk chunk;
-  return ForEachChunkBytes(segment_id, version, [&](absl::string_view bytes) {
-    if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("segment '", segment_id, "' snapshot ", version, " has a damaged chunk"));
-    }
-    return fn(chunk);
-  });
 }
 
 // --- Exports ---------------------------------------------------------------

@@ -1,10 +1,11 @@
+// What only the SQLite store does: file modes, its own schema check. The
+// tests of the Store interface are the conformance suite (store_test.cc).
 #include "server/store/sqlite_store.h"
 
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -12,7 +13,6 @@
 namespace exportd::store {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class SqliteStoreTest : public ::testing::Test {
@@ -38,39 +38,6 @@ class SqliteStoreTest : public ::testing::Test {
     c.sealed_secrets = "sealed";
     return c;
   }
-  v1::Export Export(std::string id, std::string name, std::string connection_id,
-                    std::string segment_id) {
-    v1::Export e;
-    e.set_id(std::move(id));
-    e.set_name(std::move(name));
-    e.set_connection_id(std::move(connection_id));
-    e.add_segments(std::move(segment_id));
-    e.set_active(true);
-    return e;
-  }
-  void CreateSegment(const std::string& id, const std::string& name) {
-    v1::Segment segment;
-    segment.set_id(id);
-    segment.set_name(name);
-    ASSERT_TRUE(store_->CreateSegment(segment).ok());
-  }
-  v1::UploadMembersRequest::Chunk Chunk(std::vector<std::string> ids) {
-    v1::UploadMembersRequest::Chunk chunk;
-    for (auto& id : ids) chunk.add_rows()->set_profile_id(id);
-    return chunk;
-  }
-  std::vector<std::string> Members(const std::string& segment, std::int64_t version) {
-    std::vector<std::string> ids;
-    EXPECT_TRUE(store_
-                    ->ForEachChunk(segment, version,
-                                   [&](const v1::UploadMembersRequest::Chunk& c) {
-                                     for (const auto& r : c.rows()) ids.push_back(r.profile_id());
-                                     return absl::OkStatus();
-                                   })
-                    .ok());
-    return ids;
-  }
-
   std::string dir_, path_;
   std::unique_ptr<SqliteStore> store_;
 };

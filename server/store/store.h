@@ -203,11 +203,12 @@ class Store {
   virtual absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
-  // Calls `fn` with every chunk of snapshot `version` in upload order. The
-  // snapshot stays readable while a newer one is uploaded and committed.
-  virtual absl::Status ForEachChunk(
+  // Calls `fn` with every chunk of snapshot `version` in upload order, parsed
+  // (ForEachChunkBytes, then protobuf's parser; DATA_LOSS for a damaged one).
+  // The snapshot stays readable while a newer one is uploaded and committed.
+  absl::Status ForEachChunk(
       absl::string_view segment_id, std::int64_t version,
-      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) = 0;
+      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn);
 
   // --- Exports -----------------------------------------------------------
   virtual absl::Status CreateExport(const v1::Export& e) = 0;
