@@ -69,31 +69,37 @@ absl::Status PostgresStore::ForEachDelivered(
   auto key = AudienceKey(*conn, export_id, segment_id);
   if (absl::IsNotFound(key.status())) return absl::OkStatus();
   EXPORTD_RETURN_IF_ERROR(key.status());
-  // Pages in key order: bounded memory, no long transaction. Only the run
-  // holding the export's lease writes this audience, so pages are consistent.
-  std::string after;
-  bool first = true;
-  DeliveredView row;
-  while (true) {
+  // One cursor in key order: bounded memory, and one plan for the whole scan
+  // (paging with "profile_id > last" planned each page afresh, and right after
+  // a bulk load, with stale statistics, each page became a full scan).
+  EXPORTD_RETURN_IF_ERROR(conn->Exec("BEGIN READ ONLY").status());
+  absl::Status status = [&]() -> absl::Status {
     PgParams params;
-    params.Int(*key).Text(after).Bool(first).Int(kDeliveredPage);
-    EXPORTD_ASSIGN_OR_RETURN(
-        PgResult r, conn->Exec("SELECT id_hash, profile_id, value_hash, run_id, ident_hash "
-                               "FROM delivered WHERE audience_key = $1 AND ($3 OR profile_id > $2) "
-                               "ORDER BY profile_id LIMIT $4",
-                               params));
-    for (int i = 0; i < r.rows(); ++i) {
-      row.id_hash = static_cast<std::uint64_t>(r.Int(i, 0));
-      row.profile_id = r.Bytes(i, 1);
-      row.value_hash = static_cast<std::uint64_t>(r.Int(i, 2));
-      row.run_id = r.Bytes(i, 3);
-      row.ident_hash = static_cast<std::uint64_t>(r.Int(i, 4));  // NULL reads as 0.
-      EXPORTD_RETURN_IF_ERROR(fn(row));
+    params.Int(*key);
+    EXPORTD_RETURN_IF_ERROR(
+        conn->Exec("DECLARE delivered_scan NO SCROLL CURSOR FOR SELECT id_hash, profile_id, "
+                   "value_hash, run_id, ident_hash FROM delivered WHERE audience_key = $1 "
+                   "ORDER BY profile_id",
+                   params)
+            .status());
+    const std::string fetch = absl::StrCat("FETCH ", kDeliveredPage, " FROM delivered_scan");
+    DeliveredView row;
+    while (true) {
+      EXPORTD_ASSIGN_OR_RETURN(PgResult r, conn->Exec(fetch));
+      for (int i = 0; i < r.rows(); ++i) {
+        row.id_hash = static_cast<std::uint64_t>(r.Int(i, 0));
+        row.profile_id = r.Bytes(i, 1);
+        row.value_hash = static_cast<std::uint64_t>(r.Int(i, 2));
+        row.run_id = r.Bytes(i, 3);
+        row.ident_hash = static_cast<std::uint64_t>(r.Int(i, 4));  // NULL reads as 0.
+        EXPORTD_RETURN_IF_ERROR(fn(row));
+      }
+      if (r.rows() < kDeliveredPage) return absl::OkStatus();
     }
-    if (r.rows() < kDeliveredPage) return absl::OkStatus();
-    after = std::string(r.Bytes(r.rows() - 1, 1));
-    first = false;
-  }
+  }();
+  // The scan only reads: ending it either way is the same.
+  conn->Exec(status.ok() ? "COMMIT" : "ROLLBACK").IgnoreError();
+  return status;
 }
 
 absl::Status PostgresStore::LookupDelivered(
