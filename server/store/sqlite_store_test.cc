@@ -30,14 +30,6 @@ class SqliteStoreTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
-  StoredConnection Connection(std::string id, std::string name) {
-    StoredConnection c;
-    c.connection.set_id(std::move(id));
-    c.connection.set_display_name(std::move(name));
-    c.connection.set_destination_type("iterable");
-    c.sealed_secrets = "sealed";
-    return c;
-  }
   std::string dir_, path_;
   std::unique_ptr<SqliteStore> store_;
 };
@@ -59,7 +51,7 @@ TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {
   auto store = SqliteStore::Open(path);
   ::umask(old_mask);
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->CreateConnection(Connection("c1", "conn")).ok());
+  ASSERT_TRUE((*store)->PutMeta("written", "so that the WAL exists").ok());
   for (const char* suffix : {"", "-wal", "-shm"}) {
     struct stat st;
     ASSERT_EQ(::stat((path + suffix).c_str(), &st), 0) << path << suffix << " does not exist";
