@@ -109,7 +109,10 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
     who = RunAs{true, user->pw_uid, user->pw_gid};
   }
   std::unique_ptr<PostgresServer> server(new PostgresServer());
-  std::string dir = (std::filesystem::temp_directory_path() / "exportd-pg-XXXXXX").string();
+  // In /tmp itself, not $TMPDIR: the socket's path must stay short (108
+  // bytes), and the server's user must be able to reach the directory (a
+  // test runner's private TMPDIR may be closed to it).
+  std::string dir = "/tmp/exportd-pg-XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr) {
     return absl::InternalError(absl::StrCat("cannot create a temporary directory like ", dir));
   }
