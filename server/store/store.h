@@ -1,6 +1,8 @@
 // The Store: everything exportd keeps (connections, segments and their member
 // snapshots, exports, runs, delivered state, the audit log) behind one
-// interface. The embedded default is SQLite (sqlite_store.h).
+// interface. The embedded default is SQLite (sqlite_store.h); several
+// replicas share PostgreSQL (postgres_store.h). Both pass one conformance
+// suite (store_test_fixture.h).
 //
 // Resources are stored as their v1 protos; ids are assigned by the caller.
 // Lookups accept an id or a unique name. Errors use canonical codes:
