@@ -33,6 +33,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -72,6 +73,10 @@ struct Options {
   std::string plugin_dir = EXPORT_BENCH_PLUGIN_DIR;
   std::string results = EXPORT_BENCH_RESULTS;
   std::vector<std::string> exportd_args;  // Extra flags for exportd.
+  std::string store;  // --store for exportd; empty: SQLite in the data directory.
+  int replicas = 0;   // > 0: the replicas phase, on --store (PostgreSQL).
+  int replica_exports = 6;
+  std::int64_t replica_profiles = 50'000;
 };
 
 constexpr char kUsage[] = R"(export_bench: end-to-end export figures (exportd + iterable-sandbox)
@@ -91,6 +96,13 @@ Usage: export_bench [flags]
   --keep                  keep the temporary directory (exportd.log, sandbox logs, database)
   --exportd PATH, --sandbox PATH, --plugin-dir DIR   other binaries than the build's
   --exportd-arg ARG       pass ARG to exportd (repeatable), e.g. --exportd-arg=--run-workers=1
+  --store URL             exportd's store: a PostgreSQL connection string (postgresql://...,
+                          e.g. from scripts/pg-local.sh; the database's own CPU is not
+                          counted in exportd's) or sqlite:PATH (default: SQLite in the data dir)
+  --replicas N            after the other phases, start N-1 more exportd on the same --store
+                          (PostgreSQL) and run --replica-exports M exports of
+                          --replica-profiles K members each at once (6, 50000): throughput by
+                          replica count (run it for N = 1, 2, 3)
 )";
 
 bool ParseFlags(int argc, char** argv, Options& o) {
@@ -144,10 +156,22 @@ bool ParseFlags(int argc, char** argv, Options& o) {
       o.plugin_dir = value;
     } else if (take("--exportd-arg")) {
       o.exportd_args.push_back(value);
+    } else if (take("--store")) {
+      o.store = value;
+    } else if (take("--replicas")) {
+      o.replicas = std::atoi(value.c_str());
+    } else if (take("--replica-exports")) {
+      o.replica_exports = std::atoi(value.c_str());
+    } else if (take("--replica-profiles")) {
+      o.replica_profiles = std::atoll(value.c_str());
     } else {
       std::cerr << "export_bench: unknown flag '" << arg << "'\n\n" << kUsage;
       return false;
     }
+  }
+  if (o.replicas > 0 && (o.store.rfind("sqlite:", 0) == 0 || o.store.empty())) {
+    std::cerr << "export_bench: --replicas needs --store with a PostgreSQL connection string\n";
+    return false;
   }
   if (o.profiles < 1000 || o.throttle_profiles < 1000 || o.rate < 1 || o.chunk_rows < 1 ||
       o.changed_percent <= 0 || o.changed_percent > 50) {
@@ -630,6 +654,30 @@ class Client {
     return run;
   }
 
+  // Queues a run of the export; its id.
+  std::string Trigger(const std::string& export_name) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::RunExportRequest req;
+    req.set_export_(export_name);
+    v1::Run run;
+    Check(runs_->RunExport(&ctx, req, &run), "RunExport " + export_name);
+    return run.id();
+  }
+
+  // Watches a run to its end.
+  v1::Run Wait(const std::string& run_id) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::WatchRunRequest req;
+    req.set_run_id(run_id);
+    auto reader = runs_->WatchRun(&ctx, req);
+    v1::Run run, update;
+    while (reader->Read(&update)) run = update;
+    Check(reader->Finish(), "WatchRun " + run_id);
+    return run;
+  }
+
   static double ProcessCpu() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
@@ -801,6 +849,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> exportd_argv = {o.exportd,       "--listen",     "127.0.0.1:0",
                                            "--data-dir",    data_dir,       "--plugin-dir",
                                            o.plugin_dir};
+  if (!o.store.empty()) {
+    exportd_argv.push_back("--store");
+    exportd_argv.push_back(o.store);
+  }
   exportd_argv.insert(exportd_argv.end(), o.exportd_args.begin(), o.exportd_args.end());
   Child exportd("exportd", exportd_argv, dir + "/exportd.log");
   const int exportd_port = exportd.WaitForPort(60);
@@ -1024,6 +1076,64 @@ int main(int argc, char** argv) {
     if (!ok) notes.push_back("throttled run did not succeed: " + Describe(throttled));
     slow->Stop();
     hwm_kb = exportd.StatusKb("VmHWM");
+  }
+
+  // ---- Phase 5: M exports x K members on N replicas of one PostgreSQL.
+  if (o.replicas > 0) {
+    std::vector<std::unique_ptr<Child>> more;
+    for (int r = 1; r < o.replicas; ++r) {
+      std::vector<std::string> argv = exportd_argv;
+      argv.push_back("--replica-id");
+      argv.push_back("bench-" + std::to_string(r + 1));
+      more.push_back(std::make_unique<Child>("exportd-" + std::to_string(r + 1), argv,
+                                             dir + "/exportd-" + std::to_string(r + 1) + ".log"));
+      more.back()->WaitForPort(60);
+    }
+    for (int m = 0; m < o.replica_exports; ++m) {
+      const std::string name = "replicas-" + std::to_string(m);
+      client.CreateSegment(name);
+      double ignored = 0;
+      client.Upload(
+          name, o.replica_profiles, o.chunk_rows,
+          [m](std::int64_t i, v1::MemberRow* row) {
+            FillRow(i + (m + 1) * 100'000'000LL, !InvalidEmail(i), false, row);
+          },
+          &ignored);
+      client.CreateExport(name, "bench-sandbox", name);
+    }
+    std::vector<double> cpu_start = {exportd.CpuSeconds()};
+    for (const auto& c : more) cpu_start.push_back(c->CpuSeconds());
+    auto start = Clock::now();
+    std::vector<std::string> ids;
+    for (int m = 0; m < o.replica_exports; ++m) ids.push_back(client.Trigger("replicas-" + std::to_string(m)));
+    std::map<std::string, int> by_replica;
+    bool ok = true;
+    std::int64_t added = 0;
+    for (const std::string& id : ids) {
+      v1::Run run = client.Wait(id);
+      ok = ok && Succeeded(run);
+      ++by_replica[run.replica()];
+      for (const auto& seg : run.segments()) added += seg.added();
+    }
+    const double wall = Seconds(Clock::now() - start);
+    double cpu = exportd.CpuSeconds() - cpu_start[0];
+    for (size_t r = 0; r < more.size(); ++r) cpu += more[r]->CpuSeconds() - cpu_start[r + 1];
+    std::string spread;
+    for (const auto& [replica, n] : by_replica) {
+      spread += (spread.empty() ? "" : ", ") + replica + ": " + std::to_string(n);
+    }
+    const double total = static_cast<double>(o.replica_exports) * static_cast<double>(o.replica_profiles);
+    rows.push_back({std::to_string(o.replica_exports) + " exports x " +
+                        Thousands(static_cast<double>(o.replica_profiles)) + " on " +
+                        std::to_string(o.replicas) + " replica(s) (profiles/s)",
+                    Thousands(total / wall), "", ok ? "ok" : "FAILED"});
+    rows.push_back({"  wall time / exportd CPU, all replicas (s)",
+                    Fixed(wall, 2) + " / " + Fixed(cpu, 2), "", ""});
+    rows.push_back({"  runs per replica; records added", spread + "; " + Thousands(static_cast<double>(added)), "", ""});
+    std::cout << "replicas: " << o.replica_exports << " runs on " << o.replicas << " replica(s) in "
+              << Fixed(wall, 2) << " s (" << spread << ")\n";
+    if (!ok) notes.push_back("a run of the replicas phase did not succeed");
+    for (auto& c : more) c->Stop();
   }
 
   // Memory set by buffers and batches, not by the segment: 256 MB up to 10M, 512 MB beyond.

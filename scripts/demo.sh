@@ -10,6 +10,10 @@
 # (docs/http-api.md) on a free port; the demo prints its URL.
 #
 #   scripts/demo.sh            (DEMO_PROFILES=100000 scripts/demo.sh for more)
+#
+# DEMO_STORE=postgres: a local PostgreSQL instead (scripts/pg-local.sh) and two
+# exportd replicas on it; the demo runs through the first and watches each run
+# through the second (docs/scale-out.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,11 +22,17 @@ profiles=${DEMO_PROFILES:-10000}
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh"
 
+store=${DEMO_STORE:-sqlite}
+if [ "$store" != sqlite ] && [ "$store" != postgres ]; then
+  echo "demo: DEMO_STORE is sqlite (the default) or postgres, not '$store'" >&2
+  exit 2
+fi
 work=$(mktemp -d /tmp/exportd-demo.XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$store" = postgres ]; then "$root/scripts/pg-local.sh" stop "$work/pg" || true; fi
 }
 trap cleanup EXIT
 
@@ -46,18 +56,44 @@ pids+=($!)
 sandbox_port=$(wait_port "$work/sandbox.log")
 echo "demo: Iterable sandbox on 127.0.0.1:$sandbox_port"
 
+store_flags=()
+if [ "$store" = postgres ]; then
+  chmod o+x "$work"  # PostgreSQL's own user needs to reach $work/pg.
+  store_url=$("$root/scripts/pg-local.sh" start "$work/pg")
+  echo "demo: PostgreSQL at $store_url"
+  store_flags=(--store "$store_url")
+fi
 build/bin/exportd --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir "$work/exportd-data" \
-  >"$work/exportd.log" 2>&1 &
+  --replica-id replica-1 "${store_flags[@]}" >"$work/exportd.log" 2>&1 &
 pids+=($!)
 exportd_port=$(wait_port "$work/exportd.log")
 cat "$work/exportd.log"
 console_url=$(grep -oE 'console and HTTP API: http://127\.0\.0\.1:[0-9]+/' "$work/exportd.log" |
   grep -oE 'http://.*' || true)
 echo "demo: web console at $console_url (sign in with the token in $work/exportd-data/admin.token)"
+watch_port=$exportd_port
+if [ "$store" = postgres ]; then
+  # A second replica on the same database and data directory (its key and
+  # admin token); runs go to whichever replica claims them first.
+  build/bin/exportd --listen 127.0.0.1:0 --data-dir "$work/exportd-data" --replica-id replica-2 \
+    "${store_flags[@]}" >"$work/exportd-2.log" 2>&1 &
+  pids+=($!)
+  watch_port=$(wait_port "$work/exportd-2.log")
+  cat "$work/exportd-2.log"
+fi
 
 export EXPORTD_SERVER=127.0.0.1:$exportd_port
 export EXPORTD_DATA_DIR=$work/exportd-data
 ctl() { echo "+ exportctl $*" >&2; build/bin/exportctl "$@"; }
+# Runs the export through the first replica and watches it through the last.
+run_and_watch() {
+  local run
+  run=$(build/bin/exportctl --output json export run "$1" |
+    grep -oE '"id": *"run-[0-9a-f]+"' | head -1 | grep -oE 'run-[0-9a-f]+')
+  echo "+ exportctl --server 127.0.0.1:$watch_port run watch $run" >&2
+  build/bin/exportctl --server "127.0.0.1:$watch_port" run watch "$run" || true
+  ctl run get "$run"
+}
 
 # A segment of profiles: every 50th email is invalid, every 7th upper-case.
 make_csv() {  # make_csv FILE CHANGED_PERCENT
@@ -87,7 +123,7 @@ ctl segment create --name "VIP Customers" --from-csv "$work/vip.csv" --id-field 
 ctl export create --name vip-to-iterable --connection "Iterable sandbox" \
   --segment "VIP Customers" --map email=Email --map firstName=FirstName \
   --map loyaltyPoints=LoyaltyPoints --mode mirror
-ctl export run vip-to-iterable --watch || true
+run_and_watch vip-to-iterable
 run_id=$(build/bin/exportctl --output json export runs vip-to-iterable --limit 1 |
   grep -oE '"id": *"run-[0-9a-f]+"' | head -1 | grep -oE 'run-[0-9a-f]+')
 ctl run rejections "$run_id" --limit 5
@@ -96,7 +132,7 @@ echo "demo: 1% of the segment changes (joins, leaves, new values); the next run 
 make_csv "$work/vip-changed.csv" 1
 ctl segment upload "VIP Customers" --from-csv "$work/vip-changed.csv" --id-field ProfileId \
   --field LoyaltyPoints:int --field SignedUpAt:timestamp
-ctl export run vip-to-iterable --watch || true
+run_and_watch vip-to-iterable
 ctl export runs vip-to-iterable
 
 echo "demo: the sandbox's lists (one named exactly as the segment):"

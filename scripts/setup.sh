@@ -12,6 +12,7 @@ packages="
   libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl nlohmann-json3-dev prometheus-cpp-dev
   libcivetweb-dev
   libgtest-dev libgmock-dev
+  postgresql-15 libpq-dev
   python3 python3-grpcio python3-protobuf
 "
 # Node.js for the Node client example: Debian's, unless one is installed.
@@ -33,6 +34,13 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# PostgreSQL refuses to run as root: the tests (tests/support/postgres_server.h)
+# and DEMO_STORE=postgres scripts/demo.sh run their own server as this user.
+if ! getent passwd exportd-test >/dev/null 2>&1; then
+  echo "setup: creating the system user exportd-test (runs PostgreSQL for tests and demos)"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin exportd-test
 fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)

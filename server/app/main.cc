@@ -24,6 +24,10 @@ Usage: exportd [flags]
   --listen HOST:PORT        where to serve gRPC (default 127.0.0.1:50051; port 0 picks one)
   --data-dir DIR            where the SQLite store, master key and admin token live
                             (default ./exportd-data)
+  --store URL               sqlite:PATH (default DIR/exportd.db), or a PostgreSQL libpq
+                            connection string (postgresql://USER@HOST:PORT/DB or
+                            'host=HOST dbname=DB user=USER') that several exportd replicas
+                            share; the password only from PGPASSWORD or a passfile
   --plugin-dir DIR          destination plugins to load (default: the build's plugins/
                             or the installed lib/exportd/plugins)
   --tokens-file FILE        callers, one '<token> <principal> <role>' per line (the token may be
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
                 << ")\n";
       return 0;
     } else if (take("--listen", options.listen) || take("--data-dir", options.data_dir) ||
+               take("--store", options.store) ||
                take("--tokens-file", options.tokens_file) ||
                take("--master-key-file", options.master_key_file) ||
                take("--system-refresh", options.system_refresh) ||

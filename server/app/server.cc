@@ -25,7 +25,7 @@
 #include "server/observability/metrics.h"
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store_url.h"
 
 namespace exportd::app {
 // The assembly wires the API layer's services; their names read as they do there.
@@ -78,7 +78,8 @@ struct Server::Impl {
   std::unique_ptr<observability::Metrics> metrics;
   int metrics_port = 0;
   std::string admin_token_path;
-  std::unique_ptr<store::SqliteStore> store;
+  store::StoreUrl store_url;
+  std::unique_ptr<store::Store> store;
   std::unique_ptr<crypto::SecretBox> secrets;
   std::unique_ptr<auth::Authenticator> authenticator;
   std::unique_ptr<destinations::DestinationRegistry> registry;
@@ -128,18 +129,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                        ": must be a positive, finite duration such as 60s, 5m or 1h"));
     }
   }
+  EXPORTD_ASSIGN_OR_RETURN(s.store_url, store::ParseStoreUrl(o.store, o.data_dir));
+  const bool sqlite = s.store_url.kind == store::StoreUrl::Kind::kSqlite;
   EXPORTD_ASSIGN_OR_RETURN(std::string warning, store::PrepareDataDir(o.data_dir));
   if (!warning.empty()) Log(LogLevel::kWarning, {"server"}, absl::StrCat("warning: ", warning));
-  // Before anything in the directory is opened: two exportd on one store
-  // would run the same schedules twice.
-  EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
-  const std::string db_path = o.data_dir + "/exportd.db";
-  EXPORTD_ASSIGN_OR_RETURN(s.store, store::SqliteStore::Open(db_path));
+  if (sqlite) {
+    // Before anything in the directory is opened: two exportd on one SQLite
+    // store would run the same schedules twice. On PostgreSQL, replicas are
+    // expected: the store's leases keep them apart.
+    EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
+  }
+  EXPORTD_ASSIGN_OR_RETURN(s.store, store::OpenStore(s.store_url));
+  // Every replica of one store must share the key: one with another key is
+  // refused here (the key's check value is in the store).
   EXPORTD_ASSIGN_OR_RETURN(
       s.secrets,
       OpenMasterKey(*s.store,
                     o.master_key_file.empty() ? o.data_dir + "/master.key" : o.master_key_file,
-                    db_path));
+                    s.store_url.name));
   if (o.tokens_file.empty()) {
     s.admin_token_path = o.data_dir + "/admin.token";
     EXPORTD_ASSIGN_OR_RETURN(s.authenticator,
@@ -164,9 +171,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   engine_options.retry_base = o.run_retry_backoff;
   engine_options.replica_id = o.replica_id;
   engine_options.lease = absl::Seconds(o.lease_seconds);
-  // The data directory is locked: no other exportd shares this store, so
-  // the leases in it are a previous process's and its runs resume at once.
-  engine_options.only_replica = true;
+  // SQLite: the data directory is locked, so no other exportd shares this
+  // store and the leases in it are a previous process's; its runs resume at
+  // once. PostgreSQL: only this replica id's own leases are.
+  engine_options.only_replica = sqlite;
   engine_options.metrics = s.metrics.get();
   if (!o.system_refresh.empty()) {
     auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
@@ -275,6 +283,7 @@ std::string Server::Describe() const {
   std::string text = absl::StrCat(
       "exportd listening on ", host, ":", impl_->port, "\n", "data directory: ",
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
+      "store: ", impl_->store_url.description, "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
   if (impl_->metrics_port != 0) {
     const std::string& m = impl_->options.metrics_listen;

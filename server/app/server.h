@@ -29,6 +29,11 @@ namespace exportd::app {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   std::string data_dir = "./exportd-data";
+  // --store: empty or sqlite:PATH (SQLite; empty is DATA_DIR/exportd.db), or a
+  // libpq connection string for PostgreSQL, which several exportd replicas
+  // may share (server/store/store_url.h). The data-dir lock applies to SQLite
+  // only.
+  std::string store;
   // Empty: no plugin directory is loaded.
   std::string plugin_dir;
   // Empty: `<data_dir>/admin.token` is created on first start and used.

@@ -20,10 +20,11 @@ bool Significant(double saved, double now) {
 
 absl::Time RateBudget::Bucket::EarliestFor(double units, absl::Time not_before) const {
   if (rate <= 0) return not_before;
-  const double interval = 1.0 / rate;
+  const double own = rate / share;  // This replica's part of the rate.
+  const double interval = 1.0 / own;
   // The bucket holds max(1, rate) tokens, or one whole batch when a batch is
   // bigger (it then goes alone, at the rate).
-  const double capacity = std::max({1.0, rate, units});
+  const double capacity = std::max({1.0, own, units});
   const absl::Time earliest = next_slot + absl::Seconds((units - capacity) * interval);
   return std::max(not_before, earliest);
 }
@@ -36,7 +37,7 @@ void RateBudget::Bucket::Take(double units, absl::Time send_at, absl::Time now) 
   }
   window_units += units;
   if (rate <= 0) return;
-  next_slot = std::max(next_slot, send_at) + absl::Seconds(units / rate);
+  next_slot = std::max(next_slot, send_at) + absl::Seconds(units * share / rate);
 }
 
 double RateBudget::Bucket::Observed(absl::Time now) const {
@@ -176,6 +177,18 @@ void RateBudget::SetCeiling(const sdk::SyncSpeed& ceiling) {
   };
   update(requests_, ceiling.requests_per_second);
   update(records_, ceiling.records_per_second);
+}
+
+void RateBudget::SetShare(int replicas) {
+  absl::MutexLock lock(&mu_);
+  const double share = std::max(1, replicas);
+  requests_.share = share;
+  records_.share = share;
+}
+
+int RateBudget::share() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(requests_.share);
 }
 
 LearnedRate RateBudget::CurrentLocked() const { return LearnedRate{requests_.rate, records_.rate}; }

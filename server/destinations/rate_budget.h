@@ -14,6 +14,11 @@
 // rate observed, which is lifted again once recovered. A records/s ceiling
 // adapts the same way; an unlimited one stays unlimited.
 //
+// Several replicas on one store share a connection's rate: each enforces
+// its share, the rate divided by the number of replicas running on the
+// connection (SetShare; engine/rate_share.h keeps that number in the store).
+// What is learned and saved is the connection's whole rate.
+//
 // The rate a budget learned outlives the process: the registry loads it when
 // a connection's budget is first used, and saves it when it changes (a
 // throttle, a recovery step of a quarter or more, the limit lifted), never
@@ -110,7 +115,13 @@ class RateBudget {
   // edited). The learned rate stays when below the new ceiling.
   void SetCeiling(const sdk::SyncSpeed& ceiling);
 
-  // The rates enforced now (0: unlimited).
+  // This replica is one of `replicas` (at least 1) sending on the
+  // connection: it sends at 1/replicas of the rate (and bursts as much).
+  void SetShare(int replicas);
+  int share() const;
+
+  // The connection's rates now (0: unlimited); this replica sends at
+  // 1/share() of them.
   LearnedRate current() const;
   // Until when every sender pauses (InfinitePast: no pause).
   absl::Time paused_until() const;
@@ -122,6 +133,8 @@ class RateBudget {
     double ceiling = 0;  // 0: unlimited.
     double rate = 0;     // 0: unlimited.
     double minimum = 0;
+    // The replicas sharing the rate (this one included).
+    double share = 1;
     // When unlimited and slowed down: the rate at which the limit is lifted.
     double unlimited_target = 0;
     bool adapts_when_unlimited = false;

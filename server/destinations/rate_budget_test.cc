@@ -78,6 +78,29 @@ TEST(RateBudget, RequestBucketAllowsABurstThenHoldsTheRate) {
   EXPECT_EQ(times[39] - times[0], absl::Milliseconds(250) * 36);
 }
 
+// Two replicas on one connection: each sends its share, and together they
+// stay within the rate; the whole rate is what the budget reports.
+TEST(RateBudget, AReplicaSendsItsShareOfTheConnectionsRate) {
+  FakeClock clock(kStart);
+  RateBudget budget(Speed(4, 1000), std::nullopt, WithClock(clock), nullptr);
+  budget.SetShare(2);
+  EXPECT_EQ(budget.share(), 2);
+  std::vector<absl::Time> times = SendAll(budget, clock, 20, /*records=*/10);
+  // A bucket of 2, then one every 500 ms.
+  EXPECT_EQ(times[1], times[0]);
+  EXPECT_EQ(times[2] - times[0], absl::Milliseconds(500));
+  EXPECT_LE(MaxInWindow(times, absl::Seconds(3)), 2 + 6);
+  EXPECT_EQ(budget.current().requests_per_second, 4);
+  // Alone again: the whole rate.
+  budget.SetShare(1);
+  clock.Advance(absl::Seconds(10));
+  std::vector<absl::Time> alone = SendAll(budget, clock, 8, /*records=*/10);
+  EXPECT_EQ(alone[3], alone[0]);
+  EXPECT_EQ(alone[4] - alone[0], absl::Milliseconds(250));
+  budget.SetShare(0);  // Never below one.
+  EXPECT_EQ(budget.share(), 1);
+}
+
 TEST(RateBudget, RecordsBucketSpacesBatchesByTheirSize) {
   FakeClock clock(kStart);
   RateBudget budget(Speed(0, /*records_per_second=*/1000), std::nullopt, WithClock(clock), nullptr);

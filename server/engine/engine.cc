@@ -208,6 +208,7 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
         return Trigger(e.id(), scheduled).status();
       }),
       budgets_(RateHooks(store)),
+      shares_(store, replica_id, options_.clock),
       queue_(store, RunQueueOptions{std::move(replica_id),
                                     LeaseTiming{options_.lease, options_.lease_renew_every,
                                                 options_.clock}}) {}
@@ -247,6 +248,7 @@ absl::Status Engine::Start() {
   // resume at once instead of after their expiry.
   EXPORTD_RETURN_IF_ERROR(
       store_->ReleaseLeasesOf(options_.only_replica ? "" : queue_.replica_id()));
+  shares_.Start();
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
   threads_.emplace_back([this] { SchedulerLoop(); });
   return absl::OkStatus();
@@ -261,6 +263,7 @@ void Engine::Shutdown() {
   shutting_down_ = true;
   for (auto& t : threads_) t.join();
   threads_.clear();
+  shares_.Stop();
 }
 
 void Engine::SetCrashHookForTesting(std::function<bool(const std::string&)> hook) {
@@ -786,10 +789,12 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   // rate budget, shared with every other run on the connection.
   sdk::SyncSpeed speed = manifest.speed;
   std::shared_ptr<destinations::RateBudget> budget;
+  RateShares::Handle share;
   if (!run.dry_run()) {
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
+    share = shares_.Join(e.connection_id(), budget);
     connection = MeterConnection(std::move(connection), options_.metrics,
                                  stored.connection.destination_type(),
                                  stored.connection.display_name(), budget);

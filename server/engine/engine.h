@@ -38,6 +38,7 @@
 #include "server/engine/refresh_schedule.h"
 #include "server/engine/scheduler.h"
 #include "server/destinations/registry.h"
+#include "server/engine/rate_share.h"
 #include "server/engine/run_queue.h"
 #include "server/observability/metrics.h"
 #include "server/store/store.h"
@@ -181,6 +182,9 @@ class Engine {
   // One rate budget per connection, shared by every run on it; the learned
   // rates are kept in the store.
   destinations::RateBudgetRegistry budgets_;
+  // This replica's shares of the connections it sends on (several replicas
+  // on one store split a connection's rate).
+  RateShares shares_;
 
   RunQueue queue_;
 

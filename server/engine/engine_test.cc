@@ -1,4 +1,4 @@
-// The run engine against a real SQLite store and the in-process fake
+// The run engine against real stores (SQLite and PostgreSQL) and the in-process fake
 // destination: diff correctness, modes, resume after a crash, cancel, retry,
 // rejections, concurrency, states.
 #include "server/engine/engine.h"
@@ -22,6 +22,7 @@
 #include "server/observability/testing/exposition.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/sqlite_util.h"
+#include "server/store/store_test_fixture.h"
 #include "tests/fakes/fake_destination.h"
 
 namespace exportd::engine {
@@ -30,14 +31,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class EngineTest : public ::testing::Test {
+// Every engine test runs on SQLite and on PostgreSQL (the parameter).
+class EngineTest : public store::StoreTest {
  protected:
   void SetUp() override {
-    std::string dir = std::filesystem::temp_directory_path() / "engine_testXXXXXX";
-    dir_ = mkdtemp(dir.data());
-    auto store = store::SqliteStore::Open(dir_ + "/exportd.db");
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    StoreTest::SetUp();
+    if (HasFatalFailure()) return;
     box_ = *crypto::SecretBox::FromKey(std::string(32, 'k'));
     state_ = std::make_shared<testing::FakeState>();
     state_->key_by_identifier = KeyByIdentifier();
@@ -73,7 +72,19 @@ class EngineTest : public ::testing::Test {
   virtual bool KeyByIdentifier() const { return false; }
   void TearDown() override {
     engine_.reset();
-    std::filesystem::remove_all(dir_);
+    StoreTest::TearDown();
+  }
+  // Runs `sql` on the store's database directly (what an older exportd left).
+  void ExecSql(const std::string& sql) {
+    if (postgres()) {
+      auto conn = store::PgConnection::Open(conninfo_, "test");
+      ASSERT_TRUE(conn.ok()) << conn.status();
+      ASSERT_TRUE((*conn)->Exec(sql).ok());
+      return;
+    }
+    auto db = store::Database::Open(dir_ + "/exportd.db", /*read_only=*/false);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(sql).ok());
   }
   void StartEngine(EngineOptions options = {}) {
     engine_.reset();
@@ -152,8 +163,6 @@ class EngineTest : public ::testing::Test {
     return state_->audiences["VIP"];
   }
 
-  std::string dir_;
-  std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<crypto::SecretBox> box_;
   std::shared_ptr<testing::FakeState> state_;
   std::unique_ptr<destinations::DestinationRegistry> registry_;
@@ -197,7 +206,7 @@ TEST(RunStatesTest, TransitionsAreWrittenDown) {
               HasSubstr("RUN_STATE_FAILED to RUN_STATE_RUNNING"));
 }
 
-TEST_F(EngineTest, FirstRunSendsEverythingThenOnlyJoinsChangesAndLeaves) {
+TEST_P(EngineTest, FirstRunSendsEverythingThenOnlyJoinsChangesAndLeaves) {
   Upload(1, 1000);
   StartEngine();
   v1::Run first = RunToEnd();
@@ -255,7 +264,7 @@ TEST_F(EngineTest, FirstRunSendsEverythingThenOnlyJoinsChangesAndLeaves) {
   EXPECT_EQ(again.segments(0).updated(), 1010);
 }
 
-TEST_F(EngineTest, AddOnlyNeverRemovesAndDryRunSendsNothing) {
+TEST_P(EngineTest, AddOnlyNeverRemovesAndDryRunSendsNothing) {
   export_.set_mode(v1::EXPORT_MODE_ADD_ONLY);
   ASSERT_TRUE(store_->UpdateExport(export_).ok());
   Upload(1, 100);
@@ -274,7 +283,7 @@ TEST_F(EngineTest, AddOnlyNeverRemovesAndDryRunSendsNothing) {
   EXPECT_EQ(Audience().size(), 100u);
 }
 
-TEST_F(EngineTest, RejectionsAreKeptAndRetriedOnTheNextRun) {
+TEST_P(EngineTest, RejectionsAreKeptAndRetriedOnTheNextRun) {
   Upload(1, 50);
   {
     absl::MutexLock lock(&state_->mu);
@@ -299,7 +308,7 @@ TEST_F(EngineTest, RejectionsAreKeptAndRetriedOnTheNextRun) {
   EXPECT_EQ(retry.segments(0).added(), 2);
 }
 
-TEST_F(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
+TEST_P(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
   Upload(1, 10);
   {
     absl::MutexLock lock(&state_->mu);
@@ -326,7 +335,7 @@ TEST_F(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
 // list): one rejected on its first attempt and then gone is forgotten, and
 // nothing is removed for it; one whose update was rejected is still at the
 // destination and is removed when it leaves.
-TEST_F(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
+TEST_P(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
   Upload(1, 10);
   {
     absl::MutexLock lock(&state_->mu);
@@ -382,7 +391,7 @@ TEST_F(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
   EXPECT_EQ(states.count("p3"), 0u) << "forgotten";
 }
 
-TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
+TEST_P(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   Upload(1, 10);
   EngineOptions options;
   options.max_attempts = 3;
@@ -409,7 +418,7 @@ TEST_F(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
 // An audience deleted at the destination during a run (Upsert answers
 // NOT_FOUND) is created again once and gets the whole segment; a second
 // disappearance in the same run fails it instead of looping.
-TEST_F(EngineTest, AnAudienceGoneMidRunIsCreatedAgainOnceThenTheRunFails) {
+TEST_P(EngineTest, AnAudienceGoneMidRunIsCreatedAgainOnceThenTheRunFails) {
   Upload(1, 10);
   StartEngine();
   {
@@ -439,7 +448,7 @@ TEST_F(EngineTest, AnAudienceGoneMidRunIsCreatedAgainOnceThenTheRunFails) {
 
 // A destination's answer quoted in a plugin's log line cannot start a line
 // of its own in exportd's log, nor move the cursor.
-TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
+TEST_P(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
   Upload(1, 3);
   {
     absl::MutexLock lock(&state_->mu);
@@ -459,7 +468,7 @@ TEST_F(EngineTest, PluginLogLinesEscapeWhatTheDestinationSaid) {
 // The run's message, built from a destination's error, is one line without
 // control characters, live and as stored.
 // --log-format json: one object per line, with the run, export and segment.
-TEST_F(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
+TEST_P(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
   Upload(1, 3);
   {
     absl::MutexLock lock(&state_->mu);
@@ -481,7 +490,7 @@ TEST_F(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
   EXPECT_THAT(log, Not(HasSubstr("t0ken")));
 }
 
-TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
+TEST_P(EngineTest, RunMessageEscapesTheDestinationsError) {
   Upload(1, 3);
   {
     absl::MutexLock lock(&state_->mu);
@@ -502,7 +511,7 @@ TEST_F(EngineTest, RunMessageEscapesTheDestinationsError) {
   EXPECT_THAT(stored->message(), Not(HasSubstr("\n")));
 }
 
-TEST_F(EngineTest, ResumeAfterACrashEndsInTheSameStateAndCounts) {
+TEST_P(EngineTest, ResumeAfterACrashEndsInTheSameStateAndCounts) {
   Upload(1, 1000);
   for (int crash_after : {1, 4, 9}) {
     SCOPED_TRACE(crash_after);
@@ -539,7 +548,7 @@ TEST_F(EngineTest, ResumeAfterACrashEndsInTheSameStateAndCounts) {
   }
 }
 
-TEST_F(EngineTest, CancelStopsARunningRunAndKeepsWhatWasDelivered) {
+TEST_P(EngineTest, CancelStopsARunningRunAndKeepsWhatWasDelivered) {
   Upload(1, 5000);
   StartEngine();
   absl::Notification reached;
@@ -563,7 +572,7 @@ TEST_F(EngineTest, CancelStopsARunningRunAndKeepsWhatWasDelivered) {
   EXPECT_EQ(engine_->Cancel(run->id()).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
+TEST_P(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
   Upload(1, 3000);
   StartEngine();
   absl::Notification release;
@@ -592,7 +601,7 @@ TEST_F(EngineTest, OneRunPerExportAndOneFollowUpAtMost) {
   EXPECT_EQ(WaitFinal(second->id()).state(), v1::RUN_STATE_SUCCEEDED);
 }
 
-TEST_F(EngineTest, ARunWaitsForAnUploadInProgressAndUsesTheNewSnapshot) {
+TEST_P(EngineTest, ARunWaitsForAnUploadInProgressAndUsesTheNewSnapshot) {
   Upload(1, 10);
   StartEngine();
   auto writer = store_->BeginSnapshot("seg-1", {store_->GetSegment("seg-1")->schema(0)});
@@ -618,7 +627,7 @@ TEST_F(EngineTest, ARunWaitsForAnUploadInProgressAndUsesTheNewSnapshot) {
   EXPECT_EQ(done.segments(0).added(), 20);
 }
 
-TEST_F(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
+TEST_P(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
   Upload(1, 10);
   export_.set_active(false);
   export_.clear_connection_id();
@@ -629,7 +638,7 @@ TEST_F(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
   EXPECT_THAT(std::string(run.status().message()), HasSubstr("inactive"));
 }
 
-TEST_F(EngineTest, ConcurrentRunsOfDifferentExports) {
+TEST_P(EngineTest, ConcurrentRunsOfDifferentExports) {
   Upload(1, 2000);
   v1::Export other = export_;
   other.set_id("exp-2");
@@ -661,7 +670,7 @@ TEST_F(EngineTest, ConcurrentRunsOfDifferentExports) {
 
 // The engine batches by Connection::speed() (the manifest's, lowered by the
 // connection's settings), one plugin call per batch.
-TEST_F(EngineTest, BatchesFollowTheConnectionsSpeedNotTheManifest) {
+TEST_P(EngineTest, BatchesFollowTheConnectionsSpeedNotTheManifest) {
   Upload(1, 50);
   {
     absl::MutexLock lock(&state_->mu);
@@ -679,7 +688,7 @@ TEST_F(EngineTest, BatchesFollowTheConnectionsSpeedNotTheManifest) {
 
 // A throttled batch (ReportThrottle + RESOURCE_EXHAUSTED) is sent again in
 // the same attempt; the connection's rate is halved and kept in the store.
-TEST_F(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
+TEST_P(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
   Upload(1, 10);
   {
     absl::MutexLock lock(&state_->mu);
@@ -705,7 +714,7 @@ TEST_F(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
 
 // The metrics tell what the runs committed: the record counters equal the
 // runs' counts, and the exposition parses.
-TEST_F(EngineTest, MetricsCountWhatTheRunsCommitted) {
+TEST_P(EngineTest, MetricsCountWhatTheRunsCommitted) {
   observability::Metrics metrics("test", 1);
   Upload(1, 50);
   {
@@ -784,7 +793,7 @@ TEST_F(EngineTest, MetricsCountWhatTheRunsCommitted) {
   EXPECT_THAT(metrics.Text(), Not(HasSubstr("t0ken")));
 }
 
-TEST_F(EngineTest, ABatchThrottledTooOftenFailsTheAttemptRetryably) {
+TEST_P(EngineTest, ABatchThrottledTooOftenFailsTheAttemptRetryably) {
   Upload(1, 10);
   EngineOptions options;
   options.max_attempts = 2;
@@ -803,7 +812,7 @@ TEST_F(EngineTest, ABatchThrottledTooOftenFailsTheAttemptRetryably) {
 
 // What a connection's budget learned survives a restart: the next engine
 // starts at the learned rate, not at the ceiling.
-TEST_F(EngineTest, ARestartedEngineStartsAtTheLearnedRate) {
+TEST_P(EngineTest, ARestartedEngineStartsAtTheLearnedRate) {
   Upload(1, 9);
   {
     absl::MutexLock lock(&state_->mu);
@@ -832,7 +841,7 @@ TEST_F(EngineTest, ARestartedEngineStartsAtTheLearnedRate) {
   EXPECT_GE(state_->call_times.back() - state_->call_times.front(), absl::Seconds(1));
 }
 
-TEST_F(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
+TEST_P(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   Upload(1, 10);
   export_.mutable_schedule()->set_cron("* * * * *");
   export_.mutable_schedule()->set_enabled(true);
@@ -882,7 +891,7 @@ class EngineIdentifierTest : public EngineTest {
   }
 };
 
-TEST_F(EngineIdentifierTest, AChangedIdentifierRemovesTheOldOne) {
+TEST_P(EngineIdentifierTest, AChangedIdentifierRemovesTheOldOne) {
   UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
   StartEngine();
   ASSERT_EQ(RunToEnd().segments(0).added(), 2);
@@ -905,7 +914,7 @@ TEST_F(EngineIdentifierTest, AChangedIdentifierRemovesTheOldOne) {
   EXPECT_EQ(idle.segments(0).to_add() + idle.segments(0).to_remove(), 0);
 }
 
-TEST_F(EngineIdentifierTest, AddOnlyKeepsTheOldIdentifier) {
+TEST_P(EngineIdentifierTest, AddOnlyKeepsTheOldIdentifier) {
   export_.set_mode(v1::EXPORT_MODE_ADD_ONLY);
   ASSERT_TRUE(store_->UpdateExport(export_).ok());
   UploadRows({{"p1", "x1@x.com"}});
@@ -920,7 +929,7 @@ TEST_F(EngineIdentifierTest, AddOnlyKeepsTheOldIdentifier) {
   EXPECT_EQ(audience.count("x1new@x.com"), 1u);
 }
 
-TEST_F(EngineIdentifierTest, ASharedIdentifierIsSentOnceAndStaysWhileAMemberHasIt) {
+TEST_P(EngineIdentifierTest, ASharedIdentifierIsSentOnceAndStaysWhileAMemberHasIt) {
   UploadRows({{"p4", "shared@x.com"}, {"p3", "Shared@x.com"}, {"p5", "p5@x.com"}});
   StartEngine();
   v1::Run first = DryThenRun();
@@ -968,7 +977,7 @@ TEST_F(EngineIdentifierTest, ASharedIdentifierIsSentOnceAndStaysWhileAMemberHasI
   EXPECT_EQ(Audience().count("shared@x.com"), 0u);
 }
 
-TEST_F(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
+TEST_P(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
   UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
   StartEngine();
   RunToEnd();
@@ -984,7 +993,7 @@ TEST_F(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
   EXPECT_THAT(rejections[0].message(), HasSubstr("previous key was removed"));
 }
 
-TEST_F(EngineIdentifierTest, AMovedIdentifierIsNotRemovedButSentForItsNewProfile) {
+TEST_P(EngineIdentifierTest, AMovedIdentifierIsNotRemovedButSentForItsNewProfile) {
   UploadRows({{"p1", "x1@x.com"}});
   StartEngine();
   RunToEnd();
@@ -998,15 +1007,13 @@ TEST_F(EngineIdentifierTest, AMovedIdentifierIsNotRemovedButSentForItsNewProfile
   EXPECT_EQ(audience["x1new@x.com"], "p1");
 }
 
-TEST_F(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeaversDerived) {
+TEST_P(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeaversDerived) {
   UploadRows({{"p1", "a@x.com"}, {"p2", "b@x.com"}});
   StartEngine();
   RunToEnd();
   {
     // As delivered before schema version 4: no identifier recorded.
-    auto db = store::Database::Open(dir_ + "/exportd.db", /*read_only=*/false);
-    ASSERT_TRUE(db.ok()) << db.status();
-    ASSERT_TRUE((*db)->Exec("UPDATE delivered SET ident_hash = NULL").ok());
+    ExecSql("UPDATE delivered SET ident_hash = NULL");
   }
   // p1 leaves and p3 joins with p1's email: a@ must stay.
   UploadRows({{"p2", "b@x.com"}, {"p3", "a@x.com"}});
@@ -1025,7 +1032,7 @@ TEST_F(EngineIdentifierTest, RowsWithoutAnIdentifierAreResentOnceAndTheirLeavers
 
 constexpr absl::Time kStart = absl::FromUnixSeconds(1'700'000'000);
 
-TEST_F(EngineTest, ARunShowsItsReplicaAndRunAttemptAndReleasesItsLease) {
+TEST_P(EngineTest, ARunShowsItsReplicaAndRunAttemptAndReleasesItsLease) {
   Upload(1, 10);
   EngineOptions options;
   options.replica_id = "replica-a";
@@ -1047,7 +1054,7 @@ TEST_F(EngineTest, ARunShowsItsReplicaAndRunAttemptAndReleasesItsLease) {
   EXPECT_THAT(DefaultReplicaId(), HasSubstr(":" + std::to_string(getpid())));
 }
 
-TEST_F(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
+TEST_P(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
   Upload(1, 10);
   {
     absl::MutexLock lock(&state_->mu);
@@ -1084,7 +1091,7 @@ TEST_F(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
 
 // The backoff runs on the engine's clock: an hour of it passes in a moment,
 // and the run does not start again before it has passed.
-TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
+TEST_P(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
   Upload(1, 10);
   {
     absl::MutexLock lock(&state_->mu);
@@ -1123,7 +1130,7 @@ TEST_F(EngineTest, ARetryWaitsForItsBackoffOnTheEnginesClock) {
 
 // Fencing: replica A stalls longer than its lease; replica B takes the run
 // over and finishes it; A's next commit is refused and A leaves the run alone.
-TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
+TEST_P(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
   Upload(1, 1000);
   FakeClock& clock = UseFakeClock(kStart);
   EngineOptions a_options;
@@ -1177,7 +1184,7 @@ TEST_F(EngineTest, AReplicaThatLostItsLeaseCannotCommitABatch) {
 
 // A replica dies mid-run: its lease expires, another replica claims the run
 // and resumes it from the last committed batch, resending nothing committed.
-TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommittedBatch) {
+TEST_P(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommittedBatch) {
   Upload(1, 1000);
   FakeClock& clock = UseFakeClock(kStart);
   EngineOptions a_options;
@@ -1221,7 +1228,7 @@ TEST_F(EngineTest, AnExpiredLeaseIsTakenOverAndTheRunResumesFromItsLastCommitted
 }
 
 // A run that lasts longer than its lease keeps it while the heartbeat renews.
-TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
+TEST_P(EngineTest, HeartbeatsKeepALongRunsLease) {
   Upload(1, 1000);
   FakeClock& clock = UseFakeClock(kStart);
   EngineOptions options;
@@ -1254,7 +1261,7 @@ TEST_F(EngineTest, HeartbeatsKeepALongRunsLease) {
 }
 
 // A cancel reaches a run that another replica executes, through the store.
-TEST_F(EngineTest, ACancelReachesARunThatAnotherReplicaExecutes) {
+TEST_P(EngineTest, ACancelReachesARunThatAnotherReplicaExecutes) {
   Upload(1, 3000);
   EngineOptions a_options;
   a_options.replica_id = "replica-a";
@@ -1281,6 +1288,9 @@ TEST_F(EngineTest, ACancelReachesARunThatAnotherReplicaExecutes) {
   EXPECT_EQ(canceled.replica(), "replica-a");
   EXPECT_LT(canceled.segments(0).added(), 3000);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, EngineTest, store::EveryStore(), store::StoreName());
+INSTANTIATE_TEST_SUITE_P(Stores, EngineIdentifierTest, store::EveryStore(), store::StoreName());
 
 }  // namespace
 }  // namespace exportd::engine

@@ -12,6 +12,7 @@
 #ifndef EXPORTD_SERVER_ENGINE_LEASE_H_
 #define EXPORTD_SERVER_ENGINE_LEASE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -29,14 +30,17 @@ std::string DefaultReplicaId();
 struct LeaseTiming {
   // How long a claim or a renewal holds the run (--lease-seconds).
   absl::Duration lease = absl::Seconds(15);
-  // How often the heartbeat renews it (wall time): a third of the lease
-  // unless set, so two renewals may fail before the lease ends.
+  // How often the heartbeat renews it (wall time): unless set, a third of
+  // the lease (so two renewals may fail before the lease ends), and at most
+  // kMaxRenewEvery, because the heartbeat is also how a cancel sent to
+  // another replica reaches the run.
   absl::Duration renew_every = absl::ZeroDuration();
+  static constexpr absl::Duration kMaxRenewEvery = absl::Seconds(1);
   // The time leases are measured in. Not null.
   const Clock* clock = Clock::Real();
 
   absl::Duration RenewEvery() const {
-    return renew_every > absl::ZeroDuration() ? renew_every : lease / 3;
+    return renew_every > absl::ZeroDuration() ? renew_every : std::min(lease / 3, kMaxRenewEvery);
   }
 };
 

@@ -57,7 +57,18 @@ void Scheduler::Tick(absl::Time now) {
     }
     std::optional<CatchUpPlan> plan = PlanFor(e, system_refresh_, it->second, now);
     if (!plan || !plan->due) continue;
+    // Every replica's scheduler sees the firing; the store gives it to one.
+    absl::StatusOr<bool> mine =
+        store_->ClaimScheduledFiring(e.id(), absl::ToUnixMicros(*plan->due));
+    if (!mine.ok()) {
+      Log(LogLevel::kError, {"scheduler", "", e.name()},
+          absl::StrCat("scheduled run of ", EscapeForTerminal(e.name()),
+                       ": cannot claim the firing (tried again next tick): ",
+                       EscapeForTerminal(mine.status().ToString())));
+      continue;
+    }
     it->second = now;
+    if (!*mine) continue;  // Another replica fired it.
     absl::Status queued = trigger_(e);
     if (!queued.ok()) {
       Log(LogLevel::kError, {"scheduler", "", e.name()},

@@ -1,7 +1,9 @@
 // Fires exports' schedules: a cron expression in the export's time zone, or
 // the system refresh schedule (--system-refresh). The one owner of "is an
 // export due": after a restart, or when an export was saved, any number of
-// missed firings collapse into one catch-up run (CatchUp in cron.h).
+// missed firings collapse into one catch-up run (CatchUp in cron.h). With
+// several replicas on one store each firing runs once: the store gives it
+// to one scheduler (Store::ClaimScheduledFiring).
 //
 //   Scheduler scheduler(store, system_refresh, [&](const v1::Export& e) {
 //     return engine.Trigger(e.id(), scheduled).status();

@@ -1,5 +1,6 @@
-// The scheduler on its own: a real SQLite store, times handed in by the test
-// (no wall clock, no threads), a trigger that records what it was asked.
+// The scheduler on its own: a real store (SQLite and PostgreSQL, the test's
+// parameter), times handed in by the test (no wall clock, no threads), a
+// trigger that records what it was asked.
 #include "server/engine/scheduler.h"
 
 #include <filesystem>
@@ -8,7 +9,7 @@
 #include "absl/time/civil_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store_test_fixture.h"
 
 namespace exportd::engine {
 namespace {
@@ -19,12 +20,11 @@ using ::testing::IsEmpty;
 // 2026-03-02 10:00:30 UTC, a Monday.
 const absl::Time kNow = absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 30), absl::UTCTimeZone());
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public store::StoreTest {
  protected:
   void SetUp() override {
-    std::string dir = std::filesystem::temp_directory_path() / "scheduler_testXXXXXX";
-    dir_ = mkdtemp(dir.data());
-    store_ = std::move(*store::SqliteStore::Open(dir_ + "/exportd.db"));
+    StoreTest::SetUp();
+    if (HasFatalFailure()) return;
     store::StoredConnection c;
     c.connection.set_id("conn-1");
     c.connection.set_display_name("c");
@@ -35,8 +35,6 @@ class SchedulerTest : public ::testing::Test {
     segment.set_name("VIP");
     ASSERT_TRUE(store_->CreateSegment(segment).ok());
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // An active export saved at `saved` with the given schedule.
   v1::Export AddExport(const std::string& id, absl::Time saved, const std::string& cron,
                        bool follow_system_refresh = false) {
@@ -55,19 +53,19 @@ class SchedulerTest : public ::testing::Test {
     return e;
   }
 
-  Scheduler Make(std::optional<RefreshSchedule> refresh = std::nullopt) {
-    return Scheduler(store_.get(), std::move(refresh), [this](const v1::Export& e) {
+  Scheduler Make(std::optional<RefreshSchedule> refresh = std::nullopt,
+                 store::Store* store = nullptr) {
+    return Scheduler(store != nullptr ? store : store_.get(), std::move(refresh),
+                     [this](const v1::Export& e) {
       triggered_.push_back(e.id());
       return absl::OkStatus();
     });
   }
 
-  std::string dir_;
-  std::unique_ptr<store::SqliteStore> store_;
   std::vector<std::string> triggered_;
 };
 
-TEST_F(SchedulerTest, MissedFiringsCollapseIntoOneRunThenTheScheduleIsFollowed) {
+TEST_P(SchedulerTest, MissedFiringsCollapseIntoOneRunThenTheScheduleIsFollowed) {
   AddExport("every-minute", kNow - absl::Hours(2), "* * * * *");  // 120 firings missed.
   Scheduler scheduler = Make();
   scheduler.Tick(kNow);
@@ -78,7 +76,7 @@ TEST_F(SchedulerTest, MissedFiringsCollapseIntoOneRunThenTheScheduleIsFollowed) 
   EXPECT_THAT(triggered_, ElementsAre("every-minute", "every-minute"));
 }
 
-TEST_F(SchedulerTest, AnExportSavedAfterTheLastFiringWaitsForTheNext) {
+TEST_P(SchedulerTest, AnExportSavedAfterTheLastFiringWaitsForTheNext) {
   AddExport("hourly", kNow - absl::Seconds(10), "0 * * * *");  // Saved 10:00:20, fired 10:00.
   Scheduler scheduler = Make();
   scheduler.Tick(kNow);
@@ -87,7 +85,7 @@ TEST_F(SchedulerTest, AnExportSavedAfterTheLastFiringWaitsForTheNext) {
   EXPECT_THAT(triggered_, ElementsAre("hourly"));
 }
 
-TEST_F(SchedulerTest, TheLastRunCountsAsActedUpon) {
+TEST_P(SchedulerTest, TheLastRunCountsAsActedUpon) {
   v1::Export e = AddExport("hourly", kNow - absl::Hours(5), "0 * * * *");
   v1::Run run;
   run.set_id("run-1");
@@ -100,7 +98,7 @@ TEST_F(SchedulerTest, TheLastRunCountsAsActedUpon) {
   EXPECT_THAT(triggered_, IsEmpty());
 }
 
-TEST_F(SchedulerTest, DisabledAndInactiveExportsNeverFire) {
+TEST_P(SchedulerTest, DisabledAndInactiveExportsNeverFire) {
   v1::Export disabled = AddExport("disabled", kNow - absl::Hours(1), "* * * * *");
   disabled.mutable_schedule()->set_enabled(false);
   ASSERT_TRUE(store_->UpdateExport(disabled).ok());
@@ -113,7 +111,7 @@ TEST_F(SchedulerTest, DisabledAndInactiveExportsNeverFire) {
   EXPECT_EQ(scheduler.NextRun(disabled, kNow), absl::InfiniteFuture());
 }
 
-TEST_F(SchedulerTest, FollowersOfTheSystemRefreshFireOnlyWhenOneIsSet) {
+TEST_P(SchedulerTest, FollowersOfTheSystemRefreshFireOnlyWhenOneIsSet) {
   v1::Export e = AddExport("follower", kNow - absl::Hours(12), "", /*follow=*/true);
   {
     Scheduler without = Make();
@@ -130,13 +128,53 @@ TEST_F(SchedulerTest, FollowersOfTheSystemRefreshFireOnlyWhenOneIsSet) {
             absl::FromCivil(absl::CivilSecond(2026, 3, 2, 14, 0, 0), absl::UTCTimeZone()));
 }
 
-TEST_F(SchedulerTest, NextRunFollowsTheCronInTheExportsTimeZone) {
+TEST_P(SchedulerTest, NextRunFollowsTheCronInTheExportsTimeZone) {
   v1::Export e = AddExport("berlin", kNow, "30 6 * * *");
   e.mutable_schedule()->set_timezone("Europe/Berlin");  // 06:30 CET = 05:30 UTC.
   Scheduler scheduler = Make();
   EXPECT_EQ(scheduler.NextRun(e, kNow),
             absl::FromCivil(absl::CivilSecond(2026, 3, 3, 5, 30, 0), absl::UTCTimeZone()));
 }
+
+// Three replicas on one store, each with its scheduler: every firing runs
+// once, and so does the one catch-up of firings missed while all were down.
+TEST_P(SchedulerTest, ThreeReplicasFireEachOccurrenceOnce) {
+  AddExport("every-minute", kNow - absl::Hours(2), "* * * * *");
+  std::vector<std::unique_ptr<store::Store>> stores;
+  std::vector<Scheduler> replicas;
+  for (int i = 0; i < 3; ++i) {
+    auto store = OpenAnother();
+    ASSERT_TRUE(store.ok()) << store.status();
+    stores.push_back(std::move(*store));
+    replicas.push_back(Make(std::nullopt, stores.back().get()));
+  }
+  // Each replica ticks at its own moment within the same minutes.
+  for (int minute = 0; minute < 3; ++minute) {
+    for (int i = 0; i < 3; ++i) {
+      replicas[i].Tick(kNow + absl::Minutes(minute) + absl::Seconds(5 * i));
+    }
+  }
+  // The catch-up at 10:00, then 10:01 and 10:02: three runs, not nine.
+  EXPECT_THAT(triggered_, ElementsAre("every-minute", "every-minute", "every-minute"));
+  // A replica started later catches up on nothing that was fired.
+  auto late_store = OpenAnother();
+  ASSERT_TRUE(late_store.ok());
+  Scheduler late = Make(std::nullopt, late_store->get());
+  late.Tick(kNow + absl::Minutes(2) + absl::Seconds(20));
+  EXPECT_EQ(triggered_.size(), 3u);
+}
+
+TEST_P(SchedulerTest, AFiringIsClaimedOnceAndNeverAnEarlierOne) {
+  EXPECT_TRUE(*store_->ClaimScheduledFiring("exp-1", 100));
+  EXPECT_FALSE(*store_->ClaimScheduledFiring("exp-1", 100));
+  EXPECT_FALSE(*store_->ClaimScheduledFiring("exp-1", 99));
+  EXPECT_TRUE(*store_->ClaimScheduledFiring("exp-2", 100));
+  EXPECT_TRUE(*store_->ClaimScheduledFiring("exp-1", 160));
+  Reopen();
+  EXPECT_FALSE(*store_->ClaimScheduledFiring("exp-1", 160));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, SchedulerTest, store::EveryStore(), store::StoreName());
 
 }  // namespace
 }  // namespace exportd::engine

@@ -10,12 +10,6 @@
 #include "server/common/status_macros.h"
 
 namespace exportd::store {
-absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name) {
-  return absl::NotFoundError(absl::StrCat(kind, " '", id_or_name,
-                                          "' does not exist; list them with 'exportctl ", kind,
-                                          " list'"));
-}
-
 namespace {
 
 // Each entry migrates the schema from version i to i+1. Append only; never
@@ -119,9 +113,7 @@ absl::StatusOr<std::vector<Message>> ListAll(Database& db, absl::string_view tab
 // Names the resource in a uniqueness failure.
 absl::Status DuplicateName(absl::Status status, absl::string_view kind, absl::string_view name) {
   if (status.code() != absl::StatusCode::kAlreadyExists) return status;
-  return absl::AlreadyExistsError(
-      absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
-                   " named '", name, "' already exists; choose another name"));
+  return DuplicateNameError(kind, name);
 }
 
 absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_view id) {
@@ -469,19 +461,6 @@ absl::Status SqliteStore::ForEachChunkBytes(
   }
 }
 
-absl::Status SqliteStore::ForEachChunk(
-    absl::string_view segment_id, std::int64_t version,
-    const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {
-  v1::UploadMembersRequest::Chunk chunk;
-  return ForEachChunkBytes(segment_id, version, [&](absl::string_view bytes) {
-    if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("segment '", segment_id, "' snapshot ", version, " has a damaged chunk"));
-    }
-    return fn(chunk);
-  });
-}
-
 // --- Exports ---------------------------------------------------------------
 
 absl::Status SqliteStore::CreateExport(const v1::Export& e) {
@@ -595,6 +574,15 @@ absl::Status SqliteStore::PutConnectionRate(absl::string_view connection_id,
       .BindDouble(3, rate.records_per_second)
       .Bind(4, rate.updated_at_micros)
       .Run();
+}
+
+absl::StatusOr<int> SqliteStore::ShareConnection(absl::string_view, absl::string_view,
+                                                 std::int64_t, std::int64_t) {
+  return 1;  // The data directory is locked: this process is the only sender.
+}
+
+absl::Status SqliteStore::EndConnectionShare(absl::string_view, absl::string_view) {
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> SqliteStore::GetMeta(absl::string_view key) {

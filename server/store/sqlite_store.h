@@ -38,9 +38,6 @@ class SqliteStore final : public Store {
   absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) override;
-  absl::Status ForEachChunk(
-      absl::string_view segment_id, std::int64_t version,
-      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) override;
 
   absl::Status CreateExport(const v1::Export& e) override;
   absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) override;
@@ -68,6 +65,9 @@ class SqliteStore final : public Store {
       const std::function<absl::Status(v1::Run&)>& fn) override;
   absl::Status RequestCancel(absl::string_view run_id) override;
 
+  absl::StatusOr<bool> ClaimScheduledFiring(absl::string_view export_id,
+                                            std::int64_t fire_time_micros) override;
+
   absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
                                                  absl::string_view segment_id) override;
   absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
@@ -88,6 +88,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
                                                         std::string* next_cursor) override;
 
+  absl::StatusOr<int> ShareConnection(absl::string_view connection_id, absl::string_view replica,
+                                      std::int64_t now_micros,
+                                      std::int64_t expires_micros) override;
+  absl::Status EndConnectionShare(absl::string_view connection_id,
+                                  absl::string_view replica) override;
   absl::StatusOr<ConnectionRate> GetConnectionRate(absl::string_view connection_id) override;
   absl::Status PutConnectionRate(absl::string_view connection_id,
                                  const ConnectionRate& rate) override;

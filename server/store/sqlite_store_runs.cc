@@ -317,6 +317,30 @@ absl::Status SqliteStore::RequestCancel(absl::string_view run_id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> SqliteStore::ClaimScheduledFiring(absl::string_view export_id,
+                                                      std::int64_t fire_time_micros) {
+  // One process per SQLite store, but the claim is kept anyway, in meta:
+  // the latest firing claimed per export.
+  absl::MutexLock lock(&mu_);
+  bool claimed = false;
+  EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+    const std::string key = absl::StrCat("schedule_fired/", export_id);
+    EXPORTD_ASSIGN_OR_RETURN(Statement read, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
+    read.Bind(1, key);
+    EXPORTD_ASSIGN_OR_RETURN(bool row, read.Step());
+    std::int64_t last = INT64_MIN;
+    if (row && !absl::SimpleAtoi(read.Blob(0), &last)) last = INT64_MIN;
+    if (last >= fire_time_micros) return absl::OkStatus();
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement put, db_->Prepare("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+    EXPORTD_RETURN_IF_ERROR(put.Bind(1, key).BindBlob(2, absl::StrCat(fire_time_micros)).Run());
+    claimed = true;
+    return absl::OkStatus();
+  }));
+  return claimed;
+}
+
 absl::StatusOr<std::vector<v1::Run>> SqliteStore::LatestRun(absl::string_view export_id) {
   std::string next;
   return ListRuns(export_id, PageRequest{1, ""}, &next);

@@ -1,6 +1,8 @@
 // The Store: everything exportd keeps (connections, segments and their member
 // snapshots, exports, runs, delivered state, the audit log) behind one
-// interface. The embedded default is SQLite (sqlite_store.h).
+// interface. The embedded default is SQLite (sqlite_store.h); several
+// replicas share PostgreSQL (postgres_store.h). Both pass one conformance
+// suite (store_test_fixture.h).
 //
 // Resources are stored as their v1 protos; ids are assigned by the caller.
 // Lookups accept an id or a unique name. Errors use canonical codes:
@@ -33,6 +35,9 @@ namespace exportd::store {
 // same answer for a resource the caller may not see, so that its existence
 // cannot be probed.
 absl::Status NotFoundError(absl::string_view kind, absl::string_view id_or_name);
+// The ALREADY_EXISTS of a duplicate name: "an export named 'vip' already
+// exists; choose another name".
+absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name);
 
 struct StoredConnection {
   v1::Connection connection;  // Never holds secret values.
@@ -214,11 +219,12 @@ class Store {
   virtual absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
-  // Calls `fn` with every chunk of snapshot `version` in upload order. The
-  // snapshot stays readable while a newer one is uploaded and committed.
-  virtual absl::Status ForEachChunk(
+  // Calls `fn` with every chunk of snapshot `version` in upload order, parsed
+  // (ForEachChunkBytes, then protobuf's parser; DATA_LOSS for a damaged one).
+  // The snapshot stays readable while a newer one is uploaded and committed.
+  absl::Status ForEachChunk(
       absl::string_view segment_id, std::int64_t version,
-      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) = 0;
+      const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn);
 
   // --- Exports -----------------------------------------------------------
   virtual absl::Status CreateExport(const v1::Export& e) = 0;
@@ -272,6 +278,14 @@ class Store {
   // tells it).
   virtual absl::Status RequestCancel(absl::string_view run_id) = 0;
 
+  // --- Schedules ------------------------------------------------------------
+  // Claims the firing of `export_id`'s schedule at `fire_time_micros` for the
+  // caller: true for exactly one caller across every replica sharing the
+  // store, false when this or a later firing of the export was claimed
+  // already (another replica's scheduler fired it).
+  virtual absl::StatusOr<bool> ClaimScheduledFiring(absl::string_view export_id,
+                                                    std::int64_t fire_time_micros) = 0;
+
   // --- Delivered state ---------------------------------------------------
   // NOT_FOUND before the first delivery.
   virtual absl::StatusOr<AudienceState> GetAudienceState(absl::string_view export_id,
@@ -302,6 +316,18 @@ class Store {
   // not per batch. Deleting the connection deletes it.
   virtual absl::Status PutConnectionRate(absl::string_view connection_id,
                                          const ConnectionRate& rate) = 0;
+
+  // --- Rate shares: replicas sending on one connection -----------------------
+  // Records that `replica` sends on `connection_id` until `expires_micros`
+  // (renewed while it does) and returns how many replicas do at
+  // `now_micros`, this one included: each sends that share of the
+  // connection's rate. SQLite has one process per store: always 1.
+  virtual absl::StatusOr<int> ShareConnection(absl::string_view connection_id,
+                                              absl::string_view replica, std::int64_t now_micros,
+                                              std::int64_t expires_micros) = 0;
+  // Ends `replica`'s share of the connection (its last run on it ended).
+  virtual absl::Status EndConnectionShare(absl::string_view connection_id,
+                                          absl::string_view replica) = 0;
 
   // --- Rejections --------------------------------------------------------
   virtual absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,

@@ -1,12 +1,11 @@
-// The store as the run queue: claims, leases, heartbeats and the fencing of
-// every write by the lease's epoch (SqliteStore; a PostgreSQL store answers
-// the same).
+// The store conformance suite, the run queue: claims, leases, heartbeats and
+// the fencing of every write by the lease's epoch, on SQLite and PostgreSQL.
 #include <cstdlib>
 #include <filesystem>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store_test_fixture.h"
 
 namespace exportd::store {
 namespace {
@@ -16,17 +15,8 @@ using ::testing::HasSubstr;
 constexpr std::int64_t kT0 = 1'700'000'000'000'000;  // micros
 constexpr std::int64_t kSecond = 1'000'000;
 
-class SqliteRunQueueTest : public ::testing::Test {
+class RunQueueTest : public StoreTest {
  protected:
-  void SetUp() override {
-    std::string dir = std::filesystem::temp_directory_path() / "run_queue_testXXXXXX";
-    dir_ = mkdtemp(dir.data());
-    auto store = SqliteStore::Open(dir_ + "/exportd.db");
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   v1::Run Queue(const std::string& id, const std::string& export_id) {
     v1::Run run;
     run.set_id(id);
@@ -56,11 +46,9 @@ class SqliteRunQueueTest : public ::testing::Test {
     return commit;
   }
 
-  std::string dir_;
-  std::unique_ptr<SqliteStore> store_;
 };
 
-TEST_F(SqliteRunQueueTest, AClaimHoldsTheRunUntilItsLeaseExpiresOrIsReleased) {
+TEST_P(RunQueueTest, AClaimHoldsTheRunUntilItsLeaseExpiresOrIsReleased) {
   Queue("run-1", "exp-1");
   std::optional<ClaimedRun> a = Claim("replica-a", kT0);
   ASSERT_TRUE(a.has_value());
@@ -90,7 +78,7 @@ TEST_F(SqliteRunQueueTest, AClaimHoldsTheRunUntilItsLeaseExpiresOrIsReleased) {
   EXPECT_EQ(b->run.replica(), "replica-b");
 }
 
-TEST_F(SqliteRunQueueTest, AReplicaThatLostItsLeaseCannotCommitNorUpdateTheRun) {
+TEST_P(RunQueueTest, AReplicaThatLostItsLeaseCannotCommitNorUpdateTheRun) {
   Queue("run-1", "exp-1");
   ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"list-1", 7}).ok());
   std::optional<ClaimedRun> a = Claim("replica-a", kT0);
@@ -138,7 +126,7 @@ TEST_F(SqliteRunQueueTest, AReplicaThatLostItsLeaseCannotCommitNorUpdateTheRun) 
   EXPECT_THAT(std::string(no_lease.message()), HasSubstr("carries no lease"));
 }
 
-TEST_F(SqliteRunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBackoff) {
+TEST_P(RunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBackoff) {
   Queue("run-1", "exp-1");
   Queue("run-2", "exp-1");  // A follow-up of the same export.
   v1::Run retrying = Queue("run-3", "exp-2");
@@ -171,7 +159,7 @@ TEST_F(SqliteRunQueueTest, ClaimsAreOldestFirstOneRunPerExportAndWaitForTheBacko
   EXPECT_THAT(std::string(held.status().message()), HasSubstr("is held by replica 'a'"));
 }
 
-TEST_F(SqliteRunQueueTest, ARunWaitsUnclaimedWhileASegmentOfItsExportIsUploaded) {
+TEST_P(RunQueueTest, ARunWaitsUnclaimedWhileASegmentOfItsExportIsUploaded) {
   v1::Segment segment;
   segment.set_id("seg-1");
   segment.set_name("vip");
@@ -202,7 +190,7 @@ TEST_F(SqliteRunQueueTest, ARunWaitsUnclaimedWhileASegmentOfItsExportIsUploaded)
   EXPECT_EQ(waited->run.id(), "run-1");
 }
 
-TEST_F(SqliteRunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndAtOnce) {
+TEST_P(RunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndAtOnce) {
   Queue("run-1", "exp-1");
   Queue("run-2", "exp-2");
   std::optional<ClaimedRun> a = Claim("replica-a", kT0);
@@ -224,6 +212,8 @@ TEST_F(SqliteRunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndA
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->run.id(), "run-1");  // Oldest first.
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, RunQueueTest, EveryStore(), StoreName());
 
 }  // namespace
 }  // namespace exportd::store
