@@ -22,6 +22,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "server/api/api_test_fixture.h"
+#include "tests/support/postgres_server.h"
 #include "server/app/server.h"
 #include "server/auth/credentials.h"
 #include "tests/fakes/fake_destination.h"
@@ -33,7 +34,30 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST_F(ApiTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
+// The API's tests on each store ("sqlite", "postgres"): what the API keeps
+// goes through the store, so every store must answer alike. PostgreSQL is the
+// suite's own server (tests/support/postgres_server.h), a database per test.
+class ApiStoreTest : public ApiTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void Configure(ServerOptions& options) override {
+    if (GetParam() != "postgres") return;
+    if (conninfo_.empty()) {  // Restarts keep the database.
+      auto server = testing::PostgresServer::Shared();
+      ASSERT_TRUE(server.ok()) << server.status();
+      auto conninfo = (*server)->CreateDatabase();
+      ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+      conninfo_ = *conninfo;
+    }
+    options.store = conninfo_;
+  }
+  std::string conninfo_;
+};
+INSTANTIATE_TEST_SUITE_P(Stores, ApiStoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+TEST_P(ApiStoreTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
   v1::Connection c;
   ASSERT_TRUE(CreateConnection(ConnectionRequest("Fake EU"), &c).ok());
   EXPECT_EQ(c.display_name(), "Fake EU");
@@ -76,7 +100,7 @@ TEST_F(ApiTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
 
 // What a plugin logs while testing a connection (often the destination's
 // answer) stays on one line of exportd's log.
-TEST_F(ApiTest, TestConnectionLogLinesAreEscaped) {
+TEST_P(ApiStoreTest, TestConnectionLogLinesAreEscaped) {
   v1::Connection c;
   ASSERT_TRUE(CreateConnection(ConnectionRequest("Fake"), &c).ok());
   {
@@ -94,7 +118,7 @@ TEST_F(ApiTest, TestConnectionLogLinesAreEscaped) {
   EXPECT_THAT(log, Not(HasSubstr("\nexportd: forged")));
 }
 
-TEST_F(ApiTest, ConnectionRulesAreEnforcedWithClearMessages) {
+TEST_P(ApiStoreTest, ConnectionRulesAreEnforcedWithClearMessages) {
   v1::Connection c;
   auto req = ConnectionRequest("x");
   req.set_accept_privacy_terms(false);
@@ -143,7 +167,7 @@ TEST_F(ApiTest, ConnectionRulesAreEnforcedWithClearMessages) {
   EXPECT_THAT(status.error_message(), HasSubstr("'missing'"));
 }
 
-TEST_F(ApiTest, ExportsAreValidatedAgainstManifestAndSchemas) {
+TEST_P(ApiStoreTest, ExportsAreValidatedAgainstManifestAndSchemas) {
   v1::Connection c;
   ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
   v1::Segment s;
@@ -249,7 +273,7 @@ TEST_F(ApiTest, ExportsAreValidatedAgainstManifestAndSchemas) {
   EXPECT_EQ(e.mappings_size(), 1);
 }
 
-TEST_F(ApiTest, PermissionMatrixForTheThreeRoles) {
+TEST_P(ApiStoreTest, PermissionMatrixForTheThreeRoles) {
   v1::Connection shared, private_conn;
   auto req = ConnectionRequest("shared");
   req.set_shared_with_contributors(true);
@@ -341,7 +365,7 @@ TEST_F(ApiTest, PermissionMatrixForTheThreeRoles) {
   EXPECT_TRUE(saw_export);
 }
 
-TEST_F(ApiTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
+TEST_P(ApiStoreTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("Big", {"Email", "Note"}, &s).ok());
   v1::UploadMembersResponse resp;
@@ -383,7 +407,7 @@ TEST_F(ApiTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot) {
 
 // An upload with more ids than are checked in memory: a repeat is found at
 // the end, from sorted runs on disk, and nothing is changed.
-TEST_F(ApiTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
+TEST_P(ApiStoreTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
   StopServer();
   StartServer([](ServerOptions& o) { o.upload_ids_in_memory = 2; });
   v1::Segment segment;
@@ -418,7 +442,7 @@ TEST_F(ApiTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
   EXPECT_EQ(got.snapshot_version(), 1);
 }
 
-TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
+TEST_P(ApiStoreTest, MalformedUploadsAndOversizedMessages) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
   using Chunk = v1::UploadMembersRequest::Chunk;
@@ -476,7 +500,7 @@ TEST_F(ApiTest, MalformedUploadsAndOversizedMessages) {
 // Chunks are validated in place from the bytes that arrived; what the
 // in-place reader does not take goes through protobuf's parser, with the
 // same result a client would get from any protobuf server.
-TEST_F(ApiTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
+TEST_P(ApiStoreTest, UploadMessagesAreReadAsProtobufWouldReadThem) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
   using Chunk = v1::UploadMembersRequest::Chunk;
@@ -730,7 +754,7 @@ TEST(ServerStartTest, UploadLimitsMustBePositive) {
 
 // An error that quotes a huge input still reaches the client, cut to fit in
 // the gRPC trailer.
-TEST_F(ApiTest, LongErrorMessagesAreCutToFitTheTrailer) {
+TEST_P(ApiStoreTest, LongErrorMessagesAreCutToFitTheTrailer) {
   v1::Segment s;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &s).ok());
   v1::UploadMembersRequest::Chunk chunk;
@@ -745,7 +769,7 @@ TEST_F(ApiTest, LongErrorMessagesAreCutToFitTheTrailer) {
   EXPECT_LE(status.error_message().size(), 4096u);
 }
 
-TEST_F(ApiTest, SchemasAndExportsAreLimitedAndValidatedInLinearTime) {
+TEST_P(ApiStoreTest, SchemasAndExportsAreLimitedAndValidatedInLinearTime) {
   // 1,000 fields and 1,000 mappings: accepted (validation is linear, so this
   // is quick; a timing bound is the benchmark's business, not a test's).
   std::vector<std::string> fields;
@@ -824,7 +848,7 @@ TEST_F(ApiTest, SchemasAndExportsAreLimitedAndValidatedInLinearTime) {
                         "character) at character 6"));
 }
 
-TEST_F(ApiTest, NamesAreMeasuredInCharactersAndRefuseInvisibleCharacters) {
+TEST_P(ApiStoreTest, NamesAreMeasuredInCharactersAndRefuseInvisibleCharacters) {
   std::string umlauts;
   for (int i = 0; i < 256; ++i) umlauts += "\u00fc";
   v1::Segment s;
@@ -878,7 +902,7 @@ TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {
   }
 }
 
-TEST_F(ApiTest, DestinationsListManifestsAndHealthIsServed) {
+TEST_P(ApiStoreTest, DestinationsListManifestsAndHealthIsServed) {
   v1::ListDestinationsResponse list;
   ASSERT_TRUE(destinations_
                   ->ListDestinations(As(kViewer).get(), v1::ListDestinationsRequest(), &list)
@@ -893,7 +917,7 @@ TEST_F(ApiTest, DestinationsListManifestsAndHealthIsServed) {
             grpc::NOT_FOUND);
 }
 
-TEST_F(ApiTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
+TEST_P(ApiStoreTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
   v1::Connection c;
   auto shared = ConnectionRequest("conn");
   shared.set_shared_with_contributors(true);  // The contributor runs the export.
@@ -1163,7 +1187,7 @@ TEST(ServerStartTest, HashedTokensAuthenticateOverGrpc) {
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(ApiTest, FailedAuthenticationIsLoggedWithThePeerNeverTheToken) {
+TEST_P(ApiStoreTest, FailedAuthenticationIsLoggedWithThePeerNeverTheToken) {
   const std::string wrong = "not-a-token-of-this-server-0123456789";
   ::testing::internal::CaptureStderr();
   v1::WhoAmIResponse who;
