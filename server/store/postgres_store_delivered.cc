@@ -11,8 +11,6 @@
 namespace exportd::store {
 namespace {
 
-// At most this many rejections are kept per run (a sample); all are counted.
-constexpr std::int64_t kMaxRejectionsKept = 100000;
 // Rows per page when the diff reads the delivered state.
 constexpr int kDeliveredPage = 20000;
 

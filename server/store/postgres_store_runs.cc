@@ -10,19 +10,10 @@
 namespace exportd::store {
 namespace {
 
-int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
-
 // (kClaimLockClass, hashtext(export_id)): held by the transaction that claims
 // a run of the export, so that two replicas never claim two runs of one
 // export at once.
 constexpr char kClaimLockClass[] = "1702391909";
-
-// The lease columns are the truth about who holds a run; the stored proto
-// shows them.
-void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros) {
-  if (!holder.empty()) run.set_replica(std::string(holder));
-  run.set_lease_expires_at_micros(expires_micros);
-}
 
 // Every read of a run selects these, in this order.
 constexpr char kRunColumns[] = "data, lease_holder, lease_expires";

@@ -12,19 +12,7 @@
 namespace exportd::store {
 namespace {
 
-// At most this many rejections are kept per run (a sample); all are counted.
-constexpr std::int64_t kMaxRejectionsKept = 100000;
-
-int PageLimit(const PageRequest& page) { return page.limit <= 0 ? 50 : std::min(page.limit, 1000); }
-
 constexpr char kLeaseLostPayload[] = "type.exportd.dev/exportd.store.LeaseLost";
-
-// The lease columns are the truth about who holds a run; the stored proto
-// shows them.
-void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros) {
-  if (!holder.empty()) run.set_replica(std::string(holder));
-  run.set_lease_expires_at_micros(expires_micros);
-}
 
 // The columns every read of a run selects after its own: holder, expiry.
 constexpr char kLeaseColumns[] = "lease_holder, lease_expires";

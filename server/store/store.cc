@@ -1,5 +1,8 @@
 #include "server/store/store.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -15,6 +18,15 @@ absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name) 
   return absl::AlreadyExistsError(
       absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
                    " named '", name, "' already exists; choose another name"));
+}
+
+int PageLimit(const PageRequest& page) {
+  return page.limit <= 0 ? 50 : std::min(page.limit, 1000);
+}
+
+void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros) {
+  if (!holder.empty()) run.set_replica(std::string(holder));
+  run.set_lease_expires_at_micros(expires_micros);
 }
 
 absl::Status Store::ForEachChunk(

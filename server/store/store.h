@@ -190,6 +190,17 @@ struct PageRequest {
   std::string after;
 };
 
+// The rows a page holds: `limit`, at most 1000; 50 when not set.
+int PageLimit(const PageRequest& page);
+
+// At most this many rejections are kept per run, in every store (a sample);
+// all are counted.
+inline constexpr std::int64_t kMaxRejectionsKept = 100000;
+
+// Shows a run's lease (the store's lease columns are the truth about who holds
+// it) in its proto: `replica` and `lease_expires_at_micros`.
+void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros);
+
 class Store {
  public:
   virtual ~Store() = default;
