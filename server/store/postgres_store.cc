@@ -144,16 +144,13 @@ absl::Status ExpectChanged(const PgResult& r, absl::string_view kind, absl::stri
 // upload, and a replica that dies mid-upload releases it with its
 // connection); Commit flips the segment to the new version in one
 // transaction.
-class PgSnapshotWriter final : public SnapshotWriter {
+class PgSnapshotWriter final : public StagedSnapshotWriter {
  public:
   PgSnapshotWriter(PostgresStore* store, std::unique_ptr<PgConnection> conn,
                    std::string segment_id, std::int64_t version,
                    std::vector<v1::SchemaField> schema)
-      : store_(store),
-        conn_(std::move(conn)),
-        segment_id_(std::move(segment_id)),
-        version_(version),
-        schema_(std::move(schema)) {}
+      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema)),
+        conn_(std::move(conn)) {}
 
   ~PgSnapshotWriter() override {
     if (!committed_) {
@@ -171,38 +168,18 @@ class PgSnapshotWriter final : public SnapshotWriter {
         .IgnoreError();
   }
 
-  absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) override {
-    pending_bytes_ += chunk_bytes.size();
-    pending_.push_back(std::move(chunk_bytes));
-    rows_ += rows;
-    if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
-    return Flush();
-  }
-
-  absl::Status ForEachStagedChunk(
-      const std::function<absl::Status(absl::string_view bytes)>& fn) override {
-    EXPORTD_RETURN_IF_ERROR(store_->ForEachChunkBytes(segment_id_, version_, fn));
-    for (const std::string& bytes : pending_) EXPORTD_RETURN_IF_ERROR(fn(bytes));
-    return absl::OkStatus();
-  }
-
   absl::StatusOr<v1::Segment> Commit() override {
     v1::Segment segment;
     EXPORTD_RETURN_IF_ERROR(conn_->Exec("BEGIN").status());
     absl::Status status = [&]() -> absl::Status {
-      EXPORTD_RETURN_IF_ERROR(Flush());
+      EXPORTD_RETURN_IF_ERROR(FlushStaged());
       PgParams id;
       id.Text(segment_id_);
       EXPORTD_ASSIGN_OR_RETURN(PgResult r,
                                conn_->Exec("SELECT data FROM segments WHERE id = $1 FOR UPDATE", id));
       if (r.rows() == 0) return NotFoundError("segment", segment_id_);
       EXPORTD_ASSIGN_OR_RETURN(segment, ParseRow<v1::Segment>(r.Bytes(0, 0), "segment"));
-      segment.clear_schema();
-      for (const auto& field : schema_) *segment.add_schema() = field;
-      segment.set_member_count(rows_);
-      segment.set_snapshot_version(version_);
-      segment.set_updated_at_micros(NowMicros());
-      segment.set_upload_in_progress(false);
+      SetCommitted(segment, NowMicros());
       PgParams update;
       update.Bytes(segment.SerializeAsString()).Text(segment_id_);
       EXPORTD_RETURN_IF_ERROR(
@@ -223,12 +200,11 @@ class PgSnapshotWriter final : public SnapshotWriter {
   }
 
  private:
-  static constexpr size_t kFlushBytes = 8 << 20;
-
-  absl::Status Flush() {
+  absl::Status FlushStaged() override {
+    std::int64_t seq = seq_;
     for (const std::string& bytes : pending_) {
       PgParams params;
-      params.Text(segment_id_).Int(version_).Int(seq_++).Bytes(bytes);
+      params.Text(segment_id_).Int(version_).Int(seq++).Bytes(bytes);
       EXPORTD_RETURN_IF_ERROR(
           conn_
               ->Exec("INSERT INTO segment_chunks (segment_id, version, seq, data) "
@@ -236,21 +212,11 @@ class PgSnapshotWriter final : public SnapshotWriter {
                      params)
               .status());
     }
-    pending_.clear();
-    pending_bytes_ = 0;
+    WrotePending();
     return absl::OkStatus();
   }
 
-  PostgresStore* store_;
   std::unique_ptr<PgConnection> conn_;
-  std::vector<std::string> pending_;
-  size_t pending_bytes_ = 0;
-  const std::string segment_id_;
-  const std::int64_t version_;
-  const std::vector<v1::SchemaField> schema_;
-  std::int64_t seq_ = 0;
-  std::int64_t rows_ = 0;
-  bool committed_ = false;
 };
 
 int PostgresStore::CurrentSchemaVersion() {

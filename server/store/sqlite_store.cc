@@ -127,54 +127,30 @@ absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_vi
 
 // Stages chunks under a version above the committed one; Commit flips the
 // segment to it in one transaction.
-class SqliteSnapshotWriter final : public SnapshotWriter {
+class SqliteSnapshotWriter final : public StagedSnapshotWriter {
  public:
   SqliteSnapshotWriter(SqliteStore* store, std::string segment_id, std::int64_t version,
                        std::vector<v1::SchemaField> schema)
-      : store_(store),
-        segment_id_(std::move(segment_id)),
-        version_(version),
-        schema_(std::move(schema)) {}
+      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema)),
+        sqlite_(store) {}
 
-  ~SqliteSnapshotWriter() override { store_->EndUpload(segment_id_, version_, committed_); }
-
-  absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) override {
-    pending_bytes_ += chunk_bytes.size();
-    pending_.push_back(std::move(chunk_bytes));
-    rows_ += rows;
-    if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
-    absl::MutexLock lock(&store_->mu_);
-    return store_->InTransaction([&] { return FlushLocked(); });
-  }
-
-  absl::Status ForEachStagedChunk(
-      const std::function<absl::Status(absl::string_view bytes)>& fn) override {
-    // Flushed chunks are committed rows of a version no reader asks for yet.
-    EXPORTD_RETURN_IF_ERROR(store_->ForEachChunkBytes(segment_id_, version_, fn));
-    for (const std::string& bytes : pending_) EXPORTD_RETURN_IF_ERROR(fn(bytes));
-    return absl::OkStatus();
-  }
+  ~SqliteSnapshotWriter() override { sqlite_->EndUpload(segment_id_, version_, committed_); }
 
   absl::StatusOr<v1::Segment> Commit() override {
-    absl::MutexLock lock(&store_->mu_);
+    absl::MutexLock lock(&sqlite_->mu_);
     v1::Segment segment;
-    EXPORTD_RETURN_IF_ERROR(store_->InTransaction([&]() -> absl::Status {
+    EXPORTD_RETURN_IF_ERROR(sqlite_->InTransaction([&]() -> absl::Status {
       EXPORTD_RETURN_IF_ERROR(FlushLocked());
-      EXPORTD_ASSIGN_OR_RETURN(segment, store_->GetSegmentLocked(segment_id_));
-      segment.clear_schema();
-      for (const auto& field : schema_) *segment.add_schema() = field;
-      segment.set_member_count(rows_);
-      segment.set_snapshot_version(version_);
-      segment.set_updated_at_micros(NowMicros());
-      segment.set_upload_in_progress(false);
+      EXPORTD_ASSIGN_OR_RETURN(segment, sqlite_->GetSegmentLocked(segment_id_));
+      SetCommitted(segment, NowMicros());
       EXPORTD_ASSIGN_OR_RETURN(Statement update,
-                               store_->db_->Prepare("UPDATE segments SET data = ? WHERE id = ?"));
+                               sqlite_->db_->Prepare("UPDATE segments SET data = ? WHERE id = ?"));
       update.BindBlob(1, segment.SerializeAsString()).Bind(2, segment_id_);
       EXPORTD_RETURN_IF_ERROR(update.Run());
       // Keep the previous snapshot for runs still reading it; drop older ones.
       EXPORTD_ASSIGN_OR_RETURN(
           Statement prune,
-          store_->db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version < ?"));
+          sqlite_->db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version < ?"));
       prune.Bind(1, segment_id_).Bind(2, version_ - 1);
       return prune.Run();
     }));
@@ -183,34 +159,28 @@ class SqliteSnapshotWriter final : public SnapshotWriter {
   }
 
  private:
-  // Staged chunks are written in transactions of about this many bytes.
-  static constexpr size_t kFlushBytes = 8 << 20;
+  absl::Status FlushStaged() override {
+    absl::MutexLock lock(&sqlite_->mu_);
+    return sqlite_->InTransaction([&] { return FlushLocked(); });
+  }
 
-  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_->mu_) {
+  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sqlite_->mu_) {
     if (pending_.empty()) return absl::OkStatus();
     EXPORTD_ASSIGN_OR_RETURN(
         Statement stmt,
-        store_->db_->Prepare(
+        sqlite_->db_->Prepare(
             "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES (?, ?, ?, ?)"));
+    std::int64_t seq = seq_;
     for (const std::string& bytes : pending_) {
       stmt.Reset();
-      stmt.Bind(1, segment_id_).Bind(2, version_).Bind(3, seq_++).BindBlob(4, bytes);
+      stmt.Bind(1, segment_id_).Bind(2, version_).Bind(3, seq++).BindBlob(4, bytes);
       EXPORTD_RETURN_IF_ERROR(stmt.Run());
     }
-    pending_.clear();
-    pending_bytes_ = 0;
+    WrotePending();
     return absl::OkStatus();
   }
 
-  SqliteStore* store_;
-  std::vector<std::string> pending_;
-  size_t pending_bytes_ = 0;
-  const std::string segment_id_;
-  const std::int64_t version_;
-  const std::vector<v1::SchemaField> schema_;
-  std::int64_t seq_ = 0;
-  std::int64_t rows_ = 0;
-  bool committed_ = false;
+  SqliteStore* const sqlite_;
 };
 
 int SqliteStore::CurrentSchemaVersion() {

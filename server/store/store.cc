@@ -29,6 +29,45 @@ void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micr
   run.set_lease_expires_at_micros(expires_micros);
 }
 
+StagedSnapshotWriter::StagedSnapshotWriter(Store* store, std::string segment_id,
+                                           std::int64_t version,
+                                           std::vector<v1::SchemaField> schema)
+    : store_(store),
+      segment_id_(std::move(segment_id)),
+      version_(version),
+      schema_(std::move(schema)) {}
+
+absl::Status StagedSnapshotWriter::AppendBytes(std::string chunk_bytes, std::int64_t rows) {
+  // Staged chunks are written about this many bytes at a time.
+  constexpr size_t kFlushBytes = 8 << 20;
+  pending_bytes_ += chunk_bytes.size();
+  pending_.push_back(std::move(chunk_bytes));
+  rows_ += rows;
+  if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
+  return FlushStaged();
+}
+
+absl::Status StagedSnapshotWriter::ForEachStagedChunk(
+    const std::function<absl::Status(absl::string_view bytes)>& fn) {
+  // Written chunks are rows of a version no reader asks for yet.
+  absl::Status written = store_->ForEachChunkBytes(segment_id_, version_, fn);
+  if (!written.ok()) return written;
+  for (const std::string& bytes : pending_) {
+    absl::Status status = fn(bytes);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void StagedSnapshotWriter::SetCommitted(v1::Segment& segment, std::int64_t now_micros) const {
+  segment.clear_schema();
+  for (const auto& field : schema_) *segment.add_schema() = field;
+  segment.set_member_count(rows_);
+  segment.set_snapshot_version(version_);
+  segment.set_updated_at_micros(now_micros);
+  segment.set_upload_in_progress(false);
+}
+
 absl::Status Store::ForEachChunk(
     absl::string_view segment_id, std::int64_t version,
     const std::function<absl::Status(const v1::UploadMembersRequest::Chunk&)>& fn) {

@@ -74,6 +74,43 @@ class SnapshotWriter {
   virtual absl::StatusOr<v1::Segment> Commit() = 0;
 };
 
+class Store;
+
+// What the stores' SnapshotWriters share: chunks are staged in memory and
+// written (FlushStaged) about 8 MB at a time, as rows seq 0, 1, ... of a
+// version above the committed one, which no reader asks for until Commit.
+class StagedSnapshotWriter : public SnapshotWriter {
+ public:
+  absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) final;
+  absl::Status ForEachStagedChunk(
+      const std::function<absl::Status(absl::string_view bytes)>& fn) final;
+
+ protected:
+  StagedSnapshotWriter(Store* store, std::string segment_id, std::int64_t version,
+                       std::vector<v1::SchemaField> schema);
+  // Writes pending_ (the first as row seq_) and clears it with WrotePending.
+  virtual absl::Status FlushStaged() = 0;
+  void WrotePending() {
+    seq_ += static_cast<std::int64_t>(pending_.size());
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+  // `segment` as this snapshot's commit makes it.
+  void SetCommitted(v1::Segment& segment, std::int64_t now_micros) const;
+
+  Store* const store_;
+  const std::string segment_id_;
+  const std::int64_t version_;
+  const std::vector<v1::SchemaField> schema_;
+  std::vector<std::string> pending_;
+  std::int64_t seq_ = 0;  // Of pending_'s first chunk.
+  bool committed_ = false;
+
+ private:
+  size_t pending_bytes_ = 0;
+  std::int64_t rows_ = 0;
+};
+
 // What the engine remembers about one segment of one export: the audience it
 // delivers to and a fingerprint of the mapping the delivered state was
 // computed with (a changed mapping forces a full resync).
