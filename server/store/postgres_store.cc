@@ -438,17 +438,7 @@ absl::Status PostgresStore::DeleteSegment(absl::string_view id) {
     }
     EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports,
                              ListAll<v1::Export>(conn, "exports", "export"));
-    std::vector<std::string> users;
-    for (const auto& e : exports) {
-      for (const auto& s : e.segments()) {
-        if (s == id) users.push_back(e.name());
-      }
-    }
-    if (!users.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("segment '", id, "' is used by exports: ", absl::StrJoin(users, ", "),
-                       "; remove it from those exports first"));
-    }
+    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, id));
     PgParams params;
     params.Text(id);
     EXPORTD_RETURN_IF_ERROR(

@@ -374,17 +374,7 @@ absl::Status SqliteStore::DeleteSegment(absl::string_view id) {
   }
   return InTransaction([&]() -> absl::Status {
     EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
-    std::vector<std::string> users;
-    for (const auto& e : exports) {
-      for (const auto& s : e.segments()) {
-        if (s == id) users.push_back(e.name());
-      }
-    }
-    if (!users.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("segment '", id, "' is used by exports: ", absl::StrJoin(users, ", "),
-                       "; remove it from those exports first"));
-    }
+    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, id));
     EXPORTD_ASSIGN_OR_RETURN(Statement chunks,
                              db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ?"));
     EXPORTD_RETURN_IF_ERROR(chunks.Bind(1, id).Run());

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace exportd::store {
 
@@ -18,6 +19,19 @@ absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name) 
   return absl::AlreadyExistsError(
       absl::StrCat(absl::StrContains("aeiou", kind.substr(0, 1)) ? "an " : "a ", kind,
                    " named '", name, "' already exists; choose another name"));
+}
+
+absl::Status SegmentUnusedBy(const std::vector<v1::Export>& exports, absl::string_view id) {
+  std::vector<std::string> users;
+  for (const auto& e : exports) {
+    for (const auto& s : e.segments()) {
+      if (s == id) users.push_back(e.name());
+    }
+  }
+  if (users.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("segment '", id, "' is used by exports: ",
+                                                    absl::StrJoin(users, ", "),
+                                                    "; remove it from those exports first"));
 }
 
 int PageLimit(const PageRequest& page) {
