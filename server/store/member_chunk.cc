@@ -180,6 +180,7 @@ bool ChunkReader::Next(RowView& row, int only_value) {
     status_ = ParseRow(bytes, only_value, row);
     if (!status_.ok()) return false;
     last_row_offset_ = static_cast<size_t>(field_start - begin_);
+    last_row_ = bytes;
     ++rows_read_;
     return true;
   }

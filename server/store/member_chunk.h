@@ -75,10 +75,14 @@ class ChunkReader {
   // Where the row read last begins, in bytes from the start of the chunk:
   // the chunk's first `last_row_offset()` bytes hold the rows before it.
   size_t last_row_offset() const { return last_row_offset_; }
+  // The serialized `v1.MemberRow` of the row read last (field 1's bytes,
+  // without its tag and length), a view into the chunk's bytes.
+  absl::string_view last_row() const { return last_row_; }
 
  private:
   const char* begin_;
   size_t last_row_offset_ = 0;
+  absl::string_view last_row_;
   absl::string_view in_;
   absl::Status status_;
   std::int64_t rows_read_ = 0;
