@@ -376,12 +376,19 @@ TEST_P(ApiStoreTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot
   v1::ListMembersRequest list;
   list.set_segment("Big");
   list.set_page_size(3);
-  list.set_page_token("99998");
   v1::ListMembersResponse members;
+  // Members are listed in profile-id order (bytewise), not as uploaded.
+  ASSERT_TRUE(segments_->ListMembers(As(kAdmin).get(), list, &members).ok());
+  ASSERT_EQ(members.rows_size(), 3);
+  EXPECT_EQ(members.rows(0).profile_id(), "p1");
+  EXPECT_EQ(members.rows(1).profile_id(), "p10");
+  EXPECT_EQ(members.rows(2).profile_id(), "p100");
+  list.set_page_token("99998");
+  members.Clear();
   ASSERT_TRUE(segments_->ListMembers(As(kAdmin).get(), list, &members).ok());
   ASSERT_EQ(members.rows_size(), 2);
-  EXPECT_EQ(members.rows(1).profile_id(), "p100000");
-  EXPECT_EQ(members.rows(1).values(0).string_value(), "user100000@example.com");
+  EXPECT_EQ(members.rows(1).profile_id(), "p99999");
+  EXPECT_EQ(members.rows(1).values(0).string_value(), "user99999@example.com");
   EXPECT_EQ(members.rows(1).values(1).kind_case(), v1::Value::KIND_NOT_SET);
 
   // A row with a value of the wrong type: the error names row and field.
@@ -405,11 +412,11 @@ TEST_P(ApiStoreTest, UploadRoundTripAndAbortedOrInvalidUploadsKeepTheOldSnapshot
   EXPECT_FALSE(s.upload_in_progress());
 }
 
-// An upload with more ids than are checked in memory: a repeat is found at
-// the end, from sorted runs on disk, and nothing is changed.
-TEST_P(ApiStoreTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
+// An upload larger than its sort's memory: the rows are sorted through runs
+// on disk, a repeat is found when they are merged, and nothing is changed.
+TEST_P(ApiStoreTest, ARepeatedIdAcrossSortedRunsOnDiskFailsTheUploadAtItsEnd) {
   StopServer();
-  StartServer([](ServerOptions& o) { o.upload_ids_in_memory = 2; });
+  StartServer([](ServerOptions& o) { o.upload_sort_memory_bytes = 100; });
   v1::Segment segment;
   ASSERT_TRUE(CreateSegment("S", {"Email"}, &segment).ok());
   using Chunk = v1::UploadMembersRequest::Chunk;
@@ -425,8 +432,8 @@ TEST_P(ApiStoreTest, ARepeatedIdBeyondTheInMemoryCheckFailsTheUploadAtItsEnd) {
   grpc::Status status = SendRaw("S", {first, second}, 10);
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
-              HasSubstr("segment 'S': profile id 'p1' appears twice; profile ids must be unique. "
-                        "Nothing was changed"));
+              HasSubstr("segment 'S': profile id 'p1' appears twice (rows 2 and 10); profile "
+                        "ids must be unique. Nothing was changed"));
   v1::Segment got;
   v1::GetSegmentRequest get;
   get.set_segment("S");
@@ -467,9 +474,10 @@ TEST_P(ApiStoreTest, MalformedUploadsAndOversizedMessages) {
   row(duplicate, "same", {"x"});
   status = SendRaw("S", {duplicate}, 2);
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), HasSubstr("profile id 'same' appears twice"));
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("segment 'S': profile id 'same' appears twice (rows 1 and 2)"));
 
-  // Across chunks too: the repeat is confirmed from the rows already staged.
+  // Across chunks too.
   Chunk first, second;
   row(first, "x1", {"a"});
   row(first, "x2", {"b"});
@@ -478,7 +486,8 @@ TEST_P(ApiStoreTest, MalformedUploadsAndOversizedMessages) {
   status = SendRaw("S", {first, second}, 4);
   EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
-              HasSubstr("row 4: profile id 'x2' appears twice; profile ids must be unique"));
+              HasSubstr("profile id 'x2' appears twice (rows 2 and 4); profile ids must be "
+                        "unique"));
 
   Chunk miscounted;
   row(miscounted, "a", {"x"});

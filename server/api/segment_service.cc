@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <optional>
 
@@ -16,7 +15,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/api/limits.h"
-#include "server/api/uploaded_ids.h"
 #include "server/common/clock.h"
 #include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
@@ -55,9 +53,10 @@ v1::FieldType ValueType(v1::Value::KindCase kind) {
 // discarded otherwise.
 //
 // The stream is read as raw bytes: a message that holds only a chunk (all of
-// them, from every client we know) is validated in place and its chunk
-// stored as it arrived, with no protobuf messages built per row. Anything
-// else is parsed the ordinary way.
+// them, from every client we know) is validated in place and its rows'
+// bytes staged as they arrived, with no protobuf messages built per row.
+// Anything else is parsed the ordinary way. The writer sorts the rows by
+// profile id when the upload commits (which also finds a repeated id).
 //
 // The time limits (UploadLimits) are kept by one grpc::Alarm at a time, not
 // a thread: it fires at the earlier of the two deadlines and either ends the
@@ -74,8 +73,7 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         limits_(limits),
         ctx_(ctx),
         resp_(resp),
-        started_(absl::Now()),
-        ids_(&UploadedIds::DefaultHash, limits.ids_in_memory) {
+        started_(absl::Now()) {
     auto who = Authenticate(*ctx, *deps.authenticator);
     if (!who.ok()) {
       End(who.status());
@@ -146,27 +144,15 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           "the upload ended without its trailer; nothing was changed. Send "
           "UploadMembersRequest.trailer with the row count as the last message");
     }
-    // Ids the upload was too large to tell at once are told now, before the
-    // snapshot becomes current.
-    EXPORTD_ASSIGN_OR_RETURN(std::optional<std::string> repeated,
-                             ids_.FindRepeated([&](const std::function<void(absl::string_view)>& fn) {
-                               return writer_->ForEachStagedChunk([&](absl::string_view bytes) {
-                                 store::ChunkReader reader(bytes);
-                                 store::RowView row;
-                                 // The id only: no value is parsed.
-                                 while (reader.Next(row, std::numeric_limits<int>::max())) {
-                                   fn(row.profile_id);
-                                 }
-                                 return reader.status();
-                               });
-                             }));
-    if (repeated) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "segment '", segment_name_, "': profile id '", *repeated,
-          "' appears twice; profile ids must be unique. Nothing was changed"));
-    }
+    // The rows are sorted by profile id here, which is also where a repeated
+    // one shows (as two neighbours).
     auto segment = writer_->Commit();
-    if (!segment.ok()) return segment.status();
+    if (!segment.ok()) {
+      const bool invalid = segment.status().code() == absl::StatusCode::kInvalidArgument;
+      return absl::Status(segment.status().code(),
+                          absl::StrCat("segment '", segment_name_, "': ", segment.status().message(),
+                                       invalid ? ". Nothing was changed" : ""));
+    }
     if (deps_.metrics != nullptr) deps_.metrics->Upload(rows_, bytes_);
     v1::UploadMembersResponse response;
     *response.mutable_segment() = *segment;
@@ -336,7 +322,10 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       } else {
         schema_.assign(segment.schema().begin(), segment.schema().end());
       }
-      EXPORTD_ASSIGN_OR_RETURN(writer_, deps_.store->BeginSnapshot(segment.id(), schema_));
+      store::MemberSorterOptions sort;
+      sort.memory_bytes = limits_.sort_memory_bytes;
+      EXPORTD_ASSIGN_OR_RETURN(writer_,
+                               deps_.store->BeginSnapshot(segment.id(), schema_, std::move(sort)));
       ++messages_;
       return absl::OkStatus();
     }
@@ -382,37 +371,9 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       return absl::Status(valid.code(),
                           absl::StrCat("segment '", segment_name_, "': ", valid.message()));
     }
-    // Only now, when the whole chunk is valid, do its ids count as seen.
-    store::ChunkReader reader(chunk);
-    for (std::int64_t i = 0; reader.Next(row_); ++i) {
-      EXPORTD_ASSIGN_OR_RETURN(
-          bool fresh, ids_.Insert(row_.profile_id, [&](absl::string_view id) {
-            return SeenBefore(id, chunk.substr(0, reader.last_row_offset()));
-          }));
-      if (!fresh) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "segment '", segment_name_, "': row ", rows_ + i + 1, ": profile id '",
-            row_.profile_id, "' appears twice; profile ids must be unique"));
-      }
-    }
     rows_ += rows;
     ++messages_;
     return writer_->AppendBytes(std::string(chunk), rows);
-  }
-
-  // Whether a row staged before, or one of the rows of `earlier` (the part of
-  // the current chunk before the row asking), has profile id `id`.
-  absl::StatusOr<bool> SeenBefore(absl::string_view id, absl::string_view earlier) {
-    bool found = false;
-    store::RowView row;
-    auto scan = [&](absl::string_view bytes) -> absl::Status {
-      store::ChunkReader reader(bytes);
-      while (!found && reader.Next(row)) found = row.profile_id == id;
-      return reader.status();
-    };
-    EXPORTD_RETURN_IF_ERROR(scan(earlier));
-    if (!found) EXPORTD_RETURN_IF_ERROR(writer_->ForEachStagedChunk(scan));
-    return found;
   }
 
   void End(const absl::Status& status) {
@@ -452,11 +413,8 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::string resource_ = "segment/?";
   std::string segment_name_;
   grpc::ByteBuffer request_;
-  store::RowView row_;
   std::vector<v1::SchemaField> schema_;
   std::unique_ptr<store::SnapshotWriter> writer_;
-  // The profile ids seen so far (by hash).
-  UploadedIds ids_;
   std::int64_t rows_ = 0;
   // Bytes of the messages received, as they arrived.
   std::int64_t bytes_ = 0;

@@ -8,7 +8,7 @@
 #include "exportd/v1/segment.grpc.pb.h"
 #include "server/api/limits.h"
 #include "server/api/rpc_support.h"
-#include "server/api/uploaded_ids.h"
+#include "server/store/member_sorter.h"
 
 namespace exportd::api {
 
@@ -21,9 +21,10 @@ struct UploadLimits {
   absl::Duration idle_timeout = kDefaultUploadIdleTimeout;
   // The longest an upload may last, from the call's start to its trailer.
   absl::Duration max_duration = kDefaultUploadMaxDuration;
-  // Profile ids checked for repeats at once, in memory; beyond, at the end of
-  // the upload from sorted runs on disk (see UploadedIds).
-  size_t ids_in_memory = UploadedIds::kInMemoryIds;
+  // The memory an upload's rows may take while they are sorted by profile id
+  // (store::MemberSorter); beyond, sorted runs go to a temporary file in
+  // $TMPDIR (or /tmp) and are merged at the end of the upload.
+  size_t sort_memory_bytes = store::MemberSorterOptions().memory_bytes;
 };
 
 // UploadMembers is served on raw bytes (see segment_service.cc); the other

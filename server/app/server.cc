@@ -198,7 +198,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.metrics = s.metrics.get();
   s.connections = std::make_unique<ConnectionService>(deps);
   s.segments = std::make_unique<SegmentService>(
-      deps, UploadLimits{o.upload_idle_timeout, o.upload_max_duration, o.upload_ids_in_memory});
+      deps, UploadLimits{o.upload_idle_timeout, o.upload_max_duration, o.upload_sort_memory_bytes});
   s.exports = std::make_unique<ExportService>(deps);
   s.destinations = std::make_unique<DestinationService>(deps);
   s.audit = std::make_unique<AuditService>(deps);

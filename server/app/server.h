@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/api/limits.h"
-#include "server/api/uploaded_ids.h"
+#include "server/api/segment_service.h"
 
 namespace exportd::app {
 
@@ -61,9 +61,10 @@ struct ServerOptions {
   std::string system_refresh;
   // An upload that sends nothing for this long is aborted (positive).
   absl::Duration upload_idle_timeout = api::kDefaultUploadIdleTimeout;
-  // How many profile ids of an upload are checked for repeats in memory (tests
-  // make it small; see api::UploadedIds).
-  size_t upload_ids_in_memory = api::UploadedIds::kInMemoryIds;
+  // The memory an upload's rows may take while they are sorted by profile id;
+  // beyond, sorted runs go to a temporary file in $TMPDIR (tests make it
+  // small to force that; see store::MemberSorter).
+  size_t upload_sort_memory_bytes = api::UploadLimits().sort_memory_bytes;
   // An upload that lasts longer than this is aborted (positive).
   absl::Duration upload_max_duration = api::kDefaultUploadMaxDuration;
   // TLS on `listen` (--tls-cert, --tls-key, --tls-client-ca); see

@@ -1,7 +1,7 @@
 // Sorting 64-bit hashes: an LSD radix sort, 16 bits a pass, through one
 // buffer of the same size. For uniformly spread hashes (a segment's profile id
 // or identifier hashes) it takes about a quarter of std::sort's time. Used by
-// the differ (identifier hashes) and the upload's repeated-id check.
+// the differ (identifier hashes).
 #ifndef EXPORTD_SERVER_COMMON_SORT_HASHES_H_
 #define EXPORTD_SERVER_COMMON_SORT_HASHES_H_
 

@@ -83,6 +83,15 @@ constexpr const char* kMigrations[] = {
     R"sql(
     ALTER TABLE delivered ADD COLUMN state SMALLINT NOT NULL DEFAULT 0;
     )sql",
+    // 5: snapshots are stored in profile-id order from this version on, and
+    // each one's commit records it here; the ones stored before (or by a
+    // replica of an older version still running) are not recorded: they are
+    // in upload order (Store::SnapshotInMemberOrder).
+    R"sql(
+    CREATE TABLE sorted_snapshots (
+      segment_id TEXT COLLATE "C" NOT NULL, version BIGINT NOT NULL,
+      PRIMARY KEY (segment_id, version));
+    )sql",
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.
@@ -148,8 +157,9 @@ class PgSnapshotWriter final : public StagedSnapshotWriter {
  public:
   PgSnapshotWriter(PostgresStore* store, std::unique_ptr<PgConnection> conn,
                    std::string segment_id, std::int64_t version,
-                   std::vector<v1::SchemaField> schema)
-      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema)),
+                   std::vector<v1::SchemaField> schema, MemberSorterOptions sort)
+      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema),
+                             std::move(sort)),
         conn_(std::move(conn)) {}
 
   ~PgSnapshotWriter() override {
@@ -168,11 +178,11 @@ class PgSnapshotWriter final : public StagedSnapshotWriter {
         .IgnoreError();
   }
 
-  absl::StatusOr<v1::Segment> Commit() override {
+ private:
+  absl::StatusOr<v1::Segment> CommitStaged() override {
     v1::Segment segment;
     EXPORTD_RETURN_IF_ERROR(conn_->Exec("BEGIN").status());
     absl::Status status = [&]() -> absl::Status {
-      EXPORTD_RETURN_IF_ERROR(FlushStaged());
       PgParams id;
       id.Text(segment_id_);
       EXPORTD_ASSIGN_OR_RETURN(PgResult r,
@@ -184,10 +194,21 @@ class PgSnapshotWriter final : public StagedSnapshotWriter {
       update.Bytes(segment.SerializeAsString()).Text(segment_id_);
       EXPORTD_RETURN_IF_ERROR(
           conn_->Exec("UPDATE segments SET data = $1 WHERE id = $2", update).status());
+      PgParams sorted;
+      sorted.Text(segment_id_).Int(version_);
+      EXPORTD_RETURN_IF_ERROR(conn_
+                                  ->Exec("INSERT INTO sorted_snapshots (segment_id, version) "
+                                         "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                         sorted)
+                                  .status());
       // Keep the previous snapshot for runs still reading it; drop older ones.
       PgParams prune;
       prune.Text(segment_id_).Int(version_ - 1);
-      return conn_->Exec("DELETE FROM segment_chunks WHERE segment_id = $1 AND version < $2", prune)
+      EXPORTD_RETURN_IF_ERROR(
+          conn_->Exec("DELETE FROM segment_chunks WHERE segment_id = $1 AND version < $2", prune)
+              .status());
+      return conn_
+          ->Exec("DELETE FROM sorted_snapshots WHERE segment_id = $1 AND version < $2", prune)
           .status();
     }();
     if (status.ok()) status = conn_->Exec("COMMIT").status();
@@ -199,7 +220,6 @@ class PgSnapshotWriter final : public StagedSnapshotWriter {
     return segment;
   }
 
- private:
   absl::Status FlushStaged() override {
     std::int64_t seq = seq_;
     for (const std::string& bytes : pending_) {
@@ -443,13 +463,15 @@ absl::Status PostgresStore::DeleteSegment(absl::string_view id) {
     params.Text(id);
     EXPORTD_RETURN_IF_ERROR(
         conn.Exec("DELETE FROM segment_chunks WHERE segment_id = $1", params).status());
+    EXPORTD_RETURN_IF_ERROR(
+        conn.Exec("DELETE FROM sorted_snapshots WHERE segment_id = $1", params).status());
     EXPORTD_ASSIGN_OR_RETURN(PgResult del, conn.Exec("DELETE FROM segments WHERE id = $1", params));
     return ExpectChanged(del, "segment", id);
   });
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotWriter>> PostgresStore::BeginSnapshot(
-    absl::string_view segment_id, std::vector<v1::SchemaField> schema) {
+    absl::string_view segment_id, std::vector<v1::SchemaField> schema, MemberSorterOptions sort) {
   // The upload's own session: its lock lasts as long as the connection.
   EXPORTD_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
                            PgConnection::Open(pool_.conninfo(), pool_.what()));
@@ -473,7 +495,8 @@ absl::StatusOr<std::unique_ptr<SnapshotWriter>> PostgresStore::BeginSnapshot(
       conn->Exec("DELETE FROM segment_chunks WHERE segment_id = $1 AND version > $2", prune)
           .status());
   return std::unique_ptr<SnapshotWriter>(new PgSnapshotWriter(
-      this, std::move(conn), segment.id(), segment.snapshot_version() + 1, std::move(schema)));
+      this, std::move(conn), segment.id(), segment.snapshot_version() + 1, std::move(schema),
+      std::move(sort)));
 }
 
 absl::Status PostgresStore::ForEachChunkBytes(
@@ -495,6 +518,18 @@ absl::Status PostgresStore::ForEachChunkBytes(
     }
     if (r.rows() < 8) return absl::OkStatus();
   }
+}
+
+absl::StatusOr<bool> PostgresStore::SnapshotInMemberOrder(absl::string_view segment_id,
+                                                          std::int64_t version) {
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams params;
+  params.Text(segment_id).Int(version);
+  EXPORTD_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn->Exec("SELECT 1 FROM sorted_snapshots WHERE segment_id = $1 AND version = $2",
+                 params));
+  return r.rows() > 0;
 }
 
 // --- Exports ---------------------------------------------------------------

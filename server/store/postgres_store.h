@@ -46,10 +46,13 @@ class PostgresStore final : public Store {
   absl::StatusOr<std::vector<v1::Segment>> ListSegments() override;
   absl::Status DeleteSegment(absl::string_view id) override;
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
-      absl::string_view segment_id, std::vector<v1::SchemaField> schema) override;
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema,
+      MemberSorterOptions sort = {}) override;
   absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) override;
+  absl::StatusOr<bool> SnapshotInMemberOrder(absl::string_view segment_id,
+                                             std::int64_t version) override;
 
   absl::Status CreateExport(const v1::Export& e) override;
   absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) override;

@@ -1,5 +1,6 @@
 #include "server/store/sqlite_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -78,6 +79,14 @@ constexpr const char* kMigrations[] = {
     R"sql(
     ALTER TABLE delivered ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 8: snapshots are stored in profile-id order from this version on, and
+    // each one's commit records it here; the ones stored before (not
+    // recorded) are in upload order (Store::SnapshotInMemberOrder).
+    R"sql(
+    CREATE TABLE sorted_snapshots (
+      segment_id TEXT NOT NULL, version INTEGER NOT NULL,
+      PRIMARY KEY (segment_id, version)) WITHOUT ROWID;
+    )sql",
 };
 
 // Reads one row of (data) from `table` by id or name.
@@ -130,35 +139,45 @@ absl::Status ExpectChanged(Database& db, absl::string_view kind, absl::string_vi
 class SqliteSnapshotWriter final : public StagedSnapshotWriter {
  public:
   SqliteSnapshotWriter(SqliteStore* store, std::string segment_id, std::int64_t version,
-                       std::vector<v1::SchemaField> schema)
-      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema)),
+                       std::vector<v1::SchemaField> schema, MemberSorterOptions sort)
+      : StagedSnapshotWriter(store, std::move(segment_id), version, std::move(schema),
+                             std::move(sort)),
         sqlite_(store) {}
 
   ~SqliteSnapshotWriter() override { sqlite_->EndUpload(segment_id_, version_, committed_); }
 
-  absl::StatusOr<v1::Segment> Commit() override {
+ private:
+  absl::StatusOr<v1::Segment> CommitStaged() override {
     absl::MutexLock lock(&sqlite_->mu_);
     v1::Segment segment;
     EXPORTD_RETURN_IF_ERROR(sqlite_->InTransaction([&]() -> absl::Status {
-      EXPORTD_RETURN_IF_ERROR(FlushLocked());
       EXPORTD_ASSIGN_OR_RETURN(segment, sqlite_->GetSegmentLocked(segment_id_));
       SetCommitted(segment, NowMicros());
       EXPORTD_ASSIGN_OR_RETURN(Statement update,
                                sqlite_->db_->Prepare("UPDATE segments SET data = ? WHERE id = ?"));
       update.BindBlob(1, segment.SerializeAsString()).Bind(2, segment_id_);
       EXPORTD_RETURN_IF_ERROR(update.Run());
-      // Keep the previous snapshot for runs still reading it; drop older ones.
       EXPORTD_ASSIGN_OR_RETURN(
-          Statement prune,
-          sqlite_->db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ? AND version < ?"));
-      prune.Bind(1, segment_id_).Bind(2, version_ - 1);
-      return prune.Run();
+          Statement sorted,
+          sqlite_->db_->Prepare(
+              "INSERT OR IGNORE INTO sorted_snapshots (segment_id, version) VALUES (?, ?)"));
+      sorted.Bind(1, segment_id_).Bind(2, version_);
+      EXPORTD_RETURN_IF_ERROR(sorted.Run());
+      // Keep the previous snapshot for runs still reading it; drop older ones.
+      for (const char* table : {"segment_chunks", "sorted_snapshots"}) {
+        EXPORTD_ASSIGN_OR_RETURN(
+            Statement prune,
+            sqlite_->db_->Prepare(absl::StrCat("DELETE FROM ", table,
+                                               " WHERE segment_id = ? AND version < ?")));
+        prune.Bind(1, segment_id_).Bind(2, version_ - 1);
+        EXPORTD_RETURN_IF_ERROR(prune.Run());
+      }
+      return absl::OkStatus();
     }));
     committed_ = true;
     return segment;
   }
 
- private:
   absl::Status FlushStaged() override {
     absl::MutexLock lock(&sqlite_->mu_);
     return sqlite_->InTransaction([&] { return FlushLocked(); });
@@ -190,11 +209,19 @@ int SqliteStore::CurrentSchemaVersion() {
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   EXPORTD_ASSIGN_OR_RETURN(auto db, Database::Open(path, /*read_only=*/false));
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
-  EXPORTD_RETURN_IF_ERROR(store->Migrate());
+  EXPORTD_RETURN_IF_ERROR(store->Migrate(CurrentSchemaVersion()));
   return store;
 }
 
-absl::Status SqliteStore::Migrate() {
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::OpenAtSchemaForTesting(
+    const std::string& path, int version) {
+  EXPORTD_ASSIGN_OR_RETURN(auto db, Database::Open(path, /*read_only=*/false));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
+  EXPORTD_RETURN_IF_ERROR(store->Migrate(std::min(version, CurrentSchemaVersion())));
+  return store;
+}
+
+absl::Status SqliteStore::Migrate(int target) {
   absl::MutexLock lock(&mu_);
   EXPORTD_RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
   EXPORTD_ASSIGN_OR_RETURN(Statement read, db_->Prepare("SELECT version FROM schema_version"));
@@ -205,13 +232,14 @@ absl::Status SqliteStore::Migrate() {
         "database '", path_, "' has schema version ", version, ", newer than this exportd's ",
         CurrentSchemaVersion(), "; run a newer exportd or another --data-dir"));
   }
-  for (int next = version; next < CurrentSchemaVersion(); ++next) {
+  for (int next = version; next < target; ++next) {
     EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
       EXPORTD_RETURN_IF_ERROR(db_->Exec(kMigrations[next]));
       EXPORTD_RETURN_IF_ERROR(db_->Exec("DELETE FROM schema_version"));
       return db_->Exec(absl::StrCat("INSERT INTO schema_version VALUES (", next + 1, ")"));
     }));
   }
+  if (target < CurrentSchemaVersion()) return absl::OkStatus();  // An old schema, for tests.
   // Uploads interrupted by a crash left staged chunks above the committed
   // version: they were never visible, so they go.
   EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Segment> segments,
@@ -375,9 +403,12 @@ absl::Status SqliteStore::DeleteSegment(absl::string_view id) {
   return InTransaction([&]() -> absl::Status {
     EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
     EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, id));
-    EXPORTD_ASSIGN_OR_RETURN(Statement chunks,
-                             db_->Prepare("DELETE FROM segment_chunks WHERE segment_id = ?"));
-    EXPORTD_RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    for (const char* table : {"segment_chunks", "sorted_snapshots"}) {
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement chunks,
+          db_->Prepare(absl::StrCat("DELETE FROM ", table, " WHERE segment_id = ?")));
+      EXPORTD_RETURN_IF_ERROR(chunks.Bind(1, id).Run());
+    }
     EXPORTD_ASSIGN_OR_RETURN(Statement del, db_->Prepare("DELETE FROM segments WHERE id = ?"));
     EXPORTD_RETURN_IF_ERROR(del.Bind(1, id).Run());
     return ExpectChanged(*db_, "segment", id);
@@ -385,7 +416,7 @@ absl::Status SqliteStore::DeleteSegment(absl::string_view id) {
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotWriter>> SqliteStore::BeginSnapshot(
-    absl::string_view segment_id, std::vector<v1::SchemaField> schema) {
+    absl::string_view segment_id, std::vector<v1::SchemaField> schema, MemberSorterOptions sort) {
   absl::MutexLock lock(&mu_);
   EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment, GetSegmentLocked(segment_id));
   if (!uploading_.insert(segment.id()).second) {
@@ -393,7 +424,7 @@ absl::StatusOr<std::unique_ptr<SnapshotWriter>> SqliteStore::BeginSnapshot(
         "segment '", segment.name(), "' is already being uploaded; wait for that upload to end"));
   }
   return std::unique_ptr<SnapshotWriter>(new SqliteSnapshotWriter(
-      this, segment.id(), segment.snapshot_version() + 1, std::move(schema)));
+      this, segment.id(), segment.snapshot_version() + 1, std::move(schema), std::move(sort)));
 }
 
 void SqliteStore::EndUpload(const std::string& segment_id, std::int64_t version, bool committed) {
@@ -419,6 +450,16 @@ absl::Status SqliteStore::ForEachChunkBytes(
     if (!row) return absl::OkStatus();
     EXPORTD_RETURN_IF_ERROR(fn(stmt.Blob(0)));
   }
+}
+
+absl::StatusOr<bool> SqliteStore::SnapshotInMemberOrder(absl::string_view segment_id,
+                                                        std::int64_t version) {
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT 1 FROM sorted_snapshots WHERE segment_id = ? AND version = ?"));
+  stmt.Bind(1, segment_id).Bind(2, version);
+  return stmt.Step();
 }
 
 // --- Exports ---------------------------------------------------------------

@@ -21,6 +21,10 @@ class SqliteStore final : public Store {
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   // The schema version this build writes.
   static int CurrentSchemaVersion();
+  // Opens or creates the database and migrates it only as far as schema
+  // `version`, as an older exportd left it: for tests of the migrations.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> OpenAtSchemaForTesting(
+      const std::string& path, int version);
 
   absl::Status CreateConnection(const StoredConnection& connection) override;
   absl::StatusOr<StoredConnection> GetConnection(absl::string_view id_or_name) override;
@@ -34,10 +38,13 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Segment>> ListSegments() override;
   absl::Status DeleteSegment(absl::string_view id) override;
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
-      absl::string_view segment_id, std::vector<v1::SchemaField> schema) override;
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema,
+      MemberSorterOptions sort = {}) override;
   absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) override;
+  absl::StatusOr<bool> SnapshotInMemberOrder(absl::string_view segment_id,
+                                             std::int64_t version) override;
 
   absl::Status CreateExport(const v1::Export& e) override;
   absl::StatusOr<v1::Export> GetExport(absl::string_view id_or_name) override;
@@ -104,7 +111,8 @@ class SqliteStore final : public Store {
   SqliteStore(std::string path, std::unique_ptr<Database> db)
       : path_(std::move(path)), db_(std::move(db)) {}
 
-  absl::Status Migrate();
+  // Migrates the schema up to `target` (at most CurrentSchemaVersion()).
+  absl::Status Migrate(int target);
   // Runs `fn` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
   absl::Status InTransaction(const std::function<absl::Status()>& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

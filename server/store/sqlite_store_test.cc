@@ -13,6 +13,7 @@
 namespace exportd::store {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class SqliteStoreTest : public ::testing::Test {
@@ -43,6 +44,67 @@ TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 999"));
+}
+
+// Snapshots stored before schema 8 are in upload order; the migration
+// records them, so that readers that need profile-id order know to sort.
+TEST_F(SqliteStoreTest, ASnapshotStoredBeforeSchema8IsReportedAsNotInMemberOrder) {
+  store_.reset();
+  const std::string path = dir_ + "/old.db";
+  {
+    auto old = SqliteStore::OpenAtSchemaForTesting(path, 7);
+    ASSERT_TRUE(old.ok()) << old.status();
+    v1::Segment segment;
+    segment.set_id("seg-1");
+    segment.set_name("vip");
+    segment.set_snapshot_version(1);
+    segment.set_member_count(2);
+    ASSERT_TRUE((*old)->CreateSegment(segment).ok());
+  }
+  {
+    // As an exportd of schema 7 stored it: the chunk as uploaded.
+    auto db = Database::Open(path, false);
+    ASSERT_TRUE(db.ok());
+    v1::UploadMembersRequest::Chunk chunk;
+    chunk.add_rows()->set_profile_id("b");
+    chunk.add_rows()->set_profile_id("a");
+    auto insert = (*db)->Prepare(
+        "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES ('seg-1', 1, 0, ?)");
+    ASSERT_TRUE(insert.ok());
+    ASSERT_TRUE(insert->BindBlob(1, chunk.SerializeAsString()).Run().ok());
+  }
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto ordered = (*store)->SnapshotInMemberOrder("seg-1", 1);
+  ASSERT_TRUE(ordered.ok()) << ordered.status();
+  EXPECT_FALSE(*ordered);
+  std::vector<std::string> ids;
+  ASSERT_TRUE((*store)
+                  ->ForEachChunk("seg-1", 1,
+                                 [&](const v1::UploadMembersRequest::Chunk& c) {
+                                   for (const auto& r : c.rows()) ids.push_back(r.profile_id());
+                                   return absl::OkStatus();
+                                 })
+                  .ok());
+  EXPECT_THAT(ids, ElementsAre("b", "a"));
+
+  // A snapshot written now is sorted, and says so; the old one does not.
+  for (int version = 2; version <= 3; ++version) {
+    auto writer = (*store)->BeginSnapshot("seg-1", {});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    v1::UploadMembersRequest::Chunk chunk;
+    chunk.add_rows()->set_profile_id("d");
+    chunk.add_rows()->set_profile_id("c");
+    ASSERT_TRUE((*writer)->Append(chunk).ok());
+    auto committed = (*writer)->Commit();
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(committed->snapshot_version(), version);
+    EXPECT_TRUE(*(*store)->SnapshotInMemberOrder("seg-1", version));
+    if (version == 2) {
+      EXPECT_FALSE(*(*store)->SnapshotInMemberOrder("seg-1", 1));
+    }
+  }
+  EXPECT_TRUE(*(*store)->SnapshotInMemberOrder("seg-1", 2));
 }
 
 TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {

@@ -45,32 +45,36 @@ void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micr
 
 StagedSnapshotWriter::StagedSnapshotWriter(Store* store, std::string segment_id,
                                            std::int64_t version,
-                                           std::vector<v1::SchemaField> schema)
+                                           std::vector<v1::SchemaField> schema,
+                                           MemberSorterOptions sort)
     : store_(store),
       segment_id_(std::move(segment_id)),
       version_(version),
-      schema_(std::move(schema)) {}
+      schema_(std::move(schema)),
+      sorter_(std::move(sort)) {}
 
 absl::Status StagedSnapshotWriter::AppendBytes(std::string chunk_bytes, std::int64_t rows) {
-  // Staged chunks are written about this many bytes at a time.
-  constexpr size_t kFlushBytes = 8 << 20;
-  pending_bytes_ += chunk_bytes.size();
-  pending_.push_back(std::move(chunk_bytes));
   rows_ += rows;
-  if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
-  return FlushStaged();
+  return sorter_.AddChunk(chunk_bytes);
 }
 
-absl::Status StagedSnapshotWriter::ForEachStagedChunk(
-    const std::function<absl::Status(absl::string_view bytes)>& fn) {
-  // Written chunks are rows of a version no reader asks for yet.
-  absl::Status written = store_->ForEachChunkBytes(segment_id_, version_, fn);
-  if (!written.ok()) return written;
-  for (const std::string& bytes : pending_) {
-    absl::Status status = fn(bytes);
-    if (!status.ok()) return status;
+absl::StatusOr<v1::Segment> StagedSnapshotWriter::Commit() {
+  // Sorted chunks are written about this many bytes at a time.
+  constexpr size_t kFlushBytes = 8 << 20;
+  // Written chunks are rows of a version no reader asks for: if the sort
+  // stops (a repeated id), the writer's destructor drops them.
+  absl::Status sorted = sorter_.Finish([&](std::string chunk, std::int64_t) -> absl::Status {
+    pending_bytes_ += chunk.size();
+    pending_.push_back(std::move(chunk));
+    if (pending_bytes_ < kFlushBytes) return absl::OkStatus();
+    return FlushStaged();
+  });
+  if (!sorted.ok()) return sorted;
+  if (!pending_.empty()) {
+    absl::Status flushed = FlushStaged();
+    if (!flushed.ok()) return flushed;
   }
-  return absl::OkStatus();
+  return CommitStaged();
 }
 
 void StagedSnapshotWriter::SetCommitted(v1::Segment& segment, std::int64_t now_micros) const {

@@ -27,6 +27,7 @@
 #include "exportd/v1/export.pb.h"
 #include "exportd/v1/run.pb.h"
 #include "exportd/v1/segment.pb.h"
+#include "server/store/member_sorter.h"
 
 namespace exportd::store {
 
@@ -55,41 +56,49 @@ struct DeleteConnectionResult {
 // Writes one new snapshot of a segment's members. Nothing is visible to
 // readers until Commit() succeeds; destroying an uncommitted writer discards
 // everything it wrote.
+//
+// A snapshot is stored in profile-id order (bytewise, as the delivered-state
+// tables' keys), whatever order its rows were appended in: the rows are
+// sorted (MemberSorter, in bounded memory) as part of Commit, which is also
+// where a profile id appended twice is found.
 class SnapshotWriter {
  public:
   virtual ~SnapshotWriter() = default;
   // Appends a chunk of `rows` (already validated) rows, as the bytes of a
-  // serialized `v1.UploadMembersRequest.Chunk`: stored as they are.
+  // serialized `v1.UploadMembersRequest.Chunk`. Each row's bytes are stored
+  // as they are.
   virtual absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) = 0;
   // Appends a chunk of (already validated) rows.
   absl::Status Append(const v1::UploadMembersRequest::Chunk& chunk) {
     return AppendBytes(chunk.SerializeAsString(), chunk.rows_size());
   }
-  // Calls `fn` with every chunk appended so far, in order (serialized
-  // Chunks, as appended).
-  virtual absl::Status ForEachStagedChunk(
-      const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
-  // Makes the snapshot the segment's current one, with `schema`, and returns
-  // the updated segment.
+  // Sorts the rows, writes them and makes the snapshot the segment's current
+  // one, with `schema`; returns the updated segment. INVALID_ARGUMENT
+  // "profile id 'X' appears twice (rows 12 and 40017); profile ids must be
+  // unique" when one was appended twice (nothing changes then).
   virtual absl::StatusOr<v1::Segment> Commit() = 0;
 };
 
 class Store;
 
-// What the stores' SnapshotWriters share: chunks are staged in memory and
-// written (FlushStaged) about 8 MB at a time, as rows seq 0, 1, ... of a
-// version above the committed one, which no reader asks for until Commit.
+// What the stores' SnapshotWriters share: appended rows go into a
+// MemberSorter; Commit sorts them and hands the sorted chunks to the store
+// (FlushStaged) about 8 MB at a time, as rows seq 0, 1, ... of a version
+// above the committed one, which no reader asks for, and then has the store
+// make that version current (CommitStaged).
 class StagedSnapshotWriter : public SnapshotWriter {
  public:
   absl::Status AppendBytes(std::string chunk_bytes, std::int64_t rows) final;
-  absl::Status ForEachStagedChunk(
-      const std::function<absl::Status(absl::string_view bytes)>& fn) final;
+  absl::StatusOr<v1::Segment> Commit() final;
 
  protected:
   StagedSnapshotWriter(Store* store, std::string segment_id, std::int64_t version,
-                       std::vector<v1::SchemaField> schema);
+                       std::vector<v1::SchemaField> schema, MemberSorterOptions sort);
   // Writes pending_ (the first as row seq_) and clears it with WrotePending.
   virtual absl::Status FlushStaged() = 0;
+  // Every chunk is written: makes version_ the segment's current snapshot
+  // (SetCommitted), sets committed_ and returns the segment.
+  virtual absl::StatusOr<v1::Segment> CommitStaged() = 0;
   void WrotePending() {
     seq_ += static_cast<std::int64_t>(pending_.size());
     pending_.clear();
@@ -107,6 +116,7 @@ class StagedSnapshotWriter : public SnapshotWriter {
   bool committed_ = false;
 
  private:
+  MemberSorter sorter_;
   size_t pending_bytes_ = 0;
   std::int64_t rows_ = 0;
 };
@@ -261,17 +271,29 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::Segment>> ListSegments() = 0;
   // FAILED_PRECONDITION naming the exports that use it.
   virtual absl::Status DeleteSegment(absl::string_view id) = 0;
-  // Starts a new snapshot with `schema`. FAILED_PRECONDITION when another
-  // upload of the same segment is in progress.
+  // Starts a new snapshot with `schema`, whose rows Commit sorts with
+  // `sort` (its memory budget and temporary directory). FAILED_PRECONDITION
+  // when another upload of the same segment is in progress.
   virtual absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
-      absl::string_view segment_id, std::vector<v1::SchemaField> schema) = 0;
-  // Calls `fn` with every chunk of snapshot `version` in upload order, as the
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema,
+      MemberSorterOptions sort = {}) = 0;
+  // Calls `fn` with every chunk of snapshot `version` in stored order, as the
   // serialized UploadMembersRequest.Chunk (for callers that parse in
-  // parallel). The snapshot stays readable while a newer one is uploaded.
+  // parallel): in profile-id order when SnapshotInMemberOrder says so, in
+  // upload order for a snapshot stored before exportd sorted them. The
+  // snapshot stays readable while a newer one is uploaded.
   virtual absl::Status ForEachChunkBytes(
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) = 0;
-  // Calls `fn` with every chunk of snapshot `version` in upload order, parsed
+  // Whether snapshot `version` of the segment is stored in profile-id order:
+  // true for every snapshot this exportd committed (the commit records it),
+  // false for one an older exportd stored in upload order (before the
+  // upgrade, or by an older replica still running during one), and for
+  // versions that do not exist. A reader that needs the order sorts such a
+  // snapshot itself (MemberSorter).
+  virtual absl::StatusOr<bool> SnapshotInMemberOrder(absl::string_view segment_id,
+                                                     std::int64_t version) = 0;
+  // Calls `fn` with every chunk of snapshot `version` in stored order, parsed
   // (ForEachChunkBytes, then protobuf's parser; DATA_LOSS for a damaged one).
   // The snapshot stays readable while a newer one is uploaded and committed.
   absl::Status ForEachChunk(

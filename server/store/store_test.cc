@@ -135,27 +135,51 @@ TEST_P(StoreConformanceTest, SnapshotIsVisibleOnlyAfterCommitAndAbortKeepsTheOld
   EXPECT_THAT(Members("s1", 1), ElementsAre("a", "b", "c"));
 }
 
-// An upload looks through what it staged (to tell a repeated profile id from
-// two that hash alike): chunks written to the database and those in memory.
-TEST_P(StoreConformanceTest, StagedChunksAreListedInOrderFlushedOrNot) {
+// A snapshot is stored in profile-id order (bytewise), whatever order its
+// rows came in, sorted through runs on disk when they do not fit the sort's
+// memory; a profile id appended twice fails the commit and changes nothing.
+TEST_P(StoreConformanceTest, SnapshotsAreStoredInProfileIdOrderAndSaySo) {
   CreateSegment("s1", "VIP");
-  auto writer = store_->BeginSnapshot("s1", {});
-  ASSERT_TRUE(writer.ok());
-  const std::string big(9 << 20, 'x');  // Over the 8 MB that makes a flush.
-  ASSERT_TRUE((*writer)->Append(Chunk({"a", big})).ok());
-  ASSERT_TRUE((*writer)->Append(Chunk({"b"})).ok());
-  std::vector<std::string> ids;
-  ASSERT_TRUE((*writer)
-                  ->ForEachStagedChunk([&](absl::string_view bytes) {
-                    v1::UploadMembersRequest::Chunk chunk;
-                    EXPECT_TRUE(chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
-                    for (const auto& row : chunk.rows()) {
-                      ids.push_back(row.profile_id().size() > 10 ? "big" : row.profile_id());
-                    }
-                    return absl::OkStatus();
-                  })
-                  .ok());
-  EXPECT_THAT(ids, ElementsAre("a", "big", "b"));
+  MemberSorterOptions sort;
+  sort.memory_bytes = 64;  // Nearly every row a sorted run of its own.
+  sort.chunk_bytes = 16;
+  const std::string big = "m" + std::string(9 << 20, 'x');  // Over the 8 MB of a flush.
+  {
+    auto writer = store_->BeginSnapshot("s1", {}, sort);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(Chunk({"p10", "b", big, "p9"})).ok());
+    ASSERT_TRUE((*writer)->Append(Chunk({"\xc3\xa9", "a", "p1"})).ok());
+    auto committed = (*writer)->Commit();
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(committed->member_count(), 7);
+  }
+  std::vector<std::string> ids = Members("s1", 1);
+  ASSERT_EQ(ids.size(), 7u);
+  EXPECT_TRUE(ids[2] == big) << ids[2].substr(0, 20);  // (Not printed whole.)
+  ids[2] = "big";
+  EXPECT_THAT(ids, ElementsAre("a", "b", "big", "p1", "p10", "p9", "\xc3\xa9"));
+  auto ordered = store_->SnapshotInMemberOrder("s1", 1);
+  ASSERT_TRUE(ordered.ok()) << ordered.status();
+  EXPECT_TRUE(*ordered);
+
+  {
+    auto writer = store_->BeginSnapshot("s1", {}, sort);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(Chunk({"q", "r", "s"})).ok());
+    ASSERT_TRUE((*writer)->Append(Chunk({"t", "r"})).ok());
+    auto refused = (*writer)->Commit();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(refused.status().message(),
+              "profile id 'r' appears twice (rows 2 and 5); profile ids must be unique");
+  }
+  EXPECT_EQ(store_->GetSegment("s1")->snapshot_version(), 1);
+  EXPECT_FALSE(store_->GetSegment("s1")->upload_in_progress());
+  EXPECT_EQ(Members("s1", 1).size(), 7u);
+  EXPECT_TRUE(Members("s1", 2).empty());
+  Reopen();
+  EXPECT_TRUE(*store_->SnapshotInMemberOrder("s1", 1));
+  ASSERT_TRUE(store_->DeleteSegment("s1").ok());
+  EXPECT_TRUE(Members("s1", 1).empty());
 }
 
 TEST_P(StoreConformanceTest, SegmentInUseCannotBeDeleted) {
