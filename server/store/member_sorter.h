@@ -7,7 +7,9 @@
 // neighbours. The rows arrive in any order; MemberSorter is the external sort
 // in between:
 //
-//   store::MemberSorter sorter({.memory_bytes = 64 << 20});
+//   store::MemberSorterOptions options;
+//   options.memory_bytes = 64 << 20;
+//   store::MemberSorter sorter(options);
 //   for (const std::string& chunk : uploaded) {
 //     EXPORTD_RETURN_IF_ERROR(sorter.AddChunk(chunk));   // validated chunks
 //   }
