@@ -838,8 +838,6 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.identifier_field = *identifier_field;
     o.full = run.full() || mapping_changed;
     o.resuming = run.attempt() > 1;
-    // Delivered before: about as many members as the segment has.
-    o.delivered_hint = previous.ok() ? segment->member_count() : 0;
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
     o.max_records_per_batch = std::max(1, speed.max_records_per_batch);

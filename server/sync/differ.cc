@@ -17,7 +17,6 @@ void Differ::AddIdentifiers(absl::Span<const std::uint64_t> hashes) {
 }
 
 void Differ::SealIdentifiers() {
-  delivered_.Seal();
   {
     absl::MutexLock lock(&mu_);
     identifiers_ = std::move(pending_);
@@ -48,14 +47,13 @@ bool Differ::IsDuplicate(std::uint64_t ident_hash) const {
          std::binary_search(duplicates_.begin(), duplicates_.end(), ident_hash);
 }
 
-Change Differ::Classify(const Member& m, bool resolved, bool* retry) {
+Change Differ::Classify(const Member& m, DeliveredEntry* entry, bool resolved, bool* retry) {
   if (retry != nullptr) *retry = false;
   if (o_.by_identifier && !resolved && IsDuplicate(m.ident_hash)) {
     // Seen, so that it does not count as a leaver; ResolveDuplicates decides.
-    if (DeliveredEntry* entry = delivered_.Find(m.id_hash, m.profile_id)) entry->seen = true;
+    if (entry != nullptr) entry->seen = true;
     return Change::kDuplicate;
   }
-  DeliveredEntry* entry = delivered_.Find(m.id_hash, m.profile_id);
   if (entry == nullptr) return Change::kAdd;
   entry->seen = true;
   if (retry != nullptr) *retry = entry->rejected();
@@ -75,36 +73,25 @@ Change Differ::Classify(const Member& m, bool resolved, bool* retry) {
   return Change::kUpdate;
 }
 
-size_t Differ::ResolveDuplicates(absl::Span<const Member> group) {
+size_t Differ::ResolveDuplicates(absl::Span<const Member> group,
+                                 absl::Span<DeliveredEntry* const> entries) const {
   size_t winner = 0;
   for (size_t i = 1; i < group.size(); ++i) {
     if (group[i].profile_id > group[winner].profile_id) winner = i;
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (i == winner) continue;
-    if (DeliveredEntry* entry = delivered_.Find(group[i].id_hash, group[i].profile_id)) {
-      entry->seen = true;
-      entry->loser = true;
-    }
+  for (size_t i = 0; i < group.size() && i < entries.size(); ++i) {
+    if (i == winner || entries[i] == nullptr) continue;
+    entries[i]->seen = true;
+    entries[i]->loser = true;
   }
   return winner;
 }
 
-std::vector<Candidate> Differ::RemovalCandidates() const {
-  std::vector<Candidate> out;
-  delivered_.ForEach([&](absl::string_view id, const DeliveredEntry& e) {
-    if (e.loser) {
-      out.push_back({id, Candidate::Why::kDuplicate, e.delivered()});
-    } else if (o_.mirror && !e.seen) {
-      out.push_back({id, Candidate::Why::kLeft, e.delivered()});
-    } else if (o_.mirror && e.moved) {
-      out.push_back({id, Candidate::Why::kMoved, e.delivered()});
-    }
-  });
-  // In key order, the store reads them from neighbouring pages.
-  std::sort(out.begin(), out.end(),
-            [](const Candidate& a, const Candidate& b) { return a.profile_id < b.profile_id; });
-  return out;
+std::optional<Candidate::Why> Differ::RemovalReason(const DeliveredEntry& e) const {
+  if (e.loser) return Candidate::Why::kDuplicate;
+  if (o_.mirror && !e.seen) return Candidate::Why::kLeft;
+  if (o_.mirror && e.moved) return Candidate::Why::kMoved;
+  return std::nullopt;
 }
 
 Fate Differ::Decide(const Candidate& candidate, std::uint64_t old_ident_hash) const {

@@ -14,27 +14,31 @@
 // Destinations without one (jsonl) key by profile id only, as before.
 //
 // Identifiers are held as 64-bit hashes only (8 bytes per member); profile
-// ids are compared exactly. The differ streams: the snapshot is read once for
-// its identifier hashes (to find duplicates before anything is sent), then
-// once more for the diff itself.
+// ids are compared exactly. The differ holds no delivered state: the snapshot
+// and the delivered state are both read in profile-id order and merged
+// (segment_sync.cc), and each delivered member's entry is handed to Classify
+// with its snapshot member. The snapshot is read once for its identifier
+// hashes (to find duplicates before anything is sent), then once more for the
+// diff itself.
 //
 //   Differ differ({.by_identifier = true, .mirror = true});
-//   store.ForEachDelivered(..., [&](const DeliveredView& row) {
-//     return differ.AddDelivered(row, row.run_id == run_id);
-//   });
-//   for (each snapshot member) differ.AddIdentifier(ident_hash);   // pass 0
+//   for (each snapshot member) differ.AddIdentifiers({ident_hash});   // pass 0
 //   differ.SealIdentifiers();
-//   for (each snapshot member m) switch (differ.Classify(m)) { ... }  // pass 1
+//   merge snapshot members m and delivered entries e by profile id:       // pass 1
+//     m and e: differ.Classify(m, &e)    m only: differ.Classify(m, nullptr)
+//     then for each e: if (auto why = differ.RemovalReason(e)) candidate
 //   for (each group of kDuplicate members with one exact identifier) {
-//     size_t w = differ.ResolveDuplicates(group);  // then Classify(group[w], true)
+//     size_t w = differ.ResolveDuplicates(group, entries);  // then Classify(group[w], .., true)
 //   }
-//   for (const Candidate& c : differ.RemovalCandidates()) {
+//   for (each candidate c) {
 //     read c's delivered row, then differ.Decide(c, row's identifier hash)
 //   }
 #ifndef EXPORTD_SERVER_SYNC_DIFFER_H_
 #define EXPORTD_SERVER_SYNC_DIFFER_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,7 +46,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "server/store/store.h"
-#include "server/sync/delivered_index.h"
 
 namespace exportd::sync {
 
@@ -75,10 +78,26 @@ struct DifferOptions {
   bool mirror = true;          // Remove what no current member maps to.
 };
 
+// What the diff knows about one delivered member (a row of the store's
+// delivered state, without its values), and what this run found out about it.
+struct DeliveredEntry {
+  std::uint64_t value_hash = 0;
+  std::uint64_t ident_hash = 0;  // 0: no identifier field, or unknown (older rows).
+  store::DeliveredState state = store::DeliveredState::kDelivered;
+  bool this_run = false;  // Delivered (or rejected) by this very run (a resumed attempt).
+  bool seen = false;      // In the current snapshot.
+  bool moved = false;     // Its profile now maps to another identifier.
+  bool loser = false;     // Its identifier is now sent for another profile.
+
+  bool delivered() const { return state != store::DeliveredState::kRejected; }
+  // Its last attempt was rejected: retried apart from real changes.
+  bool rejected() const { return state != store::DeliveredState::kDelivered; }
+};
+
 // A delivered member whose delivered row may have to go (see Decide).
 struct Candidate {
   enum class Why { kLeft, kMoved, kDuplicate };
-  absl::string_view profile_id;  // A view into the differ.
+  std::string profile_id;
   Why why = Why::kLeft;
   // False when the member was never at the destination (its attempts were
   // rejected): its row is forgotten, nothing is removed.
@@ -98,13 +117,6 @@ class Differ {
 
   const DifferOptions& options() const { return o_; }
 
-  // --- The delivered state -------------------------------------------------
-  void Reserve(std::int64_t members) { delivered_.Reserve(members); }
-  absl::Status AddDelivered(const store::DeliveredView& row, bool this_run) {
-    return delivered_.Add(row, this_run);
-  }
-  size_t delivered_size() const { return delivered_.size(); }
-
   // --- Pass 0: the snapshot's identifiers ------------------------------------
   // Room for this many identifiers (the segment's size), so that adding them
   // does not grow and copy the buffer.
@@ -112,7 +124,7 @@ class Differ {
   // Adds identifier hashes of snapshot members; thread-safe. Members without
   // an identifier (empty) are not added.
   void AddIdentifiers(absl::Span<const std::uint64_t> hashes);
-  // Call once after the last AddIdentifiers and AddDelivered, before Classify.
+  // Call once after the last AddIdentifiers, before Classify.
   void SealIdentifiers();
   // Whether some snapshot member has an identifier with this hash.
   bool InSnapshot(std::uint64_t ident_hash) const;
@@ -120,31 +132,34 @@ class Differ {
   bool IsDuplicate(std::uint64_t ident_hash) const;
 
   // --- Pass 1: the diff ----------------------------------------------------
-  // Classifies a member and marks its delivered entry. Thread-safe for
-  // distinct members. `resolved`: the member won its duplicate group (or its
+  // Classifies a member against its delivered entry (null: not delivered)
+  // and marks the entry. Thread-safe for distinct entries. `resolved`: the member won its duplicate group (or its
   // group turned out to hold one exact identifier only). `retry`, when given,
   // says whether the destination rejected the member's last attempt (it is
   // then sent in batches of its own, apart from real changes).
-  Change Classify(const Member& m, bool resolved = false, bool* retry = nullptr);
+  Change Classify(const Member& m, DeliveredEntry* entry, bool resolved = false,
+                  bool* retry = nullptr);
 
   // Picks the winner of one group of kDuplicate members whose canonical
   // identifiers are exactly equal: the greatest profile id. Marks the
-  // others' delivered entries (their rows go; the identifier stays). Returns
-  // the winner's index. Not thread-safe.
-  size_t ResolveDuplicates(absl::Span<const Member> group);
+  // others' delivered entries (`entries`, parallel to `group`, null where a
+  // member was not delivered): their rows go, the identifier stays. Returns
+  // the winner's index.
+  size_t ResolveDuplicates(absl::Span<const Member> group,
+                           absl::Span<DeliveredEntry* const> entries) const;
 
   // --- After the scan --------------------------------------------------------
-  // Delivered members whose rows may go, sorted by profile id: in mirror mode
-  // those who left, moved to another identifier or lost their identifier to
-  // another profile; in add-only mode only the latter.
-  std::vector<Candidate> RemovalCandidates() const;
+  // Why a delivered entry's row may have to go, once its snapshot member (if
+  // any) was classified: in mirror mode members who left, moved to another
+  // identifier or lost their identifier to another profile; in add-only mode
+  // only the latter. Nullopt: the row stays.
+  std::optional<Candidate::Why> RemovalReason(const DeliveredEntry& e) const;
   // What to do with a candidate whose delivered identifier hashes to
   // `old_ident_hash` (0 when the destination has none).
   Fate Decide(const Candidate& candidate, std::uint64_t old_ident_hash) const;
 
  private:
   const DifferOptions o_;
-  DeliveredIndex delivered_;
   absl::Mutex mu_;
   std::vector<std::uint64_t> pending_ ABSL_GUARDED_BY(mu_);
   // After SealIdentifiers: sorted, one per distinct hash; and the hashes

@@ -37,8 +37,57 @@ std::vector<std::string> Ids(const std::vector<Candidate>& candidates) {
   return out;
 }
 
+// The differ as the merge in segment_sync.cc drives it: the delivered
+// entries by profile id, handed to Classify with their members, and the
+// removal candidates read off the entries afterwards (in profile-id order).
+class Diff {
+ public:
+  explicit Diff(DifferOptions options) : differ_(options) {}
+
+  absl::Status AddDelivered(const store::DeliveredView& row, bool this_run) {
+    DeliveredEntry e;
+    e.value_hash = row.value_hash;
+    e.ident_hash = row.ident_hash;
+    e.state = row.state;
+    e.this_run = this_run;
+    delivered_[std::string(row.profile_id)] = e;
+    return absl::OkStatus();
+  }
+  void ReserveIdentifiers(std::int64_t n) { differ_.ReserveIdentifiers(n); }
+  void AddIdentifiers(absl::Span<const std::uint64_t> h) { differ_.AddIdentifiers(h); }
+  void SealIdentifiers() { differ_.SealIdentifiers(); }
+  bool InSnapshot(std::uint64_t h) const { return differ_.InSnapshot(h); }
+  bool IsDuplicate(std::uint64_t h) const { return differ_.IsDuplicate(h); }
+  Change Classify(const Member& m, bool resolved = false, bool* retry = nullptr) {
+    return differ_.Classify(m, Entry(m.profile_id), resolved, retry);
+  }
+  size_t ResolveDuplicates(absl::Span<const Member> group) {
+    std::vector<DeliveredEntry*> entries;
+    for (const Member& m : group) entries.push_back(Entry(m.profile_id));
+    return differ_.ResolveDuplicates(group, entries);
+  }
+  std::vector<Candidate> RemovalCandidates() const {
+    std::vector<Candidate> out;
+    for (const auto& [id, e] : delivered_) {
+      if (auto why = differ_.RemovalReason(e)) out.push_back({id, *why, e.delivered()});
+    }
+    return out;
+  }
+  Fate Decide(const Candidate& c, std::uint64_t old_ident) const {
+    return differ_.Decide(c, old_ident);
+  }
+
+ private:
+  DeliveredEntry* Entry(absl::string_view id) {
+    auto it = delivered_.find(std::string(id));
+    return it == delivered_.end() ? nullptr : &it->second;
+  }
+  Differ differ_;
+  std::map<std::string, DeliveredEntry> delivered_;
+};
+
 // Runs pass 0 over `snapshot`.
-void Seal(Differ& differ, const std::vector<Member>& snapshot) {
+void Seal(Diff& differ, const std::vector<Member>& snapshot) {
   std::vector<std::uint64_t> hashes;
   for (const auto& m : snapshot) {
     if (m.ident_hash != 0) hashes.push_back(m.ident_hash);
@@ -50,7 +99,7 @@ void Seal(Differ& differ, const std::vector<Member>& snapshot) {
 // Members whose last attempt was rejected: retried apart from real changes;
 // one never delivered is new again, and when it leaves only its row goes.
 TEST(DifferTest, RejectedMembersAreRetriedAndNeverDeliveredOnesAreNotRemoved) {
-  Differ differ({.by_identifier = true, .mirror = true});
+  Diff differ({.by_identifier = true, .mirror = true});
   store::DeliveredView never = Delivered("p1", 1, 100, 10);
   never.state = store::DeliveredState::kRejected;
   store::DeliveredView update_rejected = Delivered("p2", 2, 200, 20);
@@ -77,7 +126,7 @@ TEST(DifferTest, RejectedMembersAreRetriedAndNeverDeliveredOnesAreNotRemoved) {
 }
 
 TEST(DifferTest, ByProfileIdWithoutAnIdentifier) {
-  Differ differ({/*by_identifier=*/false, /*full=*/false, /*mirror=*/true});
+  Diff differ({/*by_identifier=*/false, /*full=*/false, /*mirror=*/true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 0, 10), false).ok());
   ASSERT_TRUE(differ.AddDelivered(Delivered("p2", 2, 0, 20), false).ok());
   ASSERT_TRUE(differ.AddDelivered(Delivered("p3", 3, 0, 30), true).ok());
@@ -93,14 +142,14 @@ TEST(DifferTest, ByProfileIdWithoutAnIdentifier) {
 }
 
 TEST(DifferTest, FullResendsUnchangedMembers) {
-  Differ differ({false, /*full=*/true, true});
+  Diff differ({false, /*full=*/true, true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 0, 10), false).ok());
   Seal(differ, {});
   EXPECT_EQ(differ.Classify(M("p1", 1, 0, 10)), Change::kUpdate);
 }
 
 TEST(DifferTest, AChangedIdentifierIsAMoveAndItsOldOneIsRemoved) {
-  Differ differ({/*by_identifier=*/true, false, /*mirror=*/true});
+  Diff differ({/*by_identifier=*/true, false, /*mirror=*/true});
   // p1 was sent as identifier 100; now maps to 101.
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 100, 10), false).ok());
   std::vector<Member> snapshot = {M("p1", 1, 101, 10)};
@@ -113,7 +162,7 @@ TEST(DifferTest, AChangedIdentifierIsAMoveAndItsOldOneIsRemoved) {
 }
 
 TEST(DifferTest, AddOnlyNeverRemoves) {
-  Differ differ({true, false, /*mirror=*/false});
+  Diff differ({true, false, /*mirror=*/false});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 100, 10), false).ok());
   ASSERT_TRUE(differ.AddDelivered(Delivered("p2", 2, 200, 20), false).ok());
   std::vector<Member> snapshot = {M("p1", 1, 101, 10)};
@@ -124,7 +173,7 @@ TEST(DifferTest, AddOnlyNeverRemoves) {
 }
 
 TEST(DifferTest, AnIdentifierStaysWhileAnotherMemberMapsToIt) {
-  Differ differ({true, false, true});
+  Diff differ({true, false, true});
   // p3 and p4 share identifier 300; p4 was sent for both.
   ASSERT_TRUE(differ.AddDelivered(Delivered("p4", 4, 300, 40), false).ok());
   // p5 had 500, p6 now has it (p5 left); p7 had 700 and left alone.
@@ -143,7 +192,7 @@ TEST(DifferTest, AnIdentifierStaysWhileAnotherMemberMapsToIt) {
 }
 
 TEST(DifferTest, DuplicatesAreHeldAndTheGreatestProfileIdWins) {
-  Differ differ({true, false, true});
+  Diff differ({true, false, true});
   // p3 was delivered alone on 300; p4 joins with the same identifier.
   ASSERT_TRUE(differ.AddDelivered(Delivered("p3", 3, 300, 30), false).ok());
   std::vector<Member> snapshot = {M("p4", 4, 300, 40), M("p3", 3, 300, 30), M("p9", 9, 900, 90)};
@@ -167,7 +216,7 @@ TEST(DifferTest, DuplicatesAreHeldAndTheGreatestProfileIdWins) {
 }
 
 TEST(DifferTest, ALoserWhoseOldIdentifierNobodyHasIsRemoved) {
-  Differ differ({true, false, /*mirror=*/true});
+  Diff differ({true, false, /*mirror=*/true});
   // p3 was sent as 350; now it has 300, as p4 (who wins).
   ASSERT_TRUE(differ.AddDelivered(Delivered("p3", 3, 350, 30), false).ok());
   std::vector<Member> snapshot = {M("p3", 3, 300, 30), M("p4", 4, 300, 40)};
@@ -178,7 +227,7 @@ TEST(DifferTest, ALoserWhoseOldIdentifierNobodyHasIsRemoved) {
   ASSERT_THAT(Ids(removals), ElementsAre("p3"));
   EXPECT_EQ(differ.Decide(removals[0], 350), Fate::kRemove);
   // Add-only: the row goes, the identifier stays.
-  Differ add_only({true, false, /*mirror=*/false});
+  Diff add_only({true, false, /*mirror=*/false});
   ASSERT_TRUE(add_only.AddDelivered(Delivered("p3", 3, 350, 30), false).ok());
   Seal(add_only, snapshot);
   for (const auto& m : snapshot) add_only.Classify(m);
@@ -189,7 +238,7 @@ TEST(DifferTest, ALoserWhoseOldIdentifierNobodyHasIsRemoved) {
 }
 
 TEST(DifferTest, AWinnerDeliveredBeforeIsUnchanged) {
-  Differ differ({true, false, true});
+  Diff differ({true, false, true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("p4", 4, 300, 40), false).ok());
   std::vector<Member> snapshot = {M("p3", 3, 300, 30), M("p4", 4, 300, 40)};
   Seal(differ, snapshot);
@@ -201,7 +250,7 @@ TEST(DifferTest, AWinnerDeliveredBeforeIsUnchanged) {
 }
 
 TEST(DifferTest, AnUnknownIdentifierIsResentOnce) {
-  Differ differ({true, false, true});
+  Diff differ({true, false, true});
   // Delivered before identifiers were kept (ident hash 0), same values.
   ASSERT_TRUE(differ.AddDelivered(Delivered("p1", 1, 0, 10), false).ok());
   std::vector<Member> snapshot = {M("p1", 1, 100, 10)};
@@ -210,8 +259,8 @@ TEST(DifferTest, AnUnknownIdentifierIsResentOnce) {
   EXPECT_THAT(differ.RemovalCandidates(), IsEmpty());
 }
 
-TEST(DifferTest, HashCollidingProfileIdsAreToldApart) {
-  Differ differ({true, false, true});
+TEST(DifferTest, ProfileIdsWithOneIdHashAreToldApart) {
+  Diff differ({true, false, true});
   ASSERT_TRUE(differ.AddDelivered(Delivered("a", 7, 100, 10), false).ok());
   ASSERT_TRUE(differ.AddDelivered(Delivered("b", 7, 200, 20), false).ok());
   std::vector<Member> snapshot = {M("b", 7, 200, 20)};
@@ -231,7 +280,7 @@ TEST(DifferTest, ASegmentsWorthOfIdentifiersIsSortedAndItsDuplicatesFound) {
   }
   std::map<std::uint64_t, int> expected;
   for (std::uint64_t h : hashes) ++expected[h];
-  Differ differ({true, false, true});
+  Diff differ({true, false, true});
   differ.ReserveIdentifiers(static_cast<std::int64_t>(hashes.size()));
   differ.AddIdentifiers(absl::MakeConstSpan(hashes).subspan(0, 7000));
   differ.AddIdentifiers(absl::MakeConstSpan(hashes).subspan(7000));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "server/store/member_chunk.h"
 #include "server/sync/batcher.h"
 #include "server/sync/committer.h"
+#include "server/sync/delivered_stream.h"
 #include "server/sync/differ.h"
 #include "server/sync/dispatcher.h"
 #include "server/sync/mapping.h"
@@ -40,6 +42,9 @@ struct HeldMember {
   std::uint64_t value_hash = 0;
   Change change = Change::kAdd;
   std::string note;  // Added to a rejection's message.
+  // Its delivered entry (a copy: the merge has moved on), if it was delivered.
+  std::optional<DeliveredEntry> entry;
+  DeliveredEntry* delivered() { return entry ? &*entry : nullptr; }
 };
 
 // One segment's sync: the stages wired in order. Each pass is a method.
@@ -62,12 +67,22 @@ class SegmentSync {
   absl::Status Run();
 
  private:
-  // Reads what was delivered before (and what this run already did), and
-  // for destinations with an identifier the snapshot's identifiers (pass 0).
+  // Opens the snapshot, reads what this run already rejected, and for
+  // destinations with an identifier the snapshot's identifiers (pass 0).
   absl::Status ReadState();
-  // Pass 1: joins and changes are sent; members sharing or moving an
-  // identifier are held back.
+  // Pass 1: the snapshot merged with the delivered state, both in profile-id
+  // order. Joins and changes are sent; members sharing or moving an
+  // identifier are held back; members who left become removal candidates.
   absl::Status DiffSnapshot();
+  // Merges one chunk's rows with the delivered members of its range.
+  absl::Status DiffChunk(size_t seq, absl::string_view bytes, DeliveredBundle& delivered);
+  // A delivered member done with: a removal candidate, if its row may go.
+  void Consider(absl::string_view profile_id, const DeliveredEntry& e,
+                std::vector<Candidate>& out) const {
+    if (auto why = differ_.RemovalReason(e)) {
+      out.push_back({std::string(profile_id), *why, e.delivered()});
+    }
+  }
   // The held-back members: one winner per shared identifier, the others
   // reported as duplicates.
   absl::Status ResolveHeld();
@@ -126,6 +141,8 @@ class SegmentSync {
   Differ differ_;
   Committer committer_;
   absl::flat_hash_set<std::string> rejected_this_run_;
+  std::unique_ptr<SnapshotSource> source_;
+  std::string last_id_;  // Of the chunk attached last (pass 1's reading thread).
   // Pass 0's identifier hashes by chunk and row (0: no identifier), so that
   // pass 1 need not canonicalize again.
   absl::Mutex hashes_mu_;
@@ -135,6 +152,8 @@ class SegmentSync {
   std::unique_ptr<Batcher> retries_;
   absl::Mutex out_mu_;  // The batchers, held_ and stopped_ during pass 1.
   std::vector<HeldMember> held_;
+  std::vector<Candidate> candidates_;  // Delivered rows that may go.
+  std::int64_t delivered_read_ = 0;
   bool stopped_ = false;
   std::vector<HeldMember*> late_;  // Sent after the removals.
   absl::flat_hash_set<std::string> old_removed_;  // Moved members whose old identifier went.
@@ -154,8 +173,8 @@ absl::Status SegmentSync::Run() {
   absl::Status sent = dispatcher_->Close();
   ctx_.Log(sdk::LogLevel::kInfo,
            absl::StrCat("segment '", segment_.name(), "': delivered state of ",
-                        differ_.delivered_size(), " members",
-                        by_identifier_ ? " and the snapshot's identifiers" : "", " read in ",
+                        delivered_read_, " members merged with the snapshot",
+                        by_identifier_ ? "; the snapshot's identifiers read in " : "; opened in ",
                         absl::FormatDuration(loaded_ - started_), ", snapshot diffed in ",
                         absl::FormatDuration(scanned_ - loaded_),
                         ", removals and last batches in ",
@@ -166,12 +185,7 @@ absl::Status SegmentSync::Run() {
 }
 
 absl::Status SegmentSync::ReadState() {
-  differ_.Reserve(o_.delivered_hint);
-  auto read_delivered = [&] {
-    return store_.ForEachDelivered(e_.id(), segment_.id(), [&](const store::DeliveredView& row) {
-      return differ_.AddDelivered(row, row.run_id == o_.run_id);
-    });
-  };
+  EXPORTD_ASSIGN_OR_RETURN(source_, SnapshotSource::Open(store_, segment_, ctx_));
   if (o_.resuming) {
     std::string cursor;
     do {
@@ -183,17 +197,13 @@ absl::Status SegmentSync::ReadState() {
     } while (!cursor.empty());
   }
   // Pass 0 (destinations with an identifier): the snapshot's identifiers, so
-  // that members sharing one are known before anything is sent. It runs
-  // beside the reading of the delivered state (they share nothing).
-  absl::Status delivered_read, identifiers_read;
-  if (!by_identifier_) {
-    delivered_read = read_delivered();
-  } else {
+  // that members sharing one are known before anything is sent.
+  if (by_identifier_) {
     differ_.ReserveIdentifiers(segment_.member_count());
-    std::thread reader([&] { delivered_read = read_delivered(); });
     const int column = m_.columns[m_.identifier];
-    identifiers_read =
-        ScanSnapshot(store_, segment_, ctx_, [&](size_t seq, absl::string_view bytes) {
+    EXPORTD_RETURN_IF_ERROR(ScanSnapshot(
+        *source_, ctx_, nullptr,
+        [&](size_t seq, absl::string_view bytes, DeliveredBundle&) -> absl::Status {
           store::ChunkReader reader(bytes);
           store::RowView row;
           std::vector<std::uint64_t> hashes, present;
@@ -211,117 +221,150 @@ absl::Status SegmentSync::ReadState() {
           if (chunk_hashes_.size() <= seq) chunk_hashes_.resize(seq + 1);
           chunk_hashes_[seq] = std::move(hashes);
           return absl::OkStatus();
-        });
-    reader.join();
+        }));
   }
-  EXPORTD_RETURN_IF_ERROR(delivered_read);
-  EXPORTD_RETURN_IF_ERROR(identifiers_read);
   differ_.SealIdentifiers();
   return absl::OkStatus();
 }
 
 absl::Status SegmentSync::DiffSnapshot() {
-  absl::Status scanned = ScanSnapshot(store_, segment_, ctx_, [&](size_t seq,
-                                                                  absl::string_view bytes) {
-    store::ChunkReader reader(bytes);
-    store::RowView row;
-    std::string encoded;
-    std::int64_t adds = 0, updates = 0, unchanged = 0;
-    const std::vector<std::uint64_t>* hashes = nullptr;
-    if (by_identifier_) {
-      absl::MutexLock lock(&hashes_mu_);
-      if (seq >= chunk_hashes_.size()) {
-        return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
-                                               "': the snapshot changed during the run"));
-      }
-      hashes = &chunk_hashes_[seq];
-    }
-    for (size_t index = 0; reader.Next(row); ++index) {
-      EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
-      encoded.clear();
-      for (int column : m_.columns) EncodeValue(row.values[column], encoded);
-      std::uint64_t value_hash = HashValues(encoded);
-      std::uint64_t id_hash = IdHash(row.profile_id);
-      std::uint64_t ident_hash = 0;
-      if (hashes != nullptr) {
-        if (index >= hashes->size()) {
-          return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
-                                                 "': the snapshot changed during the run"));
-        }
-        ident_hash = (*hashes)[index];
-      }
-      // The canonical identifier itself only for what is held back.
-      auto identifier = [&] {
-        return by_identifier_ ? Canonical(row.values[m_.columns[m_.identifier]]) : std::string();
-      };
-      // Profile ids are unique in a snapshot, so each thread writes only
-      // the entries of its own rows; the index itself does not change.
-      bool retry = false;
-      Change change = differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash},
-                                       /*resolved=*/false, &retry);
-      if (change == Change::kDone) continue;  // Done before the interruption.
-      if (change == Change::kUnchanged) {
-        ++unchanged;
-        continue;
-      }
-      if (change == Change::kDuplicate || change == Change::kMove) {
-        HeldMember h;
-        h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
-        h.identifier = identifier();
-        h.encoded = encoded;
-        for (size_t f = 0; f < m_.columns.size(); ++f) {
-          h.values.emplace_back();
-          ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, h.values.back());
-        }
-        h.id_hash = id_hash;
-        h.ident_hash = ident_hash;
-        h.value_hash = value_hash;
-        h.change = change;
-        absl::MutexLock lock(&out_mu_);
-        held_.push_back(std::move(h));
-        continue;
-      }
-      bool is_update = change == Change::kUpdate;
-      if (!rejected_this_run_.empty() && rejected_this_run_.contains(row.profile_id)) continue;
-      ++(is_update ? updates : adds);
-      if (!sending_) continue;
-      absl::MutexLock lock(&out_mu_);
-      if (stopped_) return absl::AbortedError("stopped");
-      // Members the destination rejected last time are retried in batches of
-      // their own, so that they do not dilute the batches of real changes.
-      Batcher& out = retry ? *retries_ : *batcher_;
-      PendingBatch& batch = out.current();
-      batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
-      for (size_t f = 0; f < m_.columns.size(); ++f) {
-        batch.records.values.emplace_back();
-        ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, batch.records.values.back());
-      }
-      batch.encoded.push_back(encoded);
-      batch.id_hashes.push_back(id_hash);
-      batch.hashes.push_back(value_hash);
-      batch.is_update.push_back(is_update);
-      if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
-      if (!out.RecordAdded(
-              static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
-        stopped_ = true;
-        return absl::AbortedError("stopped");
-      }
-    }
-    if (!reader.status().ok()) return DamagedChunk(segment_, reader);
-    tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
-      p.set_to_add(p.to_add() + adds);
-      p.set_to_update(p.to_update() + updates);
-      p.set_unchanged(p.unchanged() + unchanged);
-    });
-    return absl::OkStatus();
-  });
+  DeliveredStream delivered(store_, e_.id(), segment_.id(), o_.run_id);
+  last_id_.clear();
+  auto attach = [&](absl::string_view bytes, DeliveredBundle& bundle) -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(std::string last, LastProfileId(segment_, bytes, last_id_));
+    if (last.empty()) return absl::OkStatus();  // A chunk without rows.
+    last_id_ = std::move(last);
+    return delivered.TakeThrough(last_id_, bundle);
+  };
+  absl::Status scanned = ScanSnapshot(
+      *source_, ctx_, attach,
+      [&](size_t seq, absl::string_view bytes, DeliveredBundle& bundle) {
+        return DiffChunk(seq, bytes, bundle);
+      });
   chunk_hashes_ = {};  // Only pass 1 needs them.
+  if (scanned.ok()) {
+    // The delivered members after the snapshot's last one left.
+    DeliveredBundle rest;
+    scanned = delivered.TakeThrough(std::nullopt, rest);
+    std::vector<Candidate> left;
+    for (size_t i = 0; i < rest.size(); ++i) Consider(rest.id(i), rest.entry(i), left);
+    absl::MutexLock lock(&out_mu_);
+    candidates_.insert(candidates_.end(), std::make_move_iterator(left.begin()),
+                       std::make_move_iterator(left.end()));
+  }
+  delivered_read_ = delivered.taken();
   if (!scanned.ok() && !stopped_) return FailWith(scanned);
   if (!stopped_) stopped_ = !batcher_->Flush() || !retries_->Flush();
   if (stopped_) {
     // Only a failed batch stops the scan: the dispatcher has its error.
     absl::Status sent = dispatcher_->Close();
     return sent.ok() ? absl::AbortedError("the sync stopped") : sent;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::DiffChunk(size_t seq, absl::string_view bytes,
+                                    DeliveredBundle& delivered) {
+  store::ChunkReader reader(bytes);
+  store::RowView row;
+  std::string encoded;
+  std::int64_t adds = 0, updates = 0, unchanged = 0;
+  std::vector<Candidate> candidates;
+  const std::vector<std::uint64_t>* hashes = nullptr;
+  if (by_identifier_) {
+    absl::MutexLock lock(&hashes_mu_);
+    if (seq >= chunk_hashes_.size()) {
+      return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
+                                             "': the snapshot changed during the run"));
+    }
+    hashes = &chunk_hashes_[seq];
+  }
+  size_t d = 0;  // The next delivered member of the chunk's range.
+  for (size_t index = 0; reader.Next(row); ++index) {
+    EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
+    // Delivered members before this row are not in the snapshot: they left.
+    for (; d < delivered.size() && delivered.id(d) < row.profile_id; ++d) {
+      Consider(delivered.id(d), delivered.entry(d), candidates);
+    }
+    DeliveredEntry* entry = nullptr;
+    if (d < delivered.size() && delivered.id(d) == row.profile_id) entry = &delivered.entry(d++);
+    encoded.clear();
+    for (int column : m_.columns) EncodeValue(row.values[column], encoded);
+    std::uint64_t value_hash = HashValues(encoded);
+    std::uint64_t id_hash = IdHash(row.profile_id);
+    std::uint64_t ident_hash = 0;
+    if (hashes != nullptr) {
+      if (index >= hashes->size()) {
+        return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
+                                               "': the snapshot changed during the run"));
+      }
+      ident_hash = (*hashes)[index];
+    }
+    bool retry = false;
+    Change change =
+        differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash}, entry, false, &retry);
+    if (change == Change::kDuplicate || change == Change::kMove) {
+      // Held back, with a copy of its entry: decided after the scan.
+      HeldMember h;
+      h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
+      if (by_identifier_) h.identifier = Canonical(row.values[m_.columns[m_.identifier]]);
+      h.encoded = encoded;
+      for (size_t f = 0; f < m_.columns.size(); ++f) {
+        h.values.emplace_back();
+        ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, h.values.back());
+      }
+      h.id_hash = id_hash;
+      h.ident_hash = ident_hash;
+      h.value_hash = value_hash;
+      h.change = change;
+      if (entry != nullptr) h.entry = *entry;
+      absl::MutexLock lock(&out_mu_);
+      held_.push_back(std::move(h));
+      continue;
+    }
+    if (entry != nullptr) Consider(row.profile_id, *entry, candidates);
+    if (change == Change::kDone) continue;  // Done before the interruption.
+    if (change == Change::kUnchanged) {
+      ++unchanged;
+      continue;
+    }
+    bool is_update = change == Change::kUpdate;
+    if (!rejected_this_run_.empty() && rejected_this_run_.contains(row.profile_id)) continue;
+    ++(is_update ? updates : adds);
+    if (!sending_) continue;
+    absl::MutexLock lock(&out_mu_);
+    if (stopped_) return absl::AbortedError("stopped");
+    // Members the destination rejected last time are retried in batches of
+    // their own, so that they do not dilute the batches of real changes.
+    Batcher& out = retry ? *retries_ : *batcher_;
+    PendingBatch& batch = out.current();
+    batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
+    for (size_t f = 0; f < m_.columns.size(); ++f) {
+      batch.records.values.emplace_back();
+      ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, batch.records.values.back());
+    }
+    batch.encoded.push_back(encoded);
+    batch.id_hashes.push_back(id_hash);
+    batch.hashes.push_back(value_hash);
+    batch.is_update.push_back(is_update);
+    if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
+    if (!out.RecordAdded(
+            static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
+      stopped_ = true;
+      return absl::AbortedError("stopped");
+    }
+  }
+  if (!reader.status().ok()) return DamagedChunk(segment_, reader);
+  for (; d < delivered.size(); ++d) Consider(delivered.id(d), delivered.entry(d), candidates);
+  tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
+    p.set_to_add(p.to_add() + adds);
+    p.set_to_update(p.to_update() + updates);
+    p.set_unchanged(p.unchanged() + unchanged);
+  });
+  if (!candidates.empty()) {
+    absl::MutexLock lock(&out_mu_);
+    candidates_.insert(candidates_.end(), std::make_move_iterator(candidates.begin()),
+                       std::make_move_iterator(candidates.end()));
   }
   return absl::OkStatus();
 }
@@ -349,9 +392,13 @@ absl::Status SegmentSync::ResolveHeld() {
     HeldMember* winner = &held[i];
     if (held[i].change == Change::kDuplicate) {
       std::vector<Member> group;
-      for (size_t k = i; k < j; ++k) group.push_back(held[k].member());
-      winner = &held[i + differ_.ResolveDuplicates(group)];
-      winner->change = differ_.Classify(winner->member(), /*resolved=*/true);
+      std::vector<DeliveredEntry*> entries;
+      for (size_t k = i; k < j; ++k) {
+        group.push_back(held[k].member());
+        entries.push_back(held[k].delivered());
+      }
+      winner = &held[i + differ_.ResolveDuplicates(group, entries)];
+      winner->change = differ_.Classify(winner->member(), winner->delivered(), /*resolved=*/true);
       for (size_t k = i; k < j; ++k) {
         if (&held[k] == winner || rejected_this_run_.contains(held[k].profile_id)) continue;
         ++duplicates;
@@ -386,6 +433,10 @@ absl::Status SegmentSync::ResolveHeld() {
     p.set_to_update(p.to_update() + updates);
     p.set_unchanged(p.unchanged() + unchanged);
   });
+  // The held members' delivered rows: losers' and moved members' may go.
+  for (HeldMember& h : held) {
+    if (h.entry) Consider(h.profile_id, *h.entry, candidates_);
+  }
   auto count_duplicates = [&](v1::SegmentProgress& p) {
     p.set_duplicates(p.duplicates() + duplicates);
   };
@@ -400,8 +451,11 @@ absl::Status SegmentSync::SendRemovals() {
   // Delivered members whose identifier no current member maps to are removed
   // (mirror mode); rows whose identifier another member now holds are
   // forgotten. Their rows are read only when there are any.
-  std::vector<Candidate> candidates = differ_.RemovalCandidates();
+  std::vector<Candidate>& candidates = candidates_;
   if (candidates.empty()) return absl::OkStatus();
+  // In key order, the store reads them from neighbouring pages.
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.profile_id < b.profile_id; });
   std::vector<absl::string_view> ids;
   ids.reserve(candidates.size());
   for (const auto& c : candidates) ids.push_back(c.profile_id);

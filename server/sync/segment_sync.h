@@ -1,12 +1,17 @@
 // The data path of one segment of one run, as a pipeline of stages, one file
 // each in server/sync/ (docs/developing.md draws it):
-//   mapping (ResolveMapping) → snapshot_scan (chunks, parsed on 2 threads) →
-//   differ (against the delivered state, keyed by the destination's
+//   mapping (ResolveMapping) → snapshot_scan (chunks in profile-id order,
+//   parsed on 2 threads) merged with delivered_stream (the delivered state in
+//   the same order, read ahead in pages) → differ (keyed by the destination's
 //   identifier) → batcher (the connection's speed) → dispatcher (the shared
 //   rate budget, N in flight) → committer (per-record outcomes → delivered
 //   state + rejections + run checkpoint, one commit per batch).
-// This file wires them: pass 0 (identifiers), pass 1 (joins and changes),
-// duplicates, pass 2 (removals), pass 3 (held-back members).
+// This file wires them: pass 0 (identifiers), pass 1 (the merge: joins,
+// changes, leavers), duplicates, pass 2 (removals), pass 3 (held-back
+// members). Neither the snapshot nor the delivered state is held in memory:
+// what grows with the segment is 8 bytes a member for pass 0's identifiers,
+// and the removal candidates (members who left or moved) and held-back
+// members of this run.
 //
 // A run interrupted at any point (crash, cancel, retryable failure) can run
 // the same SegmentSync again: members this run already delivered are
@@ -46,9 +51,6 @@ struct SegmentSyncOptions {
   sdk::Audience audience;
   bool full = false;       // Resend every member.
   bool resuming = false;   // A later attempt of the run: skip what it already did.
-  // About how many members were delivered before (0: none, or unknown); the
-  // in-memory delivered state is sized for it up front.
-  std::int64_t delivered_hint = 0;
   bool dry_run = false;
   // Remove what no current member maps to any more (members who left,
   // identifiers that changed). Add-only when false: nothing is removed.
