@@ -75,7 +75,7 @@ class SegmentSync {
   // identifier are held back; members who left become removal candidates.
   absl::Status DiffSnapshot();
   // Merges one chunk's rows with the delivered members of its range.
-  absl::Status DiffChunk(size_t seq, absl::string_view bytes, DeliveredBundle& delivered);
+  absl::Status DiffChunk(absl::string_view bytes, DeliveredBundle& delivered);
   // A delivered member done with: a removal candidate, if its row may go.
   void Consider(absl::string_view profile_id, const DeliveredEntry& e,
                 std::vector<Candidate>& out) const {
@@ -143,10 +143,6 @@ class SegmentSync {
   absl::flat_hash_set<std::string> rejected_this_run_;
   std::unique_ptr<SnapshotSource> source_;
   std::string last_id_;  // Of the chunk attached last (pass 1's reading thread).
-  // Pass 0's identifier hashes by chunk and row (0: no identifier), so that
-  // pass 1 need not canonicalize again.
-  absl::Mutex hashes_mu_;
-  std::vector<std::vector<std::uint64_t>> chunk_hashes_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Batcher> retries_;
@@ -203,23 +199,19 @@ absl::Status SegmentSync::ReadState() {
     const int column = m_.columns[m_.identifier];
     EXPORTD_RETURN_IF_ERROR(ScanSnapshot(
         *source_, ctx_, nullptr,
-        [&](size_t seq, absl::string_view bytes, DeliveredBundle&) -> absl::Status {
+        [&](size_t, absl::string_view bytes, DeliveredBundle&) -> absl::Status {
           store::ChunkReader reader(bytes);
           store::RowView row;
-          std::vector<std::uint64_t> hashes, present;
+          std::vector<std::uint64_t> present;
           // Only the identifier's column: pass 1 reads (and checks) the rest.
+          // Pass 1 canonicalizes again rather than keep 8 bytes a member.
           while (reader.Next(row, column)) {
             EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
             std::string id = Canonical(row.values[column]);
-            hashes.push_back(id.empty() ? 0 : IdentHash(id));
-            if (!id.empty()) present.push_back(hashes.back());
+            if (!id.empty()) present.push_back(IdentHash(id));
           }
           if (!reader.status().ok()) return DamagedChunk(segment_, reader);
           differ_.AddIdentifiers(present);
-          hashes.shrink_to_fit();  // Kept until pass 1: no room to spare per chunk.
-          absl::MutexLock lock(&hashes_mu_);
-          if (chunk_hashes_.size() <= seq) chunk_hashes_.resize(seq + 1);
-          chunk_hashes_[seq] = std::move(hashes);
           return absl::OkStatus();
         }));
   }
@@ -238,10 +230,9 @@ absl::Status SegmentSync::DiffSnapshot() {
   };
   absl::Status scanned = ScanSnapshot(
       *source_, ctx_, attach,
-      [&](size_t seq, absl::string_view bytes, DeliveredBundle& bundle) {
-        return DiffChunk(seq, bytes, bundle);
+      [&](size_t, absl::string_view bytes, DeliveredBundle& bundle) {
+        return DiffChunk(bytes, bundle);
       });
-  chunk_hashes_ = {};  // Only pass 1 needs them.
   if (scanned.ok()) {
     // The delivered members after the snapshot's last one left.
     DeliveredBundle rest;
@@ -263,24 +254,16 @@ absl::Status SegmentSync::DiffSnapshot() {
   return absl::OkStatus();
 }
 
-absl::Status SegmentSync::DiffChunk(size_t seq, absl::string_view bytes,
+absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
                                     DeliveredBundle& delivered) {
   store::ChunkReader reader(bytes);
   store::RowView row;
   std::string encoded;
   std::int64_t adds = 0, updates = 0, unchanged = 0;
   std::vector<Candidate> candidates;
-  const std::vector<std::uint64_t>* hashes = nullptr;
-  if (by_identifier_) {
-    absl::MutexLock lock(&hashes_mu_);
-    if (seq >= chunk_hashes_.size()) {
-      return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
-                                             "': the snapshot changed during the run"));
-    }
-    hashes = &chunk_hashes_[seq];
-  }
+  std::string identifier;
   size_t d = 0;  // The next delivered member of the chunk's range.
-  for (size_t index = 0; reader.Next(row); ++index) {
+  while (reader.Next(row)) {
     EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
     // Delivered members before this row are not in the snapshot: they left.
     for (; d < delivered.size() && delivered.id(d) < row.profile_id; ++d) {
@@ -293,12 +276,9 @@ absl::Status SegmentSync::DiffChunk(size_t seq, absl::string_view bytes,
     std::uint64_t value_hash = HashValues(encoded);
     std::uint64_t id_hash = IdHash(row.profile_id);
     std::uint64_t ident_hash = 0;
-    if (hashes != nullptr) {
-      if (index >= hashes->size()) {
-        return absl::AbortedError(absl::StrCat("segment '", segment_.name(),
-                                               "': the snapshot changed during the run"));
-      }
-      ident_hash = (*hashes)[index];
+    if (by_identifier_) {
+      identifier = Canonical(row.values[m_.columns[m_.identifier]]);
+      if (!identifier.empty()) ident_hash = IdentHash(identifier);
     }
     bool retry = false;
     Change change =
@@ -307,7 +287,7 @@ absl::Status SegmentSync::DiffChunk(size_t seq, absl::string_view bytes,
       // Held back, with a copy of its entry: decided after the scan.
       HeldMember h;
       h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
-      if (by_identifier_) h.identifier = Canonical(row.values[m_.columns[m_.identifier]]);
+      h.identifier = identifier;
       h.encoded = encoded;
       for (size_t f = 0; f < m_.columns.size(); ++f) {
         h.values.emplace_back();
