@@ -12,7 +12,9 @@
 #include "exportd/sdk/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "exportd/sdk/testing/test_run_context.h"
 #include "server/store/sqlite_store.h"
+#include "server/store/sqlite_util.h"
 #include "server/sync/snapshot_scan.h"
 
 namespace exportd::sync {
@@ -144,6 +146,54 @@ TEST(LastProfileIdTest, ChecksTheOrderWithinAndAcrossChunks) {
   EXPECT_EQ(across.status().code(), absl::StatusCode::kDataLoss);
   auto repeated = LastProfileId(segment, Chunk({"d"}), "d");
   EXPECT_EQ(repeated.status().code(), absl::StatusCode::kDataLoss) << "ids are unique";
+}
+
+std::vector<std::string> ChunkIds(SnapshotSource& source) {
+  std::vector<std::string> ids;
+  absl::Status read = source.ForEachChunk([&](absl::string_view bytes) {
+    v1::UploadMembersRequest::Chunk chunk;
+    EXPECT_TRUE(chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    for (const auto& row : chunk.rows()) ids.push_back(row.profile_id());
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(read.ok()) << read;
+  return ids;
+}
+
+// A snapshot an older exportd stored in upload order is sorted for the run,
+// and the sorted copy can be read once per pass.
+TEST(SnapshotSourceTest, ASnapshotStoredInUploadOrderIsSortedForTheRun) {
+  sdk::testing::TempDir dir;
+  const std::string path = (dir.path() / "old.db").string();
+  v1::Segment segment;
+  segment.set_id("seg-1");
+  segment.set_name("vip");
+  segment.set_snapshot_version(1);
+  segment.set_member_count(5);
+  {
+    auto old = store::SqliteStore::OpenAtSchemaForTesting(path, 7);
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE((*old)->CreateSegment(segment).ok());
+  }
+  {
+    auto db = store::Database::Open(path, false);
+    ASSERT_TRUE(db.ok());
+    for (int seq = 0; seq < 2; ++seq) {
+      auto insert = (*db)->Prepare(
+          "INSERT INTO segment_chunks (segment_id, version, seq, data) VALUES ('seg-1', 1, ?, ?)");
+      ASSERT_TRUE(insert.ok());
+      std::string chunk = seq == 0 ? Chunk({"d", "b", "e"}) : Chunk({"a", "c"});
+      ASSERT_TRUE(insert->Bind(1, std::int64_t{seq}).BindBlob(2, chunk).Run().ok());
+    }
+  }
+  auto store = store::SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  sdk::testing::TestRunContext ctx;
+  auto source = SnapshotSource::Open(**store, segment, ctx);
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_TRUE((*source)->sorted_for_this_run());
+  EXPECT_THAT(ChunkIds(**source), ElementsAre("a", "b", "c", "d", "e"));
+  EXPECT_THAT(ChunkIds(**source), ElementsAre("a", "b", "c", "d", "e")) << "a second pass";
 }
 
 }  // namespace

@@ -198,7 +198,10 @@ absl::Status SnapshotSource::ForEachChunk(
   std::uint64_t size = 0;
   while (std::fread(&size, sizeof(size), 1, copy_) == 1) {
     chunk.resize(size);
-    if (std::fread(chunk.data(), 1, size, copy_) != size) break;
+    if (std::fread(chunk.data(), 1, size, copy_) != size) {
+      return absl::DataLossError(absl::StrCat(
+          "segment '", segment_.name(), "': the sorted copy of its snapshot ends early"));
+    }
     EXPORTD_RETURN_IF_ERROR(fn(chunk));
   }
   if (std::ferror(copy_)) {
