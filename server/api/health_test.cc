@@ -58,7 +58,8 @@ class HealthTest : public ApiTest {
 TEST_F(HealthTest, EachServiceAndExportdAsAWholeAreServing) {
   for (const char* name : {"", "exportd.v1.ConnectionService", "exportd.v1.SegmentService",
                            "exportd.v1.ExportService", "exportd.v1.DestinationService",
-                           "exportd.v1.AuditService", "exportd.v1.RunService"}) {
+                           "exportd.v1.AuditService", "exportd.v1.RunService",
+                           "exportd.v1.ServerService"}) {
     absl::StatusOr<int> status = Check(name);
     ASSERT_TRUE(status.ok()) << "'" << name << "': " << status.status();
     EXPECT_EQ(*status, kServing) << "'" << name << "'";

@@ -17,6 +17,7 @@
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
 #include "server/engine/metered_connection.h"
+#include "server/store/queue_summary.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/destinations/validation.h"
 #include "server/sync/segment_sync.h"
@@ -474,16 +475,8 @@ void Engine::MeasureQueue() {
   if (options_.metrics == nullptr || !options_.metrics->serving()) return;
   auto unfinished = store_->ListUnfinishedRuns();
   if (!unfinished.ok()) return;
-  std::int64_t queued = 0;
-  absl::Time oldest = absl::InfiniteFuture();
-  for (const v1::Run& run : *unfinished) {
-    if (run.state() != v1::RUN_STATE_QUEUED) continue;
-    ++queued;
-    oldest = std::min(oldest, absl::FromUnixMicros(run.created_at_micros()));
-  }
-  const absl::Time now = options_.clock->Now();
-  options_.metrics->Queue(queued, queued == 0 ? absl::ZeroDuration()
-                                              : std::max(absl::ZeroDuration(), now - oldest));
+  const store::QueueSummary queue = store::SummarizeQueue(*unfinished, options_.clock->Now());
+  options_.metrics->Queue(queue.queued, queue.oldest_queued_age);
 }
 
 absl::Status Engine::Persist(LiveRun& live) {
