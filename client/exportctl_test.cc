@@ -82,9 +82,9 @@ TEST_F(ExportctlTest, HelpAtEveryLevel) {
 TEST_F(ExportctlTest, VersionPrintsTheAbi) {
   Result version = Run({"--version"});
   EXPECT_EQ(version.code, 0);
-  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 2)"));
+  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 3)"));
   Result json = Run({"-o", "json", "--version"});
-  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 2);
+  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 3);
 }
 
 TEST_F(ExportctlTest, UsageErrorsExitTwoWithAHint) {

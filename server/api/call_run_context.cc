@@ -18,6 +18,13 @@ bool CallRunContext::SleepFor(absl::Duration d) {
   return !cancelled();
 }
 
+void CallRunContext::RequestDone(std::string_view endpoint, int http_status,
+                                 absl::Duration latency) {
+  if (metrics_ == nullptr) return;
+  metrics_->DestinationRequest(destination_, absl::string_view(endpoint.data(), endpoint.size()),
+                               http_status, latency);
+}
+
 void CallRunContext::Log(sdk::LogLevel level, std::string_view message) {
   (void)level;
   std::cerr << "exportd: " << EscapeForTerminal(absl::string_view(message.data(), message.size()))

@@ -17,7 +17,10 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   metrics.RunFinished("vip", "succeeded", absl::Seconds(3));
   metrics.Records("vip", "fake", RecordOutcome::kDelivered, 40);
   metrics.Records("vip", "fake", RecordOutcome::kRejected, 2);
-  metrics.Request("fake", "upsert", "OK", absl::Milliseconds(20));
+  metrics.PluginCall("fake", "upsert", "OK", absl::Milliseconds(20));
+  metrics.DestinationRequest("fake", "/api/lists/subscribe", 200, absl::Milliseconds(30));
+  metrics.DestinationRequest("fake", "/api/lists/subscribe", 429, absl::Milliseconds(10));
+  metrics.DestinationRequest("fake", "/api/lists", 0, absl::Seconds(10));
   metrics.Throttled("fake");
   metrics.LimiterRate("conn \"a\"", 2.5);
   metrics.Queue(3, absl::Seconds(90));
@@ -39,10 +42,27 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   EXPECT_EQ(e->Value("exportd_run_duration_seconds_sum", {{"export", "vip"}}), 3);
   EXPECT_EQ(e->Value("exportd_records_total", {{"outcome", "delivered"}}), 40);
   EXPECT_EQ(e->Value("exportd_records_total", {{"outcome", "rejected"}}), 2);
-  EXPECT_EQ(e->Value("exportd_destination_requests_total",
-                     {{"destination", "fake"}, {"endpoint", "upsert"}, {"status", "OK"}}),
+  EXPECT_EQ(e->Value("exportd_destination_calls_total",
+                     {{"destination", "fake"}, {"call", "upsert"}, {"status", "OK"}}),
             1);
-  EXPECT_EQ(e->Value("exportd_destination_request_duration_seconds_count"), 1);
+  EXPECT_EQ(e->Value("exportd_destination_call_duration_seconds_count"), 1);
+  for (const char* status : {"200", "429"}) {
+    EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                       {{"destination", "fake"},
+                        {"endpoint", "/api/lists/subscribe"},
+                        {"status", status}}),
+              1)
+        << status;
+  }
+  EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                     {{"endpoint", "/api/lists"}, {"status", "0"}}),
+            1);
+  EXPECT_EQ(e->Value("exportd_destination_request_duration_seconds_count",
+                     {{"endpoint", "/api/lists/subscribe"}}),
+            2);
+  EXPECT_NEAR(e->Value("exportd_destination_request_duration_seconds_sum",
+                       {{"endpoint", "/api/lists/subscribe"}}),
+              0.04, 1e-9);
   EXPECT_EQ(e->Value("exportd_destination_throttled_total"), 1);
   // Label values are escaped and read back as they were.
   EXPECT_EQ(e->Value("exportd_connection_rate_limit_requests_per_second",
