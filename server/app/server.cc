@@ -27,6 +27,7 @@
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
 #include "server/store/store_url.h"
+#include "server/store/timed_store.h"
 
 namespace exportd::app {
 // The assembly wires the API layer's services; their names read as they do there.
@@ -143,6 +144,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
   }
   EXPORTD_ASSIGN_OR_RETURN(s.store, store::OpenStore(s.store_url));
+  if (!o.metrics_listen.empty()) {
+    // Every store operation's latency, for every store, measured in one place.
+    observability::Metrics* metrics = s.metrics.get();
+    s.store = store::TimeStore(std::move(s.store),
+                               [metrics](absl::string_view operation, absl::Duration took) {
+                                 metrics->StoreOperation(operation, took);
+                               });
+  }
   // Every replica of one store must share the key: one with another key is
   // refused here (the key's check value is in the store).
   EXPORTD_ASSIGN_OR_RETURN(

@@ -1,6 +1,5 @@
 #include "server/engine/engine.h"
 
-#include <chrono>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -123,12 +122,7 @@ class Engine::Tracker final : public sync::RunTracker {
       Estimate();
       commit.checkpoint = live_->run;
       commit.lease = live_->keeper->lease();
-      const auto start = std::chrono::steady_clock::now();
       absl::Status committed = engine_->store_->CommitBatch(commit);
-      if (engine_->options_.metrics != nullptr) {
-        engine_->options_.metrics->StoreOperation(
-            "commit_batch", absl::FromChrono(std::chrono::steady_clock::now() - start));
-      }
       // Refused for a lost lease: the run is another replica's now.
       live_->keeper->NoteIfLost(committed);
       EXPORTD_RETURN_IF_ERROR(committed);

@@ -78,7 +78,8 @@ class Metrics {
   void Queue(std::int64_t queued, absl::Duration oldest_age);
   // One segment upload committed.
   void Upload(std::int64_t rows, std::int64_t bytes);
-  // One store operation (e.g. "commit_batch") took `latency`.
+  // One store operation (the Store method's name, e.g. "CommitBatch") took
+  // `latency` (store::TimeStore measures them).
   void StoreOperation(absl::string_view operation, absl::Duration latency);
   // Destination plugins registered and refused at start-up.
   void Plugins(std::int64_t loaded, std::int64_t refused);

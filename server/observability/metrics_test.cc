@@ -25,7 +25,7 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   metrics.LimiterRate("conn \"a\"", 2.5);
   metrics.Queue(3, absl::Seconds(90));
   metrics.Upload(10, 512);
-  metrics.StoreOperation("commit_batch", absl::Milliseconds(4));
+  metrics.StoreOperation("CommitBatch", absl::Milliseconds(4));
   metrics.Plugins(2, 1);
   auto port = metrics.Serve("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.status();
@@ -73,7 +73,7 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   EXPECT_EQ(e->Value("exportd_upload_rows_total"), 10);
   EXPECT_EQ(e->Value("exportd_upload_bytes_total"), 512);
   EXPECT_EQ(e->Value("exportd_store_operation_duration_seconds_count",
-                     {{"operation", "commit_batch"}}),
+                     {{"operation", "CommitBatch"}}),
             1);
   EXPECT_EQ(e->Value("exportd_plugins_loaded"), 2);
   EXPECT_EQ(e->Value("exportd_plugins_refused"), 1);
