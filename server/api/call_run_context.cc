@@ -1,8 +1,9 @@
 #include "server/api/call_run_context.h"
 
 #include <algorithm>
-#include <iostream>
 
+#include "server/common/log.h"
+#include "server/common/plugin_log.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::api {
@@ -26,9 +27,8 @@ void CallRunContext::RequestDone(std::string_view endpoint, int http_status,
 }
 
 void CallRunContext::Log(sdk::LogLevel level, std::string_view message) {
-  (void)level;
-  std::cerr << "exportd: " << EscapeForTerminal(absl::string_view(message.data(), message.size()))
-            << "\n";
+  exportd::Log(PluginLogLevel(level), {"api"},
+               EscapeForTerminal(absl::string_view(message.data(), message.size())));
 }
 
 }  // namespace exportd::api

@@ -8,6 +8,7 @@
 #include "server/common/clock.h"
 #include "server/common/ids.h"
 #include "server/common/log.h"
+#include "server/common/plugin_log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/common/run_states.h"
@@ -78,21 +79,11 @@ class Engine::Context final : public sdk::RunContext {
       absl::MutexLock lock(&mu_);
       fields = fields_;
     }
-    exportd::Log(ToLogLevel(level), fields,
+    exportd::Log(PluginLogLevel(level), fields,
                  EscapeForTerminal(absl::string_view(message.data(), message.size())));
   }
 
  private:
-  static LogLevel ToLogLevel(sdk::LogLevel level) {
-    switch (level) {
-      case sdk::LogLevel::kDebug: return LogLevel::kDebug;
-      case sdk::LogLevel::kInfo: return LogLevel::kInfo;
-      case sdk::LogLevel::kWarning: return LogLevel::kWarning;
-      case sdk::LogLevel::kError: return LogLevel::kError;
-    }
-    return LogLevel::kInfo;
-  }
-
   Engine* engine_;
   LiveRun* live_;
   absl::Mutex mu_;
