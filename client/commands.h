@@ -1,5 +1,5 @@
 // The exportctl command table: each noun (connection, segment, export, run,
-// destination, audit, whoami, token) declares its verbs, their arguments and flags,
+// destination, audit, whoami, status, token) declares its verbs, their arguments and flags,
 // and the handler that runs them. The dispatcher (exportctl.cc) parses the
 // command line against these specs and prints help from them, so a verb's
 // flags, usage line and --help text can never disagree.
@@ -45,6 +45,7 @@ NounSpec RunCommands();
 NounSpec DestinationCommands();
 NounSpec AuditCommands();
 NounSpec WhoAmICommand();
+NounSpec StatusCommand();
 NounSpec TokenCommands();
 
 // Every noun, in help order.

@@ -152,7 +152,8 @@ const char* ExportctlVersion() { return EXPORTCTL_VERSION; }
 const std::vector<NounSpec>& AllCommands() {
   static const std::vector<NounSpec>* const kCommands = new std::vector<NounSpec>{
       ConnectionCommands(),  SegmentCommands(), ExportCommands(), RunCommands(),
-      DestinationCommands(), AuditCommands(),   WhoAmICommand(),  TokenCommands(),
+      DestinationCommands(), AuditCommands(),   WhoAmICommand(),  StatusCommand(),
+      TokenCommands(),
   };
   return *kCommands;
 }

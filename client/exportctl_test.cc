@@ -82,9 +82,9 @@ TEST_F(ExportctlTest, HelpAtEveryLevel) {
 TEST_F(ExportctlTest, VersionPrintsTheAbi) {
   Result version = Run({"--version"});
   EXPECT_EQ(version.code, 0);
-  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 2)"));
+  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 3)"));
   Result json = Run({"-o", "json", "--version"});
-  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 2);
+  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 3);
 }
 
 TEST_F(ExportctlTest, UsageErrorsExitTwoWithAHint) {
@@ -307,6 +307,36 @@ TEST_F(ExportctlTest, WatchWithJsonPrintsOnlyTheFinalRun) {
   nlohmann::json run = nlohmann::json::parse(result.out);
   EXPECT_EQ(run["state"], "RUN_STATE_SUCCEEDED_WITH_REJECTIONS");
   EXPECT_EQ(run["segments"][0]["rejected"], "2");
+}
+
+TEST_F(ExportctlTest, StatusShowsTheServerItsRunsAndTheNextScheduledRuns) {
+  Result result = Run({"status"});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_EQ(result.err, "");
+  const std::string& out = result.out;
+  EXPECT_THAT(out, HasSubstr("Version:"));
+  EXPECT_THAT(out, HasSubstr("9.8.7 (plugin ABI 3)\n"));
+  EXPECT_THAT(out, HasSubstr("postgresql exportd on db.internal:5432\n"));
+  EXPECT_THAT(out, HasSubstr("host-a:41\n"));
+  EXPECT_THAT(out, HasSubstr("iterable 1.2.0\n"));
+  EXPECT_THAT(out, HasSubstr("3 (oldest waiting 2m05s)\n"));
+  EXPECT_THAT(out, HasSubstr("Runs in progress:\n"));
+  EXPECT_THAT(out, HasSubstr("  RUN    EXPORT          STATE            REPLICA\n"));
+  EXPECT_THAT(out, HasSubstr("  run-1  vip             RUNNING          host-b:7\n"));
+  // An export name cannot forge a line or clear the screen; no replica holds run-2.
+  EXPECT_THAT(out, HasSubstr("  run-2  churn\\n\\x1b[2J  FAILED_RETRYING  -\n"));
+  EXPECT_THAT(out, HasSubstr("Next scheduled runs:\n  EXPORT  AT\n  daily   2024-05-01 12:00:00 UTC\n"));
+
+  Result json = Run({"--output", "json", "status"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  nlohmann::json parsed = nlohmann::json::parse(json.out);
+  EXPECT_EQ(parsed["version"], "9.8.7");
+  EXPECT_EQ(parsed["store_location"], "exportd on db.internal:5432");
+  EXPECT_EQ(parsed["runs_in_progress"][1]["export_name"], "churn\n\x1b[2J");
+  EXPECT_EQ(parsed["runs_in_progress"][1]["state"], "RUN_STATE_FAILED_RETRYING");
+  EXPECT_EQ(parsed["queued_runs"], "3");
+  EXPECT_EQ(parsed["next_scheduled_runs"][0]["export_name"], "daily");
+  EXPECT_EQ(parsed["next_scheduled_runs"][0]["at_micros"], "1714564800000000");
 }
 
 TEST_F(ExportctlTest, UnreachableServerHints) {

@@ -241,17 +241,56 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
   }
 };
 
+exportd::v1::ServerStatus FakeServerStatus() {
+  exportd::v1::ServerStatus status;
+  status.set_version("9.8.7");
+  status.set_plugin_abi_version(3);
+  status.set_store_kind("postgresql");
+  status.set_store_location("exportd on db.internal:5432");
+  status.set_replica("host-a:41");
+  auto* d = status.add_destinations();
+  d->set_name("iterable");
+  d->set_version("1.2.0");
+  auto* run = status.add_runs_in_progress();
+  run->set_run_id("run-1");
+  run->set_export_name("vip");
+  run->set_state(exportd::v1::RUN_STATE_RUNNING);
+  run->set_replica("host-b:7");
+  run = status.add_runs_in_progress();
+  run->set_run_id("run-2");
+  run->set_export_name("churn\n\x1b[2J");
+  run->set_state(exportd::v1::RUN_STATE_FAILED_RETRYING);
+  status.set_queued_runs(3);
+  status.set_oldest_queued_age_seconds(125);
+  auto* next = status.add_next_scheduled_runs();
+  next->set_export_name("daily");
+  next->set_at_micros(1714564800000000);  // 2024-05-01 12:00:00 UTC
+  status.set_time_micros(1714561200000000);
+  return status;
+}
+
+class FakeExportd::ServerServiceImpl final : public exportd::v1::ServerService::Service {
+ public:
+  grpc::Status GetServerStatus(grpc::ServerContext*, const exportd::v1::GetServerStatusRequest*,
+                               exportd::v1::ServerStatus* response) override {
+    *response = FakeServerStatus();
+    return grpc::Status::OK;
+  }
+};
+
 FakeExportd::FakeExportd()
     : state_(std::make_shared<State>()),
       segments_(std::make_unique<SegmentServiceImpl>(state_)),
       connections_(std::make_unique<ConnectionServiceImpl>(state_)),
-      runs_(std::make_unique<RunServiceImpl>()) {
+      runs_(std::make_unique<RunServiceImpl>()),
+      status_(std::make_unique<ServerServiceImpl>()) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(segments_.get());
   builder.RegisterService(connections_.get());
   builder.RegisterService(runs_.get());
+  builder.RegisterService(status_.get());
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port);
 }

@@ -2,7 +2,8 @@
 // (with a real client-streaming UploadMembers that commits only a complete
 // stream, and ListMembers answering with its first rows), connections (lookups of unknown names
 // fail NOT_FOUND) and runs (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun
-// streams QUEUED, RUNNING at 50%, then the final state). It binds 127.0.0.1:0 and records the
+// streams QUEUED, RUNNING at 50%, then the final state) and the server's status (a fixed
+// one: FakeServerStatus()). It binds 127.0.0.1:0 and records the
 // authorization header it saw.
 //
 //   FakeExportd server;                 // started
@@ -21,9 +22,13 @@
 #include "exportd/v1/connection.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
+#include "exportd/v1/server.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace exportd::client::fakes {
+
+// What the fake's GetServerStatus answers.
+exportd::v1::ServerStatus FakeServerStatus();
 
 class FakeExportd {
  public:
@@ -47,6 +52,7 @@ class FakeExportd {
   class SegmentServiceImpl;
   class ConnectionServiceImpl;
   class RunServiceImpl;
+  class ServerServiceImpl;
 
   struct State {
     absl::Mutex mu;
@@ -60,6 +66,7 @@ class FakeExportd {
   std::unique_ptr<SegmentServiceImpl> segments_;
   std::unique_ptr<ConnectionServiceImpl> connections_;
   std::unique_ptr<RunServiceImpl> runs_;
+  std::unique_ptr<ServerServiceImpl> status_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
 };

@@ -1,6 +1,7 @@
 #include "iterable_connection.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <unordered_map>
 
@@ -154,6 +155,18 @@ absl::Status IterableConnection::StatusForAnswer(int http_status, std::string_vi
   return absl::UnknownError(absl::StrCat("unexpected answer to ", what, ": ", described));
 }
 
+absl::StatusOr<HttpResponse> IterableConnection::Send(std::string_view method,
+                                                      std::string_view path,
+                                                      std::string_view body,
+                                                      sdk::RunContext& ctx) {
+  // Latency on the steady clock: what the request took, whatever ctx.Now() says.
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<HttpResponse> response = client_->Send(method, path, body);
+  const absl::Duration took = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  ctx.RequestDone(path.substr(0, path.find('?')), response.ok() ? response->status : 0, took);
+  return response;
+}
+
 absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
                                                       std::string_view path, std::string_view body,
                                                       absl::string_view what, bool retry_transport,
@@ -161,7 +174,7 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
   RetryState retry(options_.retry, ctx.Now());
   while (true) {
     if (ctx.cancelled()) return CancelledWhile(what);
-    absl::StatusOr<HttpResponse> response = client_->Send(method, path, body);
+    absl::StatusOr<HttpResponse> response = Send(method, path, body, ctx);
     std::optional<absl::Duration> retry_after;
     absl::Status failure;
     if (!response.ok()) {
@@ -396,7 +409,7 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
   WriteResult result;
   while (true) {
     if (ctx.cancelled()) return CancelledWhile(what);
-    absl::StatusOr<HttpResponse> response = client_->Send("POST", PathFor(operation), body);
+    absl::StatusOr<HttpResponse> response = Send("POST", PathFor(operation), body, ctx);
     std::optional<absl::Duration> retry_after;
     std::string reason;
     std::string error;

@@ -92,6 +92,12 @@ class IterableConnection final : public sdk::Connection {
                    const ListRequest& request, const WriteResult& result,
                    std::vector<sdk::RecordOutcome>* outcomes, sdk::RunContext& ctx);
 
+  // Every request to Iterable goes through here: one HttpClient::Send,
+  // reported to ctx.RequestDone with its path as the endpoint (Iterable's
+  // paths here carry no ids or query) and its HTTP status (0: no answer).
+  absl::StatusOr<HttpResponse> Send(std::string_view method, std::string_view path,
+                                    std::string_view body, sdk::RunContext& ctx);
+
   // GET/POST with retries for the non-batch calls (429s included: the engine
   // does not pace these); non-2xx answers become a status with a canonical
   // code. `retry_transport` is off for Check.

@@ -16,6 +16,7 @@
 #include "exportd/v1/export.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
+#include "exportd/v1/server.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
@@ -1194,6 +1195,116 @@ TEST(ServerStartTest, HashedTokensAuthenticateOverGrpc) {
   EXPECT_EQ(who.role(), v1::ROLE_VIEWER);
   (*server)->Shutdown();
   std::filesystem::remove_all(dir);
+}
+
+// exportctl status: what the server is and does, for every role, with the
+// store named without its user or password.
+TEST_P(ApiStoreTest, ServerStatusShowsTheStoreTheRunsAndTheScheduleToEveryRole) {
+  StopServer();
+  StartServer([](ServerOptions& o) {
+    o.replica_id = "status-replica";
+    o.run_retry_backoff = absl::Hours(1);  // A failed attempt stays FAILED_RETRYING.
+  });
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("c"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("s", {"k", "extra"}, &s).ok());
+  ASSERT_TRUE(CreateSegment("uploading", {"k", "extra"}, &s).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("s", 3, &uploaded).ok());
+  for (const auto& [name, segment] : {std::pair<std::string, std::string>("daily", "s"),
+                                      {"waiting", "uploading"}}) {
+    v1::CreateExportRequest req;
+    req.set_name(name);
+    req.set_connection("c");
+    req.add_segments(segment);
+    auto* m = req.add_mappings();
+    m->set_destination_field("key");
+    m->set_profile_field("k");
+    req.mutable_schedule()->set_enabled(name == "daily");
+    req.mutable_schedule()->set_cron("0 6 * * *");
+    v1::Export e;
+    ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok()) << name;
+  }
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1000;
+  }
+  v1::RunExportRequest run_req;
+  run_req.set_export_("daily");
+  v1::Run retrying;
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &retrying).ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (retrying.state() != v1::RUN_STATE_FAILED_RETRYING && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    v1::GetRunRequest get;
+    get.set_run_id(retrying.id());
+    ASSERT_TRUE(runs_->GetRun(As(kAdmin).get(), get, &retrying).ok());
+  }
+  ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.message();
+  // A run of an export whose segment is being uploaded waits in the queue.
+  auto upload_ctx = As(kAdmin);
+  v1::UploadMembersResponse never;
+  auto writer = segments_->UploadMembers(upload_ctx.get(), &never);
+  v1::UploadMembersRequest header;
+  header.mutable_header()->set_segment("uploading");
+  ASSERT_TRUE(writer->Write(header));
+  v1::UploadMembersRequest chunk;
+  auto* row = chunk.mutable_chunk()->add_rows();
+  row->set_profile_id("p1");
+  row->add_values()->set_string_value("a@x.com");
+  row->add_values();
+  ASSERT_TRUE(writer->Write(chunk));
+  deadline = absl::Now() + absl::Seconds(20);
+  v1::GetSegmentRequest get_segment;
+  get_segment.set_segment("uploading");
+  while (!s.upload_in_progress() && absl::Now() < deadline) {
+    ASSERT_TRUE(segments_->GetSegment(As(kAdmin).get(), get_segment, &s).ok());
+  }
+  ASSERT_TRUE(s.upload_in_progress());
+  v1::Run queued;
+  run_req.set_export_("waiting");
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &queued).ok());
+
+  v1::ServerStatus status;
+  for (const char* token : {kAdmin, kContributor, kViewer}) {
+    grpc::Status answer =
+        status_->GetServerStatus(As(token).get(), v1::GetServerStatusRequest(), &status);
+    ASSERT_TRUE(answer.ok()) << token << ": " << answer.error_message();
+  }
+  EXPECT_FALSE(status.version().empty());
+  EXPECT_EQ(status.plugin_abi_version(), sdk::kAbiVersion);
+  EXPECT_EQ(status.replica(), "status-replica");
+  ASSERT_EQ(status.destinations_size(), 1);
+  EXPECT_EQ(status.destinations(0).name(), "fake");
+  EXPECT_FALSE(status.destinations(0).version().empty());
+  if (GetParam() == "postgres") {
+    EXPECT_EQ(status.store_kind(), "postgresql");
+    EXPECT_THAT(status.store_location(), HasSubstr(" on 127.0.0.1:"));
+    // Never the user (nor a password, which exportd refuses in --store).
+    EXPECT_THAT(status.store_location(), Not(HasSubstr("user")));
+    EXPECT_THAT(status.store_location(), Not(HasSubstr(testing::PostgresServer::kUser)));
+  } else {
+    EXPECT_EQ(status.store_kind(), "sqlite");
+    EXPECT_EQ(status.store_location(), dir_ + "/data/exportd.db");
+  }
+  ASSERT_EQ(status.runs_in_progress_size(), 1) << status.DebugString();
+  EXPECT_EQ(status.runs_in_progress(0).run_id(), retrying.id());
+  EXPECT_EQ(status.runs_in_progress(0).export_name(), "daily");
+  EXPECT_EQ(status.runs_in_progress(0).state(), v1::RUN_STATE_FAILED_RETRYING);
+  EXPECT_EQ(status.queued_runs(), 1) << status.DebugString();
+  EXPECT_GE(status.oldest_queued_age_seconds(), 0);
+  EXPECT_LT(status.oldest_queued_age_seconds(), 60);
+  ASSERT_EQ(status.next_scheduled_runs_size(), 1) << status.DebugString();
+  EXPECT_EQ(status.next_scheduled_runs(0).export_name(), "daily");
+  EXPECT_GT(status.next_scheduled_runs(0).at_micros(), status.time_micros());
+  EXPECT_LE(status.next_scheduled_runs(0).at_micros(),
+            status.time_micros() + absl::ToInt64Microseconds(absl::Hours(24)));
+  EXPECT_EQ(status_->GetServerStatus(As("").get(), v1::GetServerStatusRequest(), &status)
+                .error_code(),
+            grpc::UNAUTHENTICATED);
+  upload_ctx->TryCancel();
+  writer->Finish().IgnoreError();
 }
 
 TEST_P(ApiStoreTest, FailedAuthenticationIsLoggedWithThePeerNeverTheToken) {

@@ -23,6 +23,7 @@
 #include "exportd/v1/export.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
+#include "exportd/v1/server.grpc.pb.h"
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "server/app/server.h"
@@ -82,6 +83,7 @@ class ApiTest : public ::testing::Test {
     destinations_ = v1::DestinationService::NewStub(channel_);
     audit_ = v1::AuditService::NewStub(channel_);
     runs_ = v1::RunService::NewStub(channel_);
+    status_ = v1::ServerService::NewStub(channel_);
   }
   // A fixture's own options for every start (e.g. an HTTP listener).
   virtual void Configure(ServerOptions&) {}
@@ -92,6 +94,7 @@ class ApiTest : public ::testing::Test {
     destinations_.reset();
     audit_.reset();
     runs_.reset();
+    status_.reset();
     channel_.reset();
     if (server_) server_->Shutdown();
     server_.reset();
@@ -203,6 +206,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<v1::DestinationService::Stub> destinations_;
   std::unique_ptr<v1::AuditService::Stub> audit_;
   std::unique_ptr<v1::RunService::Stub> runs_;
+  std::unique_ptr<v1::ServerService::Stub> status_;
 };
 
 }  // namespace exportd::api

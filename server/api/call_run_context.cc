@@ -1,8 +1,9 @@
 #include "server/api/call_run_context.h"
 
 #include <algorithm>
-#include <iostream>
 
+#include "server/common/log.h"
+#include "server/common/plugin_log.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::api {
@@ -18,10 +19,16 @@ bool CallRunContext::SleepFor(absl::Duration d) {
   return !cancelled();
 }
 
+void CallRunContext::RequestDone(std::string_view endpoint, int http_status,
+                                 absl::Duration latency) {
+  if (metrics_ == nullptr) return;
+  metrics_->DestinationRequest(destination_, absl::string_view(endpoint.data(), endpoint.size()),
+                               http_status, latency);
+}
+
 void CallRunContext::Log(sdk::LogLevel level, std::string_view message) {
-  (void)level;
-  std::cerr << "exportd: " << EscapeForTerminal(absl::string_view(message.data(), message.size()))
-            << "\n";
+  exportd::Log(PluginLogLevel(level), {"api"},
+               EscapeForTerminal(absl::string_view(message.data(), message.size())));
 }
 
 }  // namespace exportd::api

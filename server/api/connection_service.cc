@@ -190,7 +190,7 @@ grpc::ServerUnaryReactor* ConnectionService::TestConnection(
                                  deps_.store->GetConnection(req->connection()));
         EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                                  destinations::ResolveConnection(stored, *deps_.secrets, *deps_.registry));
-        CallRunContext run_context(ctx);
+        CallRunContext run_context(ctx, deps_.metrics, stored.connection.destination_type());
         absl::Status check;
         auto connection = resolved.destination->Connect(resolved.settings);
         check = connection.ok() ? (*connection)->Check(run_context) : connection.status();

@@ -58,7 +58,8 @@ class HealthTest : public ApiTest {
 TEST_F(HealthTest, EachServiceAndExportdAsAWholeAreServing) {
   for (const char* name : {"", "exportd.v1.ConnectionService", "exportd.v1.SegmentService",
                            "exportd.v1.ExportService", "exportd.v1.DestinationService",
-                           "exportd.v1.AuditService", "exportd.v1.RunService"}) {
+                           "exportd.v1.AuditService", "exportd.v1.RunService",
+                           "exportd.v1.ServerService"}) {
     absl::StatusOr<int> status = Check(name);
     ASSERT_TRUE(status.ok()) << "'" << name << "': " << status.status();
     EXPECT_EQ(*status, kServing) << "'" << name << "'";
@@ -129,6 +130,76 @@ TEST_F(HealthTest, MetricsListenServesTheServersMetrics) {
   EXPECT_EQ(e->Value("exportd_plugins_refused"), 0);
   EXPECT_EQ(e->Value("exportd_upload_rows_total"), 25);
   EXPECT_GT(e->Value("exportd_upload_bytes_total"), 25 * 20) << "at least the emails";
+}
+
+// With metrics on, every store operation is timed by its Store method's name,
+// and the requests a plugin reports while a connection is tested count.
+TEST_F(HealthTest, MetricsTimeEveryStoreOperationAndCountTheRequestsOfAConnectionTest) {
+  StopServer();
+  StartServer([](ServerOptions& o) { o.metrics_listen = "127.0.0.1:0"; });
+  v1::Connection connection;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("c"), &connection).ok());
+  v1::TestConnectionRequest test;
+  test.set_connection("c");
+  v1::TestConnectionResponse tested;
+  ASSERT_TRUE(connections_->TestConnection(As(kAdmin).get(), test, &tested).ok());
+  ASSERT_TRUE(tested.ok()) << tested.message();
+  v1::Segment segment;
+  ASSERT_TRUE(CreateSegment("VIP", {"k", "extra"}, &segment).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("VIP", 30, &uploaded).ok());
+  v1::CreateExportRequest create;
+  create.set_name("vip");
+  create.set_connection("c");
+  create.add_segments("VIP");
+  auto* mapping = create.add_mappings();
+  mapping->set_destination_field("key");
+  mapping->set_profile_field("k");
+  v1::Export created;
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), create, &created).ok());
+  v1::RunExportRequest run_request;
+  run_request.set_export_("vip");
+  v1::Run run;
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_request, &run).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (run.state() != v1::RUN_STATE_SUCCEEDED && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    v1::GetRunRequest get;
+    get.set_run_id(run.id());
+    ASSERT_TRUE(runs_->GetRun(As(kAdmin).get(), get, &run).ok());
+  }
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.DebugString();
+  // A read that always reaches the store (GetRun may answer from the engine's
+  // live view of the run).
+  v1::ListRunsRequest list;
+  list.set_export_("vip");
+  v1::ListRunsResponse listed;
+  ASSERT_TRUE(runs_->ListRuns(As(kAdmin).get(), list, &listed).ok());
+
+  auto body = observability::testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(body.ok()) << body.status();
+  auto e = observability::testing::ParseExposition(*body);
+  ASSERT_TRUE(e.ok()) << e.status();
+  for (const char* operation :
+       {"CreateConnection", "GetConnection", "CreateSegment", "BeginSnapshot",
+        "SnapshotWriter.Commit", "CreateExport", "CreateRun", "ClaimNextRun", "UpdateLeasedRun",
+        "PutAudienceState", "ForEachDelivered", "CommitBatch", "ListRuns", "AppendAudit"}) {
+    EXPECT_GE(e->Value("exportd_store_operation_duration_seconds_count",
+                       {{"operation", operation}}),
+              1)
+        << operation << "\n"
+        << *body;
+  }
+  EXPECT_EQ(e->Value("exportd_store_operation_duration_seconds_count",
+                     {{"operation", "DeleteExport"}}),
+            0)
+      << "only what ran is counted";
+  EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                     {{"destination", "fake"}, {"endpoint", "/fake/check"}, {"status", "200"}}),
+            1);
+  EXPECT_GE(e->Value("exportd_destination_requests_total",
+                     {{"destination", "fake"}, {"endpoint", "/fake/upsert"}, {"status", "200"}}),
+            1);
 }
 
 TEST_F(HealthTest, AMetricsAddressInUseFailsTheStart) {

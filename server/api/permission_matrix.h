@@ -423,6 +423,9 @@ class PermissionMatrixTest : public ApiTest {
          [](const Target&) { return MakeRequests(v1::ListAuditEntriesRequest()); }},
         {"/exportd.v1.AuditService/WhoAmI", A, A, A, A, A, A,
          [](const Target&) { return MakeRequests(v1::WhoAmIRequest()); }},
+        // ServerService: what the server is and does, for everyone.
+        {"/exportd.v1.ServerService/GetServerStatus", A, A, A, A, A, A,
+         [](const Target&) { return MakeRequests(v1::GetServerStatusRequest()); }},
     };
   }
 

@@ -2,7 +2,6 @@
 
 #include <grpc/grpc_security_constants.h>
 
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
@@ -16,6 +15,7 @@
 #include "server/auth/certificate.h"
 #include "server/common/clock.h"
 #include "server/api/grpc_status.h"
+#include "server/common/log.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::api {
@@ -123,8 +123,8 @@ void RecordAudit(const ServiceDeps& deps, const auth::Principal& who, absl::stri
   entry.set_message(std::string(outcome.message()));
   absl::Status status = deps.store->AppendAudit(std::move(entry));
   if (!status.ok()) {
-    std::cerr << "exportd: cannot write audit entry: " << EscapeForTerminal(status.ToString())
-              << "\n";
+    Log(LogLevel::kError, {"api"},
+        absl::StrCat("cannot write audit entry: ", EscapeForTerminal(status.ToString())));
   }
 }
 

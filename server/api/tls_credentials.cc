@@ -11,12 +11,12 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 #include "server/common/status_macros.h"
 
 namespace exportd::api {
@@ -41,7 +41,7 @@ class FetcherServerCredentials final : public grpc::ServerCredentials {
   void SetAuthMetadataProcessor(
       const std::shared_ptr<grpc::AuthMetadataProcessor>& /*processor*/) override {
     // exportd authenticates each call in its handlers (server/api/rpc_support.cc).
-    std::cerr << "exportd: the TLS listener takes no AuthMetadataProcessor\n";
+    Log(LogLevel::kError, {"server"}, "the TLS listener takes no AuthMetadataProcessor");
     std::abort();
   }
 

@@ -75,6 +75,10 @@ int main(int argc, char** argv) {
   exportd::app::ServerOptions options;
   bool plugin_dir_set = false;
   bool json_log = false;
+  // Flags are read before the log is set up (--log-format may come last), so
+  // --help, --version and bad flags answer on stdout/stderr directly, as a
+  // command line tool does; every line after start-up goes through the log
+  // (server/common/log.h), so --log-format json holds for it.
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -186,6 +190,7 @@ int main(int argc, char** argv) {
       exportd::Log(exportd::LogLevel::kInfo, fields, line);
     }
   } else {
+    // The text log's start-up block, as exportd always printed it: one write.
     std::cerr << (*server)->Describe() << std::endl;
   }
   std::thread waiter([&] {

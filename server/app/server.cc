@@ -16,6 +16,7 @@
 #include "server/api/master_key.h"
 #include "server/api/run_service.h"
 #include "server/api/segment_service.h"
+#include "server/api/server_service.h"
 #include "server/api/tls_credentials.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
@@ -26,6 +27,7 @@
 #include "server/destinations/plugin_loader.h"
 #include "server/store/data_dir.h"
 #include "server/store/store_url.h"
+#include "server/store/timed_store.h"
 
 namespace exportd::app {
 // The assembly wires the API layer's services; their names read as they do there.
@@ -65,7 +67,8 @@ absl::Status CheckListenSecurity(const ServerOptions& o) {
 std::vector<const char*> ServiceNames() {
   return {v1::ConnectionService::service_full_name(), v1::SegmentService::service_full_name(),
           v1::ExportService::service_full_name(),     v1::DestinationService::service_full_name(),
-          v1::AuditService::service_full_name(),      v1::RunService::service_full_name()};
+          v1::AuditService::service_full_name(),      v1::RunService::service_full_name(),
+          v1::ServerService::service_full_name()};
 }
 
 }  // namespace
@@ -90,6 +93,7 @@ struct Server::Impl {
   std::unique_ptr<AuditService> audit;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<RunService> runs;
+  std::unique_ptr<ServerService> server_status;
   // Before grpc_server: gRPC asks it for the certificate until the server is gone.
   std::unique_ptr<ServerTls> tls;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -140,6 +144,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     EXPORTD_ASSIGN_OR_RETURN(s.data_dir_lock, store::DataDirLock::Acquire(o.data_dir));
   }
   EXPORTD_ASSIGN_OR_RETURN(s.store, store::OpenStore(s.store_url));
+  if (!o.metrics_listen.empty()) {
+    // Every store operation's latency, for every store, measured in one place.
+    observability::Metrics* metrics = s.metrics.get();
+    s.store = store::TimeStore(std::move(s.store),
+                               [metrics](absl::string_view operation, absl::Duration took) {
+                                 metrics->StoreOperation(operation, took);
+                               });
+  }
   // Every replica of one store must share the key: one with another key is
   // refused here (the key's check value is in the store).
   EXPORTD_ASSIGN_OR_RETURN(
@@ -203,6 +215,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.destinations = std::make_unique<DestinationService>(deps);
   s.audit = std::make_unique<AuditService>(deps);
   s.runs = std::make_unique<RunService>(deps);
+  ServerIdentity identity;
+  identity.version = EXPORTD_VERSION;
+  identity.store_kind = sqlite ? "sqlite" : "postgresql";
+  // StoreUrl::name: the SQLite path, or "DBNAME on HOST:PORT" without the user.
+  identity.store_location = s.store_url.name;
+  s.server_status = std::make_unique<ServerService>(deps, std::move(identity));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -217,6 +235,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(s.destinations.get());
   builder.RegisterService(s.audit.get());
   builder.RegisterService(s.runs.get());
+  builder.RegisterService(s.server_status.get());
   s.grpc_server = builder.BuildAndStart();
   if (s.grpc_server == nullptr || s.port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -4,20 +4,29 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 
 namespace exportd::auth {
 namespace {
 
 std::string SuppressedLine(std::uint64_t suppressed) {
-  return absl::StrCat("exportd: ", suppressed, " more failed authentication",
-                      suppressed == 1 ? "" : "s", " suppressed\n");
+  return absl::StrCat(suppressed, " more failed authentication", suppressed == 1 ? "" : "s",
+                      " suppressed");
 }
 
 }  // namespace
 
 FailureLog::~FailureLog() {
   absl::MutexLock lock(&mu_);
-  if (suppressed_ > 0) out_ << SuppressedLine(suppressed_) << std::flush;
+  if (suppressed_ > 0) Write(SuppressedLine(suppressed_));
+}
+
+void FailureLog::Write(const std::string& line) {
+  if (out_ == nullptr) {
+    Log(LogLevel::kWarning, {"auth"}, line);
+    return;
+  }
+  *out_ << "exportd: " << line << "\n" << std::flush;
 }
 
 void FailureLog::Record(absl::string_view reason, absl::string_view peer) {
@@ -29,14 +38,12 @@ void FailureLog::Record(absl::string_view reason, absl::string_view peer) {
     ++suppressed_;
     return;
   }
-  std::string text;
-  if (suppressed_ > 0) text = SuppressedLine(suppressed_);
+  // Under the lock: at most two lines per interval.
+  if (suppressed_ > 0) Write(SuppressedLine(suppressed_));
   // The peer comes from the transport; escaped anyway, so that no caller can
   // write a line of its own into the log.
-  absl::StrAppend(&text, "exportd: authentication failed: ", reason, " (principal unknown) from ",
-                  peer.empty() ? "an unknown peer" : absl::CHexEscape(peer), "\n");
-  // One write per event, under the lock: at most two lines per interval.
-  out_ << text << std::flush;
+  Write(absl::StrCat("authentication failed: ", reason, " (principal unknown) from ",
+                     peer.empty() ? "an unknown peer" : absl::CHexEscape(peer)));
   suppressed_ = 0;
   last_line_ = now;
 }

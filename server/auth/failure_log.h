@@ -2,7 +2,7 @@
 // calls fill the disk: at most one line per second, and before the next line
 // how many were left out.
 //
-//   FailureLog failures;  // std::cerr, the system clock
+//   FailureLog failures;  // exportd's log (server/common/log.h), the system clock
 //   failures.Record("unknown token", ctx.peer());
 //   // exportd: authentication failed: unknown token (principal unknown) from ipv4:10.0.0.7:51234
 //   // ... within the same second: counted, not logged; later:
@@ -13,7 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <iostream>
+#include <string>
 #include <ostream>
 
 #include "absl/base/thread_annotations.h"
@@ -29,10 +29,14 @@ class FailureLog {
   // The time source; tests pass a fake one.
   using Clock = std::function<absl::Time()>;
 
-  // Logs to `out` (not owned, must outlive this) at most once per `interval`.
-  explicit FailureLog(std::ostream& out = std::cerr, Clock now = absl::Now,
+  // Logs through exportd's log (component "auth"; text or JSON as
+  // --log-format says) at most once a second.
+  FailureLog() : FailureLog(nullptr, absl::Now, absl::Seconds(1)) {}
+  // Logs to `out` (not owned, must outlive this) at most once per `interval`,
+  // as the text log writes lines ("exportd: ..."); for tests.
+  explicit FailureLog(std::ostream& out, Clock now = absl::Now,
                       absl::Duration interval = absl::Seconds(1))
-      : out_(out), now_(std::move(now)), interval_(interval) {}
+      : FailureLog(&out, std::move(now), interval) {}
   // Prints the count of failures suppressed since the last line, if any.
   ~FailureLog();
 
@@ -47,7 +51,12 @@ class FailureLog {
   std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
  private:
-  std::ostream& out_;
+  FailureLog(std::ostream* out, Clock now, absl::Duration interval)
+      : out_(out), now_(std::move(now)), interval_(interval) {}
+  // Writes one line (without "exportd: " and newline).
+  void Write(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::ostream* const out_;  // Null: exportd's log.
   const Clock now_;
   const absl::Duration interval_;
   std::atomic<std::uint64_t> count_{0};

@@ -6,6 +6,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/log.h"
 
 namespace exportd::auth {
 namespace {
@@ -76,6 +77,23 @@ TEST_F(FailureLogTest, AClockThatWentBackLogsAtOnce) {
   now_ -= absl::Hours(1);
   log.Record("unknown token", "b");
   EXPECT_EQ(Lines(out_).size(), 2u);
+}
+
+// By default the lines go through exportd's log, so --log-format json holds.
+TEST(FailureLogDefaultTest, WritesThroughExportdsLogInItsFormat) {
+  SetLogFormat(LogFormat::kJson);
+  ::testing::internal::CaptureStderr();
+  {
+    FailureLog log;
+    log.Record("unknown token", "ipv4:127.0.0.1:5");
+  }
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  SetLogFormat(LogFormat::kText);
+  EXPECT_THAT(logged, ::testing::StartsWith("{\"time\":"));
+  EXPECT_THAT(logged, ::testing::HasSubstr(
+                          "\"level\":\"warning\",\"component\":\"auth\",\"message\":"
+                          "\"authentication failed: unknown token (principal unknown) from "
+                          "ipv4:127.0.0.1:5\"}\n"));
 }
 
 }  // namespace

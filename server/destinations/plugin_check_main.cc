@@ -4,8 +4,10 @@
 //   exportd-plugin-check build/plugins/libexportd_jsonl.so
 //
 // Exit status: 0 when the plugin loads, 1 when it is refused, 2 on bad usage.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <iostream>
-#include <sstream>
 #include <string>
 
 #include "exportd/v1/destination.pb.h"
@@ -36,12 +38,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   exportd::destinations::DestinationRegistry registry;
-  // The loader logs a refusal on stderr as exportd does; here the REFUSED line
-  // says it, once.
-  std::ostringstream loader_log;
-  std::streambuf* const stderr_buffer = std::cerr.rdbuf(loader_log.rdbuf());
+  // The loader logs a refusal through exportd's log (stderr) as exportd does;
+  // here the REFUSED line says it, once: stderr is silenced while it loads.
+  const int saved_stderr = ::dup(STDERR_FILENO);
+  const int null_fd = ::open("/dev/null", O_WRONLY);
+  if (saved_stderr >= 0 && null_fd >= 0) ::dup2(null_fd, STDERR_FILENO);
   absl::Status loaded = exportd::destinations::LoadPlugin(argv[1], registry);
-  std::cerr.rdbuf(stderr_buffer);
+  if (saved_stderr >= 0) {
+    ::dup2(saved_stderr, STDERR_FILENO);
+    ::close(saved_stderr);
+  }
+  if (null_fd >= 0) ::close(null_fd);
   if (!loaded.ok()) {
     std::cout << "REFUSED " << exportd::EscapeForTerminal(argv[1]) << ": "
               << exportd::EscapeForTerminal(loaded.message()) << "\n";

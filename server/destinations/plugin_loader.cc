@@ -5,7 +5,6 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -16,6 +15,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/log.h"
 #include "server/common/terminal_text.h"
 
 namespace exportd::destinations {
@@ -44,8 +44,9 @@ std::string NotALibrary(const std::string& path) {
 absl::Status Refuse(DestinationRegistry& registry, const std::string& path, absl::Status status) {
   // The file name and the plugin's own words are escaped in the log line; the
   // registry keeps them exact for ListDestinations.
-  std::cerr << "exportd: refused destination plugin '" << EscapeForTerminal(path)
-            << "': " << EscapeForTerminal(status.message()) << std::endl;
+  Log(LogLevel::kWarning, {"plugins"},
+      absl::StrCat("refused destination plugin '", EscapeForTerminal(path),
+                   "': ", EscapeForTerminal(status.message())));
   registry.AddRefused(path, std::string(status.message()));
   return status;
 }

@@ -46,7 +46,7 @@ TEST(LoadPluginDirectoryTest, LoadsTheGoodOnesAndRefusesTheRest) {
   const auto refused = RefusedByFile(registry);
   EXPECT_EQ(refused.size(), 8u);
   EXPECT_THAT(refused.at("libtest_wrong_abi.so"),
-              HasSubstr("ABI version 1 does not match the host's 2"));
+              HasSubstr("ABI version 2 does not match the host's 3"));
   EXPECT_THAT(refused.at("libtest_no_factory.so"),
               HasSubstr("no exportd_create_destination symbol"));
   EXPECT_THAT(refused.at("libtest_factory_fails.so"),

@@ -1,6 +1,5 @@
 #include "server/engine/engine.h"
 
-#include <chrono>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +8,7 @@
 #include "server/common/clock.h"
 #include "server/common/ids.h"
 #include "server/common/log.h"
+#include "server/common/plugin_log.h"
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/common/run_states.h"
@@ -17,6 +17,7 @@
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
 #include "server/engine/metered_connection.h"
+#include "server/store/queue_summary.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/destinations/validation.h"
 #include "server/sync/segment_sync.h"
@@ -78,21 +79,11 @@ class Engine::Context final : public sdk::RunContext {
       absl::MutexLock lock(&mu_);
       fields = fields_;
     }
-    exportd::Log(ToLogLevel(level), fields,
+    exportd::Log(PluginLogLevel(level), fields,
                  EscapeForTerminal(absl::string_view(message.data(), message.size())));
   }
 
  private:
-  static LogLevel ToLogLevel(sdk::LogLevel level) {
-    switch (level) {
-      case sdk::LogLevel::kDebug: return LogLevel::kDebug;
-      case sdk::LogLevel::kInfo: return LogLevel::kInfo;
-      case sdk::LogLevel::kWarning: return LogLevel::kWarning;
-      case sdk::LogLevel::kError: return LogLevel::kError;
-    }
-    return LogLevel::kInfo;
-  }
-
   Engine* engine_;
   LiveRun* live_;
   absl::Mutex mu_;
@@ -122,12 +113,7 @@ class Engine::Tracker final : public sync::RunTracker {
       Estimate();
       commit.checkpoint = live_->run;
       commit.lease = live_->keeper->lease();
-      const auto start = std::chrono::steady_clock::now();
       absl::Status committed = engine_->store_->CommitBatch(commit);
-      if (engine_->options_.metrics != nullptr) {
-        engine_->options_.metrics->StoreOperation(
-            "commit_batch", absl::FromChrono(std::chrono::steady_clock::now() - start));
-      }
       // Refused for a lost lease: the run is another replica's now.
       live_->keeper->NoteIfLost(committed);
       EXPORTD_RETURN_IF_ERROR(committed);
@@ -474,16 +460,8 @@ void Engine::MeasureQueue() {
   if (options_.metrics == nullptr || !options_.metrics->serving()) return;
   auto unfinished = store_->ListUnfinishedRuns();
   if (!unfinished.ok()) return;
-  std::int64_t queued = 0;
-  absl::Time oldest = absl::InfiniteFuture();
-  for (const v1::Run& run : *unfinished) {
-    if (run.state() != v1::RUN_STATE_QUEUED) continue;
-    ++queued;
-    oldest = std::min(oldest, absl::FromUnixMicros(run.created_at_micros()));
-  }
-  const absl::Time now = options_.clock->Now();
-  options_.metrics->Queue(queued, queued == 0 ? absl::ZeroDuration()
-                                              : std::max(absl::ZeroDuration(), now - oldest));
+  const store::QueueSummary queue = store::SummarizeQueue(*unfinished, options_.clock->Now());
+  options_.metrics->Queue(queue.queued, queue.oldest_queued_age);
 }
 
 absl::Status Engine::Persist(LiveRun& live) {

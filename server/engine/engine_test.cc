@@ -771,16 +771,28 @@ TEST_P(EngineTest, MetricsCountWhatTheRunsCommitted) {
             1);
   EXPECT_EQ(e->Value("exportd_run_duration_seconds_count", {{"export", "vip"}}), 2);
   EXPECT_EQ(e->Value("exportd_destination_throttled_total", {{"destination", "fake"}}), 2);
-  EXPECT_EQ(e->Value("exportd_destination_requests_total",
-                     {{"destination", "fake"}, {"endpoint", "upsert"},
+  EXPECT_EQ(e->Value("exportd_destination_calls_total",
+                     {{"destination", "fake"}, {"call", "upsert"},
                       {"status", "RESOURCE_EXHAUSTED"}}),
             2);
-  EXPECT_GE(e->Value("exportd_destination_requests_total",
-                     {{"endpoint", "remove"}, {"status", "OK"}}),
+  EXPECT_GE(e->Value("exportd_destination_calls_total", {{"call", "remove"}, {"status", "OK"}}),
             1);
-  EXPECT_GE(e->Value("exportd_store_operation_duration_seconds_count",
-                     {{"operation", "commit_batch"}}),
-            1);
+  // The requests the plugin reported (RunContext::RequestDone), by HTTP status.
+  EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                     {{"destination", "fake"}, {"endpoint", "/fake/upsert"}, {"status", "429"}}),
+            2);
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                       {{"endpoint", "/fake/upsert"}, {"status", "200"}}),
+              state_->upsert_calls);
+    EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                       {{"endpoint", "/fake/remove"}, {"status", "200"}}),
+              state_->remove_calls);
+    EXPECT_EQ(e->Value("exportd_destination_request_duration_seconds_count",
+                       {{"endpoint", "/fake/upsert"}}),
+              state_->upsert_calls + 2);
+  }
   // The budget was halved by the throttles and recovers with successes: it
   // is somewhere up to the connection's speed, never unlimited (0).
   const double rate =

@@ -9,7 +9,8 @@
 namespace exportd::engine {
 namespace {
 
-// Passes everything through and counts the throttle reports.
+// Passes everything through and counts the throttle reports and the
+// destination requests the plugin reports.
 class MeteredContext final : public sdk::RunContext {
  public:
   MeteredContext(sdk::RunContext& inner, observability::Metrics& metrics,
@@ -22,6 +23,11 @@ class MeteredContext final : public sdk::RunContext {
   void ReportThrottle(absl::Duration retry_after) override {
     metrics_.Throttled(destination_);
     inner_.ReportThrottle(retry_after);
+  }
+  void RequestDone(std::string_view endpoint, int http_status, absl::Duration latency) override {
+    metrics_.DestinationRequest(destination_, absl::string_view(endpoint.data(), endpoint.size()),
+                                http_status, latency);
+    inner_.RequestDone(endpoint, http_status, latency);
   }
 
  private:
@@ -47,20 +53,23 @@ class MeteredConnection final : public sdk::Connection {
   // Latency is measured on the steady clock: it is what the call took,
   // whatever the engine's clock says.
   template <typename Call>
-  auto Timed(const char* endpoint, sdk::RunContext& ctx, Call call) {
+  auto Timed(const char* call_name, sdk::RunContext& ctx, Call call) {
     MeteredContext metered(ctx, metrics_, destination_);
     const auto start = std::chrono::steady_clock::now();
     auto result = call(metered);
     const absl::Duration took = absl::FromChrono(std::chrono::steady_clock::now() - start);
-    metrics_.Request(destination_, endpoint, absl::StatusCodeToString(result.status().code()),
-                     took);
+    metrics_.PluginCall(destination_, call_name,
+                        absl::StatusCodeToString(result.status().code()), took);
     NoteRate();
     return result;
   }
 
  public:
   sdk::SyncSpeed speed() const override { return inner_->speed(); }
-  absl::Status Check(sdk::RunContext& ctx) override { return inner_->Check(ctx); }
+  absl::Status Check(sdk::RunContext& ctx) override {
+    MeteredContext metered(ctx, metrics_, destination_);
+    return inner_->Check(metered);
+  }
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
                                                std::string_view existing_id,
                                                sdk::RunContext& ctx) override {

@@ -1,11 +1,9 @@
-// A destination connection that counts its calls in the metrics: one
-// request (endpoint, canonical status, latency) per EnsureAudience, Upsert
-// and Remove, the throttle reports (HTTP 429) the plugin makes through its
-// context, and the connection's rate budget after each call.
-//
-// The SDK has no per-HTTP-request hook: a plugin may make several HTTP
-// requests (or retries) inside one call, so these count plugin calls (one
-// per batch), and `status` is the call's canonical code, not an HTTP status.
+// A destination connection that counts its calls in the metrics: one plugin
+// call (call name, canonical status, latency) per EnsureAudience, Upsert and
+// Remove; every HTTP request the plugin reports through its context
+// (RunContext::RequestDone: endpoint, HTTP status, latency), retries
+// included; the throttle reports (HTTP 429); and the connection's rate budget
+// after each call.
 //
 //   std::unique_ptr<sdk::Connection> c = MeterConnection(std::move(inner), metrics, ...);
 #ifndef EXPORTD_SERVER_ENGINE_METERED_CONNECTION_H_

@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -67,13 +68,23 @@ Metrics::Metrics(absl::string_view version, int abi)
                   .Name("exportd_records_total")
                   .Help("Records committed, by export, destination and outcome")
                   .Register(r);
+  calls_ = &BuildCounter()
+                .Name("exportd_destination_calls_total")
+                .Help("Calls to destination plugins, by destination, call and canonical status")
+                .Register(r);
+  call_latency_ = &BuildHistogram()
+                       .Name("exportd_destination_call_duration_seconds")
+                       .Help("Duration of calls to destination plugins, by destination and call")
+                       .Register(r);
   requests_ = &BuildCounter()
                    .Name("exportd_destination_requests_total")
-                   .Help("Calls to destination plugins, by destination, endpoint and status")
+                   .Help("HTTP requests plugins made to their destinations, by destination, "
+                         "endpoint and HTTP status (0: no answer)")
                    .Register(r);
   request_latency_ = &BuildHistogram()
                           .Name("exportd_destination_request_duration_seconds")
-                          .Help("Duration of calls to destination plugins")
+                          .Help("Duration of HTTP requests to destinations, by destination and "
+                                "endpoint")
                           .Register(r);
   throttled_ = &BuildCounter()
                     .Name("exportd_destination_throttled_total")
@@ -169,14 +180,24 @@ void Metrics::Records(absl::string_view export_name, absl::string_view destinati
       .Increment(static_cast<double>(count));
 }
 
-void Metrics::Request(absl::string_view destination, absl::string_view endpoint,
-                      absl::string_view status, absl::Duration latency) {
+void Metrics::PluginCall(absl::string_view destination, absl::string_view call,
+                         absl::string_view status, absl::Duration latency) {
+  calls_->Add({{"destination", S(destination)}, {"call", S(call)}, {"status", S(status)}})
+      .Increment();
+  call_latency_->Add({{"destination", S(destination)}, {"call", S(call)}}, LatencyBuckets())
+      .Observe(absl::ToDoubleSeconds(latency));
+}
+
+void Metrics::DestinationRequest(absl::string_view destination, absl::string_view endpoint,
+                                 int http_status, absl::Duration latency) {
   requests_
-      ->Add({{"destination", S(destination)}, {"endpoint", S(endpoint)}, {"status", S(status)}})
+      ->Add({{"destination", S(destination)},
+             {"endpoint", S(endpoint)},
+             {"status", absl::StrCat(http_status)}})
       .Increment();
   request_latency_->Add({{"destination", S(destination)}, {"endpoint", S(endpoint)}},
                         LatencyBuckets())
-      .Observe(absl::ToDoubleSeconds(latency));
+      .Observe(absl::ToDoubleSeconds(std::max(absl::ZeroDuration(), latency)));
 }
 
 void Metrics::Throttled(absl::string_view destination) {

@@ -61,10 +61,15 @@ class Metrics {
   // Records committed for an export to a destination (its type, e.g. "iterable").
   void Records(absl::string_view export_name, absl::string_view destination,
                RecordOutcome outcome, std::int64_t count);
-  // One call to a destination plugin (endpoint: upsert, remove, ensure_audience)
+  // One call to a destination plugin (call: upsert, remove, ensure_audience)
   // and how it ended (the canonical status code name, e.g. OK, RESOURCE_EXHAUSTED).
-  void Request(absl::string_view destination, absl::string_view endpoint,
-               absl::string_view status, absl::Duration latency);
+  void PluginCall(absl::string_view destination, absl::string_view call,
+                  absl::string_view status, absl::Duration latency);
+  // One HTTP request a plugin made to its destination (RunContext::RequestDone):
+  // `endpoint` as the plugin names it (e.g. /api/lists/subscribe), the HTTP
+  // status (0: no answer), and how long it took.
+  void DestinationRequest(absl::string_view destination, absl::string_view endpoint,
+                          int http_status, absl::Duration latency);
   // The destination throttled a request (HTTP 429, reported through ReportThrottle).
   void Throttled(absl::string_view destination);
   // A connection's rate budget now allows this many requests per second (0: no limit).
@@ -73,7 +78,8 @@ class Metrics {
   void Queue(std::int64_t queued, absl::Duration oldest_age);
   // One segment upload committed.
   void Upload(std::int64_t rows, std::int64_t bytes);
-  // One store operation (e.g. "commit_batch") took `latency`.
+  // One store operation (the Store method's name, e.g. "CommitBatch") took
+  // `latency` (store::TimeStore measures them).
   void StoreOperation(absl::string_view operation, absl::Duration latency);
   // Destination plugins registered and refused at start-up.
   void Plugins(std::int64_t loaded, std::int64_t refused);
@@ -86,6 +92,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* runs_finished_;
   prometheus::Family<prometheus::Histogram>* run_duration_;
   prometheus::Family<prometheus::Counter>* records_;
+  prometheus::Family<prometheus::Counter>* calls_;
+  prometheus::Family<prometheus::Histogram>* call_latency_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* request_latency_;
   prometheus::Family<prometheus::Counter>* throttled_;

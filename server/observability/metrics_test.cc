@@ -17,12 +17,15 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   metrics.RunFinished("vip", "succeeded", absl::Seconds(3));
   metrics.Records("vip", "fake", RecordOutcome::kDelivered, 40);
   metrics.Records("vip", "fake", RecordOutcome::kRejected, 2);
-  metrics.Request("fake", "upsert", "OK", absl::Milliseconds(20));
+  metrics.PluginCall("fake", "upsert", "OK", absl::Milliseconds(20));
+  metrics.DestinationRequest("fake", "/api/lists/subscribe", 200, absl::Milliseconds(30));
+  metrics.DestinationRequest("fake", "/api/lists/subscribe", 429, absl::Milliseconds(10));
+  metrics.DestinationRequest("fake", "/api/lists", 0, absl::Seconds(10));
   metrics.Throttled("fake");
   metrics.LimiterRate("conn \"a\"", 2.5);
   metrics.Queue(3, absl::Seconds(90));
   metrics.Upload(10, 512);
-  metrics.StoreOperation("commit_batch", absl::Milliseconds(4));
+  metrics.StoreOperation("CommitBatch", absl::Milliseconds(4));
   metrics.Plugins(2, 1);
   auto port = metrics.Serve("127.0.0.1:0");
   ASSERT_TRUE(port.ok()) << port.status();
@@ -39,10 +42,27 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   EXPECT_EQ(e->Value("exportd_run_duration_seconds_sum", {{"export", "vip"}}), 3);
   EXPECT_EQ(e->Value("exportd_records_total", {{"outcome", "delivered"}}), 40);
   EXPECT_EQ(e->Value("exportd_records_total", {{"outcome", "rejected"}}), 2);
-  EXPECT_EQ(e->Value("exportd_destination_requests_total",
-                     {{"destination", "fake"}, {"endpoint", "upsert"}, {"status", "OK"}}),
+  EXPECT_EQ(e->Value("exportd_destination_calls_total",
+                     {{"destination", "fake"}, {"call", "upsert"}, {"status", "OK"}}),
             1);
-  EXPECT_EQ(e->Value("exportd_destination_request_duration_seconds_count"), 1);
+  EXPECT_EQ(e->Value("exportd_destination_call_duration_seconds_count"), 1);
+  for (const char* status : {"200", "429"}) {
+    EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                       {{"destination", "fake"},
+                        {"endpoint", "/api/lists/subscribe"},
+                        {"status", status}}),
+              1)
+        << status;
+  }
+  EXPECT_EQ(e->Value("exportd_destination_requests_total",
+                     {{"endpoint", "/api/lists"}, {"status", "0"}}),
+            1);
+  EXPECT_EQ(e->Value("exportd_destination_request_duration_seconds_count",
+                     {{"endpoint", "/api/lists/subscribe"}}),
+            2);
+  EXPECT_NEAR(e->Value("exportd_destination_request_duration_seconds_sum",
+                       {{"endpoint", "/api/lists/subscribe"}}),
+              0.04, 1e-9);
   EXPECT_EQ(e->Value("exportd_destination_throttled_total"), 1);
   // Label values are escaped and read back as they were.
   EXPECT_EQ(e->Value("exportd_connection_rate_limit_requests_per_second",
@@ -53,7 +73,7 @@ TEST(MetricsTest, ServesTheExpositionOnTheBoundPort) {
   EXPECT_EQ(e->Value("exportd_upload_rows_total"), 10);
   EXPECT_EQ(e->Value("exportd_upload_bytes_total"), 512);
   EXPECT_EQ(e->Value("exportd_store_operation_duration_seconds_count",
-                     {{"operation", "commit_batch"}}),
+                     {{"operation", "CommitBatch"}}),
             1);
   EXPECT_EQ(e->Value("exportd_plugins_loaded"), 2);
   EXPECT_EQ(e->Value("exportd_plugins_refused"), 1);

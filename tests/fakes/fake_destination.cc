@@ -22,7 +22,9 @@ class FakeConnection final : public sdk::Connection {
 
   absl::Status Check(sdk::RunContext& ctx) override {
     LogLine(ctx);
-    return TakeFailure();
+    absl::Status failure = TakeFailure();
+    ctx.RequestDone("/fake/check", failure.ok() ? 200 : 503, absl::Milliseconds(1));
+    return failure;
   }
 
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
@@ -91,10 +93,13 @@ class FakeConnection final : public sdk::Connection {
         retry_after = state_->throttle_retry_after;
       }
     }
+    const char* endpoint = remove ? "/fake/remove" : "/fake/upsert";
     if (throttle) {
+      ctx.RequestDone(endpoint, 429, absl::Milliseconds(1));
       ctx.ReportThrottle(retry_after);
       return absl::ResourceExhaustedError("fake destination: too many requests");
     }
+    ctx.RequestDone(endpoint, 200, absl::Milliseconds(1));
     LogLine(ctx);
     absl::MutexLock lock(&state_->mu);
     ++(remove ? state_->remove_calls : state_->upsert_calls);

@@ -1,5 +1,8 @@
 // An in-process destination for tests of the core: it keeps audiences in
-// memory, and can be told to reject records or fail calls. Registered through
+// memory, and can be told to reject records or fail calls. It reports a
+// "request" (RunContext::RequestDone) per Check (/fake/check: 200, or 503
+// for a failed one) and per Upsert/Remove that gets past the failures
+// (/fake/upsert, /fake/remove: 200, or 429 when throttled). Registered through
 // the same DestinationRegistry interface as the plugins.
 #ifndef EXPORTD_TESTS_FAKES_FAKE_DESTINATION_H_
 #define EXPORTD_TESTS_FAKES_FAKE_DESTINATION_H_

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -100,13 +101,40 @@ class IterableE2eTest : public ::testing::Test {
     sandbox_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void StartExportd() {
+  void StartExportd(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {EXPORTD_BINARY, "--listen",     "127.0.0.1:0",
+                                     "--data-dir",   dir_ + "/data", "--plugin-dir",
+                                     EXPORTD_PLUGIN_DIR};
+    args.insert(args.end(), extra.begin(), extra.end());
     exportd_ = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{EXPORTD_BINARY, "--listen", "127.0.0.1:0", "--data-dir",
-                                 dir_ + "/data", "--plugin-dir", EXPORTD_PLUGIN_DIR},
-        dir_ + "/exportd-" + std::to_string(++starts_) + ".log");
+        args, dir_ + "/exportd-" + std::to_string(++starts_) + ".log");
     exportd_port_ = exportd_->WaitForPort();
     ASSERT_GT(exportd_port_, 0) << exportd_->Log();
+  }
+  // The port of exportd's /metrics, from its start-up log (--metrics-listen).
+  int MetricsPort() {
+    const std::regex metrics("metrics: http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string log = exportd_->Log();
+      std::smatch match;
+      if (std::regex_search(log, match, metrics)) return std::stoi(match[1].str());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return 0;
+  }
+  // GET http://127.0.0.1:port/path: the body.
+  static std::string HttpGetText(int port, const std::string& path) {
+    CURL* curl = curl_easy_init();
+    std::string body;
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    CURLcode rc = curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    EXPECT_EQ(rc, CURLE_OK) << url;
+    return body;
   }
   // exportctl, as a user on this machine runs it.
   std::pair<int, std::string> Ctl(std::vector<std::string> args) {
@@ -478,6 +506,68 @@ TEST_F(IterableE2eTest, TwoRunsOnOneConnectionStayWithinItsRate) {
             std::stoll(a["finished_at_micros"].get<std::string>()));
   EXPECT_EQ(ListMembers("Segment A").size(), 980u);
   EXPECT_EQ(ListMembers("Segment B").size(), 980u);
+}
+
+// The Iterable plugin reports each HTTP request it makes: /metrics counts
+// them by endpoint and HTTP status (a throttled subscribe as 429), with their
+// latency, and exportctl status shows the loaded plugin.
+TEST_F(IterableE2eTest, MetricsCountIterableRequestsByEndpointAndHttpStatus) {
+  exportd_.reset();
+  StartExportd({"--metrics-listen", "127.0.0.1:0"});
+  const int metrics_port = MetricsPort();
+  ASSERT_GT(metrics_port, 0) << exportd_->Log();
+  HttpPost(SandboxUrl("/_sandbox/faults"), R"({"rateLimits":{"subscribe":2},"retryAfterSeconds":1})");
+  CreateConnection({"requests_per_second=8", "batch_size=50", "parallel_requests=1"});
+  CreateSegmentAndExport("Counted", "counted", 300);  // 6 subscribe requests.
+  auto [code, text] = Ctl({"export", "run", "counted", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  json stats = HttpGetJson(SandboxUrl("/_sandbox/stats"));
+  const int throttled = stats["requests"]["POST /api/lists/subscribe"].value("429", 0);
+  const int subscribed = stats["requests"]["POST /api/lists/subscribe"].value("200", 0);
+  ASSERT_GE(throttled, 1) << "the run must have been throttled: " << stats.dump();
+
+  const std::string exposition = HttpGetText(metrics_port, "/metrics");
+  // The sample of one label set, e.g. requests{endpoint="/api/lists",status="200"}.
+  auto sample = [&](const std::string& name, const std::string& endpoint,
+                    const std::string& status) {
+    std::string labels = "destination=\"iterable\",endpoint=\"" + endpoint + "\"";
+    if (!status.empty()) labels += ",status=\"" + status + "\"";
+    const std::regex line("(^|\n)" + name + "\\{" + labels + "\\} ([0-9.e+]+)");
+    std::smatch match;
+    if (!std::regex_search(exposition, match, line)) return -1.0;
+    return std::stod(match[2].str());
+  };
+  EXPECT_EQ(sample("exportd_destination_requests_total", "/api/lists/subscribe", "200"),
+            subscribed)
+      << exposition;
+  EXPECT_EQ(sample("exportd_destination_requests_total", "/api/lists/subscribe", "429"),
+            throttled)
+      << exposition;
+  // The list was looked for and created.
+  EXPECT_GE(sample("exportd_destination_requests_total", "/api/lists", "200"), 2) << exposition;
+  EXPECT_EQ(sample("exportd_destination_request_duration_seconds_count", "/api/lists/subscribe",
+                   ""),
+            subscribed + throttled)
+      << exposition;
+  // Endpoints carry no list id and no key.
+  EXPECT_EQ(exposition.find(kApiKey), std::string::npos);
+  const std::regex any_endpoint("endpoint=\"([^\"]*)\"");
+  std::set<std::string> endpoints;
+  for (std::sregex_iterator it(exposition.begin(), exposition.end(), any_endpoint), end;
+       it != end; ++it) {
+    endpoints.insert((*it)[1].str());
+  }
+  EXPECT_EQ(endpoints, (std::set<std::string>{"/api/lists", "/api/lists/subscribe"}))
+      << exposition;
+
+  json status = CtlJson({"status"});
+  ASSERT_TRUE(status["destinations"].is_array()) << status.dump();
+  std::set<std::string> loaded;
+  for (const json& d : status["destinations"]) loaded.insert(d["name"].get<std::string>());
+  EXPECT_TRUE(loaded.count("iterable")) << status.dump();
+  EXPECT_EQ(status["store_kind"], "sqlite");
+  EXPECT_EQ(status["store_location"], dir_ + "/data/exportd.db");
+  EXPECT_EQ(status["queued_runs"], "0");
 }
 
 // The rate a connection learned from 429s is kept: after a restart exportd

@@ -1,5 +1,5 @@
-// A plugin built against the previous ABI version (1: before the engine owned
-// the rate): the host must refuse it before calling its factory (which would
+// A plugin built against the previous ABI version (2: before RunContext::RequestDone):
+// the host must refuse it before calling its factory (which would
 // abort the test).
 #include <cstdlib>
 

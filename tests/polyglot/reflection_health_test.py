@@ -67,7 +67,7 @@ def main():
         for service in ("exportd.v1.ConnectionService", "exportd.v1.SegmentService",
                         "exportd.v1.ExportService", "exportd.v1.DestinationService",
                         "exportd.v1.AuditService", "exportd.v1.RunService",
-                        "grpc.health.v1.Health",
+                        "exportd.v1.ServerService", "grpc.health.v1.Health",
                         "grpc.reflection.v1alpha.ServerReflection"):
             expect(service in services, f"reflection lists {service}")
 

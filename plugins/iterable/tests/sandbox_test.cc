@@ -153,6 +153,10 @@ TEST_F(IterableSandboxTest, CheckNamesTheHostWhenUnreachable) {
       << status;
   EXPECT_NE(status.message().find("curl error"), absl::string_view::npos) << status;
   ExpectNoKey(ctx, {std::string(status.message())});
+  // A request that got no answer is reported with HTTP status 0.
+  ASSERT_EQ(ctx.requests().size(), 1u);
+  EXPECT_EQ(ctx.requests()[0].endpoint, "/api/lists");
+  EXPECT_EQ(ctx.requests()[0].http_status, 0);
 }
 
 // ----- EnsureAudience --------------------------------------------------------
@@ -498,6 +502,14 @@ TEST_F(IterableSandboxTest, RateLimitedJsonWithRetryAfterIsReportedToTheEngine) 
   EXPECT_TRUE(ctx.sleeps().empty()) << "the plugin must not sleep for a 429";
   EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "429"), 1) << "no retry in the plugin";
   ExpectNoKey(ctx, {std::string(throttled.status().message())});
+  // Each request is reported for the metrics: its endpoint and HTTP status.
+  const std::vector<sdk::testing::ReportedRequest> requests = ctx.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].endpoint, "/api/lists/subscribe");
+  EXPECT_EQ(requests[0].http_status, 200);
+  EXPECT_EQ(requests[1].endpoint, "/api/lists/subscribe");
+  EXPECT_EQ(requests[1].http_status, 429);
+  EXPECT_GT(requests[0].latency, absl::ZeroDuration());
 }
 
 TEST_F(IterableSandboxTest, RateLimitedTextWithoutRetryAfterIsReportedWithoutAWait) {

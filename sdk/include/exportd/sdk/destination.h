@@ -55,7 +55,7 @@ namespace exportd::sdk {
 // The ABI version of this SDK. The host refuses a plugin whose exported
 // version differs. Bump it on any change to a class layout or virtual table in
 // this folder.
-inline constexpr std::uint32_t kAbiVersion = 2;
+inline constexpr std::uint32_t kAbiVersion = 3;
 // ABI history:
 //   1  the first SDK.
 //   2  MappingFieldSpec::identifier, Destination::CanonicalIdentifier,
@@ -64,6 +64,8 @@ inline constexpr std::uint32_t kAbiVersion = 2;
 //      owns batching, parallelism and rate: a plugin makes one request per
 //      call and reports throttling. Which mapping field identifies a member
 //      may depend on a connection's settings (ValidateMapping).
+//   3  RunContext::RequestDone: a plugin reports every request it makes to
+//      the destination (endpoint, HTTP status, latency) for the metrics.
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -190,6 +192,20 @@ class RunContext {
   // absl::ResourceExhaustedError: the engine sends the same batch again.
   // The default ignores the report (contexts outside a run).
   virtual void ReportThrottle(absl::Duration retry_after) { (void)retry_after; }
+  // Reports one request the plugin made to the destination, once its answer
+  // (or its failure) is in, retries and throttled requests included; the
+  // server counts them in exportd_destination_requests_total and
+  // exportd_destination_request_duration_seconds. `endpoint` names what was
+  // called without ids, query or host, from a small fixed set (Iterable:
+  // "/api/lists/subscribe"); never an id, an identifier or a secret.
+  // `http_status` is the answer's HTTP status, 0 when none came (a transport
+  // failure or a timeout). `latency` is how long the request took. The
+  // default ignores the report; it may be called from several threads.
+  virtual void RequestDone(std::string_view endpoint, int http_status, absl::Duration latency) {
+    (void)endpoint;
+    (void)http_status;
+    (void)latency;
+  }
 };
 
 // ---------------------------------------------------------------------------

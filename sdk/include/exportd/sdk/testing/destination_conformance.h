@@ -46,7 +46,12 @@
 // - Connection::speed() is within the manifest's speed (settings only lower
 //   it) and ValidBatch() fits it.
 // - Upsert and Remove of a batch within speed() make exactly one request each
-//   (checked when the traits count requests: RequestsSent(), see below).
+//   (checked when the traits count requests: RequestsSent(), see below), and
+//   a destination that reports its requests (RunContext::RequestDone) reports
+//   each one it made, no more.
+// - Reported requests name an endpoint without ids or query ('/'-separated,
+//   no part that is a number, no '?', at most 16 endpoints over all calls) and
+//   an HTTP status of 100-599, or 0 for a request that got no answer.
 // - Upsert and Remove return exactly one outcome per record, in order; an empty
 //   batch gives no outcomes; a record that must be rejected is kRejected with a
 //   reason code. A destination without removal returns an error from Remove.
@@ -461,12 +466,56 @@ class DestinationConformanceTest : public ::testing::Test {
     ASSERT_TRUE(outcomes.ok()) << outcomes.status();
     EXPECT_EQ(*traits_.RequestsSent() - before, 1)
         << "an Upsert of a batch within speed() must be one request: the engine owns batching";
+    const std::size_t reported = ctx.requests().size();
+    EXPECT_LE(reported, 1u) << "RequestDone reports the requests made, no more";
     if (!destination_->manifest().supports_removal) return;
     const std::int64_t before_remove = *traits_.RequestsSent();
     EXPECT_NO_THROW(outcomes = connection->Remove(audience, batch, ctx));
     ASSERT_TRUE(outcomes.ok()) << outcomes.status();
     EXPECT_EQ(*traits_.RequestsSent() - before_remove, 1)
         << "a Remove of a batch within speed() must be one request";
+    if (reported > 0) {
+      EXPECT_EQ(ctx.requests().size(), 2u)
+          << "a destination that reports its requests reports each one (RequestDone)";
+    }
+  }
+
+  // Every call's reported requests (RunContext::RequestDone) are bounded
+  // labels: endpoints without ids or query, HTTP statuses or 0.
+  void TestReportedRequestsAreBoundedLabels() {
+    auto connection = ConnectOrDie();
+    ASSERT_NE(connection, nullptr);
+    TestRunContext ctx;
+    EXPECT_NO_THROW(connection->Check(ctx).IgnoreError());
+    absl::StatusOr<Audience> audience;
+    EXPECT_NO_THROW(audience = connection->EnsureAudience(traits_.FreshAudienceName(), "", ctx));
+    ASSERT_TRUE(audience.ok()) << audience.status();
+    const RecordBatch batch = traits_.ValidBatch();
+    EXPECT_NO_THROW(connection->Upsert(*audience, batch, ctx).status().IgnoreError());
+    if (destination_->manifest().supports_removal) {
+      EXPECT_NO_THROW(connection->Remove(*audience, batch, ctx).status().IgnoreError());
+    }
+    std::set<std::string> endpoints;
+    for (const ReportedRequest& r : ctx.requests()) {
+      endpoints.insert(r.endpoint);
+      EXPECT_TRUE(r.http_status == 0 || (r.http_status >= 100 && r.http_status <= 599))
+          << r.endpoint << ": HTTP status " << r.http_status;
+      EXPECT_GE(r.latency, absl::ZeroDuration()) << r.endpoint;
+      EXPECT_FALSE(r.endpoint.empty());
+      EXPECT_EQ(r.endpoint.find_first_of("?#"), std::string::npos)
+          << "endpoint '" << r.endpoint << "' carries a query";
+      ExpectNoSecretIn(r.endpoint, "endpoint");
+      std::size_t start = 0;
+      while (start <= r.endpoint.size()) {
+        std::size_t end = r.endpoint.find('/', start);
+        if (end == std::string::npos) end = r.endpoint.size();
+        const std::string part = r.endpoint.substr(start, end - start);
+        EXPECT_TRUE(part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
+            << "endpoint '" << r.endpoint << "' carries an id (" << part << ")";
+        start = end + 1;
+      }
+    }
+    EXPECT_LE(endpoints.size(), 16u) << "endpoints must be a small fixed set";
   }
 
   void TestEmptyBatchGivesNoOutcomes() {
@@ -594,6 +643,9 @@ class DestinationConformanceTest : public ::testing::Test {
     TestSpeedIsWithinTheManifest();                                                             \
   }                                                                                             \
   TEST_F(NAME##DestinationConformance, OneRequestPerBatch) { TestOneRequestPerBatch(); }        \
+  TEST_F(NAME##DestinationConformance, ReportedRequestsAreBoundedLabels) {                      \
+    TestReportedRequestsAreBoundedLabels();                                                     \
+  }                                                                                             \
   TEST_F(NAME##DestinationConformance, EmptyBatchGivesNoOutcomes) {                             \
     TestEmptyBatchGivesNoOutcomes();                                                            \
   }                                                                                             \

@@ -15,6 +15,9 @@
 //   // Throttling: what the plugin reported with ReportThrottle.
 //   EXPECT_EQ(ctx.throttles(), std::vector<absl::Duration>{absl::Seconds(1)});
 //
+//   // Requests: what the plugin reported with RequestDone.
+//   EXPECT_EQ(ctx.requests()[0].endpoint, "/api/lists/subscribe");
+//
 //   // Cancellation: before a call, from another thread, or after the plugin
 //   // has polled cancelled() n times (deterministic "mid-call" cancellation).
 //   ctx.Cancel();
@@ -41,6 +44,13 @@ namespace exportd::sdk::testing {
 struct LogLine {
   LogLevel level = LogLevel::kInfo;
   std::string message;
+};
+
+// One request a plugin reported through RunContext::RequestDone.
+struct ReportedRequest {
+  std::string endpoint;
+  int http_status = 0;
+  absl::Duration latency;
 };
 
 class TestRunContext final : public RunContext {
@@ -115,6 +125,11 @@ class TestRunContext final : public RunContext {
     throttles_.push_back(retry_after);
   }
 
+  void RequestDone(std::string_view endpoint, int http_status, absl::Duration latency) override {
+    absl::MutexLock lock(&mu_);
+    requests_.push_back(ReportedRequest{std::string(endpoint), http_status, latency});
+  }
+
   // Inspection.
 
   // Every line logged so far, in order.
@@ -140,6 +155,11 @@ class TestRunContext final : public RunContext {
     absl::MutexLock lock(&mu_);
     return throttles_;
   }
+  // Every request reported through RequestDone, in order.
+  std::vector<ReportedRequest> requests() const {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
   // How many times the plugin called cancelled().
   int polls() const {
     absl::MutexLock lock(&mu_);
@@ -160,6 +180,7 @@ class TestRunContext final : public RunContext {
   absl::Time fake_now_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Duration> sleeps_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Duration> throttles_ ABSL_GUARDED_BY(mu_);
+  std::vector<ReportedRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<LogLine> logs_ ABSL_GUARDED_BY(mu_);
 };
 
