@@ -994,14 +994,26 @@ TEST_P(ApiStoreTest, WebhooksAreSignedWithTheSecretShownOnlyAtCreation) {
                             std::string(reinterpret_cast<const char*>(mac), mac_size)));
   EXPECT_THAT(delivery.body, HasSubstr("\"state\":\"failed\""));
 
+  // A copy of the export signs with a secret of its own.
+  v1::DuplicateExportRequest duplicate;
+  duplicate.set_export_("vip");
+  duplicate.set_new_name("vip-copy");
+  v1::Export copy;
+  ASSERT_TRUE(exports_->DuplicateExport(As(kAdmin).get(), duplicate, &copy).ok());
+  EXPECT_EQ(copy.notify_url(), receiver->get()->url());
+  EXPECT_TRUE(copy.notify_secret_set());
+  EXPECT_EQ(copy.new_notify_secret().size(), 64u);
+  EXPECT_NE(copy.new_notify_secret(), secret);
+
   // Rotating makes a new secret; removing the webhook clears it.
   v1::UpdateExportRequest rotate;
   rotate.set_export_("vip");
   rotate.set_rotate_notify_secret(true);
   v1::Export rotated;
   ASSERT_TRUE(exports_->UpdateExport(As(kAdmin).get(), rotate, &rotated).ok());
-  EXPECT_EQ(rotated.new_notify_secret().size(), 64u);
-  EXPECT_NE(rotated.new_notify_secret(), secret);
+  const std::string rotated_secret = rotated.new_notify_secret();
+  EXPECT_EQ(rotated_secret.size(), 64u);
+  EXPECT_NE(rotated_secret, secret);
   v1::UpdateExportRequest triggers;
   triggers.set_export_("vip");
   triggers.add_notify_on("failed,rejections>5%");
@@ -1025,7 +1037,8 @@ TEST_P(ApiStoreTest, WebhooksAreSignedWithTheSecretShownOnlyAtCreation) {
   ASSERT_TRUE(audit_->ListAuditEntries(As(kAdmin).get(), audit_req, &audit).ok());
   EXPECT_GT(audit.entries_size(), 0);
   EXPECT_THAT(audit.DebugString(), Not(HasSubstr(secret)));
-  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(rotated.new_notify_secret())));
+  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(rotated_secret)));
+  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(copy.new_notify_secret())));
   if (GetParam() == "sqlite") {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/data")) {
       std::ifstream in(entry.path(), std::ios::binary);
