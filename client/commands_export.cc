@@ -2,7 +2,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "exportd/v1/export.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
@@ -53,6 +55,33 @@ std::string SegmentSummary(const exportd::v1::Export& e) {
                                    : absl::StrJoin(e.segment_names(), ", ");
 }
 
+// "failed, recovered" or "-" without a webhook.
+std::string NotifySummary(const exportd::v1::Export& e) {
+  if (e.notify_url().empty()) return "-";
+  return absl::StrJoin(e.notify_on(), ", ");
+}
+
+// The signing secret of a webhook just set or rotated: the one time it is shown.
+void PrintNewSecret(CommandContext& ctx, const exportd::v1::Export& e) {
+  if (e.new_notify_secret().empty()) return;
+  PrintLine(ctx.out(),
+            "Webhook signing secret (shown only now; keep it where the receiver verifies "
+            "X-Exportd-Signature, see docs/notifications.md):\n  $0",
+            e.new_notify_secret());
+}
+
+// --notify-url and --notify-on into a request's fields; --notify-on values
+// may be comma-separated (exportd checks them).
+template <typename Request>
+void ApplyNotifyFlags(const cli::ParsedArgs& args, Request* request) {
+  if (args.Has("notify-url")) request->set_notify_url(args.Get("notify-url"));
+  for (const std::string& value : args.GetAll("notify-on")) {
+    for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      request->add_notify_on(std::string(absl::StripAsciiWhitespace(part)));
+    }
+  }
+}
+
 void PrintExport(CommandContext& ctx, const exportd::v1::Export& e) {
   if (ctx.json()) {
     ctx.out() << ToJson(e);
@@ -68,6 +97,9 @@ void PrintExport(CommandContext& ctx, const exportd::v1::Export& e) {
                 {"Mode", ModeLabel(e.mode())},
                 {"Schedule", ScheduleSummary(e.schedule())},
                 {"Next run", FormatTime(e.schedule().next_run_at_micros())},
+                {"Webhook", e.notify_url().empty() ? "-" : e.notify_url()},
+                {"Notify on", NotifySummary(e)},
+                {"Signing secret", e.notify_secret_set() ? "set" : "-"},
                 {"Created by", e.created_by()},
                 {"Created", FormatTime(e.created_at_micros())},
                 {"Updated", FormatTime(e.updated_at_micros())}});
@@ -148,6 +180,13 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (absl::Status s = ApplySchedule(args, request.mutable_schedule()); !s.ok()) {
     return ctx.UsageError(s.message());
   }
+  if (args.Has("notify-on") && !args.Has("notify-url")) {
+    return ctx.UsageError("--notify-on needs --notify-url (the webhook to notify)");
+  }
+  if (args.Has("notify-url") && args.Get("notify-url").empty()) {
+    return ctx.UsageError("--notify-url \"\" removes a webhook: it is for 'export update'");
+  }
+  ApplyNotifyFlags(args, &request);
   auto stub = ExportService::NewStub(ctx.channel());
   exportd::v1::Export created;
   grpc::Status status = Invoke(ctx, stub.get(), &ExportService::Stub::CreateExport, request, &created);
@@ -159,6 +198,7 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
               "Created export '$0' (id $1). It runs $2; run it now with 'exportctl "
               "export run $0 --watch'.",
               created.name(), created.id(), ScheduleSummary(created.schedule()));
+    PrintNewSecret(ctx, created);
   }
   return kExitOk;
 }
@@ -222,12 +262,15 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
       return ctx.UsageError(s.message());
     }
   }
+  ApplyNotifyFlags(args, &request);
+  request.set_rotate_notify_secret(args.IsSet("rotate-notify-secret"));
   if (!request.has_name() && !request.has_connection() && request.segments().empty() &&
       request.mappings().empty() && request.mode() == exportd::v1::EXPORT_MODE_UNSPECIFIED &&
-      !request.has_schedule()) {
+      !request.has_schedule() && !request.has_notify_url() && request.notify_on().empty() &&
+      !request.rotate_notify_secret()) {
     return ctx.UsageError(
-        "nothing to update: pass --name, --connection, --segment, --map, --mode or a schedule "
-        "flag");
+        "nothing to update: pass --name, --connection, --segment, --map, --mode, a schedule "
+        "flag, --notify-url, --notify-on or --rotate-notify-secret");
   }
   exportd::v1::Export updated;
   grpc::Status status = Invoke(ctx, stub.get(), &ExportService::Stub::UpdateExport, request, &updated);
@@ -236,6 +279,7 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(updated);
   } else {
     PrintLine(ctx.out(), "Updated export '$0'.", updated.name());
+    PrintNewSecret(ctx, updated);
   }
   return kExitOk;
 }
@@ -268,6 +312,7 @@ int Duplicate(CommandContext& ctx, const cli::ParsedArgs& args) {
   } else {
     PrintLine(ctx.out(), "Duplicated export '$0' as '$1' (id $2).", request.export_(), copy.name(),
               copy.id());
+    PrintNewSecret(ctx, copy);
   }
   return kExitOk;
 }
@@ -418,12 +463,25 @@ std::vector<cli::FlagSpec> ExportFlags(bool create) {
       {"schedule", "CRON", "Run on a five-field cron schedule, e.g. '0 6 * * *'."},
       {"timezone", "TZ", "IANA time zone of the cron schedule (default UTC)."},
       {"follow-system-refresh", "", "Run after each system refresh instead of on a cron."},
+      {"notify-url", "URL",
+       create ? "POST a signed JSON notification to this webhook when a run ends as --notify-on "
+                "says (docs/notifications.md); its signing secret is shown once."
+              : "Set the webhook (a new one gets a signing secret, shown once); \"\" removes "
+                "it."},
+      {"notify-on", "TRIGGERS",
+       "When to notify, comma-separated: failed (a run failed for good), recovered (a run "
+       "succeeded after a failed one), rejections>N% (more than N% of a run's records "
+       "rejected). Default: failed,recovered.",
+       false, true},
   };
 }
 
 std::vector<cli::FlagSpec> UpdateFlags() {
   std::vector<cli::FlagSpec> flags = ExportFlags(false);
   flags.push_back({"no-schedule", "", "Remove the schedule: the export runs on demand only."});
+  flags.push_back({"rotate-notify-secret", "",
+                   "Make a new webhook signing secret (shown once); the old one stops "
+                   "verifying at once."});
   return flags;
 }
 

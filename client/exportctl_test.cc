@@ -510,5 +510,53 @@ TEST_F(ExportctlTest, SecretsOnTheCommandLineWarn) {
   EXPECT_EQ(from_env.err, "error: NOT_FOUND: segment 'nope' not found\n");
 }
 
+TEST_F(ExportctlTest, WebhookFlagsReachTheServerAndTheSecretIsShownOnce) {
+  Result created = Run({"export", "create", "--name", "vip", "--connection", "c", "--segment", "VIP",
+                        "--notify-url", "https://hooks.example.com/exportd", "--notify-on",
+                        "failed,rejections>5%"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  const auto create = server_.last_create_export();
+  EXPECT_EQ(create.notify_url(), "https://hooks.example.com/exportd");
+  EXPECT_THAT(create.notify_on(), ::testing::ElementsAre("failed", "rejections>5%"));
+  EXPECT_THAT(created.out, HasSubstr("Webhook signing secret (shown only now"));
+  EXPECT_THAT(created.out, HasSubstr("fake-signing-secret"));
+
+  Result got = Run({"export", "get", "vip"});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_THAT(got.out, HasSubstr("https://hooks.example.com/exportd"));
+  EXPECT_THAT(got.out, HasSubstr("failed, rejections>5%"));
+  EXPECT_THAT(got.out, ::testing::ContainsRegex("Signing secret: +set"));
+  EXPECT_THAT(got.out, Not(HasSubstr("fake-signing-secret")));
+
+  Result rotated = Run({"export", "update", "vip", "--rotate-notify-secret"});
+  ASSERT_EQ(rotated.code, 0) << rotated.err;
+  EXPECT_TRUE(server_.last_update_export().rotate_notify_secret());
+  EXPECT_FALSE(server_.last_update_export().has_notify_url());
+  EXPECT_THAT(rotated.out, HasSubstr("rotated-signing-secret"));
+
+  Result removed = Run({"export", "update", "vip", "--notify-url", ""});
+  ASSERT_EQ(removed.code, 0) << removed.err;
+  EXPECT_TRUE(server_.last_update_export().has_notify_url());
+  EXPECT_EQ(server_.last_update_export().notify_url(), "");
+  EXPECT_FALSE(server_.last_update_export().rotate_notify_secret());
+  Result after = Run({"export", "get", "vip"});
+  EXPECT_THAT(after.out, ::testing::ContainsRegex("Webhook: +-"));
+  EXPECT_THAT(after.out, ::testing::ContainsRegex("Signing secret: +-"));
+}
+
+TEST_F(ExportctlTest, WebhookFlagMistakesAreCaughtBeforeTheCall) {
+  Result no_url = Run({"export", "create", "--name", "vip", "--connection", "c", "--segment", "VIP",
+                       "--notify-on", "failed"});
+  EXPECT_EQ(no_url.code, 2);
+  EXPECT_THAT(no_url.err, HasSubstr("--notify-on needs --notify-url"));
+  Result empty = Run({"export", "create", "--name", "vip", "--connection", "c", "--segment", "VIP",
+                      "--notify-url", ""});
+  EXPECT_EQ(empty.code, 2);
+  EXPECT_THAT(empty.err, HasSubstr("it is for 'export update'"));
+  Result help = Run({"export", "update", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("--rotate-notify-secret"));
+  EXPECT_THAT(help.out, HasSubstr("rejections>N%"));
+}
+
 }  // namespace
 }  // namespace exportd::client

@@ -278,12 +278,63 @@ class FakeExportd::ServerServiceImpl final : public exportd::v1::ServerService::
   }
 };
 
+class FakeExportd::ExportServiceImpl final : public exportd::v1::ExportService::Service {
+ public:
+  explicit ExportServiceImpl(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  grpc::Status CreateExport(grpc::ServerContext*, const exportd::v1::CreateExportRequest* request,
+                            exportd::v1::Export* response) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->last_create_export = *request;
+    exportd::v1::Export e;
+    e.set_id(absl::StrCat("exp-", request->name()));
+    e.set_name(request->name());
+    e.set_notify_url(request->notify_url());
+    *e.mutable_notify_on() = request->notify_on();
+    e.set_notify_secret_set(!request->notify_url().empty());
+    state_->exports[e.name()] = e;
+    *response = e;
+    if (e.notify_secret_set()) response->set_new_notify_secret("fake-signing-secret");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetExport(grpc::ServerContext*, const exportd::v1::GetExportRequest* request,
+                         exportd::v1::Export* response) override {
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->exports.find(request->export_());
+    if (it == state_->exports.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("export '", request->export_(), "' does not exist"));
+    }
+    *response = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UpdateExport(grpc::ServerContext*, const exportd::v1::UpdateExportRequest* request,
+                            exportd::v1::Export* response) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->last_update_export = *request;
+    exportd::v1::Export& e = state_->exports[request->export_()];
+    e.set_name(request->export_());
+    if (request->has_notify_url()) e.set_notify_url(request->notify_url());
+    if (request->notify_on_size() > 0) *e.mutable_notify_on() = request->notify_on();
+    e.set_notify_secret_set(!e.notify_url().empty());
+    *response = e;
+    if (request->rotate_notify_secret()) response->set_new_notify_secret("rotated-signing-secret");
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
 FakeExportd::FakeExportd()
     : state_(std::make_shared<State>()),
       segments_(std::make_unique<SegmentServiceImpl>(state_)),
       connections_(std::make_unique<ConnectionServiceImpl>(state_)),
       runs_(std::make_unique<RunServiceImpl>()),
-      status_(std::make_unique<ServerServiceImpl>()) {
+      status_(std::make_unique<ServerServiceImpl>()),
+      exports_(std::make_unique<ExportServiceImpl>(state_)) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -291,6 +342,7 @@ FakeExportd::FakeExportd()
   builder.RegisterService(connections_.get());
   builder.RegisterService(runs_.get());
   builder.RegisterService(status_.get());
+  builder.RegisterService(exports_.get());
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port);
 }
@@ -314,6 +366,16 @@ int FakeExportd::waiting_watches() { return runs_->waiting_watches(); }
 int FakeExportd::cancelled_uploads() {
   absl::MutexLock lock(&state_->mu);
   return state_->cancelled_uploads;
+}
+
+exportd::v1::CreateExportRequest FakeExportd::last_create_export() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_create_export;
+}
+
+exportd::v1::UpdateExportRequest FakeExportd::last_update_export() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_update_export;
 }
 
 std::string FakeExportd::last_authorization() {

@@ -20,6 +20,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/export.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
 #include "exportd/v1/server.grpc.pb.h"
@@ -47,12 +48,19 @@ class FakeExportd {
   // away) are open now.
   int waiting_watches();
   std::string last_authorization();
+  // The last CreateExport / UpdateExport request (exports: CreateExport keeps
+  // the export by name, with a signing secret "fake-signing-secret" shown
+  // when it has a webhook; GetExport answers it; UpdateExport records the
+  // request and answers the export with the request's webhook fields).
+  exportd::v1::CreateExportRequest last_create_export();
+  exportd::v1::UpdateExportRequest last_update_export();
 
  private:
   class SegmentServiceImpl;
   class ConnectionServiceImpl;
   class RunServiceImpl;
   class ServerServiceImpl;
+  class ExportServiceImpl;
 
   struct State {
     absl::Mutex mu;
@@ -60,6 +68,9 @@ class FakeExportd {
     std::map<std::string, std::vector<exportd::v1::MemberRow>> rows ABSL_GUARDED_BY(mu);
     int cancelled_uploads ABSL_GUARDED_BY(mu) = 0;
     std::string last_authorization ABSL_GUARDED_BY(mu);
+    std::map<std::string, exportd::v1::Export> exports ABSL_GUARDED_BY(mu);
+    exportd::v1::CreateExportRequest last_create_export ABSL_GUARDED_BY(mu);
+    exportd::v1::UpdateExportRequest last_update_export ABSL_GUARDED_BY(mu);
   };
 
   std::shared_ptr<State> state_;
@@ -67,6 +78,7 @@ class FakeExportd {
   std::unique_ptr<ConnectionServiceImpl> connections_;
   std::unique_ptr<RunServiceImpl> runs_;
   std::unique_ptr<ServerServiceImpl> status_;
+  std::unique_ptr<ExportServiceImpl> exports_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
 };

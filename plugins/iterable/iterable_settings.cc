@@ -5,9 +5,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "exportd/sdk/http_url.h"
 #include "request_builder.h"
 #include "status_macros.h"
 
@@ -153,34 +155,13 @@ sdk::Manifest BuildManifest() {
   return m;
 }
 
-absl::Status ValidateBaseUrl(std::string_view url_view) {
-  const std::string url(url_view);
-  absl::string_view rest = url;  // A view of `url`, never of a temporary.
-  if (!absl::ConsumePrefix(&rest, "https://") && !absl::ConsumePrefix(&rest, "http://")) {
+absl::Status ValidateBaseUrl(std::string_view url) {
+  absl::Status status = sdk::ValidateHttpUrl("setting 'base_url'", url);
+  if (!status.ok() && absl::StrContains(status.message(), "credentials")) {
     return absl::InvalidArgumentError(
-        absl::StrCat("setting 'base_url' must start with http:// or https://, got '", url, "'"));
+        absl::StrCat(status.message(), ": the API key goes in 'api_key'"));
   }
-  const absl::string_view host = rest.substr(0, rest.find('/'));
-  if (host.empty() || host.front() == ':') {
-    return absl::InvalidArgumentError(absl::StrCat("setting 'base_url' has no host: '", url, "'"));
-  }
-  for (char c : url) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) {
-      return absl::InvalidArgumentError(
-          "setting 'base_url' must not contain spaces, control or non-ASCII characters");
-    }
-    if (c == '?' || c == '#') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("setting 'base_url' must not have a query or fragment, got '", url, "'"));
-    }
-  }
-  if (host.find('@') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(
-        "setting 'base_url' must not contain credentials (user@host): the API key goes in "
-        "'api_key'");
-  }
-  return absl::OkStatus();
+  return status;
 }
 
 absl::StatusOr<ProjectType> ParseProjectType(const sdk::Settings& settings) {

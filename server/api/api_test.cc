@@ -1,6 +1,8 @@
 // The core's RPCs through real gRPC on 127.0.0.1 port 0, with an in-process
 // fake destination registered through the same registry as plugins.
 #include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "server/api/api_test_fixture.h"
@@ -27,6 +30,7 @@
 #include "server/app/server.h"
 #include "server/auth/credentials.h"
 #include "tests/fakes/fake_destination.h"
+#include "tests/support/webhook_receiver.h"
 
 namespace exportd::api {
 namespace {
@@ -909,6 +913,149 @@ TEST_F(ApiTest, EverythingSurvivesARestartAndSecretsAreNotStoredInClear) {
     std::stringstream bytes;
     bytes << in.rdbuf();
     EXPECT_EQ(bytes.str().find("s3cr3t-value-xyz"), std::string::npos) << entry.path();
+  }
+}
+
+// A webhook: checked like a destination's base URL; its signing secret is
+// shown once, in the answer that made it, sealed at rest, and never in
+// listings or the audit trail; a run that fails notifies it, signed with
+// that secret.
+TEST_P(ApiStoreTest, WebhooksAreSignedWithTheSecretShownOnlyAtCreation) {
+  auto receiver = testing::WebhookReceiver::Start();
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  StopServer();
+  StartServer([](ServerOptions& options) {
+    options.run_attempts = 1;
+    options.notify_backoff = absl::Milliseconds(10);
+  });
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("VIP", 10, &uploaded).ok());
+  v1::CreateExportRequest req;
+  req.set_name("vip");
+  req.set_connection("conn");
+  req.add_segments("VIP");
+  auto* m = req.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("Email");
+
+  auto bad = req;
+  bad.set_notify_url("ftp://127.0.0.1/hook");
+  v1::Export e;
+  auto status = exports_->CreateExport(As(kAdmin).get(), bad, &e);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("export 'vip': notify_url must start with http:// or https://, got "
+                        "'ftp://127.0.0.1/hook'"));
+  bad.set_notify_url("http://user@127.0.0.1/hook");
+  EXPECT_THAT(exports_->CreateExport(As(kAdmin).get(), bad, &e).error_message(),
+              HasSubstr("notify_url must not contain credentials"));
+  bad.set_notify_url(receiver->get()->url());
+  bad.add_notify_on("rejections>200%");
+  EXPECT_THAT(exports_->CreateExport(As(kAdmin).get(), bad, &e).error_message(),
+              HasSubstr("export 'vip': notify_on: 'rejections>200%' needs a percentage"));
+  auto no_url = req;
+  no_url.add_notify_on("failed");
+  EXPECT_THAT(exports_->CreateExport(As(kAdmin).get(), no_url, &e).error_message(),
+              HasSubstr("notify_on needs a webhook"));
+
+  req.set_notify_url(receiver->get()->url());
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  const std::string secret = e.new_notify_secret();
+  ASSERT_EQ(secret.size(), 64u);
+  EXPECT_TRUE(e.notify_secret_set());
+  EXPECT_THAT(e.notify_on(), ElementsAre("failed", "recovered"));
+
+  v1::GetExportRequest get;
+  get.set_export_("vip");
+  v1::Export got;
+  ASSERT_TRUE(exports_->GetExport(As(kViewer).get(), get, &got).ok());
+  EXPECT_EQ(got.notify_url(), receiver->get()->url());
+  EXPECT_TRUE(got.notify_secret_set());
+  EXPECT_TRUE(got.new_notify_secret().empty());
+  EXPECT_THAT(got.DebugString(), Not(HasSubstr(secret)));
+  v1::ListExportsResponse listed;
+  ASSERT_TRUE(exports_->ListExports(As(kAdmin).get(), {}, &listed).ok());
+  EXPECT_THAT(listed.DebugString(), Not(HasSubstr(secret)));
+
+  // A failed run notifies, signed with that secret.
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1000;
+  }
+  v1::RunExportRequest run_req;
+  run_req.set_export_("vip");
+  v1::Run run;
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+  ASSERT_TRUE(receiver->get()->WaitForRequests(1, absl::Seconds(60)));
+  const auto delivery = receiver->get()->requests().front();
+  EXPECT_EQ(delivery.Header("x-exportd-delivery"), run.id() + "/failed");
+  const std::string signed_text = delivery.Header("x-exportd-timestamp") + "." + delivery.body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_size = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac,
+       &mac_size);
+  EXPECT_EQ(delivery.Header("x-exportd-signature"),
+            "sha256=" + absl::BytesToHexString(
+                            std::string(reinterpret_cast<const char*>(mac), mac_size)));
+  EXPECT_THAT(delivery.body, HasSubstr("\"state\":\"failed\""));
+
+  // A copy of the export signs with a secret of its own.
+  v1::DuplicateExportRequest duplicate;
+  duplicate.set_export_("vip");
+  duplicate.set_new_name("vip-copy");
+  v1::Export copy;
+  ASSERT_TRUE(exports_->DuplicateExport(As(kAdmin).get(), duplicate, &copy).ok());
+  EXPECT_EQ(copy.notify_url(), receiver->get()->url());
+  EXPECT_TRUE(copy.notify_secret_set());
+  EXPECT_EQ(copy.new_notify_secret().size(), 64u);
+  EXPECT_NE(copy.new_notify_secret(), secret);
+
+  // Rotating makes a new secret; removing the webhook clears it.
+  v1::UpdateExportRequest rotate;
+  rotate.set_export_("vip");
+  rotate.set_rotate_notify_secret(true);
+  v1::Export rotated;
+  ASSERT_TRUE(exports_->UpdateExport(As(kAdmin).get(), rotate, &rotated).ok());
+  const std::string rotated_secret = rotated.new_notify_secret();
+  EXPECT_EQ(rotated_secret.size(), 64u);
+  EXPECT_NE(rotated_secret, secret);
+  v1::UpdateExportRequest triggers;
+  triggers.set_export_("vip");
+  triggers.add_notify_on("failed,rejections>5%");
+  v1::Export retriggered;
+  ASSERT_TRUE(exports_->UpdateExport(As(kAdmin).get(), triggers, &retriggered).ok());
+  EXPECT_THAT(retriggered.notify_on(), ElementsAre("failed", "rejections>5%"));
+  EXPECT_TRUE(retriggered.new_notify_secret().empty());  // Unchanged.
+  v1::UpdateExportRequest remove;
+  remove.set_export_("vip");
+  remove.set_notify_url("");
+  v1::Export removed;
+  ASSERT_TRUE(exports_->UpdateExport(As(kAdmin).get(), remove, &removed).ok());
+  EXPECT_TRUE(removed.notify_url().empty());
+  EXPECT_TRUE(removed.notify_on().empty());
+  EXPECT_FALSE(removed.notify_secret_set());
+  EXPECT_EQ(exports_->UpdateExport(As(kAdmin).get(), rotate, &rotated).error_code(),
+            grpc::FAILED_PRECONDITION);
+
+  v1::ListAuditEntriesRequest audit_req;
+  v1::ListAuditEntriesResponse audit;
+  ASSERT_TRUE(audit_->ListAuditEntries(As(kAdmin).get(), audit_req, &audit).ok());
+  EXPECT_GT(audit.entries_size(), 0);
+  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(secret)));
+  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(rotated_secret)));
+  EXPECT_THAT(audit.DebugString(), Not(HasSubstr(copy.new_notify_secret())));
+  if (GetParam() == "sqlite") {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/data")) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::stringstream bytes;
+      bytes << in.rdbuf();
+      EXPECT_EQ(bytes.str().find(secret), std::string::npos) << entry.path();
+    }
   }
 }
 

@@ -15,6 +15,9 @@
 #include "server/engine/cron.h"
 #include "server/engine/engine.h"
 #include "server/destinations/validation.h"
+#include "server/notify/triggers.h"
+#include "server/notify/webhook.h"
+#include "exportd/sdk/http_url.h"
 
 namespace exportd::api {
 namespace {
@@ -49,7 +52,74 @@ absl::Status ValidateSchedule(const std::string& export_name, const v1::Schedule
   return absl::OkStatus();
 }
 
+// Applies a request's webhook fields to `e`: `url` (null: unchanged; "":
+// removed, with its triggers and secret), `notify_on` (empty: unchanged, or
+// failed,recovered for a new webhook) and `rotate`. Sets `make_secret` when
+// the export needs a new signing secret.
+absl::Status ApplyWebhook(v1::Export& e, const std::string* url,
+                          const google::protobuf::RepeatedPtrField<std::string>& notify_on,
+                          bool rotate, bool* make_secret) {
+  *make_secret = false;
+  if (url != nullptr && url->empty()) {
+    if (notify_on.size() > 0 || rotate) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export '", e.name(),
+          "': an empty notify_url removes the webhook; drop notify_on and "
+          "rotate_notify_secret, or give a URL"));
+    }
+    e.clear_notify_url();
+    e.clear_notify_on();
+    e.set_notify_secret_set(false);
+    return absl::OkStatus();
+  }
+  if (url != nullptr) {
+    absl::Status checked = sdk::ValidateHttpUrl(absl::StrCat("export '", e.name(), "': notify_url"), *url);
+    if (!checked.ok()) return checked;
+    e.set_notify_url(*url);
+  }
+  if (e.notify_url().empty()) {
+    if (notify_on.size() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export '", e.name(), "': notify_on needs a webhook; give notify_url too"));
+    }
+    if (rotate) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "export '", e.name(), "' has no webhook to rotate the signing secret of; set notify_url"));
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> values = notify_on.size() > 0
+                                        ? std::vector<std::string>(notify_on.begin(), notify_on.end())
+                                        : std::vector<std::string>(e.notify_on().begin(),
+                                                                   e.notify_on().end());
+  absl::StatusOr<notify::NotifyTriggers> triggers = notify::ParseNotifyOn(values);
+  if (!triggers.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("export '", e.name(), "': ", triggers.status().message()));
+  }
+  e.clear_notify_on();
+  for (std::string& value : notify::NotifyOnValues(*triggers)) e.add_notify_on(std::move(value));
+  *make_secret = rotate || !e.notify_secret_set();
+  e.set_notify_secret_set(true);
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status ExportService::SaveWebhookSecret(const v1::Export& e, bool make_secret,
+                                              v1::Export* resp) {
+  if (e.notify_url().empty()) return deps_.store->PutNotifySecret(e.id(), "");
+  if (!make_secret) return absl::OkStatus();
+  if (deps_.secrets == nullptr) {
+    return absl::FailedPreconditionError("this exportd has no master key to seal secrets with");
+  }
+  EXPORTD_ASSIGN_OR_RETURN(std::string secret, notify::NewSigningSecret());
+  EXPORTD_ASSIGN_OR_RETURN(std::string sealed,
+                           notify::SealSigningSecret(*deps_.secrets, e.id(), secret));
+  EXPORTD_RETURN_IF_ERROR(deps_.store->PutNotifySecret(e.id(), sealed));
+  resp->set_new_notify_secret(std::move(secret));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<v1::Export> ExportService::Find(const auth::Principal& who, const std::string& ref,
                                                std::string& resource) {
@@ -176,7 +246,13 @@ grpc::ServerUnaryReactor* ExportService::CreateExport(grpc::CallbackServerContex
                        e.set_mode(req->mode());
                        *e.mutable_schedule() = req->schedule();
                        EXPORTD_RETURN_IF_ERROR(Validate(who, e));
-                       return SaveNew(who, e, resource, resp);
+                       bool make_secret = false;
+                       EXPORTD_RETURN_IF_ERROR(ApplyWebhook(
+                           e, req->notify_url().empty() ? nullptr : &req->notify_url(),
+                           req->notify_on(), /*rotate=*/false, &make_secret));
+                       EXPORTD_RETURN_IF_ERROR(SaveNew(who, e, resource, resp));
+                       if (!make_secret) return absl::OkStatus();
+                       return SaveWebhookSecret(e, make_secret, resp);
                      });
 }
 
@@ -224,9 +300,17 @@ grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContex
                        if (req->mode() != v1::EXPORT_MODE_UNSPECIFIED) e.set_mode(req->mode());
                        if (req->has_schedule()) *e.mutable_schedule() = req->schedule();
                        EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       const bool had_webhook = !e.notify_url().empty();
+                       bool make_secret = false;
+                       EXPORTD_RETURN_IF_ERROR(ApplyWebhook(
+                           e, req->has_notify_url() ? &req->notify_url() : nullptr,
+                           req->notify_on(), req->rotate_notify_secret(), &make_secret));
                        e.set_updated_at_micros(NowMicros());
                        EXPORTD_RETURN_IF_ERROR(deps_.store->UpdateExport(e));
                        *resp = e;
+                       if (make_secret || (had_webhook && e.notify_url().empty())) {
+                         return SaveWebhookSecret(e, make_secret, resp);
+                       }
                        return absl::OkStatus();
                      });
 }
@@ -253,7 +337,11 @@ grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerCon
                        e.set_name(req->new_name());
                        if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
                        EXPORTD_RETURN_IF_ERROR(ValidateName("new_name", e.name()));
-                       return SaveNew(who, e, resource, resp);
+                       // The copy signs with a secret of its own.
+                       const bool make_secret = !e.notify_url().empty();
+                       EXPORTD_RETURN_IF_ERROR(SaveNew(who, e, resource, resp));
+                       if (!make_secret) return absl::OkStatus();
+                       return SaveWebhookSecret(e, make_secret, resp);
                      });
 }
 

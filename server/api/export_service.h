@@ -44,6 +44,10 @@ class ExportService final : public v1::ExportService::CallbackService {
   // Stamps the creator and times on a validated new export and stores it.
   absl::Status SaveNew(const auth::Principal& who, v1::Export& e, std::string& resource,
                        v1::Export* resp);
+  // Stores the export's signing secret when `make_secret` (a new one, shown
+  // in resp->new_notify_secret) or removes it when the export has no
+  // webhook; after the export itself was stored.
+  absl::Status SaveWebhookSecret(const v1::Export& e, bool make_secret, v1::Export* resp);
   // Fills schedule.next_run_at_micros.
   void ShowNextRun(v1::Export& e) const;
 

@@ -46,6 +46,9 @@ Usage: exportd [flags]
                             first included (default 3; a plugin's request retries are its own)
   --run-retry-backoff D     wait before the second run attempt, doubled for each one after
                             (default 30s; e.g. 30s, 2m)
+  --notify-attempts N       delivery attempts of one webhook notification (default 8)
+  --notify-backoff D        wait after the first failed webhook delivery, doubled for each
+                            one after, at most 30m (default 5s; docs/notifications.md)
   --replica-id ID           this exportd's name in run leases and in each run's replica
                             (default host:pid)
   --lease-seconds N         a claim on a run lasts N seconds unless renewed by the heartbeat;
@@ -129,6 +132,20 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value, &out) || out < 1) {
         std::cerr << "exportd: " << (attempts ? "--run-attempts" : "--lease-seconds")
                   << " must be a whole number of at least 1, got '" << value << "'\n";
+        return 2;
+      }
+    } else if (take("--notify-attempts", value)) {
+      if (!absl::SimpleAtoi(value, &options.notify_attempts) || options.notify_attempts < 1) {
+        std::cerr << "exportd: --notify-attempts must be a whole number of at least 1, got '"
+                  << value << "'\n";
+        return 2;
+      }
+    } else if (take("--notify-backoff", value)) {
+      if (!absl::ParseDuration(value, &options.notify_backoff) ||
+          options.notify_backoff < absl::ZeroDuration() ||
+          options.notify_backoff == absl::InfiniteDuration()) {
+        std::cerr << "exportd: --notify-backoff '" << value
+                  << "' is not a duration; write e.g. 5s or 1m\n";
         return 2;
       }
     } else if (take("--run-retry-backoff", value)) {

@@ -22,6 +22,8 @@
 #include "server/common/status_macros.h"
 #include "server/common/terminal_text.h"
 #include "server/engine/engine.h"
+#include "server/engine/lease.h"
+#include "server/notify/notifier.h"
 #include "server/http/http_api.h"
 #include "server/observability/metrics.h"
 #include "server/destinations/plugin_loader.h"
@@ -91,6 +93,8 @@ struct Server::Impl {
   std::unique_ptr<ExportService> exports;
   std::unique_ptr<DestinationService> destinations;
   std::unique_ptr<AuditService> audit;
+  // Before engine, which wakes it when a run queued notifications.
+  std::unique_ptr<notify::Notifier> notifier;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<RunService> runs;
   std::unique_ptr<ServerService> server_status;
@@ -177,7 +181,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.metrics->Plugins(static_cast<std::int64_t>(s.registry->List().size()),
                      static_cast<std::int64_t>(s.registry->refused().size()));
 
+  notify::NotifierOptions notifier_options;
+  notifier_options.replica_id = o.replica_id.empty() ? engine::DefaultReplicaId() : o.replica_id;
+  notifier_options.max_attempts = o.notify_attempts;
+  notifier_options.backoff_base = o.notify_backoff;
+  notifier_options.metrics = s.metrics.get();
+  EXPORTD_ASSIGN_OR_RETURN(s.notifier, notify::Notifier::Create(s.store.get(), s.secrets.get(),
+                                                                std::move(notifier_options)));
+  s.notifier->Start();
+
   engine::EngineOptions engine_options;
+  engine_options.notifications_queued = [notifier = s.notifier.get()] { notifier->Wake(); };
   engine_options.workers = o.run_workers;
   engine_options.max_attempts = o.run_attempts;
   engine_options.retry_base = o.run_retry_backoff;
@@ -378,6 +392,9 @@ void Server::Shutdown() {
   impl_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (impl_->http != nullptr) impl_->http->Stop();
   impl_->engine->Shutdown();
+  // Last: the engine's final runs may have queued notifications; what is not
+  // delivered now stays in the outbox for the next start (or another replica).
+  impl_->notifier->Shutdown();
 }
 
 void Server::Wait() { impl_->grpc_server->Wait(); }

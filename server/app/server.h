@@ -51,6 +51,11 @@ struct ServerOptions {
   // and the backoff before the second (--run-retry-backoff; doubles after).
   int run_attempts = 3;
   absl::Duration run_retry_backoff = absl::Seconds(30);
+  // Delivery attempts of one webhook notification (--notify-attempts), and
+  // the backoff after the first (--notify-backoff; doubles after, at most
+  // 30 minutes).
+  int notify_attempts = 8;
+  absl::Duration notify_backoff = absl::Seconds(5);
   // This exportd's id in run leases and Run.replica (--replica-id); "host:pid"
   // when empty.
   std::string replica_id;

@@ -18,6 +18,7 @@
 #include "server/engine/lease.h"
 #include "server/engine/metered_connection.h"
 #include "server/store/queue_summary.h"
+#include "server/notify/outbox.h"
 #include "server/destinations/connection_resolver.h"
 #include "server/destinations/validation.h"
 #include "server/sync/segment_sync.h"
@@ -477,6 +478,7 @@ absl::Status Engine::Persist(LiveRun& live) {
 
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
   std::string id;
+  std::optional<v1::Run> finished;
   {
     absl::MutexLock lock(&live.mu);
     absl::Status allowed = CheckTransition(live.run.state(), state);
@@ -501,11 +503,31 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
       }
     }
     id = live.run.id();
+    if (IsFinal(state)) finished = live.run;
   }
   absl::Status persisted = Persist(live);
   if (!persisted.ok()) {
     Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(persisted.ToString()));
+    return;
   }
+  if (finished.has_value()) Notify(*finished);
+}
+
+void Engine::Notify(const v1::Run& run) {
+  // After the final state is stored, so that a receiver that asks exportd
+  // about the run sees it ended. The outbox is idempotent per run and
+  // trigger; the delivery happens on the notifier's thread, never here.
+  absl::StatusOr<int> queued =
+      notify::EnqueueRunNotifications(*store_, run, options_.clock->NowMicros());
+  if (!queued.ok()) {
+    if (!absl::IsNotFound(queued.status())) {
+      Log(LogLevel::kError, {"engine", run.id(), run.export_name()},
+          absl::StrCat("cannot queue the run's webhook notifications: ",
+                       EscapeForTerminal(queued.status().ToString())));
+    }
+    return;
+  }
+  if (*queued > 0 && options_.notifications_queued) options_.notifications_queued();
 }
 
 void Engine::Execute(store::ClaimedRun claimed) {

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,6 +80,10 @@ struct EngineOptions {
   // Where runs, records, destination calls, rate budgets, the queue and batch
   // commits are counted; null: nowhere. Outlives the engine.
   observability::Metrics* metrics = nullptr;
+  // Called on a worker thread after a run that ended queued webhook
+  // notifications in the store's outbox (server/notify/outbox.h), e.g. to
+  // wake the notifier; may be empty.
+  std::function<void()> notifications_queued;
 };
 
 struct TriggerOptions {
@@ -169,6 +174,9 @@ class Engine {
   // Moves the run to `state` and persists it under its lease.
   void Finish(LiveRun& live, v1::RunState state, const std::string& message)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the webhook notifications `run`, which just reached its final
+  // state (stored), fires.
+  void Notify(const v1::Run& run);
   // Writes the live run under its lease; notes a lost lease.
   absl::Status Persist(LiveRun& live);
   absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options);

@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
@@ -18,16 +20,20 @@
 #include "server/crypto/secret_map.h"
 #include "server/common/run_states.h"
 #include "server/engine/lease.h"
+#include "server/notify/notifier.h"
+#include "server/notify/webhook.h"
 #include "server/observability/metrics.h"
 #include "server/observability/testing/exposition.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/sqlite_util.h"
 #include "server/store/store_test_fixture.h"
 #include "tests/fakes/fake_destination.h"
+#include "tests/support/webhook_receiver.h"
 
 namespace exportd::engine {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -1301,8 +1307,164 @@ TEST_P(EngineTest, ACancelReachesARunThatAnotherReplicaExecutes) {
   EXPECT_LT(canceled.segments(0).added(), 3000);
 }
 
+// Webhook notifications of finished runs: the engine queues them in the
+// store's outbox once, when a run ends; the notifier (server/notify) sends
+// them on its own thread.
+class EngineNotifyTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto receiver = testing::WebhookReceiver::Start();
+    ASSERT_TRUE(receiver.ok()) << receiver.status();
+    receiver_ = std::move(*receiver);
+  }
+  void TearDown() override {
+    engine_.reset();
+    notifier_.reset();
+    receiver_.reset();
+    EngineTest::TearDown();
+  }
+  // Gives the export a webhook at `url` with `notify_on` and a secret.
+  void SetWebhook(const std::string& url, std::vector<std::string> notify_on) {
+    v1::Export e = *store_->GetExport("exp-1");
+    e.set_notify_url(url);
+    for (auto& value : notify_on) e.add_notify_on(value);
+    e.set_notify_secret_set(true);
+    ASSERT_TRUE(store_->UpdateExport(e).ok());
+    ASSERT_TRUE(store_
+                    ->PutNotifySecret("exp-1", *notify::SealSigningSecret(
+                                                   *box_, "exp-1", std::string(64, 'a')))
+                    .ok());
+  }
+  void StartWithNotifier(absl::Duration backoff) {
+    notify::NotifierOptions n;
+    n.replica_id = "replica-a";
+    n.backoff_base = backoff;
+    n.poll_interval = absl::Milliseconds(10);
+    n.jitter = [] { return 0.0; };
+    auto notifier = notify::Notifier::Create(store_.get(), box_.get(), n);
+    ASSERT_TRUE(notifier.ok()) << notifier.status();
+    notifier_ = std::move(*notifier);
+    notifier_->Start();
+    EngineOptions options;
+    options.max_attempts = 1;  // A failing run fails for good at once.
+    options.notifications_queued = [this] { notifier_->Wake(); };
+    StartEngine(options);
+  }
+  void FailCalls(int n) {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = n;
+  }
+  // (run id, trigger) of every delivery so far.
+  std::vector<std::pair<std::string, std::string>> Deliveries() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& r : receiver_->requests()) {
+      auto body = nlohmann::json::parse(r.body);
+      out.emplace_back(body["run_id"], body["trigger"]);
+    }
+    return out;
+  }
+
+  std::unique_ptr<testing::WebhookReceiver> receiver_;
+  std::unique_ptr<notify::Notifier> notifier_;
+};
+
+TEST_P(EngineNotifyTest, EachTriggerFiresOnceAndAPlainSuccessSendsNothing) {
+  SetWebhook(receiver_->url(), {"failed", "recovered", "rejections>10%"});
+  StartWithNotifier(absl::Milliseconds(10));
+  Upload(1, 10);
+  v1::Run first = RunToEnd();  // Succeeded, nothing failed before: nothing.
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED);
+
+  Upload(1, 10, "-v2");
+  FailCalls(1000);
+  v1::Run failed = RunToEnd();
+  ASSERT_EQ(failed.state(), v1::RUN_STATE_FAILED);
+  FailCalls(0);
+  ASSERT_TRUE(receiver_->WaitForRequests(1, absl::Seconds(30)));
+
+  v1::Run recovered = RunToEnd();
+  ASSERT_EQ(recovered.state(), v1::RUN_STATE_SUCCEEDED);
+  ASSERT_TRUE(receiver_->WaitForRequests(2, absl::Seconds(30)));
+
+  Upload(1, 10, "-v3");
+  v1::Run again = RunToEnd();  // Succeeded after a success: nothing.
+  ASSERT_EQ(again.state(), v1::RUN_STATE_SUCCEEDED);
+
+  Upload(1, 10, "-v4");
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->reject = {"p1", "p2"};  // 2 of 10: 20% > 10%.
+  }
+  v1::Run rejecting = RunToEnd();
+  ASSERT_EQ(rejecting.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  ASSERT_TRUE(receiver_->WaitForRequests(3, absl::Seconds(30)));
+  // Everything queued was delivered, and nothing else was queued.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!store_->ListNotifications()->empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(store_->ListNotifications()->empty());
+  using Delivery = std::pair<std::string, std::string>;
+  EXPECT_THAT(Deliveries(),
+              ::testing::UnorderedElementsAre(Delivery(failed.id(), "failed"),
+                                              Delivery(recovered.id(), "recovered"),
+                                              Delivery(rejecting.id(), "rejections")));
+}
+
+TEST_P(EngineNotifyTest, ADownReceiverDoesNotHoldUpRuns) {
+  const std::string url = receiver_->url();
+  receiver_->Stop();  // A closed port: every delivery fails.
+  SetWebhook(url, {"failed"});
+  StartWithNotifier(absl::Hours(1));  // The retry waits long after the first attempt.
+  Upload(1, 10);
+  FailCalls(1000);
+  v1::Run failed = RunToEnd();
+  ASSERT_EQ(failed.state(), v1::RUN_STATE_FAILED);
+  FailCalls(0);
+  // The first attempt failed and the notification waits for its retry...
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::vector<store::Notification> pending;
+  while (absl::Now() < deadline) {
+    pending = *store_->ListNotifications();
+    if (!pending.empty() && pending.front().attempts >= 1) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_GE(pending.front().attempts, 1);
+  EXPECT_THAT(pending.front().last_error, HasSubstr("cannot deliver to the webhook at 127.0.0.1"));
+  // ...while the export's next run runs and ends.
+  v1::Run next = RunToEnd();
+  EXPECT_EQ(next.state(), v1::RUN_STATE_SUCCEEDED);
+  pending = *store_->ListNotifications();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending.front().run_id, failed.id());
+}
+
+TEST_P(EngineNotifyTest, ADryRunNeitherNotifiesNorCountsAsThePreviousRun) {
+  SetWebhook(receiver_->url(), {"recovered"});
+  StartWithNotifier(absl::Milliseconds(10));
+  Upload(1, 10);
+  FailCalls(1000);
+  ASSERT_EQ(RunToEnd().state(), v1::RUN_STATE_FAILED);  // Not watched: nothing.
+  FailCalls(0);
+  TriggerOptions dry;
+  dry.dry_run = true;
+  v1::Run dry_run = RunToEnd(dry);
+  ASSERT_EQ(dry_run.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_TRUE(store_->ListNotifications()->empty());
+  // The real run after it recovers from the failed one.
+  v1::Run recovered = RunToEnd();
+  ASSERT_EQ(recovered.state(), v1::RUN_STATE_SUCCEEDED);
+  ASSERT_TRUE(receiver_->WaitForRequests(1, absl::Seconds(30)));
+  using Delivery = std::pair<std::string, std::string>;
+  EXPECT_THAT(Deliveries(), ElementsAre(Delivery(recovered.id(), "recovered")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, EngineTest, store::EveryStore(), store::StoreName());
 INSTANTIATE_TEST_SUITE_P(Stores, EngineIdentifierTest, store::EveryStore(), store::StoreName());
+INSTANTIATE_TEST_SUITE_P(Stores, EngineNotifyTest, store::EveryStore(), store::StoreName());
 
 }  // namespace
 }  // namespace exportd::engine

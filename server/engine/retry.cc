@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/backoff.h"
 
 namespace exportd::engine {
 
@@ -19,8 +20,7 @@ RetryDecision DecideRetry(const RetryPolicy& policy, int attempt, absl::string_v
     d.message = absl::StrCat(why, " (gave up after ", attempt, " run attempts)");
     return d;
   }
-  d.delay = policy.base * (1 << std::min(std::max(attempt, 1) - 1, 10));
-  d.delay += d.delay * (std::clamp(jitter, 0.0, 1.0) * 0.2);
+  d.delay = ExponentialBackoff(policy.base, attempt, jitter);
   absl::Duration shown = d.delay < absl::Seconds(1) ? absl::Trunc(d.delay, absl::Milliseconds(1))
                                                     : absl::Trunc(d.delay, absl::Seconds(1));
   d.message = absl::StrCat("run attempt ", attempt + 1, " of ", policy.max_attempts, " in ",

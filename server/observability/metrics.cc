@@ -129,6 +129,11 @@ Metrics::Metrics(absl::string_view version, int abi)
                           .Help("Destination plugin libraries refused at start-up")
                           .Register(r)
                           .Add({});
+  notifications_ = &BuildCounter()
+                        .Name("exportd_notifications_total")
+                        .Help("Webhook notification delivery attempts, by export and outcome "
+                              "(delivered, retried, gave_up)")
+                        .Register(r);
 }
 
 Metrics::~Metrics() = default;
@@ -226,6 +231,10 @@ void Metrics::StoreOperation(absl::string_view operation, absl::Duration latency
 void Metrics::Plugins(std::int64_t loaded, std::int64_t refused) {
   plugins_loaded_->Set(static_cast<double>(loaded));
   plugins_refused_->Set(static_cast<double>(refused));
+}
+
+void Metrics::Notification(absl::string_view export_name, absl::string_view outcome) {
+  notifications_->Add({{"export", S(export_name)}, {"outcome", S(outcome)}}).Increment();
 }
 
 }  // namespace exportd::observability

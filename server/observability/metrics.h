@@ -83,6 +83,9 @@ class Metrics {
   void StoreOperation(absl::string_view operation, absl::Duration latency);
   // Destination plugins registered and refused at start-up.
   void Plugins(std::int64_t loaded, std::int64_t refused);
+  // One delivery attempt of a webhook notification of the export and how it
+  // ended: delivered, retried (another attempt follows) or gave_up.
+  void Notification(absl::string_view export_name, absl::string_view outcome);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -105,6 +108,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* store_latency_;
   prometheus::Gauge* plugins_loaded_;
   prometheus::Gauge* plugins_refused_;
+  prometheus::Family<prometheus::Counter>* notifications_;
 };
 
 // The name of an outcome as it appears in the `outcome` label.

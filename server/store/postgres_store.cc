@@ -3,6 +3,7 @@
 #include "server/store/postgres_store.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -20,12 +21,21 @@ constexpr int kMigrationLock = 0x65787064;  // "expd": one migrator at a time.
 // (kUploadLockClass, hashtext(segment_id)): held by the session of an upload.
 constexpr char kUploadLockClass[] = "1702391908";
 
-// Each entry migrates the schema from version i to i+1. Append only; never
-// edit a migration that has shipped. Text keys sort bytewise (COLLATE "C"),
-// as SQLite does, whatever the database's locale.
-constexpr const char* kMigrations[] = {
+// One step of the schema: applied to a database whose version is below
+// `version`, which it then has.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// In ascending version order. Append only; never edit a migration that has
+// shipped. A version may be missing (a step of another line of development
+// that is not in this build): each step depends only on the steps below it
+// that are listed here. Text keys sort bytewise (COLLATE "C"), as SQLite
+// does, whatever the database's locale.
+constexpr Migration kMigrations[] = {
     // 1: everything the SQLite store has at its version 6.
-    R"sql(
+    {1, R"sql(
     CREATE TABLE connections (
       id TEXT COLLATE "C" PRIMARY KEY, name TEXT COLLATE "C" NOT NULL UNIQUE,
       data BYTEA NOT NULL, secrets BYTEA NOT NULL);
@@ -63,35 +73,49 @@ constexpr const char* kMigrations[] = {
     CREATE TABLE connection_rates (
       connection_id TEXT COLLATE "C" PRIMARY KEY, requests_per_second DOUBLE PRECISION NOT NULL,
       records_per_second DOUBLE PRECISION NOT NULL, updated_at BIGINT NOT NULL);
-    )sql",
+    )sql"},
     // 2: the latest schedule firing claimed per export, so that the
     // schedulers of several replicas fire each occurrence once.
-    R"sql(
+    {2, R"sql(
     CREATE TABLE schedule_firings (
       export_id TEXT COLLATE "C" PRIMARY KEY, fired_for BIGINT NOT NULL);
-    )sql",
+    )sql"},
     // 3: which replicas send on each connection now (each sends its share of
     // the connection's rate); a share that is not renewed expires.
-    R"sql(
+    {3, R"sql(
     CREATE TABLE connection_shares (
       connection_id TEXT COLLATE "C" NOT NULL, replica TEXT NOT NULL,
       expires_at BIGINT NOT NULL, PRIMARY KEY (connection_id, replica));
-    )sql",
+    )sql"},
     // 4: what each delivered-state row records (store::DeliveredState): 0
     // delivered, 1 delivered but its last update rejected, 2 never delivered
     // and its last attempt rejected.
-    R"sql(
+    {4, R"sql(
     ALTER TABLE delivered ADD COLUMN state SMALLINT NOT NULL DEFAULT 0;
-    )sql",
+    )sql"},
     // 5: snapshots are stored in profile-id order from this version on, and
     // each one's commit records it here; the ones stored before (or by a
     // replica of an older version still running) are not recorded: they are
     // in upload order (Store::SnapshotInMemberOrder).
-    R"sql(
+    {5, R"sql(
     CREATE TABLE sorted_snapshots (
       segment_id TEXT COLLATE "C" NOT NULL, version BIGINT NOT NULL,
       PRIMARY KEY (segment_id, version));
-    )sql",
+    )sql"},
+    // 6: webhook notifications: each export's sealed signing secret (NULL:
+    // none), and the outbox of notifications to deliver, leased to the
+    // replica that delivers them (lease_expires 0: nobody holds one).
+    {6, R"sql(
+    ALTER TABLE exports ADD COLUMN notify_secret BYTEA;
+    CREATE TABLE notifications (
+      run_id TEXT COLLATE "C" NOT NULL, trig TEXT COLLATE "C" NOT NULL,
+      export_id TEXT COLLATE "C" NOT NULL, export_name TEXT NOT NULL, url TEXT NOT NULL,
+      body BYTEA NOT NULL, attempts INTEGER NOT NULL, created_at BIGINT NOT NULL,
+      next_attempt_at BIGINT NOT NULL, last_error TEXT NOT NULL,
+      lease_holder TEXT NOT NULL DEFAULT '', lease_expires BIGINT NOT NULL DEFAULT 0,
+      PRIMARY KEY (run_id, trig));
+    CREATE INDEX notifications_due ON notifications (next_attempt_at);
+    )sql"},
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.
@@ -239,9 +263,7 @@ class PgSnapshotWriter final : public StagedSnapshotWriter {
   std::unique_ptr<PgConnection> conn_;
 };
 
-int PostgresStore::CurrentSchemaVersion() {
-  return static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
-}
+int PostgresStore::CurrentSchemaVersion() { return std::end(kMigrations)[-1].version; }
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& conninfo) {
   EXPORTD_RETURN_IF_ERROR(CheckPgConnectionString(conninfo));
@@ -267,12 +289,15 @@ absl::Status PostgresStore::Migrate() {
           CurrentSchemaVersion(),
           "; a newer exportd migrated it: upgrade this replica to that version (docs/scale-out.md)"));
     }
-    for (int next = version; next < CurrentSchemaVersion(); ++next) {
+    for (const Migration& migration : kMigrations) {
+      if (migration.version <= version) continue;
+      const int next = migration.version - 1;  // For the message below.
       EXPORTD_RETURN_IF_ERROR(conn->Exec("BEGIN").status());
-      absl::Status step = conn->ExecScript(kMigrations[next]);
+      absl::Status step = conn->ExecScript(migration.sql);
       if (step.ok()) step = conn->Exec("DELETE FROM exportd_schema").status();
       if (step.ok()) {
-        step = conn->Exec(absl::StrCat("INSERT INTO exportd_schema VALUES (", next + 1, ")"))
+        step = conn->Exec(absl::StrCat("INSERT INTO exportd_schema VALUES (", migration.version,
+                                       ")"))
                    .status();
       }
       if (step.ok()) step = conn->Exec("COMMIT").status();

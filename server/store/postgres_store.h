@@ -111,6 +111,16 @@ class PostgresStore final : public Store {
   absl::StatusOr<ConnectionRate> GetConnectionRate(absl::string_view connection_id) override;
   absl::Status PutConnectionRate(absl::string_view connection_id,
                                  const ConnectionRate& rate) override;
+  absl::StatusOr<std::string> GetNotifySecret(absl::string_view export_id) override;
+  absl::Status PutNotifySecret(absl::string_view export_id, absl::string_view sealed) override;
+  absl::Status EnqueueNotification(const Notification& notification) override;
+  absl::StatusOr<std::vector<Notification>> ClaimNotifications(
+      const NotificationClaim& claim) override;
+  absl::Status DeleteNotification(absl::string_view run_id, absl::string_view trigger) override;
+  absl::Status RescheduleNotification(const Notification& notification,
+                                      absl::string_view holder) override;
+  absl::StatusOr<std::vector<Notification>> ListNotifications() override;
+
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override;
   absl::Status PutMeta(absl::string_view key, absl::string_view value) override;
 

@@ -1,6 +1,7 @@
 #include "server/store/sqlite_store.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -13,11 +14,20 @@
 namespace exportd::store {
 namespace {
 
-// Each entry migrates the schema from version i to i+1. Append only; never
-// edit a migration that has shipped.
-constexpr const char* kMigrations[] = {
+// One step of the schema: applied to a database whose version is below
+// `version`, which it then has.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// In ascending version order. Append only; never edit a migration that has
+// shipped. A version may be missing (a step of another line of development
+// that is not in this build): each step depends only on the steps below it
+// that are listed here.
+constexpr Migration kMigrations[] = {
     // 1: resources, segment snapshots, audit log.
-    R"sql(
+    {1, R"sql(
     CREATE TABLE connections (
       id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data BLOB NOT NULL, secrets BLOB NOT NULL);
     CREATE TABLE segments (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data BLOB NOT NULL);
@@ -28,9 +38,9 @@ constexpr const char* kMigrations[] = {
       id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, connection_id TEXT, data BLOB NOT NULL);
     CREATE INDEX exports_by_connection ON exports(connection_id);
     CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL);
-    )sql",
+    )sql"},
     // 2: runs, delivered state, rejections.
-    R"sql(
+    {2, R"sql(
     CREATE TABLE runs (
       id TEXT PRIMARY KEY, export_id TEXT NOT NULL, created_at INTEGER NOT NULL,
       finished INTEGER NOT NULL, data BLOB NOT NULL);
@@ -47,46 +57,59 @@ constexpr const char* kMigrations[] = {
     CREATE TABLE rejections (
       run_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
-    )sql",
+    )sql"},
     // 3: named values about the store itself (the master key's check value).
-    R"sql(
+    {3, R"sql(
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-    )sql",
+    )sql"},
     // 4: the hash of the destination identifier each delivered member was
     // sent with (the identifier itself is in vals). Rows delivered before
     // keep NULL (unknown): the diff resends such a member once, which records
     // it.
-    R"sql(
+    {4, R"sql(
     ALTER TABLE delivered ADD COLUMN ident_hash INTEGER;
-    )sql",
+    )sql"},
     // 5: the rate each connection's budget learned (requests and records per second).
-    R"sql(
+    {5, R"sql(
     CREATE TABLE connection_rates (
       connection_id TEXT PRIMARY KEY, requests_per_second REAL NOT NULL,
       records_per_second REAL NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
-    )sql",
+    )sql"},
     // 6: the run queue's leases. A run is worked on by the replica whose lease
     // (holder, epoch, expiry) is live; lease_expires 0: nobody holds it.
-    R"sql(
+    {6, R"sql(
     ALTER TABLE runs ADD COLUMN lease_holder TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN lease_expires INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
-    )sql",
+    )sql"},
     // 7: what each delivered-state row records (store::DeliveredState): 0
     // delivered, 1 delivered but its last update rejected, 2 never delivered
     // and its last attempt rejected. Rows before are delivered.
-    R"sql(
+    {7, R"sql(
     ALTER TABLE delivered ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
-    )sql",
+    )sql"},
     // 8: snapshots are stored in profile-id order from this version on, and
     // each one's commit records it here; the ones stored before (not
     // recorded) are in upload order (Store::SnapshotInMemberOrder).
-    R"sql(
+    {8, R"sql(
     CREATE TABLE sorted_snapshots (
       segment_id TEXT NOT NULL, version INTEGER NOT NULL,
       PRIMARY KEY (segment_id, version)) WITHOUT ROWID;
-    )sql",
+    )sql"},
+    // 9: webhook notifications: each export's sealed signing secret (NULL:
+    // none), and the outbox of notifications to deliver, leased to the
+    // replica that delivers them (lease_expires 0: nobody holds one).
+    {9, R"sql(
+    ALTER TABLE exports ADD COLUMN notify_secret BLOB;
+    CREATE TABLE notifications (
+      run_id TEXT NOT NULL, trig TEXT NOT NULL, export_id TEXT NOT NULL,
+      export_name TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL,
+      attempts INTEGER NOT NULL, created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+      last_error TEXT NOT NULL, lease_holder TEXT NOT NULL DEFAULT '',
+      lease_expires INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trig)) WITHOUT ROWID;
+    CREATE INDEX notifications_due ON notifications (next_attempt_at);
+    )sql"},
 };
 
 // Reads one row of (data) from `table` by id or name.
@@ -202,9 +225,7 @@ class SqliteSnapshotWriter final : public StagedSnapshotWriter {
   SqliteStore* const sqlite_;
 };
 
-int SqliteStore::CurrentSchemaVersion() {
-  return static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
-}
+int SqliteStore::CurrentSchemaVersion() { return std::end(kMigrations)[-1].version; }
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   EXPORTD_ASSIGN_OR_RETURN(auto db, Database::Open(path, /*read_only=*/false));
@@ -232,11 +253,13 @@ absl::Status SqliteStore::Migrate(int target) {
         "database '", path_, "' has schema version ", version, ", newer than this exportd's ",
         CurrentSchemaVersion(), "; run a newer exportd or another --data-dir"));
   }
-  for (int next = version; next < target; ++next) {
+  for (const Migration& step : kMigrations) {
+    if (step.version <= version) continue;
+    if (step.version > target) break;
     EXPORTD_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-      EXPORTD_RETURN_IF_ERROR(db_->Exec(kMigrations[next]));
+      EXPORTD_RETURN_IF_ERROR(db_->Exec(step.sql));
       EXPORTD_RETURN_IF_ERROR(db_->Exec("DELETE FROM schema_version"));
-      return db_->Exec(absl::StrCat("INSERT INTO schema_version VALUES (", next + 1, ")"));
+      return db_->Exec(absl::StrCat("INSERT INTO schema_version VALUES (", step.version, ")"));
     }));
   }
   if (target < CurrentSchemaVersion()) return absl::OkStatus();  // An old schema, for tests.

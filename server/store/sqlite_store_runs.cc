@@ -384,7 +384,8 @@ absl::Status SqliteStore::ForEachDelivered(
   EXPORTD_RETURN_IF_ERROR(key.status());
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt, reader->Prepare("SELECT id_hash, profile_id, value_hash, run_id, "
-                                      "ident_hash, state FROM delivered WHERE audience_key = ?"));
+                                      "ident_hash, state FROM delivered WHERE audience_key = ? "
+                                      "ORDER BY profile_id"));  // The primary key's order: no sort.
   stmt.Bind(1, *key);
   DeliveredView row;
   while (true) {

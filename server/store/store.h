@@ -231,6 +231,31 @@ struct ConnectionRate {
   std::int64_t updated_at_micros = 0;
 };
 
+// One notification of the webhook outbox (server/notify/): a run of an export
+// ended in a way its webhook asked to hear about. Enqueued once when the run
+// ends; delivered (signed at each attempt) by whichever replica claims it.
+struct Notification {
+  std::string run_id;
+  // Why: "failed", "recovered" or "rejections". With run_id, the key.
+  std::string trigger;
+  std::string export_id;
+  std::string export_name;  // For logs and metric labels.
+  std::string url;          // The webhook when the run ended.
+  std::string body;         // The JSON body, final.
+  int attempts = 0;         // Delivery attempts made so far.
+  std::int64_t created_at_micros = 0;
+  std::int64_t next_attempt_at_micros = 0;  // Due from then.
+  std::string last_error;   // Why the last attempt failed.
+};
+
+// What ClaimNotifications looks for: due notifications no live lease holds.
+struct NotificationClaim {
+  std::string holder;  // The replica id.
+  std::int64_t now_micros = 0;
+  absl::Duration lease = absl::Seconds(60);
+  int limit = 16;
+};
+
 // A page request: `after` is an opaque cursor from the previous page.
 struct PageRequest {
   int limit = 100;
@@ -367,7 +392,9 @@ class Store {
   virtual absl::Status PutAudienceState(absl::string_view export_id, absl::string_view segment_id,
                                         const AudienceState& state) = 0;
   // Calls `fn` for every delivered member of (export, segment), without its
-  // values (the fast path of the diff).
+  // values, in profile-id order (bytewise, as std::string compares): the
+  // diff merges it with the snapshot, stored in the same order. Streams: a
+  // store never holds the whole delivered state in memory for it.
   virtual absl::Status ForEachDelivered(
       absl::string_view export_id, absl::string_view segment_id,
       const std::function<absl::Status(const DeliveredView&)>& fn) = 0;
@@ -402,6 +429,34 @@ class Store {
   // Ends `replica`'s share of the connection (its last run on it ended).
   virtual absl::Status EndConnectionShare(absl::string_view connection_id,
                                           absl::string_view replica) = 0;
+
+  // --- Webhook notifications: signing secrets and the outbox ---------------
+  // The export's webhook signing secret, sealed by the caller (never the
+  // secret itself). NOT_FOUND when the export or its secret does not exist.
+  virtual absl::StatusOr<std::string> GetNotifySecret(absl::string_view export_id) = 0;
+  // Replaces the export's sealed signing secret; empty removes it. It goes
+  // with the export. NOT_FOUND for an unknown export.
+  virtual absl::Status PutNotifySecret(absl::string_view export_id, absl::string_view sealed) = 0;
+  // Adds a notification, due at its next_attempt_at_micros. Idempotent: a
+  // notification already there with the same (run_id, trigger) stays as it
+  // is, and OK is returned.
+  virtual absl::Status EnqueueNotification(const Notification& notification) = 0;
+  // Atomically leases up to `claim.limit` due notifications that no live
+  // lease holds (FOR UPDATE SKIP LOCKED on PostgreSQL), oldest due first, to
+  // `claim.holder` until now + lease: no other replica gets them meanwhile.
+  virtual absl::StatusOr<std::vector<Notification>> ClaimNotifications(
+      const NotificationClaim& claim) = 0;
+  // A claimed notification was delivered, or given up: it goes.
+  virtual absl::Status DeleteNotification(absl::string_view run_id,
+                                          absl::string_view trigger) = 0;
+  // A claimed notification is tried again at its next_attempt_at_micros,
+  // with its attempts and last_error; its lease ends. Changes nothing (OK)
+  // when `holder` no longer holds it.
+  virtual absl::Status RescheduleNotification(const Notification& notification,
+                                              absl::string_view holder) = 0;
+  // Every notification not delivered yet, oldest first (for operators and
+  // tests).
+  virtual absl::StatusOr<std::vector<Notification>> ListNotifications() = 0;
 
   // --- Rejections --------------------------------------------------------
   virtual absl::StatusOr<std::vector<v1::Rejection>> ListRejections(absl::string_view run_id,

@@ -1,6 +1,7 @@
 // The store conformance suite, resources: connections, segments and
 // snapshots, exports, audit, delivered rows, meta values and learned rates.
 // Every test runs against SQLite and PostgreSQL (store_test_fixture.h).
+#include <algorithm>
 #include <map>
 
 #include "gmock/gmock.h"
@@ -349,6 +350,37 @@ TEST_P(StoreConformanceTest, ConnectionRatesAreReplacedSurviveAReopenAndGoWithTh
   EXPECT_EQ(rate->updated_at_micros, 2);
   ASSERT_TRUE(store_->DeleteConnection("c1", ExportDisposition::kRefuse).ok());
   EXPECT_EQ(store_->GetConnectionRate("c1").status().code(), absl::StatusCode::kNotFound);
+}
+
+// The diff merges the delivered state with the snapshot: both come in
+// bytewise profile-id order (PostgreSQL: whatever the database's collation).
+TEST_P(StoreConformanceTest, DeliveredStateIsStreamedInProfileIdOrder) {
+  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
+  v1::Run run;
+  run.set_id("run-1");
+  run.set_export_id("exp-1");
+  run.set_state(v1::RUN_STATE_QUEUED);
+  ASSERT_TRUE(store_->CreateRun(run).ok());
+  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  BatchCommit commit;
+  commit.export_id = "exp-1";
+  commit.segment_id = "seg-1";
+  commit.lease = (*claimed)->lease;
+  commit.checkpoint = (*claimed)->run;
+  std::vector<std::string> ids = {"b", "\xc3\xa9", "aa", "B", "a", "a b", "_x", "Z9", "10", "9"};
+  for (const auto& id : ids) commit.delivered.push_back({1, id, 2, "run-1", "v", 3});
+  ASSERT_TRUE(store_->CommitBatch(commit).ok());
+  std::vector<std::string> read;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       read.emplace_back(row.profile_id);
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(read, ids);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest, EveryStore(), StoreName());

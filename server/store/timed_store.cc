@@ -26,10 +26,6 @@ class TimedSnapshotWriter final : public SnapshotWriter {
     return Timed(observer_, "SnapshotWriter.AppendBytes",
                  [&] { return inner_->AppendBytes(std::move(chunk_bytes), rows); });
   }
-  absl::Status ForEachStagedChunk(
-      const std::function<absl::Status(absl::string_view bytes)>& fn) override {
-    return inner_->ForEachStagedChunk(fn);
-  }
   absl::StatusOr<v1::Segment> Commit() override {
     return Timed(observer_, "SnapshotWriter.Commit", [&] { return inner_->Commit(); });
   }
@@ -76,9 +72,12 @@ class TimedStore final : public Store {
     EXPORTD_TIMED(DeleteSegment, DeleteSegment(id));
   }
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> BeginSnapshot(
-      absl::string_view segment_id, std::vector<v1::SchemaField> schema) override {
-    absl::StatusOr<std::unique_ptr<SnapshotWriter>> writer = Timed(
-        observer_, "BeginSnapshot", [&] { return inner_->BeginSnapshot(segment_id, std::move(schema)); });
+      absl::string_view segment_id, std::vector<v1::SchemaField> schema,
+      MemberSorterOptions sort) override {
+    absl::StatusOr<std::unique_ptr<SnapshotWriter>> writer =
+        Timed(observer_, "BeginSnapshot", [&] {
+          return inner_->BeginSnapshot(segment_id, std::move(schema), std::move(sort));
+        });
     if (!writer.ok()) return writer;
     return std::unique_ptr<SnapshotWriter>(
         std::make_unique<TimedSnapshotWriter>(*std::move(writer), observer_));
@@ -87,6 +86,10 @@ class TimedStore final : public Store {
       absl::string_view segment_id, std::int64_t version,
       const std::function<absl::Status(absl::string_view bytes)>& fn) override {
     EXPORTD_TIMED(ForEachChunkBytes, ForEachChunkBytes(segment_id, version, fn));
+  }
+  absl::StatusOr<bool> SnapshotInMemberOrder(absl::string_view segment_id,
+                                             std::int64_t version) override {
+    EXPORTD_TIMED(SnapshotInMemberOrder, SnapshotInMemberOrder(segment_id, version));
   }
 
   absl::Status CreateExport(const v1::Export& e) override {
@@ -214,6 +217,30 @@ class TimedStore final : public Store {
   }
   absl::Status PutMeta(absl::string_view key, absl::string_view value) override {
     EXPORTD_TIMED(PutMeta, PutMeta(key, value));
+  }
+
+  absl::StatusOr<std::string> GetNotifySecret(absl::string_view export_id) override {
+    EXPORTD_TIMED(GetNotifySecret, GetNotifySecret(export_id));
+  }
+  absl::Status PutNotifySecret(absl::string_view export_id, absl::string_view sealed) override {
+    EXPORTD_TIMED(PutNotifySecret, PutNotifySecret(export_id, sealed));
+  }
+  absl::Status EnqueueNotification(const Notification& notification) override {
+    EXPORTD_TIMED(EnqueueNotification, EnqueueNotification(notification));
+  }
+  absl::StatusOr<std::vector<Notification>> ClaimNotifications(
+      const NotificationClaim& claim) override {
+    EXPORTD_TIMED(ClaimNotifications, ClaimNotifications(claim));
+  }
+  absl::Status DeleteNotification(absl::string_view run_id, absl::string_view trigger) override {
+    EXPORTD_TIMED(DeleteNotification, DeleteNotification(run_id, trigger));
+  }
+  absl::Status RescheduleNotification(const Notification& notification,
+                                      absl::string_view holder) override {
+    EXPORTD_TIMED(RescheduleNotification, RescheduleNotification(notification, holder));
+  }
+  absl::StatusOr<std::vector<Notification>> ListNotifications() override {
+    EXPORTD_TIMED(ListNotifications, ListNotifications());
   }
 
 #undef EXPORTD_TIMED

@@ -61,6 +61,7 @@ export async function detail(ctx, [id]) {
       ['Mode', exportMode(e.mode)],
       ['Schedule', s.followSystemRefresh ? 'follows the system refresh' : s.cron ? `${s.cron} (${s.timezone || 'UTC'})${s.enabled ? '' : ', disabled'}` : 'none'],
       ['Next scheduled run', nextRunText(e)],
+      ['Webhook', e.notifyUrl ? `${e.notifyUrl} on ${(e.notifyOn || []).join(', ')}${e.notifySecretSet ? ' (signed)' : ''}` : 'none'],
       ['Created', `${time(e.createdAtMicros)} by ${e.createdBy || '—'}`],
     ]),
     h('h2', {}, 'Mappings'),
