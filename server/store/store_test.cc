@@ -3,9 +3,11 @@
 // Every test runs against SQLite and PostgreSQL (store_test_fixture.h).
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/status_macros.h"
 #include "server/store/store_test_fixture.h"
 
 namespace exportd::store {
@@ -212,6 +214,18 @@ TEST_P(StoreConformanceTest, AuditIsNewestFirstAndPaged) {
   EXPECT_TRUE(cursor.empty());
 }
 
+// Audience state for (exp-1, seg-1) and a claimed run "run-1" of exp-1, as
+// batch commits need them.
+absl::StatusOr<std::optional<ClaimedRun>> ClaimNewRun(Store& store) {
+  EXPORTD_RETURN_IF_ERROR(store.PutAudienceState("exp-1", "seg-1", {"aud-1", 7}));
+  v1::Run run;
+  run.set_id("run-1");
+  run.set_export_id("exp-1");
+  run.set_state(v1::RUN_STATE_QUEUED);
+  EXPORTD_RETURN_IF_ERROR(store.CreateRun(run));
+  return store.ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
+}
+
 TEST_P(StoreConformanceTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
   BatchCommit commit;
@@ -256,13 +270,7 @@ TEST_P(StoreConformanceTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown
 // its own (never over a delivered row); a delivered member's rejected update
 // only marks its row, keeping what was delivered; a later delivery clears it.
 TEST_P(StoreConformanceTest, RejectedMembersAreRememberedWithoutLosingWhatWasDelivered) {
-  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
-  v1::Run run;
-  run.set_id("run-1");
-  run.set_export_id("exp-1");
-  run.set_state(v1::RUN_STATE_QUEUED);
-  ASSERT_TRUE(store_->CreateRun(run).ok());
-  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
+  auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
     BatchCommit c;
@@ -355,13 +363,7 @@ TEST_P(StoreConformanceTest, ConnectionRatesAreReplacedSurviveAReopenAndGoWithTh
 // The diff merges the delivered state with the snapshot: both come in
 // bytewise profile-id order (PostgreSQL: whatever the database's collation).
 TEST_P(StoreConformanceTest, DeliveredStateIsStreamedInProfileIdOrder) {
-  ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
-  v1::Run run;
-  run.set_id("run-1");
-  run.set_export_id("exp-1");
-  run.set_state(v1::RUN_STATE_QUEUED);
-  ASSERT_TRUE(store_->CreateRun(run).ok());
-  auto claimed = store_->ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
+  auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   BatchCommit commit;
   commit.export_id = "exp-1";
