@@ -315,7 +315,10 @@ async function main() {
     await heading(page, 'vip');
     await page.click('[data-testid=full-resync]');
     await page.waitForSelector('[data-testid=cancel-run]');
-    await page.click('[data-testid=cancel-run]');
+    // The run page re-renders on every progress event: the button found by
+    // waitForSelector may be replaced before page.click reaches it ("Node is
+    // detached from document"), so the click finds the current one itself.
+    await page.evaluate(() => document.querySelector('[data-testid=cancel-run]').click());
     await page.waitForFunction(() => {
       const state = document.querySelector('.progress [role=progressbar]').dataset.state || '';
       return state !== 'RUN_STATE_RUNNING' && state !== 'RUN_STATE_QUEUED';
