@@ -70,6 +70,15 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+// Clicks the element `selector` names once it is there. Pages that follow a
+// run re-render on its events, so an element handle found first may be
+// replaced before page.click reaches it ("Node is detached from document"):
+// the click finds the current element itself.
+async function clickCurrent(page, selector) {
+  await page.waitForSelector(selector);
+  await page.evaluate((s) => document.querySelector(s).click(), selector);
+}
+
 let step = 0;
 async function shot(page, name, { fullPage = true } = {}) {
   step += 1;
@@ -311,14 +320,10 @@ async function main() {
     await shot(page, 'run-rejections-filtered');
 
     // A full resync, canceled while it runs.
-    await page.click('#run-facts a');  // the run's export
+    await clickCurrent(page, '#run-facts a');  // the run's export
     await heading(page, 'vip');
-    await page.click('[data-testid=full-resync]');
-    await page.waitForSelector('[data-testid=cancel-run]');
-    // The run page re-renders on every progress event: the button found by
-    // waitForSelector may be replaced before page.click reaches it ("Node is
-    // detached from document"), so the click finds the current one itself.
-    await page.evaluate(() => document.querySelector('[data-testid=cancel-run]').click());
+    await clickCurrent(page, '[data-testid=full-resync]');
+    await clickCurrent(page, '[data-testid=cancel-run]');
     await page.waitForFunction(() => {
       const state = document.querySelector('.progress [role=progressbar]').dataset.state || '';
       return state !== 'RUN_STATE_RUNNING' && state !== 'RUN_STATE_QUEUED';
