@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/store/member_chunk.h"
+#include "server/store/temp_file.h"
 
 namespace exportd::store {
 namespace {
@@ -214,30 +215,19 @@ class MemberSorter::RunSource final : public MemberSorter::Source {
   absl::Status status_;
 };
 
-MemberSorter::MemberSorter(MemberSorterOptions options) : options_(std::move(options)) {
-  if (!options_.temp_dir.empty()) {
-    temp_dir_ = options_.temp_dir;
-  } else {
-    const char* dir = std::getenv("TMPDIR");
-    temp_dir_ = dir != nullptr && *dir != '\0' ? dir : "/tmp";
-  }
-}
+// For the messages of TempFileError.
+constexpr TempFilePurpose kUploadSort = {"sorting the upload's rows", "the upload",
+                                         "upload again"};
+
+MemberSorter::MemberSorter(MemberSorterOptions options)
+    : options_(std::move(options)), temp_dir_(TempDirectory(options_.temp_dir)) {}
 
 MemberSorter::~MemberSorter() {
   if (fd_ >= 0) close(fd_);
 }
 
 absl::Status MemberSorter::TempFileError(absl::string_view what, int error) const {
-  const std::string message = absl::StrCat(
-      "sorting the upload's rows could not ", what, " its temporary file in '", temp_dir_, "' (",
-      std::strerror(error), "); ");
-  if (error == ENOSPC || error == EDQUOT) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        message, "free space there, or point TMPDIR at a directory with room for the upload, "
-                 "and upload again"));
-  }
-  return absl::UnavailableError(absl::StrCat(
-      message, "make sure it exists and is writable (or point TMPDIR elsewhere), and upload again"));
+  return store::TempFileError(kUploadSort, temp_dir_, what, error);
 }
 
 absl::Status MemberSorter::AddChunk(absl::string_view chunk_bytes) {
@@ -282,13 +272,9 @@ void MemberSorter::SortHeld() {
 }
 
 absl::Status MemberSorter::OpenTempFile() {
-  std::string path = absl::StrCat(temp_dir_, "/exportd-upload-sort.XXXXXX");
-  const int fd = mkstemp(path.data());
-  if (fd < 0) return TempFileError("create", errno);
   // Unlinked at once: the rows never outlive the upload, whatever happens to
   // the process.
-  unlink(path.c_str());
-  fd_ = fd;
+  EXPORTD_ASSIGN_OR_RETURN(fd_, OpenUnlinkedTempFile(temp_dir_, "exportd-upload-sort", kUploadSort));
   return absl::OkStatus();
 }
 

@@ -49,7 +49,6 @@ class DeliveredBundle {
     ends_.clear();
     entries_.clear();
   }
-  size_t bytes() const { return ids_.size(); }
 
  private:
   std::string ids_;

@@ -1,8 +1,6 @@
 #include "server/sync/snapshot_scan.h"
 
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <limits>
 #include <string>
@@ -13,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/status_macros.h"
 #include "server/store/member_sorter.h"
+#include "server/store/temp_file.h"
 #include <unistd.h>
 
 namespace exportd::sync {
@@ -159,22 +158,18 @@ absl::Status SnapshotSource::SortIntoCopy() {
   EXPORTD_RETURN_IF_ERROR(store_.ForEachChunkBytes(
       segment_.id(), segment_.snapshot_version(),
       [&](absl::string_view bytes) { return sorter.AddChunk(bytes); }));
-  const char* env = std::getenv("TMPDIR");
-  std::string dir = env != nullptr && *env != '\0' ? env : "/tmp";
-  std::string path = absl::StrCat(dir, "/exportd-run-snapshot.XXXXXX");
-  const int fd = mkstemp(path.data());
-  auto failed = [&](const char* what) {
-    return absl::UnavailableError(absl::StrCat(
-        "segment '", segment_.name(), "': could not ", what, " a sorted copy of its snapshot in '",
-        dir, "' (", std::strerror(errno),
-        "); free space there or point TMPDIR elsewhere, or upload the segment again"));
-  };
-  if (fd < 0) return failed("create");
-  unlink(path.c_str());
+  const std::string snapshot = absl::StrCat("sorting the snapshot of segment '", segment_.name(), "'");
+  const store::TempFilePurpose purpose = {snapshot, "the segment's snapshot",
+                                          "run the export again (or upload the segment again)"};
+  const std::string dir = store::TempDirectory();
+  auto failed = [&](const char* what) { return store::TempFileError(purpose, dir, what, errno); };
+  EXPORTD_ASSIGN_OR_RETURN(const int fd,
+                           store::OpenUnlinkedTempFile(dir, "exportd-run-snapshot", purpose));
   copy_ = fdopen(fd, "w+b");
   if (copy_ == nullptr) {
+    const absl::Status opened = failed("open");
     close(fd);
-    return failed("open");
+    return opened;
   }
   EXPORTD_RETURN_IF_ERROR(sorter.Finish([&](std::string chunk, std::int64_t) -> absl::Status {
     const std::uint64_t size = chunk.size();
