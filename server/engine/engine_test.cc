@@ -158,7 +158,10 @@ class EngineTest : public store::StoreTest {
       auto got = engine.GetRun(id);
       EXPECT_TRUE(got.ok());
       run = *got;
-      if (IsFinal(run.state())) return run;
+      // Final in the engine's view and in the store (the engine shows the
+      // final state a moment before it has written it).
+      auto stored = store_->GetRun(id);
+      if (IsFinal(run.state()) && stored.ok() && IsFinal(stored->state())) return run;
       absl::SleepFor(absl::Milliseconds(5));
     } while (absl::Now() < deadline);
     ADD_FAILURE() << "run " << id << " did not end: " << run.DebugString();
