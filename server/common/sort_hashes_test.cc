@@ -35,5 +35,18 @@ TEST(SortHashesTest, BothSortsAgreeWithStdSort) {
   }
 }
 
+TEST(SortHashesTest, InPlaceSortHandlesBucketsThatNeverSplit) {
+  // Every byte but the lowest equal, then every hash equal: the in-place
+  // sort goes down all eight bytes.
+  std::vector<std::uint64_t> low, same(5000, 0x0123456789abcdefULL);
+  for (std::uint64_t i = 0; i < 50000; ++i) low.push_back(0xabcdef0123456700ULL | ((i * 37) & 0xff));
+  for (std::vector<std::uint64_t>* v : {&low, &same}) {
+    std::vector<std::uint64_t> want = *v;
+    std::sort(want.begin(), want.end());
+    SortHashesInPlace(*v);
+    EXPECT_EQ(*v, want);
+  }
+}
+
 }  // namespace
 }  // namespace exportd

@@ -128,8 +128,10 @@ const char* ParseValue(absl::string_view bytes, ValueView& value) {
 }
 
 // Reads one MemberRow; OK, or DATA_LOSS saying what is wrong with it. Only
-// value `only_value` is parsed when it is not negative.
-absl::Status ParseRow(absl::string_view bytes, int only_value, RowView& row) {
+// value `only_value` is parsed when it is not negative; else only the values
+// `mask` marks, when it is set.
+absl::Status ParseRow(absl::string_view bytes, int only_value, const std::vector<bool>* mask,
+                      bool check_profile_id, RowView& row) {
   row.profile_id = absl::string_view();
   row.values.clear();
   Wire in(bytes);
@@ -140,7 +142,7 @@ absl::Status ParseRow(absl::string_view bytes, int only_value, RowView& row) {
       if (!in.Length(row.profile_id)) {
         return absl::DataLossError(absl::StrCat("the profile id ", kMalformed));
       }
-      if (!IsValidUtf8(row.profile_id)) {
+      if (check_profile_id && !IsValidUtf8(row.profile_id)) {
         return absl::DataLossError(absl::StrCat("the profile id ", kNotUtf8));
       }
     } else if (field == 2 && type == kLength) {  // values
@@ -149,7 +151,11 @@ absl::Status ParseRow(absl::string_view bytes, int only_value, RowView& row) {
         return absl::DataLossError(absl::StrCat("value ", row.values.size() + 1, " ", kMalformed));
       }
       row.values.emplace_back();
-      if (only_value >= 0 && row.values.size() != static_cast<size_t>(only_value) + 1) continue;
+      const size_t index = row.values.size() - 1;
+      if (only_value >= 0 ? index != static_cast<size_t>(only_value)
+                          : mask != nullptr && (index >= mask->size() || !(*mask)[index])) {
+        continue;
+      }
       if (const char* wrong = ParseValue(value, row.values.back())) {
         return absl::DataLossError(absl::StrCat("value ", row.values.size(), " ", wrong));
       }
@@ -162,7 +168,20 @@ absl::Status ParseRow(absl::string_view bytes, int only_value, RowView& row) {
 
 }  // namespace
 
-bool ChunkReader::Next(RowView& row, int only_value) {
+bool ChunkReader::Next(RowView& row, int only_value, ProfileId profile_id) {
+  Wanted wanted;
+  wanted.only_value = only_value;
+  wanted.check_profile_id = profile_id == ProfileId::kCheck;
+  return Next(row, wanted);
+}
+
+bool ChunkReader::Next(RowView& row, const std::vector<bool>& mask) {
+  Wanted wanted;
+  wanted.mask = &mask;
+  return Next(row, wanted);
+}
+
+bool ChunkReader::Next(RowView& row, const Wanted& wanted) {
   if (!status_.ok()) return false;
   Wire in(in_);
   while (!in.done()) {
@@ -177,7 +196,7 @@ bool ChunkReader::Next(RowView& row, int only_value) {
     if (field != 1 || type != kLength) continue;  // Unknown field.
     // Resume after this row next time.
     in_.remove_prefix(static_cast<size_t>(bytes.data() + bytes.size() - in_.data()));
-    status_ = ParseRow(bytes, only_value, row);
+    status_ = ParseRow(bytes, wanted.only_value, wanted.mask, wanted.check_profile_id, row);
     if (!status_.ok()) return false;
     last_row_offset_ = static_cast<size_t>(field_start - begin_);
     last_row_ = bytes;

@@ -59,11 +59,18 @@ class ChunkReader {
   // the end of the chunk, or when the bytes are malformed: status() says
   // which.
   bool Next(RowView& row) { return Next(row, -1); }
+  // Whether Next checks that the profile id is valid UTF-8. A pass that
+  // does not use the profile id may skip it when another pass over the same
+  // rows checks it.
+  enum class ProfileId { kCheck, kUnchecked };
   // The same, but only value `only_value` (0-based) is parsed and checked;
   // the others are left null (a pass that needs one column, e.g. the
   // identifier's, skips the work on the rest). `row.values.size()` is still
   // the row's width.
-  bool Next(RowView& row, int only_value);
+  bool Next(RowView& row, int only_value, ProfileId profile_id = ProfileId::kCheck);
+  // The same, but only the values `wanted` marks (by 0-based index) are
+  // parsed and checked; the others, and those past its end, are left null.
+  bool Next(RowView& row, const std::vector<bool>& wanted);
 
   // OK so far, or DATA_LOSS saying what is wrong with the row after the
   // last one read, e.g. "value 3 is not valid UTF-8".
@@ -80,6 +87,13 @@ class ChunkReader {
   absl::string_view last_row() const { return last_row_; }
 
  private:
+  struct Wanted {
+    int only_value = -1;                      // >= 0: this value only.
+    const std::vector<bool>* mask = nullptr;  // Else, when set: these values.
+    bool check_profile_id = true;
+  };
+  bool Next(RowView& row, const Wanted& wanted);
+
   const char* begin_;
   size_t last_row_offset_ = 0;
   absl::string_view last_row_;

@@ -248,6 +248,39 @@ TEST(ChunkReaderTest, ReadsOneValueOnlyWhenAskedAndLeavesTheOthersToTheFullRead)
   EXPECT_EQ(full.status().message(), "value 2 is not valid UTF-8");
 }
 
+TEST(ChunkReaderTest, ReadsTheMarkedValuesOnly) {
+  // Value 2 is not UTF-8: a read of values 1 and 3 leaves it alone.
+  std::string bytes =
+      Len(1, Len(1, "p1") + Len(2, Len(1, "a@x.com")) + Len(2, Len(1, "\xff")) + Len(2, Tag(2, 0) + "\x07"));
+  ChunkReader reader(bytes);
+  RowView row;
+  ASSERT_TRUE(reader.Next(row, std::vector<bool>{true, false, true}));
+  ASSERT_EQ(row.values.size(), 3u);
+  EXPECT_EQ(row.values[0].string_value, "a@x.com");
+  EXPECT_EQ(row.values[1].kind, v1::Value::KIND_NOT_SET);
+  EXPECT_EQ(row.values[2].kind, v1::Value::kIntValue);
+  EXPECT_EQ(row.values[2].int_value, 7);
+
+  // Values past the mask's end are not read either; a marked bad one is.
+  ChunkReader short_mask(bytes);
+  ASSERT_TRUE(short_mask.Next(row, std::vector<bool>{true}));
+  EXPECT_EQ(row.values[2].kind, v1::Value::KIND_NOT_SET);
+  ChunkReader bad(bytes);
+  EXPECT_FALSE(bad.Next(row, std::vector<bool>{false, true}));
+  EXPECT_EQ(bad.status().message(), "value 2 is not valid UTF-8");
+}
+
+TEST(ChunkReaderTest, ChecksTheProfileIdUnlessToldAnotherPassDoes) {
+  std::string bytes = Len(1, Len(1, "p\xff") + Len(2, Len(1, "a@x.com")));
+  RowView row;
+  ChunkReader checked(bytes);
+  EXPECT_FALSE(checked.Next(row, 0));
+  EXPECT_EQ(checked.status().message(), "the profile id is not valid UTF-8");
+  ChunkReader unchecked(bytes);
+  ASSERT_TRUE(unchecked.Next(row, 0, ChunkReader::ProfileId::kUnchecked));
+  EXPECT_EQ(row.values[0].string_value, "a@x.com");
+}
+
 TEST(ChunkReaderTest, RejectsTruncatedBytes) {
   google::protobuf::LogSilencer quiet;  // prefixes can cut a character in two
   std::mt19937_64 rng(7);
