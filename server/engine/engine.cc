@@ -845,6 +845,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.max_parallel_batches = std::max(1, speed.max_parallel_batches);
     o.budget = budget.get();
     o.max_throttle_resends = options_.max_throttle_resends;
+    o.identifiers.memory_hashes = options_.identifier_memory_hashes;
     if (!run.dry_run()) {
       auto audience = connection->EnsureAudience(
           segment->name(), previous.ok() ? previous->audience_id : "", ctx);

@@ -84,6 +84,9 @@ struct EngineOptions {
   // notifications in the store's outbox (server/notify/outbox.h), e.g. to
   // wake the notifier; may be empty.
   std::function<void()> notifications_queued;
+  // A segment's identifier hashes a run keeps in memory (8 bytes each);
+  // beyond them the run keeps them in a temporary file under $TMPDIR.
+  size_t identifier_memory_hashes = sync::IdentifierSetOptions().memory_hashes;
 };
 
 struct TriggerOptions {

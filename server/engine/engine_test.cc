@@ -102,6 +102,12 @@ class EngineTest : public store::StoreTest {
       options.retry_base = absl::Milliseconds(10);
     }
     options.schedule_tick = absl::Milliseconds(20);
+    if (KeyByIdentifier()) {
+      // The identifier tests keep one identifier hash in memory: their runs
+      // take the on-disk path that segments of millions take. (The in-memory
+      // one is identifier_set_test's and the differ tests'.)
+      options.identifier_memory_hashes = 1;
+    }
     auto engine = Engine::Create(store_.get(), box_.get(), registry_.get(), std::move(options));
     EXPECT_TRUE(engine.ok()) << engine.status();
     if (!engine.ok()) return nullptr;

@@ -2,50 +2,8 @@
 
 #include <algorithm>
 
-#include "server/common/sort_hashes.h"
 
 namespace exportd::sync {
-
-void Differ::ReserveIdentifiers(std::int64_t members) {
-  absl::MutexLock lock(&mu_);
-  if (members > 0) pending_.reserve(static_cast<size_t>(members));
-}
-
-void Differ::AddIdentifiers(absl::Span<const std::uint64_t> hashes) {
-  absl::MutexLock lock(&mu_);
-  pending_.insert(pending_.end(), hashes.begin(), hashes.end());
-}
-
-void Differ::SealIdentifiers() {
-  {
-    absl::MutexLock lock(&mu_);
-    identifiers_ = std::move(pending_);
-    pending_ = {};
-  }
-  // 8 bytes per member and one sort: cheaper than a hash set of the snapshot.
-  SortHashesInPlace(identifiers_);  // A second buffer would be as large as the segment.
-  duplicates_.clear();
-  size_t out = 0;
-  for (size_t i = 0; i < identifiers_.size();) {
-    size_t j = i + 1;
-    while (j < identifiers_.size() && identifiers_[j] == identifiers_[i]) ++j;
-    if (j - i > 1) duplicates_.push_back(identifiers_[i]);
-    identifiers_[out++] = identifiers_[i];
-    i = j;
-  }
-  identifiers_.resize(out);
-  identifiers_.shrink_to_fit();
-}
-
-bool Differ::InSnapshot(std::uint64_t ident_hash) const {
-  return ident_hash != 0 &&
-         std::binary_search(identifiers_.begin(), identifiers_.end(), ident_hash);
-}
-
-bool Differ::IsDuplicate(std::uint64_t ident_hash) const {
-  return ident_hash != 0 && !duplicates_.empty() &&
-         std::binary_search(duplicates_.begin(), duplicates_.end(), ident_hash);
-}
 
 Change Differ::Classify(const Member& m, DeliveredEntry* entry, bool resolved, bool* retry) {
   if (retry != nullptr) *retry = false;

@@ -13,7 +13,8 @@
 //     the others are duplicates (not sent, not errors).
 // Destinations without one (jsonl) key by profile id only, as before.
 //
-// Identifiers are held as 64-bit hashes only (8 bytes per member); profile
+// Identifiers are held as 64-bit hashes only (8 bytes per member, in memory
+// up to a bound and beyond it in a temporary file: identifier_set.h); profile
 // ids are compared exactly. The differ holds no delivered state: the snapshot
 // and the delivered state are both read in profile-id order and merged
 // (segment_sync.cc), and each delivered member's entry is handed to Classify
@@ -30,9 +31,11 @@
 //   for (each group of kDuplicate members with one exact identifier) {
 //     size_t w = differ.ResolveDuplicates(group, entries);  // then Classify(group[w], .., true)
 //   }
+//   differ.PrefetchIdentifiers(the candidates' identifier hashes);
 //   for (each candidate c) {
 //     read c's delivered row, then differ.Decide(c, row's identifier hash)
 //   }
+//   differ.status();  // a temporary file that could not be read
 #ifndef EXPORTD_SERVER_SYNC_DIFFER_H_
 #define EXPORTD_SERVER_SYNC_DIFFER_H_
 
@@ -46,6 +49,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "server/store/store.h"
+#include "server/sync/identifier_set.h"
 
 namespace exportd::sync {
 
@@ -76,6 +80,9 @@ struct DifferOptions {
   bool by_identifier = false;  // The destination has an identifier field.
   bool full = false;           // Resend every member (kUnchanged becomes kUpdate).
   bool mirror = true;          // Remove what no current member maps to.
+  // How many of the snapshot's identifier hashes stay in memory, and where
+  // the others go.
+  IdentifierSetOptions identifiers;
 };
 
 // What the diff knows about one delivered member (a row of the store's
@@ -102,6 +109,8 @@ struct Candidate {
   // False when the member was never at the destination (its attempts were
   // rejected): its row is forgotten, nothing is removed.
   bool delivered = true;
+  // Its delivered identifier's hash (0: none, or not kept in older rows).
+  std::uint64_t ident_hash = 0;
 };
 
 // What happens to a candidate's delivered identifier.
@@ -113,23 +122,33 @@ enum class Fate {
 
 class Differ {
  public:
-  explicit Differ(DifferOptions options) : o_(options) {}
+  explicit Differ(DifferOptions options) : o_(options), identifiers_(o_.identifiers) {}
 
   const DifferOptions& options() const { return o_; }
 
   // --- Pass 0: the snapshot's identifiers ------------------------------------
-  // Room for this many identifiers (the segment's size), so that adding them
-  // does not grow and copy the buffer.
-  void ReserveIdentifiers(std::int64_t members);
+  // Room for this many identifiers (the segment's size; at most the memory
+  // bound), so that adding them does not grow and copy the buffer.
+  void ReserveIdentifiers(std::int64_t members) { identifiers_.Reserve(members); }
   // Adds identifier hashes of snapshot members; thread-safe. Members without
-  // an identifier (empty) are not added.
-  void AddIdentifiers(absl::Span<const std::uint64_t> hashes);
+  // an identifier (empty) are not added. Fails when the temporary file
+  // cannot be written.
+  absl::Status AddIdentifiers(absl::Span<const std::uint64_t> hashes) {
+    return identifiers_.Add(hashes);
+  }
   // Call once after the last AddIdentifiers, before Classify.
-  void SealIdentifiers();
+  absl::Status SealIdentifiers() { return identifiers_.Seal(); }
   // Whether some snapshot member has an identifier with this hash.
-  bool InSnapshot(std::uint64_t ident_hash) const;
+  bool InSnapshot(std::uint64_t ident_hash) const { return identifiers_.Contains(ident_hash); }
   // Whether more than one snapshot member has an identifier with this hash.
-  bool IsDuplicate(std::uint64_t ident_hash) const;
+  bool IsDuplicate(std::uint64_t ident_hash) const { return identifiers_.IsDuplicate(ident_hash); }
+  // Makes InSnapshot answer these hashes from memory (the removal
+  // candidates'), in one pass over the temporary file if there is one.
+  absl::Status PrefetchIdentifiers(std::vector<std::uint64_t> hashes) {
+    return identifiers_.Prefetch(std::move(hashes));
+  }
+  // OK, or the first error InSnapshot met reading the temporary file.
+  absl::Status status() const { return identifiers_.status(); }
 
   // --- Pass 1: the diff ----------------------------------------------------
   // Classifies a member against its delivered entry (null: not delivered)
@@ -160,12 +179,7 @@ class Differ {
 
  private:
   const DifferOptions o_;
-  absl::Mutex mu_;
-  std::vector<std::uint64_t> pending_ ABSL_GUARDED_BY(mu_);
-  // After SealIdentifiers: sorted, one per distinct hash; and the hashes
-  // that occur more than once (sorted).
-  std::vector<std::uint64_t> identifiers_;
-  std::vector<std::uint64_t> duplicates_;
+  IdentifierSet identifiers_;
 };
 
 }  // namespace exportd::sync

@@ -54,8 +54,10 @@ class Diff {
     return absl::OkStatus();
   }
   void ReserveIdentifiers(std::int64_t n) { differ_.ReserveIdentifiers(n); }
-  void AddIdentifiers(absl::Span<const std::uint64_t> h) { differ_.AddIdentifiers(h); }
-  void SealIdentifiers() { differ_.SealIdentifiers(); }
+  void AddIdentifiers(absl::Span<const std::uint64_t> h) {
+    EXPECT_TRUE(differ_.AddIdentifiers(h).ok());
+  }
+  void SealIdentifiers() { EXPECT_TRUE(differ_.SealIdentifiers().ok()); }
   bool InSnapshot(std::uint64_t h) const { return differ_.InSnapshot(h); }
   bool IsDuplicate(std::uint64_t h) const { return differ_.IsDuplicate(h); }
   Change Classify(const Member& m, bool resolved = false, bool* retry = nullptr) {
@@ -69,7 +71,9 @@ class Diff {
   std::vector<Candidate> RemovalCandidates() const {
     std::vector<Candidate> out;
     for (const auto& [id, e] : delivered_) {
-      if (auto why = differ_.RemovalReason(e)) out.push_back({id, *why, e.delivered()});
+      if (auto why = differ_.RemovalReason(e)) {
+        out.push_back({id, *why, e.delivered(), e.ident_hash});
+      }
     }
     return out;
   }

@@ -61,8 +61,13 @@ class SegmentSync {
         m_(std::move(mapping)),
         by_identifier_(m_.identifier >= 0),
         sending_(!o.dry_run && o.connection != nullptr),
-        differ_({by_identifier_, o.full, o.mirror}),
-        committer_({o.run_id, e_.id(), segment_.id(), o.segment_index}, tracker) {}
+        differ_({by_identifier_, o.full, o.mirror, o.identifiers}),
+        committer_({o.run_id, e_.id(), segment_.id(), o.segment_index}, tracker) {
+    for (int column : m_.columns) {
+      if (static_cast<size_t>(column) >= mapped_.size()) mapped_.resize(column + 1);
+      mapped_[column] = true;
+    }
+  }
 
   absl::Status Run();
 
@@ -80,7 +85,7 @@ class SegmentSync {
   void Consider(absl::string_view profile_id, const DeliveredEntry& e,
                 std::vector<Candidate>& out) const {
     if (auto why = differ_.RemovalReason(e)) {
-      out.push_back({std::string(profile_id), *why, e.delivered()});
+      out.push_back({std::string(profile_id), *why, e.delivered(), e.ident_hash});
     }
   }
   // The held-back members: one winner per shared identifier, the others
@@ -138,6 +143,7 @@ class SegmentSync {
   const Mapping m_;
   const bool by_identifier_;
   const bool sending_;
+  std::vector<bool> mapped_;  // The snapshot's columns the mapping reads (pass 1 parses those).
   Differ differ_;
   Committer committer_;
   absl::flat_hash_set<std::string> rejected_this_run_;
@@ -203,20 +209,19 @@ absl::Status SegmentSync::ReadState() {
           store::ChunkReader reader(bytes);
           store::RowView row;
           std::vector<std::uint64_t> present;
-          // Only the identifier's column: pass 1 reads (and checks) the rest.
-          // Pass 1 canonicalizes again rather than keep 8 bytes a member.
-          while (reader.Next(row, column)) {
+          // Only the identifier's column: pass 1 reads (and checks) the rest,
+          // the profile id included. Pass 1 canonicalizes again rather than
+          // keep 8 bytes a member.
+          while (reader.Next(row, column, store::ChunkReader::ProfileId::kUnchecked)) {
             EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
             std::string id = Canonical(row.values[column]);
             if (!id.empty()) present.push_back(IdentHash(id));
           }
           if (!reader.status().ok()) return DamagedChunk(segment_, reader);
-          differ_.AddIdentifiers(present);
-          return absl::OkStatus();
+          return differ_.AddIdentifiers(present);
         }));
   }
-  differ_.SealIdentifiers();
-  return absl::OkStatus();
+  return differ_.SealIdentifiers();
 }
 
 absl::Status SegmentSync::DiffSnapshot() {
@@ -263,7 +268,7 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
   std::vector<Candidate> candidates;
   std::string identifier;
   size_t d = 0;  // The next delivered member of the chunk's range.
-  while (reader.Next(row)) {
+  while (reader.Next(row, mapped_)) {
     EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
     // Delivered members before this row are not in the snapshot: they left.
     for (; d < delivered.size() && delivered.id(d) < row.profile_id; ++d) {
@@ -276,7 +281,17 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     std::uint64_t value_hash = HashValues(encoded);
     std::uint64_t id_hash = IdHash(row.profile_id);
     std::uint64_t ident_hash = 0;
-    if (by_identifier_) {
+    identifier.clear();
+    if (by_identifier_ && !o_.full && entry != nullptr && entry->delivered() && !entry->this_run &&
+        entry->ident_hash != 0 && entry->value_hash == value_hash &&
+        !differ_.IsDuplicate(entry->ident_hash)) {
+      // The values delivered last time, the identifier's among them: so is
+      // its canonical form, and canonicalizing it again (most of an
+      // incremental run's members) is skipped. It is the same function of
+      // the same value, as long as the destination's canonical form does not
+      // change between runs (a full resync canonicalizes every member again).
+      ident_hash = entry->ident_hash;
+    } else if (by_identifier_) {
       identifier = Canonical(row.values[m_.columns[m_.identifier]]);
       if (!identifier.empty()) ident_hash = IdentHash(identifier);
     }
@@ -439,6 +454,16 @@ absl::Status SegmentSync::SendRemovals() {
   std::vector<absl::string_view> ids;
   ids.reserve(candidates.size());
   for (const auto& c : candidates) ids.push_back(c.profile_id);
+  if (by_identifier_) {
+    // Whether a current member maps to each candidate's identifier: one pass
+    // over the snapshot's identifiers when they are on disk.
+    std::vector<std::uint64_t> hashes;
+    hashes.reserve(candidates.size());
+    for (const auto& c : candidates) {
+      if (c.ident_hash != 0) hashes.push_back(c.ident_hash);
+    }
+    EXPORTD_RETURN_IF_ERROR(FailWith(differ_.PrefetchIdentifiers(std::move(hashes))));
+  }
   store::BatchCommit forget;
   forget.export_id = e_.id();
   forget.segment_id = segment_.id();
@@ -489,6 +514,7 @@ absl::Status SegmentSync::SendRemovals() {
         return absl::OkStatus();
       });
   if (!removals.ok() && !stopped_) return FailWith(removals);
+  EXPORTD_RETURN_IF_ERROR(FailWith(differ_.status()));
   if (to_remove > 0) {
     tracker_.Update(o_.segment_index,
                     [&](v1::SegmentProgress& p) { p.set_to_remove(p.to_remove() + to_remove); });

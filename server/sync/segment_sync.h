@@ -8,10 +8,10 @@
 //   state + rejections + run checkpoint, one commit per batch).
 // This file wires them: pass 0 (identifiers), pass 1 (the merge: joins,
 // changes, leavers), duplicates, pass 2 (removals), pass 3 (held-back
-// members). Neither the snapshot nor the delivered state is held in memory:
-// what grows with the segment is 8 bytes a member for pass 0's identifiers,
-// and the removal candidates (members who left or moved) and held-back
-// members of this run.
+// members). Neither the snapshot nor the delivered state is held in memory,
+// nor, beyond a bound, pass 0's identifiers (8 bytes a member, then in a
+// temporary file): what grows with the segment is the removal candidates
+// (members who left or moved) and held-back members of this run.
 //
 // A run interrupted at any point (crash, cancel, retryable failure) can run
 // the same SegmentSync again: members this run already delivered are
@@ -31,6 +31,7 @@
 #include "server/destinations/rate_budget.h"
 #include "server/store/store.h"
 #include "server/sync/committer.h"
+#include "server/sync/identifier_set.h"
 #include "server/sync/mapping.h"
 
 namespace exportd::sync {
@@ -65,6 +66,8 @@ struct SegmentSyncOptions {
   // How often one batch is sent again after the destination throttled it
   // before the run fails (retryably) instead.
   int max_throttle_resends = 8;
+  // The snapshot's identifier hashes in memory at most (then on disk).
+  IdentifierSetOptions identifiers;
 };
 
 // Runs the pipeline for one segment. Returns the first whole-call failure of
