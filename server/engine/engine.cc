@@ -718,6 +718,30 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
          message);
 }
 
+namespace {
+
+// Whether a one-pass diff is likely to pay (sync::SegmentSyncOptions::
+// one_pass): the export's last finished run before `run_id` synced this
+// segment (so most members should be unchanged) and found no members sharing
+// an identifier (a one-pass diff would find them again and read the
+// snapshot twice).
+bool OnePassLikelyPays(store::Store& store, const std::string& export_id,
+                       const std::string& run_id, const std::string& segment_id) {
+  std::string next;
+  auto runs = store.ListRuns(export_id, {5, ""}, &next);
+  if (!runs.ok()) return false;
+  for (const v1::Run& r : *runs) {
+    if (r.id() == run_id || !IsFinal(r.state()) || r.dry_run()) continue;
+    for (const v1::SegmentProgress& p : r.segments()) {
+      if (p.segment_id() == segment_id) return p.duplicates() == 0 && p.done();
+    }
+    return false;
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
                                       std::uint64_t fingerprint, const absl::Status& gone,
                                       Tracker& tracker, sdk::RunContext& ctx, LiveRun* live) {
@@ -846,6 +870,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.budget = budget.get();
     o.max_throttle_resends = options_.max_throttle_resends;
     o.identifiers.memory_hashes = options_.identifier_memory_hashes;
+    o.one_pass = OnePassLikelyPays(*store_, e.id(), run.id(), segment->id());
     if (!run.dry_run()) {
       auto audience = connection->EnsureAudience(
           segment->name(), previous.ok() ? previous->audience_id : "", ctx);

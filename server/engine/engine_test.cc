@@ -1004,6 +1004,81 @@ TEST_P(EngineIdentifierTest, ASharedIdentifierIsSentOnceAndStaysWhileAMemberHasI
   EXPECT_EQ(Audience().count("shared@x.com"), 0u);
 }
 
+// A joiner takes the identifier of a member whose row did not change. The
+// diff reads the snapshot once and holds its changes (the joiner) until the
+// identifiers are known; the unchanged member's share of the identifier is
+// known only then, and the run reads the snapshot again to decide.
+TEST_P(EngineIdentifierTest, AJoinerWithAnUnchangedMembersIdentifierIsADuplicate) {
+  UploadRows({{"p3", "shared@x.com"}, {"p5", "p5@x.com"}});
+  StartEngine();
+  ASSERT_EQ(RunToEnd().segments(0).added(), 2);
+
+  // p4 joins with shared@ and wins (the greater profile id): sent once, for p4.
+  UploadRows({{"p3", "shared@x.com"}, {"p4", "Shared@x.com"}, {"p5", "p5@x.com"}});
+  v1::Run second = DryThenRun();
+  EXPECT_EQ(second.segments(0).duplicates(), 1);
+  EXPECT_EQ(second.segments(0).to_remove(), 0);
+  EXPECT_EQ(second.segments(0).added(), 1);
+  std::vector<v1::Rejection> rejections = Rejections(second.id());
+  ASSERT_EQ(rejections.size(), 1u);
+  EXPECT_EQ(rejections[0].profile_id(), "p3");
+  EXPECT_EQ(Audience()["shared@x.com"], "p4");
+
+  // p2 joins with shared@ and loses to p4, whose row did not change:
+  // nothing is sent.
+  int upserted = 0;
+  {
+    absl::MutexLock lock(&state_->mu);
+    upserted = state_->upserted_records;
+  }
+  UploadRows({{"p2", "shared@x.com"}, {"p3", "shared@x.com"}, {"p4", "Shared@x.com"},
+              {"p5", "p5@x.com"}});
+  v1::Run third = DryThenRun();
+  EXPECT_EQ(third.segments(0).duplicates(), 2);
+  EXPECT_EQ(third.segments(0).added() + third.segments(0).updated(), 0);
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->upserted_records, upserted);
+  }
+
+  // p4 leaves: shared@ stays, now sent for p3.
+  UploadRows({{"p2", "shared@x.com"}, {"p3", "shared@x.com"}, {"p5", "p5@x.com"}});
+  v1::Run fourth = DryThenRun();
+  EXPECT_EQ(fourth.segments(0).removed(), 0);
+  EXPECT_EQ(Audience()["shared@x.com"], "p3");
+}
+
+// Too many changes to hold (here a first run and a run where every email
+// changes): the rest of the scan only collects identifiers, and the diff
+// reads the snapshot again. A moved member's old identifier, taken by a
+// member in the snapshot's last chunk, must stay.
+TEST_P(EngineIdentifierTest, ManyChangesReadTheSnapshotAgainAndKeepWhatAMemberHas) {
+  constexpr int kMembers = 60000;  // More than one stored chunk.
+  Upload(1, kMembers);
+  StartEngine();
+  v1::Run first = RunToEnd();
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED) << first.message();
+  EXPECT_EQ(first.segments(0).added(), kMembers);
+
+  // Every email changes (long ones: the snapshot takes several chunks);
+  // p99999 (last in profile-id order) takes p1's old one.
+  const std::string padding(48, 'v');
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (int i = 1; i <= kMembers; ++i) {
+    rows.emplace_back("p" + std::to_string(i), "e" + std::to_string(i) + padding + "@x.com");
+  }
+  rows.emplace_back("p99999", "e1@x.com");
+  UploadRows(rows);
+  v1::Run second = RunToEnd();
+  ASSERT_EQ(second.state(), v1::RUN_STATE_SUCCEEDED) << second.message();
+  EXPECT_EQ(second.segments(0).to_remove(), kMembers - 1);
+  std::map<std::string, std::string> audience = Audience();
+  EXPECT_EQ(audience.size(), static_cast<size_t>(kMembers + 1));
+  EXPECT_EQ(audience["e1@x.com"], "p99999");
+  EXPECT_EQ(audience["e2" + padding + "@x.com"], "p2");
+  EXPECT_EQ(audience.count("e2@x.com"), 0u);
+}
+
 TEST_P(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
   UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
   StartEngine();

@@ -142,6 +142,11 @@ class Differ {
   bool InSnapshot(std::uint64_t ident_hash) const { return identifiers_.Contains(ident_hash); }
   // Whether more than one snapshot member has an identifier with this hash.
   bool IsDuplicate(std::uint64_t ident_hash) const { return identifiers_.IsDuplicate(ident_hash); }
+  // How many snapshot members have an identifier with this hash, when more
+  // than one does; else 0.
+  std::int64_t DuplicateCount(std::uint64_t ident_hash) const {
+    return identifiers_.DuplicateCount(ident_hash);
+  }
   // Makes InSnapshot answer these hashes from memory (the removal
   // candidates'), in one pass over the temporary file if there is one.
   absl::Status PrefetchIdentifiers(std::vector<std::uint64_t> hashes) {

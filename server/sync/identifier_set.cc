@@ -151,7 +151,7 @@ absl::Status IdentifierSet::Seal() {
   for (size_t i = 0; i < hashes.size();) {
     size_t j = i + 1;
     while (j < hashes.size() && hashes[j] == hashes[i]) ++j;
-    if (j - i > 1) duplicates_.push_back(hashes[i]);
+    if (j - i > 1) duplicates_.emplace_back(hashes[i], static_cast<std::int64_t>(j - i));
     hashes[out++] = hashes[i];
     i = j;
   }
@@ -185,24 +185,29 @@ absl::Status IdentifierSet::Merge() {
     out.clear();
     return absl::OkStatus();
   };
-  bool have_last = false, last_repeated = false;
+  bool have_last = false;
   std::uint64_t last = 0;
+  std::int64_t last_count = 0;
+  auto end_of_last = [&] {
+    if (last_count > 1) duplicates_.emplace_back(last, last_count);
+  };
   while (!heads.empty()) {
     auto [h, r] = heads.top();
     heads.pop();
     std::uint64_t next;
     if (readers[r].Next(next)) heads.emplace(next, r);
     if (have_last && h == last) {
-      if (!last_repeated) duplicates_.push_back(h);
-      last_repeated = true;
+      ++last_count;
       continue;
     }
+    if (have_last) end_of_last();
     have_last = true;
     last = h;
-    last_repeated = false;
+    last_count = 1;
     out.push_back(h);
     if (out.size() == kBlock) EXPORTD_RETURN_IF_ERROR(flush());
   }
+  if (have_last) end_of_last();
   for (const BlockReader& reader : readers) {
     if (!reader.ok()) return store::TempFileError(kPurpose, dir_, "read", LastError());
   }
@@ -211,9 +216,12 @@ absl::Status IdentifierSet::Merge() {
   return absl::OkStatus();
 }
 
-bool IdentifierSet::IsDuplicate(std::uint64_t hash) const {
-  return hash != 0 && !duplicates_.empty() &&
-         std::binary_search(duplicates_.begin(), duplicates_.end(), hash);
+std::int64_t IdentifierSet::DuplicateCount(std::uint64_t hash) const {
+  if (hash == 0 || duplicates_.empty()) return 0;
+  auto it = std::lower_bound(
+      duplicates_.begin(), duplicates_.end(), hash,
+      [](const std::pair<std::uint64_t, std::int64_t>& d, std::uint64_t h) { return d.first < h; });
+  return it != duplicates_.end() && it->first == hash ? it->second : 0;
 }
 
 absl::Status IdentifierSet::Prefetch(std::vector<std::uint64_t> hashes) {

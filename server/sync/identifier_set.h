@@ -54,7 +54,9 @@ class IdentifierSet {
   absl::Status Seal();
 
   // Whether more than one added hash equals `hash`.
-  bool IsDuplicate(std::uint64_t hash) const;
+  bool IsDuplicate(std::uint64_t hash) const { return DuplicateCount(hash) > 0; }
+  // How often `hash` was added when that is more than once; else 0.
+  std::int64_t DuplicateCount(std::uint64_t hash) const;
   // Reads the answers for these hashes (any order, repeats allowed) in one
   // pass over the file, so that Contains answers them from memory. Nothing
   // to do when the hashes never left memory.
@@ -87,7 +89,8 @@ class IdentifierSet {
   // prefetched hashes that are in the set.
   std::vector<std::uint64_t> in_memory_;
   std::vector<std::uint64_t> prefetched_;  // Every prefetched hash (sorted, distinct).
-  std::vector<std::uint64_t> duplicates_;  // Sorted.
+  // The repeated hashes and how often each was added, sorted by hash.
+  std::vector<std::pair<std::uint64_t, std::int64_t>> duplicates_;
   mutable absl::Status read_status_ ABSL_GUARDED_BY(mu_);
 };
 

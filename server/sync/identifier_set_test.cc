@@ -62,6 +62,8 @@ TEST(IdentifierSetTest, AnswersTheSameInMemoryAndOnDisk) {
     for (std::uint64_t h : hashes) {
       ASSERT_TRUE(set.Contains(h)) << bound;
       ASSERT_EQ(set.IsDuplicate(h), all.count(h) > 1) << bound;
+      ASSERT_EQ(set.DuplicateCount(h), all.count(h) > 1 ? static_cast<std::int64_t>(all.count(h)) : 0)
+          << bound;
     }
     for (std::uint64_t h : absent) {
       EXPECT_FALSE(set.Contains(h)) << bound;

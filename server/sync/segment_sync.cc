@@ -1,12 +1,14 @@
 #include "server/sync/segment_sync.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -47,6 +49,34 @@ struct HeldMember {
   DeliveredEntry* delivered() { return entry ? &*entry : nullptr; }
 };
 
+// A change held by a one-pass scan until the snapshot's identifiers are all
+// known: the row's bytes (as a one-row chunk) rather than its parsed values,
+// which take about three times the memory.
+struct HeldRow {
+  std::string chunk;
+  std::uint64_t id_hash = 0;
+  std::uint64_t ident_hash = 0;
+  std::uint64_t value_hash = 0;
+  Change change = Change::kAdd;
+  bool retry = false;
+  std::optional<DeliveredEntry> entry;
+  size_t bytes() const { return sizeof(HeldRow) + chunk.capacity(); }
+};
+
+// A one-row chunk holding `row` (a serialized MemberRow), for ChunkReader.
+std::string OneRowChunk(absl::string_view row) {
+  std::string chunk(1, '\x0a');  // Field 1, length-delimited.
+  for (std::uint64_t n = row.size(); ; n >>= 7) {
+    if (n < 0x80) {
+      chunk.push_back(static_cast<char>(n));
+      break;
+    }
+    chunk.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  chunk.append(row.data(), row.size());
+  return chunk;
+}
+
 // One segment's sync: the stages wired in order. Each pass is a method.
 class SegmentSync {
  public:
@@ -61,6 +91,7 @@ class SegmentSync {
         m_(std::move(mapping)),
         by_identifier_(m_.identifier >= 0),
         sending_(!o.dry_run && o.connection != nullptr),
+        one_pass_(by_identifier_ && o.one_pass && !o.full),
         differ_({by_identifier_, o.full, o.mirror, o.identifiers}),
         committer_({o.run_id, e_.id(), segment_.id(), o.segment_index}, tracker) {
     for (int column : m_.columns) {
@@ -81,6 +112,23 @@ class SegmentSync {
   absl::Status DiffSnapshot();
   // Merges one chunk's rows with the delivered members of its range.
   absl::Status DiffChunk(absl::string_view bytes, DeliveredBundle& delivered);
+  // A one-pass scan (pass 0 folded into pass 1) that gave up holding
+  // changes: the rest of the chunks give their identifiers only.
+  absl::Status AddChunkIdentifiers(absl::string_view bytes);
+  // After a one-pass scan: true when it stands, false when the run needs
+  // pass 1 again now that every identifier is known (too many changes, or a
+  // shared identifier that an unchanged member has too).
+  bool OnePassStands();
+  // After a one-pass scan that stands: sends the held changes, and hands the
+  // duplicates and moves to ResolveHeld.
+  absl::Status ReleaseHeldRows();
+  // Adds a change to the next batch (`retry`: to the retries' batch).
+  // False when a batch failed (the scan stops).
+  bool Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
+               std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update, bool retry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
+  // Parses a held row back into a HeldMember.
+  absl::Status Materialize(HeldRow& r, HeldMember& h);
   // A delivered member done with: a removal candidate, if its row may go.
   void Consider(absl::string_view profile_id, const DeliveredEntry& e,
                 std::vector<Candidate>& out) const {
@@ -143,6 +191,11 @@ class SegmentSync {
   const Mapping m_;
   const bool by_identifier_;
   const bool sending_;
+  // Pass 0 folded into pass 1: the scan collects the identifiers and holds
+  // the changes (usually few: an incremental run) until it ends, instead of
+  // reading the snapshot once more first. Cleared when it gives up.
+  bool one_pass_;
+  std::atomic<bool> gave_up_{false};
   std::vector<bool> mapped_;  // The snapshot's columns the mapping reads (pass 1 parses those).
   Differ differ_;
   Committer committer_;
@@ -154,6 +207,10 @@ class SegmentSync {
   std::unique_ptr<Batcher> retries_;
   absl::Mutex out_mu_;  // The batchers, held_ and stopped_ during pass 1.
   std::vector<HeldMember> held_;
+  std::vector<HeldRow> held_rows_;  // A one-pass scan's changes.
+  size_t held_bytes_ = 0;
+  std::int64_t rows_seen_ = 0;
+  std::int64_t deferred_unchanged_ = 0;  // Counted when a one-pass scan stands.
   std::vector<Candidate> candidates_;  // Delivered rows that may go.
   std::int64_t delivered_read_ = 0;
   bool stopped_ = false;
@@ -168,6 +225,23 @@ absl::Status SegmentSync::Run() {
   loaded_ = absl::Now();
   StartDispatcher();
   EXPORTD_RETURN_IF_ERROR(DiffSnapshot());
+  if (one_pass_) {
+    EXPORTD_RETURN_IF_ERROR(differ_.SealIdentifiers());
+    if (OnePassStands()) {
+      EXPORTD_RETURN_IF_ERROR(ReleaseHeldRows());
+    } else {
+      // Pass 1 again, with every identifier known: nothing was sent yet.
+      ctx_.Log(sdk::LogLevel::kInfo,
+               absl::StrCat("segment '", segment_.name(),
+                            "': many changes or shared identifiers; the snapshot is read again"));
+      one_pass_ = false;
+      held_rows_ = {};
+      held_.clear();
+      candidates_.clear();
+      deferred_unchanged_ = 0;
+      EXPORTD_RETURN_IF_ERROR(DiffSnapshot());
+    }
+  }
   scanned_ = absl::Now();
   EXPORTD_RETURN_IF_ERROR(ResolveHeld());
   EXPORTD_RETURN_IF_ERROR(SendRemovals());
@@ -176,7 +250,8 @@ absl::Status SegmentSync::Run() {
   ctx_.Log(sdk::LogLevel::kInfo,
            absl::StrCat("segment '", segment_.name(), "': delivered state of ",
                         delivered_read_, " members merged with the snapshot",
-                        by_identifier_ ? "; the snapshot's identifiers read in " : "; opened in ",
+                        by_identifier_ && !one_pass_ ? "; the snapshot's identifiers read in "
+                                                     : "; opened in ",
                         absl::FormatDuration(loaded_ - started_), ", snapshot diffed in ",
                         absl::FormatDuration(scanned_ - loaded_),
                         ", removals and last batches in ",
@@ -200,8 +275,9 @@ absl::Status SegmentSync::ReadState() {
   }
   // Pass 0 (destinations with an identifier): the snapshot's identifiers, so
   // that members sharing one are known before anything is sent.
+  if (by_identifier_) differ_.ReserveIdentifiers(segment_.member_count());
+  if (one_pass_) return absl::OkStatus();  // Pass 1 collects them.
   if (by_identifier_) {
-    differ_.ReserveIdentifiers(segment_.member_count());
     const int column = m_.columns[m_.identifier];
     EXPORTD_RETURN_IF_ERROR(ScanSnapshot(
         *source_, ctx_, nullptr,
@@ -261,15 +337,21 @@ absl::Status SegmentSync::DiffSnapshot() {
 
 absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
                                     DeliveredBundle& delivered) {
+  if (one_pass_ && gave_up_.load()) return AddChunkIdentifiers(bytes);
+  const bool holding = one_pass_;
   store::ChunkReader reader(bytes);
   store::RowView row;
   std::string encoded;
-  std::int64_t adds = 0, updates = 0, unchanged = 0;
+  std::int64_t adds = 0, updates = 0, unchanged = 0, rows = 0;
   std::vector<Candidate> candidates;
+  std::vector<std::uint64_t> present;  // A one-pass scan's identifiers.
+  std::vector<HeldRow> held;
+  size_t held_bytes = 0;
   std::string identifier;
   size_t d = 0;  // The next delivered member of the chunk's range.
   while (reader.Next(row, mapped_)) {
     EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
+    ++rows;
     // Delivered members before this row are not in the snapshot: they left.
     for (; d < delivered.size() && delivered.id(d) < row.profile_id; ++d) {
       Consider(delivered.id(d), delivered.entry(d), candidates);
@@ -295,9 +377,26 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
       identifier = Canonical(row.values[m_.columns[m_.identifier]]);
       if (!identifier.empty()) ident_hash = IdentHash(identifier);
     }
+    if (holding && ident_hash != 0) present.push_back(ident_hash);
     bool retry = false;
-    Change change =
-        differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash}, entry, false, &retry);
+    // A one-pass scan does not know the duplicates yet (ReleaseHeldRows
+    // asks again): every member is classified as if it had none.
+    Change change = differ_.Classify({row.profile_id, id_hash, ident_hash, value_hash}, entry,
+                                     /*resolved=*/holding, &retry);
+    if (holding && (change == Change::kAdd || change == Change::kUpdate ||
+                    change == Change::kMove)) {
+      HeldRow r;
+      r.chunk = OneRowChunk(reader.last_row());
+      r.id_hash = id_hash;
+      r.ident_hash = ident_hash;
+      r.value_hash = value_hash;
+      r.change = change;
+      r.retry = retry;
+      if (entry != nullptr) r.entry = *entry;
+      held_bytes += r.bytes();
+      held.push_back(std::move(r));
+      continue;
+    }
     if (change == Change::kDuplicate || change == Change::kMove) {
       // Held back, with a copy of its entry: decided after the scan.
       HeldMember h;
@@ -329,37 +428,160 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     if (!sending_) continue;
     absl::MutexLock lock(&out_mu_);
     if (stopped_) return absl::AbortedError("stopped");
-    // Members the destination rejected last time are retried in batches of
-    // their own, so that they do not dilute the batches of real changes.
-    Batcher& out = retry ? *retries_ : *batcher_;
-    PendingBatch& batch = out.current();
-    batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
-    for (size_t f = 0; f < m_.columns.size(); ++f) {
-      batch.records.values.emplace_back();
-      ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, batch.records.values.back());
-    }
-    batch.encoded.push_back(encoded);
-    batch.id_hashes.push_back(id_hash);
-    batch.hashes.push_back(value_hash);
-    batch.is_update.push_back(is_update);
-    if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
-    if (!out.RecordAdded(
-            static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16))) {
-      stopped_ = true;
+    if (!Enqueue(row, encoded, id_hash, ident_hash, value_hash, is_update, retry)) {
       return absl::AbortedError("stopped");
     }
   }
   if (!reader.status().ok()) return DamagedChunk(segment_, reader);
   for (; d < delivered.size(); ++d) Consider(delivered.id(d), delivered.entry(d), candidates);
+  if (holding) {
+    EXPORTD_RETURN_IF_ERROR(differ_.AddIdentifiers(present));
+    absl::MutexLock lock(&out_mu_);
+    rows_seen_ += rows;
+    held_bytes_ += held_bytes;
+    deferred_unchanged_ += unchanged;
+    for (HeldRow& r : held) held_rows_.push_back(std::move(r));
+    // Too many changes to hold (a first run, a big change): the rest of the
+    // scan collects identifiers only, and pass 1 runs again after it.
+    const std::int64_t held_rows = static_cast<std::int64_t>(held_rows_.size());
+    if (held_bytes_ > o_.held_memory_bytes || (rows_seen_ >= 16384 && held_rows * 4 > rows_seen_)) {
+      gave_up_ = true;
+      held_rows_ = {};
+      held_bytes_ = 0;
+    }
+  } else {
+    tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
+      p.set_to_add(p.to_add() + adds);
+      p.set_to_update(p.to_update() + updates);
+      p.set_unchanged(p.unchanged() + unchanged);
+    });
+  }
+  if (!candidates.empty()) {
+    absl::MutexLock lock(&out_mu_);
+    candidates_.insert(candidates_.end(), std::make_move_iterator(candidates.begin()),
+                       std::make_move_iterator(candidates.end()));
+  }
+  return absl::OkStatus();
+}
+
+bool SegmentSync::Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
+                          std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update,
+                          bool retry) {
+  // Members the destination rejected last time are retried in batches of
+  // their own, so that they do not dilute the batches of real changes.
+  Batcher& out = retry ? *retries_ : *batcher_;
+  PendingBatch& batch = out.current();
+  batch.records.profile_ids.emplace_back(row.profile_id.data(), row.profile_id.size());
+  for (size_t f = 0; f < m_.columns.size(); ++f) {
+    batch.records.values.emplace_back();
+    ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, batch.records.values.back());
+  }
+  const auto size = static_cast<std::int64_t>(encoded.size() + row.profile_id.size() + 16);
+  batch.encoded.push_back(std::move(encoded));
+  batch.id_hashes.push_back(id_hash);
+  batch.hashes.push_back(value_hash);
+  batch.is_update.push_back(is_update);
+  if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
+  if (!out.RecordAdded(size)) {
+    stopped_ = true;
+    return false;
+  }
+  return true;
+}
+
+absl::Status SegmentSync::AddChunkIdentifiers(absl::string_view bytes) {
+  store::ChunkReader reader(bytes);
+  store::RowView row;
+  std::vector<std::uint64_t> present;
+  const int column = m_.columns[m_.identifier];
+  // Pass 1 runs again over these rows and checks the rest.
+  while (reader.Next(row, column, store::ChunkReader::ProfileId::kUnchecked)) {
+    EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
+    std::string id = Canonical(row.values[column]);
+    if (!id.empty()) present.push_back(IdentHash(id));
+  }
+  if (!reader.status().ok()) return DamagedChunk(segment_, reader);
+  return differ_.AddIdentifiers(present);
+}
+
+bool SegmentSync::OnePassStands() {
+  if (gave_up_.load()) return false;
+  // Every member sharing an identifier must be among the held changes: an
+  // unchanged member in a group was not held (its row is not at hand).
+  absl::flat_hash_map<std::uint64_t, std::int64_t> held_per_identifier;
+  for (const HeldRow& r : held_rows_) {
+    if (differ_.IsDuplicate(r.ident_hash)) ++held_per_identifier[r.ident_hash];
+  }
+  for (const auto& [hash, held] : held_per_identifier) {
+    if (held < differ_.DuplicateCount(hash)) return false;
+  }
+  return true;
+}
+
+absl::Status SegmentSync::Materialize(HeldRow& r, HeldMember& h) {
+  store::ChunkReader reader(r.chunk);
+  store::RowView row;
+  if (!reader.Next(row, mapped_)) return DamagedChunk(segment_, reader);
+  h.profile_id.assign(row.profile_id.data(), row.profile_id.size());
+  h.identifier = Canonical(row.values[m_.columns[m_.identifier]]);
+  for (int column : m_.columns) EncodeValue(row.values[column], h.encoded);
+  for (size_t f = 0; f < m_.columns.size(); ++f) {
+    h.values.emplace_back();
+    ToSdkValue(row.values[m_.columns[f]], m_.fields[f].type, h.values.back());
+  }
+  h.id_hash = r.id_hash;
+  h.ident_hash = r.ident_hash;
+  h.value_hash = r.value_hash;
+  h.change = differ_.IsDuplicate(r.ident_hash) ? Change::kDuplicate : r.change;
+  h.entry = std::move(r.entry);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentSync::ReleaseHeldRows() {
+  // Duplicates and moves go to ResolveHeld like a two-pass scan's; the other
+  // changes are sent now, as a two-pass scan sends them during pass 1.
+  std::vector<HeldRow> rows = std::move(held_rows_);
+  held_rows_ = {};
+  std::int64_t adds = 0, updates = 0;
+  std::vector<Candidate> candidates;
+  store::RowView row;
+  std::string encoded;
+  for (HeldRow& r : rows) {
+    if (ctx_.cancelled()) return FailWith(absl::CancelledError("the run was canceled"));
+    if (r.change == Change::kMove || differ_.IsDuplicate(r.ident_hash)) {
+      HeldMember h;
+      EXPORTD_RETURN_IF_ERROR(FailWith(Materialize(r, h)));
+      held_.push_back(std::move(h));
+      continue;
+    }
+    store::ChunkReader reader(r.chunk);
+    if (!reader.Next(row, mapped_)) return FailWith(DamagedChunk(segment_, reader));
+    if (r.entry) Consider(row.profile_id, *r.entry, candidates);
+    const bool is_update = r.change == Change::kUpdate;
+    if (!rejected_this_run_.empty() && rejected_this_run_.contains(row.profile_id)) continue;
+    ++(is_update ? updates : adds);
+    if (!sending_) continue;
+    encoded.clear();
+    for (int column : m_.columns) EncodeValue(row.values[column], encoded);
+    absl::MutexLock lock(&out_mu_);
+    if (!Enqueue(row, std::move(encoded), r.id_hash, r.ident_hash, r.value_hash, is_update,
+                 r.retry)) {
+      break;
+    }
+    r.chunk = std::string();  // Sent: its bytes are not needed any more.
+  }
+  candidates_.insert(candidates_.end(), std::make_move_iterator(candidates.begin()),
+                     std::make_move_iterator(candidates.end()));
+  const std::int64_t unchanged = deferred_unchanged_;
   tracker_.Update(o_.segment_index, [&](v1::SegmentProgress& p) {
     p.set_to_add(p.to_add() + adds);
     p.set_to_update(p.to_update() + updates);
     p.set_unchanged(p.unchanged() + unchanged);
   });
-  if (!candidates.empty()) {
-    absl::MutexLock lock(&out_mu_);
-    candidates_.insert(candidates_.end(), std::make_move_iterator(candidates.begin()),
-                       std::make_move_iterator(candidates.end()));
+  if (!stopped_) stopped_ = !batcher_->Flush() || !retries_->Flush();
+  if (stopped_) {
+    absl::Status sent = dispatcher_->Close();
+    return sent.ok() ? absl::AbortedError("the sync stopped") : sent;
   }
   return absl::OkStatus();
 }

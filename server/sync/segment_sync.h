@@ -8,7 +8,9 @@
 //   state + rejections + run checkpoint, one commit per batch).
 // This file wires them: pass 0 (identifiers), pass 1 (the merge: joins,
 // changes, leavers), duplicates, pass 2 (removals), pass 3 (held-back
-// members). Neither the snapshot nor the delivered state is held in memory,
+// members). An incremental run folds pass 0 into pass 1 (one_pass below):
+// it reads the snapshot once, holding its few changes until every
+// identifier is known. Neither the snapshot nor the delivered state is held in memory,
 // nor, beyond a bound, pass 0's identifiers (8 bytes a member, then in a
 // temporary file): what grows with the segment is the removal candidates
 // (members who left or moved) and held-back members of this run.
@@ -68,6 +70,14 @@ struct SegmentSyncOptions {
   int max_throttle_resends = 8;
   // The snapshot's identifier hashes in memory at most (then on disk).
   IdentifierSetOptions identifiers;
+  // Fold pass 0 into pass 1 (destinations with an identifier; not in a full
+  // resync): the scan collects the identifiers and holds the changes until
+  // it ends, so an incremental run reads the snapshot once. It reads it
+  // again when the changes exceed `held_memory_bytes` or a quarter of the
+  // members, or when a shared identifier is also an unchanged member's; the
+  // engine turns it off when the last run found shared identifiers.
+  bool one_pass = true;
+  size_t held_memory_bytes = size_t{64} << 20;
 };
 
 // Runs the pipeline for one segment. Returns the first whole-call failure of
