@@ -112,8 +112,8 @@ class SegmentSync {
   absl::Status DiffSnapshot();
   // Merges one chunk's rows with the delivered members of its range.
   absl::Status DiffChunk(absl::string_view bytes, DeliveredBundle& delivered);
-  // A one-pass scan (pass 0 folded into pass 1) that gave up holding
-  // changes: the rest of the chunks give their identifiers only.
+  // Adds a chunk's identifiers only: pass 0, and the rest of a one-pass
+  // scan (pass 0 folded into pass 1) that gave up holding changes.
   absl::Status AddChunkIdentifiers(absl::string_view bytes);
   // After a one-pass scan: true when it stands, false when the run needs
   // pass 1 again now that every identifier is known (too many changes, or a
@@ -278,23 +278,10 @@ absl::Status SegmentSync::ReadState() {
   if (by_identifier_) differ_.ReserveIdentifiers(segment_.member_count());
   if (one_pass_) return absl::OkStatus();  // Pass 1 collects them.
   if (by_identifier_) {
-    const int column = m_.columns[m_.identifier];
     EXPORTD_RETURN_IF_ERROR(ScanSnapshot(
         *source_, ctx_, nullptr,
         [&](size_t, absl::string_view bytes, DeliveredBundle&) -> absl::Status {
-          store::ChunkReader reader(bytes);
-          store::RowView row;
-          std::vector<std::uint64_t> present;
-          // Only the identifier's column: pass 1 reads (and checks) the rest,
-          // the profile id included. Pass 1 canonicalizes again rather than
-          // keep 8 bytes a member.
-          while (reader.Next(row, column, store::ChunkReader::ProfileId::kUnchecked)) {
-            EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
-            std::string id = Canonical(row.values[column]);
-            if (!id.empty()) present.push_back(IdentHash(id));
-          }
-          if (!reader.status().ok()) return DamagedChunk(segment_, reader);
-          return differ_.AddIdentifiers(present);
+          return AddChunkIdentifiers(bytes);
         }));
   }
   return differ_.SealIdentifiers();
@@ -494,7 +481,9 @@ absl::Status SegmentSync::AddChunkIdentifiers(absl::string_view bytes) {
   store::RowView row;
   std::vector<std::uint64_t> present;
   const int column = m_.columns[m_.identifier];
-  // Pass 1 runs again over these rows and checks the rest.
+  // Only the identifier's column: pass 1 reads (and checks) the rest, the
+  // profile id included, and canonicalizes again rather than keep 8 bytes a
+  // member.
   while (reader.Next(row, column, store::ChunkReader::ProfileId::kUnchecked)) {
     EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
     std::string id = Canonical(row.values[column]);
