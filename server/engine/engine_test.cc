@@ -1079,6 +1079,63 @@ TEST_P(EngineIdentifierTest, ManyChangesReadTheSnapshotAgainAndKeepWhatAMemberHa
   EXPECT_EQ(audience.count("e2@x.com"), 0u);
 }
 
+// A user the destination erased on request (a privacy deletion) is not sent
+// again while it keeps that identifier, and nothing is removed for it.
+TEST_P(EngineIdentifierTest, AForgottenUserIsNotSentAgainUntilItsIdentifierChanges) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->forgotten.insert("gone@x.com");
+  }
+  UploadRows({{"p1", "Gone@x.com"}, {"p2", "x2@x.com"}});
+  StartEngine();
+  v1::Run first = RunToEnd();
+  EXPECT_EQ(first.segments(0).added(), 1);
+  EXPECT_EQ(first.segments(0).rejected(), 1);
+  std::vector<v1::Rejection> rejections = Rejections(first.id());
+  ASSERT_EQ(rejections.size(), 1u);
+  EXPECT_EQ(rejections[0].reason_code(), sdk::kReasonForgotten);
+
+  // The same snapshot: p1 is not sent again (the dry run agrees).
+  v1::Run second = DryThenRun();
+  EXPECT_EQ(second.segments(0).to_add() + second.segments(0).to_update(), 0);
+  EXPECT_EQ(second.segments(0).unchanged(), 2);
+  EXPECT_EQ(second.segments(0).rejected(), 0);
+
+  // p1 leaves: nothing is removed for it.
+  UploadRows({{"p2", "x2@x.com"}});
+  v1::Run third = DryThenRun();
+  EXPECT_EQ(third.segments(0).to_remove(), 0);
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->forgotten_attempts, 1);
+    EXPECT_EQ(state_->removed_records, 0);
+  }
+
+  // It comes back with another email: that one is sent.
+  UploadRows({{"p1", "new@x.com"}, {"p2", "x2@x.com"}});
+  v1::Run fourth = RunToEnd();
+  EXPECT_EQ(fourth.segments(0).added(), 1);
+  EXPECT_EQ(Audience()["new@x.com"], "p1");
+}
+
+// And when it changes its email while still a member, the new one is sent.
+TEST_P(EngineIdentifierTest, AForgottenMemberWithANewIdentifierIsSent) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->forgotten.insert("gone@x.com");
+  }
+  UploadRows({{"p1", "gone@x.com"}});
+  StartEngine();
+  EXPECT_EQ(RunToEnd().segments(0).rejected(), 1);
+  UploadRows({{"p1", "back@x.com"}});
+  v1::Run second = RunToEnd();
+  EXPECT_EQ(second.segments(0).added(), 1);
+  EXPECT_EQ(second.segments(0).to_remove(), 0);
+  EXPECT_EQ(Audience()["back@x.com"], "p1");
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->removed_records, 0);
+}
+
 TEST_P(EngineIdentifierTest, AnIdentifierThatBecameInvalidIsRemoved) {
   UploadRows({{"p1", "x1@x.com"}, {"p2", "x2@x.com"}});
   StartEngine();

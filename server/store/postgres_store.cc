@@ -89,7 +89,8 @@ constexpr Migration kMigrations[] = {
     )sql"},
     // 4: what each delivered-state row records (store::DeliveredState): 0
     // delivered, 1 delivered but its last update rejected, 2 never delivered
-    // and its last attempt rejected.
+    // and its last attempt rejected (3, written since without a schema change:
+    // forgotten by the destination).
     {4, R"sql(
     ALTER TABLE delivered ADD COLUMN state SMALLINT NOT NULL DEFAULT 0;
     )sql"},

@@ -181,10 +181,11 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
   if (!commit.rejected.empty()) {
     // A member never delivered gets (or keeps) a row of its own; a delivered
     // one is only marked, so that its removal stays possible.
-    std::vector<std::int64_t> id_hashes, value_hashes, ident_hashes;
+    std::vector<std::int64_t> id_hashes, value_hashes, ident_hashes, states;
     std::vector<absl::string_view> new_ids, run_ids, marked_ids, marked_runs;
     for (const DeliveredRow& row : commit.rejected) {
-      if (row.state == DeliveredState::kRejected) {
+      if (row.state == DeliveredState::kRejected || row.state == DeliveredState::kForgotten) {
+        states.push_back(static_cast<std::int64_t>(row.state));
         id_hashes.push_back(static_cast<std::int64_t>(row.id_hash));
         new_ids.push_back(row.profile_id);
         value_hashes.push_back(static_cast<std::int64_t>(row.value_hash));
@@ -202,16 +203,23 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
           .TextArray(new_ids)
           .IntArray(value_hashes)
           .TextArray(run_ids)
-          .IntArray(ident_hashes);
+          .IntArray(ident_hashes)
+          .IntArray(states);
+      // A rejected row never goes over a delivered one; a forgotten one
+      // (state 3) goes over any.
       EXPORTD_RETURN_IF_ERROR(
           conn.Exec("INSERT INTO delivered (audience_key, id_hash, profile_id, value_hash, run_id, "
                     "vals, ident_hash, state) SELECT DISTINCT ON (u.profile_id) $1, u.id_hash, "
-                    "u.profile_id, u.value_hash, u.run_id, ''::bytea, NULLIF(u.ident_hash, 0), 2 "
-                    "FROM unnest($2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[]) "
-                    "AS u(id_hash, profile_id, value_hash, run_id, ident_hash) "
+                    "u.profile_id, u.value_hash, u.run_id, ''::bytea, NULLIF(u.ident_hash, 0), "
+                    "u.state FROM unnest($2::int8[], $3::text[], $4::int8[], $5::text[], "
+                    "$6::int8[], $7::int8[]) "
+                    "AS u(id_hash, profile_id, value_hash, run_id, ident_hash, state) "
                     "ON CONFLICT (audience_key, profile_id) DO UPDATE SET "
                     "value_hash = excluded.value_hash, run_id = excluded.run_id, "
-                    "ident_hash = excluded.ident_hash WHERE delivered.state = 2",
+                    "ident_hash = excluded.ident_hash, "
+                    "vals = CASE WHEN excluded.state = 3 THEN ''::bytea ELSE delivered.vals END, "
+                    "state = excluded.state "
+                    "WHERE delivered.state IN (2, 3) OR excluded.state = 3",
                     params)
               .status());
     }
@@ -221,7 +229,8 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
       EXPORTD_RETURN_IF_ERROR(
           conn.Exec("UPDATE delivered d SET state = 1, run_id = u.run_id FROM "
                     "unnest($2::text[], $3::text[]) AS u(profile_id, run_id) "
-                    "WHERE d.audience_key = $1 AND d.profile_id = u.profile_id AND d.state != 2",
+                    "WHERE d.audience_key = $1 AND d.profile_id = u.profile_id "
+                    "AND d.state NOT IN (2, 3)",
                     params)
               .status());
     }

@@ -85,7 +85,8 @@ constexpr Migration kMigrations[] = {
     )sql"},
     // 7: what each delivered-state row records (store::DeliveredState): 0
     // delivered, 1 delivered but its last update rejected, 2 never delivered
-    // and its last attempt rejected. Rows before are delivered.
+    // and its last attempt rejected (3, written since without a schema change:
+    // forgotten by the destination). Rows before are delivered.
     {7, R"sql(
     ALTER TABLE delivered ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
     )sql"},

@@ -477,24 +477,35 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
                        "run_id, vals, ident_hash, state) VALUES (?, ?, ?, ?, ?, X'', ?, 2) "
                        "ON CONFLICT (audience_key, profile_id) DO UPDATE SET "
                        "value_hash = excluded.value_hash, run_id = excluded.run_id, "
-                       "ident_hash = excluded.ident_hash WHERE delivered.state = 2"));
+                       "ident_hash = excluded.ident_hash, state = 2 "
+                       "WHERE delivered.state IN (2, 3)"));
       EXPORTD_ASSIGN_OR_RETURN(
-          Statement mark, db_->Prepare("UPDATE delivered SET state = 1, run_id = ? "
-                                       "WHERE audience_key = ? AND profile_id = ? AND state != 2"));
+          Statement mark,
+          db_->Prepare("UPDATE delivered SET state = 1, run_id = ? "
+                       "WHERE audience_key = ? AND profile_id = ? AND state NOT IN (2, 3)"));
+      // Forgotten by the destination: over whatever the row was.
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement forgot,
+          db_->Prepare("INSERT INTO delivered (audience_key, id_hash, profile_id, value_hash, "
+                       "run_id, vals, ident_hash, state) VALUES (?, ?, ?, ?, ?, X'', ?, 3) "
+                       "ON CONFLICT (audience_key, profile_id) DO UPDATE SET "
+                       "value_hash = excluded.value_hash, run_id = excluded.run_id, "
+                       "ident_hash = excluded.ident_hash, vals = X'', state = 3"));
       for (const DeliveredRow& row : commit.rejected) {
-        if (row.state == DeliveredState::kRejected) {
-          add.Reset();
-          add.Bind(1, key)
+        if (row.state == DeliveredState::kRejected || row.state == DeliveredState::kForgotten) {
+          Statement& insert = row.state == DeliveredState::kForgotten ? forgot : add;
+          insert.Reset();
+          insert.Bind(1, key)
               .Bind(2, static_cast<std::int64_t>(row.id_hash))
               .Bind(3, row.profile_id)
               .Bind(4, static_cast<std::int64_t>(row.value_hash))
               .Bind(5, row.run_id);
           if (row.ident_hash != 0) {
-            add.Bind(6, static_cast<std::int64_t>(row.ident_hash));
+            insert.Bind(6, static_cast<std::int64_t>(row.ident_hash));
           } else {
-            add.BindNull(6);
+            insert.BindNull(6);
           }
-          EXPORTD_RETURN_IF_ERROR(add.Run());
+          EXPORTD_RETURN_IF_ERROR(insert.Run());
         } else {
           mark.Reset();
           mark.Bind(1, row.run_id).Bind(2, key).Bind(3, row.profile_id);

@@ -134,6 +134,10 @@ enum class DeliveredState : int {
   kDelivered = 0,        // At the destination with `value_hash`.
   kUpdateRejected = 1,   // At the destination with `value_hash`; a later update was rejected.
   kRejected = 2,         // Never delivered: its last attempt (`value_hash`) was rejected.
+  // The destination erased the member's identifier on the person's request
+  // (sdk::kReasonForgotten): not at the destination, and not sent again
+  // while its identifier (`ident_hash`) stays the same.
+  kForgotten = 3,
 };
 
 // One member as last delivered: `value_hash` of the mapped values, and the
@@ -207,10 +211,11 @@ struct BatchCommit {
   std::string export_id;
   std::string segment_id;
   std::vector<DeliveredRow> delivered;
-  // Members whose records the destination rejected (state kUpdateRejected or
-  // kRejected), so that the next run retries them apart from real changes:
-  // a kRejected row is written (never over a delivered one); a
-  // kUpdateRejected one only marks the member's delivered row.
+  // Members whose records the destination rejected (state kUpdateRejected,
+  // kRejected or kForgotten), so that the next run retries them apart from
+  // real changes (or, forgotten, does not send them): a kRejected row is
+  // written (never over a delivered one); a kUpdateRejected one only marks
+  // the member's delivered row; a kForgotten one is written over any row.
   std::vector<DeliveredRow> rejected;
   // Profile ids whose delivered rows go: removed at the destination, or
   // forgotten because another member now holds their identifier.

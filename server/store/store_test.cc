@@ -333,6 +333,54 @@ TEST_P(StoreConformanceTest, RejectedMembersAreRememberedWithoutLosingWhatWasDel
   EXPECT_EQ(rows["p2"].value_hash, 22u);
 }
 
+TEST_P(StoreConformanceTest, AForgottenMemberIsRememberedOverWhatWasDelivered) {
+  auto claimed = ClaimNewRun(*store_);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
+    BatchCommit c;
+    c.export_id = "exp-1";
+    c.segment_id = "seg-1";
+    c.lease = (*claimed)->lease;
+    c.checkpoint = (*claimed)->run;
+    c.delivered = std::move(delivered);
+    c.rejected = std::move(rejected);
+    ASSERT_TRUE(store_->CommitBatch(c).ok());
+  };
+  auto row = [](std::uint64_t id_hash, const std::string& id, std::uint64_t ident_hash,
+                DeliveredState state) {
+    DeliveredRow r{id_hash, id, 30, "run-1", "", ident_hash};
+    r.state = state;
+    return r;
+  };
+  auto states = [&] {
+    std::map<std::string, std::pair<DeliveredState, std::uint64_t>> out;
+    EXPECT_TRUE(store_
+                    ->ForEachDelivered("exp-1", "seg-1",
+                                       [&](const DeliveredView& v) {
+                                         out[std::string(v.profile_id)] = {v.state, v.ident_hash};
+                                         return absl::OkStatus();
+                                       })
+                    .ok());
+    return out;
+  };
+  // p1 delivered, then forgotten; p2 forgotten without ever being delivered.
+  commit({{1, "p1", 10, "run-1", "v1", 100}}, {});
+  commit({}, {row(1, "p1", 100, DeliveredState::kForgotten),
+              row(2, "p2", 200, DeliveredState::kForgotten)});
+  auto seen = states();
+  EXPECT_EQ(seen["p1"].first, DeliveredState::kForgotten);
+  EXPECT_EQ(seen["p2"].first, DeliveredState::kForgotten);
+  EXPECT_EQ(seen["p2"].second, 200u);
+  // p2 under another identifier, rejected: a rejected row again, with it.
+  commit({}, {row(2, "p2", 201, DeliveredState::kRejected)});
+  seen = states();
+  EXPECT_EQ(seen["p2"].first, DeliveredState::kRejected);
+  EXPECT_EQ(seen["p2"].second, 201u);
+  // p1 under another identifier, delivered.
+  commit({{1, "p1", 11, "run-1", "v2", 101}}, {});
+  EXPECT_EQ(states()["p1"].first, DeliveredState::kDelivered);
+}
+
 TEST_P(StoreConformanceTest, MetaValuesAreReplacedAndSurviveAReopen) {
   auto missing = store_->GetMeta("master_key_check");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

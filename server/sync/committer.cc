@@ -60,8 +60,10 @@ absl::Status Committer::Commit(PendingBatch& batch,
           row.value_hash = batch.hashes[i];
           row.run_id = target_.run_id;
           if (!batch.ident_hashes.empty()) row.ident_hash = batch.ident_hashes[i];
-          row.state = batch.is_update[i] ? store::DeliveredState::kUpdateRejected
-                                         : store::DeliveredState::kRejected;
+          row.state = outcome.reason_code == sdk::kReasonForgotten
+                          ? store::DeliveredState::kForgotten
+                      : batch.is_update[i] ? store::DeliveredState::kUpdateRejected
+                                           : store::DeliveredState::kRejected;
           commit.rejected.push_back(std::move(row));
         }
         break;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-
 namespace exportd::sync {
 
 Change Differ::Classify(const Member& m, DeliveredEntry* entry, bool resolved, bool* retry) {
@@ -16,6 +15,13 @@ Change Differ::Classify(const Member& m, DeliveredEntry* entry, bool resolved, b
   entry->seen = true;
   if (retry != nullptr) *retry = entry->rejected();
   if (entry->this_run) return Change::kDone;
+  // Erased at the destination on the person's request: not sent again until
+  // the member maps to another identifier.
+  if (entry->state == store::DeliveredState::kForgotten &&
+      (!o_.by_identifier || entry->ident_hash == m.ident_hash)) {
+    if (retry != nullptr) *retry = false;
+    return Change::kUnchanged;
+  }
   // Never at the destination (rejected before): sent as a new member.
   if (!entry->delivered()) return Change::kAdd;
   if (o_.by_identifier) {

@@ -55,7 +55,9 @@ namespace exportd::sync {
 
 // What one snapshot member is, against what was delivered.
 enum class Change {
-  kUnchanged,  // Delivered with the same identifier and values: nothing to send.
+  // Delivered with the same identifier and values, or forgotten by the
+  // destination under the same identifier: nothing to send.
+  kUnchanged,
   kAdd,        // Not delivered: send it.
   kUpdate,     // Delivered with the same identifier (or an unknown one), other values.
   kDone,       // Delivered by this very run before an interruption.
@@ -96,7 +98,10 @@ struct DeliveredEntry {
   bool moved = false;     // Its profile now maps to another identifier.
   bool loser = false;     // Its identifier is now sent for another profile.
 
-  bool delivered() const { return state != store::DeliveredState::kRejected; }
+  bool delivered() const {
+    return state != store::DeliveredState::kRejected &&
+           state != store::DeliveredState::kForgotten;
+  }
   // Its last attempt was rejected: retried apart from real changes.
   bool rejected() const { return state != store::DeliveredState::kDelivered; }
 };

@@ -688,8 +688,9 @@ absl::Status SegmentSync::SendRemovals() {
         while (next < candidates.size() && candidates[next].profile_id != row.profile_id) ++next;
         if (next == candidates.size()) return absl::OkStatus();
         const Candidate& c = candidates[next];
-        if (row.state == store::DeliveredState::kRejected) {
-          // Never delivered: nothing to remove, the row goes.
+        if (row.state == store::DeliveredState::kRejected ||
+            row.state == store::DeliveredState::kForgotten) {
+          // Not at the destination: nothing to remove, the row goes.
           forget.removed.push_back(row.profile_id);
           return absl::OkStatus();
         }

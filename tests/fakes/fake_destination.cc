@@ -116,6 +116,12 @@ class FakeConnection final : public sdk::Connection {
           outcomes.push_back(sdk::RecordOutcome::Rejected("invalid_key", "key", "not a key"));
           continue;
         }
+        if (state_->forgotten.count(key)) {
+          if (!remove) ++state_->forgotten_attempts;
+          outcomes.push_back(sdk::RecordOutcome::Rejected(sdk::kReasonForgotten, "key",
+                                                          "the user was forgotten"));
+          continue;
+        }
         if (remove) {
           members.erase(key);
         } else {

@@ -29,6 +29,11 @@ struct FakeState {
   std::map<std::string, std::string, std::less<>> last_settings ABSL_GUARDED_BY(mu);
   // Profile ids to reject with reason "fake_reject".
   std::set<std::string> reject ABSL_GUARDED_BY(mu);
+  // Keys (key_by_identifier) the destination erased on request: records and
+  // removals for them are rejected with reason sdk::kReasonForgotten.
+  std::set<std::string> forgotten ABSL_GUARDED_BY(mu);
+  // Records (not removals) that reached a key in `forgotten`.
+  int forgotten_attempts ABSL_GUARDED_BY(mu) = 0;
   // Calls to fail (UNAVAILABLE) before the next one succeeds, and the
   // message they fail with.
   int fail_calls ABSL_GUARDED_BY(mu) = 0;

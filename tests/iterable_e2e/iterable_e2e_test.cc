@@ -738,6 +738,32 @@ TEST_F(IterableE2eTest, AListDeletedInIterableIsCreatedAgainWithTheWholeSegment)
   EXPECT_EQ(list[0]["segments"][0].value("added", std::string("0")), "0") << list[0].dump();
 }
 
+// A user forgotten in Iterable (a privacy deletion) is rejected as
+// `forgotten` once and not sent again while its email stays the same.
+TEST_F(IterableE2eTest, AForgottenUserIsRejectedOnceAndNotSentAgain) {
+  HttpPost(SandboxUrl("/_sandbox/forget"), R"({"email":"User3@example.com"})");
+  CreateExport(20, "VIP");
+  auto [code, text] = Ctl({"export", "run", "vip", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  json runs = CtlJson({"export", "runs", "vip"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  json rejections = CtlJson({"run", "rejections", list[0]["id"]});
+  json rejected = rejections.is_array() ? rejections : rejections["rejections"];
+  ASSERT_EQ(rejected.size(), 1u) << rejections.dump();
+  EXPECT_EQ(rejected[0]["reason_code"], "forgotten");
+  EXPECT_EQ(rejected[0]["profile_id"], "p3");
+  EXPECT_EQ(ListMembers("VIP").size(), 19u);
+
+  // The next run sends nothing: p3 is not retried.
+  const std::int64_t since = absl::ToUnixMicros(absl::Now());
+  std::tie(code, text) = Ctl({"export", "run", "vip", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_TRUE(SubscribeTimes(since).empty());
+  runs = CtlJson({"export", "runs", "vip"});
+  list = runs.is_array() ? runs : runs["runs"];
+  EXPECT_EQ(list[0]["segments"][0].value("rejected", std::string("0")), "0") << list[0].dump();
+}
+
 // A data field of another type than Iterable holds is rejected with the data
 // field as the rejection's FIELD, not the email.
 TEST_F(IterableE2eTest, ATypeMismatchNamesTheDataField) {

@@ -417,6 +417,18 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
     }
     SetFaults(*updated);
     SetJson(200, FaultsToJson(*updated), response);
+  } else if (method == "POST" && parts.size() == 1 && parts[0] == "forget") {
+    // {"email": "..."} or {"userId": "..."}: a privacy deletion in Iterable.
+    nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object() || (!body.contains("email") && !body.contains("userId")) ||
+        (body.contains("email") && !body["email"].is_string()) ||
+        (body.contains("userId") && !body["userId"].is_string())) {
+      SetJson(400, {{"error", "POST /_sandbox/forget takes {\"email\": \"...\"} or {\"userId\": \"...\"}"}},
+              response);
+      return;
+    }
+    state_.Forget(body.value("email", ""), body.value("userId", ""));
+    SetJson(200, {{"ok", true}}, response);
   } else if (method == "POST" && parts.size() == 1 && parts[0] == "reset") {
     Reset();
     SetJson(200, {{"ok", true}}, response);

@@ -52,7 +52,8 @@ struct Outcome {
   int64_t success_count = 0;
   int64_t fail_count = 0;
   std::vector<std::string> conflict_emails, conflict_user_ids, invalid_data_emails,
-      invalid_data_user_ids, invalid_emails, invalid_user_ids, not_found_emails, not_found_user_ids;
+      invalid_data_user_ids, invalid_emails, invalid_user_ids, not_found_emails, not_found_user_ids,
+      forgotten_emails, forgotten_user_ids;
   std::vector<std::string> created_fields, filtered_out_fields;
 
   void Fail(std::vector<std::string>* where, std::string what) {
@@ -64,8 +65,8 @@ struct Outcome {
     nlohmann::json failed = {
         {"conflictEmails", std::move(conflict_emails)},
         {"conflictUserIds", std::move(conflict_user_ids)},
-        {"forgottenEmails", nlohmann::json::array()},
-        {"forgottenUserIds", nlohmann::json::array()},
+        {"forgottenEmails", std::move(forgotten_emails)},
+        {"forgottenUserIds", std::move(forgotten_user_ids)},
         {"invalidDataEmails", std::move(invalid_data_emails)},
         {"invalidDataUserIds", std::move(invalid_data_user_ids)},
         {"invalidEmails", invalid_emails},
@@ -372,6 +373,12 @@ ApiReply State::Subscribe(ListRequest& request, int max_batch, absl::Duration in
     Identity& identity = item.identity;
     SubscriberRecord& subscriber = *item.record;
     int64_t user_index = -1;
+    if ((identity.has_email && forgotten_emails_.contains(identity.email)) ||
+        (identity.has_user_id && forgotten_user_ids_.contains(identity.user_id))) {
+      FailRecord(identity, project_type_, &outcome.forgotten_emails, &outcome.forgotten_user_ids,
+                 &outcome);
+      continue;
+    }
     if (lean_) {
       const int64_t key = LeanKey(project_type_ == ProjectType::kUserId ? "" : identity.email,
                                   identity.user_id);
@@ -559,8 +566,16 @@ StateCounts State::Counts() const {
                      static_cast<int64_t>(field_types_.size())};
 }
 
+void State::Forget(std::string email, std::string user_id) {
+  absl::MutexLock lock(&mu_);
+  if (!email.empty()) forgotten_emails_.insert(absl::AsciiStrToLower(email));
+  if (!user_id.empty()) forgotten_user_ids_.insert(std::move(user_id));
+}
+
 void State::Reset() {
   absl::MutexLock lock(&mu_);
+  forgotten_emails_.clear();
+  forgotten_user_ids_.clear();
   lists_.clear();
   users_.clear();
   users_by_email_.clear();

@@ -123,6 +123,11 @@ class State {
 
   StateCounts Counts() const;
 
+  // A privacy deletion ("forget user" in Iterable): later subscribes of this email (lowercase)
+  // or userId are refused and reported in failedUpdates.forgottenEmails/forgottenUserIds.
+  // (The user's existing record and memberships are left as they are.)
+  void Forget(std::string email, std::string user_id);
+
   // Forgets every list, user and field type. List ids keep counting up, so an id cached by a
   // client before the reset never names a new list.
   void Reset();
@@ -173,6 +178,8 @@ class State {
   absl::flat_hash_map<int64_t, std::uint64_t> lean_users_ ABSL_GUARDED_BY(mu_);
   // Field name -> type name (a static string from TypeName()).
   absl::flat_hash_map<std::string, const char*> field_types_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> forgotten_emails_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> forgotten_user_ids_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace exportd::sandbox

@@ -95,6 +95,12 @@ struct RecordBatch {
   }
 };
 
+// The reason_code of a record the destination refuses because it erased the
+// person on their request (a privacy deletion: Iterable's "forgotten" users).
+// exportd does not send that member again while its identifier stays the
+// same, and never sends a removal for it.
+inline constexpr char kReasonForgotten[] = "forgotten";
+
 // What happened to one record.
 enum class OutcomeKind {
   kDelivered,  // The destination accepted it.
