@@ -25,46 +25,48 @@ struct QueuedChunk {
 };
 
 // A bounded queue of serialized chunks from the reader to the scan threads.
+// Waits on condition variables rather than Mutex::Await: Abseil evaluates an
+// Await condition on whichever thread releases the mutex, reading the
+// waiter's stack, which ThreadSanitizer cannot order (Debian's Abseil is not
+// instrumented; cmake/tsan_abseil_annotations.cc).
 class ChunkQueue {
  public:
   explicit ChunkQueue(size_t capacity) : capacity_(capacity) {}
   // Blocks while full. False once aborted.
   bool Push(QueuedChunk bytes) {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return q->items_.size() < q->capacity_ || q->aborted_;
-        },
-        this));
+    while (items_.size() >= capacity_ && !aborted_) not_full_.Wait(&mu_);
     if (aborted_) return false;
     items_.push_back(std::move(bytes));
+    not_empty_.Signal();
     return true;
   }
   // Blocks while empty. False when closed and drained, or aborted.
   bool Pop(QueuedChunk& out) {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ChunkQueue* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return !q->items_.empty() || q->closed_ || q->aborted_;
-        },
-        this));
+    while (items_.empty() && !closed_ && !aborted_) not_empty_.Wait(&mu_);
     if (aborted_ || items_.empty()) return false;
     out = std::move(items_.front());
     items_.pop_front();
+    not_full_.Signal();
     return true;
   }
   void Close() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
+    not_empty_.SignalAll();
   }
   void Abort() {
     absl::MutexLock lock(&mu_);
     aborted_ = true;
+    not_empty_.SignalAll();
+    not_full_.SignalAll();
   }
 
  private:
   const size_t capacity_;
   absl::Mutex mu_;
+  absl::CondVar not_empty_, not_full_;
   std::deque<QueuedChunk> items_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
