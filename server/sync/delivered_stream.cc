@@ -20,6 +20,7 @@ DeliveredStream::~DeliveredStream() {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
   }
+  space_.SignalAll();
   reader_.join();
 }
 
@@ -54,34 +55,29 @@ void DeliveredStream::Read() {
   absl::MutexLock lock(&mu_);
   done_ = true;
   status_ = std::move(status);
+  filled_.Signal();
 }
 
 bool DeliveredStream::Push(DeliveredBundle page) {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](DeliveredStream* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return s->pages_.size() < kPages || s->stopped_;
-      },
-      this));
+  while (pages_.size() >= kPages && !stopped_) space_.Wait(&mu_);
   if (stopped_) return false;
   pages_.push_back(std::move(page));
+  filled_.Signal();
   return true;
 }
 
 absl::StatusOr<bool> DeliveredStream::Refill() {
   if (next_ < page_.size()) return true;
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](DeliveredStream* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return !s->pages_.empty() || s->done_;
-      },
-      this));
+  while (pages_.empty() && !done_) filled_.Wait(&mu_);
   if (pages_.empty()) {
     if (!status_.ok()) return status_;
     return false;
   }
   page_ = std::move(pages_.front());
   pages_.pop_front();
+  space_.Signal();
   next_ = 0;
   return true;
 }

@@ -85,7 +85,11 @@ class DeliveredStream {
 
   store::Store& store_;
   const std::string export_id_, segment_id_, run_id_;
+  // Condition variables, not Mutex::Await: Await's conditions are evaluated on
+  // the releasing thread and read the waiter's stack, an order ThreadSanitizer
+  // cannot see.
   absl::Mutex mu_;
+  absl::CondVar filled_, space_;  // A page was pushed (or the end); one was taken (or stop).
   std::deque<DeliveredBundle> pages_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

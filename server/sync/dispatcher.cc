@@ -46,11 +46,10 @@ Dispatcher::~Dispatcher() { Close().IgnoreError(); }
 
 bool Dispatcher::Submit(PendingBatch batch) {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](Dispatcher* d) { return d->queue_.size() < d->threads_.size() || !d->error_.ok(); },
-      this));
+  while (queue_.size() >= threads_.size() && error_.ok()) space_.Wait(&mu_);
   if (!error_.ok()) return false;
   queue_.push_back(std::move(batch));
+  work_.Signal();
   return true;
 }
 
@@ -59,6 +58,7 @@ absl::Status Dispatcher::Close() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
   }
+  work_.SignalAll();
   for (auto& t : threads_) t.join();
   threads_.clear();
   absl::MutexLock lock(&mu_);
@@ -70,17 +70,18 @@ void Dispatcher::Work() {
     PendingBatch batch;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Dispatcher* d) { return !d->queue_.empty() || d->closed_; }, this));
+      while (queue_.empty() && !closed_) work_.Wait(&mu_);
       if (queue_.empty()) return;
       batch = std::move(queue_.front());
       queue_.pop_front();
+      space_.Signal();
     }
     absl::Status status = Send(batch);
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       if (error_.ok()) error_ = status;
       queue_.clear();
+      space_.SignalAll();
     }
   }
 }

@@ -59,7 +59,9 @@ class Dispatcher {
   Committer& committer_;
   sdk::RunContext& ctx_;
   std::vector<std::thread> threads_;
+  // Condition variables rather than Mutex::Await (see DeliveredStream).
   absl::Mutex mu_;
+  absl::CondVar work_, space_;  // A batch was queued (or close); one was taken (or an error).
   std::deque<PendingBatch> queue_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
