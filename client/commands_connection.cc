@@ -154,10 +154,16 @@ int Update(CommandContext& ctx, const cli::ParsedArgs& args) {
   if (std::optional<bool> share = args.GetBool("share-with-contributors")) {
     request.set_shared_with_contributors(*share);
   }
+  request.set_add_self_as_export_user(args.IsSet("add-self-as-export-user"));
+  for (const std::string& user : args.GetAll("remove-export-user")) {
+    request.add_remove_export_users(user);
+  }
   if (!request.has_display_name() && request.settings().empty() && request.secrets().empty() &&
-      !request.has_shared_with_contributors()) {
+      !request.has_shared_with_contributors() && !request.add_self_as_export_user() &&
+      request.remove_export_users().empty()) {
     return ctx.UsageError(
-        "nothing to update: pass --name, --setting, --secret or --share-with-contributors");
+        "nothing to update: pass --name, --setting, --secret, --share-with-contributors, "
+        "--add-self-as-export-user or --remove-export-user");
   }
   auto stub = ConnectionService::NewStub(ctx.channel());
   exportd::v1::Connection connection;
@@ -259,7 +265,9 @@ NounSpec ConnectionCommands() {
             kSettingFlag,
             kSecretFlag,
             {"share-with-contributors", "", "Let contributors use the connection (default: admins only)."},
-            {"add-self-as-export-user", "", "Add yourself as an export user of the connection."},
+            {"add-self-as-export-user", "",
+             "Add yourself as an export user: scheduled and run-all runs of its exports run "
+             "with the authority of its first export user who may still use it."},
             {"accept-privacy-terms", "",
              "Agree to the data privacy and compliance statement (required)."}},
            Create},
@@ -267,12 +275,20 @@ NounSpec ConnectionCommands() {
           {"get", {"NAME"}, "Show one connection (by name or id).", "", {}, Get},
           {"update",
            {"NAME"},
-           "Rename, change settings, rotate secrets or sharing.",
-           "Settings given are set; an empty value (--setting key=) removes a setting.",
+           "Rename, change settings, rotate secrets, sharing or export users.",
+           "Settings given are set; an empty value (--setting key=) removes a setting.\n\n"
+           "Export users: scheduled, system-refresh and run-all runs of the connection's "
+           "exports run with the authority of the first export user who still holds a token "
+           "with a role that may use the connection; when none does, those runs end SKIPPED "
+           "saying why. Without export users they run with exportd's own authority.",
            {{"name", "NEW_NAME", "New display name."},
             kSettingFlag,
             kSecretFlag,
-            {"share-with-contributors", "", "true or false: whether contributors may use it."}},
+            {"share-with-contributors", "", "true or false: whether contributors may use it."},
+            {"add-self-as-export-user", "",
+             "Add yourself as an export user: scheduled and run-all runs of its exports run "
+             "with the authority of its first export user who may still use it."},
+            {"remove-export-user", "PRINCIPAL", "Remove an export user.", false, true}},
            Update},
           {"delete",
            {"NAME"},

@@ -192,6 +192,7 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
       {"Trigger", EnumLabel(exportd::v1::RunTrigger_descriptor(), run.trigger())},
       {"Full resend", run.full() ? "yes" : "no"},
       {"Requested by", run.requested_by()},
+      {"Runs as", run.run_as().empty() ? "-" : run.run_as() + " (export user)"},
       {"Created", FormatTime(run.created_at_micros())},
       {"Started", FormatTime(run.started_at_micros())},
       {"Finished", FormatTime(run.finished_at_micros())}};

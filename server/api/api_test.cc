@@ -103,6 +103,38 @@ TEST_P(ApiStoreTest, ConnectionLifecycleKeepsSecretsWriteOnly) {
   }
 }
 
+// Export users: added by the caller itself, once; removed by name.
+TEST_P(ApiStoreTest, ExportUsersAreAddedByThemselvesAndRemovedByName) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("Fake"), &c).ok());
+  EXPECT_TRUE(c.export_users().empty());
+  v1::UpdateConnectionRequest update;
+  update.set_connection("Fake");
+  update.set_add_self_as_export_user(true);
+  v1::Connection updated;
+  ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), update, &updated).ok());
+  ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), update, &updated).ok());
+  EXPECT_THAT(updated.export_users(), ::testing::ElementsAre("alice"));
+
+  update.set_add_self_as_export_user(false);
+  update.add_remove_export_users("mallory");
+  grpc::Status status = connections_->UpdateConnection(As(kAdmin).get(), update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("'mallory' is not an export user of connection 'Fake' (its export "
+                        "users: alice)"));
+
+  update.clear_remove_export_users();
+  update.add_remove_export_users("alice");
+  ASSERT_TRUE(connections_->UpdateConnection(As(kAdmin).get(), update, &updated).ok());
+  EXPECT_TRUE(updated.export_users().empty());
+  v1::GetConnectionRequest get;
+  get.set_connection("Fake");
+  v1::Connection got;
+  ASSERT_TRUE(connections_->GetConnection(As(kAdmin).get(), get, &got).ok());
+  EXPECT_TRUE(got.export_users().empty());
+}
+
 // What a plugin logs while testing a connection (often the destination's
 // answer) stays on one line of exportd's log.
 TEST_P(ApiStoreTest, TestConnectionLogLinesAreEscaped) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/api/access.h"
 #include "server/api/call_run_context.h"
 #include "server/destinations/connection_resolver.h"
@@ -119,12 +120,28 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
     v1::Connection* resp) {
   return HandleUnary(
       ctx, deps_, absl::StrCat(kService, "UpdateConnection"), auth::Action::kManageConnections,
-      Audit::kYes, [&](const auth::Principal&, std::string& resource) -> absl::Status {
+      Audit::kYes, [&](const auth::Principal& who, std::string& resource) -> absl::Status {
         resource = absl::StrCat("connection/", req->connection());
         EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
                                  deps_.store->GetConnection(req->connection()));
         v1::Connection& c = stored.connection;
         resource = absl::StrCat("connection/", c.id());
+        for (const std::string& user : req->remove_export_users()) {
+          auto& users = *c.mutable_export_users();
+          auto it = std::find(users.begin(), users.end(), user);
+          if (it == users.end()) {
+            return absl::NotFoundError(absl::StrCat(
+                "remove_export_users: '", user, "' is not an export user of connection '",
+                c.display_name(), "' (its export users: ",
+                users.empty() ? "none" : absl::StrJoin(users, ", "), ")"));
+          }
+          users.erase(it);
+        }
+        if (req->add_self_as_export_user() &&
+            std::find(c.export_users().begin(), c.export_users().end(), who.name) ==
+                c.export_users().end()) {
+          c.add_export_users(who.name);
+        }
         if (req->has_display_name()) {
           EXPORTD_RETURN_IF_ERROR(ValidateName("display_name", req->display_name()));
           c.set_display_name(req->display_name());

@@ -202,6 +202,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   // once. PostgreSQL: only this replica id's own leases are.
   engine_options.only_replica = sqlite;
   engine_options.metrics = s.metrics.get();
+  engine_options.principal_role = [auth = s.authenticator.get()](const std::string& principal) {
+    return auth->RoleOf(principal);
+  };
   if (!o.system_refresh.empty()) {
     auto refresh = engine::RefreshSchedule::Parse(o.system_refresh);
     if (!refresh.ok()) {

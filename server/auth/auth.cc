@@ -315,6 +315,18 @@ absl::StatusOr<Principal> Authenticator::Authenticate(absl::string_view authoriz
   return absl::UnauthenticatedError("unknown token; check the token or the server's tokens file");
 }
 
+std::optional<v1::Role> Authenticator::RoleOf(absl::string_view principal) const {
+  // A principal has one role (the tokens file refuses two), so the first
+  // credential found answers. The maps hold a line per credential: small.
+  for (const auto& [digest, who] : tokens_) {
+    if (who.name == principal) return who.role;
+  }
+  for (const auto& [identity, who] : certificates_) {
+    if (who.name == principal) return who.role;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<Principal> Authenticator::AuthenticateCertificate(
     const std::vector<std::string>& identities) const {
   const Principal* found = nullptr;

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,11 @@ class Authenticator {
   // that a caller may fall back to the bearer token (which records its own).
   absl::StatusOr<Principal> AuthenticateCertificate(
       const std::vector<std::string>& identities) const;
+
+  // The role of a principal that holds a credential (a token or a
+  // certificate line) in this authenticator; nullopt when none. A
+  // connection's export users are checked against it when their runs start.
+  std::optional<v1::Role> RoleOf(absl::string_view principal) const;
 
   // Failed Authenticate() calls since start-up.
   std::uint64_t failed_authentications() const { return failures_.count(); }

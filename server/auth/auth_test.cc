@@ -175,6 +175,12 @@ TEST(AuthTest, CertLinesMapCertificateIdentities) {
   ASSERT_TRUE(by_subject.ok()) << by_subject.status();
   EXPECT_EQ(by_subject->name, "svc");
   EXPECT_EQ((*auth)->AuthenticateCertificate({"subject=CN=a#1"})->name, "hash");
+  // Who holds a credential, token or certificate, and with which role.
+  EXPECT_EQ((*auth)->RoleOf("alice"), v1::ROLE_ADMIN);
+  EXPECT_EQ((*auth)->RoleOf("svc-exporter"), v1::ROLE_CONTRIBUTOR);
+  EXPECT_EQ((*auth)->RoleOf("hash"), v1::ROLE_VIEWER);
+  EXPECT_EQ((*auth)->RoleOf("bob"), std::nullopt);
+  EXPECT_EQ((*auth)->RoleOf(""), std::nullopt);
 
   auto unknown = (*auth)->AuthenticateCertificate({"subject=CN=other", "san=other.example"});
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnauthenticated);

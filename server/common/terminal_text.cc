@@ -108,4 +108,24 @@ std::string EscapeForTerminal(absl::string_view text) {
   return out;
 }
 
+std::string ShellQuote(absl::string_view word) {
+  auto plain = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           absl::string_view("_@%+=:,./-").find(c) != absl::string_view::npos;
+  };
+  bool as_is = !word.empty();
+  for (char c : word) as_is = as_is && plain(c);
+  if (as_is) return std::string(word);
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
 }  // namespace exportd

@@ -36,6 +36,13 @@ namespace exportd {
 // UTF-8 and holds no control character.
 std::string EscapeForTerminal(absl::string_view text);
 
+// `word` as one word for a POSIX shell, for the commands hints tell a user to
+// run: as it is when it holds only characters no shell treats specially
+// (letters, digits, `_@%+=:,./-`), else in single quotes, each `'` written
+// `'\''`. "" gives ''. Compose with EscapeForTerminal when printing.
+//   ShellQuote("VIP Customers") == "'VIP Customers'"
+std::string ShellQuote(absl::string_view word);
+
 }  // namespace exportd
 
 #endif  // EXPORTD_SERVER_COMMON_TERMINAL_TEXT_H_

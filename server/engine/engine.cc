@@ -3,6 +3,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
@@ -325,6 +326,43 @@ absl::StatusOr<std::string> Engine::RequesterRefused(const v1::Export& e, const 
                       "contributors (any more); an admin can run it");
 }
 
+absl::StatusOr<std::string> Engine::ExportUserRefused(const v1::Export& e,
+                                                      v1::RunTrigger trigger,
+                                                      std::string& run_as) {
+  run_as.clear();
+  if (trigger == v1::RUN_TRIGGER_ON_DEMAND || trigger == v1::RUN_TRIGGER_UNSPECIFIED ||
+      !options_.principal_role || e.connection_id().empty()) {
+    return std::string();
+  }
+  EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored,
+                           store_->GetConnection(e.connection_id()));
+  const v1::Connection& c = stored.connection;
+  if (c.export_users().empty()) return std::string();
+  // In the order they were added: the first one who may still use the
+  // connection lends the run its authority.
+  std::vector<std::string> why;
+  for (const std::string& user : c.export_users()) {
+    std::optional<v1::Role> role = options_.principal_role(user);
+    if (!role.has_value()) {
+      why.push_back(absl::StrCat("'", user, "' holds no token or certificate any more"));
+      continue;
+    }
+    if (!auth::MayUseConnection(auth::Principal{user, *role}, &c)) {
+      why.push_back(absl::StrCat("'", user, "' is a ", auth::RoleName(*role),
+                                 *role == v1::ROLE_CONTRIBUTOR
+                                     ? " and the connection is not shared with contributors"
+                                     : ""));
+      continue;
+    }
+    run_as = user;
+    return std::string();
+  }
+  return absl::StrCat("no export user of connection '", c.display_name(),
+                      "' may run it: ", absl::StrJoin(why, "; "),
+                      ". An admin can add themself: exportctl connection update ",
+                      ShellQuote(c.display_name()), " --add-self-as-export-user");
+}
+
 absl::StatusOr<std::vector<v1::Run>> Engine::TriggerAll(const std::string& requested_by,
                                                         v1::Role requested_by_role) {
   EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, store_->ListExports());
@@ -601,13 +639,24 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     requested_by = live->run.requested_by();
     requested_by_role = live->run.requested_by_role();
   }
+  v1::RunTrigger trigger;
+  {
+    absl::MutexLock lock(&live->mu);
+    trigger = live->run.trigger();
+  }
+  std::string run_as;
   auto refused = RequesterRefused(*e, requested_by, requested_by_role);
+  if (refused.ok() && refused->empty()) refused = ExportUserRefused(*e, trigger, run_as);
   if (!refused.ok() || !refused->empty()) {
     Finish(*live, v1::RUN_STATE_SKIPPED,
            refused.ok() ? *refused
                         : absl::StrCat("cannot check who may run it: ",
                                        refused.status().message()));
     return;
+  }
+  {
+    absl::MutexLock lock(&live->mu);
+    live->run.set_run_as(run_as);
   }
   // The segments' sizes, so that watchers see them from the first update.
   std::vector<std::int64_t> members;

@@ -87,6 +87,11 @@ struct EngineOptions {
   // A segment's identifier hashes a run keeps in memory (8 bytes each);
   // beyond them the run keeps them in a temporary file under $TMPDIR.
   size_t identifier_memory_hashes = sync::IdentifierSetOptions().memory_hashes;
+  // The role of a principal that still holds a credential (nullopt: none),
+  // e.g. auth::Authenticator::RoleOf. A connection's export users are checked
+  // with it when a scheduled, system-refresh or run-all run starts. Empty:
+  // export users are not checked (such runs have exportd's authority).
+  std::function<std::optional<v1::Role>(const std::string& principal)> principal_role;
 };
 
 struct TriggerOptions {
@@ -166,6 +171,12 @@ class Engine {
   // exportd itself asked), else why not.
   absl::StatusOr<std::string> RequesterRefused(const v1::Export& e, const std::string& who,
                                                v1::Role role);
+  // For a run exportd started (schedule, system refresh) or a run-all: the
+  // export user of `e`'s connection whose authority it has (`run_as`, empty
+  // when the connection has none); the returned text is empty, else why no
+  // export user may run it.
+  absl::StatusOr<std::string> ExportUserRefused(const v1::Export& e, v1::RunTrigger trigger,
+                                                std::string& run_as);
   absl::Status RunSegments(LiveRun& live, const v1::Export& e, bool* crashed);
   // After a segment's sync found its audience gone (NOT_FOUND `gone`):
   // creates it again by the segment's name, remembers the new id and sends the

@@ -653,6 +653,73 @@ TEST_P(EngineTest, DetachedExportsCannotRunAndQueuedRunsAreSkipped) {
   EXPECT_THAT(std::string(run.status().message()), HasSubstr("inactive"));
 }
 
+// A connection's export users lend their authority to the runs exportd
+// starts (schedule, run all): the first who may still use the connection,
+// and none: SKIPPED saying why. On-demand runs run as who asked.
+TEST_P(EngineTest, RunsExportdStartsRunAsTheConnectionsFirstExportUserWhoMayUseIt) {
+  Upload(1, 10);
+  auto stored = store_->GetConnection("conn-1");
+  ASSERT_TRUE(stored.ok());
+  stored->connection.add_export_users("gone");     // No token any more.
+  stored->connection.add_export_users("carol");    // A contributor; the connection is not shared.
+  stored->connection.add_export_users("alice");    // An admin.
+  ASSERT_TRUE(store_->UpdateConnection(*stored).ok());
+  // Run all takes exports with a schedule; this one's next firing is months away.
+  export_.mutable_schedule()->set_cron("0 0 1 1 *");
+  export_.mutable_schedule()->set_enabled(true);
+  export_.set_updated_at_micros(absl::ToUnixMicros(absl::Now()));
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  std::map<std::string, v1::Role> roles = {{"carol", v1::ROLE_CONTRIBUTOR},
+                                           {"alice", v1::ROLE_ADMIN},
+                                           {"victor", v1::ROLE_VIEWER}};
+  absl::Mutex mu;
+  EngineOptions options;
+  options.principal_role = [&](const std::string& who) -> std::optional<v1::Role> {
+    absl::MutexLock lock(&mu);
+    auto it = roles.find(who);
+    if (it == roles.end()) return std::nullopt;
+    return it->second;
+  };
+  StartEngine(options);
+  auto all = engine_->TriggerAll("bob", v1::ROLE_ADMIN);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  v1::Run run = WaitFinal((*all)[0].id());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.run_as(), "alice");
+  EXPECT_EQ(run.requested_by(), "bob");
+  EXPECT_EQ(store_->GetRun(run.id())->run_as(), "alice");
+
+  // On demand: the caller's own authority, no export user.
+  v1::Run on_demand = RunToEnd();
+  EXPECT_EQ(on_demand.state(), v1::RUN_STATE_SUCCEEDED) << on_demand.message();
+  EXPECT_EQ(on_demand.run_as(), "");
+
+  // alice's token is gone, carol is still a contributor on an unshared connection.
+  {
+    absl::MutexLock lock(&mu);
+    roles.erase("alice");
+  }
+  all = engine_->TriggerAll("bob", v1::ROLE_ADMIN);
+  ASSERT_TRUE(all.ok()) << all.status();
+  run = WaitFinal((*all)[0].id());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SKIPPED);
+  EXPECT_THAT(run.message(), HasSubstr("no export user of connection 'fake' may run it"));
+  EXPECT_THAT(run.message(), HasSubstr("'gone' holds no token"));
+  EXPECT_THAT(run.message(), HasSubstr("'carol' is a contributor and the connection is not shared"));
+  EXPECT_THAT(run.message(), HasSubstr("exportctl connection update fake --add-self-as-export-user"));
+
+  // Shared with contributors: carol may run it now.
+  stored = store_->GetConnection("conn-1");
+  stored->connection.set_shared_with_contributors(true);
+  ASSERT_TRUE(store_->UpdateConnection(*stored).ok());
+  all = engine_->TriggerAll("bob", v1::ROLE_ADMIN);
+  ASSERT_TRUE(all.ok()) << all.status();
+  run = WaitFinal((*all)[0].id());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.run_as(), "carol");
+}
+
 TEST_P(EngineTest, ConcurrentRunsOfDifferentExports) {
   Upload(1, 2000);
   v1::Export other = export_;
@@ -889,6 +956,39 @@ TEST_P(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   EXPECT_EQ(runs[0].state(), v1::RUN_STATE_SUCCEEDED);
   absl::Time next_run = engine_->NextScheduledRun(export_, absl::Now());
   EXPECT_LE(next_run - absl::Now(), absl::Minutes(1));
+}
+
+// A scheduled run whose connection has no export user who may still use
+// it is SKIPPED, with the reason in its message.
+TEST_P(EngineTest, AScheduledRunWithoutAValidExportUserIsSkipped) {
+  Upload(1, 10);
+  auto stored = store_->GetConnection("conn-1");
+  ASSERT_TRUE(stored.ok());
+  stored->connection.add_export_users("victor");
+  ASSERT_TRUE(store_->UpdateConnection(*stored).ok());
+  export_.mutable_schedule()->set_cron("* * * * *");
+  export_.mutable_schedule()->set_enabled(true);
+  export_.set_updated_at_micros(absl::ToUnixMicros(absl::Now() - absl::Hours(2)));
+  ASSERT_TRUE(store_->UpdateExport(export_).ok());
+  EngineOptions options;
+  options.principal_role = [](const std::string& who) -> std::optional<v1::Role> {
+    if (who == "victor") return v1::ROLE_VIEWER;
+    return std::nullopt;
+  };
+  StartEngine(options);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::vector<v1::Run> runs;
+  std::string next;
+  while (absl::Now() < deadline) {
+    runs = *store_->ListRuns("exp-1", {10, ""}, &next);
+    if (!runs.empty() && IsFinal(runs[0].state())) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].trigger(), v1::RUN_TRIGGER_SCHEDULE);
+  EXPECT_EQ(runs[0].state(), v1::RUN_STATE_SKIPPED);
+  EXPECT_THAT(runs[0].message(), HasSubstr("'victor' is a viewer"));
+  EXPECT_TRUE(Audience().empty());
 }
 
 // The fake destination keys members by the canonical `key` (the email).

@@ -262,6 +262,25 @@ TEST_F(ExportctlE2eTest, ConnectionAndExportCreateListGet) {
   }
 }
 
+TEST_F(ExportctlE2eTest, ExportUsersAreAddedAndRemovedAndShown) {
+  std::filesystem::create_directories(server_->dir() / "eu-out");
+  Result created = Run({"connection", "create", "--name", "team files", "--type", "jsonl",
+                        "--setting", "directory=" + (server_->dir() / "eu-out").string(),
+                        "--accept-privacy-terms"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  Result added = Run({"connection", "update", "team files", "--add-self-as-export-user"});
+  ASSERT_EQ(added.code, 0) << added.err;
+  Result got = Run({"connection", "get", "team files"});
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_THAT(got.out, ::testing::ContainsRegex("Export users: +admin"));
+  Result wrong = Run({"connection", "update", "team files", "--remove-export-user", "nobody"});
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_THAT(wrong.err, HasSubstr("'nobody' is not an export user of connection 'team files'"));
+  Result removed = Run({"connection", "update", "team files", "--remove-export-user", "admin"});
+  ASSERT_EQ(removed.code, 0) << removed.err;
+  EXPECT_TRUE(Json({"connection", "get", "team files"})["export_users"].empty());
+}
+
 TEST_F(ExportctlE2eTest, UnknownConnectionIsNotFound) {
   Result get = Run({"connection", "get", "no-such-connection"});
   EXPECT_EQ(get.code, 1);
