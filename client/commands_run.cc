@@ -195,8 +195,8 @@ absl::StatusOr<exportd::v1::RunLogLevel> ParseLogLevel(absl::string_view text) {
       level != exportd::v1::RUN_LOG_LEVEL_UNSPECIFIED) {
     return level;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--level takes debug, info, warning or error, got '", text, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--level takes debug, info, warning or error, got '", text, "'"));
 }
 
 // "2026-05-02T06:00:00.123Z INFO    [engine] run started ..."
@@ -205,8 +205,8 @@ void PrintLogLine(CommandContext& ctx, const exportd::v1::RunLogLine& line) {
     ctx.out() << ToCompactJson(line);
     return;
   }
-  std::string level(absl::StripPrefix(exportd::v1::RunLogLevel_Name(line.level()),
-                                      "RUN_LOG_LEVEL_"));
+  std::string level(
+      absl::StripPrefix(exportd::v1::RunLogLevel_Name(line.level()), "RUN_LOG_LEVEL_"));
   level.resize(std::max<size_t>(level.size(), 7), ' ');
   PrintLine(ctx.out(), "$0 $1 [$2] $3",
             absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(line.at_micros()),

@@ -232,12 +232,12 @@ grpc::ServerUnaryReactor* RunService::ListRunLog(grpc::CallbackServerContext* ct
               " is not a RunLogLevel; use RUN_LOG_LEVEL_DEBUG, _INFO, _WARNING or _ERROR"));
         }
         EXPORTD_RETURN_IF_ERROR(deps_.store->GetRun(req->run_id()).status());
-        const int limit = req->page_size() <= 0 ? kDefaultRunLogPage
-                                                : std::min(req->page_size(), kMaxRunLogPage);
+        const int limit =
+            req->page_size() <= 0 ? kDefaultRunLogPage : std::min(req->page_size(), kMaxRunLogPage);
         bool more = false;
-        EXPORTD_ASSIGN_OR_RETURN(
-            auto lines, deps_.store->ListRunLog(req->run_id(), req->after_seq(), limit,
-                                                req->min_level(), &more));
+        EXPORTD_ASSIGN_OR_RETURN(auto lines,
+                                 deps_.store->ListRunLog(req->run_id(), req->after_seq(), limit,
+                                                         req->min_level(), &more));
         if (more && !lines.empty()) resp->set_next_after_seq(lines.back().seq());
         for (auto& line : lines) *resp->add_lines() = std::move(line);
         return absl::OkStatus();

@@ -388,8 +388,7 @@ absl::StatusOr<v1::Run> Engine::Cancel(absl::string_view run_id) {
   return run;
 }
 
-absl::StatusOr<v1::Run> Engine::CancelQueued(absl::string_view run_id,
-                                             const std::string& message) {
+absl::StatusOr<v1::Run> Engine::CancelQueued(absl::string_view run_id, const std::string& message) {
   // The log's last line goes first, so that it is there when the run shows
   // CANCELED. A run a replica holds gets its line from that replica. (Should
   // a replica claim the run between this read and the cancel, the cancel
@@ -887,9 +886,10 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   RateShares::Handle share;
   if (!run.dry_run()) {
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
-    connection = RouteDestinationLog(
-        std::move(connection),
-        [&ctx](sdk::LogLevel level, std::string_view message) { ctx.LogDestination(level, message); });
+    connection = RouteDestinationLog(std::move(connection),
+                                     [&ctx](sdk::LogLevel level, std::string_view message) {
+                                       ctx.LogDestination(level, message);
+                                     });
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
     share = shares_.Join(e.connection_id(), budget);
@@ -980,8 +980,8 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
         progress = live.run.segments(i);
       }
       live.log->Add(v1::RUN_LOG_LEVEL_INFO, SegmentSource(segment->name()),
-                    SegmentStartMessage(progress, {run.dry_run(), o.full, mapping_changed,
-                                                   o.resuming, o.mirror}));
+                    SegmentStartMessage(
+                        progress, {run.dry_run(), o.full, mapping_changed, o.resuming, o.mirror}));
     }
     absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
     if (absl::IsNotFound(synced) && !run.dry_run() && !live.crashed) {

@@ -555,7 +555,8 @@ TEST_P(EngineTest, ARunsLogHasItsStartThePluginsLinesAndItsEnd) {
   ASSERT_GE(lines.size(), 5u) << Describe(lines);
   EXPECT_EQ(lines.back().message(),
             "run SUCCEEDED_WITH_REJECTIONS: 1 records were rejected; see 'exportctl run "
-            "rejections " + run.id() + "'")
+            "rejections " +
+                run.id() + "'")
       << Describe(lines);
   EXPECT_EQ(lines.back().level(), v1::RUN_LOG_LEVEL_WARNING);
   EXPECT_EQ(lines.back().source(), "engine");

@@ -13,10 +13,14 @@ namespace exportd::engine {
 
 v1::RunLogLevel RunLogLevelOf(sdk::LogLevel level) {
   switch (level) {
-    case sdk::LogLevel::kDebug: return v1::RUN_LOG_LEVEL_DEBUG;
-    case sdk::LogLevel::kInfo: return v1::RUN_LOG_LEVEL_INFO;
-    case sdk::LogLevel::kWarning: return v1::RUN_LOG_LEVEL_WARNING;
-    case sdk::LogLevel::kError: return v1::RUN_LOG_LEVEL_ERROR;
+    case sdk::LogLevel::kDebug:
+      return v1::RUN_LOG_LEVEL_DEBUG;
+    case sdk::LogLevel::kInfo:
+      return v1::RUN_LOG_LEVEL_INFO;
+    case sdk::LogLevel::kWarning:
+      return v1::RUN_LOG_LEVEL_WARNING;
+    case sdk::LogLevel::kError:
+      return v1::RUN_LOG_LEVEL_ERROR;
   }
   return v1::RUN_LOG_LEVEL_INFO;
 }
@@ -35,19 +39,22 @@ absl::string_view StateName(v1::RunState state) {
 
 absl::string_view TriggerWords(v1::RunTrigger trigger) {
   switch (trigger) {
-    case v1::RUN_TRIGGER_SCHEDULE: return "scheduled";
-    case v1::RUN_TRIGGER_RUN_ALL: return "run all";
+    case v1::RUN_TRIGGER_SCHEDULE:
+      return "scheduled";
+    case v1::RUN_TRIGGER_RUN_ALL:
+      return "run all";
     case v1::RUN_TRIGGER_ON_DEMAND:
-    default: return "on demand";
+    default:
+      return "on demand";
   }
 }
 
 }  // namespace
 
 std::string RunStartMessage(const v1::Run& run, const v1::Export& e, int max_attempts) {
-  std::string out = absl::StrCat("run started (attempt ", run.attempt(), " of ",
-                                 std::max(max_attempts, run.attempt()), "): ",
-                                 TriggerWords(run.trigger()));
+  std::string out =
+      absl::StrCat("run started (attempt ", run.attempt(), " of ",
+                   std::max(max_attempts, run.attempt()), "): ", TriggerWords(run.trigger()));
   if (!run.requested_by().empty()) absl::StrAppend(&out, ", requested by ", run.requested_by());
   absl::StrAppend(&out, "; ",
                   run.dry_run() ? "dry run (nothing is sent)"
@@ -72,9 +79,9 @@ std::string SegmentStartMessage(const v1::SegmentProgress& segment, const Segmen
   }
   absl::StrAppend(&out, "; ",
                   plan.dry_run ? "dry run"
-                  : plan.full  ? (plan.mapping_changed ? "full resend (the mapping changed)"
-                                                       : "full resend")
-                               : "incremental");
+                  : plan.full
+                      ? (plan.mapping_changed ? "full resend (the mapping changed)" : "full resend")
+                      : "incremental");
   if (plan.resuming) absl::StrAppend(&out, " (resuming)");
   if (!plan.mirror) absl::StrAppend(&out, "; members who left stay at the destination");
   return out;
@@ -82,11 +89,11 @@ std::string SegmentStartMessage(const v1::SegmentProgress& segment, const Segmen
 
 std::string SegmentDoneMessage(const v1::SegmentProgress& p, bool dry_run) {
   std::string out =
-      dry_run ? absl::StrCat("done (dry run): would add ", p.to_add(), ", update ", p.to_update(),
-                             ", remove ", p.to_remove(), "; ", p.unchanged(), " unchanged")
-              : absl::StrCat("done: ", p.added(), " added, ", p.updated(), " updated, ",
-                             p.removed(), " removed, ", p.rejected(), " rejected, ",
-                             p.unchanged(), " unchanged");
+      dry_run
+          ? absl::StrCat("done (dry run): would add ", p.to_add(), ", update ", p.to_update(),
+                         ", remove ", p.to_remove(), "; ", p.unchanged(), " unchanged")
+          : absl::StrCat("done: ", p.added(), " added, ", p.updated(), " updated, ", p.removed(),
+                         " removed, ", p.rejected(), " rejected, ", p.unchanged(), " unchanged");
   if (p.duplicates() > 0) {
     absl::StrAppend(&out, ", ", p.duplicates(), " not sent for sharing an identifier");
   }
@@ -151,17 +158,18 @@ absl::Status RunLog::Flush() {
       note.set_at_micros(clock_->NowMicros());
       note.set_level(v1::RUN_LOG_LEVEL_WARNING);
       note.set_source("engine");
-      note.set_message(absl::StrCat(overflow_, " log lines came faster than they could be "
-                                               "stored and were dropped"));
+      note.set_message(absl::StrCat(overflow_,
+                                    " log lines came faster than they could be "
+                                    "stored and were dropped"));
       overflow_ = 0;
     }
   }
   if (lines.empty()) return absl::OkStatus();
   absl::Status stored = store_->AppendRunLog(run_id_, lines);
   if (!stored.ok()) {
-    return absl::Status(stored.code(), absl::StrCat("run ", run_id_, ": ", lines.size(),
-                                                    " log lines were not stored: ",
-                                                    stored.message()));
+    return absl::Status(stored.code(),
+                        absl::StrCat("run ", run_id_, ": ", lines.size(),
+                                     " log lines were not stored: ", stored.message()));
   }
   return absl::OkStatus();
 }
@@ -172,9 +180,8 @@ namespace {
 // router, everything else to the context of the call.
 class DestinationLogContext final : public sdk::RunContext {
  public:
-  DestinationLogContext(
-      sdk::RunContext& inner,
-      const std::function<void(sdk::LogLevel, std::string_view)>& log)
+  DestinationLogContext(sdk::RunContext& inner,
+                        const std::function<void(sdk::LogLevel, std::string_view)>& log)
       : inner_(inner), log_(log) {}
   bool cancelled() const override { return inner_.cancelled(); }
   bool SleepFor(absl::Duration d) override { return inner_.SleepFor(d); }

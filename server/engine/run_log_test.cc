@@ -149,11 +149,10 @@ class LoggingConnection final : public sdk::Connection {
 
 TEST(RouteDestinationLogTest, ThePluginsLinesGoToTheRouterTheRestToTheCallsContext) {
   std::vector<std::pair<sdk::LogLevel, std::string>> routed;
-  auto connection = RouteDestinationLog(
-      std::make_unique<LoggingConnection>(),
-      [&routed](sdk::LogLevel level, std::string_view message) {
-        routed.emplace_back(level, std::string(message));
-      });
+  auto connection = RouteDestinationLog(std::make_unique<LoggingConnection>(),
+                                        [&routed](sdk::LogLevel level, std::string_view message) {
+                                          routed.emplace_back(level, std::string(message));
+                                        });
   sdk::testing::TestRunContext ctx;
   ASSERT_TRUE(connection->Check(ctx).ok());
   auto audience = connection->EnsureAudience("VIP", "", ctx);

@@ -384,21 +384,18 @@ absl::Status PostgresStore::AppendRunLog(absl::string_view run_id,
   return pool_.InTransaction([&](PgConnection& conn) -> absl::Status {
     PgParams id;
     id.Text(run_id);
-    EXPORTD_RETURN_IF_ERROR(
-        conn.Exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kRunLogLockClass,
-                               ", hashtext($1))"),
-                  id)
-            .status());
-    EXPORTD_ASSIGN_OR_RETURN(
-        PgResult last, conn.Exec("SELECT seq, level, dropped FROM run_log WHERE run_id = $1 "
-                                 "ORDER BY seq DESC LIMIT 1",
-                                 id));
+    EXPORTD_RETURN_IF_ERROR(conn.Exec(absl::StrCat("SELECT pg_advisory_xact_lock(",
+                                                   kRunLogLockClass, ", hashtext($1))"),
+                                      id)
+                                .status());
+    EXPORTD_ASSIGN_OR_RETURN(PgResult last,
+                             conn.Exec("SELECT seq, level, dropped FROM run_log WHERE run_id = $1 "
+                                       "ORDER BY seq DESC LIMIT 1",
+                                       id));
     const bool any = last.rows() > 0;
-    const RunLogAppend plan =
-        PlanRunLogAppend(any ? last.Int(0, 0) : 0, any ? last.Int(0, 2) : 0,
-                         any ? static_cast<v1::RunLogLevel>(last.Int(0, 1))
-                             : v1::RUN_LOG_LEVEL_UNSPECIFIED,
-                         lines);
+    const RunLogAppend plan = PlanRunLogAppend(
+        any ? last.Int(0, 0) : 0, any ? last.Int(0, 2) : 0,
+        any ? static_cast<v1::RunLogLevel>(last.Int(0, 1)) : v1::RUN_LOG_LEVEL_UNSPECIFIED, lines);
     std::vector<v1::RunLogLine> rows = plan.insert;
     std::vector<std::int64_t> dropped(rows.size(), 0);
     if (plan.dropped_line.has_value()) {
@@ -425,13 +422,14 @@ absl::Status PostgresStore::AppendRunLog(absl::string_view run_id,
         .TextArray(messages)
         .IntArray(dropped);
     return conn
-        .Exec("INSERT INTO run_log (run_id, seq, at_micros, level, source, message, dropped) "
-              "SELECT $1, s, a, l, src, m, d FROM unnest($2::bigint[], $3::bigint[], "
-              "$4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS t(s, a, l, src, m, d) "
-              "ON CONFLICT (run_id, seq) DO UPDATE SET at_micros = EXCLUDED.at_micros, "
-              "level = EXCLUDED.level, source = EXCLUDED.source, message = EXCLUDED.message, "
-              "dropped = EXCLUDED.dropped",
-              params)
+        .Exec(
+            "INSERT INTO run_log (run_id, seq, at_micros, level, source, message, dropped) "
+            "SELECT $1, s, a, l, src, m, d FROM unnest($2::bigint[], $3::bigint[], "
+            "$4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS t(s, a, l, src, m, d) "
+            "ON CONFLICT (run_id, seq) DO UPDATE SET at_micros = EXCLUDED.at_micros, "
+            "level = EXCLUDED.level, source = EXCLUDED.source, message = EXCLUDED.message, "
+            "dropped = EXCLUDED.dropped",
+            params)
         .status();
   });
 }
@@ -445,11 +443,11 @@ absl::StatusOr<std::vector<v1::RunLogLine>> PostgresStore::ListRunLog(absl::stri
   EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
   PgParams params;
   params.Text(run_id).Int(after_seq).Int(min_level).Int(limit + 1);
-  EXPORTD_ASSIGN_OR_RETURN(
-      PgResult r, conn->Exec("SELECT seq, at_micros, level, source, message FROM run_log "
-                             "WHERE run_id = $1 AND seq > $2 AND level >= $3 ORDER BY seq "
-                             "LIMIT $4",
-                             params));
+  EXPORTD_ASSIGN_OR_RETURN(PgResult r,
+                           conn->Exec("SELECT seq, at_micros, level, source, message FROM run_log "
+                                      "WHERE run_id = $1 AND seq > $2 AND level >= $3 ORDER BY seq "
+                                      "LIMIT $4",
+                                      params));
   if (more != nullptr) *more = r.rows() > limit;
   std::vector<v1::RunLogLine> out;
   for (int i = 0; i < r.rows() && i < limit; ++i) {

@@ -577,11 +577,9 @@ absl::Status SqliteStore::AppendRunLog(absl::string_view run_id,
                                      "ORDER BY seq DESC LIMIT 1"));
     last.Bind(1, run_id);
     EXPORTD_ASSIGN_OR_RETURN(bool any, last.Step());
-    const RunLogAppend plan =
-        PlanRunLogAppend(any ? last.Int(0) : 0, any ? last.Int(2) : 0,
-                         any ? static_cast<v1::RunLogLevel>(last.Int(1))
-                             : v1::RUN_LOG_LEVEL_UNSPECIFIED,
-                         lines);
+    const RunLogAppend plan = PlanRunLogAppend(
+        any ? last.Int(0) : 0, any ? last.Int(2) : 0,
+        any ? static_cast<v1::RunLogLevel>(last.Int(1)) : v1::RUN_LOG_LEVEL_UNSPECIFIED, lines);
     EXPORTD_ASSIGN_OR_RETURN(
         Statement put,
         db_->Prepare("INSERT OR REPLACE INTO run_log (run_id, seq, at_micros, level, source, "

@@ -73,10 +73,9 @@ RunLogAppend PlanRunLogAppend(std::int64_t last_seq, std::int64_t dropped_before
   marker.set_at_micros(newest_dropped->at_micros());
   marker.set_level(level);
   marker.set_source(newest_dropped->source());
-  marker.set_message(CapRunLogMessage(
-      absl::StrCat(dropped, " more log line", dropped == 1 ? " was" : "s were",
-                   " dropped (a run keeps ", kMaxRunLogLines, "); the newest: ",
-                   newest_dropped->message())));
+  marker.set_message(CapRunLogMessage(absl::StrCat(
+      dropped, " more log line", dropped == 1 ? " was" : "s were", " dropped (a run keeps ",
+      kMaxRunLogLines, "); the newest: ", newest_dropped->message())));
   plan.dropped = dropped;
   return plan;
 }

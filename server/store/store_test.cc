@@ -459,13 +459,13 @@ TEST_P(StoreConformanceTest, RunLogLinesAreNumberedFilteredPagedAndSurviveAReope
                                            LogLine(v1::RUN_LOG_LEVEL_DEBUG, "destination",
                                                    "GET /api/lists", 11)})
                   .ok());
-  ASSERT_TRUE(store_->AppendRunLog("run-2", {LogLine(v1::RUN_LOG_LEVEL_ERROR, "engine", "other")})
-                  .ok());
+  ASSERT_TRUE(
+      store_->AppendRunLog("run-2", {LogLine(v1::RUN_LOG_LEVEL_ERROR, "engine", "other")}).ok());
   ASSERT_TRUE(store_->AppendRunLog("run-1", {}).ok());
   ASSERT_TRUE(store_
-                  ->AppendRunLog("run-1",
-                                 {LogLine(v1::RUN_LOG_LEVEL_WARNING, "segment VIP", "throttled", 12),
-                                  LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "run SUCCEEDED", 13)})
+                  ->AppendRunLog(
+                      "run-1", {LogLine(v1::RUN_LOG_LEVEL_WARNING, "segment VIP", "throttled", 12),
+                                LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "run SUCCEEDED", 13)})
                   .ok());
   Reopen();
   bool more = true;
@@ -530,8 +530,8 @@ TEST_P(StoreConformanceTest, ARunLogKeepsAThousandLinesAndTheLastCountsTheDroppe
                                                    "run FAILED: it broke", 2001)})
                   .ok());
   Reopen();
-  ASSERT_TRUE(store_->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_DEBUG, "engine", "y", 2002)})
-                  .ok());
+  ASSERT_TRUE(
+      store_->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_DEBUG, "engine", "y", 2002)}).ok());
   auto all = store_->ListRunLog("run-1", 0, 1000, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->size(), 1000u);
