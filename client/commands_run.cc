@@ -1,11 +1,13 @@
-// exportctl run get|watch|cancel|rejections, and the run watcher shared with
-// `export run --watch`.
+// exportctl run get|watch|cancel|rejections|log, and the run watcher shared
+// with `export run --watch`.
 #include <atomic>
 #include <csignal>
 #include <string>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -19,6 +21,8 @@ namespace {
 using exportd::v1::RunService;
 
 constexpr int kDefaultRejectionsLimit = 50;
+// `run log --follow` asks for new lines this often while the run goes on.
+constexpr absl::Duration kLogPollInterval = absl::Milliseconds(500);
 constexpr int kProgressBarWidth = 30;
 // Off a terminal (a file, tee, a CI log) a progress line within the same state
 // is printed at most this often; state changes are always printed.
@@ -30,7 +34,8 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void OnInterrupt(int) { g_interrupted.store(true); }
 
 // While alive, Ctrl-C (SIGINT) ends the watch instead of the process: it
-// cancels `context`, and interrupted() says so. The run itself goes on.
+// cancels `context` (if not null), and interrupted() says so. The run itself
+// goes on.
 class InterruptCancels {
  public:
   explicit InterruptCancels(grpc::ClientContext* context) {
@@ -39,7 +44,7 @@ class InterruptCancels {
     watcher_ = std::thread([this, context] {
       while (!done_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
         if (g_interrupted.load()) {
-          context->TryCancel();
+          if (context != nullptr) context->TryCancel();
           return;
         }
       }
@@ -180,6 +185,88 @@ int Rejections(CommandContext& ctx, const cli::ParsedArgs& args) {
             << " rejections" << (all.rejections_size() < all.total() ? "; raise --limit for more" : "")
             << ")\n";
   return kExitOk;
+}
+
+// "info" -> RUN_LOG_LEVEL_INFO; INVALID_ARGUMENT naming the choices.
+absl::StatusOr<exportd::v1::RunLogLevel> ParseLogLevel(absl::string_view text) {
+  exportd::v1::RunLogLevel level;
+  if (exportd::v1::RunLogLevel_Parse(absl::StrCat("RUN_LOG_LEVEL_", absl::AsciiStrToUpper(text)),
+                                     &level) &&
+      level != exportd::v1::RUN_LOG_LEVEL_UNSPECIFIED) {
+    return level;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--level takes debug, info, warning or error, got '", text, "'"));
+}
+
+// "2026-05-02T06:00:00.123Z INFO    [engine] run started ..."
+void PrintLogLine(CommandContext& ctx, const exportd::v1::RunLogLine& line) {
+  if (ctx.json()) {
+    ctx.out() << ToCompactJson(line);
+    return;
+  }
+  std::string level(
+      absl::StripPrefix(exportd::v1::RunLogLevel_Name(line.level()), "RUN_LOG_LEVEL_"));
+  level.resize(std::max<size_t>(level.size(), 7), ' ');
+  PrintLine(ctx.out(), "$0 $1 [$2] $3",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(line.at_micros()),
+                             absl::UTCTimeZone()),
+            level, line.source(), line.message());
+}
+
+int Log(CommandContext& ctx, const cli::ParsedArgs& args) {
+  const std::string run_id = args.positionals()[0];
+  exportd::v1::ListRunLogRequest request;
+  request.set_run_id(run_id);
+  request.set_page_size(1000);
+  if (args.Has("level")) {
+    absl::StatusOr<exportd::v1::RunLogLevel> level = ParseLogLevel(args.Get("level"));
+    if (!level.ok()) return ctx.UsageError(level.status().message());
+    request.set_min_level(*level);
+  }
+  const bool follow = args.IsSet("follow");
+  auto stub = RunService::NewStub(ctx.channel());
+  InterruptCancels interrupt(nullptr);
+  // Pages until the lines stored now are printed; with --follow, again
+  // until the run is final. A final run has every line stored, so the pass
+  // after it was seen final is the last.
+  bool final_seen = !follow;
+  exportd::v1::Run run;
+  while (true) {
+    exportd::v1::ListRunLogResponse page;
+    grpc::Status status = Invoke(ctx, stub.get(), &RunService::Stub::ListRunLog, request, &page);
+    if (!status.ok()) return ctx.RpcError(status);
+    for (const auto& line : page.lines()) {
+      PrintLogLine(ctx, line);
+      request.set_after_seq(line.seq());
+    }
+    ctx.out().flush();
+    if (page.next_after_seq() != 0) continue;
+    if (final_seen) break;
+    exportd::v1::GetRunRequest get;
+    get.set_run_id(run_id);
+    status = Invoke(ctx, stub.get(), &RunService::Stub::GetRun, get, &run);
+    if (!status.ok()) return ctx.RpcError(status);
+    if (IsFinal(run.state())) {
+      final_seen = true;
+      continue;
+    }
+    const absl::Time wake = absl::Now() + kLogPollInterval;
+    while (absl::Now() < wake && !interrupt.interrupted()) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    if (interrupt.interrupted()) {
+      PrintLine(ctx.err(),
+                "Stopped following; run $0 goes on on the server. Follow it again with "
+                "'exportctl run log $0 --follow'.",
+                run_id);
+      return kExitInterrupted;
+    }
+  }
+  if (!follow || IsSuccess(run.state())) return kExitOk;
+  PrintLine(ctx.err(), "error: run $0 ended $1$2", run_id, RunStateLabel(run.state()),
+            run.message().empty() ? "" : ": " + run.message());
+  return kExitRunFailed;
 }
 
 }  // namespace
@@ -337,6 +424,19 @@ NounSpec RunCommands() {
                "",
                {limit},
                Rejections},
+              {"log",
+               {"ID"},
+               "Show a run's log: what the engine did and what the destination said.",
+               "One line each: TIME LEVEL [SOURCE] MESSAGE, oldest first, times in UTC. SOURCE "
+               "is 'engine', 'segment NAME' or 'destination' (the plugin). A run keeps at most "
+               "1000 lines; the last one then says how many more were dropped. With --follow, "
+               "new lines are printed as the run goes on until it ends, and the exit status is "
+               "that of 'run watch' (0 succeeded or skipped, 3 failed or canceled). With --json "
+               "(or -o json), one JSON object per line (RunLogLine).",
+               {{"follow", "", "Print new lines until the run has ended."},
+                {"level", "LEVEL", "Only lines of LEVEL or above: debug, info, warning or error."},
+                {"json", "", "One JSON object per line (the same as -o json)."}},
+               Log},
           }};
 }
 

@@ -241,7 +241,8 @@ int RunExportctl(const std::vector<std::string>& argv, std::ostream& out, std::o
   };
   OutputFormat format = OutputFormat::kTable;
   const std::string output = global_value("output");
-  if (output == "json") {
+  // A verb's own --json flag (run log) is -o json.
+  if (output == "json" || parsed->IsSet("json")) {
     format = OutputFormat::kJson;
   } else if (!output.empty() && output != "table") {
     return Usage(err, absl::StrCat("--output takes table or json, got '", output, "'"), command);

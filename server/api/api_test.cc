@@ -1192,6 +1192,87 @@ TEST_P(ApiStoreTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
   EXPECT_EQ(runs_->GetRun(As(kAdmin).get(), get, &run).error_code(), grpc::NOT_FOUND);
 }
 
+// ListRunLog: every role reads a run's log (the permission matrix has the
+// cells), a page at a time and from a level up; the final line is there as
+// soon as the run shows its final state.
+TEST_P(ApiStoreTest, ARunsLogIsReadPageByPageAndFromALevelUp) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("VIP", 10, &uploaded).ok());
+  v1::CreateExportRequest req;
+  req.set_name("vip");
+  req.set_connection("conn");
+  req.add_segments("VIP");
+  auto* m = req.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("Email");
+  v1::Export e;
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  v1::RunExportRequest run_req;
+  run_req.set_export_("vip");
+  v1::Run run;
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+  v1::WatchRunRequest watch;
+  watch.set_run_id(run.id());
+  auto ctx = As(kViewer);
+  auto reader = runs_->WatchRun(ctx.get(), watch);
+  while (reader->Read(&run)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+
+  v1::ListRunLogRequest log_req;
+  log_req.set_run_id(run.id());
+  v1::ListRunLogResponse all;
+  ASSERT_TRUE(runs_->ListRunLog(As(kViewer).get(), log_req, &all).ok());
+  ASSERT_GE(all.lines_size(), 4);
+  EXPECT_EQ(all.next_after_seq(), 0);
+  EXPECT_THAT(all.lines(0).message(), ::testing::StartsWith("run started (attempt 1 of "));
+  EXPECT_EQ(all.lines(all.lines_size() - 1).message(), "run SUCCEEDED");
+
+  // Two lines a page, following next_after_seq to the end.
+  std::vector<std::string> paged;
+  log_req.set_page_size(2);
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 100);
+    v1::ListRunLogResponse page;
+    ASSERT_TRUE(runs_->ListRunLog(As(kViewer).get(), log_req, &page).ok());
+    ASSERT_LE(page.lines_size(), 2);
+    for (const auto& line : page.lines()) paged.push_back(line.message());
+    if (page.next_after_seq() == 0) break;
+    EXPECT_EQ(page.next_after_seq(), page.lines(page.lines_size() - 1).seq());
+    log_req.set_after_seq(page.next_after_seq());
+  }
+  ASSERT_EQ(paged.size(), static_cast<size_t>(all.lines_size()));
+  EXPECT_EQ(paged.back(), "run SUCCEEDED");
+
+  v1::ListRunLogRequest errors;
+  errors.set_run_id(run.id());
+  errors.set_min_level(v1::RUN_LOG_LEVEL_WARNING);
+  v1::ListRunLogResponse none;
+  ASSERT_TRUE(runs_->ListRunLog(As(kViewer).get(), errors, &none).ok());
+  EXPECT_EQ(none.lines_size(), 0) << "a clean run logs nothing at warning or above";
+
+  v1::ListRunLogRequest bad = errors;
+  bad.set_after_seq(-1);
+  grpc::Status status = runs_->ListRunLog(As(kViewer).get(), bad, &none);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("after_seq -1 is negative"));
+  bad = errors;
+  bad.set_min_level(static_cast<v1::RunLogLevel>(9));
+  status = runs_->ListRunLog(As(kViewer).get(), bad, &none);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("min_level 9 is not a RunLogLevel"));
+  bad = errors;
+  bad.set_run_id("run-nope");
+  status = runs_->ListRunLog(As(kViewer).get(), bad, &none);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("run-nope"));
+}
+
 // The core validates connections and exports generically, here against the
 // real manifests of the shipped plugins.
 TEST(ShippedPluginsTest, ConnectionsAndExportsAreValidatedAgainstRealManifests) {

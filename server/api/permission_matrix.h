@@ -409,6 +409,12 @@ class PermissionMatrixTest : public ApiTest {
            req.set_run_id(t.run_id);
            return MakeRequests(req);
          }},
+        {"/exportd.v1.RunService/ListRunLog", A, A, A, A, A, A,
+         [](const Target& t) {
+           v1::ListRunLogRequest req;
+           req.set_run_id(t.run_id);
+           return MakeRequests(req);
+         }},
         // DestinationService: manifests are for everyone.
         {"/exportd.v1.DestinationService/ListDestinations", A, A, A, A, A, A,
          [](const Target&) { return MakeRequests(v1::ListDestinationsRequest()); }},

@@ -2,6 +2,8 @@
 
 #include <grpcpp/alarm.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/access.h"
@@ -14,6 +16,10 @@ namespace exportd::api {
 namespace {
 
 constexpr char kService[] = "/exportd.v1.RunService/";
+
+// ListRunLog's page sizes: when the request sets none, and at most.
+constexpr int kDefaultRunLogPage = 100;
+constexpr int kMaxRunLogPage = 1000;
 
 // How often a watcher looks for news while a run is going: a new state is
 // sent at once, new counts at most every kProgressInterval.
@@ -205,6 +211,35 @@ grpc::ServerUnaryReactor* RunService::ListRejections(grpc::CallbackServerContext
         resp->set_next_page_token(next);
         EXPORTD_ASSIGN_OR_RETURN(std::int64_t total, deps_.store->CountRejections(req->run_id()));
         resp->set_total(total);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* RunService::ListRunLog(grpc::CallbackServerContext* ctx,
+                                                 const v1::ListRunLogRequest* req,
+                                                 v1::ListRunLogResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "ListRunLog"), auth::Action::kRead, Audit::kNo,
+      [&](const auth::Principal&, std::string&) -> absl::Status {
+        if (req->after_seq() < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "after_seq ", req->after_seq(),
+              " is negative; pass 0 for the first line, or the seq of the last line read"));
+        }
+        if (!v1::RunLogLevel_IsValid(req->min_level())) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "min_level ", req->min_level(),
+              " is not a RunLogLevel; use RUN_LOG_LEVEL_DEBUG, _INFO, _WARNING or _ERROR"));
+        }
+        EXPORTD_RETURN_IF_ERROR(deps_.store->GetRun(req->run_id()).status());
+        const int limit =
+            req->page_size() <= 0 ? kDefaultRunLogPage : std::min(req->page_size(), kMaxRunLogPage);
+        bool more = false;
+        EXPORTD_ASSIGN_OR_RETURN(auto lines,
+                                 deps_.store->ListRunLog(req->run_id(), req->after_seq(), limit,
+                                                         req->min_level(), &more));
+        if (more && !lines.empty()) resp->set_next_after_seq(lines.back().seq());
+        for (auto& line : lines) *resp->add_lines() = std::move(line);
         return absl::OkStatus();
       });
 }

@@ -1,5 +1,5 @@
 // exportd.v1.RunService: run exports now or all at once, cancel, read runs,
-// watch progress as a stream, read per-record rejections.
+// watch progress as a stream, read per-record rejections and run logs.
 #ifndef EXPORTD_SERVER_API_RUN_SERVICE_H_
 #define EXPORTD_SERVER_API_RUN_SERVICE_H_
 
@@ -29,6 +29,9 @@ class RunService final : public v1::RunService::CallbackService {
   grpc::ServerUnaryReactor* ListRejections(grpc::CallbackServerContext* ctx,
                                            const v1::ListRejectionsRequest* req,
                                            v1::ListRejectionsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListRunLog(grpc::CallbackServerContext* ctx,
+                                       const v1::ListRunLogRequest* req,
+                                       v1::ListRunLogResponse* resp) override;
 
  private:
   ServiceDeps deps_;

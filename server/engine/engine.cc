@@ -18,6 +18,7 @@
 #include "server/engine/scheduler.h"
 #include "server/engine/lease.h"
 #include "server/engine/metered_connection.h"
+#include "server/engine/run_log.h"
 #include "server/store/queue_summary.h"
 #include "server/notify/outbox.h"
 #include "server/destinations/connection_resolver.h"
@@ -34,6 +35,8 @@ struct Engine::LiveRun {
   std::atomic<bool> crashed{false};
   // This replica's lease on the run; set before the run is executed.
   std::unique_ptr<LeaseKeeper> keeper;
+  // The run's log lines; set before the run is executed.
+  std::unique_ptr<RunLog> log;
   // What the run's final message says besides its counts (an audience made
   // again after it was deleted at the destination).
   std::vector<std::string> notes ABSL_GUARDED_BY(mu);
@@ -72,20 +75,35 @@ class Engine::Context final : public sdk::RunContext {
     return false;
   }
   absl::Time Now() const override { return absl::Now(); }
+  // The engine's own lines (and the sync stages'), about the run or the
+  // segment being synced; the plugin's come through LogDestination.
+  void Log(sdk::LogLevel level, std::string_view message) override {
+    LogAs(level, message, /*destination=*/false);
+  }
+  // A line the destination plugin logged (RouteDestinationLog).
+  void LogDestination(sdk::LogLevel level, std::string_view message) {
+    LogAs(level, message, /*destination=*/true);
+  }
+
+ private:
   // Thread-safe, as the SDK requires: one write per line, so lines from
   // parallel batches do not interleave. The plugin's text is escaped: it often
   // quotes the destination, whose "\n" must not start a line of its own.
-  void Log(sdk::LogLevel level, std::string_view message) override {
+  void LogAs(sdk::LogLevel level, std::string_view message, bool destination) {
     LogFields fields;
     {
       absl::MutexLock lock(&mu_);
       fields = fields_;
     }
-    exportd::Log(PluginLogLevel(level), fields,
-                 EscapeForTerminal(absl::string_view(message.data(), message.size())));
+    const absl::string_view text(message.data(), message.size());
+    exportd::Log(PluginLogLevel(level), fields, EscapeForTerminal(text));
+    live_->log->Add(RunLogLevelOf(level),
+                    destination              ? std::string("destination")
+                    : fields.segment.empty() ? std::string("engine")
+                                             : SegmentSource(fields.segment),
+                    text);
   }
 
- private:
   Engine* engine_;
   LiveRun* live_;
   absl::Mutex mu_;
@@ -122,6 +140,8 @@ class Engine::Tracker final : public sync::RunTracker {
       after = live_->run.segments(index);
     }
     CountRecords(commit.checkpoint.export_name(), before, after);
+    // The lines of what led to this batch, with it.
+    engine_->FlushLog(*live_);
     std::function<bool(const std::string&)> hook;
     {
       absl::MutexLock lock(&engine_->mu_);
@@ -401,9 +421,32 @@ absl::StatusOr<v1::Run> Engine::Cancel(absl::string_view run_id) {
   }
   // Queued (here or elsewhere), or run by another replica, which the store
   // tells at its next heartbeat.
-  EXPORTD_ASSIGN_OR_RETURN(v1::Run run, queue_.Cancel(run_id, "canceled before it started"));
+  EXPORTD_ASSIGN_OR_RETURN(v1::Run run, CancelQueued(run_id, "canceled before it started"));
   Wake();
   return run;
+}
+
+absl::StatusOr<v1::Run> Engine::CancelQueued(absl::string_view run_id, const std::string& message) {
+  // The log's last line goes first, so that it is there when the run shows
+  // CANCELED. A run a replica holds gets its line from that replica. (Should
+  // a replica claim the run between this read and the cancel, the cancel
+  // reaches it through the store, and its lines follow this one.)
+  auto stored = store_->GetRun(run_id);
+  if (stored.ok() && !IsFinal(stored->state()) &&
+      stored->lease_expires_at_micros() <= options_.clock->NowMicros()) {
+    v1::RunLogLine line;
+    line.set_at_micros(options_.clock->NowMicros());
+    line.set_level(FinalLogLevel(v1::RUN_STATE_CANCELED));
+    line.set_source("engine");
+    line.set_message(FinalLogMessage(v1::RUN_STATE_CANCELED, message));
+    absl::Status logged = store_->AppendRunLog(run_id, {line});
+    if (!logged.ok()) {
+      Log(LogLevel::kError, {"engine", std::string(run_id)},
+          absl::StrCat("cannot store the run's last log line: ",
+                       EscapeForTerminal(logged.ToString())));
+    }
+  }
+  return queue_.Cancel(run_id, message);
 }
 
 absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
@@ -514,6 +557,11 @@ absl::Status Engine::Persist(LiveRun& live) {
   return written;
 }
 
+void Engine::FlushLog(LiveRun& live) {
+  absl::Status flushed = live.log->Flush();
+  if (!flushed.ok()) Log(LogLevel::kError, {"engine"}, EscapeForTerminal(flushed.ToString()));
+}
+
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
   std::string id;
   std::optional<v1::Run> finished;
@@ -525,6 +573,13 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
           allowed.ToString());
       return;
     }
+  }
+  // Stored before anyone sees the run in its new state (GetRun reads the
+  // live run), so that a caller who saw it end finds its last line.
+  live.log->Add(FinalLogLevel(state), "engine", FinalLogMessage(state, message));
+  FlushLog(live);
+  {
+    absl::MutexLock lock(&live.mu);
     live.run.set_state(state);
     // Messages quote destinations' answers and names; escaped here, once, so
     // that every reader of the run (exportctl, logs, the console) gets one line.
@@ -582,6 +637,7 @@ void Engine::Execute(store::ClaimedRun claimed) {
   }
   if (claimed.cancel_requested) live->cancel = true;
   live->keeper = std::make_unique<LeaseKeeper>(store_, claimed.lease, queue_.timing());
+  live->log = std::make_unique<RunLog>(store_, id, options_.clock);
   {
     absl::MutexLock lock(&mu_);
     live_[id] = live;
@@ -590,10 +646,13 @@ void Engine::Execute(store::ClaimedRun claimed) {
   live->keeper->Stop();
   if (live->keeper->lost()) {
     // Another replica took the run over: it is theirs to change, not ours.
-    Log(LogLevel::kWarning, {"engine", id},
+    const std::string lost =
         absl::StrCat("this replica ('", queue_.replica_id(),
                      "') lost its lease and stopped the run; the replica that holds it now "
-                     "continues it"));
+                     "continues it");
+    Log(LogLevel::kWarning, {"engine", id}, lost);
+    live->log->Add(v1::RUN_LOG_LEVEL_WARNING, "engine", lost);
+    FlushLog(*live);
   } else if (!live->crashed) {
     absl::Status released = store_->ReleaseLease(live->keeper->lease());
     if (!released.ok()) {
@@ -609,7 +668,7 @@ void Engine::Execute(store::ClaimedRun claimed) {
   if (cancel_after) {
     // Canceled after it stopped executing (e.g. while it became
     // FAILED_RETRYING): it waits unclaimed in the queue now.
-    auto canceled = queue_.Cancel(id, "canceled; what was delivered stays delivered");
+    auto canceled = CancelQueued(id, "canceled; what was delivered stays delivered");
     if (!canceled.ok() && !absl::IsFailedPrecondition(canceled.status())) {
       Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(canceled.status().ToString()));
     }
@@ -690,8 +749,11 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
       p.set_retryable(0);
     }
     live->progress = RunProgress();
+    live->log->Add(v1::RUN_LOG_LEVEL_INFO, "engine",
+                   RunStartMessage(live->run, *e, options_.max_attempts));
   }
   Persist(*live).IgnoreError();
+  FlushLog(*live);
 
   bool crashed = false;
   absl::Status status = RunSegments(*live, *e, &crashed);
@@ -844,6 +906,14 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                            destinations::ResolveConnection(stored, *secrets_, *registry_));
   const sdk::Manifest& manifest = resolved.destination->manifest();
+  // A plugin that quotes a secret setting (an API key in a URL) does not put
+  // it in the run's log, which every viewer may read.
+  std::vector<std::string> secrets;
+  for (const sdk::SettingSpec& spec : manifest.settings) {
+    auto value = resolved.settings.find(spec.name);
+    if (spec.secret && value != resolved.settings.end()) secrets.push_back(value->second);
+  }
+  live.log->HideValues(secrets);
   // Which mapped field keys members may depend on the connection's settings
   // (an Iterable project's type), which may have changed since the export
   // was saved.
@@ -865,6 +935,10 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   RateShares::Handle share;
   if (!run.dry_run()) {
     EXPORTD_ASSIGN_OR_RETURN(connection, resolved.destination->Connect(resolved.settings));
+    connection = RouteDestinationLog(std::move(connection),
+                                     [&ctx](sdk::LogLevel level, std::string_view message) {
+                                       ctx.LogDestination(level, message);
+                                     });
     speed = connection->speed();
     budget = budgets_.ForConnection(e.connection_id(), speed);
     share = shares_.Join(e.connection_id(), budget);
@@ -948,6 +1022,16 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
           {audience->id, previous.ok() ? previous->mapping_fingerprint : fingerprint}));
       tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
     }
+    {
+      v1::SegmentProgress progress;
+      {
+        absl::MutexLock lock(&live.mu);
+        progress = live.run.segments(i);
+      }
+      live.log->Add(v1::RUN_LOG_LEVEL_INFO, SegmentSource(segment->name()),
+                    SegmentStartMessage(
+                        progress, {run.dry_run(), o.full, mapping_changed, o.resuming, o.mirror}));
+    }
     absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
     if (absl::IsNotFound(synced) && !run.dry_run() && !live.crashed) {
       // The audience was deleted at the destination: create it again by the
@@ -963,8 +1047,15 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       EXPORTD_RETURN_IF_ERROR(
           store_->PutAudienceState(e.id(), segment->id(), {o.audience.id, fingerprint}));
     }
-    tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_done(true); });
+    v1::SegmentProgress done;
+    tracker.Update(i, [&](v1::SegmentProgress& p) {
+      p.set_done(true);
+      done = p;
+    });
+    live.log->Add(v1::RUN_LOG_LEVEL_INFO, SegmentSource(segment->name()),
+                  SegmentDoneMessage(done, run.dry_run()));
     EXPORTD_RETURN_IF_ERROR(Persist(live));
+    FlushLog(live);
   }
   return absl::OkStatus();
 }

@@ -185,9 +185,14 @@ class Engine {
   absl::Status RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
                                 std::uint64_t fingerprint, const absl::Status& gone,
                                 Tracker& tracker, sdk::RunContext& ctx, LiveRun* live);
-  // Moves the run to `state` and persists it under its lease.
+  // Moves the run to `state` and persists it under its lease; its log gets
+  // the line first.
   void Finish(LiveRun& live, v1::RunState state, const std::string& message)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes the run's pending log lines (an error goes to exportd's log).
+  void FlushLog(LiveRun& live);
+  // RunQueue::Cancel, with the run's last log line stored before.
+  absl::StatusOr<v1::Run> CancelQueued(absl::string_view run_id, const std::string& message);
   // Queues the webhook notifications `run`, which just reached its final
   // state (stored), fires.
   void Notify(const v1::Run& run);

@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -503,6 +505,128 @@ TEST_P(EngineTest, JsonLogLinesNameTheRunExportAndSegment) {
     EXPECT_TRUE(absl::StartsWith(line, "{\"time\":\"") && absl::EndsWith(line, "}")) << line;
   }
   EXPECT_THAT(log, Not(HasSubstr("t0ken")));
+}
+
+// The run's log lines as a viewer reads them (RunService.ListRunLog).
+std::vector<v1::RunLogLine> StoredLog(store::Store& store, const std::string& run_id) {
+  auto lines = store.ListRunLog(run_id, 0, 1000, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  EXPECT_TRUE(lines.ok()) << lines.status();
+  return lines.ok() ? *lines : std::vector<v1::RunLogLine>();
+}
+
+std::string Describe(const std::vector<v1::RunLogLine>& lines) {
+  std::string out;
+  for (const auto& line : lines) {
+    absl::StrAppend(&out, line.seq(), " ",
+                    absl::StripPrefix(v1::RunLogLevel_Name(line.level()), "RUN_LOG_LEVEL_"), " [",
+                    line.source(), "] ", line.message(), "\n");
+  }
+  return out;
+}
+
+// The run's log: its start, each segment's start and end, the plugin's
+// lines (the destination's, escaped, with the connection's secret hidden),
+// and the final state, stored before the final state shows.
+TEST_P(EngineTest, ARunsLogHasItsStartThePluginsLinesAndItsEnd) {
+  Upload(1, 3);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->log_line = "slow answer for key t0ken\nforged";
+    state_->reject = {"p2"};
+  }
+  StartEngine();
+  TriggerOptions options;
+  options.requested_by = "ann";
+  auto triggered = engine_->Trigger("vip", options);
+  ASSERT_TRUE(triggered.ok()) << triggered.status();
+  // The moment the engine shows the run final, its last line is stored.
+  std::vector<v1::RunLogLine> lines;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  v1::Run run;
+  while (absl::Now() < deadline) {
+    run = *engine_->GetRun(triggered->id());
+    if (IsFinal(run.state())) {
+      lines = StoredLog(*store_, run.id());
+      break;
+    }
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS) << run.message();
+  ASSERT_GE(lines.size(), 5u) << Describe(lines);
+  EXPECT_EQ(lines.back().message(),
+            "run SUCCEEDED_WITH_REJECTIONS: 1 records were rejected; see 'exportctl run "
+            "rejections " +
+                run.id() + "'")
+      << Describe(lines);
+  EXPECT_EQ(lines.back().level(), v1::RUN_LOG_LEVEL_WARNING);
+  EXPECT_EQ(lines.back().source(), "engine");
+  WaitFinal(run.id());
+
+  EXPECT_EQ(lines.front().source(), "engine");
+  EXPECT_EQ(lines.front().message(),
+            "run started (attempt 1 of 3): on demand, requested by ann; incremental, mirror "
+            "mode; segments: VIP (3 members)");
+  std::vector<std::string> segment, destination;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].seq(), static_cast<std::int64_t>(i + 1));
+    EXPECT_GE(lines[i].at_micros(), run.created_at_micros());
+    if (lines[i].source() == "segment VIP") segment.push_back(lines[i].message());
+    if (lines[i].source() == "destination") {
+      destination.push_back(lines[i].message());
+      EXPECT_EQ(lines[i].level(), v1::RUN_LOG_LEVEL_WARNING);
+    }
+    EXPECT_THAT(lines[i].message(), Not(HasSubstr("t0ken")));
+  }
+  ASSERT_FALSE(destination.empty()) << Describe(lines);
+  EXPECT_EQ(destination[0], "slow answer for key [hidden]\\nforged");
+  ASSERT_GE(segment.size(), 2u) << Describe(lines);
+  EXPECT_THAT(segment.front(), ::testing::StartsWith("started: 3 members to audience "));
+  EXPECT_EQ(segment.back(), "done: 2 added, 0 updated, 0 removed, 1 rejected, 0 unchanged");
+  // The engine's own lines about the segment (the sync stages') are the
+  // segment's, not the destination's.
+  EXPECT_THAT(Describe(lines), HasSubstr("[segment VIP] segment 'VIP': delivered state of"));
+}
+
+// Throttling and the engine's retries are in the run's log, attempt by
+// attempt.
+TEST_P(EngineTest, ARunsLogTellsOfThrottlingAndOfEachAttempt) {
+  Upload(1, 5);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;  // EnsureAudience of attempt 1 fails.
+    state_->throttle_calls = 1;
+    state_->throttle_retry_after = absl::Milliseconds(10);
+  }
+  StartEngine();
+  v1::Run run = RunToEnd();
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  ASSERT_EQ(run.attempt(), 2);
+  const std::string log = Describe(StoredLog(*store_, run.id()));
+  EXPECT_THAT(log, HasSubstr("INFO [engine] run started (attempt 1 of 3)")) << log;
+  EXPECT_THAT(log, HasSubstr("WARNING [engine] run FAILED_RETRYING: run attempt 2 of 3 in "))
+      << log;
+  EXPECT_THAT(log, HasSubstr("fake destination is unavailable")) << log;
+  EXPECT_THAT(log, HasSubstr("INFO [engine] run started (attempt 2 of 3): on demand; "
+                             "incremental, mirror mode; resuming from the last committed batch"))
+      << log;
+  EXPECT_THAT(log, HasSubstr("[segment VIP] the destination throttled a batch of 5 records"))
+      << log;
+  EXPECT_THAT(log, ::testing::EndsWith("INFO [engine] run SUCCEEDED\n")) << log;
+}
+
+// A run canceled before it started has one line: how it ended.
+TEST_P(EngineTest, ARunCanceledInTheQueueLogsItsEnd) {
+  Upload(1, 5);
+  // No engine runs it: it stays queued.
+  auto engine = Engine::Create(store_.get(), box_.get(), registry_.get(), {});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto run = (*engine)->Trigger("vip", {});
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto canceled = (*engine)->Cancel(run->id());
+  ASSERT_TRUE(canceled.ok()) << canceled.status();
+  EXPECT_EQ(canceled->state(), v1::RUN_STATE_CANCELED);
+  const std::string log = Describe(StoredLog(*store_, run->id()));
+  EXPECT_EQ(log, "1 INFO [engine] run CANCELED: canceled before it started\n");
 }
 
 TEST_P(EngineTest, RunMessageEscapesTheDestinationsError) {

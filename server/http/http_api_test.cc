@@ -180,6 +180,41 @@ TEST_F(HttpApiTest, TheOpenApiDocumentListsEveryRpcWithItsSchemas) {
   EXPECT_TRUE(upload["requestBody"]["content"].contains("application/x-ndjson"));
 }
 
+// A viewer reads a run's log over HTTP, filtered by level, as the console
+// does; the route and its schemas come from the descriptors.
+TEST_F(HttpApiTest, AViewerReadsARunsLogOverHttp) {
+  Target t = MakeTarget(/*shared=*/false);
+  const std::string path = "/v1/exportd.v1.RunService/ListRunLog";
+  HttpResult r = Client().Post(
+      path, absl::StrCat(R"({"runId": ")", t.run_id, R"(", "minLevel": "RUN_LOG_LEVEL_INFO"})"),
+      kViewer);
+  ASSERT_EQ(r.status, 200) << r.body;
+  nlohmann::json log = nlohmann::json::parse(r.body);
+  ASSERT_TRUE(log["lines"].is_array()) << r.body;
+  ASSERT_GE(log["lines"].size(), 2u) << r.body;
+  EXPECT_EQ(log["nextAfterSeq"], "0");
+  const nlohmann::json& first = log["lines"].front();
+  EXPECT_EQ(first["seq"], "1");
+  EXPECT_EQ(first["level"], "RUN_LOG_LEVEL_INFO");
+  EXPECT_EQ(first["source"], "engine");
+  EXPECT_THAT(first["message"].get<std::string>(), StartsWith("run started"));
+  EXPECT_EQ(log["lines"].back()["message"], "run SUCCEEDED");
+  EXPECT_TRUE(log["lines"].back()["atMicros"].is_string());
+
+  HttpResult unknown = Client().Post(path, R"({"runId": "run-nope"})", kViewer);
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  HttpResult anonymous = Client().Post(path, absl::StrCat(R"({"runId": ")", t.run_id, R"("})"), "");
+  EXPECT_EQ(anonymous.status, 401) << anonymous.body;
+
+  HttpResult doc = Client().Get("/v1/openapi.json");
+  ASSERT_EQ(doc.status, 200) << doc.error;
+  nlohmann::json openapi = nlohmann::json::parse(doc.body);
+  EXPECT_EQ(openapi["paths"][absl::StrCat("/exportd.v1.RunService/ListRunLog")]["post"]
+                   ["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/exportd.v1.ListRunLogRequest");
+  EXPECT_TRUE(openapi["components"]["schemas"].contains("exportd.v1.RunLogLine"));
+}
+
 TEST_F(HttpApiTest, JsonFollowsProtobufsMappingBothWays) {
   HttpResult created = Client().Post("/v1/exportd.v1.ConnectionService/CreateConnection",
                                      R"({"displayName": "Iterable EU", "destinationType": "fake",

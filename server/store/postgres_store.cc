@@ -117,6 +117,14 @@ constexpr Migration kMigrations[] = {
       PRIMARY KEY (run_id, trig));
     CREATE INDEX notifications_due ON notifications (next_attempt_at);
     )sql"},
+    // 7: each run's log lines (Store::AppendRunLog), seq 1, 2, ... per run;
+    // `dropped` counts the lines the last one (seq 1000) stands for.
+    {7, R"sql(
+    CREATE TABLE run_log (
+      run_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, at_micros BIGINT NOT NULL,
+      level SMALLINT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
+      dropped BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq));
+    )sql"},
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.

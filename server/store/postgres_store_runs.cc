@@ -1,4 +1,4 @@
-// PostgresStore: runs, the run queue (claims, leases) and rejections.
+// PostgresStore: runs, the run queue (claims, leases), rejections and run logs.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +14,10 @@ namespace {
 // a run of the export, so that two replicas never claim two runs of one
 // export at once.
 constexpr char kClaimLockClass[] = "1702391909";
+// (kRunLogLockClass, hashtext(run_id)): held by the transaction that appends
+// to the run's log, so that appends of one run (from any replica) number
+// their lines one after the other.
+constexpr char kRunLogLockClass[] = "1702391910";
 
 // Every read of a run selects these, in this order.
 constexpr char kRunColumns[] = "data, lease_holder, lease_expires";
@@ -370,6 +374,91 @@ absl::StatusOr<std::int64_t> PostgresStore::CountRejections(absl::string_view ru
   EXPORTD_ASSIGN_OR_RETURN(PgResult r,
                            conn->Exec("SELECT COUNT(*) FROM rejections WHERE run_id = $1", params));
   return r.Int(0, 0);
+}
+
+// --- Run logs ----------------------------------------------------------------
+
+absl::Status PostgresStore::AppendRunLog(absl::string_view run_id,
+                                         const std::vector<v1::RunLogLine>& lines) {
+  if (lines.empty()) return absl::OkStatus();
+  return pool_.InTransaction([&](PgConnection& conn) -> absl::Status {
+    PgParams id;
+    id.Text(run_id);
+    EXPORTD_RETURN_IF_ERROR(conn.Exec(absl::StrCat("SELECT pg_advisory_xact_lock(",
+                                                   kRunLogLockClass, ", hashtext($1))"),
+                                      id)
+                                .status());
+    EXPORTD_ASSIGN_OR_RETURN(PgResult last,
+                             conn.Exec("SELECT seq, level, dropped FROM run_log WHERE run_id = $1 "
+                                       "ORDER BY seq DESC LIMIT 1",
+                                       id));
+    const bool any = last.rows() > 0;
+    const RunLogAppend plan = PlanRunLogAppend(
+        any ? last.Int(0, 0) : 0, any ? last.Int(0, 2) : 0,
+        any ? static_cast<v1::RunLogLevel>(last.Int(0, 1)) : v1::RUN_LOG_LEVEL_UNSPECIFIED, lines);
+    std::vector<v1::RunLogLine> rows = plan.insert;
+    std::vector<std::int64_t> dropped(rows.size(), 0);
+    if (plan.dropped_line.has_value()) {
+      rows.push_back(*plan.dropped_line);
+      dropped.push_back(plan.dropped);
+    }
+    if (rows.empty()) return absl::OkStatus();
+    // One statement for the whole batch: arrays, unnested.
+    std::vector<std::int64_t> seqs, ats, levels;
+    std::vector<absl::string_view> sources, messages;
+    for (const v1::RunLogLine& line : rows) {
+      seqs.push_back(line.seq());
+      ats.push_back(line.at_micros());
+      levels.push_back(line.level());
+      sources.push_back(line.source());
+      messages.push_back(line.message());
+    }
+    PgParams params;
+    params.Text(run_id)
+        .IntArray(seqs)
+        .IntArray(ats)
+        .IntArray(levels)
+        .TextArray(sources)
+        .TextArray(messages)
+        .IntArray(dropped);
+    return conn
+        .Exec(
+            "INSERT INTO run_log (run_id, seq, at_micros, level, source, message, dropped) "
+            "SELECT $1, s, a, l, src, m, d FROM unnest($2::bigint[], $3::bigint[], "
+            "$4::bigint[], $5::text[], $6::text[], $7::bigint[]) AS t(s, a, l, src, m, d) "
+            "ON CONFLICT (run_id, seq) DO UPDATE SET at_micros = EXCLUDED.at_micros, "
+            "level = EXCLUDED.level, source = EXCLUDED.source, message = EXCLUDED.message, "
+            "dropped = EXCLUDED.dropped",
+            params)
+        .status();
+  });
+}
+
+absl::StatusOr<std::vector<v1::RunLogLine>> PostgresStore::ListRunLog(absl::string_view run_id,
+                                                                      std::int64_t after_seq,
+                                                                      int limit,
+                                                                      v1::RunLogLevel min_level,
+                                                                      bool* more) {
+  limit = std::clamp(limit, 1, 1000);
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams params;
+  params.Text(run_id).Int(after_seq).Int(min_level).Int(limit + 1);
+  EXPORTD_ASSIGN_OR_RETURN(PgResult r,
+                           conn->Exec("SELECT seq, at_micros, level, source, message FROM run_log "
+                                      "WHERE run_id = $1 AND seq > $2 AND level >= $3 ORDER BY seq "
+                                      "LIMIT $4",
+                                      params));
+  if (more != nullptr) *more = r.rows() > limit;
+  std::vector<v1::RunLogLine> out;
+  for (int i = 0; i < r.rows() && i < limit; ++i) {
+    v1::RunLogLine& line = out.emplace_back();
+    line.set_seq(r.Int(i, 0));
+    line.set_at_micros(r.Int(i, 1));
+    line.set_level(static_cast<v1::RunLogLevel>(r.Int(i, 2)));
+    line.set_source(std::string(r.Bytes(i, 3)));
+    line.set_message(std::string(r.Bytes(i, 4)));
+  }
+  return out;
 }
 
 }  // namespace exportd::store

@@ -111,6 +111,14 @@ constexpr Migration kMigrations[] = {
       lease_expires INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trig)) WITHOUT ROWID;
     CREATE INDEX notifications_due ON notifications (next_attempt_at);
     )sql"},
+    // 10: each run's log lines (Store::AppendRunLog), seq 1, 2, ... per run;
+    // `dropped` counts the lines the last one (seq 1000) stands for.
+    {10, R"sql(
+    CREATE TABLE run_log (
+      run_id TEXT NOT NULL, seq INTEGER NOT NULL, at_micros INTEGER NOT NULL,
+      level INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
+      dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+    )sql"},
 };
 
 // Reads one row of (data) from `table` by id or name.

@@ -91,6 +91,13 @@ class SqliteStore final : public Store {
                                                             std::string* next_cursor) override;
   absl::StatusOr<std::int64_t> CountRejections(absl::string_view run_id) override;
 
+  absl::Status AppendRunLog(absl::string_view run_id,
+                            const std::vector<v1::RunLogLine>& lines) override;
+  absl::StatusOr<std::vector<v1::RunLogLine>> ListRunLog(absl::string_view run_id,
+                                                         std::int64_t after_seq, int limit,
+                                                         v1::RunLogLevel min_level,
+                                                         bool* more) override;
+
   absl::Status AppendAudit(v1::AuditEntry entry) override;
   absl::StatusOr<std::vector<v1::AuditEntry>> ListAudit(const PageRequest& page,
                                                         std::string* next_cursor) override;

@@ -1,4 +1,4 @@
-// SqliteStore: runs, delivered state and rejections (the engine's tables).
+// SqliteStore: runs, delivered state, rejections and run logs (the engine's tables).
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
@@ -563,6 +563,78 @@ absl::StatusOr<std::int64_t> SqliteStore::CountRejections(absl::string_view run_
   stmt.Bind(1, run_id);
   EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
   return row ? stmt.Int(0) : 0;
+}
+
+// --- Run logs ----------------------------------------------------------------
+
+absl::Status SqliteStore::AppendRunLog(absl::string_view run_id,
+                                       const std::vector<v1::RunLogLine>& lines) {
+  if (lines.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement last, db_->Prepare("SELECT seq, level, dropped FROM run_log WHERE run_id = ? "
+                                     "ORDER BY seq DESC LIMIT 1"));
+    last.Bind(1, run_id);
+    EXPORTD_ASSIGN_OR_RETURN(bool any, last.Step());
+    const RunLogAppend plan = PlanRunLogAppend(
+        any ? last.Int(0) : 0, any ? last.Int(2) : 0,
+        any ? static_cast<v1::RunLogLevel>(last.Int(1)) : v1::RUN_LOG_LEVEL_UNSPECIFIED, lines);
+    EXPORTD_ASSIGN_OR_RETURN(
+        Statement put,
+        db_->Prepare("INSERT OR REPLACE INTO run_log (run_id, seq, at_micros, level, source, "
+                     "message, dropped) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    auto write = [&](const v1::RunLogLine& line, std::int64_t dropped) {
+      put.Reset();
+      put.Bind(1, run_id)
+          .Bind(2, line.seq())
+          .Bind(3, line.at_micros())
+          .Bind(4, static_cast<std::int64_t>(line.level()))
+          .Bind(5, line.source())
+          .Bind(6, line.message())
+          .Bind(7, dropped);
+      return put.Run();
+    };
+    for (const v1::RunLogLine& line : plan.insert) EXPORTD_RETURN_IF_ERROR(write(line, 0));
+    if (plan.dropped_line.has_value()) {
+      EXPORTD_RETURN_IF_ERROR(write(*plan.dropped_line, plan.dropped));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<v1::RunLogLine>> SqliteStore::ListRunLog(absl::string_view run_id,
+                                                                    std::int64_t after_seq,
+                                                                    int limit,
+                                                                    v1::RunLogLevel min_level,
+                                                                    bool* more) {
+  limit = std::clamp(limit, 1, 1000);
+  absl::MutexLock lock(&mu_);
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT seq, at_micros, level, source, message FROM run_log WHERE run_id = ? "
+                   "AND seq > ? AND level >= ? ORDER BY seq LIMIT ?"));
+  stmt.Bind(1, run_id)
+      .Bind(2, after_seq)
+      .Bind(3, static_cast<std::int64_t>(min_level))
+      .Bind(4, static_cast<std::int64_t>(limit) + 1);
+  std::vector<v1::RunLogLine> out;
+  if (more != nullptr) *more = false;
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(out.size()) == limit) {
+      if (more != nullptr) *more = true;
+      break;
+    }
+    v1::RunLogLine& line = out.emplace_back();
+    line.set_seq(stmt.Int(0));
+    line.set_at_micros(stmt.Int(1));
+    line.set_level(static_cast<v1::RunLogLevel>(stmt.Int(2)));
+    line.set_source(std::string(stmt.Text(3)));
+    line.set_message(std::string(stmt.Text(4)));
+  }
+  return out;
 }
 
 }  // namespace exportd::store

@@ -38,6 +38,48 @@ int PageLimit(const PageRequest& page) {
   return page.limit <= 0 ? 50 : std::min(page.limit, 1000);
 }
 
+std::string CapRunLogMessage(absl::string_view message) {
+  if (message.size() <= kMaxRunLogMessageBytes) return std::string(message);
+  static constexpr absl::string_view kEllipsis = "\xe2\x80\xa6";  // U+2026
+  size_t cut = kMaxRunLogMessageBytes - kEllipsis.size();
+  // Back to the start of a character: never between a lead byte and its
+  // continuation bytes (10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat(message.substr(0, cut), kEllipsis);
+}
+
+RunLogAppend PlanRunLogAppend(std::int64_t last_seq, std::int64_t dropped_before,
+                              v1::RunLogLevel dropped_level_before,
+                              const std::vector<v1::RunLogLine>& lines) {
+  RunLogAppend plan;
+  std::int64_t seq = last_seq;
+  std::int64_t dropped = last_seq >= kMaxRunLogLines ? dropped_before : 0;
+  v1::RunLogLevel level = dropped_level_before;
+  const v1::RunLogLine* newest_dropped = nullptr;
+  for (const v1::RunLogLine& line : lines) {
+    if (seq + 1 < kMaxRunLogLines) {
+      v1::RunLogLine& kept = plan.insert.emplace_back(line);
+      kept.set_seq(++seq);
+      kept.set_message(CapRunLogMessage(line.message()));
+      continue;
+    }
+    ++dropped;
+    level = std::max(level, line.level());
+    newest_dropped = &line;
+  }
+  if (newest_dropped == nullptr) return plan;
+  v1::RunLogLine& marker = plan.dropped_line.emplace();
+  marker.set_seq(kMaxRunLogLines);
+  marker.set_at_micros(newest_dropped->at_micros());
+  marker.set_level(level);
+  marker.set_source(newest_dropped->source());
+  marker.set_message(CapRunLogMessage(absl::StrCat(
+      dropped, " more log line", dropped == 1 ? " was" : "s were", " dropped (a run keeps ",
+      kMaxRunLogLines, "); the newest: ", newest_dropped->message())));
+  plan.dropped = dropped;
+  return plan;
+}
+
 void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros) {
   if (!holder.empty()) run.set_replica(std::string(holder));
   run.set_lease_expires_at_micros(expires_micros);

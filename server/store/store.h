@@ -278,6 +278,31 @@ int PageLimit(const PageRequest& page);
 // all are counted.
 inline constexpr std::int64_t kMaxRejectionsKept = 100000;
 
+// A run's log (Store::AppendRunLog): at most kMaxRunLogLines lines per run,
+// each message at most kMaxRunLogMessageBytes bytes. Lines 1 ..
+// kMaxRunLogLines - 1 are stored as they come; line kMaxRunLogLines says how
+// many more were dropped and quotes the newest of them.
+inline constexpr std::int64_t kMaxRunLogLines = 1000;
+inline constexpr size_t kMaxRunLogMessageBytes = 2000;
+
+// `message` cut to kMaxRunLogMessageBytes at a UTF-8 character boundary,
+// ending in "…" when cut.
+std::string CapRunLogMessage(absl::string_view message);
+
+// What one AppendRunLog writes, the same for every store: the store reads
+// the run's last seq (0: no line yet) and, when it is kMaxRunLogLines, the
+// dropped-lines line's count and level; it inserts `insert` and, when set,
+// writes `dropped_line` (seq kMaxRunLogLines) with `dropped`, replacing the
+// one before.
+struct RunLogAppend {
+  std::vector<v1::RunLogLine> insert;  // seq set, messages capped
+  std::optional<v1::RunLogLine> dropped_line;
+  std::int64_t dropped = 0;  // Every line dropped so far, when dropped_line is set.
+};
+RunLogAppend PlanRunLogAppend(std::int64_t last_seq, std::int64_t dropped_before,
+                              v1::RunLogLevel dropped_level_before,
+                              const std::vector<v1::RunLogLine>& lines);
+
 // Shows a run's lease (the store's lease columns are the truth about who holds
 // it) in its proto: `replica` and `lease_expires_at_micros`.
 void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros);
@@ -468,6 +493,24 @@ class Store {
                                                                     const PageRequest& page,
                                                                     std::string* next_cursor) = 0;
   virtual absl::StatusOr<std::int64_t> CountRejections(absl::string_view run_id) = 0;
+
+  // --- Run logs ----------------------------------------------------------
+  // Appends `lines` (their seq is ignored) to the run's log, numbered on from
+  // the last stored line, in one transaction; messages are cut
+  // (CapRunLogMessage). Past kMaxRunLogLines - 1 lines, the rest are dropped
+  // and counted in the run's last line (RunLogDroppedLine), which each later
+  // append rewrites. Appends of one run are serialized (several replicas may
+  // append to one run's log: the attempts of a run that moved).
+  virtual absl::Status AppendRunLog(absl::string_view run_id,
+                                    const std::vector<v1::RunLogLine>& lines) = 0;
+  // The run's lines with seq > `after_seq` and level >= `min_level`
+  // (UNSPECIFIED: all), oldest first, at most `limit` (1 .. 1000). `*more`
+  // (if not null) tells whether lines that match follow the last one
+  // returned. An unknown run has no lines.
+  virtual absl::StatusOr<std::vector<v1::RunLogLine>> ListRunLog(absl::string_view run_id,
+                                                                 std::int64_t after_seq, int limit,
+                                                                 v1::RunLogLevel min_level,
+                                                                 bool* more) = 0;
 
   // --- Audit -------------------------------------------------------------
   virtual absl::Status AppendAudit(v1::AuditEntry entry) = 0;

@@ -1,10 +1,13 @@
 // The store conformance suite, resources: connections, segments and
-// snapshots, exports, audit, delivered rows, meta values and learned rates.
+// snapshots, exports, audit, delivered rows, meta values, learned rates and
+// run logs.
 // Every test runs against SQLite and PostgreSQL (store_test_fixture.h).
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/status_macros.h"
@@ -431,6 +434,160 @@ TEST_P(StoreConformanceTest, DeliveredStateIsStreamedInProfileIdOrder) {
                   .ok());
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(read, ids);
+}
+
+v1::RunLogLine LogLine(v1::RunLogLevel level, std::string source, std::string message,
+                       std::int64_t at = 1) {
+  v1::RunLogLine line;
+  line.set_seq(77);  // Ignored: the store numbers the lines.
+  line.set_at_micros(at);
+  line.set_level(level);
+  line.set_source(std::move(source));
+  line.set_message(std::move(message));
+  return line;
+}
+
+std::vector<std::int64_t> Seqs(const std::vector<v1::RunLogLine>& lines) {
+  std::vector<std::int64_t> seqs;
+  for (const auto& line : lines) seqs.push_back(line.seq());
+  return seqs;
+}
+
+TEST_P(StoreConformanceTest, RunLogLinesAreNumberedFilteredPagedAndSurviveAReopen) {
+  ASSERT_TRUE(store_
+                  ->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "started", 10),
+                                           LogLine(v1::RUN_LOG_LEVEL_DEBUG, "destination",
+                                                   "GET /api/lists", 11)})
+                  .ok());
+  ASSERT_TRUE(
+      store_->AppendRunLog("run-2", {LogLine(v1::RUN_LOG_LEVEL_ERROR, "engine", "other")}).ok());
+  ASSERT_TRUE(store_->AppendRunLog("run-1", {}).ok());
+  ASSERT_TRUE(store_
+                  ->AppendRunLog(
+                      "run-1", {LogLine(v1::RUN_LOG_LEVEL_WARNING, "segment VIP", "throttled", 12),
+                                LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "run SUCCEEDED", 13)})
+                  .ok());
+  Reopen();
+  bool more = true;
+  auto all = store_->ListRunLog("run-1", 0, 100, v1::RUN_LOG_LEVEL_UNSPECIFIED, &more);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(Seqs(*all), ElementsAre(1, 2, 3, 4));
+  EXPECT_FALSE(more);
+  EXPECT_EQ((*all)[1].at_micros(), 11);
+  EXPECT_EQ((*all)[1].level(), v1::RUN_LOG_LEVEL_DEBUG);
+  EXPECT_EQ((*all)[1].source(), "destination");
+  EXPECT_EQ((*all)[1].message(), "GET /api/lists");
+  EXPECT_EQ((*all)[3].message(), "run SUCCEEDED");
+
+  auto page = store_->ListRunLog("run-1", 1, 2, v1::RUN_LOG_LEVEL_UNSPECIFIED, &more);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(Seqs(*page), ElementsAre(2, 3));
+  EXPECT_TRUE(more);
+  page = store_->ListRunLog("run-1", 3, 2, v1::RUN_LOG_LEVEL_UNSPECIFIED, &more);
+  EXPECT_THAT(Seqs(*page), ElementsAre(4));
+  EXPECT_FALSE(more);
+
+  auto warnings = store_->ListRunLog("run-1", 0, 100, v1::RUN_LOG_LEVEL_WARNING, &more);
+  ASSERT_TRUE(warnings.ok()) << warnings.status();
+  EXPECT_THAT(Seqs(*warnings), ElementsAre(3));
+  auto infos = store_->ListRunLog("run-1", 0, 100, v1::RUN_LOG_LEVEL_INFO, nullptr);
+  EXPECT_THAT(Seqs(*infos), ElementsAre(1, 3, 4));
+
+  auto other = store_->ListRunLog("run-2", 0, 100, v1::RUN_LOG_LEVEL_UNSPECIFIED, &more);
+  EXPECT_THAT(Seqs(*other), ElementsAre(1));
+  auto none = store_->ListRunLog("no-such-run", 0, 100, v1::RUN_LOG_LEVEL_UNSPECIFIED, &more);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreConformanceTest, ARunLogKeepsAThousandLinesAndTheLastCountsTheDropped) {
+  std::vector<v1::RunLogLine> lines;
+  for (int i = 1; i <= 998; ++i) {
+    lines.push_back(LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "line " + std::to_string(i), i));
+  }
+  ASSERT_TRUE(store_->AppendRunLog("run-1", lines).ok());
+  // Line 999 is kept; the next four are dropped and counted in line 1000.
+  std::vector<v1::RunLogLine> more_lines;
+  for (int i = 999; i <= 1003; ++i) {
+    more_lines.push_back(LogLine(i == 1001 ? v1::RUN_LOG_LEVEL_WARNING : v1::RUN_LOG_LEVEL_INFO,
+                                 "destination", "line " + std::to_string(i), i));
+  }
+  ASSERT_TRUE(store_->AppendRunLog("run-1", more_lines).ok());
+  auto tail = store_->ListRunLog("run-1", 997, 100, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  ASSERT_THAT(Seqs(*tail), ElementsAre(998, 999, 1000));
+  EXPECT_EQ((*tail)[1].message(), "line 999");
+  EXPECT_EQ((*tail)[2].message(),
+            "4 more log lines were dropped (a run keeps 1000); the newest: line 1003");
+  EXPECT_EQ((*tail)[2].level(), v1::RUN_LOG_LEVEL_WARNING);
+  EXPECT_EQ((*tail)[2].at_micros(), 1003);
+
+  // Later appends go on counting in the same last line: the final state of
+  // a long run is still there.
+  ASSERT_TRUE(store_
+                  ->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", "x", 2000),
+                                           LogLine(v1::RUN_LOG_LEVEL_ERROR, "engine",
+                                                   "run FAILED: it broke", 2001)})
+                  .ok());
+  Reopen();
+  ASSERT_TRUE(
+      store_->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_DEBUG, "engine", "y", 2002)}).ok());
+  auto all = store_->ListRunLog("run-1", 0, 1000, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1000u);
+  EXPECT_EQ(all->back().seq(), 1000);
+  EXPECT_EQ(all->back().message(),
+            "7 more log lines were dropped (a run keeps 1000); the newest: y");
+  EXPECT_EQ(all->back().level(), v1::RUN_LOG_LEVEL_ERROR) << "the highest level dropped";
+  auto errors = store_->ListRunLog("run-1", 0, 1000, v1::RUN_LOG_LEVEL_ERROR, nullptr);
+  EXPECT_THAT(Seqs(*errors), ElementsAre(1000));
+}
+
+TEST_P(StoreConformanceTest, LongRunLogMessagesAreCutAtACharacterWithAnEllipsis) {
+  std::string accents;
+  for (int i = 0; i < 1500; ++i) accents += "\xc3\xa9";  // é, 2 bytes: 3000 bytes
+  const std::string exact(kMaxRunLogMessageBytes, 'a');
+  ASSERT_TRUE(store_
+                  ->AppendRunLog("run-1", {LogLine(v1::RUN_LOG_LEVEL_INFO, "destination", accents),
+                                           LogLine(v1::RUN_LOG_LEVEL_INFO, "destination", exact)})
+                  .ok());
+  auto lines = store_->ListRunLog("run-1", 0, 10, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  ASSERT_EQ(lines->size(), 2u);
+  const std::string& cut = (*lines)[0].message();
+  EXPECT_LE(cut.size(), kMaxRunLogMessageBytes);
+  EXPECT_GE(cut.size(), kMaxRunLogMessageBytes - 4);
+  EXPECT_EQ(cut.substr(cut.size() - 3), "\xe2\x80\xa6");
+  // Whole characters only: é é ... é …
+  const std::string body = cut.substr(0, cut.size() - 3);
+  EXPECT_EQ(body.size() % 2, 0u);
+  EXPECT_EQ(body, accents.substr(0, body.size()));
+  EXPECT_EQ((*lines)[1].message(), exact) << "a message of exactly the limit stays whole";
+}
+
+TEST_P(StoreConformanceTest, ConcurrentRunLogAppendsNumberEveryLineOnce) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < 25; ++i) {
+        absl::Status appended = store_->AppendRunLog(
+            "run-1", {LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", absl::StrCat(t, "/", i)),
+                      LogLine(v1::RUN_LOG_LEVEL_INFO, "engine", absl::StrCat(t, "/", i, "b"))});
+        EXPECT_TRUE(appended.ok()) << appended;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  auto lines = store_->ListRunLog("run-1", 0, 1000, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  ASSERT_EQ(lines->size(), 200u);
+  for (size_t i = 0; i < lines->size(); ++i) {
+    EXPECT_EQ((*lines)[i].seq(), static_cast<std::int64_t>(i + 1));
+    // Each append's lines stay together.
+    if (i % 2 == 1) {
+      EXPECT_EQ((*lines)[i].message(), (*lines)[i - 1].message() + "b");
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest, EveryStore(), StoreName());

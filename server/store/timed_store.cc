@@ -204,6 +204,17 @@ class TimedStore final : public Store {
     EXPORTD_TIMED(CountRejections, CountRejections(run_id));
   }
 
+  absl::Status AppendRunLog(absl::string_view run_id,
+                            const std::vector<v1::RunLogLine>& lines) override {
+    EXPORTD_TIMED(AppendRunLog, AppendRunLog(run_id, lines));
+  }
+  absl::StatusOr<std::vector<v1::RunLogLine>> ListRunLog(absl::string_view run_id,
+                                                         std::int64_t after_seq, int limit,
+                                                         v1::RunLogLevel min_level,
+                                                         bool* more) override {
+    EXPORTD_TIMED(ListRunLog, ListRunLog(run_id, after_seq, limit, min_level, more));
+  }
+
   absl::Status AppendAudit(v1::AuditEntry entry) override {
     EXPORTD_TIMED(AppendAudit, AppendAudit(std::move(entry)));
   }

@@ -4,8 +4,9 @@
 // with a real exportd (--http) and the Iterable sandbox, from CTest
 // (console_browser_test). It signs in, creates an Iterable connection from the
 // manifest form, uploads a CSV segment, creates an export, runs it, waits for
-// the progress bar to reach 100%, opens the rejections, and checks that a
-// viewer sees no button that changes anything. Every page is photographed
+// the progress bar to reach 100% and the run's log to show its final line,
+// opens the rejections, and checks that a viewer sees no button that changes
+// anything. Every page is photographed
 // into --screenshots.
 //
 //   console_test.js --screenshots DIR [--chromium /usr/bin/chromium]
@@ -294,6 +295,23 @@ async function main() {
     check(page.url() === runUrl, 'the run page reloaded');
     const state = await page.$eval('.progress [role=progressbar]', (e) => e.dataset.state);
     check(state === 'RUN_STATE_SUCCEEDED_WITH_REJECTIONS', `the run ended ${state}, not with rejections`);
+    // The run's log, read while it went on, ends with its final state.
+    await page.waitForFunction(() => {
+      const lines = [...document.querySelectorAll('#run-log-lines li')];
+      return lines.length > 0 && /run SUCCEEDED_WITH_REJECTIONS: 20 records were rejected/.test(lines[lines.length - 1].textContent);
+    });
+    const logLines = await page.$$eval('#run-log-lines li', (ls) => ls.map((l) => l.textContent));
+    check(/Info engine run started \(attempt 1 of \d+\): on demand/.test(logLines[0]), `the log starts with "${logLines[0]}"`);
+    check(logLines.some((l) => /segment VIP Customers done: \d+ added/.test(l)), `the log has no segment end: ${logLines.join(' | ')}`);
+    check(logLines.every((l) => !l.includes(sandboxKey)), 'the log shows the API key');
+    await page.select('#log-level', 'RUN_LOG_LEVEL_WARNING');
+    await page.waitForFunction(() => {
+      const lines = [...document.querySelectorAll('#run-log-lines li')];
+      return lines.length > 0 && lines.every((l) => /^\S+ \S+ (Warning|Error) /.test(l.textContent))
+        && /run SUCCEEDED_WITH_REJECTIONS/.test(lines[lines.length - 1].textContent);
+    });
+    await page.select('#log-level', '');
+    await page.waitForFunction((n) => document.querySelectorAll('#run-log-lines li').length === n, {}, logLines.length);
     // The rejections: one page, a reason filter, a CSV download.
     await page.waitForSelector('#rejection-list table tbody tr');
     const total = await page.$eval('#rejection-total', (e) => e.textContent);
@@ -395,7 +413,10 @@ async function main() {
     for (const [pathname, title] of [['/exports', 'Exports'], [exportPath, 'vip'], ['/segments', 'Segments'],
       [new URL(runUrl).pathname, `Run ${runUrl.split('/').pop()}`], ['/runs', 'Runs'], ['/destinations', 'Destinations']]) {
       await go(viewer, pathname, title);
-      if (title.startsWith('Run ')) await viewer.waitForSelector('#rejection-list table');
+      if (title.startsWith('Run ')) {
+        await viewer.waitForSelector('#rejection-list table');
+        await viewer.waitForFunction(() => [...document.querySelectorAll('#run-log-lines li')].some((l) => /run SUCCEEDED_WITH_REJECTIONS/.test(l.textContent)));
+      }
       const buttons = (await buttonTexts(viewer)).filter((t) => !readOnly.has(t));
       check(buttons.length === 0, `a viewer sees the buttons ${JSON.stringify(buttons)} on ${pathname}`);
       const links = await viewer.$$eval('main a', (as) => as.map((a) => a.textContent.trim()));

@@ -16,6 +16,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/str_split.h"
 #include "client/exportctl.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -340,6 +341,68 @@ TEST_F(ExportctlE2eTest, RunWatchRunsAndConnectionInUse) {
   nlohmann::json deleted = Json({"connection", "delete", "run-files", "--detach-exports"});
   EXPECT_EQ(deleted["detached_exports"].size(), 1u);
   EXPECT_EQ(Json({"export", "get", "run-me"})["active"], false);
+}
+
+// `run log`: the run's lines as "TIME LEVEL [SOURCE] MESSAGE", from a level
+// up, as JSON lines, and followed while the run goes on until its last line.
+TEST_F(ExportctlE2eTest, RunLogPrintsTheRunsLinesAndFollowsARunToItsEnd) {
+  std::filesystem::create_directories(server_->dir() / "log-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "log-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "log-out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("log.csv", "Email,Name\na@example.com,A\nb@example.com,B\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "Logged", "--from-csv", csv}).code, 0);
+  ASSERT_EQ(Run({"export", "create", "--name", "logged", "--connection", "log-files", "--segment",
+                 "Logged", "--map", "email=Email"})
+                .code,
+            0);
+
+  // Followed from the moment it was queued: every line up to the last.
+  const std::string run_id = Json({"export", "run", "logged"})["id"];
+  Result followed = Run({"run", "log", run_id, "--follow"});
+  ASSERT_EQ(followed.code, 0) << followed.err;
+  const std::vector<std::string> lines = absl::StrSplit(followed.out, '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 4u) << followed.out;
+  const std::regex line_format(
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+      "(DEBUG  |INFO   |WARNING|ERROR  ) \\[[a-z]+( [A-Za-z]+)?\\] .+");
+  for (const std::string& line : lines) {
+    EXPECT_TRUE(std::regex_match(line, line_format)) << line;
+  }
+  EXPECT_THAT(lines.front(), HasSubstr("INFO    [engine] run started (attempt 1 of 3): on demand"));
+  EXPECT_THAT(followed.out, HasSubstr("[segment Logged] started: 2 members"));
+  EXPECT_THAT(followed.out,
+              HasSubstr("[segment Logged] done: 2 added, 0 updated, 0 removed, 0 rejected"));
+  EXPECT_THAT(lines.back(), HasSubstr("INFO    [engine] run SUCCEEDED"));
+
+  // The same lines again, without --follow; none at warning or above.
+  Result again = Run({"run", "log", run_id});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out, followed.out);
+  Result warnings = Run({"run", "log", run_id, "--level", "warning"});
+  ASSERT_EQ(warnings.code, 0) << warnings.err;
+  EXPECT_EQ(warnings.out, "");
+
+  // --json: one RunLogLine a line.
+  Result json = Run({"run", "log", run_id, "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  const std::vector<std::string> objects = absl::StrSplit(json.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(objects.size(), lines.size());
+  nlohmann::json last = nlohmann::json::parse(objects.back());
+  EXPECT_EQ(last["seq"], std::to_string(lines.size()));
+  EXPECT_EQ(last["level"], "RUN_LOG_LEVEL_INFO");
+  EXPECT_EQ(last["source"], "engine");
+  EXPECT_EQ(last["message"], "run SUCCEEDED");
+
+  Result loud = Run({"run", "log", run_id, "--level", "loud"});
+  EXPECT_EQ(loud.code, 2);
+  EXPECT_THAT(loud.err, HasSubstr("--level takes debug, info, warning or error, got 'loud'"));
+  Result unknown = Run({"run", "log", "run-nope"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, StartsWith("error: NOT_FOUND: "));
+  Result help = Run({"run", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("log"));
 }
 
 // The lease and retry flags: the replica id shows in `run get` next to the

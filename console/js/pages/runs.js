@@ -1,11 +1,15 @@
-// Runs: one run live (WatchRun), its rejections and messages; the run
-// history of one export or of all, filterable by state.
+// Runs: one run live (WatchRun), its log (ListRunLog) and rejections; the
+// run history of one export or of all, filterable by state.
 import { call, watchRun, listAll } from '../api.js';
 import { h, table, replace, progressBar, field } from '../dom.js';
 import { num, time, runState, duration, FINAL_STATES, enumName } from '../format.js';
 import { pageHeader, link, actionButton, errorNode, definitionList, stateBadge } from './common.js';
 
 const REJECTIONS_PAGE = 50;
+// How often the log of a live run is asked for new lines.
+const LOG_POLL_MS = 1000;
+const LOG_LEVELS = [['', 'All levels'], ['RUN_LOG_LEVEL_INFO', 'Info and above'],
+  ['RUN_LOG_LEVEL_WARNING', 'Warnings and errors'], ['RUN_LOG_LEVEL_ERROR', 'Errors']];
 const STATES = ['RUN_STATE_QUEUED', 'RUN_STATE_RUNNING', 'RUN_STATE_SUCCEEDED', 'RUN_STATE_SUCCEEDED_WITH_REJECTIONS',
   'RUN_STATE_FAILED_RETRYING', 'RUN_STATE_FAILED', 'RUN_STATE_CANCELED', 'RUN_STATE_SKIPPED'];
 
@@ -39,11 +43,10 @@ export async function detail(ctx, [id]) {
   const bar = progressBar('Run progress');
   const facts = h('div', { id: 'run-facts' });
   const segmentsBox = h('div', { id: 'run-segments' });
-  const log = h('ol', { class: 'log', id: 'run-log' });
+  const logBox = h('div', { id: 'run-log' });
   const out = h('div', { 'aria-live': 'polite' });
   const cancelBox = h('div', { class: 'actions' });
   const rejectionsBox = h('div', { id: 'rejections' });
-  const seenMessages = new Set();
   let shown = 0;  // the bar never goes back
 
   function render(r) {
@@ -89,12 +92,6 @@ export async function detail(ctx, [id]) {
       { title: 'Duplicates', cell: (s) => num(s.duplicates), class: 'num' },
       { title: 'Done', cell: (s) => (s.done ? 'Yes' : 'No') },
     ], r.segments || [], { empty: 'No segment has started yet.' }));
-    // The run's messages as they change: its log lines.
-    const line = `${runState(r.state)}${r.message ? `: ${r.message}` : ''}`;
-    if (!seenMessages.has(line)) {
-      seenMessages.add(line);
-      log.append(h('li', {}, h('time', {}, new Date().toLocaleTimeString()), ' ', line));
-    }
     replace(cancelBox, mayCancel && !final ? actionButton('Cancel run', async () => {
       render(await call('RunService', 'CancelRun', { runId: r.id }));
     }, { kind: 'danger', out, testid: 'cancel-run' }) : null);
@@ -106,8 +103,20 @@ export async function detail(ctx, [id]) {
     h('div', { class: 'progress' }, bar.el),
     facts, cancelBox, out,
     h('h2', {}, 'Segments'), segmentsBox,
-    h('h2', {}, 'Messages'), h('p', { class: 'help' }, 'The run\'s state and message each time they changed while this page was open.'), log,
+    h('h2', {}, 'Log'), logBox,
     h('h2', {}, 'Rejected records'), rejectionsBox);
+
+  // The log follows the run until it is final; a final run has every line
+  // stored, so the read after the run was seen final is the last.
+  const log = runLog(ctx, run.id, logBox);
+  (async () => {
+    while (!ctx.signal.aborted) {
+      const final = FINAL_STATES.has(run.state);
+      await log.refresh();
+      if (final) return;
+      await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
+    }
+  })();
 
   const showRejections = () => rejections(ctx, run, rejectionsBox);
   if (FINAL_STATES.has(run.state)) {
@@ -144,6 +153,64 @@ async function watch(ctx, runId, render, out) {
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)));
   }
+}
+
+// A run's log lines in `box`, with a level filter: {refresh()} reads the
+// lines stored since the last read. Every value goes in as text.
+function runLog(ctx, runId, box) {
+  const levelSelect = h('select', { id: 'log-level', name: 'level' },
+    LOG_LEVELS.map(([value, label]) => h('option', { value }, label)));
+  const list = h('ol', { class: 'log', id: 'run-log-lines' });
+  const empty = h('p', { class: 'help', id: 'run-log-empty' }, 'No log lines yet.');
+  const status = h('div', {});
+  let afterSeq = '0';
+  let busy = null;
+
+  function line(l) {
+    const level = enumName(l.level, 'RUN_LOG_LEVEL_');
+    return h('li', { class: `log-line log-${level.toLowerCase()}`, dataset: { seq: l.seq } },
+      h('time', { datetime: new Date(Number(l.atMicros) / 1000).toISOString() }, time(l.atMicros)), ' ',
+      h('span', { class: 'log-level' }, level), ' ',
+      h('span', { class: 'log-source' }, l.source), ' ',
+      h('span', { class: 'log-message' }, l.message));
+  }
+
+  async function read() {
+    try {
+      for (let pages = 0; pages < 100 && !ctx.signal.aborted; pages += 1) {
+        const page = await call('RunService', 'ListRunLog',
+          { runId, afterSeq, pageSize: 1000, minLevel: levelSelect.value || undefined }, ctx);
+        for (const l of page.lines || []) {
+          list.append(line(l));
+          afterSeq = l.seq;
+        }
+        if (list.firstChild) empty.remove();
+        if (!page.nextAfterSeq || page.nextAfterSeq === '0') break;
+      }
+      replace(status);
+    } catch (e) {
+      if (!ctx.signal.aborted) replace(status, errorNode(e));
+    }
+  }
+
+  // One read at a time, in order: a refresh while one runs waits for it.
+  function queue(step) {
+    busy = (busy || Promise.resolve()).then(step);
+    return busy;
+  }
+  const refresh = () => queue(read);
+
+  // Another level: the lines again from the first, after any read under way.
+  levelSelect.addEventListener('change', () => queue(() => {
+    afterSeq = '0';
+    replace(list);
+    list.before(empty);
+    return read();
+  }));
+  replace(box,
+    h('div', { class: 'toolbar' }, field('Level', levelSelect, 'What the engine did and what the destination said, oldest first.')),
+    status, empty, list);
+  return { refresh };
 }
 
 async function rejections(ctx, run, box) {
