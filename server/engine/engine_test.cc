@@ -813,6 +813,10 @@ TEST_P(EngineTest, RunsExportdStartsRunAsTheConnectionsFirstExportUserWhoMayUseI
   EXPECT_EQ(run.run_as(), "alice");
   EXPECT_EQ(run.requested_by(), "bob");
   EXPECT_EQ(store_->GetRun(run.id())->run_as(), "alice");
+  auto lines = store_->ListRunLog(run.id(), 0, 100, v1::RUN_LOG_LEVEL_UNSPECIFIED, nullptr);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  ASSERT_FALSE(lines->empty());
+  EXPECT_THAT((*lines)[0].message(), HasSubstr("with the authority of export user alice"));
 
   // On demand: the caller's own authority, no export user.
   v1::Run on_demand = RunToEnd();

@@ -56,6 +56,9 @@ std::string RunStartMessage(const v1::Run& run, const v1::Export& e, int max_att
       absl::StrCat("run started (attempt ", run.attempt(), " of ",
                    std::max(max_attempts, run.attempt()), "): ", TriggerWords(run.trigger()));
   if (!run.requested_by().empty()) absl::StrAppend(&out, ", requested by ", run.requested_by());
+  if (!run.run_as().empty()) {
+    absl::StrAppend(&out, ", with the authority of export user ", run.run_as());
+  }
   absl::StrAppend(&out, "; ",
                   run.dry_run() ? "dry run (nothing is sent)"
                   : run.full()  ? "full resend"
