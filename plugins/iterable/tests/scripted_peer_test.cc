@@ -206,19 +206,26 @@ TEST_F(ScriptedPeerTest, FailedUpdatesMapBackToTheRecordsSent) {
   }
 }
 
-// filteredOutFields: a warning once per field and connection (one run).
-TEST_F(ScriptedPeerTest, FilteredOutFieldsAreWarnedAboutOncePerField) {
+// createdFields and filteredOutFields that come back in several answers (as
+// parallel batches can both create a field): logged once per field and
+// connection (one run).
+TEST_F(ScriptedPeerTest, CreatedAndFilteredOutFieldsAreLoggedOncePerField) {
   auto connection = Connect();
   TestRunContext ctx;
   for (int i = 0; i < 3; ++i) {
     Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
       response->body =
-          R"({"successCount":2,"failCount":0,"createdFields":[],"filteredOutFields":["score","vip"]})";
+          R"({"successCount":2,"failCount":0,"createdFields":["firstName"],"filteredOutFields":["score","vip"]})";
     });
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(connection->Upsert(list_, PeopleBatch(2), ctx).ok());
-  int warned = 0;
+  int warned = 0, created = 0;
   for (const auto& line : ctx.logs()) {
+    if (line.message.find("created data fields") != std::string::npos) {
+      ++created;
+      EXPECT_EQ(line.level, sdk::LogLevel::kInfo);
+      EXPECT_EQ(line.message, "Iterable created data fields: firstName");
+    }
     if (line.message.find("filtered out") == std::string::npos) continue;
     ++warned;
     EXPECT_EQ(line.level, sdk::LogLevel::kWarning);
@@ -226,6 +233,7 @@ TEST_F(ScriptedPeerTest, FilteredOutFieldsAreWarnedAboutOncePerField) {
               "Iterable filtered out fields: score, vip (not in the project's schema?); their "
               "values were not stored");
   }
+  EXPECT_EQ(created, 1);
   EXPECT_EQ(warned, 1);
 }
 
