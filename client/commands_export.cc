@@ -288,6 +288,7 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
   auto stub = ExportService::NewStub(ctx.channel());
   exportd::v1::DeleteExportRequest request;
   request.set_export_(args.positionals()[0]);
+  request.set_delete_audiences(args.IsSet("delete-audiences"));
   exportd::v1::DeleteExportResponse response;
   grpc::Status status = Invoke(ctx, stub.get(), &ExportService::Stub::DeleteExport, request, &response);
   if (!status.ok()) return ctx.RpcError(status);
@@ -295,6 +296,17 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(response);
   } else {
     PrintLine(ctx.out(), "Deleted export '$0'.", request.export_());
+    if (!response.deleted_audiences().empty()) {
+      PrintLine(ctx.out(), "Deleted audiences: $0",
+                absl::StrJoin(response.deleted_audiences(), ", "));
+    }
+    for (const std::string& kept : response.kept_audiences()) {
+      PrintLine(ctx.out(), "Kept audience $0", kept);
+    }
+    if (request.delete_audiences() && response.deleted_audiences().empty() &&
+        response.kept_audiences().empty()) {
+      PrintLine(ctx.out(), "It had created no audiences.");
+    }
   }
   return kExitOk;
 }
@@ -509,7 +521,14 @@ NounSpec ExportCommands() {
                "Only the flags given change; --segment and --map replace the whole list.",
                UpdateFlags(),
                Update},
-              {"delete", {"NAME"}, "Delete an export.", "", {}, Delete},
+              {"delete",
+               {"NAME"},
+               "Delete an export.",
+               "With --delete-audiences, the destination audiences (Iterable lists) its runs "
+               "created go too, except those another export uses; an audience that existed "
+               "before the export stays. The destination must be able to delete audiences.",
+               {{"delete-audiences", "", "Also delete the audiences the export created."}},
+               Delete},
               {"duplicate",
                {"NAME"},
                "Copy an export under a new name.",

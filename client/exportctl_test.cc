@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_split.h"
 #include "client/testing/fake_exportd.h"
+#include "exportd/sdk/destination.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -82,9 +83,10 @@ TEST_F(ExportctlTest, HelpAtEveryLevel) {
 TEST_F(ExportctlTest, VersionPrintsTheAbi) {
   Result version = Run({"--version"});
   EXPECT_EQ(version.code, 0);
-  EXPECT_THAT(version.out, HasSubstr("(plugin ABI 3)"));
+  EXPECT_THAT(version.out,
+              HasSubstr("(plugin ABI " + std::to_string(exportd::sdk::kAbiVersion) + ")"));
   Result json = Run({"-o", "json", "--version"});
-  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], 3);
+  EXPECT_EQ(nlohmann::json::parse(json.out)["plugin_abi_version"], exportd::sdk::kAbiVersion);
 }
 
 TEST_F(ExportctlTest, UsageErrorsExitTwoWithAHint) {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +30,13 @@
 #include "http_client.h"
 #include "iterable_settings.h"
 #include "request_builder.h"
+#include "response_parser.h"
 
 namespace exportd::iterable {
+
+// Iterable's code for a request refused because a data field's value has
+// another type than the field has in the project.
+inline constexpr char kTypesMismatchedCode[] = "RequestFieldsTypesMismatched";
 
 class IterableConnection final : public sdk::Connection {
  public:
@@ -64,6 +70,12 @@ class IterableConnection final : public sdk::Connection {
                                                          const sdk::RecordBatch& batch,
                                                          sdk::RunContext& ctx) override;
 
+  // DELETE /api/lists/{id}. OK when Iterable no longer knows the list (404,
+  // or invalidListId); FAILED_PRECONDITION for 409 "List is in use" (a
+  // campaign or journey references it). 5xx, 408, 429 and network failures
+  // are retried here (this call is not paced by the engine).
+  absl::Status DeleteAudience(const sdk::Audience& audience, sdk::RunContext& ctx) override;
+
  private:
   // How one subscribe/unsubscribe request ended.
   struct WriteResult {
@@ -95,8 +107,11 @@ class IterableConnection final : public sdk::Connection {
   // Every request to Iterable goes through here: one HttpClient::Send,
   // reported to ctx.RequestDone with its path as the endpoint (Iterable's
   // paths here carry no ids or query) and its HTTP status (0: no answer).
+  // `endpoint` replaces the path in that report when the path carries an id
+  // ("/api/lists/{id}").
   absl::StatusOr<HttpResponse> Send(std::string_view method, std::string_view path,
-                                    std::string_view body, sdk::RunContext& ctx);
+                                    std::string_view body, sdk::RunContext& ctx,
+                                    std::string_view endpoint = {});
 
   // GET/POST with retries for the non-batch calls (429s included: the engine
   // does not pace these); non-2xx answers become a status with a canonical
@@ -108,6 +123,15 @@ class IterableConnection final : public sdk::Connection {
   // params.rateLimitReset, whichever is later; nullopt when it says neither.
   static std::optional<absl::Duration> ThrottleWait(const HttpResponse& response, absl::Time now);
   absl::Status StatusForAnswer(int http_status, std::string_view body, absl::string_view what);
+
+  // Every record of a request Iterable refused as RequestFieldsTypesMismatched.
+  void TypesMismatched(const sdk::RecordBatch& batch, const ListRequest& request,
+                       const WriteResult& result, std::vector<sdk::RecordOutcome>* outcomes) const;
+  // Logs the data fields Iterable created or filtered out, each field once
+  // per connection (the engine connects once per run): "Iterable created
+  // data fields: a, b" (info), "Iterable filtered out fields: x (...)"
+  // (warning).
+  void LogFieldChanges(const ListUpdateResult& parsed, sdk::RunContext& ctx);
 
   // The deadline until which invalidListId answers for `list_id` are retried.
   absl::Time InvalidListDeadline(std::int64_t list_id) const;
@@ -123,6 +147,11 @@ class IterableConnection final : public sdk::Connection {
   mutable absl::Mutex lists_mu_;
   // Lists this connection created, and when.
   std::map<std::int64_t, absl::Time> created_lists_ ABSL_GUARDED_BY(lists_mu_);
+
+  absl::Mutex fields_mu_;
+  // The data fields already logged as created / filtered out.
+  std::set<std::string> created_fields_logged_ ABSL_GUARDED_BY(fields_mu_);
+  std::set<std::string> filtered_fields_logged_ ABSL_GUARDED_BY(fields_mu_);
 };
 
 }  // namespace exportd::iterable

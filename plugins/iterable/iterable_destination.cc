@@ -17,12 +17,14 @@ class IterableDestination final : public sdk::Destination {
   }
 
   // The project type decides which identity field is required and keys
-  // members.
+  // members. Members delivered under another project type were keyed by
+  // another identity (keyed_by changes): the engine resyncs them all.
   absl::StatusOr<sdk::MappingCheck> ValidateMapping(
       const sdk::Settings& settings, const std::vector<std::string>& fields) const override {
     ITERABLE_ASSIGN_OR_RETURN(ProjectType type, ParseProjectType(settings));
     ITERABLE_ASSIGN_OR_RETURN(std::string identifier, IdentifierFieldFor(type, fields));
-    return sdk::MappingCheck{std::move(identifier)};
+    std::string keyed_by = identifier + " (project_type " + ProjectTypeName(type) + ")";
+    return sdk::MappingCheck{std::move(identifier), std::move(keyed_by)};
   }
 
   absl::StatusOr<std::unique_ptr<sdk::Connection>> Connect(const sdk::Settings& settings) override {

@@ -173,6 +173,18 @@ absl::StatusOr<ProjectType> ParseProjectType(const sdk::Settings& settings) {
       "setting 'project_type' must be 'email', 'user_id' or 'hybrid', got '", *text, "'"));
 }
 
+const char* ProjectTypeName(ProjectType type) {
+  switch (type) {
+    case ProjectType::kEmail:
+      return "email";
+    case ProjectType::kUserId:
+      return "user_id";
+    case ProjectType::kHybrid:
+      return "hybrid";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<std::string> IdentifierFieldFor(ProjectType type,
                                                const std::vector<std::string>& fields) {
   auto mapped = [&](const char* name) {

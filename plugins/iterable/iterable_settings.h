@@ -65,6 +65,9 @@ absl::StatusOr<ConnectionOptions> ParseSettings(const sdk::Settings& settings);
 // another value.
 absl::StatusOr<ProjectType> ParseProjectType(const sdk::Settings& settings);
 
+// The setting's value for `type`: "email", "user_id" or "hybrid".
+const char* ProjectTypeName(ProjectType type);
+
 // The identity field that keys a member of a project of `type`, given the
 // destination fields an export maps (in its order): `email` in email-based
 // projects, `userId` in userID-based ones, in hybrid projects the first of the

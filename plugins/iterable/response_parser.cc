@@ -207,6 +207,15 @@ ListUpdateResult ParseListUpdateResponse(std::string_view body) {
     if (auto it = parsed.find("invalidUserIds"); it != parsed.end()) {
       CollectIdentities(*it, true, "invalid_user_id", "invalidUserIds", &result.failures);
     }
+    auto strings = [&](const char* key, std::vector<std::string>* out) {
+      auto it = parsed.find(key);
+      if (it == parsed.end() || !it->is_array()) return;
+      for (const json& item : *it) {
+        if (item.is_string()) out->push_back(item.get<std::string>());
+      }
+    };
+    strings("createdFields", &result.created_fields);
+    strings("filteredOutFields", &result.filtered_out_fields);
     if (auto it = parsed.find("failedUpdates"); it != parsed.end() && it->is_object()) {
       for (const auto& [key, value] : it->items()) {
         bool user_id = false;

@@ -71,6 +71,11 @@ struct ListUpdateResult {
   // Every email listed in invalidEmails or failedUpdates.*Emails and every
   // userId in invalidUserIds or failedUpdates.*UserIds, in order.
   std::vector<IdentityFailure> failures;
+  // The data fields Iterable added to the project's schema with this
+  // request (`createdFields`), and those it did not store
+  // (`filteredOutFields`); string entries only, in order.
+  std::vector<std::string> created_fields;
+  std::vector<std::string> filtered_out_fields;
 };
 ListUpdateResult ParseListUpdateResponse(std::string_view body);
 

@@ -1106,6 +1106,53 @@ TEST_P(ApiStoreTest, DestinationsListManifestsAndHealthIsServed) {
             grpc::NOT_FOUND);
 }
 
+// A destination that cannot delete its audiences (the fake: the SDK's
+// default DeleteAudience) makes --delete-audiences FAILED_PRECONDITION, and the
+// export stays; without the flag it is deleted.
+TEST_P(ApiStoreTest, DeletingAnExportWithItsAudiencesNeedsADestinationThatCan) {
+  v1::Connection c;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());
+  v1::Segment s;
+  ASSERT_TRUE(CreateSegment("VIP", {"Email", "Note"}, &s).ok());
+  v1::UploadMembersResponse uploaded;
+  ASSERT_TRUE(Upload("VIP", 10, &uploaded).ok());
+  v1::CreateExportRequest req;
+  req.set_name("vip");
+  req.set_connection("conn");
+  req.add_segments("VIP");
+  auto* m = req.add_mappings();
+  m->set_destination_field("key");
+  m->set_profile_field("Email");
+  v1::Export e;
+  ASSERT_TRUE(exports_->CreateExport(As(kAdmin).get(), req, &e).ok());
+  v1::RunExportRequest run_req;
+  run_req.set_export_("vip");
+  v1::Run run;
+  ASSERT_TRUE(runs_->RunExport(As(kAdmin).get(), run_req, &run).ok());
+  run = WaitForRun(*runs_, run.id());
+  ASSERT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_TRUE(run.segments(0).audience_created()) << "the run created the audience";
+
+  v1::DeleteExportRequest del;
+  del.set_export_("vip");
+  del.set_delete_audiences(true);
+  v1::DeleteExportResponse deleted;
+  grpc::Status refused = exports_->DeleteExport(As(kAdmin).get(), del, &deleted);
+  EXPECT_EQ(refused.error_code(), grpc::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("cannot delete its audiences"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("without --delete-audiences"));
+  v1::GetExportRequest get;
+  get.set_export_("vip");
+  EXPECT_TRUE(exports_->GetExport(As(kAdmin).get(), get, &e).ok()) << "the export stays";
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->audiences.count("VIP"), 1u);
+  }
+  del.set_delete_audiences(false);
+  EXPECT_TRUE(exports_->DeleteExport(As(kAdmin).get(), del, &deleted).ok());
+  EXPECT_EQ(exports_->GetExport(As(kAdmin).get(), get, &e).error_code(), grpc::NOT_FOUND);
+}
+
 TEST_P(ApiStoreTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
   v1::Connection c;
   auto shared = ConnectionRequest("conn");

@@ -7,17 +7,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "exportd/sdk/http_url.h"
 #include "server/api/access.h"
+#include "server/api/call_run_context.h"
 #include "server/api/export_validation.h"
 #include "server/common/clock.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_zone.h"
+#include "server/destinations/validation.h"
+#include "server/engine/audience_deletion.h"
 #include "server/engine/cron.h"
 #include "server/engine/engine.h"
-#include "server/destinations/validation.h"
 #include "server/notify/triggers.h"
 #include "server/notify/webhook.h"
-#include "exportd/sdk/http_url.h"
 
 namespace exportd::api {
 namespace {
@@ -317,11 +319,25 @@ grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContex
 
 grpc::ServerUnaryReactor* ExportService::DeleteExport(grpc::CallbackServerContext* ctx,
                                                       const v1::DeleteExportRequest* req,
-                                                      v1::DeleteExportResponse*) {
+                                                      v1::DeleteExportResponse* resp) {
   return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteExport"),
                      auth::Action::kManageExports, Audit::kYes,
                      [&](const auth::Principal& who, std::string& resource) -> absl::Status {
                        EXPORTD_ASSIGN_OR_RETURN(v1::Export e, Find(who, req->export_(), resource));
+                       if (req->delete_audiences()) {
+                         // The audiences first: when they cannot go, the export stays.
+                         std::string destination_type;
+                         if (auto c = deps_.store->GetConnection(e.connection_id()); c.ok()) {
+                           destination_type = c->connection.destination_type();
+                         }
+                         CallRunContext run_context(ctx, deps_.metrics, destination_type);
+                         EXPORTD_ASSIGN_OR_RETURN(
+                             engine::AudienceDeletion done,
+                             engine::DeleteExportAudiences(*deps_.store, *deps_.secrets,
+                                                           *deps_.registry, e, run_context));
+                         for (auto& a : done.deleted) resp->add_deleted_audiences(std::move(a));
+                         for (auto& a : done.kept) resp->add_kept_audiences(std::move(a));
+                       }
                        return deps_.store->DeleteExport(e.id());
                      });
 }

@@ -46,7 +46,8 @@ TEST(LoadPluginDirectoryTest, LoadsTheGoodOnesAndRefusesTheRest) {
   const auto refused = RefusedByFile(registry);
   EXPECT_EQ(refused.size(), 8u);
   EXPECT_THAT(refused.at("libtest_wrong_abi.so"),
-              HasSubstr("ABI version 2 does not match the host's 3"));
+              HasSubstr("ABI version " + std::to_string(sdk::kAbiVersion - 1) +
+                        " does not match the host's " + std::to_string(sdk::kAbiVersion)));
   EXPECT_THAT(refused.at("libtest_no_factory.so"),
               HasSubstr("no exportd_create_destination symbol"));
   EXPECT_THAT(refused.at("libtest_factory_fails.so"),

@@ -135,7 +135,6 @@ void RateBudget::OnThrottle(absl::Duration retry_after) {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_->Now();
-    retry_after = std::min(retry_after, options_.max_pause);
     if (retry_after <= absl::ZeroDuration() && now >= paused_until_) {
       // The destination did not say how long: back off exponentially.
       const int doublings = std::min(backoffs_++, 20);

@@ -8,7 +8,8 @@
 // adapt to the destination: a throttle report (RunContext::ReportThrottle,
 // a RESOURCE_EXHAUSTED answer) halves the request rate, at most once a
 // second so that a burst of parallel 429s counts once, and pauses every
-// sender until the destination's retry-after; successes raise the rate again,
+// sender until the destination's retry-after, however far away (a sender
+// waits with RunContext::SleepFor, which a cancel ends); successes raise the rate again,
 // additively, back to the ceiling (about recovery_seconds / 2 from half the
 // ceiling). Without a ceiling the first throttle installs a limit at half the
 // rate observed, which is lifted again once recovered. A records/s ceiling
@@ -69,9 +70,6 @@ struct RateBudgetOptions {
   double min_records_per_second = 1;
   // Climbing from half the ceiling back to it takes about half of this.
   double recovery_seconds = 40;
-  // The longest pause a throttle report can start (a destination's
-  // rate-reset time far ahead must not stop a connection for a day).
-  absl::Duration max_pause = absl::Minutes(5);
   // A throttle without a retry-after pauses the connection too: for
   // first_backoff, doubling with every further throttle (one burst of
   // parallel ones counts once) up to max_backoff, plus up to 20% jitter; a
@@ -108,7 +106,8 @@ class RateBudget {
   void OnSuccess();
 
   // The destination throttled a request; nothing is sent before
-  // now + `retry_after` (zero: it did not say).
+  // now + `retry_after` (zero: it did not say), however far away that is:
+  // the destination said so (a rate-limit reset an hour ahead is honoured).
   void OnThrottle(absl::Duration retry_after);
 
   // Updates the ceilings when the connection's speed changed (settings

@@ -165,11 +165,14 @@ TEST(RateBudget, ThrottlesWithoutRetryAfterBackOffExponentially) {
   EXPECT_LE(pause(), absl::Milliseconds(300)) << "a success starts over";
 }
 
-TEST(RateBudget, APauseIsBounded) {
+// A reset far ahead is the destination's word: every sender waits for it
+// (a run's cancel ends its wait), not a shorter cap of exportd's.
+TEST(RateBudget, APauseAsLongAsTheDestinationAsksIsHonouredInFull) {
   FakeClock clock(kStart);
   RateBudget budget(Speed(4), std::nullopt, WithClock(clock), nullptr);
-  budget.OnThrottle(absl::Hours(24));
-  EXPECT_EQ(budget.paused_until(), clock.Now() + absl::Minutes(5));
+  budget.OnThrottle(absl::Hours(3));
+  EXPECT_EQ(budget.paused_until(), clock.Now() + absl::Hours(3));
+  EXPECT_EQ(budget.Reserve(1), clock.Now() + absl::Hours(3));
 }
 
 TEST(RateBudget, NeverBelowTheMinimum) {

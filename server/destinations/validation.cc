@@ -180,7 +180,7 @@ sdk::Settings SettingsWithDefaults(const sdk::Manifest& manifest,
   return out;
 }
 
-absl::StatusOr<std::string> ValidateMappingsFor(
+absl::StatusOr<sdk::MappingCheck> ValidateMappingsFor(
     const sdk::Destination& destination, const sdk::Settings& settings,
     const std::vector<std::pair<std::string, std::string>>& mappings) {
   const sdk::Manifest& manifest = destination.manifest();
@@ -190,8 +190,9 @@ absl::StatusOr<std::string> ValidateMappingsFor(
   for (const auto& mapping : mappings) fields.push_back(mapping.first);
   absl::StatusOr<sdk::MappingCheck> check = destination.ValidateMapping(settings, fields);
   if (!check.ok()) return check.status();
+  if (check->keyed_by.empty()) check->keyed_by = check->identifier_field;
   const std::string& identifier = check->identifier_field;
-  if (identifier.empty()) return identifier;
+  if (identifier.empty()) return *check;
   const bool mapped = std::find(fields.begin(), fields.end(), identifier) != fields.end();
   const bool declared = std::any_of(
       manifest.mapping_fields.begin(), manifest.mapping_fields.end(),
@@ -202,7 +203,7 @@ absl::StatusOr<std::string> ValidateMappingsFor(
         "' as the identifier of the mapping, which is not a mapped identifier field of its "
         "manifest; this is a bug in the plugin"));
   }
-  return identifier;
+  return *check;
 }
 
 }  // namespace exportd::destinations

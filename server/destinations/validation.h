@@ -50,9 +50,11 @@ sdk::Settings SettingsWithDefaults(const sdk::Manifest& manifest,
 // Checks an export's mappings against its connection's settings: the generic
 // checks (ValidateMappings) first, then the destination's own
 // (Destination::ValidateMapping). Returns the destination field that keys
-// members (empty: none). INTERNAL when the destination names a field that is
-// not a mapped identifier field of its manifest.
-absl::StatusOr<std::string> ValidateMappingsFor(
+// members (empty: none) and how members are keyed (`keyed_by`, the
+// identifier field when the destination leaves it empty). INTERNAL when the
+// destination names a field that is not a mapped identifier field of its
+// manifest.
+absl::StatusOr<sdk::MappingCheck> ValidateMappingsFor(
     const sdk::Destination& destination, const sdk::Settings& settings,
     const std::vector<std::pair<std::string, std::string>>& mappings);
 

@@ -203,11 +203,11 @@ class KeyedBySetting final : public sdk::Destination {
   absl::StatusOr<sdk::MappingCheck> ValidateMapping(
       const sdk::Settings& settings, const std::vector<std::string>& fields) const override {
     const std::string& key = settings.at("key");
-    if (key == "bogus") return sdk::MappingCheck{"name"};  // A plugin bug.
+    if (key == "bogus") return sdk::MappingCheck{"name", ""};  // A plugin bug.
     if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
       return absl::InvalidArgumentError("map '" + key + "': setting 'key' says so");
     }
-    return sdk::MappingCheck{key};
+    return sdk::MappingCheck{key, ""};
   }
 
  private:
@@ -220,9 +220,9 @@ TEST(ValidateMappingsForTest, TheDestinationDecidesByTheConnectionsSettings) {
   sdk::Settings settings = SettingsWithDefaults(destination.manifest(), {});
   EXPECT_EQ(settings.at("key"), "email");
   EXPECT_EQ(settings.at("region"), "us");
-  EXPECT_EQ(*ValidateMappingsFor(destination, settings, both), "email");
+  EXPECT_EQ(ValidateMappingsFor(destination, settings, both)->identifier_field, "email");
   settings = SettingsWithDefaults(destination.manifest(), {{"key", "phone"}});
-  EXPECT_EQ(*ValidateMappingsFor(destination, settings, both), "phone");
+  EXPECT_EQ(ValidateMappingsFor(destination, settings, both)->identifier_field, "phone");
   EXPECT_THAT(ValidateMappingsFor(destination, settings, {{"email", "Email"}}).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("setting 'key' says so")));
   // The generic checks come first.
@@ -244,9 +244,12 @@ TEST(ValidateMappingsForTest, TheDefaultIsTheFirstMappedIdentifierField) {
   } plain;
   plain.manifest_.mapping_fields = {{"email", "", false, true}, {"phone", "", false, true}};
   plain.manifest_.allows_extra_fields = true;
-  EXPECT_EQ(*ValidateMappingsFor(plain, {}, {{"name", "N"}, {"phone", "P"}, {"email", "E"}}),
-            "phone");
-  EXPECT_EQ(*ValidateMappingsFor(plain, {}, {{"name", "N"}}), "");
+  absl::StatusOr<sdk::MappingCheck> check =
+      ValidateMappingsFor(plain, {}, {{"name", "N"}, {"phone", "P"}, {"email", "E"}});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->identifier_field, "phone");
+  EXPECT_EQ(check->keyed_by, "phone") << "keyed by the identifier field unless the plugin says";
+  EXPECT_EQ(ValidateMappingsFor(plain, {}, {{"name", "N"}})->identifier_field, "");
 }
 
 }  // namespace

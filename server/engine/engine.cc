@@ -123,6 +123,13 @@ class Engine::Tracker final : public sync::RunTracker {
     Estimate();
   }
 
+  // In the live run only (what GetRun and WatchRun show): a store write here
+  // could race a batch's checkpoint. The next checkpoint carries it.
+  void ShowWait(const std::string& message) override {
+    absl::MutexLock lock(&live_->mu);
+    live_->run.set_message(EscapeForTerminal(message));
+  }
+
   absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                       store::BatchCommit& commit) override {
     v1::SegmentProgress before, after;
@@ -851,6 +858,31 @@ bool OnePassLikelyPays(store::Store& store, const std::string& export_id,
   return false;
 }
 
+// Records the segment's audience in its progress, and whether this run
+// created it (a later attempt finds it, which does not undo that).
+void NoteAudience(v1::SegmentProgress& p, const sdk::Audience& audience) {
+  if (p.audience_id() != audience.id) p.set_audience_created(false);
+  p.set_audience_id(audience.id);
+  if (audience.created) p.set_audience_created(true);
+}
+
+// Why a run sends a segment's every member again although it was not asked
+// to (the run's log and message say it).
+std::string ResyncNote(const std::string& segment, const sync::DeliveryChange& changed,
+                       const std::string& keyed_by) {
+  std::string why;
+  if (changed.keying) {
+    why = absl::StrCat("members are now keyed by ", keyed_by.empty() ? "profile id" : keyed_by,
+                       ", and those delivered before were keyed otherwise (a connection setting "
+                       "or the identifier mapping changed)");
+  }
+  if (changed.mapping) {
+    absl::StrAppend(&why, why.empty() ? "" : "; ",
+                    "the export's mapping changed since the last delivery");
+  }
+  return absl::StrCat("segment '", segment, "': a full resync, every member sent again: ", why);
+}
+
 }  // namespace
 
 absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
@@ -870,7 +902,8 @@ absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Seg
   o.audience = *audience;
   EXPORTD_RETURN_IF_ERROR(
       store_->PutAudienceState(o.export_->id(), segment.id(), {audience->id, fingerprint}));
-  tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
+  tracker.Update(o.segment_index, [&](v1::SegmentProgress& p) { NoteAudience(p, *audience); });
+  if (audience->created) Persist(*live).IgnoreError();
   const std::string said = absl::StrCat(note, " as ", audience->id,
                                         " and sent the whole segment to it");
   ctx.Log(sdk::LogLevel::kWarning, absl::StrCat(note, " as ", audience->id,
@@ -919,12 +952,12 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
   // was saved.
   std::vector<std::pair<std::string, std::string>> mappings;
   for (const auto& m : e.mappings()) mappings.emplace_back(m.destination_field(), m.profile_field());
-  absl::StatusOr<std::string> identifier_field =
+  absl::StatusOr<sdk::MappingCheck> keying =
       destinations::ValidateMappingsFor(*resolved.destination, resolved.settings, mappings);
-  if (!identifier_field.ok()) {
+  if (!keying.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("export '", e.name(), "' does not fit connection '",
-                     stored.connection.display_name(), "': ", identifier_field.status().message(),
+                     stored.connection.display_name(), "': ", keying.status().message(),
                      "; update the export's mapping or the connection's settings"));
   }
   std::unique_ptr<sdk::Connection> connection;
@@ -971,9 +1004,20 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       p.set_segment_name(segment->name());
       p.set_total_members(segment->member_count());
     });
-    std::uint64_t fingerprint = sync::MappingFingerprint(e, *segment);
+    // What the delivered state was computed with: the mapping, and how the
+    // destination keyed members. Either changed: every member is sent again.
+    std::uint64_t fingerprint = sync::DeliveryFingerprint(e, *segment, keying->keyed_by);
     auto previous = store_->GetAudienceState(e.id(), segment->id());
-    bool mapping_changed = previous.ok() && previous->mapping_fingerprint != fingerprint;
+    sync::DeliveryChange changed;
+    if (previous.ok()) {
+      changed = sync::CompareDelivery(previous->mapping_fingerprint, e, *segment, keying->keyed_by);
+    }
+    if (changed.any()) {
+      const std::string note = ResyncNote(segment->name(), changed, keying->keyed_by);
+      ctx.Log(sdk::LogLevel::kInfo, note);
+      absl::MutexLock lock(&live.mu);
+      live.notes.push_back(note);
+    }
 
     sync::SegmentSyncOptions o;
     o.run_id = run.id();
@@ -982,8 +1026,9 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.segment = &*segment;
     o.connection = connection.get();
     o.destination = resolved.destination;
-    o.identifier_field = *identifier_field;
-    o.full = run.full() || mapping_changed;
+    o.identifier_field = keying->identifier_field;
+    o.full = run.full() || changed.any();
+    o.rekeyed = changed.keying;
     o.resuming = run.attempt() > 1;
     o.dry_run = run.dry_run();
     o.mirror = e.mode() != v1::EXPORT_MODE_ADD_ONLY && manifest.supports_removal;
@@ -1020,7 +1065,9 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       EXPORTD_RETURN_IF_ERROR(store_->PutAudienceState(
           e.id(), segment->id(),
           {audience->id, previous.ok() ? previous->mapping_fingerprint : fingerprint}));
-      tracker.Update(i, [&](v1::SegmentProgress& p) { p.set_audience_id(audience->id); });
+      tracker.Update(i, [&](v1::SegmentProgress& p) { NoteAudience(p, *audience); });
+      // Kept at once: deleting the export with its audiences relies on it.
+      if (audience->created) EXPORTD_RETURN_IF_ERROR(Persist(live));
     }
     {
       v1::SegmentProgress progress;

@@ -922,6 +922,44 @@ TEST_P(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
   EXPECT_DOUBLE_EQ(rate->requests_per_second, 4) << "halved once for one burst of throttles";
 }
 
+// A destination's rate-limit reset far ahead (an hour) is waited for in full,
+// not cut short, and shown as the running run's message; a cancel ends the
+// wait at once. No real wait: the run is cancelled while it waits.
+TEST_P(EngineTest, ARateLimitResetFarAheadIsWaitedForInFullShownAndCancellable) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->throttle_calls = 1;
+    state_->throttle_retry_after = absl::Hours(1);
+  }
+  StartEngine();
+  const absl::Time asked = absl::Now();
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok()) << run.status();
+  // The message names the reset's time (to the minute, UTC), an hour ahead.
+  auto at = [](absl::Time t) {
+    return absl::StrCat("waiting for Fake's rate limit until ",
+                        absl::FormatTime("%H:%M UTC", t, absl::UTCTimeZone()));
+  };
+  std::string message;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    message = engine_->GetRun(run->id())->message();
+    if (absl::StrContains(message, "waiting for")) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const absl::Time seen = absl::Now();
+  EXPECT_TRUE(message == at(asked + absl::Hours(1)) || message == at(seen + absl::Hours(1)))
+      << message << " (asked at " << asked << ")";
+  EXPECT_EQ(engine_->GetRun(run->id())->state(), v1::RUN_STATE_RUNNING);
+  ASSERT_TRUE(engine_->Cancel(run->id()).ok());
+  v1::Run canceled = WaitFinal(run->id());
+  EXPECT_EQ(canceled.state(), v1::RUN_STATE_CANCELED) << canceled.message();
+  EXPECT_LT(absl::Now() - seen, absl::Seconds(10)) << "the wait ends with the cancel";
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->upsert_calls, 0) << "nothing was sent before the reset";
+}
+
 // The metrics tell what the runs committed: the record counters equal the
 // runs' counts, and the exposition parses.
 TEST_P(EngineTest, MetricsCountWhatTheRunsCommitted) {

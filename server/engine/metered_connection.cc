@@ -89,6 +89,10 @@ class MeteredConnection final : public sdk::Connection {
     return Timed("remove", ctx,
                  [&](sdk::RunContext& c) { return inner_->Remove(audience, records, c); });
   }
+  absl::Status DeleteAudience(const sdk::Audience& audience, sdk::RunContext& ctx) override {
+    MeteredContext metered(ctx, metrics_, destination_);
+    return inner_->DeleteAudience(audience, metered);
+  }
 
  private:
   void NoteRate() {

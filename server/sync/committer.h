@@ -27,6 +27,10 @@ class RunTracker {
   // checkpoint, atomically.
   virtual absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                               store::BatchCommit& commit) = 0;
+  // What the run is waiting for now, shown as the running run's message
+  // ("waiting for Iterable's rate limit until 14:05 UTC"); empty: it no
+  // longer waits. The default shows nothing.
+  virtual void ShowWait(const std::string& message) { (void)message; }
 };
 
 // Where a segment's batches are committed.

@@ -6,12 +6,13 @@
 
 namespace exportd::sync {
 
-DeliveredStream::DeliveredStream(store::Store& store, std::string export_id,
-                                 std::string segment_id, std::string run_id)
+DeliveredStream::DeliveredStream(store::Store& store, std::string export_id, std::string segment_id,
+                                 std::string run_id, bool forget_identifiers)
     : store_(store),
       export_id_(std::move(export_id)),
       segment_id_(std::move(segment_id)),
-      run_id_(std::move(run_id)) {
+      run_id_(std::move(run_id)),
+      forget_identifiers_(forget_identifiers) {
   reader_ = std::thread([this] { Read(); });
 }
 
@@ -41,9 +42,9 @@ void DeliveredStream::Read() {
         previous.assign(row.profile_id.data(), row.profile_id.size());
         DeliveredEntry e;
         e.value_hash = row.value_hash;
-        e.ident_hash = row.ident_hash;
         e.state = row.state;
         e.this_run = row.run_id == run_id_;
+        e.ident_hash = forget_identifiers_ && !e.this_run ? 0 : row.ident_hash;
         page.Add(row.profile_id, e);
         if (page.size() >= kPageMembers) {
           if (!Push(std::move(page))) return absl::CancelledError("stopped");

@@ -59,8 +59,11 @@ class DeliveredBundle {
 class DeliveredStream {
  public:
   // Starts reading. `run_id`: entries this run delivered are marked this_run.
+  // `forget_identifiers`: the identifier hashes of entries other runs
+  // delivered are reported as 0 (unknown): they were computed under another
+  // keying (SegmentSyncOptions::rekeyed).
   DeliveredStream(store::Store& store, std::string export_id, std::string segment_id,
-                  std::string run_id);
+                  std::string run_id, bool forget_identifiers = false);
   // Stops the reading (if not read to the end) and waits for its thread.
   ~DeliveredStream();
   DeliveredStream(const DeliveredStream&) = delete;
@@ -85,6 +88,7 @@ class DeliveredStream {
 
   store::Store& store_;
   const std::string export_id_, segment_id_, run_id_;
+  const bool forget_identifiers_;
   // Condition variables, not Mutex::Await: Await's conditions are evaluated on
   // the releasing thread and read the waiter's stack, an order ThreadSanitizer
   // cannot see.

@@ -36,6 +36,16 @@ class CallContext final : public sdk::RunContext {
 
 }  // namespace
 
+std::string WaitMessage(const std::string& destination_name, absl::Time until, absl::Time now) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const bool same_day =
+      absl::FormatTime("%Y-%m-%d", until, utc) == absl::FormatTime("%Y-%m-%d", now, utc);
+  return absl::StrCat("waiting for ",
+                      destination_name.empty() ? "the destination" : destination_name,
+                      "'s rate limit until ",
+                      absl::FormatTime(same_day ? "%H:%M UTC" : "%Y-%m-%d %H:%M UTC", until, utc));
+}
+
 Dispatcher::Dispatcher(const DispatchOptions& o, Committer& committer, sdk::RunContext& ctx)
     : o_(o), committer_(committer), ctx_(ctx) {
   int workers = std::max(1, o_.max_parallel_batches);
@@ -92,9 +102,7 @@ absl::StatusOr<std::vector<sdk::RecordOutcome>> Dispatcher::Deliver(const Pendin
   for (int resend = 0;; ++resend) {
     if (ctx_.cancelled()) return absl::CancelledError("the run was canceled");
     absl::Time start = ctx_.Now();
-    if (o_.budget != nullptr && !o_.budget->Acquire(records, ctx_)) {
-      return absl::CancelledError("the run was canceled");
-    }
+    if (!AcquireBudget(records)) return absl::CancelledError("the run was canceled");
     waited += ctx_.Now() - start;
     CallContext call(ctx_);
     auto outcomes = batch.removal ? o_.connection->Remove(o_.audience, batch.records, call)
@@ -127,6 +135,17 @@ absl::StatusOr<std::vector<sdk::RecordOutcome>> Dispatcher::Deliver(const Pendin
       return absl::CancelledError("the run was canceled");
     }
   }
+}
+
+bool Dispatcher::AcquireBudget(std::int64_t records) {
+  if (o_.budget == nullptr) return true;
+  const absl::Time now = o_.budget->Now();
+  const absl::Time paused = o_.budget->paused_until();
+  const bool shown = o_.show_wait && paused - now >= kShowWaitsFrom;
+  if (shown) o_.show_wait(WaitMessage(o_.destination_name, paused, now));
+  const bool acquired = o_.budget->Acquire(records, ctx_);
+  if (shown) o_.show_wait(std::string());
+  return acquired;
 }
 
 absl::Status Dispatcher::Send(PendingBatch& batch) {

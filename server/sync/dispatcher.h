@@ -5,6 +5,11 @@
 // down and is sent again, a bounded number of times. Each answered batch goes
 // to the Committer.
 //
+// A pause the destination asked for (Retry-After, a rate-limit reset) is
+// waited for in full, however far away, unless the run is cancelled; a pause
+// of kShowWaitsFrom or more is shown as the run's message meanwhile
+// (WaitMessage).
+//
 //   Dispatcher dispatcher(options, committer, ctx);
 //   dispatcher.Submit(std::move(batch));   // blocks while N are waiting
 //   EXPORTD_RETURN_IF_ERROR(dispatcher.Close());
@@ -12,6 +17,7 @@
 #define EXPORTD_SERVER_SYNC_DISPATCHER_H_
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
 #include "server/destinations/rate_budget.h"
 #include "server/sync/committer.h"
@@ -31,11 +38,23 @@ struct DispatchOptions {
   sdk::Audience audience;
   // Named in the message of a batch throttled too often.
   std::string connection_name;
+  // The destination's display name (e.g. "Iterable"), for the message shown
+  // while the run waits for its rate limit.
+  std::string destination_name;
+  // Shows what the run waits for (RunTracker::ShowWait); may be empty.
+  std::function<void(const std::string& message)> show_wait;
   int max_parallel_batches = 1;
   // Null: no shared limit (tests).
   destinations::RateBudget* budget = nullptr;
   int max_throttle_resends = 8;
 };
+
+// Pauses at least this long are shown (DispatchOptions::show_wait).
+inline constexpr absl::Duration kShowWaitsFrom = absl::Seconds(5);
+
+// "waiting for Iterable's rate limit until 14:05 UTC": a pause until `until`
+// (UTC; with the date when not on `now`'s day).
+std::string WaitMessage(const std::string& destination_name, absl::Time until, absl::Time now);
 
 class Dispatcher {
  public:
@@ -53,6 +72,9 @@ class Dispatcher {
   void Work();
   // One call per batch, after the budget allows it; resends throttled ones.
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Deliver(const PendingBatch& batch);
+  // Waits for the budget (and any pause in it), showing a long pause. False
+  // when the run was cancelled meanwhile.
+  bool AcquireBudget(std::int64_t records);
   absl::Status Send(PendingBatch& batch);
 
   const DispatchOptions o_;

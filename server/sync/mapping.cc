@@ -58,6 +58,23 @@ std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment
   return HashValues(text);
 }
 
+std::uint64_t DeliveryFingerprint(const v1::Export& e, const v1::Segment& segment,
+                                  absl::string_view keyed_by) {
+  const std::uint64_t mapping = MappingFingerprint(e, segment) >> 32;
+  const std::uint64_t keying = StableHash64(keyed_by) & 0xffffffffu;
+  return (mapping << 32) | keying;
+}
+
+DeliveryChange CompareDelivery(std::uint64_t stored, const v1::Export& e,
+                               const v1::Segment& segment, absl::string_view keyed_by) {
+  DeliveryChange change;
+  if (stored == MappingFingerprint(e, segment)) return change;  // Kept by an older exportd.
+  const std::uint64_t now = DeliveryFingerprint(e, segment, keyed_by);
+  change.mapping = (stored >> 32) != (now >> 32);
+  change.keying = (stored & 0xffffffffu) != (now & 0xffffffffu);
+  return change;
+}
+
 std::uint64_t IdentHash(absl::string_view canonical) {
   std::uint64_t h = StableHash64(canonical);
   return h == 0 ? 1 : h;

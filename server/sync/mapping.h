@@ -44,9 +44,33 @@ struct Mapping {
 absl::StatusOr<Mapping> ResolveMapping(const v1::Export& e, const v1::Segment& segment,
                                        absl::string_view identifier_field);
 
-// A fingerprint of an export's mappings for `segment` (names and types): a
-// change forces a full resync.
+// A fingerprint of an export's mappings for `segment` (names and types), as
+// exportd kept it before it kept how members are keyed (DeliveryFingerprint):
+// still recognised in the store.
 std::uint64_t MappingFingerprint(const v1::Export& e, const v1::Segment& segment);
+
+// What a segment's delivered state was computed with, as one 64-bit value
+// (store::AudienceState::mapping_fingerprint): the export's mappings for
+// `segment` (names and types; the high 32 bits) and how the destination
+// keyed members (sdk::MappingCheck::keyed_by, e.g. "userId (project_type
+// user_id)"; the low 32 bits). A change of either forces a full resync.
+std::uint64_t DeliveryFingerprint(const v1::Export& e, const v1::Segment& segment,
+                                  absl::string_view keyed_by);
+
+// What changed since the delivered state's fingerprint `stored` was taken.
+struct DeliveryChange {
+  bool mapping = false;  // The mappings (names or types) changed.
+  // Members were keyed by something else (a setting such as Iterable's
+  // project_type, or which mapping is the identifier): the delivered
+  // identifiers say nothing about the current ones.
+  bool keying = false;
+  bool any() const { return mapping || keying; }
+};
+// Compares `stored` with the current fingerprint. A fingerprint from before
+// the keying was kept (MappingFingerprint) that matches the mappings counts
+// as unchanged: nothing says how those members were keyed.
+DeliveryChange CompareDelivery(std::uint64_t stored, const v1::Export& e,
+                               const v1::Segment& segment, absl::string_view keyed_by);
 
 // The stable hash of a canonical identifier; never 0, which means "none".
 std::uint64_t IdentHash(absl::string_view canonical);

@@ -150,6 +150,8 @@ class SegmentSync {
     d.connection = o_.connection;
     d.audience = o_.audience;
     d.connection_name = e_.connection_id();
+    if (o_.destination != nullptr) d.destination_name = o_.destination->manifest().display_name;
+    d.show_wait = [this](const std::string& message) { tracker_.ShowWait(message); };
     d.max_parallel_batches = o_.max_parallel_batches;
     d.budget = o_.budget;
     d.max_throttle_resends = o_.max_throttle_resends;
@@ -288,7 +290,7 @@ absl::Status SegmentSync::ReadState() {
 }
 
 absl::Status SegmentSync::DiffSnapshot() {
-  DeliveredStream delivered(store_, e_.id(), segment_.id(), o_.run_id);
+  DeliveredStream delivered(store_, e_.id(), segment_.id(), o_.run_id, o_.rekeyed);
   last_id_.clear();
   auto attach = [&](absl::string_view bytes, DeliveredBundle& bundle) -> absl::Status {
     EXPORTD_ASSIGN_OR_RETURN(std::string last, LastProfileId(segment_, bytes, last_id_));
@@ -696,9 +698,10 @@ absl::Status SegmentSync::SendRemovals() {
         }
         values.clear();
         EXPORTD_RETURN_IF_ERROR(DecodeValues(row.values, m_.fields.size(), m_.fields, values));
-        std::uint64_t old_ident = row.ident_hash;
+        std::uint64_t old_ident = o_.rekeyed && row.run_id != o_.run_id ? 0 : row.ident_hash;
         if (by_identifier_ && old_ident == 0) {
-          // Delivered before identifiers were kept: derived from the values sent.
+          // Delivered before identifiers were kept, or keyed otherwise
+          // (rekeyed): derived from the values sent.
           std::string id = Canonical(IdentifierText(values[m_.identifier]));
           if (!id.empty()) old_ident = IdentHash(id);
         }

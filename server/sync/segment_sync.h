@@ -53,6 +53,12 @@ struct SegmentSyncOptions {
   std::string identifier_field;
   sdk::Audience audience;
   bool full = false;       // Resend every member.
+  // What was delivered was keyed by something else than `identifier_field`
+  // now is (sdk::MappingCheck::keyed_by changed): the delivered identifier
+  // hashes are ignored, as for rows from before exportd kept them (each
+  // member is an update, not a move; a leaver's identifier is derived from
+  // the values sent). Used with `full`.
+  bool rekeyed = false;
   bool resuming = false;   // A later attempt of the run: skip what it already did.
   bool dry_run = false;
   // Remove what no current member maps to any more (members who left,

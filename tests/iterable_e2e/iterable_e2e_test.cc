@@ -61,6 +61,26 @@ long HttpPost(const std::string& url, const std::string& body) {
   return HttpSend("POST", url, body);
 }
 
+// POST `body` to an /api URL of the sandbox with the API key; the HTTP status.
+long HttpPostWithKey(const std::string& url, const std::string& body) {
+  CURL* curl = curl_easy_init();
+  std::string response;
+  struct curl_slist* headers =
+      curl_slist_append(nullptr, (std::string("Api-Key: ") + kApiKey).c_str());
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return status;
+}
+
 // The most of `micros` (sorted) in any window of `window_micros`.
 int MaxInWindow(const std::vector<std::int64_t>& micros, std::int64_t window_micros) {
   int best = 0;
@@ -791,6 +811,123 @@ TEST_F(IterableE2eTest, ATypeMismatchNamesTheDataField) {
     EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("data field 'points' (text here)"));
   }
   EXPECT_EQ(mismatches, 20 - 20 / 50) << rejections.dump();
+}
+
+// A change of the connection's project_type: what was delivered was keyed by
+// another identifier, so the next run sends every member again (and says
+// why) without removing anyone who is still in the segment; a member who
+// left is removed by the identifier the project now keys by.
+TEST_F(IterableE2eTest, AChangedProjectTypeMakesTheNextRunAFullResync) {
+  CreateConnection({"project_type=email"});
+  auto write = [&](const std::string& name, const std::string& rows) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "ProfileId,UserId,Email\n" << rows;
+    return path;
+  };
+  auto [code, text] = Ctl({"segment", "create", "--name", "Keyed", "--from-csv",
+                           write("one.csv",
+                                 "p1,u1,x1@example.com\n"
+                                 "p2,u2,x2@example.com\n"
+                                 "p3,u3,x3@example.com\n"),
+                           "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) =
+      Ctl({"export", "create", "--name", "keyed", "--connection", "Iterable sandbox", "--segment",
+           "Keyed", "--map", "email=Email", "--map", "userId=UserId"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "keyed", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  auto latest = [&] {
+    json runs = CtlJson({"export", "runs", "keyed"});
+    json list = runs.is_array() ? runs : runs["runs"];
+    return list[0];
+  };
+  auto count = [](const json& run, const char* name) {
+    const json& p = run["segments"][0];
+    return p.contains(name) ? std::stoll(p[name].get<std::string>()) : 0;
+  };
+  EXPECT_EQ(count(latest(), "added"), 3) << latest().dump();
+
+  std::tie(code, text) =
+      Ctl({"connection", "update", "Iterable sandbox", "--setting", "project_type=user_id"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"segment", "upload", "Keyed", "--from-csv",
+                              write("two.csv",
+                                    "p1,u1,x1@example.com\n"
+                                    "p2,u2,x2@example.com\n"),
+                              "--id-field", "ProfileId"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "keyed", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  json full = latest();
+  EXPECT_EQ(full["state"], "RUN_STATE_SUCCEEDED") << full.dump();
+  EXPECT_EQ(count(full, "updated"), 2) << "every member sent again: " << full.dump();
+  EXPECT_EQ(count(full, "added"), 0) << full.dump();
+  EXPECT_EQ(count(full, "removed"), 1) << "only the member who left: " << full.dump();
+  const std::string message = full.value("message", "");
+  EXPECT_THAT(message, HasSubstr("a full resync"));
+  EXPECT_THAT(message, HasSubstr("members are now keyed by userId (project_type user_id)"));
+  EXPECT_THAT(exportd_->Log(), HasSubstr("a full resync"));
+  EXPECT_EQ(MembersByUserId("Keyed"), (std::map<std::string, std::string>{
+                                          {"u1", "x1@example.com"}, {"u2", "x2@example.com"}}));
+
+  // The run after that is incremental again.
+  std::tie(code, text) = Ctl({"export", "run", "keyed", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  json next = latest();
+  EXPECT_EQ(count(next, "updated"), 0) << next.dump();
+  EXPECT_EQ(next.value("message", "").find("full resync"), std::string::npos) << next.dump();
+}
+
+// `export delete --delete-audiences` deletes the Iterable lists the export
+// created; a list another export uses, a list Iterable keeps (in use by a
+// campaign) and a list that existed before the export stay, each said why.
+TEST_F(IterableE2eTest, DeletingAnExportWithItsAudiencesDeletesOnlyTheListsItCreated) {
+  CreateConnection({});
+  for (const char* segment : {"Own", "Shared", "Busy", "Existing"}) {
+    auto [code, text] = Ctl({"segment", "create", "--name", segment, "--from-csv", WriteCsv(5),
+                             "--id-field", "ProfileId"});
+    ASSERT_EQ(code, 0) << text;
+  }
+  // A list of the name exists before the export.
+  ASSERT_EQ(HttpPostWithKey(SandboxUrl("/api/lists"), R"({"name":"Existing"})"), 200);
+  auto [code, text] = Ctl({"export", "create", "--name", "a", "--connection", "Iterable sandbox",
+                           "--segment", "Own", "--segment", "Shared", "--segment", "Busy",
+                           "--segment", "Existing", "--map", "email=Email"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "a", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "create", "--name", "b", "--connection", "Iterable sandbox",
+                              "--segment", "Shared", "--map", "email=Email"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "b", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::map<std::string, std::int64_t> ids;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    ids[list["name"].get<std::string>()] = list["id"].get<std::int64_t>();
+  }
+  ASSERT_EQ(ids.size(), 4u) << "export b uses export a's list 'Shared'";
+  HttpPost(SandboxUrl("/_sandbox/lists/" + std::to_string(ids["Busy"]) + "/in-use"),
+           R"({"inUse":true})");
+
+  std::tie(code, text) = Ctl({"export", "delete", "a", "--delete-audiences"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("Deleted audiences: Own (" + std::to_string(ids["Own"]) + ")"));
+  EXPECT_THAT(text,
+              HasSubstr("Shared (" + std::to_string(ids["Shared"]) + "): export 'b' uses it too"));
+  EXPECT_THAT(text, HasSubstr("Busy (" + std::to_string(ids["Busy"]) + "): Iterable keeps"));
+  EXPECT_THAT(text, HasSubstr("List is in use"));
+  EXPECT_THAT(text, HasSubstr("Existing (" + std::to_string(ids["Existing"]) +
+                              "): not created by export 'a'"));
+  std::set<std::string> left;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    left.insert(list["name"].get<std::string>());
+  }
+  EXPECT_EQ(left, (std::set<std::string>{"Shared", "Busy", "Existing"}));
+  std::tie(code, text) = Ctl({"export", "get", "a"});
+  EXPECT_NE(code, 0) << "the export is gone: " << text;
+  // b's list is still delivered to.
+  EXPECT_EQ(ListMembers("Shared").size(), 5u);
 }
 
 }  // namespace

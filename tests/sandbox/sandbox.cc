@@ -291,10 +291,19 @@ void Sandbox::Dispatch(const HttpRequest& request, const Route& route, const Fau
     if (!absl::SimpleAtoi(id_text, &list_id)) {
       SetEnvelope(400, absl::StrCat("List id '", id_text, "' is not an integer"), "BadParams",
                   response);
-    } else if (!state_.DeleteList(list_id)) {
-      SetEnvelope(404, absl::StrCat("List ", list_id, " not found"), "NotFound", response);
     } else {
-      SetEnvelope(200, absl::StrCat("Deleted list ", list_id), "Success", response);
+      switch (state_.DeleteListIfUnused(list_id)) {
+        case State::ApiDelete::kNotFound:
+          SetEnvelope(404, absl::StrCat("List ", list_id, " not found"), "NotFound", response);
+          break;
+        case State::ApiDelete::kInUse:
+          // Iterable's code for this answer is not documented; the message is.
+          SetEnvelope(409, "List is in use", "GenericError", response);
+          break;
+        case State::ApiDelete::kDeleted:
+          SetEnvelope(200, absl::StrCat("Deleted list ", list_id), "Success", response);
+          break;
+      }
     }
     return;
   }
@@ -380,6 +389,19 @@ void Sandbox::HandleAdmin(const HttpRequest& request, HttpResponse* response) {
     // A customer deleting the list in Iterable's UI.
     int64_t list_id = 0;
     if (!absl::SimpleAtoi(parts[1], &list_id) || !state_.DeleteList(list_id)) {
+      SetJson(404, {{"error", absl::StrCat("no list ", parts[1])}}, response);
+    } else {
+      SetJson(200, {{"ok", true}}, response);
+    }
+  } else if (method == "POST" && parts.size() == 3 && parts[0] == "lists" && parts[2] == "in-use") {
+    // {"inUse": true}: a campaign or journey references the list (false: no longer).
+    nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+    int64_t list_id = 0;
+    if (!body.is_object() || !body.contains("inUse") || !body["inUse"].is_boolean()) {
+      SetJson(400, {{"error", "POST /_sandbox/lists/{id}/in-use takes {\"inUse\": true|false}"}},
+              response);
+    } else if (!absl::SimpleAtoi(parts[1], &list_id) ||
+               !state_.SetListInUse(list_id, body["inUse"].get<bool>())) {
       SetJson(404, {{"error", absl::StrCat("no list ", parts[1])}}, response);
     } else {
       SetJson(200, {{"ok", true}}, response);

@@ -258,6 +258,21 @@ TEST_F(SandboxTest, ListsCreateGetDelete) {
   EXPECT_EQ(again.Json()["code"], "NotFound");
 }
 
+// A list a campaign or journey uses is not deleted through the API: 409.
+TEST_F(SandboxTest, DeletingAListInUseIsAConflict) {
+  int64_t id = client_->Post("/api/lists", {{"name", "Used"}}).Json()["listId"].get<int64_t>();
+  const std::string in_use = absl::StrCat("/_sandbox/lists/", id, "/in-use");
+  EXPECT_EQ(client_->Call("POST", in_use, R"({"inUse": true})").status, 200);
+  HttpResult refused = client_->Call("DELETE", absl::StrCat("/api/lists/", id));
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(refused.Json()["msg"], "List is in use");
+  EXPECT_EQ(client_->Call("GET", "/api/lists").Json()["lists"].size(), 1u);
+  EXPECT_EQ(client_->Call("POST", in_use, R"({"inUse": false})").status, 200);
+  EXPECT_EQ(client_->Call("DELETE", absl::StrCat("/api/lists/", id)).status, 200);
+  EXPECT_EQ(client_->Call("POST", in_use, R"({"inUse": true})").status, 404);
+  EXPECT_EQ(client_->Call("POST", in_use, R"({"inUse": 1})").status, 400);
+}
+
 TEST_F(SandboxTest, CreateListWithoutNameIsBadParams) {
   HttpResult result = client_->Post("/api/lists", {{"description", "x"}});
   EXPECT_EQ(result.status, 400);

@@ -268,6 +268,23 @@ bool State::DeleteList(int64_t list_id) {
   return lists_.erase(list_id) > 0;
 }
 
+State::ApiDelete State::DeleteListIfUnused(int64_t list_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = lists_.find(list_id);
+  if (it == lists_.end()) return ApiDelete::kNotFound;
+  if (it->second.in_use) return ApiDelete::kInUse;
+  lists_.erase(it);
+  return ApiDelete::kDeleted;
+}
+
+bool State::SetListInUse(int64_t list_id, bool in_use) {
+  absl::MutexLock lock(&mu_);
+  auto it = lists_.find(list_id);
+  if (it == lists_.end()) return false;
+  it->second.in_use = in_use;
+  return true;
+}
+
 std::optional<ApiReply> State::CheckRequestShape(const ListRequest& request, int max_batch) {
   if (!request.is_object) {
     return ApiReply{400, Envelope("Request body must be a JSON object", "BadParams")};

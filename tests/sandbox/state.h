@@ -99,8 +99,17 @@ class State {
   // Creates a list (names need not be unique) and returns its id.
   int64_t CreateList(std::string name, std::optional<std::string> description);
 
-  // Deletes a list and its memberships (users stay). False when the id is unknown.
+  // Deletes a list and its memberships (users stay), as a customer does in Iterable's UI.
+  // False when the id is unknown.
   bool DeleteList(int64_t list_id);
+
+  // DELETE /api/lists/{id}: as DeleteList, but a list marked in use (SetListInUse) stays.
+  enum class ApiDelete { kDeleted, kNotFound, kInUse };
+  ApiDelete DeleteListIfUnused(int64_t list_id);
+
+  // Marks a list as referenced by a campaign or journey (or no longer). False when the id
+  // is unknown.
+  bool SetListInUse(int64_t list_id, bool in_use);
 
   // POST /api/lists/subscribe and /api/lists/unsubscribe with an already parsed body.
   // `request` is consumed (data fields are moved out of it). Requests naming a list created
@@ -143,6 +152,7 @@ class State {
     std::string name;
     std::optional<std::string> description;
     absl::Time created;
+    bool in_use = false;  // A campaign or journey references it: the API does not delete it.
     absl::flat_hash_set<int64_t> members;  // Indexes into users_.
   };
 

@@ -324,6 +324,79 @@ TEST_F(IterableSandboxTest, TypeConflictIsRejectedAsInvalidData) {
       << (*outcomes)[0].message;
 }
 
+// Iterable lists the data fields a request created: each is logged once per
+// connection (one run), however many batches carry it.
+TEST_F(IterableSandboxTest, CreatedDataFieldsAreLoggedOncePerField) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "Fields");
+  TestRunContext ctx;
+  auto count = [&](const std::string& needle) {
+    int n = 0;
+    for (const auto& line : ctx.logs()) {
+      if (line.message.find(needle) != std::string::npos) ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(connection->Upsert(list, PeopleBatch(3), ctx).ok());
+  ASSERT_TRUE(connection->Upsert(list, PeopleBatch(3, 3), ctx).ok());
+  EXPECT_EQ(count("Iterable created data fields: "), 1);
+  EXPECT_EQ(count("Iterable created data fields: firstName, score, signedUp, vip"), 1)
+      << ctx.logs()[0].message;
+  for (const auto& line : ctx.logs()) {
+    if (line.message.find("created data fields") != std::string::npos) {
+      EXPECT_EQ(line.level, sdk::LogLevel::kInfo);
+    }
+  }
+  // A field new to the project later in the run is logged, the old ones not again.
+  sdk::RecordBatch more = PeopleBatch(1, 6);
+  more.fields.push_back({"city", sdk::FieldType::kString});
+  more.values.push_back(Str("Oslo"));
+  ASSERT_TRUE(connection->Upsert(list, more, ctx).ok());
+  EXPECT_EQ(count("Iterable created data fields: city"), 1);
+  EXPECT_EQ(count("Iterable created data fields: "), 2);
+}
+
+// DELETE /api/lists/{id}: the list goes; one gone already is fine; one in use
+// (409) is kept and said so.
+TEST_F(IterableSandboxTest, DeleteAudienceDeletesTheListAndKeepsOneInUse) {
+  auto connection = Connect();
+  const sdk::Audience list = MakeList(*connection, "Doomed");
+  TestRunContext ctx;
+  EXPECT_TRUE(connection->DeleteAudience(list, ctx).ok());
+  EXPECT_FALSE(sandbox_->state().AdminMembersJson(std::stoll(list.id)).has_value());
+  EXPECT_EQ(RequestCount("DELETE /api/lists/{id}", "200"), 1);
+  EXPECT_TRUE(connection->DeleteAudience(list, ctx).ok()) << "gone already";
+  ASSERT_FALSE(ctx.requests().empty());
+  EXPECT_EQ(ctx.requests().back().endpoint, "/api/lists/{id}") << "no id in the endpoint";
+
+  const sdk::Audience used = MakeList(*connection, "Used");
+  HttpClient::Options http;
+  http.base_url = sandbox_->base_url();
+  http.api_key = kKey;
+  auto admin = HttpClient::Create(http);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto in_use = [&](bool yes) {
+    auto set = (*admin)->Send("POST", "/_sandbox/lists/" + used.id + "/in-use",
+                              yes ? R"({"inUse":true})" : R"({"inUse":false})");
+    ASSERT_TRUE(set.ok()) << set.status();
+    ASSERT_EQ(set->status, 200) << set->body;
+  };
+  in_use(true);
+  absl::Status kept = connection->DeleteAudience(used, ctx);
+  EXPECT_EQ(kept.code(), absl::StatusCode::kFailedPrecondition) << kept;
+  EXPECT_NE(kept.message().find("List is in use"), std::string::npos) << kept;
+  EXPECT_NE(kept.message().find("'Used'"), std::string::npos) << kept;
+  EXPECT_TRUE(sandbox_->state().AdminMembersJson(std::stoll(used.id)).has_value());
+
+  SetFaults([](sandbox::FaultOptions& f) {
+    f.fail_next = 1;
+    f.fail_next_endpoint = "delete_list";
+  });
+  in_use(false);
+  EXPECT_TRUE(connection->DeleteAudience(used, ctx).ok()) << "a 503 is retried";
+  ExpectNoKey(ctx, {std::string(kept.message())});
+}
+
 TEST_F(IterableSandboxTest, SplitsLargeBatchesAndReturnsOutcomesInOrder) {
   auto connection = Connect(Options({{"batch_size", "7"}, {"max_body_bytes", "2000"}}));
   const sdk::Audience list = MakeList(*connection, "Split");

@@ -206,6 +206,74 @@ TEST_F(ScriptedPeerTest, FailedUpdatesMapBackToTheRecordsSent) {
   }
 }
 
+// createdFields and filteredOutFields that come back in several answers (as
+// parallel batches can both create a field): logged once per field and
+// connection (one run).
+TEST_F(ScriptedPeerTest, CreatedAndFilteredOutFieldsAreLoggedOncePerField) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  for (int i = 0; i < 3; ++i) {
+    Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+      response->body =
+          R"({"successCount":2,"failCount":0,"createdFields":["firstName"],"filteredOutFields":["score","vip"]})";
+    });
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(connection->Upsert(list_, PeopleBatch(2), ctx).ok());
+  int warned = 0, created = 0;
+  for (const auto& line : ctx.logs()) {
+    if (line.message.find("created data fields") != std::string::npos) {
+      ++created;
+      EXPECT_EQ(line.level, sdk::LogLevel::kInfo);
+      EXPECT_EQ(line.message, "Iterable created data fields: firstName");
+    }
+    if (line.message.find("filtered out") == std::string::npos) continue;
+    ++warned;
+    EXPECT_EQ(line.level, sdk::LogLevel::kWarning);
+    EXPECT_EQ(line.message,
+              "Iterable filtered out fields: score, vip (not in the project's schema?); their "
+              "values were not stored");
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(warned, 1);
+}
+
+// RequestFieldsTypesMismatched refuses the whole request. Where Iterable's
+// answer names the field is not documented: nothing is parsed out of it; the
+// rejection quotes it and names the request's data fields (the field itself
+// only when there is just one).
+TEST_F(ScriptedPeerTest, ATypesMismatchedRequestNamesTheDataFieldsItCarried) {
+  auto connection = Connect();
+  TestRunContext ctx;
+  auto mismatched = [](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+    response->status = 400;
+    response->body =
+        R"({"msg":"Request fields types mismatched","code":"RequestFieldsTypesMismatched","params":null})";
+  };
+  Then(mismatched);
+  auto outcomes = connection->Upsert(list_, PeopleBatch(2), ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  ASSERT_EQ(outcomes->size(), 2u);
+  for (const sdk::RecordOutcome& o : *outcomes) {
+    EXPECT_EQ(o.kind, OutcomeKind::kRejected);
+    EXPECT_EQ(o.reason_code, "RequestFieldsTypesMismatched");
+    EXPECT_EQ(o.field, "dataFields");
+    EXPECT_NE(o.message.find("Request fields types mismatched"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("firstName, score, signedUp, vip"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("not documented to name the field"), std::string::npos) << o.message;
+  }
+  Then(mismatched);
+  sdk::RecordBatch one;
+  one.fields = {{"email", sdk::FieldType::kString}, {"level", sdk::FieldType::kString}};
+  one.profile_ids = {"a"};
+  one.values = {Str("a@example.com"), Str("gold")};
+  outcomes = connection->Upsert(list_, one, ctx);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0].field, "level");
+  EXPECT_NE((*outcomes)[0].message.find("the request's only data field was 'level'"),
+            std::string::npos)
+      << (*outcomes)[0].message;
+}
+
 TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsReportedToTheEngine) {
   auto connection = Connect();
   auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'445'412'470));

@@ -138,9 +138,15 @@ TEST(ProjectType, TheDestinationValidatesAMappingForTheConnectionsSettings) {
   auto check = (*destination)->ValidateMapping({{"project_type", "user_id"}}, {"email", "userId"});
   ASSERT_TRUE(check.ok()) << check.status();
   EXPECT_EQ(check->identifier_field, "userId");
+  EXPECT_EQ(check->keyed_by, "userId (project_type user_id)");
   check = (*destination)->ValidateMapping({}, {"email", "userId"});
   ASSERT_TRUE(check.ok()) << check.status();
   EXPECT_EQ(check->identifier_field, "email");
+  EXPECT_EQ(check->keyed_by, "email (project_type email)");
+  // Another project type keys members differently, even by the same field.
+  check = (*destination)->ValidateMapping({{"project_type", "hybrid"}}, {"email", "userId"});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->keyed_by, "email (project_type hybrid)");
   EXPECT_EQ((*destination)->ValidateMapping({{"project_type", "user_id"}}, {"email"})
                 .status()
                 .code(),

@@ -55,7 +55,7 @@ namespace exportd::sdk {
 // The ABI version of this SDK. The host refuses a plugin whose exported
 // version differs. Bump it on any change to a class layout or virtual table in
 // this folder.
-inline constexpr std::uint32_t kAbiVersion = 3;
+inline constexpr std::uint32_t kAbiVersion = 4;
 // ABI history:
 //   1  the first SDK.
 //   2  MappingFieldSpec::identifier, Destination::CanonicalIdentifier,
@@ -66,6 +66,9 @@ inline constexpr std::uint32_t kAbiVersion = 3;
 //      may depend on a connection's settings (ValidateMapping).
 //   3  RunContext::RequestDone: a plugin reports every request it makes to
 //      the destination (endpoint, HTTP status, latency) for the metrics.
+//   4  Connection::DeleteAudience (optional: UNIMPLEMENTED by default), and
+//      MappingCheck::keyed_by: a change of how members are keyed (Iterable:
+//      the project type) makes the next run a full resync.
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -146,6 +149,13 @@ struct MappingCheck {
   // mapped fields, declared `identifier` in the manifest); empty: members are
   // keyed by profile id.
   std::string identifier_field;
+  // How the destination keys members under these settings, in words for a
+  // run's message, e.g. "userId (project_type user_id)". The engine keeps a
+  // fingerprint of it with each segment's delivered state: when it differs
+  // at the next run (a setting or the identifier mapping changed), what was
+  // delivered is keyed by something else, and the run sends every member
+  // again (a full resync) and says why. Empty: the identifier field alone.
+  std::string keyed_by;
 };
 
 // The first of `fields` that the manifest declares an identifier, or empty.
@@ -263,6 +273,20 @@ class Connection {
   virtual absl::StatusOr<std::vector<RecordOutcome>> Remove(const Audience& audience,
                                                             const RecordBatch& batch,
                                                             RunContext& ctx) = 0;
+
+  // Deletes the audience itself at the destination (Iterable: DELETE
+  // /api/lists/{id}), when an export is deleted with its audiences. The
+  // engine calls it only for audiences the export created and no other
+  // export uses. OK when it is gone already (deleted or never there).
+  // FAILED_PRECONDITION when the destination keeps it (Iterable: 409 "List is
+  // in use" by a campaign or journey), naming why. Optional: the default
+  // answers UNIMPLEMENTED, and exportd then refuses to delete audiences of
+  // this destination (FAILED_PRECONDITION) before it deletes anything.
+  virtual absl::Status DeleteAudience(const Audience& audience, RunContext& ctx) {
+    (void)audience;
+    (void)ctx;
+    return absl::UnimplementedError("this destination cannot delete its audiences");
+  }
 };
 
 class Destination {
@@ -287,7 +311,7 @@ class Destination {
   virtual absl::StatusOr<MappingCheck> ValidateMapping(const Settings& settings,
                                                        const std::vector<std::string>& fields) const {
     (void)settings;
-    return MappingCheck{FirstIdentifierField(manifest(), fields)};
+    return MappingCheck{FirstIdentifierField(manifest(), fields), std::string()};
   }
   // Creates a connection for the settings. Cheap: no network call.
   virtual absl::StatusOr<std::unique_ptr<Connection>> Connect(const Settings& settings) = 0;
