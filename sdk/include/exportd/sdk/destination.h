@@ -55,7 +55,7 @@ namespace exportd::sdk {
 // The ABI version of this SDK. The host refuses a plugin whose exported
 // version differs. Bump it on any change to a class layout or virtual table in
 // this folder.
-inline constexpr std::uint32_t kAbiVersion = 3;
+inline constexpr std::uint32_t kAbiVersion = 4;
 // ABI history:
 //   1  the first SDK.
 //   2  MappingFieldSpec::identifier, Destination::CanonicalIdentifier,
@@ -66,6 +66,10 @@ inline constexpr std::uint32_t kAbiVersion = 3;
 //      may depend on a connection's settings (ValidateMapping).
 //   3  RunContext::RequestDone: a plugin reports every request it makes to
 //      the destination (endpoint, HTTP status, latency) for the metrics.
+//   4  Manifest::privacy_statement and Manifest::privacy_statement_version:
+//      the data privacy and compliance statement an admin agrees to when
+//      creating a connection is the destination's own; a plugin without one
+//      is refused at load.
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -138,6 +142,18 @@ struct Manifest {
   // Whether the destination can remove members (mirror mode needs it).
   bool supports_removal = false;
   SyncSpeed speed;
+  // The data privacy and compliance statement an admin agrees to when they
+  // create a connection: where the exported profile data goes, who receives
+  // it, under which terms, and who can read it there. Plain text, paragraphs
+  // separated by a blank line ("\n\n"); shown in full by the console and by
+  // `exportctl connection create`. Required: the host refuses a plugin whose
+  // statement is empty.
+  std::string privacy_statement;
+  // The statement's version, e.g. "2026-12-01". Change it whenever the text
+  // changes in substance: a connection records the version its admin
+  // accepted, and a create request that names an older version is refused.
+  // Required, like the statement.
+  std::string privacy_statement_version;
 };
 
 // What Destination::ValidateMapping says about a mapping it accepts.
