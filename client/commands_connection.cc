@@ -99,16 +99,16 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
     exportd::v1::GetDestinationRequest get;
     get.set_name(request.destination_type());
     exportd::v1::Destination destination;
-    grpc::Status status = Invoke(ctx, destinations.get(),
-                                 &DestinationService::Stub::GetDestination, get, &destination);
+    grpc::Status status = Invoke(ctx, destinations.get(), &DestinationService::Stub::GetDestination,
+                                 get, &destination);
     if (!status.ok()) return ctx.RpcError(status);
     if (!accepted) {
       if (!ctx.json()) PrintPrivacyStatement(ctx.out(), destination);
       return ctx.UsageError(absl::StrCat(
           "connection '", request.display_name(),
           "' was not created: creating it needs your agreement to the data privacy and "
-          "compliance statement of destination '", destination.name(), "' (version ",
-          destination.privacy_statement_version(),
+          "compliance statement of destination '",
+          destination.name(), "' (version ", destination.privacy_statement_version(),
           ctx.json() ? "; 'exportctl destination get " + destination.name() + "' shows it"
                      : ", above",
           "); pass --accept-privacy-terms to agree to it"));
@@ -139,10 +139,9 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
     PrintLine(ctx.out(), "Created connection '$0' (id $1, type $2).", connection.display_name(),
               connection.id(), connection.destination_type());
     PrintLine(ctx.out(), "$0",
-              request.test_before_save()
-                  ? "Tested: the destination accepted it."
-                  : "Not tested (--no-test): 'exportctl connection test " +
-                        connection.display_name() + "' tests it.");
+              request.test_before_save() ? "Tested: the destination accepted it."
+                                         : "Not tested (--no-test): 'exportctl connection test " +
+                                               connection.display_name() + "' tests it.");
     PrintLine(ctx.out(), "You agreed to the data privacy and compliance statement version $0.",
               connection.consent_statement_version());
   }
@@ -307,7 +306,8 @@ NounSpec ConnectionCommands() {
              true},
             kSettingFlag,
             kSecretFlag,
-            {"share-with-contributors", "", "Let contributors use the connection (default: admins only)."},
+            {"share-with-contributors", "",
+             "Let contributors use the connection (default: admins only)."},
             {"add-self-as-export-user", "", "Add yourself as an export user of the connection."},
             {"accept-privacy-terms", "",
              "Agree to the destination's data privacy and compliance statement (required; "

@@ -103,10 +103,10 @@ int List(CommandContext& ctx, const cli::ParsedArgs&) {
   }
   Table table({"NAME", "VERSION", "SETTINGS", "MAPPING FIELDS", "REMOVAL", "PRIVACY STATEMENT"});
   for (const auto& d : response.destinations()) {
-    table.AddRow({d.name(), d.version(), SettingsSummary(d), MappingSummary(d),
-                  d.supports_removal() ? "yes" : "no",
-                  d.privacy_statement_version().empty() ? "-"
-                                                        : "version " + d.privacy_statement_version()});
+    table.AddRow(
+        {d.name(), d.version(), SettingsSummary(d), MappingSummary(d),
+         d.supports_removal() ? "yes" : "no",
+         d.privacy_statement_version().empty() ? "-" : "version " + d.privacy_statement_version()});
   }
   table.Print(ctx.out());
   ctx.out() << "(* required; plugin ABI " << response.host_abi_version()
@@ -163,11 +163,14 @@ NounSpec DestinationCommands() {
           "The destination plugins the server loaded (and refused).",
           {
               {"list", {}, "List loaded destinations and refused plugin files.", "", {}, List},
-              {"get", {"NAME"}, "Show a destination's manifest and privacy statement.",
+              {"get",
+               {"NAME"},
+               "Show a destination's manifest and privacy statement.",
                "Shows the settings, the mapping fields and, in full, the data privacy and "
                "compliance statement that 'exportctl connection create --accept-privacy-terms' "
                "agrees to.",
-               {}, Get},
+               {},
+               Get},
           }};
 }
 

@@ -133,8 +133,8 @@ TEST_F(ExportctlTest, ConnectionCreateShowsTheStatementAndSendsItsVersion) {
   EXPECT_EQ(unknown.code, 1);
   EXPECT_THAT(unknown.err, HasSubstr("NOT_FOUND: no destination named 'nope'"));
 
-  Result created = Run({"connection", "create", "--name", "n", "--type", "iterable",
-                        "--accept-privacy-terms"});
+  Result created =
+      Run({"connection", "create", "--name", "n", "--type", "iterable", "--accept-privacy-terms"});
   ASSERT_EQ(created.code, 0) << created.err;
   EXPECT_THAT(created.out, HasSubstr("Tested: the destination accepted it."));
   EXPECT_THAT(created.out,
@@ -145,9 +145,9 @@ TEST_F(ExportctlTest, ConnectionCreateShowsTheStatementAndSendsItsVersion) {
   EXPECT_EQ(sent.privacy_statement_version(), "2026-12-01");
   EXPECT_TRUE(sent.test_before_save());
 
-  Result untested = Run({"connection", "create", "--name", "m", "--type", "iterable",
-                         "--accept-privacy-terms", "--no-test",
-                         "--privacy-statement-version", "2025-01-01"});
+  Result untested =
+      Run({"connection", "create", "--name", "m", "--type", "iterable", "--accept-privacy-terms",
+           "--no-test", "--privacy-statement-version", "2025-01-01"});
   ASSERT_EQ(untested.code, 0) << untested.err;
   EXPECT_THAT(untested.out, HasSubstr("Not tested (--no-test): 'exportctl connection test m'"));
   sent = server_.last_create_connection();

@@ -238,8 +238,7 @@ TEST_P(ApiStoreTest, TestBeforeSaveRefusesAConnectionThatFailsItsCheck) {
   EXPECT_THAT(status.error_message(), HasSubstr("'exportctl connection create --no-test'"));
   v1::GetConnectionRequest get;
   get.set_connection("tested");
-  EXPECT_EQ(connections_->GetConnection(As(kAdmin).get(), get, &c).error_code(),
-            grpc::NOT_FOUND);
+  EXPECT_EQ(connections_->GetConnection(As(kAdmin).get(), get, &c).error_code(), grpc::NOT_FOUND);
 
   // The check passes now: saved.
   ASSERT_TRUE(CreateConnection(req, &c).ok());

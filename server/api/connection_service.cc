@@ -26,8 +26,8 @@ std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string
 absl::StatusOr<sdk::Settings> CheckAgainstManifest(
     const sdk::Destination& destination, const std::map<std::string, std::string>& settings,
     const crypto::SecretMap& secrets) {
-  EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved,
-                           destinations::ResolveSettings(destination.manifest(), settings, secrets));
+  EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved, destinations::ResolveSettings(
+                                                       destination.manifest(), settings, secrets));
   EXPORTD_RETURN_IF_ERROR(destination.ValidateSettings(resolved));
   return resolved;
 }
@@ -93,8 +93,9 @@ grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
               destinations::ResolvedConnection{destination, std::move(resolved)}, run_context);
           if (!check.ok()) {
             return absl::FailedPreconditionError(absl::StrCat(
-                "connection '", req->display_name(), "' was not saved: testing it against "
-                "destination '", manifest.name, "' failed: ", DescribeCheck(check),
+                "connection '", req->display_name(),
+                "' was not saved: testing it against destination '", manifest.name,
+                "' failed: ", DescribeCheck(check),
                 "; fix the settings or secrets and try again, or save it untested "
                 "(test_before_save false: 'exportctl connection create --no-test', or clear "
                 "'Test before saving' in the console) if the destination is not reachable yet"));

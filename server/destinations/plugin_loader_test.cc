@@ -79,9 +79,9 @@ TEST(LoadPluginTest, ReturnsTheRefusalWithItsCode) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("boom")));
   EXPECT_THAT(LoadPlugin(Lib("test_bad_manifest"), registry),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no allowed values")));
-  EXPECT_THAT(LoadPlugin(Lib("test_no_privacy_statement"), registry),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("the privacy statement is empty")));
+  EXPECT_THAT(
+      LoadPlugin(Lib("test_no_privacy_statement"), registry),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the privacy statement is empty")));
   EXPECT_THAT(LoadPlugin(Lib("test_garbage"), registry),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot be loaded: not an ELF shared library")));

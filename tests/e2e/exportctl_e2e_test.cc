@@ -268,8 +268,10 @@ TEST_F(ExportctlE2eTest, ConnectionAndExportCreateListGet) {
 TEST_F(ExportctlE2eTest, ConnectionCreateShowsTheDestinationsPrivacyStatement) {
   std::filesystem::create_directories(server_->dir() / "consent-out");
   const std::vector<std::string> create = {
-      "connection", "create", "--name", "consent-files", "--type", "jsonl", "--setting",
-      "directory=" + (server_->dir() / "consent-out").string()};
+      "connection", "create",
+      "--name",     "consent-files",
+      "--type",     "jsonl",
+      "--setting",  "directory=" + (server_->dir() / "consent-out").string()};
   Result shown = Run(create);
   EXPECT_EQ(shown.code, 2);
   EXPECT_THAT(shown.out, StartsWith("Data privacy and compliance statement of JSON Lines files "
@@ -289,8 +291,9 @@ TEST_F(ExportctlE2eTest, ConnectionCreateShowsTheDestinationsPrivacyStatement) {
   EXPECT_THAT(created.out, HasSubstr("statement version 2026-12-01."));
   Result get = Run({"connection", "get", "consent-files"});
   ASSERT_EQ(get.code, 0) << get.err;
-  EXPECT_THAT(get.out, testing::ContainsRegex(
-                           "Consent: +admin at [0-9-]+ [0-9:]+ UTC, statement version 2026-12-01\n"));
+  EXPECT_THAT(get.out,
+              testing::ContainsRegex(
+                  "Consent: +admin at [0-9-]+ [0-9:]+ UTC, statement version 2026-12-01\n"));
   EXPECT_EQ(Json({"connection", "get", "consent-files"})["consent_statement_version"],
             "2026-12-01");
 
@@ -317,16 +320,21 @@ TEST_F(ExportctlE2eTest, ConnectionCreateShowsTheDestinationsPrivacyStatement) {
 // does not exist is refused (and nothing saved) unless --no-test.
 TEST_F(ExportctlE2eTest, ConnectionCreateTestsBeforeSavingUnlessNoTest) {
   const std::string missing = (server_->dir() / "not-there-yet").string();
-  const std::vector<std::string> create = {"connection",    "create",     "--name",
-                                           "later-files",   "--type",     "jsonl",
-                                           "--setting",     "directory=" + missing,
+  const std::vector<std::string> create = {"connection",
+                                           "create",
+                                           "--name",
+                                           "later-files",
+                                           "--type",
+                                           "jsonl",
+                                           "--setting",
+                                           "directory=" + missing,
                                            "--accept-privacy-terms"};
   Result refused = Run(create);
   EXPECT_EQ(refused.code, 1);
   EXPECT_THAT(refused.err, HasSubstr("error: FAILED_PRECONDITION: connection 'later-files' was "
                                      "not saved: testing it against destination 'jsonl' failed: "
-                                     "FAILED_PRECONDITION: directory '" + missing +
-                                     "' does not exist"));
+                                     "FAILED_PRECONDITION: directory '" +
+                                     missing + "' does not exist"));
   EXPECT_EQ(Run({"connection", "get", "later-files"}).code, 1);
 
   std::vector<std::string> untested = create;

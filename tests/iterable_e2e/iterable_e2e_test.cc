@@ -337,9 +337,17 @@ TEST_F(IterableE2eTest, SegmentOfTenThousandProfilesReachesAListNamedAsTheSegmen
 TEST_F(IterableE2eTest, ConnectionWithAWrongApiKeyIsNotSaved) {
   const std::string wrong_key = dir_ + "/wrong.key";
   std::ofstream(wrong_key) << "not-the-sandbox-key-0123456789abcdef";
-  const std::vector<std::string> create = {
-      "connection", "create", "--name", "Wrong key", "--type", "iterable", "--setting",
-      "base_url=" + SandboxUrl(""), "--secret", "api_key=@" + wrong_key, "--accept-privacy-terms"};
+  const std::vector<std::string> create = {"connection",
+                                           "create",
+                                           "--name",
+                                           "Wrong key",
+                                           "--type",
+                                           "iterable",
+                                           "--setting",
+                                           "base_url=" + SandboxUrl(""),
+                                           "--secret",
+                                           "api_key=@" + wrong_key,
+                                           "--accept-privacy-terms"};
   auto [code, text] = Ctl(create);
   EXPECT_EQ(code, 1);
   EXPECT_THAT(text, HasSubstr("error: FAILED_PRECONDITION: connection 'Wrong key' was not saved: "
