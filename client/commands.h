@@ -11,6 +11,7 @@
 
 #include "client/cli.h"
 #include "client/context.h"
+#include "exportd/v1/destination.pb.h"
 #include "exportd/v1/run.pb.h"
 
 namespace exportd::client {
@@ -63,6 +64,12 @@ int WatchRun(CommandContext& ctx, const std::string& run_id);
 
 // Prints a run's state and per-segment counts (table output).
 void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run);
+
+// Prints the destination's data privacy and compliance statement in full, with
+// its version: a heading line, then each paragraph indented and wrapped.
+// Shared by `destination get` and `connection create` (which shows it when
+// --accept-privacy-terms is missing).
+void PrintPrivacyStatement(std::ostream& out, const exportd::v1::Destination& destination);
 
 }  // namespace exportd::client
 

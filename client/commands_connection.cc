@@ -7,11 +7,13 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/destination.grpc.pb.h"
 
 namespace exportd::client {
 namespace {
 
 using exportd::v1::ConnectionService;
+using exportd::v1::DestinationService;
 
 // Applies every --setting K=V.
 absl::Status CollectSettings(const cli::ParsedArgs& args,
@@ -53,6 +55,17 @@ std::string SettingsSummary(const exportd::v1::Connection& connection) {
   return absl::StrJoin(sorted, ", ", absl::PairFormatter("="));
 }
 
+// "alice at 2026-12-01 10:00:00 UTC, statement version 2026-12-01"; "-" when
+// nobody's consent is shown (a contributor's view).
+std::string ConsentSummary(const exportd::v1::Connection& c) {
+  if (c.consent_accepted_by().empty()) return "-";
+  return absl::StrCat(c.consent_accepted_by(), " at ", FormatTime(c.consent_accepted_at_micros()),
+                      ", statement version ",
+                      c.consent_statement_version().empty() ? "not recorded (created before "
+                                                              "exportd kept it)"
+                                                            : c.consent_statement_version());
+}
+
 void PrintConnection(CommandContext& ctx, const exportd::v1::Connection& c) {
   if (ctx.json()) {
     ctx.out() << ToJson(c);
@@ -66,8 +79,7 @@ void PrintConnection(CommandContext& ctx, const exportd::v1::Connection& c) {
        {"Settings", c.settings().empty() ? "-" : SettingsSummary(c)},
        {"Secrets set", c.secret_names().empty() ? "-" : absl::StrJoin(c.secret_names(), ", ")},
        {"Shared with contributors", c.shared_with_contributors() ? "yes" : "no"},
-       {"Consent accepted by", c.consent_accepted_by().empty() ? "-" : c.consent_accepted_by()},
-       {"Consent accepted at", FormatTime(c.consent_accepted_at_micros())},
+       {"Consent", ConsentSummary(c)},
        {"Export users", c.export_users().empty() ? "-" : absl::StrJoin(c.export_users(), ", ")},
        {"Created by", c.created_by()},
        {"Created", FormatTime(c.created_at_micros())},
@@ -75,14 +87,34 @@ void PrintConnection(CommandContext& ctx, const exportd::v1::Connection& c) {
 }
 
 int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
-  if (!args.IsSet("accept-privacy-terms")) {
-    return ctx.UsageError(
-        "creating a connection needs your agreement to the data privacy and compliance "
-        "statement: pass --accept-privacy-terms");
-  }
   exportd::v1::CreateConnectionRequest request;
   request.set_display_name(args.Get("name"));
   request.set_destination_type(args.Get("type"));
+  const bool accepted = args.IsSet("accept-privacy-terms");
+  // The statement agreed to is the one the destination shows now, unless the
+  // caller names the version it read (the server refuses it once it changed).
+  std::string version = args.Get("privacy-statement-version");
+  if (!accepted || version.empty()) {
+    auto destinations = DestinationService::NewStub(ctx.channel());
+    exportd::v1::GetDestinationRequest get;
+    get.set_name(request.destination_type());
+    exportd::v1::Destination destination;
+    grpc::Status status = Invoke(ctx, destinations.get(), &DestinationService::Stub::GetDestination,
+                                 get, &destination);
+    if (!status.ok()) return ctx.RpcError(status);
+    if (!accepted) {
+      if (!ctx.json()) PrintPrivacyStatement(ctx.out(), destination);
+      return ctx.UsageError(absl::StrCat(
+          "connection '", request.display_name(),
+          "' was not created: creating it needs your agreement to the data privacy and "
+          "compliance statement of destination '",
+          destination.name(), "' (version ", destination.privacy_statement_version(),
+          ctx.json() ? "; 'exportctl destination get " + destination.name() + "' shows it"
+                     : ", above",
+          "); pass --accept-privacy-terms to agree to it"));
+    }
+    version = destination.privacy_statement_version();
+  }
   if (absl::Status s = CollectSettings(args, request.mutable_settings()); !s.ok()) {
     return ctx.UsageError(s.message());
   }
@@ -92,6 +124,9 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   request.set_shared_with_contributors(args.IsSet("share-with-contributors"));
   request.set_add_self_as_export_user(args.IsSet("add-self-as-export-user"));
   request.set_accept_privacy_terms(true);
+  request.set_privacy_statement_version(version);
+  // The server tests the connection before it saves it (and says what failed).
+  request.set_test_before_save(!args.IsSet("no-test"));
 
   auto stub = ConnectionService::NewStub(ctx.channel());
   exportd::v1::Connection connection;
@@ -103,6 +138,12 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
   } else {
     PrintLine(ctx.out(), "Created connection '$0' (id $1, type $2).", connection.display_name(),
               connection.id(), connection.destination_type());
+    PrintLine(ctx.out(), "$0",
+              request.test_before_save() ? "Tested: the destination accepted it."
+                                         : "Not tested (--no-test): 'exportctl connection test " +
+                                               connection.display_name() + "' tests it.");
+    PrintLine(ctx.out(), "You agreed to the data privacy and compliance statement version $0.",
+              connection.consent_statement_version());
   }
   return kExitOk;
 }
@@ -256,9 +297,16 @@ NounSpec ConnectionCommands() {
            {},
            "Create a connection.",
            "Creates a connection to a destination account. Secrets are write-only: the server "
-           "never returns them.\n\nExample:\n  exportctl connection create --name \"Iterable "
-           "prod\" --type iterable \\\n    --secret api_key=env:ITERABLE_API_KEY "
-           "--accept-privacy-terms",
+           "never returns them.\n\n"
+           "Without --accept-privacy-terms nothing is created: the destination's data privacy "
+           "and compliance statement is printed in full (also 'exportctl destination get TYPE'), "
+           "and --accept-privacy-terms agrees to it. The connection records the statement's "
+           "version.\n\n"
+           "The server tests the connection against the destination before it saves it (as "
+           "'connection test' does) and saves nothing when the test fails, saying why (e.g. the "
+           "API key was refused); --no-test saves it untested.\n\n"
+           "Example:\n  exportctl connection create --name \"Iterable prod\" --type iterable \\\n"
+           "    --secret api_key=env:ITERABLE_API_KEY --accept-privacy-terms",
            {{"name", "NAME", "Display name, unique.", true},
             {"type", "TYPE", "Destination type, e.g. iterable (see 'exportctl destination list').",
              true},
@@ -269,7 +317,14 @@ NounSpec ConnectionCommands() {
              "Add yourself as an export user: scheduled and run-all runs of its exports run "
              "with the authority of its first export user who may still use it."},
             {"accept-privacy-terms", "",
-             "Agree to the data privacy and compliance statement (required)."}},
+             "Agree to the destination's data privacy and compliance statement (required; "
+             "without it the statement is printed and nothing is created)."},
+            {"privacy-statement-version", "VERSION",
+             "The statement version you read and agree to (default: the current one); the "
+             "server refuses it if the statement changed since."},
+            {"no-test", "",
+             "Save without testing the connection against the destination first (for a "
+             "destination not reachable yet)."}},
            Create},
           {"list", {}, "List connections.", "", {}, List},
           {"get", {"NAME"}, "Show one connection (by name or id).", "", {}, Get},

@@ -1,8 +1,11 @@
 // exportctl destination list|get
 #include <string>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "exportd/v1/destination.grpc.pb.h"
 
@@ -28,6 +31,24 @@ std::string MappingSummary(const exportd::v1::Destination& d) {
   std::string summary = parts.empty() ? "-" : absl::StrJoin(parts, ", ");
   if (d.allows_extra_fields()) absl::StrAppend(&summary, " (+ any)");
   return summary;
+}
+
+// `text` as lines of at most `width` columns (a longer word gets a line of
+// its own), each word escaped.
+std::vector<std::string> Wrap(absl::string_view text, size_t width) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    const std::string escaped = EscapeForTerminal(word);
+    if (!line.empty() && DisplayWidth(line) + 1 + DisplayWidth(escaped) > width) {
+      lines.push_back(std::move(line));
+      line.clear();
+    }
+    if (!line.empty()) line += ' ';
+    line += escaped;
+  }
+  if (!line.empty()) lines.push_back(std::move(line));
+  return lines;
 }
 
 void PrintDestination(CommandContext& ctx, const exportd::v1::Destination& d) {
@@ -67,6 +88,7 @@ void PrintDestination(CommandContext& ctx, const exportd::v1::Destination& d) {
     mappings.AddRow({"  " + m.name(), m.required() ? "yes" : "no", m.description()});
   }
   mappings.Print(ctx.out());
+  PrintPrivacyStatement(ctx.out(), d);
 }
 
 int List(CommandContext& ctx, const cli::ParsedArgs&) {
@@ -79,13 +101,16 @@ int List(CommandContext& ctx, const cli::ParsedArgs&) {
     ctx.out() << ToJson(response);
     return kExitOk;
   }
-  Table table({"NAME", "VERSION", "SETTINGS", "MAPPING FIELDS", "REMOVAL"});
+  Table table({"NAME", "VERSION", "SETTINGS", "MAPPING FIELDS", "REMOVAL", "PRIVACY STATEMENT"});
   for (const auto& d : response.destinations()) {
-    table.AddRow({d.name(), d.version(), SettingsSummary(d), MappingSummary(d),
-                  d.supports_removal() ? "yes" : "no"});
+    table.AddRow(
+        {d.name(), d.version(), SettingsSummary(d), MappingSummary(d),
+         d.supports_removal() ? "yes" : "no",
+         d.privacy_statement_version().empty() ? "-" : "version " + d.privacy_statement_version()});
   }
   table.Print(ctx.out());
-  ctx.out() << "(* required; plugin ABI " << response.host_abi_version() << ")\n";
+  ctx.out() << "(* required; plugin ABI " << response.host_abi_version()
+            << "; 'exportctl destination get NAME' shows the privacy statement)\n";
   if (!response.refused().empty()) {
     ctx.out() << "\nRefused plugin libraries:\n";
     Table refused({"  LIBRARY", "REASON"});
@@ -113,12 +138,39 @@ int Get(CommandContext& ctx, const cli::ParsedArgs& args) {
 
 }  // namespace
 
+void PrintPrivacyStatement(std::ostream& out, const exportd::v1::Destination& d) {
+  PrintLine(out, "Data privacy and compliance statement of $0 (version $1):",
+            d.display_name().empty() ? d.name() : d.display_name(),
+            d.privacy_statement_version().empty() ? "-" : d.privacy_statement_version());
+  if (d.privacy_statement().empty()) {
+    out << "  (none)\n";
+    return;
+  }
+  // Paragraphs are separated by blank lines; a single line break is kept.
+  bool first = true;
+  for (absl::string_view paragraph : absl::StrSplit(d.privacy_statement(), "\n\n")) {
+    if (absl::StripAsciiWhitespace(paragraph).empty()) continue;
+    if (!first) out << "\n";
+    first = false;
+    for (absl::string_view line : absl::StrSplit(paragraph, '\n')) {
+      for (const std::string& wrapped : Wrap(line, 76)) out << "  " << wrapped << "\n";
+    }
+  }
+}
+
 NounSpec DestinationCommands() {
   return {"destination",
           "The destination plugins the server loaded (and refused).",
           {
               {"list", {}, "List loaded destinations and refused plugin files.", "", {}, List},
-              {"get", {"NAME"}, "Show a destination's manifest.", "", {}, Get},
+              {"get",
+               {"NAME"},
+               "Show a destination's manifest and privacy statement.",
+               "Shows the settings, the mapping fields and, in full, the data privacy and "
+               "compliance statement that 'exportctl connection create --accept-privacy-terms' "
+               "agrees to.",
+               {},
+               Get},
           }};
 }
 

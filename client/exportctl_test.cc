@@ -114,6 +114,50 @@ TEST_F(ExportctlTest, UsageErrorsExitTwoWithAHint) {
   EXPECT_THAT(output.err, HasSubstr("--output takes table or json, got 'yaml'"));
 }
 
+// Without --accept-privacy-terms, `connection create` shows the destination's
+// statement and creates nothing; with it, it sends the version it knows and
+// asks the server to test the connection first (unless --no-test).
+TEST_F(ExportctlTest, ConnectionCreateShowsTheStatementAndSendsItsVersion) {
+  Result shown = Run({"connection", "create", "--name", "n", "--type", "iterable"});
+  EXPECT_EQ(shown.code, 2);
+  EXPECT_EQ(shown.out,
+            "Data privacy and compliance statement of Iterable (version 2026-12-01):\n"
+            "  Profile data goes to the fake Iterable.\n"
+            "\n"
+            "  It stays in this test.\n");
+  EXPECT_THAT(shown.err, HasSubstr("connection 'n' was not created: creating it needs your "
+                                   "agreement to the data privacy and compliance statement of "
+                                   "destination 'iterable' (version 2026-12-01, above); pass "
+                                   "--accept-privacy-terms to agree to it"));
+  EXPECT_EQ(server_.last_create_connection().display_name(), "");
+
+  Result unknown = Run({"connection", "create", "--name", "n", "--type", "nope"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("NOT_FOUND: no destination named 'nope'"));
+
+  Result created =
+      Run({"connection", "create", "--name", "n", "--type", "iterable", "--accept-privacy-terms"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("Tested: the destination accepted it."));
+  EXPECT_THAT(created.out,
+              HasSubstr("You agreed to the data privacy and compliance statement version "
+                        "2026-12-01."));
+  exportd::v1::CreateConnectionRequest sent = server_.last_create_connection();
+  EXPECT_TRUE(sent.accept_privacy_terms());
+  EXPECT_EQ(sent.privacy_statement_version(), "2026-12-01");
+  EXPECT_TRUE(sent.test_before_save());
+
+  Result untested =
+      Run({"connection", "create", "--name", "m", "--type", "iterable", "--accept-privacy-terms",
+           "--no-test", "--privacy-statement-version", "2025-01-01"});
+  ASSERT_EQ(untested.code, 0) << untested.err;
+  EXPECT_THAT(untested.out, HasSubstr("Not tested (--no-test): 'exportctl connection test m'"));
+  sent = server_.last_create_connection();
+  EXPECT_EQ(sent.display_name(), "m");
+  EXPECT_EQ(sent.privacy_statement_version(), "2025-01-01");
+  EXPECT_FALSE(sent.test_before_save());
+}
+
 TEST_F(ExportctlTest, ServerErrorsPrintTheCodeAndExitOne) {
   Result result = Run({"connection", "get", "nope"});
   EXPECT_EQ(result.code, 1);

@@ -148,8 +148,41 @@ class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionS
                         absl::StrCat("connection '", request->connection(), "' not found"));
   }
 
+  grpc::Status CreateConnection(grpc::ServerContext* context,
+                                const exportd::v1::CreateConnectionRequest* request,
+                                exportd::v1::Connection* response) override {
+    RecordAuth(context, state_->mu, state_->last_authorization);
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->last_create_connection = *request;
+    }
+    response->set_id("conn-1");
+    response->set_display_name(request->display_name());
+    response->set_destination_type(request->destination_type());
+    response->set_consent_accepted_by("admin");
+    response->set_consent_statement_version(request->privacy_statement_version());
+    return grpc::Status::OK;
+  }
+
  private:
   std::shared_ptr<State> state_;
+};
+
+class FakeExportd::DestinationServiceImpl final : public exportd::v1::DestinationService::Service {
+ public:
+  grpc::Status GetDestination(grpc::ServerContext*,
+                              const exportd::v1::GetDestinationRequest* request,
+                              exportd::v1::Destination* response) override {
+    if (request->name() != "iterable") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no destination named '", request->name(), "'"));
+    }
+    response->set_name("iterable");
+    response->set_display_name("Iterable");
+    response->set_privacy_statement(kFakePrivacyStatement);
+    response->set_privacy_statement_version(kFakePrivacyStatementVersion);
+    return grpc::Status::OK;
+  }
 };
 
 class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Service {
@@ -332,6 +365,7 @@ FakeExportd::FakeExportd()
     : state_(std::make_shared<State>()),
       segments_(std::make_unique<SegmentServiceImpl>(state_)),
       connections_(std::make_unique<ConnectionServiceImpl>(state_)),
+      destinations_(std::make_unique<DestinationServiceImpl>()),
       runs_(std::make_unique<RunServiceImpl>()),
       status_(std::make_unique<ServerServiceImpl>()),
       exports_(std::make_unique<ExportServiceImpl>(state_)) {
@@ -340,6 +374,7 @@ FakeExportd::FakeExportd()
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(segments_.get());
   builder.RegisterService(connections_.get());
+  builder.RegisterService(destinations_.get());
   builder.RegisterService(runs_.get());
   builder.RegisterService(status_.get());
   builder.RegisterService(exports_.get());
@@ -359,6 +394,11 @@ std::optional<exportd::v1::Segment> FakeExportd::segment(const std::string& name
 std::vector<exportd::v1::MemberRow> FakeExportd::first_rows(const std::string& name) {
   absl::MutexLock lock(&state_->mu);
   return state_->rows[name];
+}
+
+exportd::v1::CreateConnectionRequest FakeExportd::last_create_connection() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_create_connection;
 }
 
 int FakeExportd::waiting_watches() { return runs_->waiting_watches(); }

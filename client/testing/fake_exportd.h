@@ -1,10 +1,12 @@
 // An in-process fake of the exportd services exportctl's tests need: segments
 // (with a real client-streaming UploadMembers that commits only a complete
 // stream, and ListMembers answering with its first rows), connections (lookups of unknown names
-// fail NOT_FOUND) and runs (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun
-// streams QUEUED, RUNNING at 50%, then the final state) and the server's status (a fixed
-// one: FakeServerStatus()). It binds 127.0.0.1:0 and records the
-// authorization header it saw.
+// fail NOT_FOUND; CreateConnection records the request and answers a connection
+// made from it), destinations (GetDestination knows "iterable", whose privacy
+// statement is kFakePrivacyStatement, version kFakePrivacyStatementVersion) and runs (export "ok"
+// runs to SUCCEEDED, any other export to FAILED; WatchRun streams QUEUED, RUNNING at 50%, then the
+// final state) and the server's status (a fixed one: FakeServerStatus()). It binds 127.0.0.1:0 and
+// records the authorization header it saw.
 //
 //   FakeExportd server;                 // started
 //   RunExportctl({"exportctl", "--server", server.address(), "segment", "list"}, ...);
@@ -20,6 +22,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "exportd/v1/connection.grpc.pb.h"
+#include "exportd/v1/destination.grpc.pb.h"
 #include "exportd/v1/export.grpc.pb.h"
 #include "exportd/v1/run.grpc.pb.h"
 #include "exportd/v1/segment.grpc.pb.h"
@@ -30,6 +33,11 @@ namespace exportd::client::fakes {
 
 // What the fake's GetServerStatus answers.
 exportd::v1::ServerStatus FakeServerStatus();
+
+// The fake "iterable" destination's privacy statement (two paragraphs).
+inline constexpr char kFakePrivacyStatement[] =
+    "Profile data goes to the fake Iterable.\n\nIt stays in this test.";
+inline constexpr char kFakePrivacyStatementVersion[] = "2026-12-01";
 
 class FakeExportd {
  public:
@@ -54,10 +62,13 @@ class FakeExportd {
   // request and answers the export with the request's webhook fields).
   exportd::v1::CreateExportRequest last_create_export();
   exportd::v1::UpdateExportRequest last_update_export();
+  // The last CreateConnection request; empty when there was none.
+  exportd::v1::CreateConnectionRequest last_create_connection();
 
  private:
   class SegmentServiceImpl;
   class ConnectionServiceImpl;
+  class DestinationServiceImpl;
   class RunServiceImpl;
   class ServerServiceImpl;
   class ExportServiceImpl;
@@ -71,11 +82,13 @@ class FakeExportd {
     std::map<std::string, exportd::v1::Export> exports ABSL_GUARDED_BY(mu);
     exportd::v1::CreateExportRequest last_create_export ABSL_GUARDED_BY(mu);
     exportd::v1::UpdateExportRequest last_update_export ABSL_GUARDED_BY(mu);
+    exportd::v1::CreateConnectionRequest last_create_connection ABSL_GUARDED_BY(mu);
   };
 
   std::shared_ptr<State> state_;
   std::unique_ptr<SegmentServiceImpl> segments_;
   std::unique_ptr<ConnectionServiceImpl> connections_;
+  std::unique_ptr<DestinationServiceImpl> destinations_;
   std::unique_ptr<RunServiceImpl> runs_;
   std::unique_ptr<ServerServiceImpl> status_;
   std::unique_ptr<ExportServiceImpl> exports_;

@@ -85,6 +85,29 @@ absl::Status ReadBool(const sdk::Settings& settings, absl::string_view name, boo
   return absl::OkStatus();
 }
 
+// What an admin agrees to when they create an Iterable connection. Change
+// kPrivacyStatementVersion with any change in substance: connections record
+// the version they accepted.
+constexpr char kPrivacyStatementVersion[] = "2026-12-01";
+constexpr char kPrivacyStatement[] =
+    "This connection sends the profile data of the segments you export over it (the profile "
+    "fields each export maps, such as email addresses, user ids and names) to Iterable, Inc., a "
+    "company in the United States, which stores and processes it in the Iterable project the "
+    "API key belongs to.\n\n"
+    "Where the data is kept follows the connection's region setting: us sends it to Iterable's "
+    "US data centre (api.iterable.com), eu to its EU data centre (api.eu.iterable.com). A "
+    "base_url setting sends it to that host instead.\n\n"
+    "Iterable processes the data under the agreement between your organisation and Iterable: "
+    "Iterable's terms of service, its data processing agreement (DPA) and its privacy policy. "
+    "Make sure your organisation has signed Iterable's DPA and, where the data leaves the "
+    "European Economic Area (the US data centre), that the transfer has a lawful basis.\n\n"
+    "You confirm that you are authorised to share this data with Iterable, that the people in "
+    "the segments were informed and, where the law requires it, consented, and that using "
+    "Iterable complies with your organisation's data protection and compliance rules (for "
+    "example the GDPR). Data that reached Iterable is governed by Iterable: deleting the "
+    "connection or an export stops further transfers but does not delete what was sent; delete "
+    "it in Iterable.";
+
 }  // namespace
 
 sdk::Manifest BuildManifest() {
@@ -145,6 +168,8 @@ sdk::Manifest BuildManifest() {
   m.allows_extra_fields = true;
   m.reserved_fields = ReservedFieldNames();
   m.supports_removal = true;
+  m.privacy_statement = kPrivacyStatement;
+  m.privacy_statement_version = kPrivacyStatementVersion;
 
   // The ceilings the settings choose within (Connection::speed()).
   m.speed.max_records_per_batch = kMaxBatchSize;

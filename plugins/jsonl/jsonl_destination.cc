@@ -64,6 +64,22 @@ sdk::Manifest JsonlManifest() {
   m.allows_extra_fields = true;  // Any field name becomes a JSON key.
   m.reserved_fields = {kIdField};
   m.supports_removal = true;
+  // Change the version with any change in substance: connections record the
+  // version they accepted.
+  m.privacy_statement =
+      "This connection writes the profile data of the segments you export over it (the "
+      "profile id and the profile fields each export maps, such as email addresses and names) "
+      "as plain, unencrypted text to files named <segment>.jsonl in the connection's directory, "
+      "on the host that runs exportd. The data does not leave that host unless something else "
+      "copies it.\n\n"
+      "Anyone who can read that directory can read the data: other users and programs on the "
+      "host, its backups, and whoever the directory is shared with (a network file system, a "
+      "synchronised folder). Choose a directory that only the people and programs entitled to "
+      "this data can read. Deleting the connection or an export stops further writes but does "
+      "not delete the files; delete them when they are no longer needed.\n\n"
+      "You confirm that you are authorised to store this data there, and that doing so complies "
+      "with your organisation's data protection and compliance rules (for example the GDPR).";
+  m.privacy_statement_version = "2026-12-01";
   m.speed.max_records_per_batch = 10000;
   m.speed.max_bytes_per_batch = 64'000'000;
   m.speed.max_parallel_batches = 1;  // One file per segment, rewritten per batch.

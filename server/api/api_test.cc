@@ -204,6 +204,88 @@ TEST_P(ApiStoreTest, ConnectionRulesAreEnforcedWithClearMessages) {
   EXPECT_THAT(status.error_message(), HasSubstr("'missing'"));
 }
 
+// The statement an admin agrees to is the destination's: the manifest shows
+// it, a create that names another version is refused, and the connection
+// keeps the version that was accepted (through a restart, on each store).
+TEST_P(ApiStoreTest, ConsentRecordsTheDestinationsStatementVersion) {
+  v1::GetDestinationRequest get_destination;
+  get_destination.set_name("fake");
+  v1::Destination fake;
+  ASSERT_TRUE(destinations_->GetDestination(As(kAdmin).get(), get_destination, &fake).ok());
+  EXPECT_EQ(fake.privacy_statement(),
+            "Profile data sent to the fake destination stays in this process.\n\n"
+            "It is gone when the test ends.");
+  EXPECT_EQ(fake.privacy_statement_version(), testing::kFakePrivacyStatementVersion);
+
+  v1::Connection c;
+  auto req = ConnectionRequest("outdated");
+  req.set_privacy_statement_version("1999-01-01");
+  grpc::Status status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("connection 'outdated': destination 'fake' changed its data privacy and "
+                        "compliance statement: privacy_statement_version '1999-01-01' was "
+                        "accepted, the current version is '2026-01-01'; read the statement "
+                        "again ('exportctl destination get fake'"));
+  v1::ListConnectionsResponse listed;
+  ASSERT_TRUE(connections_->ListConnections(As(kAdmin).get(), {}, &listed).ok());
+  EXPECT_EQ(listed.connections_size(), 0);
+
+  req = ConnectionRequest("read");
+  req.set_privacy_statement_version(testing::kFakePrivacyStatementVersion);
+  ASSERT_TRUE(CreateConnection(req, &c).ok());
+  EXPECT_EQ(c.consent_statement_version(), testing::kFakePrivacyStatementVersion);
+  EXPECT_EQ(c.consent_accepted_by(), "alice");
+  // Without a version, the consent is to the current one.
+  v1::Connection unversioned;
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("current"), &unversioned).ok());
+  EXPECT_EQ(unversioned.consent_statement_version(), testing::kFakePrivacyStatementVersion);
+
+  StopServer();
+  StartServer();
+  v1::GetConnectionRequest get;
+  get.set_connection("read");
+  v1::Connection stored;
+  ASSERT_TRUE(connections_->GetConnection(As(kAdmin).get(), get, &stored).ok());
+  EXPECT_EQ(stored.consent_statement_version(), testing::kFakePrivacyStatementVersion);
+  EXPECT_EQ(stored.consent_accepted_at_micros(), c.consent_accepted_at_micros());
+}
+
+// test_before_save: the server checks the connection against the destination
+// first, and saves nothing when the check fails.
+TEST_P(ApiStoreTest, TestBeforeSaveRefusesAConnectionThatFailsItsCheck) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;
+    state_->fail_message = "the fake refused the token";
+  }
+  v1::Connection c;
+  auto req = ConnectionRequest("tested");
+  req.set_test_before_save(true);
+  grpc::Status status = CreateConnection(req, &c);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("connection 'tested' was not saved: testing it against destination "
+                        "'fake' failed: UNAVAILABLE: the fake refused the token"));
+  EXPECT_THAT(status.error_message(), HasSubstr("'exportctl connection create --no-test'"));
+  v1::GetConnectionRequest get;
+  get.set_connection("tested");
+  EXPECT_EQ(connections_->GetConnection(As(kAdmin).get(), get, &c).error_code(), grpc::NOT_FOUND);
+
+  // The check passes now: saved.
+  ASSERT_TRUE(CreateConnection(req, &c).ok());
+  EXPECT_EQ(c.display_name(), "tested");
+
+  // Without the flag nothing is checked: a failing destination does not stop the save.
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->fail_calls = 1;
+  }
+  ASSERT_TRUE(CreateConnection(ConnectionRequest("untested"), &c).ok());
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->fail_calls, 1);
+}
+
 TEST_P(ApiStoreTest, ExportsAreValidatedAgainstManifestAndSchemas) {
   v1::Connection c;
   ASSERT_TRUE(CreateConnection(ConnectionRequest("conn"), &c).ok());

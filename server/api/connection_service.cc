@@ -21,16 +21,37 @@ std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string
   return {m.begin(), m.end()};
 }
 
-// Checks settings and secrets against the destination's manifest; the
-// resolved values are not stored (defaults stay defaults).
-absl::Status CheckAgainstManifest(const destinations::DestinationRegistry& registry,
-                                  const std::string& type,
-                                  const std::map<std::string, std::string>& settings,
-                                  const crypto::SecretMap& secrets) {
-  EXPORTD_ASSIGN_OR_RETURN(sdk::Destination * destination, registry.Get(type));
-  EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved,
-                           destinations::ResolveSettings(destination->manifest(), settings, secrets));
-  return destination->ValidateSettings(resolved);
+// Checks settings and secrets against the destination's manifest and the
+// destination's own rules; returns what the plugin would get. The resolved
+// values are not stored (defaults stay defaults).
+absl::StatusOr<sdk::Settings> CheckAgainstManifest(
+    const sdk::Destination& destination, const std::map<std::string, std::string>& settings,
+    const crypto::SecretMap& secrets) {
+  EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved, destinations::ResolveSettings(
+                                                       destination.manifest(), settings, secrets));
+  EXPORTD_RETURN_IF_ERROR(destination.ValidateSettings(resolved));
+  return resolved;
+}
+
+// The consent a create request gives is to the statement the destination
+// shows now: a request that names another version was made from a statement
+// that changed since.
+absl::Status CheckStatementVersion(const v1::CreateConnectionRequest& req,
+                                   const sdk::Manifest& manifest) {
+  const std::string& read = req.privacy_statement_version();
+  if (read.empty() || read == manifest.privacy_statement_version) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "connection '", req.display_name(), "': destination '", manifest.name,
+      "' changed its data privacy and compliance statement: privacy_statement_version '", read,
+      "' was accepted, the current version is '", manifest.privacy_statement_version,
+      "'; read the statement again ('exportctl destination get ", manifest.name,
+      "' or the console's connection form) and accept the current version"));
+}
+
+// A check's outcome in words, for TestConnection's message and a refused
+// create: "UNAUTHENTICATED: Iterable rejected the API key ...".
+std::string DescribeCheck(const absl::Status& check) {
+  return absl::StrCat(absl::StatusCodeToString(check.code()), ": ", check.message());
 }
 
 void SetSecretNames(const crypto::SecretMap& secrets, v1::Connection* c) {
@@ -59,10 +80,28 @@ grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
               "': the data privacy and compliance terms must be accepted "
               "(accept_privacy_terms, exportctl --accept-privacy-terms)");
         }
+        EXPORTD_ASSIGN_OR_RETURN(sdk::Destination * destination,
+                                 deps_.registry->Get(req->destination_type()));
+        const sdk::Manifest& manifest = destination->manifest();
+        EXPORTD_RETURN_IF_ERROR(CheckStatementVersion(*req, manifest));
         crypto::SecretMap secrets = ToMap(req->secrets());
         std::map<std::string, std::string> settings = ToMap(req->settings());
-        EXPORTD_RETURN_IF_ERROR(
-            CheckAgainstManifest(*deps_.registry, req->destination_type(), settings, secrets));
+        EXPORTD_ASSIGN_OR_RETURN(sdk::Settings resolved,
+                                 CheckAgainstManifest(*destination, settings, secrets));
+        if (req->test_before_save()) {
+          CallRunContext run_context(ctx, deps_.metrics, req->destination_type());
+          const absl::Status check = destinations::CheckConnection(
+              destinations::ResolvedConnection{destination, std::move(resolved)}, run_context);
+          if (!check.ok()) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "connection '", req->display_name(),
+                "' was not saved: testing it against destination '", manifest.name,
+                "' failed: ", DescribeCheck(check),
+                "; fix the settings or secrets and try again, or save it untested "
+                "(test_before_save false: 'exportctl connection create --no-test', or clear "
+                "'Test before saving' in the console) if the destination is not reachable yet"));
+          }
+        }
         store::StoredConnection stored;
         v1::Connection& c = stored.connection;
         std::int64_t now = NowMicros();
@@ -74,6 +113,7 @@ grpc::ServerUnaryReactor* ConnectionService::CreateConnection(
         c.set_shared_with_contributors(req->shared_with_contributors());
         c.set_consent_accepted_by(who.name);
         c.set_consent_accepted_at_micros(now);
+        c.set_consent_statement_version(manifest.privacy_statement_version);
         if (req->add_self_as_export_user()) c.add_export_users(who.name);
         c.set_created_by(who.name);
         c.set_created_at_micros(now);
@@ -158,8 +198,10 @@ grpc::ServerUnaryReactor* ConnectionService::UpdateConnection(
         if (req->has_shared_with_contributors()) {
           c.set_shared_with_contributors(req->shared_with_contributors());
         }
-        EXPORTD_RETURN_IF_ERROR(CheckAgainstManifest(*deps_.registry, c.destination_type(),
-                                                     ToMap(c.settings()), secrets));
+        EXPORTD_ASSIGN_OR_RETURN(sdk::Destination * destination,
+                                 deps_.registry->Get(c.destination_type()));
+        EXPORTD_RETURN_IF_ERROR(
+            CheckAgainstManifest(*destination, ToMap(c.settings()), secrets).status());
         SetSecretNames(secrets, &c);
         c.set_updated_at_micros(NowMicros());
         // Always sealed again, so a value sealed before secrets were bound to
@@ -208,13 +250,10 @@ grpc::ServerUnaryReactor* ConnectionService::TestConnection(
         EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
                                  destinations::ResolveConnection(stored, *deps_.secrets, *deps_.registry));
         CallRunContext run_context(ctx, deps_.metrics, stored.connection.destination_type());
-        absl::Status check;
-        auto connection = resolved.destination->Connect(resolved.settings);
-        check = connection.ok() ? (*connection)->Check(run_context) : connection.status();
+        const absl::Status check = destinations::CheckConnection(resolved, run_context);
         resp->set_ok(check.ok());
         resp->set_message(check.ok() ? "the destination accepted the connection"
-                                     : absl::StrCat(absl::StatusCodeToString(check.code()), ": ",
-                                                    check.message()));
+                                     : DescribeCheck(check));
         return absl::OkStatus();
       });
 }

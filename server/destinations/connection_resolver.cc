@@ -1,6 +1,7 @@
 #include "server/destinations/connection_resolver.h"
 
 #include <map>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
@@ -50,6 +51,12 @@ absl::StatusOr<ResolvedConnection> ResolveConnection(
         resolved.status().message(), "; update the connection"));
   }
   return ResolvedConnection{*destination, std::move(*resolved)};
+}
+
+absl::Status CheckConnection(const ResolvedConnection& resolved, sdk::RunContext& ctx) {
+  EXPORTD_ASSIGN_OR_RETURN(std::unique_ptr<sdk::Connection> connection,
+                           resolved.destination->Connect(resolved.settings));
+  return connection->Check(ctx);
 }
 
 }  // namespace exportd::destinations

@@ -35,6 +35,13 @@ absl::StatusOr<ResolvedConnection> ResolveConnection(const store::StoredConnecti
                                                      const crypto::SecretBox& box,
                                                      const DestinationRegistry& registry);
 
+// Connects with the resolved settings and makes the destination's real, cheap
+// check call (sdk::Connection::Check). The one way the API tests a
+// connection, stored (TestConnection) or about to be (CreateConnection's
+// test_before_save). The destination's status as it is: UNAUTHENTICATED for
+// rejected credentials, UNAVAILABLE for an unreachable destination, ...
+absl::Status CheckConnection(const ResolvedConnection& resolved, sdk::RunContext& ctx);
+
 }  // namespace exportd::destinations
 
 #endif  // EXPORTD_SERVER_DESTINATIONS_CONNECTION_RESOLVER_H_

@@ -56,6 +56,8 @@ void ManifestToProto(const sdk::Manifest& m, const std::string& library_path,
   speed->set_records_per_second(m.speed.records_per_second);
   speed->set_requests_per_second(m.speed.requests_per_second);
   out->set_library_path(library_path);
+  out->set_privacy_statement(m.privacy_statement);
+  out->set_privacy_statement_version(m.privacy_statement_version);
 }
 
 }  // namespace exportd::destinations

@@ -19,6 +19,8 @@ TEST(ManifestToProtoTest, CopiesEveryField) {
   m.reserved_fields = {"userId"};
   m.supports_removal = true;
   m.speed.records_per_second = 50;
+  m.privacy_statement = "Data goes to Iterable.\n\nUnder its terms.";
+  m.privacy_statement_version = "2026-12-01";
 
   exportd::v1::Destination proto;
   proto.set_name("stale");
@@ -41,6 +43,8 @@ TEST(ManifestToProtoTest, CopiesEveryField) {
   EXPECT_EQ(proto.speed().max_records_per_batch(), 1000);
   EXPECT_EQ(proto.speed().records_per_second(), 50);
   EXPECT_EQ(proto.library_path(), "/plugins/libexportd_iterable.so");
+  EXPECT_EQ(proto.privacy_statement(), "Data goes to Iterable.\n\nUnder its terms.");
+  EXPECT_EQ(proto.privacy_statement_version(), "2026-12-01");
 }
 
 }  // namespace

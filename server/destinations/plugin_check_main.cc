@@ -22,7 +22,9 @@ namespace {
 void PrintUsage(std::ostream& out, const char* argv0) {
   out << "usage: " << argv0 << " <path/to/libexportd_NAME.so>\n"
       << "Loads a destination plugin as exportd does; prints its manifest as JSON and\n"
-      << "'OK NAME VERSION (ABI N)', or 'REFUSED PATH: REASON' (exit status 1).\n"
+      << "'OK NAME VERSION (ABI N, privacy statement V)', or 'REFUSED PATH: REASON'\n"
+      << "(exit status 1). A plugin without a privacy statement is refused, as exportd\n"
+      << "refuses it.\n"
       << "Exit status: 0 the plugin loads, 1 it is refused, 2 bad usage.\n";
 }
 
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
       std::cout << json;
     }
     std::cout << "OK " << d.manifest->name << " " << d.manifest->version << " (ABI "
-              << exportd::sdk::kAbiVersion << ")\n";
+              << exportd::sdk::kAbiVersion << ", privacy statement "
+              << exportd::EscapeForTerminal(d.manifest->privacy_statement_version) << ")\n";
   }
   return 0;
 }

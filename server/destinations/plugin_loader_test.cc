@@ -44,7 +44,7 @@ TEST(LoadPluginDirectoryTest, LoadsTheGoodOnesAndRefusesTheRest) {
   EXPECT_EQ(registry.List()[1].library_path, Lib("test_good").string());
 
   const auto refused = RefusedByFile(registry);
-  EXPECT_EQ(refused.size(), 8u);
+  EXPECT_EQ(refused.size(), 9u);
   EXPECT_THAT(refused.at("libtest_wrong_abi.so"),
               HasSubstr("ABI version " + std::to_string(sdk::kAbiVersion - 1) +
                         " does not match the host's " + std::to_string(sdk::kAbiVersion)));
@@ -56,6 +56,9 @@ TEST(LoadPluginDirectoryTest, LoadsTheGoodOnesAndRefusesTheRest) {
               HasSubstr("the factory threw an exception: test_factory_throws: boom"));
   EXPECT_THAT(refused.at("libtest_bad_manifest.so"),
               HasSubstr("enum setting 'region' has no allowed values"));
+  EXPECT_THAT(refused.at("libtest_no_privacy_statement.so"),
+              HasSubstr("manifest of destination 'test_no_privacy_statement': the privacy "
+                        "statement is empty; set Manifest::privacy_statement"));
   EXPECT_THAT(refused.at("libtest_dup_b.so"),
               AllOf(HasSubstr("destination 'test_dup'"), HasSubstr("libtest_dup_b.so"),
                     HasSubstr("already registered by library"), HasSubstr("libtest_dup_a.so")));
@@ -76,6 +79,9 @@ TEST(LoadPluginTest, ReturnsTheRefusalWithItsCode) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("boom")));
   EXPECT_THAT(LoadPlugin(Lib("test_bad_manifest"), registry),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no allowed values")));
+  EXPECT_THAT(
+      LoadPlugin(Lib("test_no_privacy_statement"), registry),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the privacy statement is empty")));
   EXPECT_THAT(LoadPlugin(Lib("test_garbage"), registry),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot be loaded: not an ELF shared library")));
@@ -86,7 +92,7 @@ TEST(LoadPluginTest, ReturnsTheRefusalWithItsCode) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("cannot be loaded: it is a directory")));
   EXPECT_TRUE(registry.List().empty());
-  EXPECT_EQ(registry.refused().size(), 8u);
+  EXPECT_EQ(registry.refused().size(), 9u);
 }
 
 // A library's file name (or a plugin's message) cannot forge a line of

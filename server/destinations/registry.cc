@@ -22,6 +22,13 @@ bool IsWellFormedName(std::string_view name, bool allow_dash) {
   return true;
 }
 
+bool IsBlank(std::string_view text) {
+  for (char c : text) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
 std::string Describe(const std::string& library_path) {
   return library_path.empty() ? std::string("(registered in-process)")
                               : absl::StrCat("'", library_path, "'");
@@ -39,6 +46,17 @@ absl::Status ValidateManifest(const sdk::Manifest& m) {
     return invalid("the name is ill-formed; use only [a-z0-9_-]");
   }
   if (m.version.empty()) return invalid("the version is empty; set Manifest::version");
+  if (IsBlank(m.privacy_statement)) {
+    return invalid(
+        "the privacy statement is empty; set Manifest::privacy_statement to the data privacy "
+        "and compliance statement admins agree to (where the data goes, who receives it, under "
+        "which terms), see docs/writing-a-destination.md");
+  }
+  if (IsBlank(m.privacy_statement_version)) {
+    return invalid(
+        "the privacy statement has no version; set Manifest::privacy_statement_version, e.g. "
+        "\"2026-12-01\", and change it whenever the statement changes");
+  }
   std::set<std::string> setting_names;
   for (const sdk::SettingSpec& s : m.settings) {
     if (!IsWellFormedName(s.name, /*allow_dash=*/false)) {

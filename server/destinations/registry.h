@@ -41,9 +41,10 @@ struct RefusedPlugin {
   std::string reason;
 };
 
-// Checks a manifest the way Register does: a well-formed name, unique setting
-// names, enums with allowed values, defaults that parse and are allowed, no
-// required mapping field that is also reserved, speed values > 0...
+// Checks a manifest the way Register does: a well-formed name, a version, a
+// privacy statement and its version (neither blank), unique setting names,
+// enums with allowed values, defaults that parse and are allowed, no required
+// mapping field that is also reserved, speed values > 0...
 // INVALID_ARGUMENT saying what is wrong.
 absl::Status ValidateManifest(const sdk::Manifest& manifest);
 

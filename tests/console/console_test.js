@@ -207,13 +207,28 @@ async function main() {
     await page.click('details.more-settings summary');
     await page.type('input[name=setting-batch_size]', '50');
     await page.click('#shared');
+    // The statement is Iterable's own (from its manifest), in paragraphs, with its version.
     const statement = await page.$eval('#privacy-statement', (e) => e.textContent);
-    check(statement.includes('You confirm that you are authorised'), 'the privacy statement is not shown in full');
+    check(statement.includes('to Iterable, Inc.') && statement.includes('EU data centre')
+      && statement.includes('You confirm that you are authorised'), `the privacy statement is not Iterable's, in full: ${statement}`);
+    check(await page.$$eval('#privacy-statement p', (p) => p.length) >= 2, 'the privacy statement is not shown in paragraphs');
+    const statementVersion = await page.$eval('#privacy-statement-version', (e) => e.textContent);
+    check(/version \d{4}-\d{2}-\d{2}/.test(statementVersion), `the statement's version is not shown: ${statementVersion}`);
+    check(await page.$eval('#test-before-save', (e) => e.checked), '"Test before saving" is not on by default');
     await shot(page, 'connection-new');
     // Without the consent the browser refuses to submit (the checkbox is required).
     await page.click('#create-connection');
     check(await page.$('#connection-form') !== null, 'the form went through without the consent');
     await page.click('#accept-privacy');
+    // A wrong API key: exportd tests the connection first, says why, and saves nothing.
+    await page.type('input[name=setting-api_key]', '-wrong');
+    await page.click('#create-connection');
+    await page.waitForSelector('#create-connection-result .notice.error');
+    const refused = await page.$eval('#create-connection-result', (e) => e.textContent);
+    check(refused.includes('was not saved') && refused.includes('rejected the API key'), `a wrong API key said: ${refused}`);
+    await shot(page, 'connection-new-refused');
+    await page.$eval('input[name=setting-api_key]', (e) => { e.value = ''; });
+    await page.type('input[name=setting-api_key]', sandboxKey);
     await page.click('#create-connection');
     await heading(page, 'Iterable sandbox');
     await page.click('[data-testid=test-connection]');

@@ -282,6 +282,89 @@ TEST_F(ExportctlE2eTest, ExportUsersAreAddedAndRemovedAndShown) {
   EXPECT_TRUE(Json({"connection", "get", "team files"})["export_users"].empty());
 }
 
+// The statement agreed to is the destination's: `connection create` without
+// --accept-privacy-terms prints jsonl's and creates nothing; the connection
+// records the version accepted; `destination get` prints the statement too.
+TEST_F(ExportctlE2eTest, ConnectionCreateShowsTheDestinationsPrivacyStatement) {
+  std::filesystem::create_directories(server_->dir() / "consent-out");
+  const std::vector<std::string> create = {
+      "connection", "create",
+      "--name",     "consent-files",
+      "--type",     "jsonl",
+      "--setting",  "directory=" + (server_->dir() / "consent-out").string()};
+  Result shown = Run(create);
+  EXPECT_EQ(shown.code, 2);
+  EXPECT_THAT(shown.out, StartsWith("Data privacy and compliance statement of JSON Lines files "
+                                    "(version 2026-12-01):\n  This connection writes the profile "
+                                    "data"));
+  EXPECT_THAT(shown.out, HasSubstr("\n\n  Anyone who can read that directory can read the "
+                                   "data"));
+  EXPECT_THAT(shown.err, HasSubstr("connection 'consent-files' was not created"));
+  EXPECT_THAT(shown.err, HasSubstr("pass --accept-privacy-terms to agree to it"));
+  EXPECT_EQ(Run({"connection", "get", "consent-files"}).code, 1);
+
+  std::vector<std::string> accepted = create;
+  accepted.push_back("--accept-privacy-terms");
+  Result created = Run(accepted);
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("Tested: the destination accepted it."));
+  EXPECT_THAT(created.out, HasSubstr("statement version 2026-12-01."));
+  Result get = Run({"connection", "get", "consent-files"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out,
+              testing::ContainsRegex(
+                  "Consent: +admin at [0-9-]+ [0-9:]+ UTC, statement version 2026-12-01\n"));
+  EXPECT_EQ(Json({"connection", "get", "consent-files"})["consent_statement_version"],
+            "2026-12-01");
+
+  // A version other than the current one is refused: the statement changed.
+  std::vector<std::string> outdated = create;
+  outdated[3] = "consent-outdated";
+  outdated.insert(outdated.end(),
+                  {"--accept-privacy-terms", "--privacy-statement-version", "2020-01-01"});
+  Result refused = Run(outdated);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("error: FAILED_PRECONDITION: connection 'consent-outdated': "
+                                     "destination 'jsonl' changed its data privacy and "
+                                     "compliance statement"));
+
+  Result destination = Run({"destination", "get", "jsonl"});
+  ASSERT_EQ(destination.code, 0) << destination.err;
+  EXPECT_THAT(destination.out, HasSubstr("Data privacy and compliance statement of JSON Lines "
+                                         "files (version 2026-12-01):\n"));
+  EXPECT_THAT(destination.out, HasSubstr("compliance rules\n  (for example the GDPR).\n"));
+  EXPECT_THAT(Run({"destination", "list"}).out, HasSubstr("version 2026-12-01"));
+}
+
+// The server tests a new connection before saving it: a jsonl directory that
+// does not exist is refused (and nothing saved) unless --no-test.
+TEST_F(ExportctlE2eTest, ConnectionCreateTestsBeforeSavingUnlessNoTest) {
+  const std::string missing = (server_->dir() / "not-there-yet").string();
+  const std::vector<std::string> create = {"connection",
+                                           "create",
+                                           "--name",
+                                           "later-files",
+                                           "--type",
+                                           "jsonl",
+                                           "--setting",
+                                           "directory=" + missing,
+                                           "--accept-privacy-terms"};
+  Result refused = Run(create);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("error: FAILED_PRECONDITION: connection 'later-files' was "
+                                     "not saved: testing it against destination 'jsonl' failed: "
+                                     "FAILED_PRECONDITION: directory '" +
+                                     missing + "' does not exist"));
+  EXPECT_EQ(Run({"connection", "get", "later-files"}).code, 1);
+
+  std::vector<std::string> untested = create;
+  untested.push_back("--no-test");
+  Result saved = Run(untested);
+  ASSERT_EQ(saved.code, 0) << saved.err;
+  EXPECT_THAT(saved.out, HasSubstr("Not tested (--no-test)"));
+  EXPECT_EQ(Run({"connection", "get", "later-files"}).code, 0);
+}
+
 TEST_F(ExportctlE2eTest, UnknownConnectionIsNotFound) {
   Result get = Run({"connection", "get", "no-such-connection"});
   EXPECT_EQ(get.code, 1);

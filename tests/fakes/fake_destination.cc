@@ -185,6 +185,10 @@ class FakeDestination final : public sdk::Destination {
     manifest_.reserved_fields = {"reserved"};
     manifest_.supports_removal = true;
     manifest_.speed.max_records_per_batch = 100;
+    manifest_.privacy_statement =
+        "Profile data sent to the fake destination stays in this process.\n\n"
+        "It is gone when the test ends.";
+    manifest_.privacy_statement_version = kFakePrivacyStatementVersion;
   }
 
   const sdk::Manifest& manifest() const override { return manifest_; }

@@ -70,7 +70,9 @@ struct FakeState {
 
 // Manifest: name `fake`; settings `token` (secret, required), `mode` enum
 // fast|slow (default fast), `limit` int optional; mapping `key` required,
-// extra fields allowed, `reserved` reserved; supports removal.
+// extra fields allowed, `reserved` reserved; supports removal; a privacy
+// statement of two paragraphs, version kFakePrivacyStatementVersion.
+inline constexpr char kFakePrivacyStatementVersion[] = "2026-01-01";
 std::unique_ptr<sdk::Destination> MakeFakeDestination(std::shared_ptr<FakeState> state);
 
 }  // namespace exportd::testing

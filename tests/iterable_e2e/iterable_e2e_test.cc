@@ -351,6 +351,48 @@ TEST_F(IterableE2eTest, SegmentOfTenThousandProfilesReachesAListNamedAsTheSegmen
   EXPECT_EQ(exportd_->Log().find(kApiKey), std::string::npos);
 }
 
+// A wrong API key is caught when the connection is created: exportd tests it
+// against Iterable first (the sandbox refuses keys it was not started with)
+// and saves nothing; --no-test saves it untested.
+TEST_F(IterableE2eTest, ConnectionWithAWrongApiKeyIsNotSaved) {
+  const std::string wrong_key = dir_ + "/wrong.key";
+  std::ofstream(wrong_key) << "not-the-sandbox-key-0123456789abcdef";
+  const std::vector<std::string> create = {"connection",
+                                           "create",
+                                           "--name",
+                                           "Wrong key",
+                                           "--type",
+                                           "iterable",
+                                           "--setting",
+                                           "base_url=" + SandboxUrl(""),
+                                           "--secret",
+                                           "api_key=@" + wrong_key,
+                                           "--accept-privacy-terms"};
+  auto [code, text] = Ctl(create);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(text, HasSubstr("error: FAILED_PRECONDITION: connection 'Wrong key' was not saved: "
+                              "testing it against destination 'iterable' failed: "
+                              "UNAUTHENTICATED: Iterable rejected the API key (BadApiKey)"));
+  EXPECT_THAT(text, HasSubstr("--no-test"));
+  EXPECT_EQ(text.find("not-the-sandbox-key"), std::string::npos) << text;
+  EXPECT_EQ(CtlJson({"connection", "list"})["connections"].size(), 0u);
+
+  std::vector<std::string> untested = create;
+  untested.push_back("--no-test");
+  std::tie(code, text) = Ctl(untested);
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("Created connection 'Wrong key'"));
+  EXPECT_THAT(text, HasSubstr("Not tested (--no-test)"));
+  json connections = CtlJson({"connection", "list"});
+  ASSERT_EQ(connections["connections"].size(), 1u);
+  // The right key passes the test.
+  std::tie(code, text) = Ctl({"connection", "create", "--name", "Right key", "--type", "iterable",
+                              "--setting", "base_url=" + SandboxUrl(""), "--secret",
+                              "api_key=env:ITERABLE_API_KEY", "--accept-privacy-terms"});
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("Tested: the destination accepted it."));
+}
+
 TEST_F(IterableE2eTest, RunKilledWithSigkillResumesAfterRestartWithNothingLostOrCountedTwice) {
   const int kProfiles = 30000;
   CreateExport(kProfiles, "Big Segment");

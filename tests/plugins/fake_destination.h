@@ -51,6 +51,8 @@ inline sdk::Manifest FakeManifest(std::string name, std::string version = "1.0.0
   m.version = std::move(version);
   m.settings.push_back({"api_key", "API key", "", sdk::SettingType::kString, true, true, {}, ""});
   m.mapping_fields.push_back({"email", "The email address", true});
+  m.privacy_statement = "Data sent to " + m.name + " stays in this test.";
+  m.privacy_statement_version = "2026-01-01";
   return m;
 }
 

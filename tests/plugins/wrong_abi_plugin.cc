@@ -1,4 +1,4 @@
-// A plugin built against the previous ABI version (2: before RunContext::RequestDone):
+// A plugin built against the previous ABI version (3: before Manifest::privacy_statement):
 // the host must refuse it before calling its factory (which would
 // abort the test).
 #include <cstdlib>

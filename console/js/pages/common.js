@@ -44,3 +44,11 @@ export function stateBadge(state, text) {
   const name = String(state || '').replace('RUN_STATE_', '').toLowerCase();
   return h('span', { class: `badge state-${name}`, 'data-state': name }, text);
 }
+
+// A destination's data privacy and compliance statement (from its manifest)
+// as <p> elements, one per paragraph: the manifest separates them by a blank
+// line.
+export function statementParagraphs(destination) {
+  return String((destination && destination.privacyStatement) || '')
+    .split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean).map((p) => h('p', {}, p));
+}

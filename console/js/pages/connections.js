@@ -5,22 +5,7 @@
 import { call } from '../api.js';
 import { h, field, table, replace } from '../dom.js';
 import { time } from '../format.js';
-import { pageHeader, link, actionButton, errorNode, okNode, definitionList } from './common.js';
-
-// What the admin agrees to; the API refuses a connection without it
-// (accept_privacy_terms). Destination manifests carry no statement of their
-// own, so this one holds for every destination.
-export const PRIVACY_STATEMENT = [
-  'By creating this connection you allow exportd to send the profile data of the segments you '
-    + 'export over it (the fields each export maps, such as email addresses and names) to the '
-    + 'destination, a service outside this system that is run by another company under its own '
-    + 'terms, privacy policy and data location.',
-  'You confirm that you are authorised to share this data with the destination, that the people '
-    + 'in the segments were informed and, where the law requires it, consented, and that using the '
-    + 'destination complies with your organisation\'s data protection and compliance rules '
-    + '(for example the GDPR). Data that left exportd is governed by the destination: deleting '
-    + 'the connection or an export stops further transfers but does not delete what was sent.',
-];
+import { pageHeader, link, actionButton, errorNode, okNode, definitionList, statementParagraphs } from './common.js';
 
 export async function list(ctx) {
   const { connections = [] } = await call('ConnectionService', 'ListConnections', {}, ctx);
@@ -31,9 +16,16 @@ export async function list(ctx) {
       { title: 'Name', cell: (c) => link(`/connections/${encodeURIComponent(c.id)}`, c.displayName) },
       { title: 'Destination', cell: (c) => c.destinationType },
       { title: 'Shared with contributors', cell: (c) => (c.sharedWithContributors ? 'Yes' : 'No') },
-      { title: 'Consent', cell: (c) => (c.consentAcceptedBy ? `${c.consentAcceptedBy}, ${time(c.consentAcceptedAtMicros)}` : '—') },
+      { title: 'Consent', cell: consentText },
       { title: 'Created', cell: (c) => time(c.createdAtMicros) },
     ], connections, { empty: ctx.isAdmin ? 'No connections yet: create one to export segments.' : 'No connection is shared with contributors.' }));
+}
+
+// Who agreed to which version of the destination's statement, and when.
+function consentText(c) {
+  if (!c.consentAcceptedBy) return '—';
+  const version = c.consentStatementVersion ? `statement version ${c.consentStatementVersion}` : 'statement version not recorded';
+  return `${c.consentAcceptedBy}, ${time(c.consentAcceptedAtMicros)}, ${version}`;
 }
 
 // One input for a manifest setting; returns {row, read()} where read() gives
@@ -83,8 +75,14 @@ export async function create(ctx) {
   const shared = h('input', { type: 'checkbox', id: 'shared', name: 'shared' });
   const addSelf = h('input', { type: 'checkbox', id: 'add-self', name: 'addSelf', checked: true });
   const consent = h('input', { type: 'checkbox', id: 'accept-privacy', name: 'acceptPrivacyTerms', required: true });
-  const out = h('div', { 'aria-live': 'polite' });
+  const testFirst = h('input', { type: 'checkbox', id: 'test-before-save', name: 'testBeforeSave', checked: true });
+  const statementBox = h('div', { class: 'statement', id: 'privacy-statement', tabindex: '0' });
+  const statementVersion = h('p', { class: 'help', id: 'privacy-statement-version' });
+  const out = h('div', { 'aria-live': 'polite', id: 'create-connection-result' });
   let inputs = [];
+  // The statement shown is the one the admin agrees to: its version goes with
+  // the request, and the server refuses it if the destination changed it since.
+  let shownVersion = '';
 
   function showManifest() {
     const d = destinations.find((x) => x.name === typeSelect.value);
@@ -97,6 +95,11 @@ export async function create(ctx) {
       main.map((i) => i.row),
       more.length ? h('details', { class: 'more-settings' },
         h('summary', {}, `More settings (${more.length}, each with a default)`), more.map((i) => i.row)) : null);
+    shownVersion = d ? d.privacyStatementVersion || '' : '';
+    replace(statementBox, statementParagraphs(d));
+    replace(statementVersion, d ? `${d.displayName || d.name}'s statement, version ${shownVersion || '—'}.` : '');
+    // A consent given to another destination's statement does not carry over.
+    consent.checked = false;
   }
   typeSelect.addEventListener('change', showManifest);
   showManifest();
@@ -109,8 +112,11 @@ export async function create(ctx) {
       h('div', { class: 'check' }, shared, h('label', { for: 'shared' }, 'Contributors may use this connection (admins always can)')),
       h('div', { class: 'check' }, addSelf, h('label', { for: 'add-self' }, 'Add me as an export user'))),
     h('fieldset', { class: 'privacy' }, h('legend', {}, 'Data privacy and compliance'),
-      h('div', { class: 'statement', id: 'privacy-statement', tabindex: '0' }, PRIVACY_STATEMENT.map((p) => h('p', {}, p))),
+      statementVersion,
+      statementBox,
       h('div', { class: 'check' }, consent, h('label', { for: 'accept-privacy' }, 'I agree to the data privacy and compliance statement above'))),
+    h('div', { class: 'check' }, testFirst, h('label', { for: 'test-before-save' }, 'Test before saving'),
+      h('p', { class: 'help' }, 'exportd checks the connection against the destination (for example that it accepts the API key) and saves nothing if the check fails. Clear it for a destination that is not reachable yet.')),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary', id: 'create-connection' }, 'Save connection'),
       link('/connections', 'Cancel')),
@@ -130,6 +136,7 @@ export async function create(ctx) {
       const c = await call('ConnectionService', 'CreateConnection', {
         displayName: nameInput.value.trim(), destinationType: typeSelect.value, settings, secrets,
         sharedWithContributors: shared.checked, acceptPrivacyTerms: consent.checked,
+        privacyStatementVersion: shownVersion, testBeforeSave: testFirst.checked,
         addSelfAsExportUser: addSelf.checked,
       });
       ctx.navigate(`/connections/${encodeURIComponent(c.id)}`);
@@ -157,7 +164,7 @@ export async function detail(ctx, [id]) {
       ['Destination', c.destinationType],
       ['Shared with contributors', c.sharedWithContributors ? 'Yes' : 'No'],
       ['Secrets set', (c.secretNames || []).length ? (c.secretNames || []).join(', ') + ' (write-only)' : 'none'],
-      ['Privacy and compliance', c.consentAcceptedBy ? `accepted by ${c.consentAcceptedBy}, ${time(c.consentAcceptedAtMicros)}` : '—'],
+      ['Privacy and compliance', c.consentAcceptedBy ? `accepted by ${consentText(c)}` : '—'],
       ['Export users', (c.exportUsers || []).join(', ') || '—'],
       ['Created', `${time(c.createdAtMicros)} by ${c.createdBy || '—'}`],
       ['Updated', time(c.updatedAtMicros)],

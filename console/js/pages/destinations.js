@@ -3,7 +3,7 @@
 import { call } from '../api.js';
 import { h, table } from '../dom.js';
 import { num } from '../format.js';
-import { pageHeader, definitionList } from './common.js';
+import { pageHeader, definitionList, statementParagraphs } from './common.js';
 
 const settingType = (t) => String(t || '').replace('TYPE_', '').toLowerCase();
 
@@ -42,7 +42,9 @@ export async function list(ctx) {
         { title: 'Required', cell: (m) => (m.required ? 'Yes' : 'No') },
         { title: 'Identifier', cell: (m) => (m.identifier ? 'Yes' : 'No') },
         { title: 'Description', cell: (m) => m.description },
-      ], d.mappingFields || []))),
+      ], d.mappingFields || []),
+      h('h3', {}, `Data privacy and compliance statement (version ${d.privacyStatementVersion || '—'})`),
+      h('div', { class: 'statement privacy-statement' }, statementParagraphs(d)))),
     h('h2', {}, 'Refused plugin files'),
     table([{ title: 'Library', cell: (p) => p.libraryPath }, { title: 'Reason', cell: (p) => p.reason }], refused,
       { empty: 'None: every plugin file in the plugin directory was loaded.', caption: null }));

@@ -34,6 +34,14 @@ TEST(Manifest, DescribesTheIterableDestination) {
     }
   }
   EXPECT_TRUE(key_is_secret);
+  // The statement admins agree to names who receives the data, where, and under which terms.
+  EXPECT_EQ(m.privacy_statement_version, "2026-12-01");
+  for (const char* says : {"to Iterable, Inc.", "US data centre (api.iterable.com)",
+                           "EU data centre (api.eu.iterable.com)", "region setting",
+                           "data processing agreement (DPA)", "terms of service"}) {
+    EXPECT_NE(m.privacy_statement.find(says), std::string::npos) << says;
+  }
+  EXPECT_NE(m.privacy_statement.find("\n\n"), std::string::npos) << "paragraphs";
   // The manifest's speed is the ceiling; a connection's speed() is its settings'.
   EXPECT_EQ(m.speed.max_records_per_batch, 10000);
   EXPECT_EQ(m.speed.max_bytes_per_batch, 16'000'000);

@@ -87,6 +87,9 @@ class HelloDestination final : public exportd::sdk::Destination {
     manifest_.settings.push_back(token);
     manifest_.mapping_fields.push_back({"greeting", "What to say", true});
     manifest_.supports_removal = true;
+    manifest_.privacy_statement =
+        "Greetings are kept in the memory of the exportd process and are gone when it stops.";
+    manifest_.privacy_statement_version = "2026-12-01";
   }
   const exportd::sdk::Manifest& manifest() const override { return manifest_; }
   absl::StatusOr<std::unique_ptr<exportd::sdk::Connection>> Connect(

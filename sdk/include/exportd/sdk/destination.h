@@ -69,6 +69,10 @@ inline constexpr std::uint32_t kAbiVersion = 4;
 //   4  Connection::DeleteAudience (optional: UNIMPLEMENTED by default), and
 //      MappingCheck::keyed_by: a change of how members are keyed (Iterable:
 //      the project type) makes the next run a full resync.
+//      Manifest::privacy_statement and Manifest::privacy_statement_version:
+//      the data privacy and compliance statement an admin agrees to when
+//      creating a connection is the destination's own; a plugin without one
+//      is refused at load.
 
 // ---------------------------------------------------------------------------
 // Manifest: what a destination declares about itself. The core validates
@@ -141,6 +145,18 @@ struct Manifest {
   // Whether the destination can remove members (mirror mode needs it).
   bool supports_removal = false;
   SyncSpeed speed;
+  // The data privacy and compliance statement an admin agrees to when they
+  // create a connection: where the exported profile data goes, who receives
+  // it, under which terms, and who can read it there. Plain text, paragraphs
+  // separated by a blank line ("\n\n"); shown in full by the console and by
+  // `exportctl connection create`. Required: the host refuses a plugin whose
+  // statement is empty.
+  std::string privacy_statement;
+  // The statement's version, e.g. "2026-12-01". Change it whenever the text
+  // changes in substance: a connection records the version its admin
+  // accepted, and a create request that names an older version is refused.
+  // Required, like the statement.
+  std::string privacy_statement_version;
 };
 
 // What Destination::ValidateMapping says about a mapping it accepts.

@@ -30,9 +30,10 @@
 // This defines tests named `MyDestinationConformance.<Check>`.
 //
 // What a destination must do to pass:
-// - A well-formed manifest: name [a-z0-9_-]+, a version, setting names
-//   [a-z0-9_]+ and unique, enums with allowed values, defaults that parse and
-//   are allowed, mapping fields named and unique, none reserved, speed > 0.
+// - A well-formed manifest: name [a-z0-9_-]+, a version, a privacy statement
+//   and its version (neither blank), setting names [a-z0-9_]+ and unique,
+//   enums with allowed values, defaults that parse and are allowed, mapping
+//   fields named and unique, none reserved, speed > 0.
 // - ValidSettings() pass the generic checks and ValidateSettings(); removing a
 //   required setting, a value of the wrong type, an enum value not allowed and
 //   each of InvalidSettings() fail with INVALID_ARGUMENT, without a secret's
@@ -277,6 +278,14 @@ class DestinationConformanceTest : public ::testing::Test {
     EXPECT_TRUE(IsName(m.name, /*allow_dash=*/true)) << "manifest name '" << m.name << "'";
     EXPECT_FALSE(m.display_name.empty()) << "manifest display_name is empty";
     EXPECT_FALSE(m.version.empty()) << "manifest version is empty";
+    const auto blank = [](const std::string& text) {
+      return text.find_first_not_of(" \t\r\n") == std::string::npos;
+    };
+    EXPECT_FALSE(blank(m.privacy_statement))
+        << "manifest privacy_statement is empty: exportd refuses a plugin without the data "
+           "privacy and compliance statement admins agree to";
+    EXPECT_FALSE(blank(m.privacy_statement_version))
+        << "manifest privacy_statement_version is empty";
     std::set<std::string> names;
     for (const SettingSpec& s : m.settings) {
       EXPECT_TRUE(IsName(s.name, /*allow_dash=*/false)) << "setting name '" << s.name << "'";
