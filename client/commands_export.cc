@@ -296,17 +296,10 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(response);
   } else {
     PrintLine(ctx.out(), "Deleted export '$0'.", request.export_());
-    if (!response.deleted_audiences().empty()) {
-      PrintLine(ctx.out(), "Deleted audiences: $0",
-                absl::StrJoin(response.deleted_audiences(), ", "));
-    }
-    for (const std::string& kept : response.kept_audiences()) {
-      PrintLine(ctx.out(), "Kept audience $0", kept);
-    }
-    if (request.delete_audiences() && response.deleted_audiences().empty() &&
-        response.kept_audiences().empty()) {
-      PrintLine(ctx.out(), "It had created no audiences.");
-    }
+    PrintAudienceDeletion(
+        ctx.out(), {response.deleted_audiences().begin(), response.deleted_audiences().end()},
+        {response.kept_audiences().begin(), response.kept_audiences().end()},
+        request.delete_audiences());
   }
   return kExitOk;
 }

@@ -242,6 +242,7 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
   auto stub = SegmentService::NewStub(ctx.channel());
   exportd::v1::DeleteSegmentRequest request;
   request.set_segment(args.positionals()[0]);
+  request.set_delete_audiences(args.IsSet("delete-audiences"));
   exportd::v1::DeleteSegmentResponse response;
   grpc::Status status =
       Invoke(ctx, stub.get(), &SegmentService::Stub::DeleteSegment, request, &response);
@@ -250,6 +251,10 @@ int Delete(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(response);
   } else {
     PrintLine(ctx.out(), "Deleted segment '$0'.", request.segment());
+    PrintAudienceDeletion(
+        ctx.out(), {response.deleted_audiences().begin(), response.deleted_audiences().end()},
+        {response.kept_audiences().begin(), response.kept_audiences().end()},
+        request.delete_audiences());
   }
   return kExitOk;
 }
@@ -347,7 +352,15 @@ NounSpec SegmentCommands() {
                UploadCommand},
               {"list", {}, "List segments.", "", {}, List},
               {"get", {"NAME"}, "Show one segment and its schema.", "", {}, Get},
-              {"delete", {"NAME"}, "Delete a segment.", "", {}, Delete},
+              {"delete",
+               {"NAME"},
+               "Delete a segment.",
+               "A segment an export uses is not deleted. With --delete-audiences, the "
+               "destination audiences (Iterable lists) of this segment that exports created go "
+               "too, except those another export uses; an audience that existed before stays.",
+               {{"delete-audiences", "",
+                 "Also delete the segment's audiences that exports created."}},
+               Delete},
               {"members",
                {"NAME"},
                "List a segment's members.",

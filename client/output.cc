@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
@@ -256,6 +257,13 @@ std::string RenderProgressLine(const exportd::v1::Run& run, int bar_width, doubl
     absl::StrAppend(&line, "  (", EscapeForTerminal(run.message()), ")");
   }
   return line;
+}
+
+void PrintAudienceDeletion(std::ostream& out, const std::vector<std::string>& deleted,
+                           const std::vector<std::string>& kept, bool requested) {
+  if (!deleted.empty()) PrintLine(out, "Deleted audiences: $0", absl::StrJoin(deleted, ", "));
+  for (const std::string& one : kept) PrintLine(out, "Kept audience $0", one);
+  if (requested && deleted.empty() && kept.empty()) PrintLine(out, "It had created no audiences.");
 }
 
 }  // namespace exportd::client

@@ -92,6 +92,12 @@ std::string RunStateLabel(exportd::v1::RunState state);
 // A typed value for a table cell; null prints empty.
 std::string FormatValue(const exportd::v1::Value& value);
 
+// What a delete with --delete-audiences did at the destination: the audiences
+// deleted, each one kept and why, or that there were none (`requested`: the
+// flag was given).
+void PrintAudienceDeletion(std::ostream& out, const std::vector<std::string>& deleted,
+                           const std::vector<std::string>& kept, bool requested);
+
 // Progress counts summed over a run's segments.
 struct RunTotals {
   int64_t members = 0;

@@ -14,10 +14,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/api/call_run_context.h"
 #include "server/api/limits.h"
 #include "server/common/clock.h"
 #include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
+#include "server/engine/audience_deletion.h"
 #include "server/engine/engine.h"
 #include "server/store/member_chunk.h"
 
@@ -528,16 +530,28 @@ grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerContext* ctx,
                                                         const v1::DeleteSegmentRequest* req,
-                                                        v1::DeleteSegmentResponse*) {
-  return HandleUnary(ctx, deps_, absl::StrCat(kService, "DeleteSegment"),
-                     auth::Action::kManageSegments, Audit::kYes,
-                     [&](const auth::Principal&, std::string& resource) -> absl::Status {
-                       resource = absl::StrCat("segment/", req->segment());
-                       EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment,
-                                                deps_.store->GetSegment(req->segment()));
-                       resource = absl::StrCat("segment/", segment.id());
-                       return deps_.store->DeleteSegment(segment.id());
-                     });
+                                                        v1::DeleteSegmentResponse* resp) {
+  return HandleUnary(
+      ctx, deps_, absl::StrCat(kService, "DeleteSegment"), auth::Action::kManageSegments,
+      Audit::kYes, [&](const auth::Principal& who, std::string& resource) -> absl::Status {
+        resource = absl::StrCat("segment/", req->segment());
+        EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment, deps_.store->GetSegment(req->segment()));
+        resource = absl::StrCat("segment/", segment.id());
+        if (req->delete_audiences()) {
+          // Refused while an export uses it, before anything is deleted at a
+          // destination; then the audiences, then the segment.
+          EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, deps_.store->ListExports());
+          EXPORTD_RETURN_IF_ERROR(store::SegmentUnusedBy(exports, segment.id()));
+          CallRunContext run_context(ctx, deps_.metrics, "");
+          EXPORTD_ASSIGN_OR_RETURN(
+              engine::AudienceDeletion done,
+              engine::DeleteSegmentAudiences(*deps_.store, *deps_.secrets, *deps_.registry,
+                                             segment, who, run_context));
+          for (auto& a : done.deleted) resp->add_deleted_audiences(std::move(a));
+          for (auto& a : done.kept) resp->add_kept_audiences(std::move(a));
+        }
+        return deps_.store->DeleteSegment(segment.id());
+      });
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* SegmentService::UploadMembers(

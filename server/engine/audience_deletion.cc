@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/auth/auth.h"
 #include "server/common/run_states.h"
 #include "server/common/status_macros.h"
 #include "server/destinations/connection_resolver.h"
@@ -12,9 +13,10 @@
 namespace exportd::engine {
 namespace {
 
-// The audiences the export's runs created: id -> the segment's name.
-absl::StatusOr<std::map<std::string, std::string>> CreatedAudiences(store::Store& store,
-                                                                    const v1::Export& e) {
+// The audiences the export's runs created (of segment `only_segment_id`
+// when not empty): id -> the segment's name.
+absl::StatusOr<std::map<std::string, std::string>> CreatedAudiences(
+    store::Store& store, const v1::Export& e, const std::string& only_segment_id = "") {
   std::map<std::string, std::string> created;
   store::PageRequest page{1000, ""};
   while (true) {
@@ -28,7 +30,8 @@ absl::StatusOr<std::map<std::string, std::string>> CreatedAudiences(store::Store
                          "' or let it end, then delete the export with its audiences"));
       }
       for (const v1::SegmentProgress& p : run.segments()) {
-        if (p.audience_created() && !p.audience_id().empty()) {
+        if (p.audience_created() && !p.audience_id().empty() &&
+            (only_segment_id.empty() || p.segment_id() == only_segment_id)) {
           created.emplace(p.audience_id(), p.segment_name());
         }
       }
@@ -61,30 +64,19 @@ std::string Named(const std::string& name, const std::string& id) {
   return absl::StrCat(name, " (", id, ")");
 }
 
-}  // namespace
-
-absl::StatusOr<AudienceDeletion> DeleteExportAudiences(
-    store::Store& store, const crypto::SecretBox& secrets,
-    const destinations::DestinationRegistry& registry, const v1::Export& e, sdk::RunContext& ctx) {
-  EXPORTD_ASSIGN_OR_RETURN(auto created, CreatedAudiences(store, e));
-  AudienceDeletion out;
-  // The audiences the export delivers to that it found rather than created.
-  for (int i = 0; i < e.segments_size(); ++i) {
-    absl::StatusOr<store::AudienceState> state = store.GetAudienceState(e.id(), e.segments(i));
-    if (absl::IsNotFound(state.status())) continue;
-    EXPORTD_RETURN_IF_ERROR(state.status());
-    if (state->audience_id.empty() || created.count(state->audience_id) > 0) continue;
-    out.kept.push_back(absl::StrCat(
-        Named(i < e.segment_names_size() ? e.segment_names(i) : e.segments(i), state->audience_id),
-        ": not created by export '", e.name(), "' (it existed before)"));
-  }
-  if (created.empty()) return out;
+// Deletes `created` (of export `e`) at its connection's destination, but for
+// those another export uses; adds to `out`.
+absl::Status DeleteCreated(store::Store& store, const crypto::SecretBox& secrets,
+                           const destinations::DestinationRegistry& registry, const v1::Export& e,
+                           const std::map<std::string, std::string>& created,
+                           sdk::RunContext& ctx, AudienceDeletion& out) {
+  if (created.empty()) return absl::OkStatus();
   EXPORTD_ASSIGN_OR_RETURN(auto shared, SharedWith(store, e, created));
   if (e.connection_id().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "export '", e.name(), "' is detached from its connection, so its audiences (",
         created.size(), ") cannot be reached; attach it with 'exportctl export update ", e.name(),
-        " --connection NAME' first, or delete it without --delete-audiences"));
+        " --connection NAME' first, or delete without --delete-audiences"));
   }
   EXPORTD_ASSIGN_OR_RETURN(store::StoredConnection stored, store.GetConnection(e.connection_id()));
   EXPORTD_ASSIGN_OR_RETURN(destinations::ResolvedConnection resolved,
@@ -109,8 +101,8 @@ absl::StatusOr<AudienceDeletion> DeleteExportAudiences(
       // The destination's answer to every audience: nothing was deleted.
       return absl::FailedPreconditionError(absl::StrCat(
           "destination '", destination, "' of connection '", stored.connection.display_name(),
-          "' cannot delete its audiences (", deleted.message(), "); delete export '", e.name(),
-          "' without --delete-audiences and remove them at the destination"));
+          "' cannot delete its audiences (", deleted.message(), "); delete without "
+          "--delete-audiences and remove them at the destination"));
     }
     if (absl::IsFailedPrecondition(deleted)) {
       out.kept.push_back(absl::StrCat(Named(name, id), ": ", deleted.message()));
@@ -124,9 +116,59 @@ absl::StatusOr<AudienceDeletion> DeleteExportAudiences(
                        out.deleted.empty()
                            ? std::string("; nothing was deleted")
                            : absl::StrCat("; deleted before: ", absl::StrJoin(out.deleted, ", ")),
-                       ". The export stays; try again"));
+                       ". Nothing else was deleted; try again"));
     }
     out.deleted.push_back(Named(name, id));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AudienceDeletion> DeleteExportAudiences(
+    store::Store& store, const crypto::SecretBox& secrets,
+    const destinations::DestinationRegistry& registry, const v1::Export& e, sdk::RunContext& ctx) {
+  EXPORTD_ASSIGN_OR_RETURN(auto created, CreatedAudiences(store, e));
+  AudienceDeletion out;
+  // The audiences the export delivers to that it found rather than created.
+  for (int i = 0; i < e.segments_size(); ++i) {
+    absl::StatusOr<store::AudienceState> state = store.GetAudienceState(e.id(), e.segments(i));
+    if (absl::IsNotFound(state.status())) continue;
+    EXPORTD_RETURN_IF_ERROR(state.status());
+    if (state->audience_id.empty() || created.count(state->audience_id) > 0) continue;
+    out.kept.push_back(absl::StrCat(
+        Named(i < e.segment_names_size() ? e.segment_names(i) : e.segments(i), state->audience_id),
+        ": not created by export '", e.name(), "' (it existed before)"));
+  }
+  EXPORTD_RETURN_IF_ERROR(DeleteCreated(store, secrets, registry, e, created, ctx, out));
+  return out;
+}
+
+absl::StatusOr<AudienceDeletion> DeleteSegmentAudiences(
+    store::Store& store, const crypto::SecretBox& secrets,
+    const destinations::DestinationRegistry& registry, const v1::Segment& segment,
+    const auth::Principal& who, sdk::RunContext& ctx) {
+  // Every export's audiences of the segment first, and who may reach them:
+  // when one cannot go, nothing is deleted.
+  std::vector<std::pair<v1::Export, std::map<std::string, std::string>>> todo;
+  EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, store.ListExports());
+  for (const v1::Export& e : exports) {
+    EXPORTD_ASSIGN_OR_RETURN(auto created, CreatedAudiences(store, e, segment.id()));
+    if (created.empty()) continue;
+    absl::StatusOr<store::StoredConnection> c =
+        e.connection_id().empty() ? absl::NotFoundError("detached")
+                                  : store.GetConnection(e.connection_id());
+    if (!auth::MayUseConnection(who, c.ok() ? &c->connection : nullptr)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "export '", e.name(), "' sent segment '", segment.name(),
+          "' over a connection you may not use, so you cannot delete its audiences; an admin "
+          "can, or delete the segment without --delete-audiences"));
+    }
+    todo.emplace_back(e, std::move(created));
+  }
+  AudienceDeletion out;
+  for (const auto& [e, created] : todo) {
+    EXPORTD_RETURN_IF_ERROR(DeleteCreated(store, secrets, registry, e, created, ctx, out));
   }
   return out;
 }

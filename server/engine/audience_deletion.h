@@ -21,6 +21,8 @@
 #include "absl/status/statusor.h"
 #include "exportd/sdk/destination.h"
 #include "exportd/v1/export.pb.h"
+#include "exportd/v1/segment.pb.h"
+#include "server/auth/auth.h"
 #include "server/crypto/secret_box.h"
 #include "server/destinations/registry.h"
 #include "server/store/store.h"
@@ -46,6 +48,16 @@ struct AudienceDeletion {
 absl::StatusOr<AudienceDeletion> DeleteExportAudiences(
     store::Store& store, const crypto::SecretBox& secrets,
     const destinations::DestinationRegistry& registry, const v1::Export& e, sdk::RunContext& ctx);
+
+// `exportctl segment delete NAME --delete-audiences`: the audiences of
+// `segment` that exports' runs created (each export's as above: only those no
+// other export uses). PERMISSION_DENIED, with nothing deleted, when one of
+// those exports is on a connection `who` may not use; FAILED_PRECONDITION as
+// above. The segment itself is left to the caller.
+absl::StatusOr<AudienceDeletion> DeleteSegmentAudiences(
+    store::Store& store, const crypto::SecretBox& secrets,
+    const destinations::DestinationRegistry& registry, const v1::Segment& segment,
+    const auth::Principal& who, sdk::RunContext& ctx);
 
 }  // namespace exportd::engine
 

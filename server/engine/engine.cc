@@ -1077,7 +1077,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       }
       live.log->Add(v1::RUN_LOG_LEVEL_INFO, SegmentSource(segment->name()),
                     SegmentStartMessage(
-                        progress, {run.dry_run(), o.full, mapping_changed, o.resuming, o.mirror}));
+                        progress, {run.dry_run(), o.full, changed.any(), o.resuming, o.mirror}));
     }
     absl::Status synced = sync::SyncSegment(o, *store_, tracker, ctx);
     if (absl::IsNotFound(synced) && !run.dry_run() && !live.crashed) {

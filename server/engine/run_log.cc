@@ -83,7 +83,7 @@ std::string SegmentStartMessage(const v1::SegmentProgress& segment, const Segmen
   absl::StrAppend(&out, "; ",
                   plan.dry_run ? "dry run"
                   : plan.full
-                      ? (plan.mapping_changed ? "full resend (the mapping changed)" : "full resend")
+                      ? (plan.mapping_changed ? "full resend (the mapping or how members are keyed changed)" : "full resend")
                       : "incremental");
   if (plan.resuming) absl::StrAppend(&out, " (resuming)");
   if (!plan.mirror) absl::StrAppend(&out, "; members who left stay at the destination");

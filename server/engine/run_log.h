@@ -50,7 +50,7 @@ std::string RunStartMessage(const v1::Run& run, const v1::Export& e, int max_att
 struct SegmentPlan {
   bool dry_run = false;
   bool full = false;
-  bool mapping_changed = false;  // The reason for `full`, when set.
+  bool mapping_changed = false;  // The reason for `full`: the mapping or the keying changed.
   bool resuming = false;
   bool mirror = false;
 };

@@ -193,7 +193,7 @@ TEST(RunLogMessagesTest, SayWhatTheRunAndItsSegmentsDid) {
 
   p->set_audience_id("17");
   EXPECT_EQ(SegmentStartMessage(*p, {false, true, true, false, true}),
-            "started: 1000 members to audience 17; full resend (the mapping changed)");
+            "started: 1000 members to audience 17; full resend (the mapping or how members are keyed changed)");
   EXPECT_EQ(SegmentStartMessage(*p, {true, false, false, false, false}),
             "started: 1000 members; dry run; members who left stay at the destination");
   p->set_added(18);

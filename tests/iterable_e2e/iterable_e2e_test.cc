@@ -972,5 +972,45 @@ TEST_F(IterableE2eTest, DeletingAnExportWithItsAudiencesDeletesOnlyTheListsItCre
   EXPECT_EQ(ListMembers("Shared").size(), 5u);
 }
 
+// Deleting a segment with --delete-audiences deletes the lists exports
+// created for it (after it left them), not before it stops being used, and
+// never another segment's.
+TEST_F(IterableE2eTest, DeletingASegmentWithItsAudiencesDeletesTheListsExportsCreatedForIt) {
+  CreateConnection({});
+  for (const char* segment : {"Stays", "Goes"}) {
+    auto [code, text] = Ctl({"segment", "create", "--name", segment, "--from-csv", WriteCsv(5),
+                             "--id-field", "ProfileId"});
+    ASSERT_EQ(code, 0) << text;
+  }
+  auto [code, text] = Ctl({"export", "create", "--name", "a", "--connection", "Iterable sandbox",
+                           "--segment", "Stays", "--segment", "Goes", "--map", "email=Email"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"export", "run", "a", "--watch"});
+  ASSERT_EQ(code, 0) << text;
+  std::map<std::string, std::int64_t> ids;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    ids[list["name"].get<std::string>()] = list["id"].get<std::int64_t>();
+  }
+  ASSERT_EQ(ids.size(), 2u);
+  // In use by export a: refused, and nothing is deleted in Iterable.
+  std::tie(code, text) = Ctl({"segment", "delete", "Goes", "--delete-audiences"});
+  EXPECT_NE(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_EQ(HttpGetJson(SandboxUrl("/_sandbox/lists")).size(), 2u);
+
+  std::tie(code, text) = Ctl({"export", "update", "a", "--segment", "Stays"});
+  ASSERT_EQ(code, 0) << text;
+  std::tie(code, text) = Ctl({"segment", "delete", "Goes", "--delete-audiences"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("Deleted segment 'Goes'."));
+  EXPECT_THAT(text, HasSubstr("Deleted audiences: Goes (" + std::to_string(ids["Goes"]) + ")"));
+  std::set<std::string> left;
+  for (const json& list : HttpGetJson(SandboxUrl("/_sandbox/lists"))) {
+    left.insert(list["name"].get<std::string>());
+  }
+  EXPECT_EQ(left, (std::set<std::string>{"Stays"}));
+  EXPECT_EQ(ListMembers("Stays").size(), 5u);
+}
+
 }  // namespace
 }  // namespace exportd
