@@ -462,7 +462,9 @@ std::vector<cli::FlagSpec> ExportFlags(bool create) {
               : "mirror or add-only."},
       {"schedule", "CRON", "Run on a five-field cron schedule, e.g. '0 6 * * *'."},
       {"timezone", "TZ", "IANA time zone of the cron schedule (default UTC)."},
-      {"follow-system-refresh", "", "Run after each system refresh instead of on a cron."},
+      {"follow-system-refresh", "",
+       "Run at exportd's system refresh times instead of on a cron (exportd must be started "
+       "with --system-refresh SPEC; runs show trigger SYSTEM_REFRESH)."},
       {"notify-url", "URL",
        create ? "POST a signed JSON notification to this webhook when a run ends as --notify-on "
                 "says (docs/notifications.md); its signing secret is shown once."

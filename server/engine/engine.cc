@@ -188,9 +188,10 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
       secrets_(secrets),
       registry_(registry),
       options_(std::move(options)),
-      scheduler_(store, options_.system_refresh, [this](const v1::Export& e) {
+      scheduler_(store, options_.system_refresh, [this](const v1::Export& e,
+                                                        v1::RunTrigger trigger) {
         TriggerOptions scheduled;
-        scheduled.trigger = v1::RUN_TRIGGER_SCHEDULE;
+        scheduled.trigger = trigger;
         scheduled.requested_by = "scheduler";
         return Trigger(e.id(), scheduled).status();
       }),

@@ -323,6 +323,62 @@ TEST_F(ExportctlE2eTest, RunWatchRunsAndConnectionInUse) {
   EXPECT_EQ(Json({"export", "get", "run-me"})["active"], false);
 }
 
+// An export that follows the system refresh on an exportd started without
+// one would never run: exportd refuses it and says how to start exportd, and
+// its start-up log says whether there is a refresh schedule.
+TEST_F(ExportctlE2eTest, FollowingTheSystemRefreshNeedsOne) {
+  EXPECT_THAT(server_->log(), HasSubstr("system refresh: none (exports cannot follow it; start "
+                                        "with --system-refresh SPEC"));
+  std::filesystem::create_directories(server_->dir() / "refresh-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "refresh-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "refresh-out").string(),
+                 "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("refresh.csv", "Email\na@example.com\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "Refreshed", "--from-csv", csv}).code, 0);
+  Result refused = Run({"export", "create", "--name", "follower", "--connection", "refresh-files",
+                        "--segment", "Refreshed", "--map", "email=Email",
+                        "--follow-system-refresh"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, StartsWith("error: FAILED_PRECONDITION: export 'follower': "));
+  EXPECT_THAT(refused.err, HasSubstr("this exportd was started without one, so the export would "
+                                     "never run; start exportd with --system-refresh SPEC"));
+  EXPECT_EQ(Run({"export", "get", "follower"}).code, 1) << "nothing was saved";
+  // The same for an update; other changes to the export still work.
+  ASSERT_EQ(Run({"export", "create", "--name", "follower", "--connection", "refresh-files",
+                 "--segment", "Refreshed", "--map", "email=Email"})
+                .code,
+            0);
+  Result update = Run({"export", "update", "follower", "--follow-system-refresh"});
+  EXPECT_EQ(update.code, 1);
+  EXPECT_THAT(update.err, StartsWith("error: FAILED_PRECONDITION: "));
+  EXPECT_THAT(update.err, HasSubstr("--system-refresh SPEC"));
+  EXPECT_EQ(Run({"export", "update", "follower", "--schedule", "0 6 * * *"}).code, 0);
+
+  ExportdProcess with_refresh("exportctl-e2e-refresh",
+                              {"--system-refresh", "daily 02:00,14:00 UTC"});
+  ASSERT_FALSE(with_refresh.address().empty()) << with_refresh.log();
+  EXPECT_THAT(with_refresh.log(), HasSubstr("system refresh: daily 02:00,14:00 UTC (next "));
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", with_refresh.address()});
+    return RunWithEnv(args, {{"EXPORTD_DATA_DIR", with_refresh.data_dir().string()}});
+  };
+  std::filesystem::create_directories(with_refresh.dir() / "out");
+  ASSERT_EQ(run({"connection", "create", "--name", "files", "--type", "jsonl", "--setting",
+                 "directory=" + (with_refresh.dir() / "out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  ASSERT_EQ(run({"segment", "create", "--name", "R", "--from-csv", csv}).code, 0);
+  Result followed = run({"export", "create", "--name", "follower", "--connection", "files",
+                         "--segment", "R", "--map", "email=Email", "--follow-system-refresh"});
+  ASSERT_EQ(followed.code, 0) << followed.err;
+  EXPECT_THAT(followed.out, HasSubstr("It runs system refresh"));
+  Result got = run({"export", "get", "follower"});
+  EXPECT_THAT(got.out, testing::ContainsRegex("Schedule: +system refresh\n"));
+  EXPECT_THAT(got.out, testing::ContainsRegex("Next run: +20[0-9-]+ (02|14):00:00 UTC"));
+}
+
 // The lease and retry flags: the replica id shows in `run get` next to the
 // attempt; bad values are refused before exportd listens.
 TEST(ExportdLeaseFlagsE2eTest, ReplicaIdShowsInRunGetAndBadValuesAreRefused) {
