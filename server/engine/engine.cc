@@ -36,6 +36,9 @@ struct Engine::LiveRun {
   // What the run's final message says besides its counts (an audience made
   // again after it was deleted at the destination).
   std::vector<std::string> notes ABSL_GUARDED_BY(mu);
+  // The destination's message for the first record of this attempt that it
+  // could not deliver yet (retryable), for the run's message.
+  std::string retry_reason ABSL_GUARDED_BY(mu);
 
   // Asked to stop: a cancel here or through the store.
   bool cancel_asked() const { return cancel || keeper->cancel_requested(); }
@@ -102,6 +105,11 @@ class Engine::Tracker final : public sync::RunTracker {
     absl::MutexLock lock(&live_->mu);
     fn(*live_->run.mutable_segments(index));
     Estimate();
+  }
+
+  void NoteRetryable(const std::string& message) override {
+    absl::MutexLock lock(&live_->mu);
+    if (live_->retry_reason.empty()) live_->retry_reason = message;
   }
 
   absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
@@ -642,6 +650,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
       p.set_retryable(0);
     }
     live->progress = RunProgress();
+    live->retry_reason.clear();
   }
   Persist(*live).IgnoreError();
 
@@ -659,6 +668,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
   }
   std::int64_t rejected = 0, retryable = 0;
   int attempt = 0;
+  std::string retry_reason;
   {
     absl::MutexLock run_lock(&live->mu);
     for (const auto& p : live->run.segments()) {
@@ -666,6 +676,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
       retryable += p.retryable();
     }
     attempt = live->run.attempt();
+    retry_reason = live->retry_reason;
   }
   if (status.code() == absl::StatusCode::kCancelled || live->cancel_asked()) {
     if (shutting_down_ && !live->cancel_asked()) {
@@ -677,10 +688,12 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
   }
   bool retry = (!status.ok() && IsRetryable(status.code())) || (status.ok() && retryable > 0);
   if (retry) {
-    std::string why = status.ok() ? absl::StrCat(retryable, " records could not be delivered yet")
-                                  : std::string(status.message());
-    // The engine's run attempts, told apart from a plugin's request attempts
-    // that `why` may quote.
+    std::string why =
+        status.ok() ? absl::StrCat(retryable, " records could not be delivered yet",
+                                   retry_reason.empty() ? "" : absl::StrCat(" (", retry_reason, ")"))
+                    : std::string(status.message());
+    // The engine's run attempts, told apart from a plugin's tries of one
+    // request that `why` may quote.
     static thread_local std::mt19937_64 rng(std::random_device{}());
     RetryDecision next = DecideRetry({options_.max_attempts, options_.retry_base}, attempt, why,
                                      std::uniform_real_distribution<double>(0, 1)(rng));

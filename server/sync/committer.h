@@ -27,6 +27,10 @@ class RunTracker {
   // checkpoint, atomically.
   virtual absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                               store::BatchCommit& commit) = 0;
+  // After a commit that counted records as retryable: the destination's
+  // message for one of them (e.g. "Iterable request failed after 6 tries:
+  // ..."), so that the run can say why it is tried again. Optional.
+  virtual void NoteRetryable(const std::string& /*message*/) {}
 };
 
 // Where a segment's batches are committed.
