@@ -386,6 +386,10 @@ absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
   }
   if (live == nullptr) return store_->GetRun(run_id);
   absl::MutexLock lock(&live->mu);
+  // A run that stalls (nothing finished for a while) shows it in its rate.
+  if (live->run.state() == v1::RUN_STATE_RUNNING) {
+    live->progress.Estimate(live->run, options_.clock->Now());
+  }
   return live->run;
 }
 
