@@ -379,6 +379,76 @@ TEST_F(ExportctlE2eTest, FollowingTheSystemRefreshNeedsOne) {
   EXPECT_THAT(got.out, testing::ContainsRegex("Next run: +20[0-9-]+ (02|14):00:00 UTC"));
 }
 
+// Names are the user's words: a segment in use is refused by name, with the
+// exports by name; hints quote names for the shell.
+TEST_F(ExportctlE2eTest, NamesWithSpacesAreNamedAndQuoted) {
+  std::filesystem::create_directories(server_->dir() / "names-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "name-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "names-out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("names.csv", "Email\na@example.com\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "VIP Customers", "--from-csv", csv}).code, 0);
+  Result created = Run({"export", "create", "--name", "VIP to files", "--connection",
+                        "name-files", "--segment", "VIP Customers", "--map", "email=Email"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out,
+              HasSubstr("run it now with: exportctl export run 'VIP to files' --watch\n"));
+
+  Result in_use = Run({"segment", "delete", "VIP Customers"});
+  EXPECT_EQ(in_use.code, 1);
+  EXPECT_THAT(in_use.err, StartsWith("error: FAILED_PRECONDITION: segment 'VIP Customers' is used "
+                                     "by exports: VIP to files; "));
+  const std::string segment_id = Json({"segment", "get", "VIP Customers"})["id"];
+  EXPECT_THAT(in_use.err, Not(HasSubstr(segment_id)));
+
+  Result detached = Run({"export", "detach", "VIP to files"});
+  ASSERT_EQ(detached.code, 0) << detached.err;
+  EXPECT_THAT(detached.out,
+              HasSubstr("with: exportctl export update 'VIP to files' --connection NAME\n"));
+}
+
+// A contributor sees a connection's name and type only: `connection get`
+// leaves out what it may not see instead of printing it empty.
+TEST(ExportctlContributorE2eTest, ConnectionGetLeavesOutWhatAContributorMayNotSee) {
+  const std::filesystem::path tokens = std::filesystem::temp_directory_path() /
+                                       ("exportctl-e2e-role-tokens-" + std::to_string(::getpid()));
+  const std::string admin(40, 'a'), contributor(40, 'c');
+  std::ofstream(tokens) << admin << " alice admin\n" << contributor << " bob contributor\n";
+  std::filesystem::permissions(tokens,
+                               std::filesystem::perms::owner_read |
+                                   std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  ExportdProcess server("exportctl-e2e-roles", {"--tokens-file", tokens.string()});
+  ASSERT_FALSE(server.address().empty()) << server.log();
+  auto as = [&](const std::string& token, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", server.address()});
+    return RunWithEnv(args, {{"EXPORTD_TOKEN", token}});
+  };
+  std::filesystem::create_directories(server.dir() / "out");
+  ASSERT_EQ(as(admin, {"connection", "create", "--name", "shared files", "--type", "jsonl",
+                       "--setting", "directory=" + (server.dir() / "out").string(),
+                       "--share-with-contributors", "--accept-privacy-terms"})
+                .code,
+            0);
+  Result full = as(admin, {"connection", "get", "shared files"});
+  ASSERT_EQ(full.code, 0) << full.err;
+  EXPECT_THAT(full.out, HasSubstr("Created by:"));
+  EXPECT_THAT(full.out, HasSubstr("alice"));
+
+  Result limited = as(contributor, {"connection", "get", "shared files"});
+  ASSERT_EQ(limited.code, 0) << limited.err;
+  EXPECT_THAT(limited.out, HasSubstr("Name:"));
+  EXPECT_THAT(limited.out, HasSubstr("shared files"));
+  EXPECT_THAT(limited.out, HasSubstr("Type:"));
+  for (const char* hidden : {"Created by", "Consent accepted", "Settings", "Created:", "Updated:"}) {
+    EXPECT_THAT(limited.out, Not(HasSubstr(hidden))) << limited.out;
+  }
+  // No line ends right after its label.
+  EXPECT_THAT(limited.out, Not(testing::ContainsRegex(":[ ]*\n"))) << limited.out;
+  std::filesystem::remove(tokens);
+}
+
 // The lease and retry flags: the replica id shows in `run get` next to the
 // attempt; bad values are refused before exportd listens.
 TEST(ExportdLeaseFlagsE2eTest, ReplicaIdShowsInRunGetAndBadValuesAreRefused) {
