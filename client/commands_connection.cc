@@ -58,7 +58,7 @@ std::string SettingsSummary(const exportd::v1::Connection& connection) {
 // "alice at 2026-12-01 10:00:00 UTC, statement version 2026-12-01"; "-" when
 // nobody's consent is shown (a contributor's view).
 std::string ConsentSummary(const exportd::v1::Connection& c) {
-  if (c.consent_accepted_by().empty()) return "-";
+  if (c.consent_accepted_by().empty()) return "";  // Not shown (PrintDetails skips it).
   return absl::StrCat(c.consent_accepted_by(), " at ", FormatTime(c.consent_accepted_at_micros()),
                       ", statement version ",
                       c.consent_statement_version().empty() ? "not recorded (created before "
@@ -71,19 +71,21 @@ void PrintConnection(CommandContext& ctx, const exportd::v1::Connection& c) {
     ctx.out() << ToJson(c);
     return;
   }
-  PrintDetails(
-      ctx.out(),
-      {{"Name", c.display_name()},
-       {"ID", c.id()},
-       {"Type", c.destination_type()},
-       {"Settings", c.settings().empty() ? "-" : SettingsSummary(c)},
-       {"Secrets set", c.secret_names().empty() ? "-" : absl::StrJoin(c.secret_names(), ", ")},
-       {"Shared with contributors", c.shared_with_contributors() ? "yes" : "no"},
-       {"Consent", ConsentSummary(c)},
-       {"Export users", c.export_users().empty() ? "-" : absl::StrJoin(c.export_users(), ", ")},
-       {"Created by", c.created_by()},
-       {"Created", FormatTime(c.created_at_micros())},
-       {"Updated", FormatTime(c.updated_at_micros())}});
+  // A contributor sees a connection's name and type only: what the server
+  // leaves out is left out here too (PrintDetails skips empty values).
+  PrintDetails(ctx.out(),
+               {{"Name", c.display_name()},
+                {"ID", c.id()},
+                {"Type", c.destination_type()},
+                {"Settings", SettingsSummary(c)},
+                {"Secrets set", absl::StrJoin(c.secret_names(), ", ")},
+                {"Shared with contributors", c.shared_with_contributors() ? "yes" : "no"},
+                {"Consent accepted by", c.consent_accepted_by()},
+                {"Consent accepted at", FormatTimeIfSet(c.consent_accepted_at_micros())},
+                {"Export users", absl::StrJoin(c.export_users(), ", ")},
+                {"Created by", c.created_by()},
+                {"Created", FormatTimeIfSet(c.created_at_micros())},
+                {"Updated", FormatTimeIfSet(c.updated_at_micros())}});
 }
 
 int Create(CommandContext& ctx, const cli::ParsedArgs& args) {

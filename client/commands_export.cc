@@ -96,7 +96,7 @@ void PrintExport(CommandContext& ctx, const exportd::v1::Export& e) {
                 {"Mappings", MappingSummary(e)},
                 {"Mode", ModeLabel(e.mode())},
                 {"Schedule", ScheduleSummary(e.schedule())},
-                {"Next run", FormatTime(e.schedule().next_run_at_micros())},
+                {"Next run", FormatTimeIfSet(e.schedule().next_run_at_micros())},
                 {"Webhook", e.notify_url().empty() ? "-" : e.notify_url()},
                 {"Notify on", NotifySummary(e)},
                 {"Signing secret", e.notify_secret_set() ? "set" : "-"},
@@ -195,9 +195,10 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(created);
   } else {
     PrintLine(ctx.out(),
-              "Created export '$0' (id $1). It runs $2; run it now with 'exportctl "
-              "export run $0 --watch'.",
-              created.name(), created.id(), ScheduleSummary(created.schedule()));
+              "Created export '$0' (id $1). It runs $2; run it now with: exportctl export run $3 "
+              "--watch",
+              created.name(), created.id(), ScheduleSummary(created.schedule()),
+              ShellQuote(created.name()));
     PrintNewSecret(ctx, created);
   }
   return kExitOk;
@@ -334,9 +335,9 @@ int Detach(CommandContext& ctx, const cli::ParsedArgs& args) {
   } else {
     PrintLine(ctx.out(),
               "Detached export '$0' from its connection; it is inactive and keeps its "
-              "configuration. Attach a connection with 'exportctl export update $0 --connection "
-              "NAME'.",
-              e.name());
+              "configuration. Attach a connection with: exportctl export update $1 --connection "
+              "NAME",
+              e.name(), ShellQuote(e.name()));
   }
   return kExitOk;
 }
@@ -364,14 +365,12 @@ int Run(CommandContext& ctx, const cli::ParsedArgs& args) {
     ctx.out() << ToJson(run);
   } else if (run.joined_queued_run()) {
     PrintLine(ctx.out(),
-              "Export '$1' already had run $0 queued; this request joined it. Follow it with "
-              "'exportctl run watch $0'.",
-              run.id(), run.export_name());
+              "Export '$1' already had run $0 queued; this request joined it. Follow it with: "
+              "exportctl run watch $2",
+              run.id(), run.export_name(), ShellQuote(run.id()));
   } else {
-    PrintLine(ctx.out(),
-              "Started run $0 of export '$1' ($2). Follow it with 'exportctl run watch "
-              "$0'.",
-              run.id(), run.export_name(), RunStateLabel(run.state()));
+    PrintLine(ctx.out(), "Started run $0 of export '$1' ($2). Follow it with: exportctl run watch $3",
+              run.id(), run.export_name(), RunStateLabel(run.state()), ShellQuote(run.id()));
   }
   return kExitOk;
 }
@@ -467,7 +466,9 @@ std::vector<cli::FlagSpec> ExportFlags(bool create) {
               : "mirror or add-only."},
       {"schedule", "CRON", "Run on a five-field cron schedule, e.g. '0 6 * * *'."},
       {"timezone", "TZ", "IANA time zone of the cron schedule (default UTC)."},
-      {"follow-system-refresh", "", "Run after each system refresh instead of on a cron."},
+      {"follow-system-refresh", "",
+       "Run at exportd's system refresh times instead of on a cron (exportd must be started "
+       "with --system-refresh SPEC; runs show trigger SYSTEM_REFRESH)."},
       {"notify-url", "URL",
        create ? "POST a signed JSON notification to this webhook when a run ends as --notify-on "
                 "says (docs/notifications.md); its signing secret is shown once."

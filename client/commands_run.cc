@@ -1,6 +1,7 @@
 // exportctl run get|watch|cancel|rejections|log, and the run watcher shared
 // with `export run --watch`.
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -139,8 +140,8 @@ int Cancel(CommandContext& ctx, const cli::ParsedArgs& args) {
   } else {
     PrintLine(ctx.out(),
               "Cancel of run $0 of export '$1' requested; it is $2 until the run stops. Wait for "
-              "its final state with 'exportctl run cancel $0 --wait' or 'exportctl run watch $0'.",
-              run.id(), run.export_name(), RunStateLabel(run.state()));
+              "its final state with: exportctl run watch $3",
+              run.id(), run.export_name(), RunStateLabel(run.state()), ShellQuote(run.id()));
   }
   return kExitOk;
 }
@@ -177,7 +178,9 @@ int Rejections(CommandContext& ctx, const cli::ParsedArgs& args) {
   }
   Table table({"PROFILE ID", "SEGMENT", "FIELD", "REASON", "REMOVAL", "MESSAGE"});
   for (const auto& r : all.rejections()) {
-    table.AddRow({r.profile_id(), r.segment_id(), r.field().empty() ? "-" : r.field(),
+    // The id only for a segment deleted since.
+    table.AddRow({r.profile_id(), r.segment_name().empty() ? r.segment_id() : r.segment_name(),
+                  r.field().empty() ? "-" : r.field(),
                   r.reason_code(), r.removal() ? "yes" : "no", r.message()});
   }
   table.Print(ctx.out());
@@ -287,12 +290,24 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
     details.emplace_back("Duration",
                          FormatDuration((run.finished_at_micros() - run.started_at_micros()) / 1e6));
   }
-  if (run.attempt() > 1) details.emplace_back("Attempt", absl::StrCat(run.attempt()));
-  if (!run.replica().empty()) details.emplace_back("Replica", run.replica());
-  if (run.next_attempt_at_micros() > 0) {
-    details.emplace_back("Next attempt", FormatTime(run.next_attempt_at_micros()));
+  if (run.state() == exportd::v1::RUN_STATE_RUNNING && !run.dry_run()) {
+    // The server's estimate (exponentially weighted over the run).
+    details.emplace_back("Rate", run.rate() > 0
+                                     ? absl::StrCat(FormatCount(std::llround(run.rate())),
+                                                    " records/s")
+                                     : "measuring");
+    details.emplace_back("ETA", run.eta_seconds() >= 0 ? FormatDuration(run.eta_seconds())
+                                                       : "unknown yet");
   }
-  if (!run.message().empty()) details.emplace_back("Message", run.message());
+  // The engine's attempts of the whole run; a destination's tries of single
+  // requests are counted in the message.
+  if (run.attempt() > 1) details.emplace_back("Run attempt", absl::StrCat(run.attempt()));
+  details.emplace_back("Replica", run.replica());
+  if (run.next_attempt_at_micros() > 0) {
+    details.emplace_back("Next run attempt", absl::StrCat(run.attempt() + 1, " at ",
+                                                          FormatTime(run.next_attempt_at_micros())));
+  }
+  details.emplace_back("Message", run.message());
   PrintDetails(ctx.out(), details);
   if (run.segments().empty()) return;
   const bool dry = run.dry_run();
@@ -319,7 +334,8 @@ void PrintRunDetails(CommandContext& ctx, const exportd::v1::Run& run) {
   }
   table.Print(ctx.out());
   if (SumRun(run).rejected > 0) {
-    PrintLine(ctx.out(), "See the rejected records with 'exportctl run rejections $0'.", run.id());
+    PrintLine(ctx.out(), "See the rejected records with: exportctl run rejections $0",
+              ShellQuote(run.id()));
   }
 }
 
@@ -368,9 +384,10 @@ int WatchRun(CommandContext& ctx, const std::string& run_id) {
   if (interrupt.interrupted()) {
     ctx.out().flush();
     PrintLine(ctx.err(),
-              "Stopped watching; run $0 goes on on the server. Watch it again with 'exportctl run "
-              "watch $0' or cancel it with 'exportctl run cancel $0'.",
-              run_id);
+              "Stopped watching; run $0 goes on on the server.\n"
+              "Watch it again with: exportctl run watch $1\n"
+              "Cancel it with:      exportctl run cancel $1",
+              run_id, ShellQuote(run_id));
     return kExitInterrupted;
   }
   if (!status.ok()) return ctx.RpcError(status);

@@ -192,8 +192,8 @@ int Create(CommandContext& ctx, const cli::ParsedArgs& args) {
     } else {
       PrintLine(ctx.err(),
                 "The segment was created without members, and removing it failed ($0); upload "
-                "them with 'exportctl segment upload $1 --from-csv FILE'.",
-                deleted.error_message(), segment.name());
+                "them with: exportctl segment upload $1 --from-csv FILE",
+                deleted.error_message(), ShellQuote(segment.name()));
     }
   }
   return code;

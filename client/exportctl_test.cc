@@ -257,7 +257,7 @@ TEST_F(ExportctlTest, WatchPrintsProgressLinesAndExitsZeroOnSuccess) {
   // Not a TTY: one plain line per update, then the final state and counts.
   EXPECT_THAT(result.out, HasSubstr("QUEUED    1,000 members\n"));
   EXPECT_THAT(result.out, HasSubstr("RUNNING    50% 500/1,000 sent  250 rec/s  ETA 2s\n"));
-  EXPECT_THAT(result.out, HasSubstr("State:         SUCCEEDED_WITH_REJECTIONS"));
+  EXPECT_THAT(result.out, HasSubstr("State:        SUCCEEDED_WITH_REJECTIONS"));
   EXPECT_THAT(result.out, HasSubstr("exportctl run rejections run-ok"));
   EXPECT_EQ(result.out.find('\r'), std::string::npos);
 }
@@ -291,8 +291,9 @@ TEST_F(ExportctlTest, CtrlCDuringAWatchSaysTheRunGoesOn) {
   EXPECT_EQ(result.code, 130);
   EXPECT_THAT(result.out, HasSubstr("RUNNING "));
   EXPECT_EQ(result.err,
-            "Stopped watching; run run-slow goes on on the server. Watch it again with 'exportctl "
-            "run watch run-slow' or cancel it with 'exportctl run cancel run-slow'.\n");
+            "Stopped watching; run run-slow goes on on the server.\n"
+            "Watch it again with: exportctl run watch run-slow\n"
+            "Cancel it with:      exportctl run cancel run-slow\n");
 }
 
 TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
@@ -300,8 +301,7 @@ TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
   EXPECT_EQ(requested.code, 0) << requested.err;
   EXPECT_EQ(requested.out,
             "Cancel of run run-ok of export 'ok' requested; it is RUNNING until the run stops. "
-            "Wait for its final state with 'exportctl run cancel run-ok --wait' or 'exportctl run "
-            "watch run-ok'.\n");
+            "Wait for its final state with: exportctl run watch run-ok\n");
   Result waited = Run({"run", "cancel", "run-ok", "--wait"});
   EXPECT_EQ(waited.code, 0) << waited.err;
   EXPECT_EQ(waited.out,
@@ -312,6 +312,67 @@ TEST_F(ExportctlTest, CancelSaysItWasRequestedAndWaitWaitsForTheEnd) {
   EXPECT_EQ(ended.out, "Run run-fails of export 'fails' ended FAILED.\n");
 }
 
+// While a run is running, `run get` shows the server's rate and ETA; once it
+// has ended, neither.
+TEST_F(ExportctlTest, RunGetShowsRateAndEtaWhileTheRunIsRunning) {
+  Result running = Run({"run", "get", "run-slow"});
+  EXPECT_EQ(running.code, 0) << running.err;
+  EXPECT_THAT(running.out, HasSubstr("State:        RUNNING\n"));
+  EXPECT_THAT(running.out, HasSubstr("Rate:         250 records/s\n"));
+  EXPECT_THAT(running.out, HasSubstr("ETA:          2s\n"));
+  Result ended = Run({"run", "get", "run-ok"});
+  EXPECT_EQ(ended.code, 0) << ended.err;
+  EXPECT_THAT(ended.out, Not(HasSubstr("Rate:")));
+  EXPECT_THAT(ended.out, Not(HasSubstr("ETA:")));
+}
+
+// The engine's run attempts are named as such, apart from the message that
+// quotes a destination's tries.
+TEST_F(ExportctlTest, RunGetNamesTheNextRunAttempt) {
+  Result result = Run({"run", "get", "run-retrying"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("State:             FAILED_RETRYING\n"));
+  EXPECT_THAT(result.out, HasSubstr("Next run attempt:  2 at 2024-05-01 12:00:00 UTC\n"));
+  EXPECT_THAT(result.out,
+              HasSubstr("Message:           Iterable request failed after 2 tries: GET "
+                        "/api/lists: HTTP 503; the run will be tried again (run attempt 2 of "
+                        "3) in 30s\n"));
+  EXPECT_THAT(result.out, Not(HasSubstr("Attempt:")));
+}
+
+TEST_F(ExportctlTest, RejectionsNameTheirSegment) {
+  Result result = Run({"run", "rejections", "run-ok"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("p1          VIP       "));
+  EXPECT_THAT(result.out, Not(HasSubstr("seg-vip")));
+  // A segment deleted since is shown by its id.
+  EXPECT_THAT(result.out, HasSubstr("p2          seg-gone  "));
+}
+
+// A contributor sees a connection's name and type only; the fields it may not
+// see are left out, not printed empty.
+TEST_F(ExportctlTest, ConnectionGetLeavesOutWhatTheCallerMayNotSee) {
+  Result result = Run({"connection", "get", "shared"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "Name:                      shared\n"
+            "ID:                        conn-1\n"
+            "Type:                      iterable\n"
+            "Shared with contributors:  yes\n");
+}
+
+// Names in the commands a hint prints are quoted for the shell.
+TEST_F(ExportctlTest, HintsQuoteNamesForTheShell) {
+  Result created = Run({"export", "create", "--name", "VIP Customers", "--connection", "shared",
+                        "--segment", "VIP", "--map", "email=Email"});
+  EXPECT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out,
+              HasSubstr("run it now with: exportctl export run 'VIP Customers' --watch\n"));
+  Result plain = Run({"export", "create", "--name", "vip-2024", "--connection", "shared",
+                      "--segment", "VIP", "--map", "email=Email"});
+  EXPECT_THAT(plain.out, HasSubstr("run it now with: exportctl export run vip-2024 --watch\n"));
+}
+
 TEST_F(ExportctlTest, ASecondRunWhileOneIsQueuedSaysItJoinedIt) {
   Result first = Run({"export", "run", "ok"});
   EXPECT_EQ(first.code, 0) << first.err;
@@ -319,8 +380,8 @@ TEST_F(ExportctlTest, ASecondRunWhileOneIsQueuedSaysItJoinedIt) {
   Result second = Run({"export", "run", "ok"});
   EXPECT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(second.out,
-            "Export 'ok' already had run run-ok queued; this request joined it. Follow it with "
-            "'exportctl run watch run-ok'.\n");
+            "Export 'ok' already had run run-ok queued; this request joined it. Follow it with: "
+            "exportctl run watch run-ok\n");
   Result watched = Run({"export", "run", "ok", "--watch"});
   EXPECT_THAT(watched.out, StartsWith("Joined the queued run run-ok of export 'ok':\n"));
 }

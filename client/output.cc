@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -123,8 +124,11 @@ void Table::Print(std::ostream& out) const {
 void PrintDetails(std::ostream& out,
                   const std::vector<std::pair<std::string, std::string>>& details) {
   size_t width = 0;
-  for (const auto& [key, value] : details) width = std::max(width, DisplayWidth(key));
   for (const auto& [key, value] : details) {
+    if (!value.empty()) width = std::max(width, DisplayWidth(key));
+  }
+  for (const auto& [key, value] : details) {
+    if (value.empty()) continue;
     out << key << ':' << std::string(width - DisplayWidth(key) + 2, ' ') << EscapeForTerminal(value)
         << '\n';
   }
@@ -141,6 +145,8 @@ std::string FormatTime(int64_t micros) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMicros(micros),
                           absl::UTCTimeZone());
 }
+
+std::string FormatTimeIfSet(int64_t micros) { return micros == 0 ? "" : FormatTime(micros); }
 
 std::string FormatDuration(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds)) return "-";

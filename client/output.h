@@ -62,9 +62,17 @@ class Table {
 };
 
 // "Key:   value" lines, keys aligned; for the `get` commands. Values are
-// escaped.
+// escaped. A pair whose value is empty is left out: a field the caller may
+// not see (a contributor looking at a connection) or that has no value yet
+// prints no line rather than an empty one. Pass "-" for "none" when that
+// is worth saying.
 void PrintDetails(std::ostream& out,
                   const std::vector<std::pair<std::string, std::string>>& details);
+
+// Hints that print a command to run quote names with exportd::ShellQuote
+// (server/common/terminal_text.h):
+//   PrintLine(out, "Show it with: exportctl segment get $0", ShellQuote(name));
+//   // Show it with: exportctl segment get 'VIP Customers'
 
 // Writes one line: `format` (exportctl's own text) with $0..$9 replaced by
 // `args`, each escaped, then '\n'. Arguments are anything absl::StrCat takes.
@@ -82,6 +90,8 @@ std::string ToCompactJson(const google::protobuf::Message& message);
 
 // Microseconds since the epoch as "2024-05-01 12:00:00 UTC"; "-" for 0.
 std::string FormatTime(int64_t micros);
+// The same, but "" for 0: a detail line (PrintDetails) that is left out.
+std::string FormatTimeIfSet(int64_t micros);
 // Seconds as "45s", "3m05s", "2h01m"; "-" when negative (unknown).
 std::string FormatDuration(double seconds);
 // 1234567 → "1,234,567".

@@ -1,5 +1,6 @@
 #include "client/output.h"
 
+#include <cstdio>
 #include <sstream>
 
 #include "exportd/v1/connection.pb.h"
@@ -65,6 +66,44 @@ TEST(DetailsTest, AlignsKeys) {
   std::ostringstream out;
   PrintDetails(out, {{"Name", "vip"}, {"Members", "3"}});
   EXPECT_EQ(out.str(), "Name:     vip\nMembers:  3\n");
+}
+
+// What /bin/sh makes of `word` as one argument of printf.
+std::string ShellSays(const std::string& word) {
+  const std::string command = "printf '%s' " + word;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "<popen failed>";
+  std::string out;
+  char buffer[256];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  ::pclose(pipe);
+  return out;
+}
+
+// A field with no value (one the caller may not see) prints no line; the
+// keys align on the lines printed.
+TEST(DetailsTest, LeavesOutEmptyValues) {
+  std::ostringstream out;
+  PrintDetails(out, {{"Name", "vip"}, {"Created by", ""}, {"Type", "iterable"}, {"Secrets", "-"}});
+  EXPECT_EQ(out.str(), "Name:     vip\nType:     iterable\nSecrets:  -\n");
+}
+
+TEST(ShellQuoteTest, QuotesOnlyWhatTheShellWouldChange) {
+  EXPECT_EQ(ShellQuote("vip-2024_a.b@c:d,e/f+g=h%"), "vip-2024_a.b@c:d,e/f+g=h%");
+  EXPECT_EQ(ShellQuote("VIP Customers"), "'VIP Customers'");
+  EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
+  EXPECT_EQ(ShellQuote("$HOME"), "'$HOME'");
+  EXPECT_EQ(ShellQuote("a\"b`c`\\d"), "'a\"b`c`\\d'");
+  EXPECT_EQ(ShellQuote("*"), "'*'");
+  EXPECT_EQ(ShellQuote("~root"), "'~root'");
+  EXPECT_EQ(ShellQuote("Kunden München"), "'Kunden München'");
+  EXPECT_EQ(ShellQuote(""), "''");
+  // The shell reads each back as it was.
+  for (const std::string word :
+       {"VIP Customers", "it's", "$HOME", "a\"b`c`\\d", "*", "~root", "'", "a  b", "x;y|z&"}) {
+    EXPECT_EQ(ShellSays(ShellQuote(word)), word);
+  }
 }
 
 TEST(JsonTest, ProtoFieldNamesAndZeroValues) {

@@ -36,12 +36,29 @@ UNIMPLEMENTED; the example then says so and still exits 0, unless
 --require-run. --no-run skips the step.
 """
 
-import argparse
-import os
-import random
-import string
 import sys
-import time
+
+# grpcio and protobuf first, before anything else can fail: on Debian they are
+# packages of the system's python3 (/usr/bin/python3), which another python3
+# earlier on PATH (pyenv, a virtualenv) does not see.
+try:
+    import grpc  # noqa: F401
+    import google.protobuf  # noqa: F401
+except ImportError as missing:
+    sys.stderr.write(
+        f"exportd_example: {missing} in {sys.executable or 'this python'} "
+        f"(Python {sys.version.split()[0]}).\n"
+        "It needs grpcio and protobuf. On Debian, run it with /usr/bin/python3 after\n"
+        "  apt install python3-grpcio python3-protobuf\n"
+        "(another python3 first on PATH, such as pyenv's or a virtualenv's, does not see them;\n"
+        "with that one, pip install grpcio protobuf instead).\n")
+    sys.exit(2)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import string  # noqa: E402
+import time  # noqa: E402
 
 
 class CheckFailed(Exception):
@@ -162,12 +179,6 @@ def open_channel(grpc, args):
 def import_stubs(gen_dir):
     if gen_dir:
         sys.path.insert(0, gen_dir)
-    try:
-        import grpc  # noqa: F401
-    except ImportError:
-        raise SystemExit("exportd_example: the grpc module is missing; on Debian: "
-                         "apt-get install python3-grpcio python3-protobuf, and run this with "
-                         "/usr/bin/python3")
     try:
         from exportd.v1 import segment_pb2  # noqa: F401
     except ImportError as e:

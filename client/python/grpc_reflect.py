@@ -23,13 +23,27 @@ Only unary methods can be called. Exit status: 0 ok, 1 an RPC or lookup
 failed, 2 usage.
 """
 
-import argparse
-import json
-import os
 import sys
 
-import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+# grpcio and protobuf first: on Debian they are packages of the system's
+# python3 (/usr/bin/python3), which another python3 earlier on PATH (pyenv, a
+# virtualenv) does not see.
+try:
+    import grpc
+    from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+except ImportError as missing:
+    sys.stderr.write(
+        f"grpc_reflect: {missing} in {sys.executable or 'this python'} "
+        f"(Python {sys.version.split()[0]}).\n"
+        "It needs grpcio and protobuf. On Debian, run it with /usr/bin/python3 after\n"
+        "  apt install python3-grpcio python3-protobuf\n"
+        "(another python3 first on PATH, such as pyenv's or a virtualenv's, does not see them;\n"
+        "with that one, pip install grpcio protobuf instead).\n")
+    sys.exit(2)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
 
 try:
     from grpc_health.v1 import health_pb2, health_pb2_grpc

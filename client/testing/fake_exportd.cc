@@ -140,10 +140,19 @@ class FakeExportd::ConnectionServiceImpl final : public exportd::v1::ConnectionS
  public:
   explicit ConnectionServiceImpl(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
+  // "shared" answers as exportd answers a contributor: id, name, type and
+  // sharing only. Any other name is NOT_FOUND.
   grpc::Status GetConnection(grpc::ServerContext* context,
                              const exportd::v1::GetConnectionRequest* request,
-                             exportd::v1::Connection*) override {
+                             exportd::v1::Connection* response) override {
     RecordAuth(context, state_->mu, state_->last_authorization);
+    if (request->connection() == "shared") {
+      response->set_id("conn-1");
+      response->set_display_name("shared");
+      response->set_destination_type("iterable");
+      response->set_shared_with_contributors(true);
+      return grpc::Status::OK;
+    }
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("connection '", request->connection(), "' not found"));
   }
@@ -208,7 +217,49 @@ class FakeExportd::RunServiceImpl final : public exportd::v1::RunService::Servic
 
   grpc::Status GetRun(grpc::ServerContext*, const exportd::v1::GetRunRequest* request,
                       exportd::v1::Run* response) override {
+    if (request->run_id() == "run-slow") {
+      *response = Stage("run-ok", 1);
+      response->set_id("run-slow");
+      return grpc::Status::OK;
+    }
+    if (request->run_id() == "run-retrying") {
+      *response = Stage("run-fails", 2);
+      response->set_id("run-retrying");
+      response->set_state(exportd::v1::RUN_STATE_FAILED_RETRYING);
+      response->set_attempt(1);
+      response->set_next_attempt_at_micros(1714564800000000);  // 2024-05-01 12:00:00 UTC
+      response->set_message(
+          "Iterable request failed after 2 tries: GET /api/lists: HTTP 503; the run will be "
+          "tried again (run attempt 2 of 3) in 30s");
+      return grpc::Status::OK;
+    }
     *response = Stage(request->run_id(), 2);
+    return grpc::Status::OK;
+  }
+
+  // "run-ok" has two rejections: one in segment VIP, one in a segment deleted
+  // since (no name).
+  grpc::Status ListRejections(grpc::ServerContext*,
+                              const exportd::v1::ListRejectionsRequest* request,
+                              exportd::v1::ListRejectionsResponse* response) override {
+    if (request->run_id() != "run-ok") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("run '", request->run_id(), "' not found"));
+    }
+    exportd::v1::Rejection* r = response->add_rejections();
+    r->set_run_id("run-ok");
+    r->set_segment_id("seg-vip");
+    r->set_segment_name("VIP");
+    r->set_profile_id("p1");
+    r->set_reason_code("invalid_email");
+    r->set_message("not an email");
+    r = response->add_rejections();
+    r->set_run_id("run-ok");
+    r->set_segment_id("seg-gone");
+    r->set_profile_id("p2");
+    r->set_reason_code("invalid_email");
+    r->set_message("not an email");
+    response->set_total(2);
     return grpc::Status::OK;
   }
 

@@ -1,12 +1,15 @@
 // An in-process fake of the exportd services exportctl's tests need: segments
 // (with a real client-streaming UploadMembers that commits only a complete
-// stream, and ListMembers answering with its first rows), connections (lookups of unknown names
-// fail NOT_FOUND; CreateConnection records the request and answers a connection
-// made from it), destinations (GetDestination knows "iterable", whose privacy
-// statement is kFakePrivacyStatement, version kFakePrivacyStatementVersion) and runs (export "ok"
-// runs to SUCCEEDED, any other export to FAILED; WatchRun streams QUEUED, RUNNING at 50%, then the
-// final state) and the server's status (a fixed one: FakeServerStatus()). It binds 127.0.0.1:0 and
-// records the authorization header it saw.
+// stream, and ListMembers answering with its first rows), connections ("shared"
+// answers as exportd answers a contributor; lookups of other names fail
+// NOT_FOUND; CreateConnection records the request and answers a connection made
+// from it), destinations (GetDestination knows "iterable", whose privacy
+// statement is kFakePrivacyStatement, version kFakePrivacyStatementVersion) and
+// runs (export "ok" runs to SUCCEEDED, any other export to FAILED; WatchRun
+// streams QUEUED, RUNNING at 50%, then the final state; GetRun of "run-slow"
+// is RUNNING, of "run-retrying" FAILED_RETRYING; "run-ok" has two
+// rejections) and the server's status (a fixed one: FakeServerStatus()). It
+// binds 127.0.0.1:0 and records the authorization header it saw.
 //
 //   FakeExportd server;                 // started
 //   RunExportctl({"exportctl", "--server", server.address(), "segment", "list"}, ...);

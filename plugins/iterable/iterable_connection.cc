@@ -41,6 +41,19 @@ std::string DurationText(absl::Duration d) {
 // The Debian Abseil's string_view is its own type, not std::string_view.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
+// The plugin counts a request's tries, never "attempts": those are the
+// engine's run attempts, which the run's message names next to this one.
+std::string GaveUpAfterTries(int tries, absl::string_view what, absl::string_view detail) {
+  return absl::StrCat("Iterable request failed after ", tries, tries == 1 ? " try: " : " tries: ",
+                      what, ": ", detail);
+}
+
+// "; retrying in 1.5s (try 2 of 6)", for the log line of a retried request.
+std::string RetryingIn(absl::Duration delay, bool retry_after, int next_try, int max_tries) {
+  return absl::StrCat("; retrying in ", DurationText(delay), retry_after ? " (Retry-After)" : "",
+                      " (try ", next_try, " of ", max_tries, ")");
+}
+
 absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
 }
@@ -178,26 +191,29 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
     absl::StatusOr<HttpResponse> response = Send(method, path, body, ctx);
     std::optional<absl::Duration> retry_after;
     absl::Status failure;
+    // What went wrong, without `what`: the transport's error or the answer.
+    std::string detail;
     if (!response.ok()) {
       if (absl::IsCancelled(response.status()) || !retry_transport) return response.status();
       failure = response.status();
+      detail = std::string(failure.message());
     } else if (Is2xx(response->status)) {
       return response;
     } else {
       failure = StatusForAnswer(response->status, response->body, what);
       if (!IsRetryableHttpStatus(response->status)) return failure;
+      detail = DescribeErrorAnswer(response->status, response->body);
       if (response->status == 429) retry_after = ThrottleWait(*response, ctx.Now());
     }
     const std::optional<absl::Duration> delay =
         retry.NextDelay(ctx.Now(), retry_after, Uniform01());
     if (!delay) {
-      return absl::Status(failure.code(), absl::StrCat(failure.message(), " (gave up after ",
-                                                       retry.attempts(), " request attempts)"));
+      return absl::Status(failure.code(), GaveUpAfterTries(retry.attempts(), what, detail));
     }
     Log(ctx, LogLevel::kWarning,
-        absl::StrCat(what, ": ", failure.message(), "; retrying in ", DurationText(*delay),
-                     " (request attempt ", retry.attempts() + 1, " of ",
-                     options_.retry.max_attempts, ")"));
+        absl::StrCat(what, ": ", detail,
+                     RetryingIn(*delay, retry_after.has_value(), retry.attempts() + 1,
+                                options_.retry.max_attempts)));
     if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
   }
 }
@@ -554,15 +570,14 @@ absl::StatusOr<IterableConnection::WriteResult> IterableConnection::SendListRequ
     if (!delay) {
       result.kind = WriteResult::Kind::kRetryable;
       result.reason_code = reason;
-      result.message =
-          absl::StrCat(what, " failed after ", retry.attempts(), " request attempts: ", error);
+      result.message = GaveUpAfterTries(retry.attempts(), what, error);
       Log(ctx, LogLevel::kWarning, result.message);
       return result;
     }
     Log(ctx, LogLevel::kWarning,
-        absl::StrCat(what, ": ", error, "; retrying in ", DurationText(*delay),
-                     retry_after ? " (Retry-After)" : "", " (request attempt ",
-                     retry.attempts() + 1, " of ", options_.retry.max_attempts, ")"));
+        absl::StrCat(what, ": ", error,
+                     RetryingIn(*delay, retry_after.has_value(), retry.attempts() + 1,
+                                options_.retry.max_attempts)));
     if (!ctx.SleepFor(*delay)) return CancelledWhile(what);
   }
 }

@@ -1293,6 +1293,9 @@ TEST_P(ApiStoreTest, RunsAreTriggeredWatchedListedAndTheirRejectionsRead) {
   ASSERT_EQ(rejections.rejections_size(), 1);
   EXPECT_EQ(rejections.total(), 1);
   EXPECT_EQ(rejections.rejections(0).profile_id(), "p5");
+  // Named, so that exportctl and the console need not look segments up.
+  EXPECT_EQ(rejections.rejections(0).segment_id(), s.id());
+  EXPECT_EQ(rejections.rejections(0).segment_name(), "VIP");
 
   // Dry run: counts, nothing sent.
   run_req.set_dry_run(true);

@@ -143,6 +143,21 @@ absl::Status ExportService::SaveNew(const auth::Principal& who, v1::Export& e,
   return absl::OkStatus();
 }
 
+absl::Status ExportService::CheckSystemRefreshFollowable(const v1::Export& e) const {
+  const v1::Schedule& s = e.schedule();
+  if (!s.enabled() || !s.follow_system_refresh()) return absl::OkStatus();
+  if (deps_.engine != nullptr && deps_.engine->system_refresh().has_value()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "export '", e.name(),
+      "': schedule.follow_system_refresh (exportctl --follow-system-refresh) follows exportd's "
+      "system refresh schedule, but this exportd was started without one, so the export would "
+      "never run; start exportd with --system-refresh SPEC (e.g. exportd --system-refresh "
+      "\"daily 02:00,14:00 Europe/Berlin\"), or give the export a cron schedule instead "
+      "(exportctl --schedule CRON)"));
+}
+
 void ExportService::ShowNextRun(v1::Export& e) const {
   if (deps_.engine == nullptr) return;
   absl::Time next = deps_.engine->NextScheduledRun(e, absl::Now());
@@ -248,6 +263,7 @@ grpc::ServerUnaryReactor* ExportService::CreateExport(grpc::CallbackServerContex
                        e.set_mode(req->mode());
                        *e.mutable_schedule() = req->schedule();
                        EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       EXPORTD_RETURN_IF_ERROR(CheckSystemRefreshFollowable(e));
                        bool make_secret = false;
                        EXPORTD_RETURN_IF_ERROR(ApplyWebhook(
                            e, req->notify_url().empty() ? nullptr : &req->notify_url(),
@@ -302,6 +318,11 @@ grpc::ServerUnaryReactor* ExportService::UpdateExport(grpc::CallbackServerContex
                        if (req->mode() != v1::EXPORT_MODE_UNSPECIFIED) e.set_mode(req->mode());
                        if (req->has_schedule()) *e.mutable_schedule() = req->schedule();
                        EXPORTD_RETURN_IF_ERROR(Validate(who, e));
+                       // Only a schedule being set is checked: an export that
+                       // followed the refresh of an earlier start stays editable.
+                       if (req->has_schedule()) {
+                         EXPORTD_RETURN_IF_ERROR(CheckSystemRefreshFollowable(e));
+                       }
                        const bool had_webhook = !e.notify_url().empty();
                        bool make_secret = false;
                        EXPORTD_RETURN_IF_ERROR(ApplyWebhook(
@@ -353,6 +374,7 @@ grpc::ServerUnaryReactor* ExportService::DuplicateExport(grpc::CallbackServerCon
                        e.set_name(req->new_name());
                        if (e.active()) EXPORTD_RETURN_IF_ERROR(Validate(who, e));
                        EXPORTD_RETURN_IF_ERROR(ValidateName("new_name", e.name()));
+                       EXPORTD_RETURN_IF_ERROR(CheckSystemRefreshFollowable(e));
                        // The copy signs with a secret of its own.
                        const bool make_secret = !e.notify_url().empty();
                        EXPORTD_RETURN_IF_ERROR(SaveNew(who, e, resource, resp));

@@ -48,6 +48,9 @@ class ExportService final : public v1::ExportService::CallbackService {
   // in resp->new_notify_secret) or removes it when the export has no
   // webhook; after the export itself was stored.
   absl::Status SaveWebhookSecret(const v1::Export& e, bool make_secret, v1::Export* resp);
+  // FAILED_PRECONDITION when `e` follows the system refresh and this exportd
+  // has none (started without --system-refresh): the export would never run.
+  absl::Status CheckSystemRefreshFollowable(const v1::Export& e) const;
   // Fills schedule.next_run_at_micros.
   void ShowNextRun(v1::Export& e) const;
 

@@ -1,5 +1,7 @@
 #include "server/api/run_service.h"
 
+#include <map>
+
 #include <grpcpp/alarm.h>
 
 #include <algorithm>
@@ -207,7 +209,22 @@ grpc::ServerUnaryReactor* RunService::ListRejections(grpc::CallbackServerContext
             auto rejections,
             deps_.store->ListRejections(req->run_id(), {req->page_size(), req->page_token()},
                                         &next));
-        for (auto& r : rejections) *resp->add_rejections() = std::move(r);
+        // Each segment's name, looked up once per page; a segment deleted
+        // since keeps only its id.
+        std::map<std::string, std::string> names;
+        for (auto& r : rejections) {
+          auto [it, inserted] = names.emplace(r.segment_id(), "");
+          if (inserted) {
+            auto segment = deps_.store->GetSegment(r.segment_id());
+            if (segment.ok()) {
+              it->second = segment->name();
+            } else if (!absl::IsNotFound(segment.status())) {
+              return segment.status();
+            }
+          }
+          r.set_segment_name(it->second);
+          *resp->add_rejections() = std::move(r);
+        }
         resp->set_next_page_token(next);
         EXPORTD_ASSIGN_OR_RETURN(std::int64_t total, deps_.store->CountRejections(req->run_id()));
         resp->set_total(total);

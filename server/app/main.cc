@@ -55,6 +55,8 @@ Usage: exportd [flags]
                             another replica takes an expired run over (default 15)
   --system-refresh SPEC     the refresh schedule exports can follow, e.g.
                             "daily 02:00,14:00 Europe/Berlin" or "weekly mon,thu 06:30 UTC"
+                            (exportctl --follow-system-refresh; without it such exports are
+                            refused); the start-up log shows it and its next time
   --upload-idle-timeout D   abort an upload that sends nothing for D (default 60s)
   --upload-max-duration D   abort an upload that lasts longer than D (default 1h); durations
                             are written like 90s, 5m, 1h30m

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "server/api/connection_service.h"
 #include "server/app/health.h"
 #include "server/api/destination_service.h"
@@ -321,6 +322,17 @@ std::string Server::Describe() const {
       std::filesystem::absolute(impl_->options.data_dir).string(), "\n",
       "store: ", impl_->store_url.description, "\n",
       "destinations: ", loaded.empty() ? "none" : absl::StrJoin(loaded, ", "));
+  // Exports that follow the system refresh run only when there is one.
+  if (const auto& refresh = impl_->engine->system_refresh(); refresh.has_value()) {
+    absl::StrAppend(&text, "\nsystem refresh: ", refresh->spec(), " (next ",
+                    absl::FormatTime("%Y-%m-%d %H:%M %Z", refresh->Next(absl::Now()),
+                                     absl::UTCTimeZone()),
+                    ")");
+  } else {
+    absl::StrAppend(&text,
+                    "\nsystem refresh: none (exports cannot follow it; start with "
+                    "--system-refresh SPEC, e.g. \"daily 02:00,14:00 Europe/Berlin\")");
+  }
   if (impl_->metrics_port != 0) {
     const std::string& m = impl_->options.metrics_listen;
     absl::StrAppend(&text, "\nmetrics: http://", m.substr(0, m.rfind(':')), ":",

@@ -40,6 +40,9 @@ struct Engine::LiveRun {
   // What the run's final message says besides its counts (an audience made
   // again after it was deleted at the destination).
   std::vector<std::string> notes ABSL_GUARDED_BY(mu);
+  // The destination's message for the first record of this attempt that it
+  // could not deliver yet (retryable), for the run's message.
+  std::string retry_reason ABSL_GUARDED_BY(mu);
 
   // Asked to stop: a cancel here or through the store.
   bool cancel_asked() const { return cancel || keeper->cancel_requested(); }
@@ -129,6 +132,10 @@ class Engine::Tracker final : public sync::RunTracker {
     absl::MutexLock lock(&live_->mu);
     live_->run.set_message(EscapeForTerminal(message));
   }
+  void NoteRetryable(const std::string& message) override {
+    absl::MutexLock lock(&live_->mu);
+    if (live_->retry_reason.empty()) live_->retry_reason = message;
+  }
 
   absl::Status Commit(int index, const std::function<void(v1::SegmentProgress&)>& fn,
                       store::BatchCommit& commit) override {
@@ -216,9 +223,10 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
       secrets_(secrets),
       registry_(registry),
       options_(std::move(options)),
-      scheduler_(store, options_.system_refresh, [this](const v1::Export& e) {
+      scheduler_(store, options_.system_refresh, [this](const v1::Export& e,
+                                                        v1::RunTrigger trigger) {
         TriggerOptions scheduled;
-        scheduled.trigger = v1::RUN_TRIGGER_SCHEDULE;
+        scheduled.trigger = trigger;
         scheduled.requested_by = "scheduler";
         return Trigger(e.id(), scheduled).status();
       }),
@@ -465,6 +473,10 @@ absl::StatusOr<v1::Run> Engine::GetRun(absl::string_view run_id) {
   }
   if (live == nullptr) return store_->GetRun(run_id);
   absl::MutexLock lock(&live->mu);
+  // A run that stalls (nothing finished for a while) shows it in its rate.
+  if (live->run.state() == v1::RUN_STATE_RUNNING) {
+    live->progress.Estimate(live->run, options_.clock->Now());
+  }
   return live->run;
 }
 
@@ -758,6 +770,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
     live->progress = RunProgress();
     live->log->Add(v1::RUN_LOG_LEVEL_INFO, "engine",
                    RunStartMessage(live->run, *e, options_.max_attempts));
+    live->retry_reason.clear();
   }
   Persist(*live).IgnoreError();
   FlushLog(*live);
@@ -776,6 +789,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
   }
   std::int64_t rejected = 0, retryable = 0;
   int attempt = 0;
+  std::string retry_reason;
   {
     absl::MutexLock run_lock(&live->mu);
     for (const auto& p : live->run.segments()) {
@@ -783,6 +797,7 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
       retryable += p.retryable();
     }
     attempt = live->run.attempt();
+    retry_reason = live->retry_reason;
   }
   if (status.code() == absl::StatusCode::kCancelled || live->cancel_asked()) {
     if (shutting_down_ && !live->cancel_asked()) {
@@ -794,10 +809,12 @@ void Engine::ExecuteClaimed(const std::shared_ptr<LiveRun>& live) {
   }
   bool retry = (!status.ok() && IsRetryable(status.code())) || (status.ok() && retryable > 0);
   if (retry) {
-    std::string why = status.ok() ? absl::StrCat(retryable, " records could not be delivered yet")
-                                  : std::string(status.message());
-    // The engine's run attempts, told apart from a plugin's request attempts
-    // that `why` may quote.
+    std::string why =
+        status.ok() ? absl::StrCat(retryable, " records could not be delivered yet",
+                                   retry_reason.empty() ? "" : absl::StrCat(" (", retry_reason, ")"))
+                    : std::string(status.message());
+    // The engine's run attempts, told apart from a plugin's tries of one
+    // request that `why` may quote.
     static thread_local std::mt19937_64 rng(std::random_device{}());
     RetryDecision next = DecideRetry({options_.max_attempts, options_.retry_base}, attempt, why,
                                      std::uniform_real_distribution<double>(0, 1)(rng));

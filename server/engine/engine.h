@@ -136,6 +136,11 @@ class Engine {
   absl::StatusOr<v1::Run> GetRun(absl::string_view run_id);
   // The next scheduled run of an export, or InfiniteFuture.
   absl::Time NextScheduledRun(const v1::Export& e, absl::Time now) const;
+  // The system refresh schedule (--system-refresh); nullopt when exportd was
+  // started without one, and exports cannot follow it.
+  const std::optional<RefreshSchedule>& system_refresh() const {
+    return scheduler_.system_refresh();
+  }
 
   // Test hook: called after every committed batch with the run id; returning
   // false simulates a crash at that point (the run stops where it is, as if

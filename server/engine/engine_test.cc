@@ -429,7 +429,37 @@ TEST_P(EngineTest, RetryableFailuresRetryWithBackoffThenFail) {
   EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED);
   EXPECT_EQ(failed.attempt(), 3);
   EXPECT_THAT(failed.message(), HasSubstr("fake destination is unavailable"));
-  EXPECT_THAT(failed.message(), HasSubstr("gave up after 3 run attempts"));
+  EXPECT_THAT(failed.message(), HasSubstr("; gave up after run attempt 3 of 3"));
+}
+
+// Records the destination could not take yet make the run retry; its message
+// says why, in the destination's words, before the engine's run attempt.
+TEST_P(EngineTest, RetryableRecordsSayWhyTheRunIsTriedAgain) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->retryable = {"p3", "p4"};
+    state_->retryable_message = "Iterable request failed after 6 tries: subscribe: HTTP 503";
+  }
+  EngineOptions options;
+  options.max_attempts = 3;
+  options.retry_base = absl::Hours(1);  // Stays FAILED_RETRYING while the test looks.
+  StartEngine(options);
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok()) << run.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::Run retrying;
+  do {
+    retrying = *store_->GetRun(run->id());
+    if (retrying.state() == v1::RUN_STATE_FAILED_RETRYING) break;
+    absl::SleepFor(absl::Milliseconds(2));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.DebugString();
+  EXPECT_THAT(retrying.message(),
+              ::testing::StartsWith("2 records could not be delivered yet (Iterable request "
+                                    "failed after 6 tries: subscribe: HTTP 503); the run will be "
+                                    "tried again (run attempt 2 of 3) in 1h"));
+  ASSERT_TRUE(engine_->Cancel(run->id()).ok());
 }
 
 // An audience deleted at the destination during a run (Upsert answers
@@ -643,7 +673,7 @@ TEST_P(EngineTest, RunMessageEscapesTheDestinationsError) {
   EXPECT_EQ(run.state(), v1::RUN_STATE_FAILED);
   const std::string escaped = "down\\nexportd: run run-x: forged\\x1b[2J";
   EXPECT_THAT(run.message(), HasSubstr("segment 'VIP': the destination audience: " + escaped +
-                                       " (gave up after 2 run attempts)"));
+                                       "; gave up after run attempt 2 of 2"));
   auto stored = store_->GetRun(run.id());
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_THAT(stored->message(), HasSubstr(escaped));
@@ -1484,7 +1514,7 @@ TEST_P(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
   {
     absl::MutexLock lock(&state_->mu);
     state_->fail_calls = 1;
-    state_->fail_message = "busy (attempt 6 of 6)";  // As a plugin counts its requests.
+    state_->fail_message = "busy after 6 tries";  // As a plugin counts its requests.
   }
   EngineOptions options;
   options.max_attempts = 3;
@@ -1500,9 +1530,11 @@ TEST_P(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
     absl::SleepFor(absl::Milliseconds(2));
   } while (absl::Now() < deadline);
   ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.DebugString();
-  EXPECT_THAT(retrying.message(), ::testing::StartsWith("run attempt 2 of 3 in 1h"));
+  // The cause (quoting the plugin's tries), then the engine's run attempt.
   EXPECT_THAT(retrying.message(),
-              HasSubstr(": segment 'VIP': the destination audience: busy (attempt 6 of 6)"));
+              ::testing::StartsWith("segment 'VIP': the destination audience: busy after 6 "
+                                    "tries; the run will be tried again (run attempt 2 of 3) in "
+                                    "1h"));
   const absl::Duration wait =
       absl::FromUnixMicros(retrying.next_attempt_at_micros()) - absl::Now();
   EXPECT_GT(wait, absl::Minutes(59));

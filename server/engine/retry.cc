@@ -17,14 +17,15 @@ RetryDecision DecideRetry(const RetryPolicy& policy, int attempt, absl::string_v
   RetryDecision d;
   if (attempt >= policy.max_attempts) {
     d.give_up = true;
-    d.message = absl::StrCat(why, " (gave up after ", attempt, " run attempts)");
+    d.message = absl::StrCat(why, "; gave up after run attempt ", attempt, " of ",
+                             policy.max_attempts);
     return d;
   }
   d.delay = ExponentialBackoff(policy.base, attempt, jitter);
   absl::Duration shown = d.delay < absl::Seconds(1) ? absl::Trunc(d.delay, absl::Milliseconds(1))
                                                     : absl::Trunc(d.delay, absl::Seconds(1));
-  d.message = absl::StrCat("run attempt ", attempt + 1, " of ", policy.max_attempts, " in ",
-                           absl::FormatDuration(shown), ": ", why);
+  d.message = absl::StrCat(why, "; the run will be tried again (run attempt ", attempt + 1, " of ",
+                           policy.max_attempts, ") in ", absl::FormatDuration(shown));
   return d;
 }
 

@@ -1,7 +1,8 @@
 // Engine-level retries of a run (--run-attempts, --run-retry-backoff): the one
-// owner of "is this failure worth another attempt, and when". A plugin's
-// retries of single requests are its own and are counted as "request
-// attempts"; these are "run attempts".
+// owner of "is this failure worth another attempt, and when", and of how the
+// run's message says so. A plugin's retries of single requests are its own
+// and are counted as "tries" ("Iterable request failed after 6 tries: ...");
+// these are "run attempts".
 //
 //   RetryDecision next = DecideRetry(policy, attempt, why, jitter);
 //   if (next.give_up) ... FAILED with next.message
@@ -31,7 +32,8 @@ bool IsRetryable(absl::StatusCode code);
 struct RetryDecision {
   bool give_up = false;
   absl::Duration delay;  // Until the next attempt (when !give_up).
-  // "run attempt 2 of 3 in 1m: <why>" or "<why> (gave up after 3 run attempts)".
+  // "<why>; the run will be tried again (run attempt 2 of 3) in 1m" or
+  // "<why>; gave up after run attempt 3 of 3".
   std::string message;
 };
 

@@ -17,15 +17,19 @@ TEST(RetryTest, BackoffDoublesPerAttemptWithUpToAFifthOfJitter) {
   EXPECT_EQ(DecideRetry(policy, 1, "x", 7).delay, absl::Seconds(36));  // Jitter is capped.
 }
 
-TEST(RetryTest, MessagesCountRunAttemptsNotRequestAttempts) {
-  RetryPolicy policy{3, absl::Minutes(1)};
-  RetryDecision next = DecideRetry(policy, 1, "Iterable answered 503 (request attempt 6 of 6)", 0);
+// The plugin's tries of one request and the engine's run attempts read as
+// two different things, the cause first.
+TEST(RetryTest, MessagesSayWhyThenWhichRunAttemptComesWhen) {
+  RetryPolicy policy{3, absl::Seconds(30)};
+  RetryDecision next = DecideRetry(
+      policy, 1, "Iterable request failed after 2 tries: GET /api/lists: HTTP 503", 0);
   EXPECT_FALSE(next.give_up);
   EXPECT_EQ(next.message,
-            "run attempt 2 of 3 in 1m: Iterable answered 503 (request attempt 6 of 6)");
+            "Iterable request failed after 2 tries: GET /api/lists: HTTP 503; the run will be "
+            "tried again (run attempt 2 of 3) in 30s");
   RetryDecision last = DecideRetry(policy, 3, "unavailable", 0);
   EXPECT_TRUE(last.give_up);
-  EXPECT_THAT(last.message, HasSubstr("(gave up after 3 run attempts)"));
+  EXPECT_EQ(last.message, "unavailable; gave up after run attempt 3 of 3");
 }
 
 TEST(RetryTest, OneAttemptNeverRetries) {

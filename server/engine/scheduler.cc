@@ -34,6 +34,11 @@ std::optional<CatchUpPlan> PlanFor(const v1::Export& e,
 
 }  // namespace
 
+v1::RunTrigger Scheduler::TriggerOf(const v1::Export& e) {
+  return e.schedule().follow_system_refresh() ? v1::RUN_TRIGGER_SYSTEM_REFRESH
+                                              : v1::RUN_TRIGGER_SCHEDULE;
+}
+
 absl::Time Scheduler::NextRun(const v1::Export& e, absl::Time now) const {
   std::optional<CatchUpPlan> plan = PlanFor(e, system_refresh_, now, now);
   return plan ? plan->next : absl::InfiniteFuture();
@@ -69,7 +74,7 @@ void Scheduler::Tick(absl::Time now) {
     }
     it->second = now;
     if (!*mine) continue;  // Another replica fired it.
-    absl::Status queued = trigger_(e);
+    absl::Status queued = trigger_(e, TriggerOf(e));
     if (!queued.ok()) {
       Log(LogLevel::kError, {"scheduler", "", e.name()},
           absl::StrCat("scheduled run of ", EscapeForTerminal(e.name()), ": ",

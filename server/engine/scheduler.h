@@ -5,8 +5,11 @@
 // several replicas on one store each firing runs once: the store gives it
 // to one scheduler (Store::ClaimScheduledFiring).
 //
-//   Scheduler scheduler(store, system_refresh, [&](const v1::Export& e) {
-//     return engine.Trigger(e.id(), scheduled).status();
+//   Scheduler scheduler(store, system_refresh,
+//                       [&](const v1::Export& e, v1::RunTrigger trigger) {
+//     TriggerOptions options;
+//     options.trigger = trigger;  // SCHEDULE or SYSTEM_REFRESH
+//     return engine.Trigger(e.id(), options).status();
 //   });
 //   scheduler.Tick(absl::Now());   // every second, from the engine's thread
 #ifndef EXPORTD_SERVER_ENGINE_SCHEDULER_H_
@@ -20,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "exportd/v1/export.pb.h"
+#include "exportd/v1/run.pb.h"
 #include "server/engine/refresh_schedule.h"
 #include "server/store/store.h"
 
@@ -27,8 +31,9 @@ namespace exportd::engine {
 
 class Scheduler {
  public:
-  // Queues a scheduled run of the export.
-  using TriggerFn = std::function<absl::Status(const v1::Export&)>;
+  // Queues a scheduled run of the export: RUN_TRIGGER_SCHEDULE for its own
+  // cron, RUN_TRIGGER_SYSTEM_REFRESH when it follows the system refresh.
+  using TriggerFn = std::function<absl::Status(const v1::Export&, v1::RunTrigger)>;
 
   Scheduler(store::Store* store, std::optional<RefreshSchedule> system_refresh, TriggerFn trigger);
 
@@ -40,6 +45,12 @@ class Scheduler {
   // The first firing of `e`'s schedule strictly after `now`, or
   // InfiniteFuture when it has none (disabled, no cron, no system refresh).
   absl::Time NextRun(const v1::Export& e, absl::Time now) const;
+
+  // The system refresh schedule; nullopt when exportd has none.
+  const std::optional<RefreshSchedule>& system_refresh() const { return system_refresh_; }
+
+  // What a run started by `e`'s schedule is triggered by.
+  static v1::RunTrigger TriggerOf(const v1::Export& e);
 
  private:
   store::Store* const store_;

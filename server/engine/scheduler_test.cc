@@ -56,13 +56,16 @@ class SchedulerTest : public store::StoreTest {
   Scheduler Make(std::optional<RefreshSchedule> refresh = std::nullopt,
                  store::Store* store = nullptr) {
     return Scheduler(store != nullptr ? store : store_.get(), std::move(refresh),
-                     [this](const v1::Export& e) {
+                     [this](const v1::Export& e, v1::RunTrigger trigger) {
       triggered_.push_back(e.id());
+      triggers_.push_back(trigger);
       return absl::OkStatus();
     });
   }
 
   std::vector<std::string> triggered_;
+  // The trigger of each run in triggered_.
+  std::vector<v1::RunTrigger> triggers_;
 };
 
 TEST_P(SchedulerTest, MissedFiringsCollapseIntoOneRunThenTheScheduleIsFollowed) {
@@ -74,6 +77,7 @@ TEST_P(SchedulerTest, MissedFiringsCollapseIntoOneRunThenTheScheduleIsFollowed) 
   EXPECT_THAT(triggered_, ElementsAre("every-minute"));
   scheduler.Tick(kNow + absl::Seconds(31));  // 10:01:01: the 10:01 firing.
   EXPECT_THAT(triggered_, ElementsAre("every-minute", "every-minute"));
+  EXPECT_THAT(triggers_, ElementsAre(v1::RUN_TRIGGER_SCHEDULE, v1::RUN_TRIGGER_SCHEDULE));
 }
 
 TEST_P(SchedulerTest, AnExportSavedAfterTheLastFiringWaitsForTheNext) {
@@ -124,6 +128,8 @@ TEST_P(SchedulerTest, FollowersOfTheSystemRefreshFireOnlyWhenOneIsSet) {
   Scheduler with = Make(*refresh);
   with.Tick(kNow);  // 02:00 today was missed.
   EXPECT_THAT(triggered_, ElementsAre("follower"));
+  // Told apart from a cron schedule's runs in the run's trigger.
+  EXPECT_THAT(triggers_, ElementsAre(v1::RUN_TRIGGER_SYSTEM_REFRESH));
   EXPECT_EQ(with.NextRun(e, kNow),
             absl::FromCivil(absl::CivilSecond(2026, 3, 2, 14, 0, 0), absl::UTCTimeZone()));
 }

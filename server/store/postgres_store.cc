@@ -488,11 +488,12 @@ absl::Status PostgresStore::DeleteSegment(absl::string_view id) {
     if (segment.id() != id) return NotFoundError("segment", id);
     if (segment.upload_in_progress()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("segment '", id, "' is being uploaded; delete it when the upload ends"));
+          absl::StrCat("segment '", segment.name(),
+                       "' is being uploaded; delete it when the upload ends"));
     }
     EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports,
                              ListAll<v1::Export>(conn, "exports", "export"));
-    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, id));
+    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, segment));
     PgParams params;
     params.Text(id);
     EXPORTD_RETURN_IF_ERROR(

@@ -428,13 +428,15 @@ absl::StatusOr<std::vector<v1::Segment>> SqliteStore::ListSegments() {
 
 absl::Status SqliteStore::DeleteSegment(absl::string_view id) {
   absl::MutexLock lock(&mu_);
-  if (uploading_.contains(std::string(id))) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("segment '", id, "' is being uploaded; delete it when the upload ends"));
+  EXPORTD_ASSIGN_OR_RETURN(v1::Segment segment, GetSegmentLocked(id));
+  if (segment.id() != id) return NotFoundError("segment", id);
+  if (segment.upload_in_progress()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "segment '", segment.name(), "' is being uploaded; delete it when the upload ends"));
   }
   return InTransaction([&]() -> absl::Status {
     EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, ListExportsLocked());
-    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, id));
+    EXPORTD_RETURN_IF_ERROR(SegmentUnusedBy(exports, segment));
     for (const char* table : {"segment_chunks", "sorted_snapshots"}) {
       EXPORTD_ASSIGN_OR_RETURN(
           Statement chunks,

@@ -21,17 +21,17 @@ absl::Status DuplicateNameError(absl::string_view kind, absl::string_view name) 
                    " named '", name, "' already exists; choose another name"));
 }
 
-absl::Status SegmentUnusedBy(const std::vector<v1::Export>& exports, absl::string_view id) {
+absl::Status SegmentUnusedBy(const std::vector<v1::Export>& exports, const v1::Segment& segment) {
   std::vector<std::string> users;
   for (const auto& e : exports) {
     for (const auto& s : e.segments()) {
-      if (s == id) users.push_back(e.name());
+      if (s == segment.id()) users.push_back(e.name());
     }
   }
   if (users.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("segment '", id, "' is used by exports: ",
-                                                    absl::StrJoin(users, ", "),
-                                                    "; remove it from those exports first"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "segment '", segment.name(), "' is used by exports: ", absl::StrJoin(users, ", "),
+      "; remove it from those exports (export update --segment) or delete them first"));
 }
 
 int PageLimit(const PageRequest& page) {

@@ -267,9 +267,9 @@ struct PageRequest {
   std::string after;
 };
 
-// FAILED_PRECONDITION naming the exports among `exports` that use segment
-// `id` (DeleteSegment refuses then); OK when none does.
-absl::Status SegmentUnusedBy(const std::vector<v1::Export>& exports, absl::string_view id);
+// FAILED_PRECONDITION naming (by name) `segment` and the exports among
+// `exports` that use it (DeleteSegment refuses then); OK when none does.
+absl::Status SegmentUnusedBy(const std::vector<v1::Export>& exports, const v1::Segment& segment);
 
 // The rows a page holds: `limit`, at most 1000; 50 when not set.
 int PageLimit(const PageRequest& page);

@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class StoreConformanceTest : public StoreTest {
  protected:
@@ -193,7 +194,9 @@ TEST_P(StoreConformanceTest, SegmentInUseCannotBeDeleted) {
   ASSERT_TRUE(store_->CreateExport(Export("e1", "vip-export", "", "s1")).ok());
   auto refused = store_->DeleteSegment("s1");
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(refused.message(), HasSubstr("vip-export"));
+  // Named as the user knows them: the segment and the exports by name.
+  EXPECT_THAT(refused.message(), HasSubstr("segment 'VIP' is used by exports: vip-export;"));
+  EXPECT_THAT(refused.message(), Not(HasSubstr("s1")));
   ASSERT_TRUE(store_->DeleteExport("e1").ok());
   EXPECT_TRUE(store_->DeleteSegment("s1").ok());
   EXPECT_EQ(store_->DeleteSegment("s1").code(), absl::StatusCode::kNotFound);

@@ -17,6 +17,8 @@ absl::Status Committer::Commit(PendingBatch& batch,
   commit.export_id = target_.export_id;
   commit.segment_id = target_.segment_id;
   std::int64_t added = 0, updated = 0, removed = 0, rejected = 0, retryable = 0;
+  // The destination's message for the first retryable record.
+  const std::string* retry_reason = nullptr;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const sdk::RecordOutcome& outcome = outcomes[i];
     std::string& id = batch.records.profile_ids[i];
@@ -70,10 +72,11 @@ absl::Status Committer::Commit(PendingBatch& batch,
       }
       case sdk::OutcomeKind::kRetryable:
         ++retryable;
+        if (retry_reason == nullptr && !outcome.message.empty()) retry_reason = &outcome.message;
         break;
     }
   }
-  return tracker_.Commit(
+  absl::Status committed = tracker_.Commit(
       target_.segment_index,
       [&](v1::SegmentProgress& p) {
         p.set_added(p.added() + added);
@@ -83,6 +86,8 @@ absl::Status Committer::Commit(PendingBatch& batch,
         p.set_retryable(p.retryable() + retryable);
       },
       commit);
+  if (committed.ok() && retry_reason != nullptr) tracker_.NoteRetryable(*retry_reason);
+  return committed;
 }
 
 }  // namespace exportd::sync

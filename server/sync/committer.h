@@ -31,6 +31,10 @@ class RunTracker {
   // ("waiting for Iterable's rate limit until 14:05 UTC"); empty: it no
   // longer waits. The default shows nothing.
   virtual void ShowWait(const std::string& message) { (void)message; }
+  // After a commit that counted records as retryable: the destination's
+  // message for one of them (e.g. "Iterable request failed after 6 tries:
+  // ..."), so that the run can say why it is tried again. Optional.
+  virtual void NoteRetryable(const std::string& /*message*/) {}
 };
 
 // Where a segment's batches are committed.

@@ -19,7 +19,9 @@ class RecordingTracker : public RunTracker {
     commits.push_back(commit);
     return absl::OkStatus();
   }
+  void NoteRetryable(const std::string& message) override { retry_reasons.push_back(message); }
   v1::SegmentProgress progress;
+  std::vector<std::string> retry_reasons;
   std::vector<store::BatchCommit> commits;
 };
 
@@ -44,8 +46,11 @@ TEST(CommitterTest, DeliveredRejectedAndRetryableRecordsAreCountedAndCommittedOn
   std::vector<sdk::RecordOutcome> outcomes = {
       sdk::RecordOutcome::Delivered(), sdk::RecordOutcome::Delivered(),
       sdk::RecordOutcome::Rejected("invalid_email", "email", "not an email"),
-      sdk::RecordOutcome::Retryable("timeout", "later")};
+      sdk::RecordOutcome::Retryable("timeout", "Iterable request failed after 6 tries: x")};
   ASSERT_TRUE(committer.Commit(batch, outcomes).ok());
+  // Why records are retryable, once per batch, for the run's message.
+  EXPECT_THAT(tracker.retry_reasons,
+              ::testing::ElementsAre("Iterable request failed after 6 tries: x"));
   ASSERT_EQ(tracker.commits.size(), 1u);
   const store::BatchCommit& c = tracker.commits[0];
   EXPECT_EQ(c.export_id, "exp-1");

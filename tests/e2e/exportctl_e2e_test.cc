@@ -488,6 +488,132 @@ TEST_F(ExportctlE2eTest, RunLogPrintsTheRunsLinesAndFollowsARunToItsEnd) {
   EXPECT_THAT(help.out, HasSubstr("log"));
 }
 
+// An export that follows the system refresh on an exportd started without
+// one would never run: exportd refuses it and says how to start exportd, and
+// its start-up log says whether there is a refresh schedule.
+TEST_F(ExportctlE2eTest, FollowingTheSystemRefreshNeedsOne) {
+  EXPECT_THAT(server_->log(), HasSubstr("system refresh: none (exports cannot follow it; start "
+                                        "with --system-refresh SPEC"));
+  std::filesystem::create_directories(server_->dir() / "refresh-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "refresh-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "refresh-out").string(),
+                 "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("refresh.csv", "Email\na@example.com\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "Refreshed", "--from-csv", csv}).code, 0);
+  Result refused = Run({"export", "create", "--name", "follower", "--connection", "refresh-files",
+                        "--segment", "Refreshed", "--map", "email=Email",
+                        "--follow-system-refresh"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, StartsWith("error: FAILED_PRECONDITION: export 'follower': "));
+  EXPECT_THAT(refused.err, HasSubstr("this exportd was started without one, so the export would "
+                                     "never run; start exportd with --system-refresh SPEC"));
+  EXPECT_EQ(Run({"export", "get", "follower"}).code, 1) << "nothing was saved";
+  // The same for an update; other changes to the export still work.
+  ASSERT_EQ(Run({"export", "create", "--name", "follower", "--connection", "refresh-files",
+                 "--segment", "Refreshed", "--map", "email=Email"})
+                .code,
+            0);
+  Result update = Run({"export", "update", "follower", "--follow-system-refresh"});
+  EXPECT_EQ(update.code, 1);
+  EXPECT_THAT(update.err, StartsWith("error: FAILED_PRECONDITION: "));
+  EXPECT_THAT(update.err, HasSubstr("--system-refresh SPEC"));
+  EXPECT_EQ(Run({"export", "update", "follower", "--schedule", "0 6 * * *"}).code, 0);
+
+  ExportdProcess with_refresh("exportctl-e2e-refresh",
+                              {"--system-refresh", "daily 02:00,14:00 UTC"});
+  ASSERT_FALSE(with_refresh.address().empty()) << with_refresh.log();
+  EXPECT_THAT(with_refresh.log(), HasSubstr("system refresh: daily 02:00,14:00 UTC (next "));
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", with_refresh.address()});
+    return RunWithEnv(args, {{"EXPORTD_DATA_DIR", with_refresh.data_dir().string()}});
+  };
+  std::filesystem::create_directories(with_refresh.dir() / "out");
+  ASSERT_EQ(run({"connection", "create", "--name", "files", "--type", "jsonl", "--setting",
+                 "directory=" + (with_refresh.dir() / "out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  ASSERT_EQ(run({"segment", "create", "--name", "R", "--from-csv", csv}).code, 0);
+  Result followed = run({"export", "create", "--name", "follower", "--connection", "files",
+                         "--segment", "R", "--map", "email=Email", "--follow-system-refresh"});
+  ASSERT_EQ(followed.code, 0) << followed.err;
+  EXPECT_THAT(followed.out, HasSubstr("It runs system refresh"));
+  Result got = run({"export", "get", "follower"});
+  EXPECT_THAT(got.out, testing::ContainsRegex("Schedule: +system refresh\n"));
+  EXPECT_THAT(got.out, testing::ContainsRegex("Next run: +20[0-9-]+ (02|14):00:00 UTC"));
+}
+
+// Names are the user's words: a segment in use is refused by name, with the
+// exports by name; hints quote names for the shell.
+TEST_F(ExportctlE2eTest, NamesWithSpacesAreNamedAndQuoted) {
+  std::filesystem::create_directories(server_->dir() / "names-out");
+  ASSERT_EQ(Run({"connection", "create", "--name", "name-files", "--type", "jsonl", "--setting",
+                 "directory=" + (server_->dir() / "names-out").string(), "--accept-privacy-terms"})
+                .code,
+            0);
+  std::string csv = WriteFile("names.csv", "Email\na@example.com\n");
+  ASSERT_EQ(Run({"segment", "create", "--name", "VIP Customers", "--from-csv", csv}).code, 0);
+  Result created = Run({"export", "create", "--name", "VIP to files", "--connection",
+                        "name-files", "--segment", "VIP Customers", "--map", "email=Email"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_THAT(created.out,
+              HasSubstr("run it now with: exportctl export run 'VIP to files' --watch\n"));
+
+  Result in_use = Run({"segment", "delete", "VIP Customers"});
+  EXPECT_EQ(in_use.code, 1);
+  EXPECT_THAT(in_use.err, StartsWith("error: FAILED_PRECONDITION: segment 'VIP Customers' is used "
+                                     "by exports: VIP to files; "));
+  const std::string segment_id = Json({"segment", "get", "VIP Customers"})["id"];
+  EXPECT_THAT(in_use.err, Not(HasSubstr(segment_id)));
+
+  Result detached = Run({"export", "detach", "VIP to files"});
+  ASSERT_EQ(detached.code, 0) << detached.err;
+  EXPECT_THAT(detached.out,
+              HasSubstr("with: exportctl export update 'VIP to files' --connection NAME\n"));
+}
+
+// A contributor sees a connection's name and type only: `connection get`
+// leaves out what it may not see instead of printing it empty.
+TEST(ExportctlContributorE2eTest, ConnectionGetLeavesOutWhatAContributorMayNotSee) {
+  const std::filesystem::path tokens = std::filesystem::temp_directory_path() /
+                                       ("exportctl-e2e-role-tokens-" + std::to_string(::getpid()));
+  const std::string admin(40, 'a'), contributor(40, 'c');
+  std::ofstream(tokens) << admin << " alice admin\n" << contributor << " bob contributor\n";
+  std::filesystem::permissions(tokens,
+                               std::filesystem::perms::owner_read |
+                                   std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  ExportdProcess server("exportctl-e2e-roles", {"--tokens-file", tokens.string()});
+  ASSERT_FALSE(server.address().empty()) << server.log();
+  auto as = [&](const std::string& token, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", server.address()});
+    return RunWithEnv(args, {{"EXPORTD_TOKEN", token}});
+  };
+  std::filesystem::create_directories(server.dir() / "out");
+  ASSERT_EQ(as(admin, {"connection", "create", "--name", "shared files", "--type", "jsonl",
+                       "--setting", "directory=" + (server.dir() / "out").string(),
+                       "--share-with-contributors", "--accept-privacy-terms"})
+                .code,
+            0);
+  Result full = as(admin, {"connection", "get", "shared files"});
+  ASSERT_EQ(full.code, 0) << full.err;
+  EXPECT_THAT(full.out, HasSubstr("Created by:"));
+  EXPECT_THAT(full.out, HasSubstr("alice"));
+
+  Result limited = as(contributor, {"connection", "get", "shared files"});
+  ASSERT_EQ(limited.code, 0) << limited.err;
+  EXPECT_THAT(limited.out, HasSubstr("Name:"));
+  EXPECT_THAT(limited.out, HasSubstr("shared files"));
+  EXPECT_THAT(limited.out, HasSubstr("Type:"));
+  for (const char* hidden : {"Created by", "Consent accepted", "Settings", "Created:", "Updated:"}) {
+    EXPECT_THAT(limited.out, Not(HasSubstr(hidden))) << limited.out;
+  }
+  // No line ends right after its label.
+  EXPECT_THAT(limited.out, Not(testing::ContainsRegex(":[ ]*\n"))) << limited.out;
+  std::filesystem::remove(tokens);
+}
+
 // The lease and retry flags: the replica id shows in `run get` next to the
 // attempt; bad values are refused before exportd listens.
 TEST(ExportdLeaseFlagsE2eTest, ReplicaIdShowsInRunGetAndBadValuesAreRefused) {

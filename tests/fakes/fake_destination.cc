@@ -110,6 +110,10 @@ class FakeConnection final : public sdk::Connection {
     outcomes.reserve(batch.size());
     for (size_t r = 0; r < batch.size(); ++r) {
       const std::string& id = batch.profile_ids[r];
+      if (state_->retryable.count(id)) {
+        outcomes.push_back(sdk::RecordOutcome::Retryable("fake_busy", state_->retryable_message));
+        continue;
+      }
       if (state_->key_by_identifier) {
         std::string key = CanonicalKey(batch.at(r, 0).s);
         if (key.find('@') == std::string::npos) {

@@ -29,6 +29,10 @@ struct FakeState {
   std::map<std::string, std::string, std::less<>> last_settings ABSL_GUARDED_BY(mu);
   // Profile ids to reject with reason "fake_reject".
   std::set<std::string> reject ABSL_GUARDED_BY(mu);
+  // Profile ids whose records come back retryable (reason "fake_busy",
+  // message `retryable_message`) instead of delivered.
+  std::set<std::string> retryable ABSL_GUARDED_BY(mu);
+  std::string retryable_message ABSL_GUARDED_BY(mu) = "the fake is busy";
   // Keys (key_by_identifier) the destination erased on request: records and
   // removals for them are rejected with reason sdk::kReasonForgotten.
   std::set<std::string> forgotten ABSL_GUARDED_BY(mu);

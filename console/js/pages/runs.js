@@ -240,7 +240,7 @@ async function rejections(ctx, run, box) {
         + (filter ? ` Showing the ${shownItems.length} of this page with reason ${filter}.` : '')),
       table([
         { title: 'Profile id', cell: (r) => r.profileId },
-        { title: 'Segment', cell: (r) => segName(r.segmentId) },
+        { title: 'Segment', cell: (r) => r.segmentName || segName(r.segmentId) },
         { title: 'Field', cell: (r) => r.field || '—' },
         { title: 'Reason', cell: (r) => r.reasonCode },
         { title: 'Message', cell: (r) => r.message },

@@ -650,8 +650,11 @@ TEST_F(IterableSandboxTest, ExhaustedRetriesLeaveRecordsRetryable) {
   ASSERT_TRUE(outcomes.ok());
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kRetryable);
   EXPECT_EQ((*outcomes)[0].reason_code, "http_503");
-  EXPECT_NE((*outcomes)[0].message.find("after 3 request attempts"), std::string::npos)
+  EXPECT_EQ((*outcomes)[0].message.rfind("Iterable request failed after 3 tries: subscribe to "
+                                         "Iterable list ", 0),
+            0u)
       << (*outcomes)[0].message;
+  EXPECT_NE((*outcomes)[0].message.find(": HTTP 503"), std::string::npos) << (*outcomes)[0].message;
   EXPECT_EQ((*outcomes)[1].kind, OutcomeKind::kRejected);
   EXPECT_EQ((*outcomes)[2].kind, OutcomeKind::kRetryable);
   EXPECT_EQ(RequestCount("POST /api/lists/subscribe", "503"), 3);

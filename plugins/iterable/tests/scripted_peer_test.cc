@@ -289,9 +289,9 @@ TEST_F(ScriptedPeerTest, RetryAfterAsAnHttpDateIsReportedToTheEngine) {
   EXPECT_TRUE(ctx->sleeps().empty());
 }
 
-// Retries of other failures stay in the plugin; their log lines count request
-// attempts (the engine's run attempts are another thing).
-TEST_F(ScriptedPeerTest, ServerErrorRetriesSayRequestAttempt) {
+// Retries of other failures stay in the plugin; their log lines count a
+// request's tries (the engine's run attempts are another thing).
+TEST_F(ScriptedPeerTest, ServerErrorRetriesCountTries) {
   auto connection = Connect();
   auto ctx = TestRunContext::WithFakeClock();
   Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
@@ -301,7 +301,34 @@ TEST_F(ScriptedPeerTest, ServerErrorRetriesSayRequestAttempt) {
   auto outcomes = connection->Upsert(list_, PeopleBatch(1), *ctx);
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   EXPECT_EQ((*outcomes)[0].kind, OutcomeKind::kDelivered);
-  EXPECT_TRUE(ctx->LogsContain("(request attempt 2 of ")) << "log: " << ctx->logs()[0].message;
+  EXPECT_TRUE(ctx->LogsContain("(try 2 of ")) << "log: " << ctx->logs()[0].message;
+}
+
+// A request that keeps failing says how often it was tried, in the words the
+// engine's run message builds on ("...; the run will be tried again (run
+// attempt 2 of 3) in 30s"): tries are the plugin's, run attempts the engine's.
+TEST_F(ScriptedPeerTest, ARequestThatKeepsFailingSaysHowOftenItWasTried) {
+  auto options = ParseSettings(
+      {{"api_key", kKey}, {"base_url", "http://127.0.0.1:" + std::to_string(server_->port())}});
+  ASSERT_TRUE(options.ok()) << options.status();
+  options->retry.max_attempts = 2;
+  options->retry.initial_backoff = absl::Milliseconds(1);
+  auto connection = IterableConnection::Create(*options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  for (int i = 0; i < 2; ++i) {
+    Then([](const sandbox::HttpRequest&, sandbox::HttpResponse* response) {
+      response->status = 503;
+      response->body = R"({"code":"GenericError","msg":"busy"})";
+    });
+  }
+  TestRunContext ctx;
+  auto audience = (*connection)->EnsureAudience("VIP", "", ctx);
+  EXPECT_EQ(audience.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(audience.status().message(),
+            "Iterable request failed after 2 tries: GET /api/lists: HTTP 503 GenericError: busy");
+  EXPECT_TRUE(ctx.LogsContain("GET /api/lists: HTTP 503 GenericError: busy; retrying in "));
+  EXPECT_TRUE(ctx.LogsContain("(try 2 of 2)"));
+  EXPECT_EQ(Requests().size(), 2u);
 }
 
 TEST_F(ScriptedPeerTest, EnsureAudienceUsesOnlyStandardListsOfTheExactName) {
