@@ -541,7 +541,7 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
           // Refused while an export uses it, before anything is deleted at a
           // destination; then the audiences, then the segment.
           EXPORTD_ASSIGN_OR_RETURN(std::vector<v1::Export> exports, deps_.store->ListExports());
-          EXPORTD_RETURN_IF_ERROR(store::SegmentUnusedBy(exports, segment.id()));
+          EXPORTD_RETURN_IF_ERROR(store::SegmentUnusedBy(exports, segment));
           CallRunContext run_context(ctx, deps_.metrics, "");
           EXPORTD_ASSIGN_OR_RETURN(
               engine::AudienceDeletion done,

@@ -91,20 +91,5 @@ TEST(EscapeForTerminalTest, ResultHasNoControlCharacter) {
   }
 }
 
-TEST(ShellQuoteTest, PlainWordsStayAsTheyAre) {
-  EXPECT_EQ(ShellQuote("vip"), "vip");
-  EXPECT_EQ(ShellQuote("run-0a1b2c/x.csv"), "run-0a1b2c/x.csv");
-  EXPECT_EQ(ShellQuote("a@b.com"), "a@b.com");
-}
-
-TEST(ShellQuoteTest, EverythingElseIsSingleQuoted) {
-  EXPECT_EQ(ShellQuote("VIP Customers"), "'VIP Customers'");
-  EXPECT_EQ(ShellQuote(""), "''");
-  EXPECT_EQ(ShellQuote("$HOME"), "'$HOME'");
-  EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
-  EXPECT_EQ(ShellQuote("a;rm -rf"), "'a;rm -rf'");
-  EXPECT_EQ(ShellQuote("K\u00f6ln"), "'K\u00f6ln'");
-}
-
 }  // namespace
 }  // namespace exportd
