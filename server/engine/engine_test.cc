@@ -633,8 +633,9 @@ TEST_P(EngineTest, ARunsLogTellsOfThrottlingAndOfEachAttempt) {
   ASSERT_EQ(run.attempt(), 2);
   const std::string log = Describe(StoredLog(*store_, run.id()));
   EXPECT_THAT(log, HasSubstr("INFO [engine] run started (attempt 1 of 3)")) << log;
-  EXPECT_THAT(log, HasSubstr("WARNING [engine] run FAILED_RETRYING: run attempt 2 of 3 in "))
+  EXPECT_THAT(log, HasSubstr("WARNING [engine] run FAILED_RETRYING: "))
       << log;
+  EXPECT_THAT(log, HasSubstr("; the run will be tried again (run attempt 2 of 3) in ")) << log;
   EXPECT_THAT(log, HasSubstr("fake destination is unavailable")) << log;
   EXPECT_THAT(log, HasSubstr("INFO [engine] run started (attempt 2 of 3): on demand; "
                              "incremental, mirror mode; resuming from the last committed batch"))
