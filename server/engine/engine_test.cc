@@ -158,6 +158,17 @@ class EngineTest : public store::StoreTest {
     EXPECT_TRUE(run.ok()) << run.status();
     return WaitFinal(run->id());
   }
+  // The run as the store has it once it is in `state` (or after 30 s).
+  v1::Run WaitStored(const std::string& id, v1::RunState state) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    v1::Run run;
+    do {
+      run = *store_->GetRun(id);
+      if (run.state() == state) break;
+      absl::SleepFor(absl::Milliseconds(2));
+    } while (absl::Now() < deadline);
+    return run;
+  }
   v1::Run WaitFinal(const std::string& id) { return WaitFinal(*engine_, id); }
   v1::Run WaitFinal(Engine& engine, const std::string& id) {
     absl::Time deadline = absl::Now() + absl::Seconds(60);
@@ -447,13 +458,7 @@ TEST_P(EngineTest, RetryableRecordsSayWhyTheRunIsTriedAgain) {
   StartEngine(options);
   auto run = engine_->Trigger("vip", {});
   ASSERT_TRUE(run.ok()) << run.status();
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  v1::Run retrying;
-  do {
-    retrying = *store_->GetRun(run->id());
-    if (retrying.state() == v1::RUN_STATE_FAILED_RETRYING) break;
-    absl::SleepFor(absl::Milliseconds(2));
-  } while (absl::Now() < deadline);
+  v1::Run retrying = WaitStored(run->id(), v1::RUN_STATE_FAILED_RETRYING);
   ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.DebugString();
   EXPECT_THAT(retrying.message(),
               ::testing::StartsWith("2 records could not be delivered yet (Iterable request "
@@ -1523,13 +1528,7 @@ TEST_P(EngineTest, RetryMessagesCountRunAttemptsApartFromTheDestinationsOwn) {
   StartEngine(options);
   auto run = engine_->Trigger("vip", {});
   ASSERT_TRUE(run.ok());
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  v1::Run retrying;
-  do {
-    retrying = *store_->GetRun(run->id());
-    if (retrying.state() == v1::RUN_STATE_FAILED_RETRYING) break;
-    absl::SleepFor(absl::Milliseconds(2));
-  } while (absl::Now() < deadline);
+  v1::Run retrying = WaitStored(run->id(), v1::RUN_STATE_FAILED_RETRYING);
   ASSERT_EQ(retrying.state(), v1::RUN_STATE_FAILED_RETRYING) << retrying.DebugString();
   // The cause (quoting the plugin's tries), then the engine's run attempt.
   EXPECT_THAT(retrying.message(),
