@@ -1107,6 +1107,24 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
       return absl::AbortedError("simulated crash");
     }
     EXPORTD_RETURN_IF_ERROR(synced);
+    std::int64_t retryable = 0;
+    {
+      absl::MutexLock lock(&live.mu);
+      retryable = live.run.segments(i).retryable();
+    }
+    if (retryable > 0) {
+      // Not done: the next run attempt diffs the segment again and sends what
+      // the destination could not take yet (what this run delivered is
+      // recognised by its run id). The delivered state keeps the fingerprint
+      // it had, so that a resync this attempt began is one again.
+      live.log->Add(v1::RUN_LOG_LEVEL_WARNING, SegmentSource(segment->name()),
+                    absl::StrCat(retryable,
+                                 " records could not be delivered yet; the next run attempt "
+                                 "sends them"));
+      EXPORTD_RETURN_IF_ERROR(Persist(live));
+      FlushLog(live);
+      continue;
+    }
     if (!run.dry_run()) {
       EXPORTD_RETURN_IF_ERROR(
           store_->PutAudienceState(e.id(), segment->id(), {o.audience.id, fingerprint}));

@@ -467,6 +467,59 @@ TEST_P(EngineTest, RetryableRecordsSayWhyTheRunIsTriedAgain) {
   ASSERT_TRUE(engine_->Cancel(run->id()).ok());
 }
 
+// Records that came back retryable are sent again by the run's next attempt,
+// not left for the next run: the attempt ends SUCCEEDED only once they are
+// delivered, and nothing is counted twice.
+TEST_P(EngineTest, RetryableRecordsAreSentByTheNextRunAttempt) {
+  Upload(1, 10);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->retryable = {"p3", "p4"};
+    state_->retryable_times = 1;
+  }
+  EngineOptions options;
+  options.max_attempts = 3;
+  StartEngine(options);
+  v1::Run run = RunToEnd();
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.attempt(), 2);
+  ASSERT_EQ(run.segments_size(), 1);
+  EXPECT_EQ(run.segments(0).added(), 10);
+  EXPECT_EQ(run.segments(0).retryable(), 0);
+  EXPECT_TRUE(run.segments(0).done());
+  {
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->audiences.begin()->second.size(), 10u);
+    EXPECT_EQ(state_->retryable_answers["p3"], 1);
+    EXPECT_EQ(state_->upserted_records, 12) << "10, then p3 and p4 again; nothing else resent";
+  }
+  std::map<std::string, store::DeliveredState> states;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const store::DeliveredView& row) {
+                                       states[std::string(row.profile_id)] = row.state;
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  EXPECT_EQ(states.size(), 10u);
+  EXPECT_EQ(states["p3"], store::DeliveredState::kDelivered);
+
+  // Still retryable on every attempt: the run fails after its attempts, and
+  // the records are not delivered.
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->retryable = {"p11"};
+    state_->retryable_times = -1;
+  }
+  Upload(1, 11);
+  v1::Run failed = RunToEnd();
+  EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED) << failed.message();
+  EXPECT_EQ(failed.attempt(), 3);
+  EXPECT_THAT(failed.message(), HasSubstr("1 records could not be delivered yet"));
+  absl::MutexLock lock(&state_->mu);
+  EXPECT_EQ(state_->retryable_answers["p11"], 3) << "sent once per run attempt";
+}
+
 // An audience deleted at the destination during a run (Upsert answers
 // NOT_FOUND) is created again once and gets the whole segment; a second
 // disappearance in the same run fails it instead of looping.

@@ -110,7 +110,10 @@ class FakeConnection final : public sdk::Connection {
     outcomes.reserve(batch.size());
     for (size_t r = 0; r < batch.size(); ++r) {
       const std::string& id = batch.profile_ids[r];
-      if (state_->retryable.count(id)) {
+      if (state_->retryable.count(id) &&
+          (state_->retryable_times < 0 ||
+           state_->retryable_answers[id] < state_->retryable_times)) {
+        ++state_->retryable_answers[id];
         outcomes.push_back(sdk::RecordOutcome::Retryable("fake_busy", state_->retryable_message));
         continue;
       }

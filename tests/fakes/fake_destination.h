@@ -33,6 +33,11 @@ struct FakeState {
   // message `retryable_message`) instead of delivered.
   std::set<std::string> retryable ABSL_GUARDED_BY(mu);
   std::string retryable_message ABSL_GUARDED_BY(mu) = "the fake is busy";
+  // How many more times a record in `retryable` comes back retryable before
+  // it is delivered; -1: every time.
+  int retryable_times ABSL_GUARDED_BY(mu) = -1;
+  // Records that came back retryable, by profile id.
+  std::map<std::string, int> retryable_answers ABSL_GUARDED_BY(mu);
   // Keys (key_by_identifier) the destination erased on request: records and
   // removals for them are rejected with reason sdk::kReasonForgotten.
   std::set<std::string> forgotten ABSL_GUARDED_BY(mu);
