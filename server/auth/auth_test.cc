@@ -5,10 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "exportd/sdk/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,9 +25,11 @@ constexpr char kAlice[] = "alice-token-00000000000000000000000";
 constexpr char kBob[] = "bob-token-0000000000000000000000000";
 constexpr char kCarol[] = "carol-token-00000000000000000000000";
 
+// A fresh directory, removed when the test program ends.
 std::string TempDir() {
-  std::string dir = std::filesystem::temp_directory_path() / "auth_testXXXXXX";
-  return mkdtemp(dir.data());
+  static std::vector<std::unique_ptr<sdk::testing::TempDir>> dirs;
+  dirs.push_back(std::make_unique<sdk::testing::TempDir>());
+  return dirs.back()->path().string();
 }
 
 // A tokens file with `text`, private to its owner unless `mode` says otherwise.

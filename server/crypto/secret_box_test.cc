@@ -4,8 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/escaping.h"
+#include "exportd/sdk/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/crypto/secret_map.h"
@@ -15,9 +18,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// A fresh directory, removed when the test program ends.
 std::string TempDir() {
-  std::string dir = std::filesystem::temp_directory_path() / "secret_box_testXXXXXX";
-  return mkdtemp(dir.data());
+  static std::vector<std::unique_ptr<sdk::testing::TempDir>> dirs;
+  dirs.push_back(std::make_unique<sdk::testing::TempDir>());
+  return dirs.back()->path().string();
 }
 
 // Sealed by exportd before secrets were bound to their row (format 1), under
