@@ -32,8 +32,22 @@ if [[ ${#targets[@]} -eq 0 ]]; then targets=(//...); fi
 # CTest (EXPORTD_BAZEL_SHUTDOWN=1) the Bazel server is stopped afterwards, so that no JVM
 # lingers; the output base, and with it the action cache, stays for the next run.
 status=0
-bazel test --jobs=2 "${targets[@]}" || status=$?
+output="$(mktemp)"
+trap 'rm -f "$output"' EXIT
+bazel test --jobs=2 "${targets[@]}" 2>&1 | tee "$output" || status=$?
 if [[ -n "${CI:-}" || "${EXPORTD_BAZEL_SHUTDOWN:-}" == 1 ]]; then
   bazel shutdown || true
+fi
+# A CI log is often read from its end: repeat there which tests failed and how each ended.
+if [[ "$status" != 0 ]]; then
+  failed="$(sed -n 's#^\(//[^ ]*\) .*\(FAILED\|TIMEOUT\|NO STATUS\|INCOMPLETE\).*#\1 \2#p' "$output")"
+  echo "run-bazel-tests.sh: bazel test exited with $status; failed tests:" >&2
+  while read -r target how; do
+    [[ -z "$target" ]] && continue
+    echo "== $target: $how; the end of its log:" >&2
+    log="bazel-testlogs/${target#//}"
+    log="${log/://}"
+    find -L "$log" -name test.log 2>/dev/null | while read -r f; do tail -n 25 "$f" >&2; done
+  done <<<"$failed"
 fi
 exit "$status"
