@@ -582,7 +582,6 @@ void Engine::FlushLog(LiveRun& live) {
 }
 
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
-  std::string id;
   std::optional<v1::Run> finished;
   {
     absl::MutexLock lock(&live.mu);
@@ -597,30 +596,45 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
   // live run), so that a caller who saw it end finds its last line.
   live.log->Add(FinalLogLevel(state), "engine", FinalLogMessage(state, message));
   FlushLog(live);
+  // The new state is written first and shown after: a caller who sees the run
+  // end finds it ended in the store too (another replica's GetRun, a restart).
+  v1::Run next;
   {
     absl::MutexLock lock(&live.mu);
-    live.run.set_state(state);
-    // Messages quote destinations' answers and names; escaped here, once, so
-    // that every reader of the run (exportctl, logs, the console) gets one line.
-    live.run.set_message(EscapeForTerminal(message));
-    if (IsFinal(state)) {
-      live.run.set_finished_at_micros(options_.clock->NowMicros());
-      live.run.set_eta_seconds(0);
-      if (options_.metrics != nullptr) {
-        const std::int64_t started = live.run.started_at_micros();
-        options_.metrics->RunFinished(
-            live.run.export_name(), RunStateLabel(state),
-            started == 0 ? absl::ZeroDuration()
-                         : absl::Microseconds(live.run.finished_at_micros() - started));
-      }
-    }
-    id = live.run.id();
-    if (IsFinal(state)) finished = live.run;
+    next = live.run;
   }
-  absl::Status persisted = Persist(live);
+  next.set_state(state);
+  // Messages quote destinations' answers and names; escaped here, once, so
+  // that every reader of the run (exportctl, logs, the console) gets one line.
+  next.set_message(EscapeForTerminal(message));
+  if (IsFinal(state)) {
+    next.set_finished_at_micros(options_.clock->NowMicros());
+    next.set_eta_seconds(0);
+  }
+  absl::Status persisted = store_->UpdateLeasedRun(next, live.keeper->lease());
+  live.keeper->NoteIfLost(persisted);
   if (!persisted.ok()) {
-    Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(persisted.ToString()));
+    // Not stored, so not ended: the lease runs out and the run resumes
+    // (what it delivered is recognised by its run id).
+    Log(LogLevel::kError, {"engine", next.id()}, EscapeForTerminal(persisted.ToString()));
     return;
+  }
+  {
+    absl::MutexLock lock(&live.mu);
+    live.run.set_state(next.state());
+    live.run.set_message(next.message());
+    live.run.set_finished_at_micros(next.finished_at_micros());
+    live.run.set_eta_seconds(next.eta_seconds());
+  }
+  if (IsFinal(state)) {
+    if (options_.metrics != nullptr) {
+      const std::int64_t started = next.started_at_micros();
+      options_.metrics->RunFinished(
+          next.export_name(), RunStateLabel(state),
+          started == 0 ? absl::ZeroDuration()
+                       : absl::Microseconds(next.finished_at_micros() - started));
+    }
+    finished = next;
   }
   if (finished.has_value()) Notify(*finished);
 }

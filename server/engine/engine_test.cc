@@ -177,11 +177,17 @@ class EngineTest : public store::StoreTest {
       auto got = engine.GetRun(id);
       EXPECT_TRUE(got.ok());
       run = *got;
-      // Final in the engine's view and in the store (the engine shows the
-      // final state a moment before it has written it).
-      auto stored = store_->GetRun(id);
-      if (IsFinal(run.state()) && stored.ok() && IsFinal(stored->state())) return run;
-      absl::SleepFor(absl::Milliseconds(5));
+      if (IsFinal(run.state())) {
+        // Written before it is shown: whoever sees the run end finds it
+        // ended in the store too.
+        auto stored = store_->GetRun(id);
+        EXPECT_TRUE(stored.ok() && IsFinal(stored->state()))
+            << "run " << id << " is " << v1::RunState_Name(run.state())
+            << " in the engine's view but not in the store: "
+            << (stored.ok() ? v1::RunState_Name(stored->state()) : stored.status().ToString());
+        return run;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
     } while (absl::Now() < deadline);
     ADD_FAILURE() << "run " << id << " did not end: " << run.DebugString();
     return run;
