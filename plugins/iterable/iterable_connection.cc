@@ -58,6 +58,19 @@ absl::Status CancelledWhile(absl::string_view what) {
   return absl::CancelledError(absl::StrCat("cancelled while ", what));
 }
 
+// The RESOURCE_EXHAUSTED of a 429 that was reported with ReportThrottle(wait):
+// "Iterable rate-limited GET /api/lists (HTTP 429 ...); it asked for a pause
+// of 2m30s, until 14:05:03 UTC". The engine waits and calls again.
+absl::Status RateLimited(absl::string_view what, absl::string_view described, absl::Duration wait,
+                         absl::Time now) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "Iterable rate-limited ", what, " (", described, ")",
+      wait > absl::ZeroDuration()
+          ? absl::StrCat("; it asked for a pause of ", DurationText(wait), ", until ",
+                         absl::FormatTime("%H:%M:%S UTC", now + wait, absl::UTCTimeZone()))
+          : std::string("; it did not say for how long")));
+}
+
 // An invalidData* failure is about a data field, not the identity: Iterable
 // does not say which, so the rejection names the one field sent with a value
 // when there is one, else every candidate.
@@ -199,11 +212,18 @@ absl::StatusOr<HttpResponse> IterableConnection::Call(std::string_view method,
       detail = std::string(failure.message());
     } else if (Is2xx(response->status)) {
       return response;
+    } else if (response->status == 429) {
+      // Not retried here: the engine owns the connection's rate. It waits on
+      // the connection's budget (however far the reset is) and calls again.
+      const absl::Time now = ctx.Now();
+      const absl::Duration wait = ThrottleWait(*response, now).value_or(absl::ZeroDuration());
+      ctx.ReportThrottle(wait);
+      return RateLimited(what, DescribeErrorAnswer(response->status, response->body), wait, now);
     } else {
       failure = StatusForAnswer(response->status, response->body, what);
       if (!IsRetryableHttpStatus(response->status)) return failure;
       detail = DescribeErrorAnswer(response->status, response->body);
-      if (response->status == 429) retry_after = ThrottleWait(*response, ctx.Now());
+      if (response->retry_after) retry_after = ParseRetryAfter(*response->retry_after, ctx.Now());
     }
     const std::optional<absl::Duration> delay =
         retry.NextDelay(ctx.Now(), retry_after, Uniform01());
@@ -234,6 +254,11 @@ sdk::SyncSpeed IterableConnection::speed() const {
 absl::Status IterableConnection::Check(sdk::RunContext& ctx) {
   absl::StatusOr<HttpResponse> response =
       Call("GET", "/api/lists", "", "GET /api/lists", /*retry_transport=*/false, ctx);
+  if (absl::IsResourceExhausted(response.status())) {
+    // A connection test does not wait for a rate limit, however near.
+    return Redact(absl::ResourceExhaustedError(absl::StrCat(
+        response.status().message(), "; the connection was not checked: test it again later")));
+  }
   if (!response.ok()) return Redact(response.status());
   absl::StatusOr<std::vector<ListInfo>> lists = ParseLists(response->body);
   if (!lists.ok()) {
@@ -467,12 +492,8 @@ absl::StatusOr<std::vector<RecordOutcome>> IterableConnection::WriteList(
     if (result->kind == WriteResult::Kind::kThrottled) {
       // The engine slows the whole connection down and sends the batch again.
       ctx.ReportThrottle(result->retry_after);
-      return Redact(absl::ResourceExhaustedError(absl::StrCat(
-          "Iterable rate-limited ", VerbFor(operation), " to list ", list_id, " (",
-          result->message, ")",
-          result->retry_after > absl::ZeroDuration()
-              ? absl::StrCat("; it asked for a pause of ", DurationText(result->retry_after))
-              : std::string())));
+      return Redact(RateLimited(absl::StrCat(VerbFor(operation), " to list ", list_id),
+                                result->message, result->retry_after, ctx.Now()));
     }
     ApplyResult(operation, batch, request, *result, &requests.outcomes, ctx);
   }

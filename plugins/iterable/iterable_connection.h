@@ -2,9 +2,10 @@
 // the SDK's Connection calls. Thread-safe: the engine calls Upsert/Remove from
 // several threads at once (up to parallel_requests). The engine owns batching,
 // parallelism and rate: each Upsert/Remove is one request (more only when a
-// batch exceeds max_body_bytes), no thread of its own, and a 429 is reported
-// to the engine (RunContext::ReportThrottle with Retry-After or
-// rateLimitReset, then RESOURCE_EXHAUSTED) instead of slept on here.
+// batch exceeds max_body_bytes), no thread of its own, and a 429 (on the
+// list calls of EnsureAudience too) is reported to the engine
+// (RunContext::ReportThrottle with Retry-After or rateLimitReset, then
+// RESOURCE_EXHAUSTED) instead of slept on here.
 //
 //   ITERABLE_ASSIGN_OR_RETURN(ConnectionOptions options, ParseSettings(settings));
 //   ITERABLE_ASSIGN_OR_RETURN(auto connection, IterableConnection::Create(options));
@@ -43,14 +44,18 @@ class IterableConnection final : public sdk::Connection {
   static absl::StatusOr<std::unique_ptr<IterableConnection>> Create(ConnectionOptions options);
 
   // GET /api/lists. UNAUTHENTICATED "Iterable rejected the API key (BadApiKey)"
-  // for a refused key, UNAVAILABLE naming the host for an unreachable one.
+  // for a refused key, UNAVAILABLE naming the host for an unreachable one,
+  // RESOURCE_EXHAUSTED at once for a 429, naming when the limit resets
+  // ("... until 14:05:03 UTC; the connection was not checked: ...").
   absl::Status Check(sdk::RunContext& ctx) override;
 
   // batch_size, max_body_bytes, parallel_requests and requests_per_second.
   sdk::SyncSpeed speed() const override;
 
   // Finds the list named exactly `segment_name` (the remembered one, else the
-  // oldest when several share the name), or creates it.
+  // oldest when several share the name), or creates it. A 429 on GET or POST
+  // /api/lists: ctx.ReportThrottle(wait) and RESOURCE_EXHAUSTED; the engine
+  // waits on the connection's rate budget and calls again.
   absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
                                                std::string_view remembered_id,
                                                sdk::RunContext& ctx) override;
@@ -113,9 +118,11 @@ class IterableConnection final : public sdk::Connection {
                                     std::string_view body, sdk::RunContext& ctx,
                                     std::string_view endpoint = {});
 
-  // GET/POST with retries for the non-batch calls (429s included: the engine
-  // does not pace these); non-2xx answers become a status with a canonical
-  // code. `retry_transport` is off for Check.
+  // GET/POST with retries for the list calls (5xx, 408, transport
+  // failures); non-2xx answers become a status with a canonical code. A 429
+  // is not retried: ctx.ReportThrottle(wait), then RESOURCE_EXHAUSTED naming
+  // the pause (the engine waits and calls again). `retry_transport` is off
+  // for Check.
   absl::StatusOr<HttpResponse> Call(std::string_view method, std::string_view path,
                                     std::string_view body, absl::string_view what,
                                     bool retry_transport, sdk::RunContext& ctx);

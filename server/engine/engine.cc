@@ -66,18 +66,20 @@ class Engine::Context final : public sdk::RunContext {
     return live_->cancel_asked() || live_->crashed || live_->keeper->lost() ||
            engine_->shutting_down_;
   }
-  // The plugin's time is real time: it paces requests and sleeps with it.
-  // The engine's own decisions (retries, leases, schedules) use its clock.
+  // The plugin's time is the destination clock (real time but in tests): it
+  // paces requests and sleeps with it, as the rate budgets do. The engine's
+  // own decisions (retries, leases, schedules) use its clock.
   bool SleepFor(absl::Duration d) override {
-    absl::Time end = absl::Now() + d;
+    const Clock* clock = engine_->options_.destination_clock;
+    const absl::Time end = clock->Now() + d;
     while (!cancelled()) {
-      absl::Time now = absl::Now();
+      const absl::Time now = clock->Now();
       if (now >= end) return true;
       absl::SleepFor(std::min(end - now, absl::Milliseconds(50)));
     }
     return false;
   }
-  absl::Time Now() const override { return absl::Now(); }
+  absl::Time Now() const override { return engine_->options_.destination_clock->Now(); }
   // The engine's own lines (and the sync stages'), about the run or the
   // segment being synced; the plugin's come through LogDestination.
   void Log(sdk::LogLevel level, std::string_view message) override {
@@ -214,6 +216,12 @@ destinations::RateBudgetRegistry::Hooks RateHooks(store::Store* store) {
   return hooks;
 }
 
+destinations::RateBudgetOptions BudgetOptions(const Clock* clock) {
+  destinations::RateBudgetOptions options;
+  options.clock = clock;
+  return options;
+}
+
 }  // namespace
 
 Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
@@ -230,7 +238,7 @@ Engine::Engine(store::Store* store, const crypto::SecretBox* secrets,
         scheduled.requested_by = "scheduler";
         return Trigger(e.id(), scheduled).status();
       }),
-      budgets_(RateHooks(store)),
+      budgets_(RateHooks(store), BudgetOptions(options_.destination_clock)),
       shares_(store, replica_id, options_.clock),
       queue_(store, RunQueueOptions{std::move(replica_id),
                                     LeaseTiming{options_.lease, options_.lease_renew_every,
@@ -258,6 +266,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(store::Store* store,
                      ": a lease lasts at least 1 second; the default is 15"));
   }
   if (options.clock == nullptr) options.clock = Clock::Real();
+  if (options.destination_clock == nullptr) options.destination_clock = Clock::Real();
   std::string replica_id = options.replica_id.empty() ? DefaultReplicaId() : options.replica_id;
   return std::unique_ptr<Engine>(
       new Engine(store, secrets, registry, std::move(options), std::move(replica_id)));
@@ -914,6 +923,24 @@ std::string ResyncNote(const std::string& segment, const sync::DeliveryChange& c
   return absl::StrCat("segment '", segment, "': a full resync, every member sent again: ", why);
 }
 
+// The segment's audience, found or created within the connection's rate
+// budget: a throttled call waits for the budget (a long pause shows as the
+// run's message) and is made again, as a batch is; it costs no run attempt.
+absl::StatusOr<sdk::Audience> EnsureAudience(const sync::SegmentSyncOptions& o,
+                                             const std::string& segment_name,
+                                             const std::string& remembered_id,
+                                             sync::RunTracker& tracker, sdk::RunContext& ctx) {
+  absl::StatusOr<sdk::Audience> audience;
+  const absl::Status status = sync::CallWithinBudget(
+      sync::ThrottlingFor(o, tracker), "the call that finds or creates the segment's audience", 0,
+      ctx, [&](sdk::RunContext& call) {
+        audience = o.connection->EnsureAudience(segment_name, remembered_id, call);
+        return audience.status();
+      });
+  if (!status.ok()) return status;
+  return audience;
+}
+
 }  // namespace
 
 absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Segment& segment,
@@ -923,7 +950,7 @@ absl::Status Engine::RecreateAudience(sync::SegmentSyncOptions& o, const v1::Seg
   const std::string note =
       absl::StrCat("segment '", segment.name(), "': the destination audience ", old_id,
                    " no longer exists (", gone.message(), "); created it again");
-  auto audience = o.connection->EnsureAudience(segment.name(), "", ctx);
+  auto audience = EnsureAudience(o, segment.name(), "", tracker, ctx);
   if (!audience.ok()) {
     return absl::Status(audience.status().code(),
                         absl::StrCat("segment '", segment.name(), "': the destination audience ",
@@ -1071,8 +1098,8 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.identifiers.memory_hashes = options_.identifier_memory_hashes;
     o.one_pass = OnePassLikelyPays(*store_, e.id(), run.id(), segment->id());
     if (!run.dry_run()) {
-      auto audience = connection->EnsureAudience(
-          segment->name(), previous.ok() ? previous->audience_id : "", ctx);
+      auto audience = EnsureAudience(o, segment->name(), previous.ok() ? previous->audience_id : "",
+                                     tracker, ctx);
       if (!audience.ok()) {
         return absl::Status(audience.status().code(),
                             absl::StrCat("segment '", segment->name(),

@@ -70,6 +70,12 @@ struct EngineOptions {
   bool only_replica = false;
   // The time leases and retries are measured in. Not null.
   const Clock* clock = Clock::Real();
+  // The time the calls to destinations are paced and waited in: the rate
+  // budgets (a throttle's pause, however far away) and the time a plugin
+  // reads and sleeps on (RunContext::Now and SleepFor). Tests give a
+  // FakeClock and move it: a wait ends once the clock passes its end. Not
+  // null.
+  const Clock* destination_clock = Clock::Real();
   // How often the scheduler looks for due exports.
   absl::Duration schedule_tick = absl::Seconds(1);
   // The system refresh schedule for exports that follow it (none if unset).

@@ -1055,6 +1055,69 @@ TEST_P(EngineTest, ARateLimitResetFarAheadIsWaitedForInFullShownAndCancellable) 
   EXPECT_EQ(state_->upsert_calls, 0) << "nothing was sent before the reset";
 }
 
+// A throttled audience call (Iterable: GET or POST /api/lists answering 429
+// with a rateLimitReset minutes ahead) waits on the connection's budget until
+// the reset, shown as the run's message, and is made again: nothing is called
+// before the reset, and the run spends no attempt on it. The destination's
+// time is a fake clock that the test moves.
+TEST_P(EngineTest, AThrottledAudienceCallWaitsForTheResetThenTheRunSucceeds) {
+  Upload(1, 10);
+  const absl::Time start = absl::FromUnixSeconds(1'700'000'000);  // 22:13:20 UTC
+  FakeClock& clock = UseFakeClock(start);
+  {
+    absl::MutexLock lock(&state_->mu);
+    state_->ensure_throttle_calls = 2;  // The look-up, then the creation.
+    state_->throttle_retry_after = absl::Minutes(3);
+  }
+  EngineOptions options;
+  options.destination_clock = &clock;
+  StartEngine(options);
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto wait_for_message = [&](const std::string& expected) {
+    std::string message;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      message = engine_->GetRun(run->id())->message();
+      if (message == expected) break;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    EXPECT_EQ(message, expected);
+  };
+  auto ensure_times = [&] {
+    absl::MutexLock lock(&state_->mu);
+    return state_->ensure_times;
+  };
+  wait_for_message("waiting for Fake's rate limit until 22:16 UTC");
+  EXPECT_EQ(engine_->GetRun(run->id())->state(), v1::RUN_STATE_RUNNING);
+  EXPECT_THAT(ensure_times(), ElementsAre(start));
+  clock.Advance(absl::Minutes(3));  // The reset: the call is made again, and throttled again.
+  wait_for_message("waiting for Fake's rate limit until 22:19 UTC");
+  EXPECT_THAT(ensure_times(), ElementsAre(start, start + absl::Minutes(3)));
+  clock.Advance(absl::Minutes(3));
+  // Past the second reset time goes on (the halved rate paces the batch).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!IsFinal(engine_->GetRun(run->id())->state()) && absl::Now() < deadline) {
+    clock.Advance(absl::Seconds(1));
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  v1::Run done = WaitFinal(run->id());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED) << done.message();
+  EXPECT_EQ(done.attempt(), 1) << "a throttle is not a failed attempt";
+  EXPECT_EQ(Audience().size(), 10u);
+  const std::vector<absl::Time> times = ensure_times();
+  ASSERT_EQ(times.size(), 3u);
+  EXPECT_EQ(times[1] - times[0], absl::Minutes(3)) << "called again before the reset";
+  EXPECT_GE(times[2] - times[1], absl::Minutes(3)) << "called again before the reset";
+  const std::string log = Describe(StoredLog(*store_, run->id()));
+  EXPECT_THAT(log, HasSubstr("[segment VIP] the destination throttled the call that finds or "
+                             "creates the segment's audience (fake destination: too many "
+                             "audience requests); the connection slows down and pauses for 3m; "
+                             "sending it again (1 of 8 resends)"))
+      << log;
+  EXPECT_THAT(log, Not(HasSubstr("FAILED_RETRYING"))) << log;
+}
+
 // The metrics tell what the runs committed: the record counters equal the
 // runs' counts, and the exposition parses.
 TEST_P(EngineTest, MetricsCountWhatTheRunsCommitted) {

@@ -1,14 +1,10 @@
 // The stage that talks to the destination: batches go out with up to
-// `max_parallel_batches` in flight, each after the connection's shared rate
-// budget allows it (one Upsert/Remove call per batch). A throttled batch
-// (RESOURCE_EXHAUSTED after RunContext::ReportThrottle) slows the connection
-// down and is sent again, a bounded number of times. Each answered batch goes
-// to the Committer.
-//
-// A pause the destination asked for (Retry-After, a rate-limit reset) is
-// waited for in full, however far away, unless the run is cancelled; a pause
-// of kShowWaitsFrom or more is shown as the run's message meanwhile
-// (WaitMessage).
+// `max_parallel_batches` in flight, each one Upsert/Remove call within the
+// connection's shared rate budget (throttled_call.h: a throttled batch slows
+// the connection down and is sent again, a bounded number of times; a pause
+// the destination asked for is waited for in full, however far away, unless
+// the run is cancelled, and a long one is shown as the run's message). Each
+// answered batch goes to the Committer.
 //
 //   Dispatcher dispatcher(options, committer, ctx);
 //   dispatcher.Submit(std::move(batch));   // blocks while N are waiting
@@ -27,34 +23,20 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "exportd/sdk/destination.h"
-#include "server/destinations/rate_budget.h"
 #include "server/sync/committer.h"
 #include "server/sync/pending_batch.h"
+#include "server/sync/throttled_call.h"
 
 namespace exportd::sync {
 
 struct DispatchOptions {
   sdk::Connection* connection = nullptr;
   sdk::Audience audience;
-  // Named in the message of a batch throttled too often.
-  std::string connection_name;
-  // The destination's display name (e.g. "Iterable"), for the message shown
-  // while the run waits for its rate limit.
-  std::string destination_name;
-  // Shows what the run waits for (RunTracker::ShowWait); may be empty.
-  std::function<void(const std::string& message)> show_wait;
   int max_parallel_batches = 1;
-  // Null: no shared limit (tests).
-  destinations::RateBudget* budget = nullptr;
-  int max_throttle_resends = 8;
+  // The budget every call waits for, how often a throttled batch is sent
+  // again, and how a long wait is shown.
+  ThrottledCallOptions throttling;
 };
-
-// Pauses at least this long are shown (DispatchOptions::show_wait).
-inline constexpr absl::Duration kShowWaitsFrom = absl::Seconds(5);
-
-// "waiting for Iterable's rate limit until 14:05 UTC": a pause until `until`
-// (UTC; with the date when not on `now`'s day).
-std::string WaitMessage(const std::string& destination_name, absl::Time until, absl::Time now);
 
 class Dispatcher {
  public:
@@ -72,9 +54,6 @@ class Dispatcher {
   void Work();
   // One call per batch, after the budget allows it; resends throttled ones.
   absl::StatusOr<std::vector<sdk::RecordOutcome>> Deliver(const PendingBatch& batch);
-  // Waits for the budget (and any pause in it), showing a long pause. False
-  // when the run was cancelled meanwhile.
-  bool AcquireBudget(std::int64_t records);
   absl::Status Send(PendingBatch& batch);
 
   const DispatchOptions o_;

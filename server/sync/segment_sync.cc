@@ -149,12 +149,8 @@ class SegmentSync {
     DispatchOptions d;
     d.connection = o_.connection;
     d.audience = o_.audience;
-    d.connection_name = e_.connection_id();
-    if (o_.destination != nullptr) d.destination_name = o_.destination->manifest().display_name;
-    d.show_wait = [this](const std::string& message) { tracker_.ShowWait(message); };
     d.max_parallel_batches = o_.max_parallel_batches;
-    d.budget = o_.budget;
-    d.max_throttle_resends = o_.max_throttle_resends;
+    d.throttling = ThrottlingFor(o_, tracker_);
     dispatcher_ = std::make_unique<Dispatcher>(d, committer_, ctx_);
     batcher_ = NewBatcher();
     retries_ = NewBatcher();
@@ -771,6 +767,16 @@ absl::Status SegmentSync::SendHeld() {
 }
 
 }  // namespace
+
+ThrottledCallOptions ThrottlingFor(const SegmentSyncOptions& o, RunTracker& tracker) {
+  ThrottledCallOptions t;
+  t.budget = o.budget;
+  if (o.destination != nullptr) t.destination_name = o.destination->manifest().display_name;
+  t.show_wait = [&tracker](const std::string& message) { tracker.ShowWait(message); };
+  t.max_throttle_resends = o.max_throttle_resends;
+  if (o.export_ != nullptr) t.connection_name = o.export_->connection_id();
+  return t;
+}
 
 absl::Status SyncSegment(const SegmentSyncOptions& o, store::Store& store, RunTracker& tracker,
                          sdk::RunContext& ctx) {

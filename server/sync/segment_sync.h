@@ -35,6 +35,7 @@
 #include "server/sync/committer.h"
 #include "server/sync/identifier_set.h"
 #include "server/sync/mapping.h"
+#include "server/sync/throttled_call.h"
 
 namespace exportd::sync {
 
@@ -68,11 +69,12 @@ struct SegmentSyncOptions {
   int max_records_per_batch = 1000;
   std::int64_t max_bytes_per_batch = 4'000'000;
   int max_parallel_batches = 1;
-  // The connection's shared rate budget: every Upsert/Remove acquires from it
-  // first. Null: no limit (dry runs, tests).
+  // The connection's shared rate budget: every Upsert/Remove (and the
+  // engine's EnsureAudience) acquires from it first. Null: no limit (dry
+  // runs, tests).
   destinations::RateBudget* budget = nullptr;
-  // How often one batch is sent again after the destination throttled it
-  // before the run fails (retryably) instead.
+  // How often one batch (or the audience call) is sent again after the
+  // destination throttled it before the run fails (retryably) instead.
   int max_throttle_resends = 8;
   // The snapshot's identifier hashes in memory at most (then on disk).
   IdentifierSetOptions identifiers;
@@ -85,6 +87,11 @@ struct SegmentSyncOptions {
   bool one_pass = true;
   size_t held_memory_bytes = size_t{64} << 20;
 };
+
+// How the calls to the destination for `o`'s segment wait for the
+// connection's rate budget (throttled_call.h): its batches, and the engine's
+// EnsureAudience for it. `tracker` shows a long wait; it outlives the calls.
+ThrottledCallOptions ThrottlingFor(const SegmentSyncOptions& o, RunTracker& tracker);
 
 // Runs the pipeline for one segment. Returns the first whole-call failure of
 // the destination (the caller decides between retrying and failing), or

@@ -27,10 +27,17 @@ class FakeConnection final : public sdk::Connection {
     return failure;
   }
 
-  absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name,
-                                               std::string_view, sdk::RunContext&) override {
+  absl::StatusOr<sdk::Audience> EnsureAudience(std::string_view segment_name, std::string_view,
+                                               sdk::RunContext& ctx) override {
     if (absl::Status s = TakeFailure(); !s.ok()) return s;
     absl::MutexLock lock(&state_->mu);
+    state_->ensure_times.push_back(ctx.Now());
+    if (state_->ensure_throttle_calls > 0) {
+      --state_->ensure_throttle_calls;
+      ++state_->throttled;
+      ctx.ReportThrottle(state_->throttle_retry_after);
+      return absl::ResourceExhaustedError("fake destination: too many audience requests");
+    }
     ++state_->ensure_calls;
     sdk::Audience audience;
     audience.name = std::string(segment_name);

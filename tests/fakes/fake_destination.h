@@ -54,8 +54,14 @@ struct FakeState {
   // `throttle_retry_after`, then RESOURCE_EXHAUSTED) before one goes through.
   int throttle_calls ABSL_GUARDED_BY(mu) = 0;
   absl::Duration throttle_retry_after ABSL_GUARDED_BY(mu) = absl::ZeroDuration();
-  // Throttled calls so far.
+  // EnsureAudience calls to throttle the same way (`throttle_retry_after`)
+  // before one goes through.
+  int ensure_throttle_calls ABSL_GUARDED_BY(mu) = 0;
+  // Throttled calls so far (Upsert, Remove and EnsureAudience).
   int throttled ABSL_GUARDED_BY(mu) = 0;
+  // When each EnsureAudience call arrived (RunContext::Now; throttled ones
+  // included).
+  std::vector<absl::Time> ensure_times ABSL_GUARDED_BY(mu);
   // Upsert/Remove calls that answer NOT_FOUND (the audience was deleted at
   // the destination) before one goes through, and how many EnsureAudience
   // calls there were.

@@ -698,6 +698,59 @@ TEST_F(IterableE2eTest, ARateLimitResetIsWaitedForBeforeTheNextRequest) {
   EXPECT_EQ(ListMembers("Reset").size(), 196u);
 }
 
+// The list calls are the engine's to pace too: a JSON 429 with
+// params.rateLimitReset on GET /api/lists (a segment's audience look-up) is
+// reported to the engine, which waits on the connection's budget until the
+// reset and calls again, spending no run attempt; the plugin does not retry
+// it. (engine_test's AThrottledAudienceCallWaitsForTheResetThenTheRunSucceeds
+// waits for resets minutes ahead, on a fake clock.)
+TEST_F(IterableE2eTest, AListLookUpRateLimitedIsWaitedForByTheEngine) {
+  CreateConnection({});
+  for (const char* segment : {"First", "Second"}) {
+    auto [code, text] = Ctl({"segment", "create", "--name", segment, "--from-csv", WriteCsv(20),
+                             "--id-field", "ProfileId"});
+    ASSERT_EQ(code, 0) << text;
+  }
+  auto [code, text] = Ctl({"export", "create", "--name", "both", "--connection", "Iterable sandbox",
+                           "--segment", "First", "--segment", "Second", "--map", "email=Email"});
+  ASSERT_EQ(code, 0) << text;
+  // One GET /api/lists every 4 s: the second segment's look-up comes too soon.
+  HttpPost(SandboxUrl("/_sandbox/faults"),
+           R"({"rateLimits":{"lists":0.25},"rateLimitReset":true})");
+  std::tie(code, text) = Ctl({"export", "run", "both", "--watch"});
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("SUCCEEDED")) << text;
+  json runs = CtlJson({"export", "runs", "both"});
+  json list = runs.is_array() ? runs : runs["runs"];
+  ASSERT_FALSE(list.empty()) << runs.dump();
+  EXPECT_EQ(list[0].value("attempt", 0), 1) << "a throttle is not a failed attempt";
+  // Each GET after a 429 waits for the token the sandbox's reset named: 4 s
+  // after the last one that went through.
+  std::vector<std::pair<std::string, std::int64_t>> gets;  // outcome, arrival
+  for (const json& r : HttpGetJson(SandboxUrl("/_sandbox/requests"))) {
+    if (r["route"] != "GET /api/lists") continue;
+    gets.emplace_back(r["outcome"].get<std::string>(), r["atMicros"].get<std::int64_t>());
+  }
+  int throttled = 0;
+  std::int64_t last_ok = 0;
+  for (size_t i = 0; i < gets.size(); ++i) {
+    if (gets[i].first == "200") last_ok = gets[i].second;
+    if (gets[i].first != "429") continue;
+    ++throttled;
+    ASSERT_LT(i + 1, gets.size()) << "no look-up after the 429";
+    EXPECT_EQ(gets[i + 1].first, "200") << "GET /api/lists went out before the rate-limit reset";
+    EXPECT_GE(gets[i + 1].second, last_ok + 4'000'000 - 1'000)
+        << "GET /api/lists went out before the rate-limit reset";
+  }
+  EXPECT_EQ(throttled, 1) << "the second segment's look-up must have been rate-limited";
+  const std::string log = exportd_->Log();
+  EXPECT_THAT(log, HasSubstr("the destination throttled the call that finds or creates the "
+                             "segment's audience (Iterable rate-limited GET /api/lists"))
+      << log;
+  EXPECT_EQ(log.find("GET /api/lists: HTTP 429"), std::string::npos) << "the plugin retried a 429";
+  EXPECT_EQ(ListMembers("Second").size(), 20u);
+}
+
 // A userID-based project: the export must map userId, members go by userId,
 // and the mirror diff keys by it (a changed email is an update of the same
 // member, not a removal and an addition).

@@ -620,6 +620,93 @@ TEST_F(IterableSandboxTest, RateLimitResetIsReportedAsTheWait) {
   EXPECT_LE(ctx.throttles()[0], absl::Milliseconds(2100));
 }
 
+// The list calls (GET and POST /api/lists) answer a 429 as the batch calls
+// do: reported to the engine with the rate-limit reset, however far, and
+// RESOURCE_EXHAUSTED, without a retry or a sleep here (the engine waits on
+// the connection's budget and calls EnsureAudience again). The sandbox and
+// the context share one fake clock.
+TEST_F(IterableSandboxTest, AListCallRateLimitedBeyondTheRetryBudgetIsReportedToTheEngine) {
+  auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'700'000'000));  // 22:13:20 UTC
+  sandbox::Options options;
+  options.api_keys = {kKey};
+  options.clock = [clock = ctx.get()] { return clock->Now(); };
+  options.faults.rate_limits = {{"lists", 1.0 / 120}, {"create_list", 1.0 / 300}};
+  options.faults.rate_limit_reset = true;
+  sandbox_.reset();
+  auto sandbox = sandbox::Sandbox::Create(options);
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  sandbox_ = *std::move(sandbox);
+  auto connection = Connect();
+  const absl::Time start = ctx->Now();
+  // Takes both buckets' token: the next GET comes 120 s later, the next POST 300 s.
+  ASSERT_TRUE(connection->EnsureAudience("First", "", *ctx).ok());
+
+  auto throttled = connection->EnsureAudience("VIP", "", *ctx);
+  EXPECT_EQ(throttled.status().code(), absl::StatusCode::kResourceExhausted) << throttled.status();
+  EXPECT_NE(throttled.status().message().find(
+                "Iterable rate-limited GET /api/lists (HTTP 429 RateLimitExceeded"),
+            std::string::npos)
+      << throttled.status();
+  EXPECT_NE(
+      throttled.status().message().find("it asked for a pause of 2m0.001s, until 22:15:20 UTC"),
+      std::string::npos)
+      << throttled.status();
+  ASSERT_EQ(ctx->throttles().size(), 1u);
+  EXPECT_EQ(ctx->throttles()[0], absl::Seconds(120) + absl::Milliseconds(1));
+  ctx->Advance(ctx->throttles()[0]);  // What the engine's budget waits.
+
+  throttled = connection->EnsureAudience("VIP", "", *ctx);
+  EXPECT_EQ(throttled.status().code(), absl::StatusCode::kResourceExhausted) << throttled.status();
+  EXPECT_NE(throttled.status().message().find("Iterable rate-limited POST /api/lists"),
+            std::string::npos)
+      << throttled.status();
+  ASSERT_EQ(ctx->throttles().size(), 2u);
+  EXPECT_EQ(ctx->throttles()[1], absl::Seconds(180)) << "the next POST token comes at 300 s";
+  ctx->Advance(ctx->throttles()[1]);
+
+  auto audience = connection->EnsureAudience("VIP", "", *ctx);
+  ASSERT_TRUE(audience.ok()) << audience.status();
+  EXPECT_TRUE(audience->created);
+  EXPECT_TRUE(ctx->sleeps().empty()) << "the plugin must not wait for a 429";
+  EXPECT_FALSE(ctx->LogsContain("retrying")) << "a 429 is not retried here";
+  // One 429 each, and no list request before the reset it named.
+  EXPECT_EQ(sandbox_->RequestTimes("GET /api/lists"),
+            (std::vector<absl::Time>{start, start, start + absl::Milliseconds(120'001),
+                                     start + absl::Milliseconds(300'001)}));
+  EXPECT_EQ(sandbox_->RequestTimes("GET /api/lists", "429"), std::vector<absl::Time>{start});
+  EXPECT_EQ(sandbox_->RequestTimes("POST /api/lists"),
+            (std::vector<absl::Time>{start, start + absl::Milliseconds(120'001),
+                                     start + absl::Milliseconds(300'001)}));
+  EXPECT_EQ(sandbox_->RequestTimes("POST /api/lists", "429"),
+            std::vector<absl::Time>{start + absl::Milliseconds(120'001)});
+}
+
+// A connection test does not wait for a rate limit: it fails at once and
+// says when the limit resets.
+TEST_F(IterableSandboxTest, CheckFailsAtOnceOnARateLimitAndSaysWhenItResets) {
+  auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'700'000'000));  // 22:13:20 UTC
+  sandbox::Options options;
+  options.api_keys = {kKey};
+  options.clock = [clock = ctx.get()] { return clock->Now(); };
+  options.faults.rate_limits = {{"lists", 1.0 / 600}};
+  options.faults.rate_limit_reset = true;
+  sandbox_.reset();
+  auto sandbox = sandbox::Sandbox::Create(options);
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  sandbox_ = *std::move(sandbox);
+  auto connection = Connect();
+  ASSERT_TRUE(connection->Check(*ctx).ok());
+  const absl::Status status = connection->Check(*ctx);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("until 22:23:20 UTC; the connection was not checked: test it "
+                                  "again later"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_TRUE(ctx->sleeps().empty());
+  EXPECT_EQ(RequestCount("GET /api/lists", "429"), 1);
+  ExpectNoKey(*ctx, {std::string(status.message())});
+}
+
 TEST_F(IterableSandboxTest, ServerErrorsAreRetriedUntilSuccess) {
   auto connection = Connect();
   const sdk::Audience list = MakeList(*connection, "5xx");

@@ -214,8 +214,10 @@ class RunContext {
   // `retry_after` is how long it asked for nothing to be sent (Retry-After, a
   // rate-reset time; zero when it did not say). The engine lowers the
   // connection's shared rate and waits before it sends again; the plugin
-  // does not sleep for it. After reporting, an Upsert or Remove returns
-  // absl::ResourceExhaustedError: the engine sends the same batch again.
+  // does not sleep for it. After reporting, an Upsert, Remove or
+  // EnsureAudience returns absl::ResourceExhaustedError: the engine waits on
+  // the connection's rate budget and makes the same call again (a throttle
+  // is not a failed run attempt).
   // The default ignores the report (contexts outside a run).
   virtual void ReportThrottle(absl::Duration retry_after) { (void)retry_after; }
   // Reports one request the plugin made to the destination, once its answer
@@ -267,7 +269,9 @@ class Connection {
 
   // Finds or creates the audience named exactly `segment_name`. Idempotent.
   // `remembered_id` is the id this export got last time (empty on the first
-  // run); the plugin prefers it when it still exists.
+  // run); the plugin prefers it when it still exists. RESOURCE_EXHAUSTED
+  // after RunContext::ReportThrottle: the engine waits as for a throttled
+  // batch and calls again.
   virtual absl::StatusOr<Audience> EnsureAudience(std::string_view segment_name,
                                                   std::string_view remembered_id,
                                                   RunContext& ctx) = 0;
