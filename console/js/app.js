@@ -65,9 +65,9 @@ export function navigate(path, { replaceState = false } = {}) {
   route();
 }
 
-// A message in the live region (screen readers hear it).
-function notify(text, kind = 'info') {
-  replace(status, h('p', { class: `notice ${kind}` }, text));
+// A message in the live region (screen readers hear it): text, or nodes.
+function notify(content, kind = 'info') {
+  replace(status, h('div', { class: `notice ${kind}` }, content));
 }
 
 function renderNav(section) {

@@ -5,9 +5,10 @@
 // (console_browser_test). It signs in, creates an Iterable connection from the
 // manifest form, uploads a CSV segment, creates an export, runs it, waits for
 // the progress bar to reach 100% and the run's log to show its final line,
-// opens the rejections, and checks that a viewer sees no button that changes
-// anything. Every page is photographed
-// into --screenshots.
+// opens the rejections, checks that a viewer sees no button that changes
+// anything, and deletes a segment and an export with their Iterable lists
+// (one deleted, one kept because a campaign uses it). Every page is
+// photographed into --screenshots.
 //
 //   console_test.js --screenshots DIR [--chromium /usr/bin/chromium]
 //
@@ -444,6 +445,94 @@ async function main() {
     await go(viewer, exportPath, 'vip');
     await shot(viewer, 'viewer-export');
     await viewerContext.close();
+
+    // Deleting with the destination's lists: the confirmation's checkbox sends
+    // delete_audiences, and the notice names the lists deleted and kept.
+    await page.setViewport({ width: 1280, height: 800 });
+    const admin = { Authorization: `Bearer ${adminToken}` };
+    async function api(method, body) {
+      const r = await fetch(`${base}/v1/exportd.v1.${method}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', ...admin }, body: JSON.stringify(body),
+      });
+      const text = await r.text();
+      check(r.ok, `${method}: HTTP ${r.status} ${text}`);
+      return JSON.parse(text);
+    }
+    async function sandboxList(name) {
+      const lists = await (await fetch(`${sandboxUrl}/_sandbox/lists`)).json();
+      return lists.find((l) => l.name === name) || null;
+    }
+    async function runToEnd(exportId) {
+      const { id } = await api('RunService/RunExport', { export: exportId });
+      const until = Date.now() + TIMEOUT;
+      for (;;) {
+        const run = await api('RunService/GetRun', { runId: id });
+        if (!['RUN_STATE_QUEUED', 'RUN_STATE_RUNNING', 'RUN_STATE_FAILED_RETRYING'].includes(run.state)) return run;
+        check(Date.now() < until, `run ${id} did not end: ${run.state}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    // Segment "Lapsed": export "lapsed" sent it (its run created the list "Lapsed"), then moved on.
+    const lapsedSegment = await api('SegmentService/CreateSegment', { name: 'Lapsed' });
+    const upload = await fetch(`${base}/v1/exportd.v1.SegmentService/UploadMembers?segment=${encodeURIComponent(lapsedSegment.id)}`
+      + '&filename=lapsed.csv&id-field=ProfileId', {
+      method: 'POST', headers: { 'Content-Type': 'text/csv', ...admin },
+      body: 'ProfileId,Email\nl-1,lapsed1@example.com\nl-2,lapsed2@example.com\n',
+    });
+    check(upload.ok, `uploading Lapsed: HTTP ${upload.status} ${await upload.text()}`);
+    const lapsedExport = await api('ExportService/CreateExport', {
+      name: 'lapsed', connection: connectionId, segments: [lapsedSegment.id],
+      mappings: [{ destinationField: 'email', profileField: 'Email' }],
+    });
+    const lapsedRun = await runToEnd(lapsedExport.id);
+    check(lapsedRun.state === 'RUN_STATE_SUCCEEDED', `the run of lapsed ended ${lapsedRun.state}: ${lapsedRun.message}`);
+    const lapsedList = await sandboxList('Lapsed');
+    check(lapsedList, 'the run of lapsed created no list "Lapsed"');
+    await api('ExportService/UpdateExport', { export: lapsedExport.id, segments: ['VIP Customers'] });
+
+    await go(page, `/segments/${encodeURIComponent(lapsedSegment.id)}`, 'Lapsed');
+    await page.click('[data-testid=delete-segment]');
+    await page.waitForSelector('[data-testid=delete-segment-option]');
+    const segmentOption = await page.$eval('[data-testid=delete-segment-option]', (c) => [c.checked, c.labels[0].textContent]);
+    check(!segmentOption[0] && segmentOption[1] === 'Also delete the lists exports created for this segment in the destination',
+      `the segment's delete offers ${JSON.stringify(segmentOption)}`);
+    await page.click('[data-testid=delete-segment-option]');
+    await shot(page, 'segment-delete-confirm');
+    await page.click('[data-testid=delete-segment-yes]');
+    await heading(page, 'Segments');
+    await page.waitForSelector('#status #deletion-result');
+    const deletedLists = await page.$$eval('#deleted-audiences li', (li) => li.map((x) => x.textContent));
+    check(JSON.stringify(deletedLists) === JSON.stringify([`Lapsed (${lapsedList.id})`]),
+      `deleting the segment says it deleted ${JSON.stringify(deletedLists)}`);
+    check(await page.$('#kept-audiences') === null, 'deleting the segment says it kept lists');
+    check(await sandboxList('Lapsed') === null, 'the list "Lapsed" is still in the sandbox');
+    await shot(page, 'segment-deleted');
+
+    // Export "vip" created "VIP Customers", which a campaign uses now: Iterable keeps it.
+    const vipList = await sandboxList('VIP Customers');
+    check(vipList, 'no list "VIP Customers" in the sandbox');
+    const inUse = await fetch(`${sandboxUrl}/_sandbox/lists/${vipList.id}/in-use`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"inUse":true}',
+    });
+    check(inUse.ok, `marking the list in use: HTTP ${inUse.status}`);
+    await go(page, exportPath, 'vip');
+    await page.click('[data-testid=delete-export]');
+    await page.waitForSelector('[data-testid=delete-export-option]');
+    const exportOption = await page.$eval('[data-testid=delete-export-option]', (c) => [c.checked, c.labels[0].textContent]);
+    check(!exportOption[0] && exportOption[1] === 'Also delete the lists this export created in the destination',
+      `the export's delete offers ${JSON.stringify(exportOption)}`);
+    await page.click('[data-testid=delete-export-option]');
+    await page.click('[data-testid=delete-export-yes]');
+    await heading(page, 'Exports');
+    await page.waitForSelector('#status #deletion-result');
+    const result = await page.$eval('#deletion-result', (e) => e.textContent);
+    check(result.includes('Export vip deleted.') && result.includes('No list was deleted in the destination.'),
+      `deleting the export said: ${result}`);
+    const keptLists = await page.$$eval('#kept-audiences li', (li) => li.map((x) => x.textContent));
+    check(keptLists.length === 1 && keptLists[0].startsWith(`VIP Customers (${vipList.id}): `) && keptLists[0].includes('in use'),
+      `deleting the export says it kept ${JSON.stringify(keptLists)}`);
+    check(await sandboxList('VIP Customers') !== null, 'the list in use was deleted');
+    await shot(page, 'export-deleted');
 
     check(errors.length === 0, `the pages reported errors:\n${errors.join('\n')}`);
   } catch (e) {

@@ -1,5 +1,5 @@
 // Pieces the pages share.
-import { h } from '../dom.js';
+import { h, replace, uniqueId } from '../dom.js';
 
 export function pageHeader(title, ...actions) {
   return h('div', { class: 'page-header' }, h('h1', {}, title),
@@ -25,6 +25,44 @@ export function actionButton(text, action, { kind = '', id, out, testid } = {}) 
     }
   });
   return button;
+}
+
+// A button that asks once more before it acts: the question, "Yes, <text>"
+// and "No" take its place. With `option` (a label) the question carries a
+// checkbox, unchecked, and action(checked) is told its state.
+export function confirmButton(text, question, action, out, { option, testid } = {}) {
+  const box = h('span', { class: 'confirm' });
+  const first = h('button', { type: 'button', class: 'danger', 'data-testid': testid }, text);
+  first.addEventListener('click', () => {
+    const check = option ? h('input', { type: 'checkbox', id: uniqueId('confirm-option'), 'data-testid': testid && `${testid}-option` }) : null;
+    const yes = actionButton(`Yes, ${text.toLowerCase()}`, () => action(check ? check.checked : false),
+      { kind: 'danger', out, testid: testid && `${testid}-yes` });
+    const no = h('button', { type: 'button', onclick: () => replace(box, first) }, 'No');
+    replace(box, h('span', {}, question, ' '),
+      check ? h('span', { class: 'check' }, check, h('label', { for: check.id }, option)) : null,
+      yes, ' ', no);
+    yes.focus();
+  });
+  return replace(box, first);
+}
+
+// What a delete with delete_audiences did at the destination, after `title`
+// ("Export vip deleted."): the lists deleted and the lists kept, each as the
+// server names it ("VIP (10000000001)", a kept one with why). Without
+// `asked`, just the title.
+export function deletionResult(title, response, asked) {
+  if (!asked) return title;
+  const deleted = (response && response.deletedAudiences) || [];
+  const kept = (response && response.keptAudiences) || [];
+  const items = (id, names) => h('ul', { id }, names.map((n) => h('li', {}, n)));
+  return h('div', { id: 'deletion-result' },
+    h('p', {}, title),
+    deleted.length
+      ? [h('p', {}, `Deleted in the destination (${deleted.length}):`), items('deleted-audiences', deleted)]
+      : h('p', {}, 'No list was deleted in the destination.'),
+    kept.length
+      ? [h('p', {}, `Kept in the destination (${kept.length}):`), items('kept-audiences', kept)]
+      : null);
 }
 
 export function errorNode(e) {

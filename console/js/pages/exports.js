@@ -4,7 +4,7 @@ import { call } from '../api.js';
 import { h, field, table, replace, uniqueId } from '../dom.js';
 import { time, runState, exportMode, formatDate } from '../format.js';
 import { nextRuns, timeZones } from '../cron.js';
-import { pageHeader, link, actionButton, errorNode, definitionList, stateBadge } from './common.js';
+import { pageHeader, link, actionButton, confirmButton, deletionResult, errorNode, definitionList, stateBadge } from './common.js';
 import { runHistory } from './runs.js';
 
 async function lastRun(exportId, ctx) {
@@ -97,28 +97,15 @@ export async function detail(ctx, [id]) {
           ctx.navigate(location.pathname, { replaceState: true });
           ctx.notify('Detached: the export is inactive and keeps its configuration.', 'ok');
         }, { out }) : null,
-        confirmButton('Delete export', 'Really delete this export?', async () => {
-          await call('ExportService', 'DeleteExport', { export: e.id });
+        confirmButton('Delete export', 'Really delete this export?', async (deleteAudiences) => {
+          const r = await call('ExportService', 'DeleteExport', { export: e.id, deleteAudiences });
           ctx.navigate('/exports');
-          ctx.notify(`Export ${e.name} deleted.`, 'ok');
-        }, out)),
+          ctx.notify(deletionResult(`Export ${e.name} deleted.`, r, deleteAudiences), 'ok');
+        }, out, { option: 'Also delete the lists this export created in the destination', testid: 'delete-export' })),
       duplicate, out);
   }
   parts.push(h('h2', {}, 'Run history'), await runHistory(ctx, e.id));
   return h('section', {}, parts);
-}
-
-// A button that asks once more before it acts (a second button appears).
-function confirmButton(text, question, action, out) {
-  const box = h('span', { class: 'confirm' });
-  const first = h('button', { type: 'button', class: 'danger' }, text);
-  first.addEventListener('click', () => {
-    const yes = actionButton(`Yes, ${text.toLowerCase()}`, action, { kind: 'danger', out });
-    const no = h('button', { type: 'button', onclick: () => replace(box, first) }, 'No');
-    replace(box, h('span', {}, question, ' '), yes, ' ', no);
-    yes.focus();
-  });
-  return replace(box, first);
 }
 
 function nextRunsList(cron, timeZone) {

@@ -3,7 +3,7 @@
 import { call, uploadCsv } from '../api.js';
 import { h, field, table, replace, progressBar } from '../dom.js';
 import { num, time, fieldType, bytes } from '../format.js';
-import { pageHeader, link, errorNode, okNode, definitionList, actionButton } from './common.js';
+import { pageHeader, link, errorNode, okNode, definitionList, confirmButton, deletionResult } from './common.js';
 
 const PAGE_SIZE = 50;
 
@@ -173,9 +173,10 @@ function uploadForm(ctx, s) {
 function deleteButton(ctx, s) {
   const out = h('div', { 'aria-live': 'polite' });
   return h('div', { class: 'card danger' }, h('h2', {}, 'Delete the segment'),
-    h('div', { class: 'actions' }, actionButton('Delete segment', async () => {
-      await call('SegmentService', 'DeleteSegment', { segment: s.id });
+    h('p', { class: 'help' }, 'A segment that an export uses is not deleted: remove it from the export first.'),
+    h('div', { class: 'actions' }, confirmButton('Delete segment', 'Really delete this segment and its members?', async (deleteAudiences) => {
+      const r = await call('SegmentService', 'DeleteSegment', { segment: s.id, deleteAudiences });
       ctx.navigate('/segments');
-      ctx.notify(`Segment ${s.name} deleted.`, 'ok');
-    }, { kind: 'danger', out })), out);
+      ctx.notify(deletionResult(`Segment ${s.name} deleted.`, r, deleteAudiences), 'ok');
+    }, out, { option: 'Also delete the lists exports created for this segment in the destination', testid: 'delete-segment' })), out);
 }
