@@ -80,8 +80,8 @@ struct EngineOptions {
   absl::Duration schedule_tick = absl::Seconds(1);
   // The system refresh schedule for exports that follow it (none if unset).
   std::optional<RefreshSchedule> system_refresh;
-  // How often one batch is sent again after the destination throttled it,
-  // before the attempt fails (retryably).
+  // How often one batch (or a segment's audience call) is sent again after
+  // the destination throttled it, before the attempt fails (retryably).
   int max_throttle_resends = 8;
   // Where runs, records, destination calls, rate budgets, the queue and batch
   // commits are counted; null: nowhere. Outlives the engine.
