@@ -110,6 +110,19 @@ class IterableSandboxTest : public ::testing::Test {
     sandbox_ = *std::move(sandbox);
   }
 
+  // Starts a fresh sandbox with `faults` on the time of `ctx` (a fake clock):
+  // the sandbox's rate-limit resets and the plugin's waits then agree.
+  void RestartOnClock(const TestRunContext& ctx, sandbox::FaultOptions faults) {
+    sandbox_.reset();
+    sandbox::Options options;
+    options.api_keys = {kKey};
+    options.clock = [clock = &ctx] { return clock->Now(); };
+    options.faults = std::move(faults);
+    auto sandbox = sandbox::Sandbox::Create(options);
+    ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+    sandbox_ = *std::move(sandbox);
+  }
+
   std::unique_ptr<sandbox::Sandbox> sandbox_;
 };
 
@@ -627,15 +640,10 @@ TEST_F(IterableSandboxTest, RateLimitResetIsReportedAsTheWait) {
 // the context share one fake clock.
 TEST_F(IterableSandboxTest, AListCallRateLimitedBeyondTheRetryBudgetIsReportedToTheEngine) {
   auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'700'000'000));  // 22:13:20 UTC
-  sandbox::Options options;
-  options.api_keys = {kKey};
-  options.clock = [clock = ctx.get()] { return clock->Now(); };
-  options.faults.rate_limits = {{"lists", 1.0 / 120}, {"create_list", 1.0 / 300}};
-  options.faults.rate_limit_reset = true;
-  sandbox_.reset();
-  auto sandbox = sandbox::Sandbox::Create(options);
-  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
-  sandbox_ = *std::move(sandbox);
+  sandbox::FaultOptions faults;
+  faults.rate_limits = {{"lists", 1.0 / 120}, {"create_list", 1.0 / 300}};
+  faults.rate_limit_reset = true;
+  RestartOnClock(*ctx, faults);
   auto connection = Connect();
   const absl::Time start = ctx->Now();
   // Takes both buckets' token: the next GET comes 120 s later, the next POST 300 s.
@@ -685,15 +693,10 @@ TEST_F(IterableSandboxTest, AListCallRateLimitedBeyondTheRetryBudgetIsReportedTo
 // says when the limit resets.
 TEST_F(IterableSandboxTest, CheckFailsAtOnceOnARateLimitAndSaysWhenItResets) {
   auto ctx = TestRunContext::WithFakeClock(absl::FromUnixSeconds(1'700'000'000));  // 22:13:20 UTC
-  sandbox::Options options;
-  options.api_keys = {kKey};
-  options.clock = [clock = ctx.get()] { return clock->Now(); };
-  options.faults.rate_limits = {{"lists", 1.0 / 600}};
-  options.faults.rate_limit_reset = true;
-  sandbox_.reset();
-  auto sandbox = sandbox::Sandbox::Create(options);
-  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
-  sandbox_ = *std::move(sandbox);
+  sandbox::FaultOptions faults;
+  faults.rate_limits = {{"lists", 1.0 / 600}};
+  faults.rate_limit_reset = true;
+  RestartOnClock(*ctx, faults);
   auto connection = Connect();
   ASSERT_TRUE(connection->Check(*ctx).ok());
   const absl::Status status = connection->Check(*ctx);
