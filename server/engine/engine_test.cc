@@ -153,6 +153,17 @@ class EngineTest : public store::StoreTest {
     ASSERT_TRUE((*writer)->Append(chunk).ok());
     ASSERT_TRUE((*writer)->Commit().ok());
   }
+  // The delivered state of exp-1's seg-1, by profile id.
+  std::map<std::string, store::DeliveredState> DeliveredStates() {
+    std::map<std::string, store::DeliveredState> states;
+    const absl::Status read = store_->ForEachDelivered(
+        "exp-1", "seg-1", [&](const store::DeliveredView& row) {
+          states[std::string(row.profile_id)] = row.state;
+          return absl::OkStatus();
+        });
+    EXPECT_TRUE(read.ok()) << read;
+    return states;
+  }
   v1::Run RunToEnd(TriggerOptions options = {}) {
     auto run = engine_->Trigger("vip", options);
     EXPECT_TRUE(run.ok()) << run.status();
@@ -377,18 +388,7 @@ TEST_P(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
   }
   StartEngine();
   ASSERT_EQ(RunToEnd().segments(0).rejected(), 1);
-  std::map<std::string, store::DeliveredState> states;
-  auto read_states = [&] {
-    states.clear();
-    ASSERT_TRUE(store_
-                    ->ForEachDelivered("exp-1", "seg-1",
-                                       [&](const store::DeliveredView& row) {
-                                         states[std::string(row.profile_id)] = row.state;
-                                         return absl::OkStatus();
-                                       })
-                    .ok());
-  };
-  read_states();
+  std::map<std::string, store::DeliveredState> states = DeliveredStates();
   EXPECT_EQ(states.size(), 10u);
   EXPECT_EQ(states["p3"], store::DeliveredState::kRejected);
   EXPECT_EQ(states["p4"], store::DeliveredState::kDelivered);
@@ -402,7 +402,7 @@ TEST_P(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
   v1::Run second = RunToEnd();
   EXPECT_EQ(second.segments(0).rejected(), 2);
   EXPECT_EQ(second.segments(0).updated(), 8);
-  read_states();
+  states = DeliveredStates();
   EXPECT_EQ(states["p3"], store::DeliveredState::kRejected);
   EXPECT_EQ(states["p4"], store::DeliveredState::kUpdateRejected);
 
@@ -420,7 +420,7 @@ TEST_P(EngineTest, RejectedMembersWhoLeaveAreRemovedOnlyIfTheyWereDelivered) {
     absl::MutexLock lock(&state_->mu);
     EXPECT_EQ(state_->removed_records, 3);
   }
-  read_states();
+  states = DeliveredStates();
   EXPECT_EQ(states.size(), 6u);
   EXPECT_EQ(states.count("p3"), 0u) << "forgotten";
 }
@@ -499,14 +499,7 @@ TEST_P(EngineTest, RetryableRecordsAreSentByTheNextRunAttempt) {
     EXPECT_EQ(state_->retryable_answers["p3"], 1);
     EXPECT_EQ(state_->upserted_records, 12) << "10, then p3 and p4 again; nothing else resent";
   }
-  std::map<std::string, store::DeliveredState> states;
-  ASSERT_TRUE(store_
-                  ->ForEachDelivered("exp-1", "seg-1",
-                                     [&](const store::DeliveredView& row) {
-                                       states[std::string(row.profile_id)] = row.state;
-                                       return absl::OkStatus();
-                                     })
-                  .ok());
+  std::map<std::string, store::DeliveredState> states = DeliveredStates();
   EXPECT_EQ(states.size(), 10u);
   EXPECT_EQ(states["p3"], store::DeliveredState::kDelivered);
 
