@@ -219,6 +219,8 @@ TEST_P(NotifierTest, ANewInstanceDeliversWhatWasPending) {
     ASSERT_TRUE(first.ok());
     (*first)->DeliverDue();
   }
+  // The receiver records a request just after answering it: wait for it.
+  ASSERT_TRUE(receiver_->WaitForRequests(1, absl::Seconds(30)));
   ASSERT_EQ(receiver_->requests().size(), 1u);
   auto pending = store_->ListNotifications();
   ASSERT_EQ(pending->size(), 1u);
