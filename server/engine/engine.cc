@@ -591,7 +591,6 @@ void Engine::FlushLog(LiveRun& live) {
 }
 
 void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& message) {
-  std::optional<v1::Run> finished;
   {
     absl::MutexLock lock(&live.mu);
     absl::Status allowed = CheckTransition(live.run.state(), state);
@@ -643,9 +642,8 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
           started == 0 ? absl::ZeroDuration()
                        : absl::Microseconds(next.finished_at_micros() - started));
     }
-    finished = next;
+    Notify(next);
   }
-  if (finished.has_value()) Notify(*finished);
 }
 
 void Engine::Notify(const v1::Run& run) {
