@@ -615,16 +615,25 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
   // Messages quote destinations' answers and names; escaped here, once, so
   // that every reader of the run (exportctl, logs, the console) gets one line.
   next.set_message(EscapeForTerminal(message));
+  std::vector<store::Notification> notifications;
   if (IsFinal(state)) {
     next.set_finished_at_micros(options_.clock->NowMicros());
     next.set_eta_seconds(0);
+    notifications = RunNotifications(next);
   }
-  absl::Status persisted = store_->UpdateLeasedRun(next, live.keeper->lease());
+  // The end and the webhook notifications it fires are one write: a crash
+  // cannot leave an ended run whose alert was never queued.
+  absl::Status persisted = store_->EndLeasedRun(next, live.keeper->lease(), notifications);
   live.keeper->NoteIfLost(persisted);
   if (!persisted.ok()) {
-    // Not stored, so not ended: the lease runs out and the run resumes
-    // (what it delivered is recognised by its run id).
-    Log(LogLevel::kError, {"engine", next.id()}, EscapeForTerminal(persisted.ToString()));
+    // Not stored, so not ended: the lease is left to run out (as if this
+    // replica had died here, rather than claiming the run again at once into
+    // the same failure), and the run resumes; what it delivered is
+    // recognised by its run id.
+    Log(LogLevel::kError, {"engine", next.id()},
+        absl::StrCat("cannot store that the run ended (it resumes when its lease expires): ",
+                     EscapeForTerminal(persisted.ToString())));
+    if (!live.keeper->lost()) live.crashed = true;
     return;
   }
   {
@@ -642,25 +651,22 @@ void Engine::Finish(LiveRun& live, v1::RunState state, const std::string& messag
           started == 0 ? absl::ZeroDuration()
                        : absl::Microseconds(next.finished_at_micros() - started));
     }
-    Notify(next);
+    // The delivery happens on the notifier's thread, never here.
+    if (!notifications.empty() && options_.notifications_queued) options_.notifications_queued();
   }
 }
 
-void Engine::Notify(const v1::Run& run) {
-  // After the final state is stored, so that a receiver that asks exportd
-  // about the run sees it ended. The outbox is idempotent per run and
-  // trigger; the delivery happens on the notifier's thread, never here.
-  absl::StatusOr<int> queued =
-      notify::EnqueueRunNotifications(*store_, run, options_.clock->NowMicros());
-  if (!queued.ok()) {
-    if (!absl::IsNotFound(queued.status())) {
-      Log(LogLevel::kError, {"engine", run.id(), run.export_name()},
-          absl::StrCat("cannot queue the run's webhook notifications: ",
-                       EscapeForTerminal(queued.status().ToString())));
-    }
-    return;
+std::vector<store::Notification> Engine::RunNotifications(const v1::Run& ended) {
+  absl::StatusOr<std::vector<store::Notification>> notifications =
+      notify::RunNotifications(*store_, ended, options_.clock->NowMicros());
+  if (notifications.ok()) return *std::move(notifications);
+  // The run ends all the same; only its alert is lost, and said so.
+  if (!absl::IsNotFound(notifications.status())) {
+    Log(LogLevel::kError, {"engine", ended.id(), ended.export_name()},
+        absl::StrCat("cannot build the run's webhook notifications: ",
+                     EscapeForTerminal(notifications.status().ToString())));
   }
-  if (*queued > 0 && options_.notifications_queued) options_.notifications_queued();
+  return {};
 }
 
 void Engine::Execute(store::ClaimedRun claimed) {

@@ -204,9 +204,9 @@ class Engine {
   void FlushLog(LiveRun& live);
   // RunQueue::Cancel, with the run's last log line stored before.
   absl::StatusOr<v1::Run> CancelQueued(absl::string_view run_id, const std::string& message);
-  // Queues the webhook notifications `run`, which just reached its final
-  // state (stored), fires.
-  void Notify(const v1::Run& run);
+  // The webhook notifications `ended` (in its final state, not stored yet)
+  // fires; none when they cannot be built (the error is logged).
+  std::vector<store::Notification> RunNotifications(const v1::Run& ended);
   // Writes the live run under its lease; notes a lost lease.
   absl::Status Persist(LiveRun& live);
   absl::StatusOr<v1::Run> Enqueue(const v1::Export& e, const TriggerOptions& options);

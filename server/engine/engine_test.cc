@@ -1891,7 +1891,7 @@ class EngineNotifyTest : public EngineTest {
                                                    *box_, "exp-1", std::string(64, 'a')))
                     .ok());
   }
-  void StartWithNotifier(absl::Duration backoff) {
+  void StartWithNotifier(absl::Duration backoff, EngineOptions options = {}) {
     notify::NotifierOptions n;
     n.replica_id = "replica-a";
     n.backoff_base = backoff;
@@ -1901,7 +1901,6 @@ class EngineNotifyTest : public EngineTest {
     ASSERT_TRUE(notifier.ok()) << notifier.status();
     notifier_ = std::move(*notifier);
     notifier_->Start();
-    EngineOptions options;
     options.max_attempts = 1;  // A failing run fails for good at once.
     options.notifications_queued = [this] { notifier_->Wake(); };
     StartEngine(options);
@@ -1965,6 +1964,51 @@ TEST_P(EngineNotifyTest, EachTriggerFiresOnceAndAPlainSuccessSendsNothing) {
               ::testing::UnorderedElementsAre(Delivery(failed.id(), "failed"),
                                               Delivery(recovered.id(), "recovered"),
                                               Delivery(rejecting.id(), "rejections")));
+}
+
+TEST_P(EngineNotifyTest, ARunEndsOnlyTogetherWithItsNotification) {
+  SetWebhook(receiver_->url(), {"failed"});
+  EngineOptions options;
+  options.lease = absl::Seconds(1);  // A run whose end was not stored resumes soon.
+  StartWithNotifier(absl::Milliseconds(10), options);
+  Upload(1, 10);
+  FailCalls(1000);
+  // The outbox refuses the notification (a full disk): the run may not be
+  // stored as ended without it, or its alert would be lost for good.
+  if (postgres()) {
+    ExecSql("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$");
+    ExecSql("CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW "
+            "EXECUTE FUNCTION refuse()");
+  } else {
+    ExecSql("CREATE TRIGGER refuse BEFORE INSERT ON notifications "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+  }
+  auto run = engine_->Trigger("vip", {});
+  ASSERT_TRUE(run.ok()) << run.status();
+  // The engine tried to end it (its last log line is stored first)...
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  bool tried = false;
+  while (!tried && absl::Now() < deadline) {
+    for (const auto& line : StoredLog(*store_, run->id())) {
+      if (absl::StrContains(line.message(), "run FAILED")) tried = true;
+    }
+    if (!tried) absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_TRUE(tried) << Describe(StoredLog(*store_, run->id()));
+  // ...and neither it nor anyone else sees it ended.
+  EXPECT_FALSE(IsFinal(store_->GetRun(run->id())->state()));
+  EXPECT_FALSE(IsFinal(engine_->GetRun(run->id())->state()));
+
+  // Once the outbox takes notifications again, the run resumes after its
+  // lease runs out, ends, and its alert is sent.
+  ExecSql(postgres() ? "DROP TRIGGER refuse ON notifications" : "DROP TRIGGER refuse");
+  v1::Run failed = WaitFinal(run->id());
+  EXPECT_EQ(failed.state(), v1::RUN_STATE_FAILED);
+  EXPECT_GE(failed.attempt(), 2);
+  ASSERT_TRUE(receiver_->WaitForRequests(1, absl::Seconds(30)));
+  using Delivery = std::pair<std::string, std::string>;
+  EXPECT_THAT(Deliveries(), ElementsAre(Delivery(run->id(), "failed")));
 }
 
 TEST_P(EngineNotifyTest, ADownReceiverDoesNotHoldUpRuns) {

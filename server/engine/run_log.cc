@@ -169,12 +169,24 @@ absl::Status RunLog::Flush() {
   }
   if (lines.empty()) return absl::OkStatus();
   absl::Status stored = store_->AppendRunLog(run_id_, lines);
-  if (!stored.ok()) {
-    return absl::Status(stored.code(),
-                        absl::StrCat("run ", run_id_, ": ", lines.size(),
-                                     " log lines were not stored: ", stored.message()));
+  if (stored.ok()) return absl::OkStatus();
+  // Kept for the next flush, ahead of what came meanwhile, within the same
+  // in-memory bound (past it the newest are counted as dropped).
+  const size_t kept = lines.size();
+  {
+    absl::MutexLock lock(&mu_);
+    for (v1::RunLogLine& line : pending_) lines.push_back(std::move(line));
+    if (lines.size() > kMaxPending) {
+      overflow_ += static_cast<std::int64_t>(lines.size() - kMaxPending);
+      lines.resize(kMaxPending);
+    }
+    pending_ = std::move(lines);
   }
-  return absl::OkStatus();
+  return absl::Status(stored.code(),
+                      absl::StrCat("run ", run_id_, ": ", kept,
+                                   " log lines could not be stored yet (the next flush tries "
+                                   "again): ",
+                                   stored.message()));
 }
 
 namespace {

@@ -83,8 +83,8 @@ class RunLog {
 
   // Writes the lines added since the last flush to the store, in one append,
   // in the order they were added. Thread-safe: flushes wait for each other,
-  // Add does not wait for a flush. A failed write drops those lines (the
-  // error says how many) rather than holding the run.
+  // Add does not wait for a flush. A failed write keeps those lines for the
+  // next flush (within kMaxPending) rather than holding the run.
   absl::Status Flush();
 
   const std::string& run_id() const { return run_id_; }

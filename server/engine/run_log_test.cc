@@ -89,6 +89,28 @@ TEST_F(RunLogTest, LinesPastTheInMemoryBoundAreCountedInTheNextFlush) {
   EXPECT_EQ(lines.back().level(), v1::RUN_LOG_LEVEL_WARNING);
 }
 
+TEST_F(RunLogTest, LinesAFailedFlushCouldNotStoreAreStoredByTheNextOne) {
+  // The store refuses run-log writes for a while (a full disk, a lock).
+  auto db = store::Database::Open((dir_.path() / "exportd.db").string(), /*read_only=*/false);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Exec("CREATE TRIGGER refuse BEFORE INSERT ON run_log "
+                          "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+                  .ok());
+  RunLog log(store_.get(), "run-1", &clock_);
+  log.Add(v1::RUN_LOG_LEVEL_INFO, "engine", "one");
+  log.Add(v1::RUN_LOG_LEVEL_INFO, "engine", "two");
+  absl::Status failed = log.Flush();
+  EXPECT_FALSE(failed.ok());
+  EXPECT_THAT(std::string(failed.message()),
+              HasSubstr("2 log lines could not be stored yet (the next flush tries again)"));
+  EXPECT_THAT(std::string(failed.message()), HasSubstr("disk is full"));
+  log.Add(v1::RUN_LOG_LEVEL_INFO, "engine", "three");
+
+  ASSERT_TRUE((*db)->Exec("DROP TRIGGER refuse").ok());
+  ASSERT_TRUE(log.Flush().ok());
+  EXPECT_THAT(Messages(Stored()), ElementsAre("one", "two", "three"));
+}
+
 TEST_F(RunLogTest, ParallelAddsAndFlushesLoseNothing) {
   RunLog log(store_.get(), "run-1", &clock_);
   std::vector<std::thread> threads;

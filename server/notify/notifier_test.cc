@@ -101,9 +101,10 @@ class NotifierTest : public store::StoreTest {
     p->set_added(7);
     p->set_rejected(1);
     ASSERT_TRUE(store_->CreateRun(run).ok());
-    auto queued = EnqueueRunNotifications(*store_, run, absl::ToUnixMicros(absl::Now()));
+    auto queued = RunNotifications(*store_, run, absl::ToUnixMicros(absl::Now()));
     ASSERT_TRUE(queued.ok()) << queued.status();
-    ASSERT_EQ(*queued, 1);
+    ASSERT_EQ(queued->size(), 1u);
+    ASSERT_TRUE(store_->EnqueueNotification(queued->front()).ok());
   }
   // Polls until the outbox is empty; false after a deadline.
   bool OutboxEmpties() {

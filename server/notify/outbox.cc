@@ -34,11 +34,13 @@ absl::StatusOr<std::optional<v1::RunState>> PreviousFinishedState(store::Store& 
   return std::optional<v1::RunState>();
 }
 
-absl::StatusOr<int> EnqueueRunNotifications(store::Store& store, const v1::Run& run,
-                                            std::int64_t now_micros) {
-  if (run.dry_run() || !IsFinal(run.state())) return 0;
+absl::StatusOr<std::vector<store::Notification>> RunNotifications(store::Store& store,
+                                                                  const v1::Run& run,
+                                                                  std::int64_t now_micros) {
+  std::vector<store::Notification> out;
+  if (run.dry_run() || !IsFinal(run.state())) return out;
   EXPORTD_ASSIGN_OR_RETURN(v1::Export e, store.GetExport(run.export_id()));
-  if (e.notify_url().empty()) return 0;
+  if (e.notify_url().empty()) return out;
   EXPORTD_ASSIGN_OR_RETURN(
       NotifyTriggers triggers,
       ParseNotifyOn(std::vector<std::string>(e.notify_on().begin(), e.notify_on().end())));
@@ -48,9 +50,8 @@ absl::StatusOr<int> EnqueueRunNotifications(store::Store& store, const v1::Run& 
   if (triggers.recovered && succeeded) {
     EXPORTD_ASSIGN_OR_RETURN(previous, PreviousFinishedState(store, run));
   }
-  int queued = 0;
   for (const std::string& trigger : FiredTriggers(triggers, run, previous)) {
-    store::Notification n;
+    store::Notification& n = out.emplace_back();
     n.run_id = run.id();
     n.trigger = trigger;
     n.export_id = e.id();
@@ -59,10 +60,8 @@ absl::StatusOr<int> EnqueueRunNotifications(store::Store& store, const v1::Run& 
     n.body = NotificationBody(run, trigger);
     n.created_at_micros = now_micros;
     n.next_attempt_at_micros = now_micros;
-    EXPORTD_RETURN_IF_ERROR(store.EnqueueNotification(n));
-    ++queued;
   }
-  return queued;
+  return out;
 }
 
 }  // namespace exportd::notify

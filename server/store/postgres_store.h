@@ -75,6 +75,8 @@ class PostgresStore final : public Store {
   absl::Status ReleaseLease(const RunLease& lease) override;
   absl::Status ReleaseLeasesOf(absl::string_view holder) override;
   absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) override;
+  absl::Status EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                            const std::vector<Notification>& notifications) override;
   absl::StatusOr<v1::Run> UpdateUnclaimedRun(
       absl::string_view run_id, std::int64_t now_micros,
       const std::function<absl::Status(v1::Run&)>& fn) override;
@@ -144,6 +146,7 @@ class PostgresStore final : public Store {
   // OK when `lease` holds its run now (the run's row stays locked until the
   // transaction ends), else LeaseLostError (or NOT_FOUND).
   absl::Status CheckLease(PgConnection& conn, const RunLease& lease);
+  absl::Status InsertNotification(PgConnection& conn, const Notification& notification);
   // The key of (export, segment)'s audience row; NOT_FOUND if none.
   absl::StatusOr<std::int64_t> AudienceKey(PgConnection& conn, absl::string_view export_id,
                                            absl::string_view segment_id);

@@ -66,6 +66,10 @@ absl::Status PostgresStore::PutNotifySecret(absl::string_view export_id,
 
 absl::Status PostgresStore::EnqueueNotification(const Notification& n) {
   EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  return InsertNotification(*conn, n);
+}
+
+absl::Status PostgresStore::InsertNotification(PgConnection& conn, const Notification& n) {
   PgParams params;
   params.Text(n.run_id)
       .Text(n.trigger)
@@ -78,7 +82,7 @@ absl::Status PostgresStore::EnqueueNotification(const Notification& n) {
       .Int(n.next_attempt_at_micros)
       .Text(n.last_error);
   return conn
-      ->Exec(absl::StrCat("INSERT INTO notifications (", kNotificationColumns,
+      .Exec(absl::StrCat("INSERT INTO notifications (", kNotificationColumns,
                           ") VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8, $9, $10) "
                           "ON CONFLICT (run_id, trig) DO NOTHING"),
              params)

@@ -273,13 +273,17 @@ absl::Status PostgresStore::ReleaseLeasesOf(absl::string_view holder) {
 }
 
 absl::Status PostgresStore::UpdateLeasedRun(const v1::Run& run, const RunLease& lease) {
-  if (run.id() != lease.run_id) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "run '", run.id(), "' is written under the lease of run '", lease.run_id, "'"));
-  }
+  return EndLeasedRun(run, lease, {});
+}
+
+absl::Status PostgresStore::EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                                         const std::vector<Notification>& notifications) {
+  EXPORTD_RETURN_IF_ERROR(CheckWrittenUnderItsLease(run, lease));
   return pool_.InTransaction([&](PgConnection& conn) -> absl::Status {
     EXPORTD_RETURN_IF_ERROR(CheckLease(conn, lease));
-    return PutRun(conn, run, /*create=*/false);
+    EXPORTD_RETURN_IF_ERROR(PutRun(conn, run, /*create=*/false));
+    for (const Notification& n : notifications) EXPORTD_RETURN_IF_ERROR(InsertNotification(conn, n));
+    return absl::OkStatus();
   });
 }
 

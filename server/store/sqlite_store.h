@@ -67,6 +67,8 @@ class SqliteStore final : public Store {
   absl::Status ReleaseLease(const RunLease& lease) override;
   absl::Status ReleaseLeasesOf(absl::string_view holder) override;
   absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) override;
+  absl::Status EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                            const std::vector<Notification>& notifications) override;
   absl::StatusOr<v1::Run> UpdateUnclaimedRun(
       absl::string_view run_id, std::int64_t now_micros,
       const std::function<absl::Status(v1::Run&)>& fn) override;
@@ -142,6 +144,8 @@ class SqliteStore final : public Store {
   absl::Status PutRunLocked(const v1::Run& run, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // OK when `lease` holds its run now, else LeaseLostError (or NOT_FOUND).
   absl::Status CheckLeaseLocked(const RunLease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertNotificationLocked(const Notification& notification)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndUpload(const std::string& segment_id, std::int64_t version, bool committed);
 
   const std::string path_;

@@ -59,6 +59,10 @@ absl::Status SqliteStore::PutNotifySecret(absl::string_view export_id, absl::str
 
 absl::Status SqliteStore::EnqueueNotification(const Notification& n) {
   absl::MutexLock lock(&mu_);
+  return InsertNotificationLocked(n);
+}
+
+absl::Status SqliteStore::InsertNotificationLocked(const Notification& n) {
   EXPORTD_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare(absl::StrCat("INSERT INTO notifications (", kNotificationColumns,

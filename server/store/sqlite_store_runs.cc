@@ -250,14 +250,18 @@ absl::Status SqliteStore::ReleaseLeasesOf(absl::string_view holder) {
 }
 
 absl::Status SqliteStore::UpdateLeasedRun(const v1::Run& run, const RunLease& lease) {
-  if (run.id() != lease.run_id) {
-    return absl::InvalidArgumentError(absl::StrCat("run '", run.id(), "' is written under the lease of run '",
-                                                   lease.run_id, "'"));
-  }
+  return EndLeasedRun(run, lease, {});
+}
+
+absl::Status SqliteStore::EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                                       const std::vector<Notification>& notifications) {
+  EXPORTD_RETURN_IF_ERROR(CheckWrittenUnderItsLease(run, lease));
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
     EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(lease));
-    return PutRunLocked(run, /*create=*/false);
+    EXPORTD_RETURN_IF_ERROR(PutRunLocked(run, /*create=*/false));
+    for (const Notification& n : notifications) EXPORTD_RETURN_IF_ERROR(InsertNotificationLocked(n));
+    return absl::OkStatus();
   });
 }
 

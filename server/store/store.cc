@@ -85,6 +85,12 @@ void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micr
   run.set_lease_expires_at_micros(expires_micros);
 }
 
+absl::Status CheckWrittenUnderItsLease(const v1::Run& run, const RunLease& lease) {
+  if (run.id() == lease.run_id) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "run '", run.id(), "' is written under the lease of run '", lease.run_id, "'"));
+}
+
 StagedSnapshotWriter::StagedSnapshotWriter(Store* store, std::string segment_id,
                                            std::int64_t version,
                                            std::vector<v1::SchemaField> schema,

@@ -306,6 +306,8 @@ RunLogAppend PlanRunLogAppend(std::int64_t last_seq, std::int64_t dropped_before
 // Shows a run's lease (the store's lease columns are the truth about who holds
 // it) in its proto: `replica` and `lease_expires_at_micros`.
 void ShowLease(v1::Run& run, absl::string_view holder, std::int64_t expires_micros);
+// INVALID_ARGUMENT unless `run` is the run `lease` holds (a leased write).
+absl::Status CheckWrittenUnderItsLease(const v1::Run& run, const RunLease& lease);
 
 class Store {
  public:
@@ -397,6 +399,11 @@ class Store {
   // UpdateRun for the replica that holds the run: refused (LeaseLostError)
   // unless `lease` still holds it.
   virtual absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) = 0;
+  // UpdateLeasedRun and EnqueueNotification of each of `notifications`, in
+  // one transaction: a run that ended is never stored ended without the
+  // webhook notifications its end queues, nor they without it.
+  virtual absl::Status EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                                    const std::vector<Notification>& notifications) = 0;
   // Changes a run no replica holds (it waits in the queue) with `fn`,
   // atomically, and returns it. FAILED_PRECONDITION when a replica holds it
   // under a live lease at `now_micros`, or it is final.

@@ -213,6 +213,50 @@ TEST_P(RunQueueTest, ACancelRequestReachesTheHolderAndLeasesOfAReplicaEndAtOnce)
   EXPECT_EQ(c->run.id(), "run-1");  // Oldest first.
 }
 
+TEST_P(RunQueueTest, ARunEndsTogetherWithItsNotificationsOrNotAtAll) {
+  v1::Export e;
+  e.set_id("exp-1");
+  e.set_name("vip");
+  ASSERT_TRUE(store_->CreateExport(e).ok());
+  Queue("run-1", "exp-1");
+  std::optional<ClaimedRun> a = Claim("replica-a", kT0);
+  ASSERT_TRUE(a.has_value());
+  Notification n;
+  n.run_id = "run-1";
+  n.trigger = "failed";
+  n.export_id = "exp-1";
+  n.export_name = "vip";
+  n.url = "http://127.0.0.1:1/hook";
+  n.body = "{}";
+  n.created_at_micros = n.next_attempt_at_micros = kT0;
+  v1::Run ended = a->run;
+  ended.set_state(v1::RUN_STATE_FAILED);
+
+  // replica-a stalled past its lease and replica-b holds the run: neither the
+  // end nor its notification is written.
+  std::optional<ClaimedRun> b = Claim("replica-b", kT0 + 16 * kSecond);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(IsLeaseLost(store_->EndLeasedRun(ended, a->lease, {n})));
+  EXPECT_EQ(store_->GetRun("run-1")->state(), v1::RUN_STATE_QUEUED);
+  EXPECT_TRUE(store_->ListNotifications()->empty());
+  RunLease another = b->lease;
+  another.run_id = "run-2";
+  EXPECT_EQ(store_->EndLeasedRun(ended, another, {n}).code(),
+            absl::StatusCode::kInvalidArgument)
+      << "a run is written under its own lease only";
+
+  // The holder ends it: both are there.
+  ended = b->run;
+  ended.set_state(v1::RUN_STATE_FAILED);
+  ASSERT_TRUE(store_->EndLeasedRun(ended, b->lease, {n}).ok());
+  EXPECT_EQ(store_->GetRun("run-1")->state(), v1::RUN_STATE_FAILED);
+  auto queued = store_->ListNotifications();
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ASSERT_EQ(queued->size(), 1u);
+  EXPECT_EQ(queued->front().run_id, "run-1");
+  EXPECT_EQ(queued->front().trigger, "failed");
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RunQueueTest, EveryStore(), StoreName());
 
 }  // namespace

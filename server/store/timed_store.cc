@@ -141,6 +141,10 @@ class TimedStore final : public Store {
   absl::Status UpdateLeasedRun(const v1::Run& run, const RunLease& lease) override {
     EXPORTD_TIMED(UpdateLeasedRun, UpdateLeasedRun(run, lease));
   }
+  absl::Status EndLeasedRun(const v1::Run& run, const RunLease& lease,
+                            const std::vector<Notification>& notifications) override {
+    EXPORTD_TIMED(EndLeasedRun, EndLeasedRun(run, lease, notifications));
+  }
   absl::StatusOr<v1::Run> UpdateUnclaimedRun(
       absl::string_view run_id, std::int64_t now_micros,
       const std::function<absl::Status(v1::Run&)>& fn) override {
