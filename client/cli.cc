@@ -4,41 +4,69 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "CLI/CLI.hpp"
 
 namespace exportd::cli {
 namespace {
 
-const FlagSpec* FindSpec(const std::vector<FlagSpec>& specs, absl::string_view name) {
-  for (const FlagSpec& spec : specs) {
-    if (spec.name == name) return &spec;
+bool IsFlagLike(absl::string_view arg) { return arg.size() > 1 && arg[0] == '-'; }
+
+// CLI11 2.1 cannot express two things exportctl's flags do, so they are
+// rewritten before CLI11 sees the arguments:
+// - A boolean flag's value as the next argument, taken only when that is a
+//   boolean word (`--watch false`; `--watch NAME` leaves NAME a positional).
+//   CLI11's optional value (`expected(0, 1)`) takes any next word, so
+//   `--flag true|false` is joined into `--flag=true|false`.
+// - An empty inline value: CLI11 reads `--notify-url=` as `--notify-url` and
+//   takes the next argument as its value; it becomes `--notify-url ""`.
+// `spec_of` gives the spec of a flag as written ("--name=x", "-o"), or null.
+std::vector<std::string> JoinInlineValues(
+    const std::vector<std::string>& args, bool stop_at_first_positional,
+    const std::function<const FlagSpec*(const std::string&)>& spec_of) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--" || (!IsFlagLike(arg) && stop_at_first_positional)) {
+      out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+      break;
+    }
+    out.push_back(arg);
+    const FlagSpec* spec = IsFlagLike(arg) ? spec_of(arg) : nullptr;
+    const size_t eq = arg.find('=');
+    if (spec == nullptr || (i + 1 == args.size() && eq != arg.size() - 1)) continue;
+    if (spec->value_name.empty()) {
+      if (eq == std::string::npos && (args[i + 1] == "true" || args[i + 1] == "false")) {
+        out.back() = absl::StrCat("--", spec->name, "=", args[++i]);
+      }
+    } else if (eq == arg.size() - 1) {
+      out.back().pop_back();
+      out.emplace_back();
+    } else if (eq == std::string::npos) {
+      out.push_back(args[++i]);  // the flag's value, whatever it looks like
+    }
   }
-  return nullptr;
+  return out;
 }
 
-const FlagSpec* FindShortSpec(const std::vector<FlagSpec>& specs, char short_name) {
-  for (const FlagSpec& spec : specs) {
-    if (spec.short_name != 0 && spec.short_name == short_name) return &spec;
+absl::Status UnknownFlag(absl::string_view written, const std::vector<FlagSpec>& specs) {
+  written = written.substr(0, written.find('='));  // what follows '=' may be a secret
+  std::string hint;
+  if (written[1] != '-' && written.size() > 2) {
+    hint = absl::StrCat(" (long flags take two dashes, e.g. -", written, ")");
+  } else {
+    std::vector<std::string> names;
+    for (const FlagSpec& spec : specs) names.push_back(spec.name);
+    std::string closest = ClosestMatch(written.substr(written[1] == '-' ? 2 : 1), names);
+    if (!closest.empty()) hint = absl::StrCat(" (did you mean --", closest, "?)");
   }
-  return nullptr;
-}
-
-absl::Status UnknownFlag(absl::string_view written, absl::string_view name,
-                         const std::vector<FlagSpec>& specs) {
-  std::vector<std::string> names;
-  for (const FlagSpec& spec : specs) names.push_back(spec.name);
-  std::string suggestion = ClosestMatch(name, names);
-  if (!suggestion.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown flag ", written, " (did you mean --", suggestion, "?)"));
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown flag ", written));
+  return absl::InvalidArgumentError(absl::StrCat("unknown flag ", written, hint));
 }
 
 // Strips one trailing "\n" or "\r\n": files written by editors and `echo` end
@@ -75,114 +103,118 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                      const std::vector<FlagSpec>& specs,
                                      const std::vector<std::string>& positional_names,
                                      bool stop_at_first_positional) {
+  // CLI11 reads the command line; what follows only words its findings as
+  // exportctl's usage errors ("missing required flag --name NAME").
+  CLI::App app;
+  std::vector<CLI::Option*> options;  // options[i] is specs[i]
+  try {
+    for (const FlagSpec& spec : specs) {
+      const std::string names = spec.short_name == 0
+                                    ? absl::StrCat("--", spec.name)
+                                    : absl::StrCat("-", std::string(1, spec.short_name), ",--",
+                                                   spec.name);
+      CLI::Option* option = spec.value_name.empty() ? app.add_flag(names, spec.help)
+                                                    : app.add_option(names, spec.help);
+      // Every value is kept; a repeat of a flag that is not `repeated` is worded below.
+      options.push_back(option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll));
+      if (spec.required) option->required();
+    }
+  } catch (const CLI::Error& e) {  // a duplicate or malformed name in a command's table
+    return absl::InternalError(absl::StrCat("exportctl's flag table: ", e.what()));
+  }
+  auto spec_of = [&](const CLI::Option* option) -> const FlagSpec* {
+    auto it = std::find(options.begin(), options.end(), option);
+    return it == options.end() ? nullptr : &specs[static_cast<size_t>(it - options.begin())];
+  };
+  // The global flags stop at the noun, leaving the rest in remaining().
+  // Otherwise one catch-all positional keeps every positional in order.
+  CLI::Option* positionals = nullptr;
+  if (stop_at_first_positional) {
+    app.prefix_command();
+  } else {
+    positionals = app.add_option("ARGS")->expected(0, -1)->allow_extra_args(true);
+  }
+
+  const std::vector<std::string> joined =
+      JoinInlineValues(args, stop_at_first_positional, [&](const std::string& arg) {
+        return spec_of(app.get_option_no_throw(arg.substr(0, arg.find('='))));
+      });
+  std::vector<std::string> reversed(joined.rbegin(), joined.rend());
   ParsedArgs parsed;
-  bool flags_ended = false;
-  // For each positional, the sensitive flag whose value came just before it,
-  // if any.
-  std::vector<const FlagSpec*> after_sensitive;
-  const FlagSpec* sensitive_value_before = nullptr;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    const bool looks_like_flag = arg.size() > 1 && arg[0] == '-';
-    const FlagSpec* previous_sensitive = sensitive_value_before;
-    sensitive_value_before = nullptr;
-    if (flags_ended || !looks_like_flag) {
-      if (stop_at_first_positional) {
-        parsed.positionals_.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
-        break;
-      }
-      parsed.positionals_.push_back(arg);
-      after_sensitive.push_back(previous_sensitive);
-      continue;
-    }
-    if (arg == "--") {
-      flags_ended = true;
-      continue;
-    }
-    if (arg == "--help" || arg == "-h") {
-      parsed.help_requested_ = true;
-      continue;
-    }
-
-    // Split "--name=value" and resolve "-o".
-    std::string written = arg;
-    std::optional<std::string> inline_value;
-    const FlagSpec* spec = nullptr;
-    if (arg.rfind("--", 0) == 0) {
-      std::string body = arg.substr(2);
-      size_t eq = body.find('=');
-      if (eq != std::string::npos) {
-        inline_value = body.substr(eq + 1);
-        body.resize(eq);
-        written = "--" + body;
-      }
-      spec = FindSpec(specs, body);
-      if (spec == nullptr) return UnknownFlag(written, body, specs);
-    } else {
-      if (arg.size() != 2) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("unknown flag ", arg, " (long flags take two dashes, e.g. -", arg, ")"));
-      }
-      spec = FindShortSpec(specs, arg[1]);
-      if (spec == nullptr) return UnknownFlag(arg, arg.substr(1), specs);
-    }
-
-    std::string value;
-    if (spec->value_name.empty()) {
-      // A boolean: "--flag", "--flag=true|false", or "--flag true|false" (the
-      // next argument only when it is exactly true or false).
-      if (!inline_value.has_value() && i + 1 < args.size() &&
-          (args[i + 1] == "true" || args[i + 1] == "false")) {
-        inline_value = args[++i];
-      }
-      value = inline_value.value_or("true");
-      if (!ParseBool(value).has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("flag --", spec->name, " takes true or false, not '", value, "'"));
-      }
-    } else if (inline_value.has_value()) {
-      value = *inline_value;
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flag --", spec->name, " needs a value (", spec->value_name, ")"));
-    }
-
-    if (spec->sensitive) sensitive_value_before = spec;
-    std::vector<std::string>& values = parsed.flags_[spec->name];
-    if (!spec->repeated && !values.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flag --", spec->name, " was given more than once"));
-    }
-    values.push_back(std::move(value));
+  bool missing_required = false, missing_value = false;
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {  // thrown before required flags are checked
+    parsed.help_requested_ = true;
+  } catch (const CLI::RequiredError&) {
+    missing_required = true;
+  } catch (const CLI::ArgumentMismatch&) {
+    // While reading, only for a flag that needs a value and is the last argument.
+    missing_value = true;
+  } catch (const CLI::ExtrasError&) {
+    // Unknown flags, and the top-level "--" that CLI11 keeps: see remaining().
+  } catch (const CLI::Error& e) {
+    return absl::InvalidArgumentError(e.what());
   }
 
-  if (parsed.help_requested_) return parsed;
-
-  for (const FlagSpec& spec : specs) {
-    if (spec.required && !parsed.Has(spec.name)) {
-      return absl::InvalidArgumentError(
-          spec.value_name.empty()
-              ? absl::StrCat("missing required flag --", spec.name)
-              : absl::StrCat("missing required flag --", spec.name, " ", spec.value_name));
-    }
+  std::vector<std::string> rest = app.remaining();
+  if (!rest.empty() && rest[0] == "--") rest.erase(rest.begin());
+  if (!stop_at_first_positional) rest.erase(std::remove(rest.begin(), rest.end(), "--"), rest.end());
+  if (!rest.empty() && IsFlagLike(rest[0])) return UnknownFlag(rest[0], specs);
+  parsed.positionals_ = stop_at_first_positional ? std::move(rest) : positionals->results();
+  if (const FlagSpec* spec = missing_value ? spec_of(app.get_option_no_throw(joined.back()))
+                                           : nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("flag --", spec->name, " needs a value (", spec->value_name, ")"));
   }
-  if (!stop_at_first_positional) {
-    if (parsed.positionals_.size() < positional_names.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "missing argument ", positional_names[parsed.positionals_.size()]));
+  const FlagSpec* missing = nullptr;  // the first required flag not given
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const FlagSpec& spec = specs[i];
+    if (options[i]->count() == 0) {
+      if (missing_required && spec.required && missing == nullptr) missing = &spec;
+      continue;
     }
-    if (parsed.positionals_.size() > positional_names.size()) {
-      if (const FlagSpec* flag = after_sensitive[positional_names.size()]; flag != nullptr) {
+    if (!spec.repeated && options[i]->count() > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", spec.name, " was given more than once"));
+    }
+    for (const std::string& value : options[i]->results()) {
+      if (spec.value_name.empty() && !ParseBool(value).has_value()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("unexpected argument after --", flag->name, " ", flag->value_name,
-                         " (not shown: it may be part of a secret); give --", flag->name, " one ",
-                         flag->value_name, " argument"));
+            absl::StrCat("flag --", spec.name, " takes true or false, not '", value, "'"));
       }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unexpected argument '", parsed.positionals_[positional_names.size()], "'"));
     }
+    parsed.flags_[spec.name] = options[i]->results();
+  }
+  if (parsed.help_requested_ || stop_at_first_positional) return parsed;
+
+  if (missing != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "missing required flag --", missing->name, missing->value_name.empty() ? "" : " ",
+        missing->value_name));
+  }
+  const size_t expected = positional_names.size();
+  if (parsed.positionals_.size() < expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing argument ", positional_names[parsed.positionals_.size()]));
+  }
+  if (parsed.positionals_.size() > expected) {
+    // When the first extra positional came just after a sensitive flag's
+    // value, it may be the rest of the secret.
+    const CLI::Option* before = nullptr;
+    size_t seen = 0;
+    for (const CLI::Option* option : app.parse_order()) {
+      if (option == positionals && seen++ == expected) break;
+      before = option;
+    }
+    if (const FlagSpec* flag = spec_of(before); flag != nullptr && flag->sensitive) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument after --", flag->name, " ", flag->value_name,
+                       " (not shown: it may be part of a secret); give --", flag->name, " one ",
+                       flag->value_name, " argument"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", parsed.positionals_[expected], "'"));
   }
   return parsed;
 }
@@ -224,7 +256,6 @@ std::string ClosestMatch(absl::string_view word, const std::vector<std::string>&
   std::string best;
   size_t best_distance = std::string::npos;
   for (const std::string& candidate : candidates) {
-    // Levenshtein distance, one row at a time.
     // Optimal string alignment distance: edits plus adjacent transpositions
     // ("nmae" is one typo away from "name").
     const size_t n = word.size(), m = candidate.size();

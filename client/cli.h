@@ -1,6 +1,17 @@
-// Command-line parsing for exportctl: a small, generic flag parser driven by a
+// Command-line parsing for exportctl: CLI11 reads the command line against a
 // table of flag specs, plus parsers for the structured flag values exportctl
 // takes (K=V settings, secrets, NAME:TYPE fields, DEST=FIELD mappings).
+//
+// The FlagSpec tables stay although CLI11 parses: each command declares its
+// flags as data (commands_*.cc), ParseArgs builds a CLI::App from them, and one
+// place (FormatFlagsHelp, FormatUsageFlags) formats every help text from the
+// same data, so a verb's flags, usage line and --help cannot disagree.
+//
+// Environment fallbacks ($EXPORTD_SERVER, $EXPORTD_TOKEN, $EXPORTD_TLS_*) are
+// not CLI11's envname(): it reads the process environment with getenv, which
+// tests cannot inject (EnvLookup), and it cannot tell a --token typed on the
+// command line (warned about) from one in the environment. They stay in
+// client/context.h (ResolveServerAddress, ResolveToken, ResolveTls).
 //
 // Usage:
 //

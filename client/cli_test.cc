@@ -127,6 +127,34 @@ TEST(ParseArgsTest, StopAtFirstPositionalKeepsTheRestUnparsed) {
   EXPECT_THAT(args->positionals(), ElementsAre("segment", "create", "--bogus"));
 }
 
+TEST(ParseArgsTest, ShortFlagWithAttachedValue) {
+  auto args = ParseArgs({"--name", "a", "-ojson"}, kSpecs, {});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->Get("output"), "json");
+}
+
+// CLI11 would take the next argument for "--name="; it stays an empty value.
+TEST(ParseArgsTest, EmptyInlineValueIsEmpty) {
+  auto args = ParseArgs({"--name=", "x"}, kSpecs, {"X"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->Has("name"));
+  EXPECT_EQ(args->Get("name", "unset"), "");
+  EXPECT_THAT(args->positionals(), ElementsAre("x"));
+}
+
+TEST(ParseArgsTest, SingleDashLongFlagAndMissingShortValue) {
+  EXPECT_EQ(ParseArgs({"-name", "a"}, kSpecs, {}).status().message(),
+            "unknown flag -name (long flags take two dashes, e.g. --name)");
+  EXPECT_EQ(ParseArgs({"--name", "a", "-o"}, kSpecs, {}).status().message(),
+            "flag --output needs a value (FORMAT)");
+}
+
+TEST(ParseArgsTest, UnknownFlagBeforeTheNounIsRefused) {
+  const std::vector<FlagSpec> global = {{"output", "FORMAT", "Format.", false, false, 'o'}};
+  EXPECT_EQ(ParseArgs({"--outptu", "json", "segment"}, global, {}, true).status().message(),
+            "unknown flag --outptu (did you mean --output?)");
+}
+
 TEST(FormatTest, UsageAndFlagsHelp) {
   EXPECT_EQ(FormatUsageFlags(kSpecs),
             "--name NAME [--field NAME:TYPE]... [--watch] [--output FORMAT]");
@@ -176,6 +204,9 @@ TEST(SecretTest, ArgumentAfterASensitiveValueIsNotShown) {
               "unexpected argument after --secret KEY=VALUE (not shown: it may be part of a "
               "secret); give --secret one KEY=VALUE argument");
   }
+  // A mistyped sensitive flag shows its name only.
+  auto typo = ParseArgs({"prod", "--secrte=api_key=s3cr3t"}, specs, {"NAME"});
+  EXPECT_EQ(typo.status().message(), "unknown flag --secrte (did you mean --secret?)");
   // Anywhere else, the argument is quoted as usual.
   EXPECT_EQ(ParseArgs({"prod", "--name", "n", "extra"}, specs, {"NAME"}).status().message(),
             "unexpected argument 'extra'");

@@ -10,7 +10,7 @@ packages="
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libboost-dev libboost-filesystem-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl nlohmann-json3-dev prometheus-cpp-dev
-  libcivetweb-dev
+  libcivetweb-dev libcli11-dev
   libgtest-dev libgmock-dev
   postgresql-15 libpq-dev
   python3 python3-grpcio python3-protobuf
