@@ -1012,40 +1012,52 @@ TEST_P(EngineTest, AThrottledBatchIsSentAgainAndTheLearnedRateIsKept) {
 
 // A destination's rate-limit reset far ahead (an hour) is waited for in full,
 // not cut short, and shown as the running run's message; a cancel ends the
-// wait at once. No real wait: the run is cancelled while it waits.
+// wait at once. The destination's time is a fake clock that never moves, so
+// the wait can only end with the cancel. A reset on the next day (UTC) names
+// its date as well: the second case starts at 23:30 UTC.
 TEST_P(EngineTest, ARateLimitResetFarAheadIsWaitedForInFullShownAndCancellable) {
-  Upload(1, 10);
-  {
-    absl::MutexLock lock(&state_->mu);
-    state_->throttle_calls = 1;
-    state_->throttle_retry_after = absl::Hours(1);
-  }
-  StartEngine();
-  const absl::Time asked = absl::Now();
-  auto run = engine_->Trigger("vip", {});
-  ASSERT_TRUE(run.ok()) << run.status();
-  // The message names the reset's time (to the minute, UTC), an hour ahead.
-  auto at = [](absl::Time t) {
-    return absl::StrCat("waiting for Fake's rate limit until ",
-                        absl::FormatTime("%H:%M UTC", t, absl::UTCTimeZone()));
+  struct Case {
+    absl::Time start;
+    std::string expected;
   };
-  std::string message;
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    message = engine_->GetRun(run->id())->message();
-    if (absl::StrContains(message, "waiting for")) break;
-    absl::SleepFor(absl::Milliseconds(5));
+  const Case cases[] = {
+      {absl::FromUnixSeconds(1'700'000'000),  // 2023-11-14 22:13:20 UTC
+       "waiting for Fake's rate limit until 23:13 UTC"},
+      {absl::FromUnixSeconds(1'700'004'600),  // 2023-11-14 23:30:00 UTC
+       "waiting for Fake's rate limit until 2023-11-15 00:30 UTC"},
+  };
+  Upload(1, 10);
+  FakeClock& clock = UseFakeClock(cases[0].start);
+  EngineOptions options;
+  options.destination_clock = &clock;
+  StartEngine(options);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.expected);
+    clock.Advance(c.start - clock.Now());  // Forward only: the first reset has passed.
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->throttle_calls = 1;
+      state_->throttle_retry_after = absl::Hours(1);
+    }
+    auto run = engine_->Trigger("vip", {});
+    ASSERT_TRUE(run.ok()) << run.status();
+    std::string message;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      message = engine_->GetRun(run->id())->message();
+      if (absl::StrContains(message, "waiting for")) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(message, c.expected);
+    EXPECT_EQ(engine_->GetRun(run->id())->state(), v1::RUN_STATE_RUNNING);
+    const absl::Time seen = absl::Now();
+    ASSERT_TRUE(engine_->Cancel(run->id()).ok());
+    v1::Run canceled = WaitFinal(run->id());
+    EXPECT_EQ(canceled.state(), v1::RUN_STATE_CANCELED) << canceled.message();
+    EXPECT_LT(absl::Now() - seen, absl::Seconds(10)) << "the wait ends with the cancel";
+    absl::MutexLock lock(&state_->mu);
+    EXPECT_EQ(state_->upsert_calls, 0) << "nothing was sent before the reset";
   }
-  const absl::Time seen = absl::Now();
-  EXPECT_TRUE(message == at(asked + absl::Hours(1)) || message == at(seen + absl::Hours(1)))
-      << message << " (asked at " << asked << ")";
-  EXPECT_EQ(engine_->GetRun(run->id())->state(), v1::RUN_STATE_RUNNING);
-  ASSERT_TRUE(engine_->Cancel(run->id()).ok());
-  v1::Run canceled = WaitFinal(run->id());
-  EXPECT_EQ(canceled.state(), v1::RUN_STATE_CANCELED) << canceled.message();
-  EXPECT_LT(absl::Now() - seen, absl::Seconds(10)) << "the wait ends with the cancel";
-  absl::MutexLock lock(&state_->mu);
-  EXPECT_EQ(state_->upsert_calls, 0) << "nothing was sent before the reset";
 }
 
 // A throttled audience call (Iterable: GET or POST /api/lists answering 429
