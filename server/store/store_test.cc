@@ -272,6 +272,60 @@ TEST_P(StoreConformanceTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown
   EXPECT_THAT(looked_up, ElementsAre("p1", "p2"));
 }
 
+// A batch of many delivered rows (more than one write statement holds, and
+// not a multiple of it) is stored whole: every member once, the last row of
+// a member given twice winning, a rejected member's row becoming delivered.
+TEST_P(StoreConformanceTest, ABatchOfManyDeliveredRowsIsStoredWholeEachMemberOnce) {
+  auto claimed = ClaimNewRun(*store_);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
+    BatchCommit c;
+    c.export_id = "exp-1";
+    c.segment_id = "seg-1";
+    c.lease = (*claimed)->lease;
+    c.checkpoint = (*claimed)->run;
+    c.delivered = std::move(delivered);
+    c.rejected = std::move(rejected);
+    ASSERT_TRUE(store_->CommitBatch(c).ok());
+  };
+  auto id = [](int i) { return absl::StrCat("p", absl::Dec(i, absl::kZeroPad4)); };
+  DeliveredRow rejected{7, id(7), 70, "run-1", "", 0};
+  rejected.state = DeliveredState::kRejected;
+  commit({}, {rejected});
+  std::vector<DeliveredRow> rows;
+  for (int i = 0; i < 150; ++i) {
+    rows.push_back({static_cast<std::uint64_t>(i + 1), id(i), static_cast<std::uint64_t>(i + 1000),
+                    "run-1", absl::StrCat("v", i), static_cast<std::uint64_t>(i + 5000)});
+  }
+  rows.push_back({6, id(5), 999, "run-1", "again", 0});  // p0005 twice: this one wins.
+  commit(rows, {});
+  std::vector<std::string> ids;
+  std::map<std::string, std::pair<std::uint64_t, DeliveredState>> seen;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       ids.emplace_back(row.profile_id);
+                                       seen[std::string(row.profile_id)] = {row.value_hash,
+                                                                            row.state};
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  ASSERT_EQ(ids.size(), 150u);
+  for (int i = 0; i < 150; ++i) EXPECT_EQ(ids[i], id(i));
+  EXPECT_EQ(seen[id(5)].first, 999u);
+  EXPECT_EQ(seen[id(149)].first, 1149u);
+  EXPECT_EQ(seen[id(7)].second, DeliveredState::kDelivered) << "delivered since its rejection";
+  std::vector<std::string> values;
+  ASSERT_TRUE(store_
+                  ->LookupDelivered("exp-1", "seg-1", {id(5), id(128), id(149)},
+                                    [&](const DeliveredRow& row) {
+                                      values.push_back(row.values);
+                                      return absl::OkStatus();
+                                    })
+                  .ok());
+  EXPECT_THAT(values, ElementsAre("again", "v128", "v149"));
+}
+
 // Rejected members are remembered: a new member's rejection gets a row of
 // its own (never over a delivered row); a delivered member's rejected update
 // only marks its row, keeping what was delivered; a later delivery clears it.
