@@ -90,6 +90,10 @@ esac
 # --- the installed exportd, with no flags but address and data dir -----------
 data=$work/data
 server_log=$work/exportd.log
+# Created here, not by the redirection below: that runs in the background
+# child, and the poll loop's first sed could come before it (then sed fails and
+# set -e ends the test).
+: >"$server_log"
 env -i "$prefix/bin/exportd" --listen 127.0.0.1:0 --data-dir "$data" >/dev/null 2>"$server_log" &
 pid=$!
 stop_server() {
