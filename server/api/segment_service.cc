@@ -17,6 +17,7 @@
 #include "server/api/call_run_context.h"
 #include "server/api/limits.h"
 #include "server/common/clock.h"
+#include "server/common/free_memory.h"
 #include "server/api/grpc_status.h"
 #include "server/common/status_macros.h"
 #include "server/engine/audience_deletion.h"
@@ -385,6 +386,9 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     bool uploading = writer_ != nullptr;
     writer_.reset();  // Uncommitted: discarded.
+    // The sort's buffer (ServerOptions.upload_sort_memory_bytes) and the
+    // chunks are gone: give their pages back before a run needs its own.
+    if (uploading) ReturnFreeMemoryToTheSystem();
     // Runs waiting for this upload to end can start now.
     if (uploading && deps_.engine != nullptr) deps_.engine->Wake();
     if (authenticated_) {
