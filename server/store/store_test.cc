@@ -232,6 +232,19 @@ absl::StatusOr<std::optional<ClaimedRun>> ClaimNewRun(Store& store) {
   return store.ClaimNextRun({"replica-a", absl::ToUnixMicros(absl::Now()), absl::Seconds(15)});
 }
 
+// One batch of `claimed`'s run for (exp-1, seg-1).
+absl::Status CommitRows(Store& store, const ClaimedRun& claimed, std::vector<DeliveredRow> delivered,
+                        std::vector<DeliveredRow> rejected) {
+  BatchCommit c;
+  c.export_id = "exp-1";
+  c.segment_id = "seg-1";
+  c.lease = claimed.lease;
+  c.checkpoint = claimed.run;
+  c.delivered = std::move(delivered);
+  c.rejected = std::move(rejected);
+  return store.CommitBatch(c);
+}
+
 TEST_P(StoreConformanceTest, DeliveredRowsKeepTheIdentifierSentOrNoneWhenUnknown) {
   ASSERT_TRUE(store_->PutAudienceState("exp-1", "seg-1", {"aud-1", 7}).ok());
   BatchCommit commit;
@@ -279,14 +292,7 @@ TEST_P(StoreConformanceTest, ABatchOfManyDeliveredRowsIsStoredWholeEachMemberOnc
   auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
-    BatchCommit c;
-    c.export_id = "exp-1";
-    c.segment_id = "seg-1";
-    c.lease = (*claimed)->lease;
-    c.checkpoint = (*claimed)->run;
-    c.delivered = std::move(delivered);
-    c.rejected = std::move(rejected);
-    ASSERT_TRUE(store_->CommitBatch(c).ok());
+    ASSERT_TRUE(CommitRows(*store_, **claimed, std::move(delivered), std::move(rejected)).ok());
   };
   auto id = [](int i) { return absl::StrCat("p", absl::Dec(i, absl::kZeroPad4)); };
   DeliveredRow rejected{7, id(7), 70, "run-1", "", 0};
@@ -333,14 +339,7 @@ TEST_P(StoreConformanceTest, RejectedMembersAreRememberedWithoutLosingWhatWasDel
   auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
-    BatchCommit c;
-    c.export_id = "exp-1";
-    c.segment_id = "seg-1";
-    c.lease = (*claimed)->lease;
-    c.checkpoint = (*claimed)->run;
-    c.delivered = std::move(delivered);
-    c.rejected = std::move(rejected);
-    ASSERT_TRUE(store_->CommitBatch(c).ok());
+    ASSERT_TRUE(CommitRows(*store_, **claimed, std::move(delivered), std::move(rejected)).ok());
   };
   auto rejected = [](std::uint64_t id_hash, const std::string& id, std::uint64_t value_hash,
                      DeliveredState state) {
@@ -397,14 +396,7 @@ TEST_P(StoreConformanceTest, AForgottenMemberIsRememberedOverWhatWasDelivered) {
   auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
   auto commit = [&](std::vector<DeliveredRow> delivered, std::vector<DeliveredRow> rejected) {
-    BatchCommit c;
-    c.export_id = "exp-1";
-    c.segment_id = "seg-1";
-    c.lease = (*claimed)->lease;
-    c.checkpoint = (*claimed)->run;
-    c.delivered = std::move(delivered);
-    c.rejected = std::move(rejected);
-    ASSERT_TRUE(store_->CommitBatch(c).ok());
+    ASSERT_TRUE(CommitRows(*store_, **claimed, std::move(delivered), std::move(rejected)).ok());
   };
   auto row = [](std::uint64_t id_hash, const std::string& id, std::uint64_t ident_hash,
                 DeliveredState state) {
