@@ -341,14 +341,20 @@ async function main() {
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
     await page.click('#download-rejections');
     await page.waitForFunction(() => !document.querySelector('#download-rejections').disabled);
+    // Chromium can show the file under its final name before its bytes are
+    // written (seen once in CI: an empty file); the console ends the CSV with
+    // a line break, so a file without one is not whole yet.
     const deadline = Date.now() + TIMEOUT;
     let csvFile = null;
-    while (!csvFile && Date.now() < deadline) {
+    let text = '';
+    while (Date.now() < deadline) {
       csvFile = fs.readdirSync(downloads).find((f) => f.endsWith('.csv'));
-      if (!csvFile) await new Promise((r) => setTimeout(r, 50));
+      if (csvFile) text = fs.readFileSync(path.join(downloads, csvFile), 'utf8');
+      if (text.endsWith('\n')) break;
+      await new Promise((r) => setTimeout(r, 50));
     }
     check(csvFile, 'the rejections CSV was not downloaded');
-    const lines = fs.readFileSync(path.join(downloads, csvFile), 'utf8').trim().split(/\r?\n/);
+    const lines = text.trim().split(/\r?\n/);
     check(lines[0].startsWith('run_id,segment_id,profile_id'), `the CSV header is ${lines[0]}`);
     check(lines.length === INVALID + 1, `the CSV has ${lines.length - 1} rejections, not ${INVALID}`);
     await shot(page, 'run-rejections-filtered');
