@@ -1,5 +1,6 @@
 // SqliteStore: runs, delivered state, rejections and run logs (the engine's tables).
 #include <algorithm>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/cord.h"
@@ -469,39 +470,35 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
                              AudienceKey(*db_, commit.export_id, commit.segment_id));
     if (!commit.delivered.empty()) {
       const std::vector<DeliveredRow>& rows = commit.delivered;
-      // Binds rows [begin, begin + n) to `put`, an InsertDeliveredSql(n), and
-      // runs it. The rows outlive the statement's step: bound without a copy.
-      auto insert = [&](Statement& put, size_t begin, size_t n) -> absl::Status {
-        put.Reset();
+      // One statement for every full group of kRowsPerInsert rows, another
+      // for the tail. The rows outlive each step: bound without a copy.
+      std::optional<Statement> put;
+      size_t put_rows = 0;  // The rows `put` takes.
+      for (size_t begin = 0; begin < rows.size(); begin += put_rows) {
+        const size_t n = std::min(kRowsPerInsert, rows.size() - begin);
+        if (n != put_rows) {
+          EXPORTD_ASSIGN_OR_RETURN(Statement prepared, db_->Prepare(InsertDeliveredSql(n)));
+          put.emplace(std::move(prepared));
+          put_rows = n;
+        }
         for (size_t i = 0; i < n; ++i) {
           const DeliveredRow& row = rows[begin + i];
           const int base = static_cast<int>(i) * kDeliveredParams;
-          put.Bind(base + 1, key)
+          put->Bind(base + 1, key)
               .Bind(base + 2, static_cast<std::int64_t>(row.id_hash))
               .BindUnowned(base + 3, row.profile_id)
               .Bind(base + 4, static_cast<std::int64_t>(row.value_hash))
               .BindUnowned(base + 5, row.run_id)
               .BindBlobUnowned(base + 6, row.values);
           if (row.ident_hash != 0) {
-            put.Bind(base + 7, static_cast<std::int64_t>(row.ident_hash));
+            put->Bind(base + 7, static_cast<std::int64_t>(row.ident_hash));
           } else {
-            put.BindNull(base + 7);
+            put->BindNull(base + 7);
           }
         }
-        absl::Status status = put.Run();
-        put.Reset();  // Lets go of the rows before they may go.
-        return status;
-      };
-      size_t begin = 0;
-      if (rows.size() >= kRowsPerInsert) {
-        EXPORTD_ASSIGN_OR_RETURN(Statement put, db_->Prepare(InsertDeliveredSql(kRowsPerInsert)));
-        for (; begin + kRowsPerInsert <= rows.size(); begin += kRowsPerInsert) {
-          EXPORTD_RETURN_IF_ERROR(insert(put, begin, kRowsPerInsert));
-        }
-      }
-      if (begin < rows.size()) {
-        EXPORTD_ASSIGN_OR_RETURN(Statement put, db_->Prepare(InsertDeliveredSql(rows.size() - begin)));
-        EXPORTD_RETURN_IF_ERROR(insert(put, begin, rows.size() - begin));
+        absl::Status status = put->Run();
+        put->Reset();  // Done with these rows' bytes.
+        EXPORTD_RETURN_IF_ERROR(status);
       }
     }
     if (!commit.rejected.empty()) {
