@@ -1100,6 +1100,7 @@ absl::Status Engine::RunSegments(LiveRun& live, const v1::Export& e, bool* crash
     o.budget = budget.get();
     o.max_throttle_resends = options_.max_throttle_resends;
     o.identifiers.memory_hashes = options_.identifier_memory_hashes;
+    o.held_memory_bytes = options_.held_memory_bytes;
     o.one_pass = OnePassLikelyPays(*store_, e.id(), run.id(), segment->id());
     if (!run.dry_run()) {
       auto audience = EnsureAudience(o, segment->name(), previous.ok() ? previous->audience_id : "",

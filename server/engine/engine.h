@@ -93,6 +93,10 @@ struct EngineOptions {
   // A segment's identifier hashes a run keeps in memory (8 bytes each);
   // beyond them the run keeps them in a temporary file under $TMPDIR.
   size_t identifier_memory_hashes = sync::IdentifierSetOptions().memory_hashes;
+  // The changes an incremental run holds in memory while it reads the
+  // snapshot once (sync::SegmentSyncOptions::held_memory_bytes); beyond them
+  // it reads the snapshot a second time instead.
+  size_t held_memory_bytes = sync::SegmentSyncOptions().held_memory_bytes;
   // The role of a principal that still holds a credential (nullopt: none),
   // e.g. auth::Authenticator::RoleOf. A connection's export users are checked
   // with it when a scheduled, system-refresh or run-all run starts. Empty:

@@ -1508,6 +1508,45 @@ TEST_P(EngineIdentifierTest, ManyChangesReadTheSnapshotAgainAndKeepWhatAMemberHa
   EXPECT_EQ(audience.count("e2@x.com"), 0u);
 }
 
+// An incremental run whose changes outgrow the memory it may hold them in
+// stops holding, reads the snapshot again and ends as a one-pass run would.
+TEST_P(EngineIdentifierTest, ChangesBeyondTheHeldMemoryReadTheSnapshotAgain) {
+  constexpr int kMembers = 60000;  // More than one stored chunk.
+  Upload(1, kMembers);
+  EngineOptions options;
+  options.held_memory_bytes = 4096;  // About 30 changed rows.
+  StartEngine(options);
+  v1::Run first = RunToEnd();
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED) << first.message();
+
+  // 600 members change their email, spread over every chunk; 100 leave.
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (int i = 1; i <= kMembers; ++i) {
+    if (i % 600 == 1) continue;  // Left.
+    const bool changed = i % 100 == 0;
+    rows.emplace_back("p" + std::to_string(i),
+                      "e" + std::to_string(i) + (changed ? "-new" : "") + "@x.com");
+  }
+  UploadRows(rows);
+  v1::Run second = RunToEnd();
+  ASSERT_EQ(second.state(), v1::RUN_STATE_SUCCEEDED) << second.message();
+  const auto& s = second.segments(0);
+  EXPECT_EQ(s.to_remove(), 100 + 600);  // The leavers and the changed emails' old ones.
+  EXPECT_EQ(s.unchanged(), kMembers - 100 - 600);
+  EXPECT_EQ(s.added() + s.updated(), 600);
+  bool read_again = false;
+  for (const auto& line : StoredLog(*store_, second.id())) {
+    if (line.message().find("the snapshot is read again") != std::string::npos) read_again = true;
+  }
+  EXPECT_TRUE(read_again);
+  std::map<std::string, std::string> audience = Audience();
+  EXPECT_EQ(audience.size(), static_cast<size_t>(kMembers - 100));
+  EXPECT_EQ(audience["e300-new@x.com"], "p300");
+  EXPECT_EQ(audience.count("e300@x.com"), 0u);
+  EXPECT_EQ(audience.count("e601@x.com"), 0u);
+  EXPECT_EQ(audience["e602@x.com"], "p602");
+}
+
 // A user the destination erased on request (a privacy deletion) is not sent
 // again while it keeps that identifier, and nothing is removed for it.
 TEST_P(EngineIdentifierTest, AForgottenUserIsNotSentAgainUntilItsIdentifierChanges) {
