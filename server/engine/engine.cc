@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "server/auth/auth.h"
 #include "server/common/clock.h"
+#include "server/common/free_memory.h"
 #include "server/common/ids.h"
 #include "server/common/log.h"
 #include "server/common/plugin_log.h"
@@ -719,6 +720,9 @@ void Engine::Execute(store::ClaimedRun claimed) {
       Log(LogLevel::kError, {"engine", id}, EscapeForTerminal(canceled.status().ToString()));
     }
   }
+  // What the run's pages, batches and held changes took goes back to the
+  // system, so that the next upload or run starts from exportd's own size.
+  ReturnFreeMemoryToTheSystem();
   // A follow-up of the same export, or a retry, may be startable now.
   Wake();
 }

@@ -7,7 +7,7 @@
 // segment of up to a few million members needs. Beyond that, each full
 // buffer is sorted and written as a run to an unlinked temporary file, and
 // Seal merges the runs into one sorted file of the distinct hashes; a 100M
-// member segment then holds 32 MB of hashes at a time instead of 800 MB.
+// member segment then holds 16 MB of hashes at a time instead of 800 MB.
 //
 //   IdentifierSet set(options);
 //   set.Add(hashes);  ...                 // any order, from several threads
@@ -31,8 +31,12 @@
 namespace exportd::sync {
 
 struct IdentifierSetOptions {
-  // Hashes held in memory before they go to disk (8 bytes each): 32 MB.
-  size_t memory_hashes = size_t{4} << 20;
+  // Hashes held in memory before they go to disk (8 bytes each): 16 MB.
+  // They are held beside the run's other buffers (an incremental run's held
+  // changes, its pages and batches), so that a 10M-member run stays within
+  // 256 MB; beyond 2M members the spill costs a sequential write and read of
+  // 16 bytes a member.
+  size_t memory_hashes = size_t{2} << 20;
   // Where the temporary file goes; empty: $TMPDIR, else /tmp.
   std::string temp_dir;
 };
