@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -105,6 +106,61 @@ TEST_F(SqliteStoreTest, ASnapshotStoredBeforeSchema8IsReportedAsNotInMemberOrder
     }
   }
   EXPECT_TRUE(*(*store)->SnapshotInMemberOrder("seg-1", 2));
+}
+
+// A snapshot is read a few chunks per read transaction (so that a long run
+// does not keep SQLite from checkpointing what it commits): a snapshot of many
+// chunks is read whole and in order, and one pruned between two slices (two
+// newer uploads committed while a run read it) is refused with ABORTED, never
+// read in part.
+TEST_F(SqliteStoreTest, ASnapshotIsReadWholeAcrossSlicesOrRefusedWhenPrunedMeanwhile) {
+  v1::Segment segment;
+  segment.set_id("seg-1");
+  segment.set_name("vip");
+  ASSERT_TRUE(store_->CreateSegment(segment).ok());
+  constexpr int kRows = 30;
+  auto upload = [&](const std::string& prefix) {
+    MemberSorterOptions sort;
+    sort.chunk_bytes = 16;  // A chunk per two rows.
+    auto writer = store_->BeginSnapshot("seg-1", {}, sort);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    v1::UploadMembersRequest::Chunk chunk;
+    for (int i = kRows - 1; i >= 0; --i) {
+      chunk.add_rows()->set_profile_id(prefix + (i < 10 ? "0" : "") + std::to_string(i));
+    }
+    ASSERT_TRUE((*writer)->Append(chunk).ok());
+    auto committed = (*writer)->Commit();
+    ASSERT_TRUE(committed.ok()) << committed.status();
+  };
+  upload("a");
+  std::vector<std::string> ids;
+  int chunks = 0;
+  ASSERT_TRUE(store_
+                  ->ForEachChunk("seg-1", 1,
+                                 [&](const v1::UploadMembersRequest::Chunk& c) {
+                                   ++chunks;
+                                   for (const auto& r : c.rows()) ids.push_back(r.profile_id());
+                                   return absl::OkStatus();
+                                 })
+                  .ok());
+  EXPECT_GT(chunks, 8);  // Several slices of 4 chunks.
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kRows));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(ids.front(), "a00");
+  EXPECT_EQ(ids.back(), "a29");
+
+  chunks = 0;
+  absl::Status read = store_->ForEachChunkBytes("seg-1", 1, [&](absl::string_view) {
+    if (++chunks == 1) {
+      upload("b");  // Version 2: version 1 stays, for runs reading it.
+      upload("c");  // Version 3: version 1 goes.
+    }
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(read.code(), absl::StatusCode::kAborted) << read;
+  EXPECT_THAT(read.message(),
+              HasSubstr("snapshot version 1 of segment 'seg-1' was replaced by two newer uploads"));
+  EXPECT_LT(chunks, kRows);
 }
 
 TEST_F(SqliteStoreTest, DatabaseWalAndShmFilesAreCreated0600WhateverTheUmask) {
