@@ -376,6 +376,79 @@ TEST_P(EngineTest, PreviouslyRejectedMembersAreRetriedInBatchesOfTheirOwn) {
   EXPECT_EQ(state_->upsert_calls - calls_before, 2);
 }
 
+// A retried member rejected again, unchanged, keeps its delivered row as it
+// was (the run only marks it), and a run interrupted among such retries
+// resumes without sending or counting the marked ones again.
+TEST_P(EngineTest, MembersRejectedAgainKeepTheirRowsAndAResumedRunCountsThemOnce) {
+  Upload(1, 1000);
+  {
+    absl::MutexLock lock(&state_->mu);
+    for (int i = 4; i <= 1000; i += 4) state_->reject.insert("p" + std::to_string(i));
+  }
+  StartEngine();
+  v1::Run first = RunToEnd();
+  ASSERT_EQ(first.segments(0).rejected(), 250);
+  auto rejected_rows_of = [&](const std::string& run_id) {
+    int n = 0;
+    EXPECT_TRUE(store_
+                    ->ForEachDelivered("exp-1", "seg-1",
+                                       [&](const store::DeliveredView& row) {
+                                         if (row.state == store::DeliveredState::kRejected &&
+                                             row.run_id == run_id) {
+                                           ++n;
+                                         }
+                                         return absl::OkStatus();
+                                       })
+                    .ok());
+    return n;
+  };
+  auto marks_of = [&](const std::string& run_id) {
+    int n = 0;
+    EXPECT_TRUE(store_
+                    ->ForEachRejectedAgain(run_id, "exp-1", "seg-1",
+                                           [&](absl::string_view) {
+                                             ++n;
+                                             return absl::OkStatus();
+                                           })
+                    .ok());
+    return n;
+  };
+  ASSERT_EQ(rejected_rows_of(first.id()), 250);
+
+  // The second run retries the 250 in batches of 100 and "crashes" after two.
+  int batches = 0;
+  engine_->SetCrashHookForTesting([&](const std::string&) { return ++batches < 2; });
+  auto second = engine_->Trigger("vip", {});
+  ASSERT_TRUE(second.ok()) << second.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && store_->GetRun(second->id())->segments(0).rejected() < 200) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  engine_.reset();
+  v1::Run interrupted = *store_->GetRun(second->id());
+  ASSERT_EQ(interrupted.state(), v1::RUN_STATE_RUNNING);
+  ASSERT_EQ(interrupted.segments(0).rejected(), 200);
+  EXPECT_EQ(marks_of(second->id()), 200);
+  EXPECT_EQ(rejected_rows_of(first.id()), 250) << "rejected again: the rows stay as they were";
+
+  const int calls_before = UpsertCalls();
+  StartEngine();
+  v1::Run resumed = WaitFinal(second->id());
+  EXPECT_EQ(resumed.state(), v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS) << resumed.message();
+  EXPECT_EQ(resumed.attempt(), 2);
+  EXPECT_EQ(resumed.segments(0).rejected(), 250);
+  EXPECT_EQ(resumed.segments(0).added(), 0);
+  EXPECT_EQ(UpsertCalls() - calls_before, 1) << "only the 50 not tried yet";
+  EXPECT_EQ(marks_of(second->id()), 0) << "the marks go when the run ends";
+  EXPECT_EQ(rejected_rows_of(first.id()), 250);
+
+  // A member whose values changed and who is rejected again is rewritten.
+  Upload(1, 1000, "-new");
+  v1::Run third = RunToEnd();
+  EXPECT_EQ(third.segments(0).rejected(), 250);
+  EXPECT_EQ(rejected_rows_of(third.id()), 250);
+}
+
 // The delivered state remembers rejected members (not the capped rejections
 // list): one rejected on its first attempt and then gone is forgotten, and
 // nothing is removed for it; one whose update was rejected is still at the

@@ -125,6 +125,14 @@ constexpr Migration kMigrations[] = {
       level SMALLINT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
       dropped BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq));
     )sql"},
+    // 8: the members each unfinished run saw rejected again, unchanged
+    // (BatchCommit::rejected_again), in place of rewriting their delivered
+    // rows for the run id alone; deleted when the run ends.
+    {8, R"sql(
+    CREATE TABLE rejected_again (
+      run_id TEXT COLLATE "C" NOT NULL, audience_key BIGINT NOT NULL,
+      profile_id TEXT COLLATE "C" NOT NULL, PRIMARY KEY (run_id, audience_key, profile_id));
+    )sql"},
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.

@@ -101,6 +101,22 @@ absl::Status PostgresStore::ForEachDelivered(
   return status;
 }
 
+absl::Status PostgresStore::ForEachRejectedAgain(
+    absl::string_view run_id, absl::string_view export_id, absl::string_view segment_id,
+    const std::function<absl::Status(absl::string_view)>& fn) {
+  EXPORTD_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
+  PgParams params;
+  params.Text(run_id).Text(export_id).Text(segment_id);
+  // As many as the run's rejections so far: one result.
+  EXPORTD_ASSIGN_OR_RETURN(
+      PgResult r, conn->Exec("SELECT r.profile_id FROM rejected_again r JOIN audiences a ON "
+                             "a.audience_key = r.audience_key WHERE r.run_id = $1 AND "
+                             "a.export_id = $2 AND a.segment_id = $3",
+                             params));
+  for (int i = 0; i < r.rows(); ++i) EXPORTD_RETURN_IF_ERROR(fn(r.Bytes(i, 0)));
+  return absl::OkStatus();
+}
+
 absl::Status PostgresStore::LookupDelivered(
     absl::string_view export_id, absl::string_view segment_id,
     const std::vector<absl::string_view>& profile_ids,
@@ -234,6 +250,18 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
                     params)
               .status());
     }
+  }
+  if (!commit.rejected_again.empty()) {
+    PgParams params;
+    params.Text(commit.checkpoint.id())
+        .Int(key)
+        .TextArray(std::vector<absl::string_view>(commit.rejected_again.begin(),
+                                                  commit.rejected_again.end()));
+    EXPORTD_RETURN_IF_ERROR(
+        conn.Exec("INSERT INTO rejected_again (run_id, audience_key, profile_id) "
+                  "SELECT $1, $2, u FROM unnest($3::text[]) AS u ON CONFLICT DO NOTHING",
+                  params)
+            .status());
   }
   if (!commit.removed.empty()) {
     PgParams params;

@@ -283,6 +283,13 @@ absl::Status PostgresStore::EndLeasedRun(const v1::Run& run, const RunLease& lea
     EXPORTD_RETURN_IF_ERROR(CheckLease(conn, lease));
     EXPORTD_RETURN_IF_ERROR(PutRun(conn, run, /*create=*/false));
     for (const Notification& n : notifications) EXPORTD_RETURN_IF_ERROR(InsertNotification(conn, n));
+    if (IsFinal(run.state())) {
+      // No attempt of the run is left to resume: its marks go.
+      PgParams params;
+      params.Text(run.id());
+      EXPORTD_RETURN_IF_ERROR(
+          conn.Exec("DELETE FROM rejected_again WHERE run_id = $1", params).status());
+    }
     return absl::OkStatus();
   });
 }

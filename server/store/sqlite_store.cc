@@ -122,6 +122,14 @@ constexpr Migration kMigrations[] = {
       level INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
       dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
     )sql"},
+    // 11: the members each unfinished run saw rejected again, unchanged
+    // (BatchCommit::rejected_again), in place of rewriting their delivered
+    // rows for the run id alone; deleted when the run ends.
+    {11, R"sql(
+    CREATE TABLE rejected_again (
+      run_id TEXT NOT NULL, audience_key INTEGER NOT NULL, profile_id TEXT NOT NULL,
+      PRIMARY KEY (run_id, audience_key, profile_id)) WITHOUT ROWID;
+    )sql"},
 };
 
 // Reads one row of (data) from `table` by id or name.

@@ -83,6 +83,9 @@ class SqliteStore final : public Store {
                                 const AudienceState& state) override;
   absl::Status ForEachDelivered(absl::string_view export_id, absl::string_view segment_id,
                                 const std::function<absl::Status(const DeliveredView&)>& fn) override;
+  absl::Status ForEachRejectedAgain(
+      absl::string_view run_id, absl::string_view export_id, absl::string_view segment_id,
+      const std::function<absl::Status(absl::string_view)>& fn) override;
   absl::Status LookupDelivered(absl::string_view export_id, absl::string_view segment_id,
                                const std::vector<absl::string_view>& profile_ids,
                                const std::function<absl::Status(const DeliveredRow&)>& fn) override;

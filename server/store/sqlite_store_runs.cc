@@ -280,6 +280,13 @@ absl::Status SqliteStore::EndLeasedRun(const v1::Run& run, const RunLease& lease
     EXPORTD_RETURN_IF_ERROR(CheckLeaseLocked(lease));
     EXPORTD_RETURN_IF_ERROR(PutRunLocked(run, /*create=*/false));
     for (const Notification& n : notifications) EXPORTD_RETURN_IF_ERROR(InsertNotificationLocked(n));
+    if (IsFinal(run.state())) {
+      // No attempt of the run is left to resume: its marks go.
+      EXPORTD_ASSIGN_OR_RETURN(Statement forget,
+                               db_->Prepare("DELETE FROM rejected_again WHERE run_id = ?"));
+      forget.Bind(1, run.id());
+      EXPORTD_RETURN_IF_ERROR(forget.Run());
+    }
     return absl::OkStatus();
   });
 }
@@ -424,6 +431,23 @@ absl::Status SqliteStore::ForEachDelivered(
   }
 }
 
+absl::Status SqliteStore::ForEachRejectedAgain(
+    absl::string_view run_id, absl::string_view export_id, absl::string_view segment_id,
+    const std::function<absl::Status(absl::string_view)>& fn) {
+  EXPORTD_ASSIGN_OR_RETURN(auto reader, Database::Open(path_, /*read_only=*/true));
+  EXPORTD_ASSIGN_OR_RETURN(
+      Statement stmt,
+      reader->Prepare("SELECT r.profile_id FROM rejected_again r JOIN audiences a ON "
+                      "a.audience_key = r.audience_key WHERE r.run_id = ? AND a.export_id = ? "
+                      "AND a.segment_id = ?"));
+  stmt.Bind(1, run_id).Bind(2, export_id).Bind(3, segment_id);
+  while (true) {
+    EXPORTD_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
+    if (!has_row) return absl::OkStatus();
+    EXPORTD_RETURN_IF_ERROR(fn(stmt.Text(0)));
+  }
+}
+
 absl::Status SqliteStore::LookupDelivered(
     absl::string_view export_id, absl::string_view segment_id,
     const std::vector<absl::string_view>& profile_ids,
@@ -544,6 +568,17 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
           mark.Bind(1, row.run_id).Bind(2, key).Bind(3, row.profile_id);
           EXPORTD_RETURN_IF_ERROR(mark.Run());
         }
+      }
+    }
+    if (!commit.rejected_again.empty()) {
+      // Appended in the run's own key range: a few pages, not the rows'.
+      EXPORTD_ASSIGN_OR_RETURN(
+          Statement mark, db_->Prepare("INSERT OR IGNORE INTO rejected_again (run_id, "
+                                       "audience_key, profile_id) VALUES (?, ?, ?)"));
+      for (const std::string& profile_id : commit.rejected_again) {
+        mark.Reset();
+        mark.Bind(1, commit.checkpoint.id()).Bind(2, key).Bind(3, profile_id);
+        EXPORTD_RETURN_IF_ERROR(mark.Run());
       }
     }
     if (!commit.removed.empty()) {

@@ -392,6 +392,61 @@ TEST_P(StoreConformanceTest, RejectedMembersAreRememberedWithoutLosingWhatWasDel
   EXPECT_EQ(rows["p2"].value_hash, 22u);
 }
 
+// A member rejected again, unchanged, is only marked for the run: its row
+// stays as it was (no rewrite for the run id alone), the marks are the run's
+// and its segment's, each member once, and they go when the run ends.
+TEST_P(StoreConformanceTest, MembersRejectedAgainAreMarkedForTheRunUntilItEnds) {
+  auto claimed = ClaimNewRun(*store_);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  DeliveredRow earlier{2, "p2", 20, "run-0", "", 0};
+  earlier.state = DeliveredState::kRejected;
+  ASSERT_TRUE(CommitRows(*store_, **claimed, {}, {earlier}).ok());
+  auto again = [&](std::vector<std::string> ids) {
+    BatchCommit c;
+    c.export_id = "exp-1";
+    c.segment_id = "seg-1";
+    c.lease = (*claimed)->lease;
+    c.checkpoint = (*claimed)->run;
+    c.rejected_again = std::move(ids);
+    return store_->CommitBatch(c);
+  };
+  ASSERT_TRUE(again({"p2", "p9"}).ok());
+  ASSERT_TRUE(again({"p2"}).ok()) << "marked twice is marked once";
+  auto marks = [&](absl::string_view run_id, absl::string_view segment_id) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(store_
+                    ->ForEachRejectedAgain(run_id, "exp-1", segment_id,
+                                           [&](absl::string_view id) {
+                                             out.emplace_back(id);
+                                             return absl::OkStatus();
+                                           })
+                    .ok());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_THAT(marks("run-1", "seg-1"), ElementsAre("p2", "p9"));
+  EXPECT_THAT(marks("run-2", "seg-1"), ElementsAre());
+  EXPECT_THAT(marks("run-1", "seg-2"), ElementsAre());
+  std::vector<std::string> runs;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       runs.push_back(absl::StrCat(row.profile_id, " ",
+                                                                   row.run_id, " ", row.value_hash));
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  EXPECT_THAT(runs, ElementsAre("p2 run-0 20")) << "the row is not rewritten";
+
+  v1::Run run = (*claimed)->run;
+  run.set_state(v1::RUN_STATE_RUNNING);
+  ASSERT_TRUE(store_->UpdateLeasedRun(run, (*claimed)->lease).ok());
+  EXPECT_THAT(marks("run-1", "seg-1"), ElementsAre("p2", "p9")) << "kept while it runs";
+  run.set_state(v1::RUN_STATE_SUCCEEDED_WITH_REJECTIONS);
+  ASSERT_TRUE(store_->EndLeasedRun(run, (*claimed)->lease, {}).ok());
+  EXPECT_THAT(marks("run-1", "seg-1"), ElementsAre()) << "gone when it ended";
+}
+
 TEST_P(StoreConformanceTest, AForgottenMemberIsRememberedOverWhatWasDelivered) {
   auto claimed = ClaimNewRun(*store_);
   ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();

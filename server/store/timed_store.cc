@@ -177,6 +177,11 @@ class TimedStore final : public Store {
                                const std::function<absl::Status(const DeliveredRow&)>& fn) override {
     EXPORTD_TIMED(LookupDelivered, LookupDelivered(export_id, segment_id, profile_ids, fn));
   }
+  absl::Status ForEachRejectedAgain(
+      absl::string_view run_id, absl::string_view export_id, absl::string_view segment_id,
+      const std::function<absl::Status(absl::string_view)>& fn) override {
+    EXPORTD_TIMED(ForEachRejectedAgain, ForEachRejectedAgain(run_id, export_id, segment_id, fn));
+  }
   absl::Status CommitBatch(const BatchCommit& commit) override {
     EXPORTD_TIMED(CommitBatch, CommitBatch(commit));
   }

@@ -56,14 +56,18 @@ absl::Status Committer::Commit(PendingBatch& batch,
         if (!batch.removal) {
           // Remembered in the delivered state: the next run retries it apart
           // from the real changes, whatever the rejections list keeps.
+          const bool forgotten = outcome.reason_code == sdk::kReasonForgotten;
+          if (!forgotten && i < batch.rejection_recorded.size() && batch.rejection_recorded[i]) {
+            commit.rejected_again.push_back(std::move(id));  // Its row says so already.
+            break;
+          }
           store::DeliveredRow row;
           row.id_hash = batch.id_hashes[i];
           row.profile_id = std::move(id);
           row.value_hash = batch.hashes[i];
           row.run_id = target_.run_id;
           if (!batch.ident_hashes.empty()) row.ident_hash = batch.ident_hashes[i];
-          row.state = outcome.reason_code == sdk::kReasonForgotten
-                          ? store::DeliveredState::kForgotten
+          row.state = forgotten              ? store::DeliveredState::kForgotten
                       : batch.is_update[i] ? store::DeliveredState::kUpdateRejected
                                            : store::DeliveredState::kRejected;
           commit.rejected.push_back(std::move(row));

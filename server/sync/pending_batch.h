@@ -19,6 +19,11 @@ struct PendingBatch {
   std::vector<std::uint64_t> id_hashes;
   std::vector<std::uint64_t> hashes;
   std::vector<bool> is_update;
+  // Per record: the member's delivered row already records the rejection a
+  // rejection of this record would be (kRejected with these hashes, or
+  // kUpdateRejected for an update), so that only the run's mark is written
+  // (store::BatchCommit::rejected_again).
+  std::vector<bool> rejection_recorded;
   // The hashes of the canonical identifiers sent (upserts to destinations
   // with an identifier field; empty otherwise).
   std::vector<std::uint64_t> ident_hashes;

@@ -137,9 +137,10 @@ class SegmentSync {
   absl::Status ReleaseHeldRows();
   // Adds a change to the next batch (`retry`: to the retries' batch).
   // False when a batch failed (the scan stops).
+  // `entry`: the member's delivered entry (null: none).
   bool Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
-               std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update, bool retry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
+               std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update, bool retry,
+               const DeliveredEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
   // Parses a held row back into a HeldMember.
   absl::Status Materialize(absl::string_view chunk, HeldRow& r, HeldMember& h);
   // A delivered member done with: a removal candidate, if its row may go.
@@ -285,6 +286,13 @@ absl::Status SegmentSync::ReadState() {
         if (r.segment_id() == segment_.id()) rejected_this_run_.insert(r.profile_id());
       }
     } while (!cursor.empty());
+    // Beyond what the rejections list keeps (kMaxRejectionsKept), the
+    // members rejected again are known by the run's marks.
+    EXPORTD_RETURN_IF_ERROR(store_.ForEachRejectedAgain(
+        o_.run_id, e_.id(), segment_.id(), [&](absl::string_view profile_id) {
+          rejected_this_run_.emplace(profile_id);
+          return absl::OkStatus();
+        }));
   }
   // Pass 0 (destinations with an identifier): the snapshot's identifiers, so
   // that members sharing one are known before anything is sent.
@@ -431,7 +439,7 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     if (!sending_) continue;
     absl::MutexLock lock(&out_mu_);
     if (stopped_) return absl::AbortedError("stopped");
-    if (!Enqueue(row, encoded, id_hash, ident_hash, value_hash, is_update, retry)) {
+    if (!Enqueue(row, encoded, id_hash, ident_hash, value_hash, is_update, retry, entry)) {
       return absl::AbortedError("stopped");
     }
   }
@@ -472,9 +480,25 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
   return absl::OkStatus();
 }
 
+// Whether `e`'s delivered row already records what a rejection of this
+// attempt would record: a retried member that is rejected again only gets
+// the run's mark (BatchCommit::rejected_again), not its row rewritten.
+bool RecordsRejectionOf(const DeliveredEntry* e, bool is_update, std::uint64_t value_hash,
+                        std::uint64_t ident_hash) {
+  if (e == nullptr || e->this_run) return false;
+  switch (e->state) {
+    case store::DeliveredState::kRejected:
+      return !is_update && e->value_hash == value_hash && e->ident_hash == ident_hash;
+    case store::DeliveredState::kUpdateRejected:
+      return is_update;  // The row keeps its delivered values; only its run would change.
+    default:
+      return false;
+  }
+}
+
 bool SegmentSync::Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
                           std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update,
-                          bool retry) {
+                          bool retry, const DeliveredEntry* entry) {
   // Members the destination rejected last time are retried in batches of
   // their own, so that they do not dilute the batches of real changes.
   Batcher& out = retry ? *retries_ : *batcher_;
@@ -489,6 +513,7 @@ bool SegmentSync::Enqueue(const store::RowView& row, std::string encoded, std::u
   batch.id_hashes.push_back(id_hash);
   batch.hashes.push_back(value_hash);
   batch.is_update.push_back(is_update);
+  batch.rejection_recorded.push_back(RecordsRejectionOf(entry, is_update, value_hash, ident_hash));
   if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
   if (!out.RecordAdded(size)) {
     stopped_ = true;
@@ -580,7 +605,7 @@ absl::Status SegmentSync::ReleaseHeldRows() {
       for (int column : m_.columns) EncodeValue(row.values[column], encoded);
       absl::MutexLock lock(&out_mu_);
       if (!Enqueue(row, std::move(encoded), r.id_hash, r.ident_hash, r.value_hash, is_update,
-                   r.retry)) {
+                   r.retry, r.delivered ? &r.entry : nullptr)) {
         break;
       }
     }
@@ -748,6 +773,7 @@ absl::Status SegmentSync::SendRemovals() {
         batch.id_hashes.push_back(row.id_hash);
         batch.hashes.push_back(0);
         batch.is_update.push_back(false);
+        batch.rejection_recorded.push_back(false);
         if (!batcher_->RecordAdded(static_cast<std::int64_t>(row.values.size() + 16))) {
           stopped_ = true;
           return absl::CancelledError("stopped");
@@ -780,6 +806,7 @@ absl::Status SegmentSync::SendHeld() {
     batch.id_hashes.push_back(h->id_hash);
     batch.hashes.push_back(h->value_hash);
     batch.is_update.push_back(h->change == Change::kUpdate);
+    batch.rejection_recorded.push_back(false);  // Rewritten in full, as it moved or won.
     batch.ident_hashes.push_back(h->ident_hash);
     batch.notes.resize(batch.records.profile_ids.size());
     if (old_removed_.contains(h->profile_id)) {
