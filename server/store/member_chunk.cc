@@ -207,6 +207,13 @@ bool ChunkReader::Next(RowView& row, const Wanted& wanted) {
   return false;
 }
 
+bool ChunkReader::Reparse(RowView& row, const std::vector<bool>& wanted) {
+  if (!status_.ok()) return false;
+  // The profile id was checked when the row was read.
+  status_ = ParseRow(last_row_, -1, &wanted, /*check_profile_id=*/false, row);
+  return status_.ok();
+}
+
 bool IsValidUtf8(absl::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const unsigned char* end = p + text.size();

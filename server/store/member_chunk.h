@@ -71,6 +71,11 @@ class ChunkReader {
   // The same, but only the values `wanted` marks (by 0-based index) are
   // parsed and checked; the others, and those past its end, are left null.
   bool Next(RowView& row, const std::vector<bool>& wanted);
+  // Parses the row read last again, with the values `wanted` marks: for a
+  // pass that read a row for its profile id and width alone (an empty
+  // `wanted`) and then needs some of its values. False, with status()
+  // saying why, when they are malformed.
+  bool Reparse(RowView& row, const std::vector<bool>& wanted);
 
   // OK so far, or DATA_LOSS saying what is wrong with the row after the
   // last one read, e.g. "value 3 is not valid UTF-8".

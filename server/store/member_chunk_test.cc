@@ -270,6 +270,33 @@ TEST(ChunkReaderTest, ReadsTheMarkedValuesOnly) {
   EXPECT_EQ(bad.status().message(), "value 2 is not valid UTF-8");
 }
 
+TEST(ChunkReaderTest, ReadsARowForItsIdAloneThenItsValuesOnRequest) {
+  // Row 1's value 2 is not UTF-8; row 2's value 1 is malformed.
+  std::string bytes =
+      Len(1, Len(1, "p1") + Len(2, Len(1, "a@x.com")) + Len(2, Len(1, "\xff"))) +
+      Len(1, Len(1, "p2") + Len(2, Tag(2, 0)) + Len(2, Len(1, "b@x.com")));
+  const std::vector<bool> none;
+  ChunkReader reader(bytes);
+  RowView row;
+  ASSERT_TRUE(reader.Next(row, none));  // Neither value is parsed nor checked.
+  EXPECT_EQ(row.profile_id, "p1");
+  ASSERT_EQ(row.values.size(), 2u);
+  EXPECT_EQ(row.values[0].kind, v1::Value::KIND_NOT_SET);
+  ASSERT_TRUE(reader.Reparse(row, std::vector<bool>{true}));
+  EXPECT_EQ(row.profile_id, "p1");
+  ASSERT_EQ(row.values.size(), 2u);
+  EXPECT_EQ(row.values[0].string_value, "a@x.com");
+  EXPECT_EQ(row.values[1].kind, v1::Value::KIND_NOT_SET);
+
+  ASSERT_TRUE(reader.Next(row, none));
+  EXPECT_EQ(row.profile_id, "p2");
+  ASSERT_TRUE(reader.Reparse(row, std::vector<bool>{false, true}));
+  EXPECT_EQ(row.values[1].string_value, "b@x.com");
+  EXPECT_FALSE(reader.Reparse(row, std::vector<bool>{true, true}));
+  EXPECT_EQ(reader.status().message(), "value 1 is malformed (truncated, or a protobuf group)");
+  EXPECT_FALSE(reader.Next(row, none));  // The reader stops at the error.
+}
+
 TEST(ChunkReaderTest, ChecksTheProfileIdUnlessToldAnotherPassDoes) {
   std::string bytes = Len(1, Len(1, "p\xff") + Len(2, Len(1, "a@x.com")));
   RowView row;

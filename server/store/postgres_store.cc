@@ -133,6 +133,12 @@ constexpr Migration kMigrations[] = {
       run_id TEXT COLLATE "C" NOT NULL, audience_key BIGINT NOT NULL,
       profile_id TEXT COLLATE "C" NOT NULL, PRIMARY KEY (run_id, audience_key, profile_id));
     )sql"},
+    // 9: the digest of the snapshot row each delivered member's values were
+    // mapped from (DeliveredRow::row_hash); NULL (unknown) before, and for
+    // rejected or forgotten rows.
+    {9, R"sql(
+    ALTER TABLE delivered ADD COLUMN row_hash BIGINT;
+    )sql"},
 };
 
 // The segments whose upload lock is held, as a subquery on `segments s`.

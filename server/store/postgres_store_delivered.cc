@@ -76,8 +76,8 @@ absl::Status PostgresStore::ForEachDelivered(
     params.Int(*key);
     EXPORTD_RETURN_IF_ERROR(
         conn->Exec("DECLARE delivered_scan NO SCROLL CURSOR FOR SELECT id_hash, profile_id, "
-                   "value_hash, run_id, ident_hash, state FROM delivered WHERE audience_key = $1 "
-                   "ORDER BY profile_id",
+                   "value_hash, run_id, ident_hash, state, row_hash FROM delivered "
+                   "WHERE audience_key = $1 ORDER BY profile_id",
                    params)
             .status());
     const std::string fetch = absl::StrCat("FETCH ", kDeliveredPage, " FROM delivered_scan");
@@ -91,6 +91,7 @@ absl::Status PostgresStore::ForEachDelivered(
         row.run_id = r.Bytes(i, 3);
         row.ident_hash = static_cast<std::uint64_t>(r.Int(i, 4));  // NULL reads as 0.
         row.state = static_cast<DeliveredState>(r.Int(i, 5));
+        row.row_hash = static_cast<std::uint64_t>(r.Int(i, 6));  // NULL reads as 0.
         EXPORTD_RETURN_IF_ERROR(fn(row));
       }
       if (r.rows() < kDeliveredPage) return absl::OkStatus();
@@ -161,7 +162,7 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
     // row wins (as an INSERT OR REPLACE per row would have it).
     absl::flat_hash_map<absl::string_view, size_t> last;
     for (size_t i = 0; i < commit.delivered.size(); ++i) last[commit.delivered[i].profile_id] = i;
-    std::vector<std::int64_t> id_hashes, value_hashes, ident_hashes;
+    std::vector<std::int64_t> id_hashes, value_hashes, ident_hashes, row_hashes;
     std::vector<absl::string_view> profile_ids, run_ids, values;
     for (size_t i = 0; i < commit.delivered.size(); ++i) {
       const DeliveredRow& row = commit.delivered[i];
@@ -172,6 +173,7 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
       run_ids.push_back(row.run_id);
       values.push_back(row.values);
       ident_hashes.push_back(static_cast<std::int64_t>(row.ident_hash));
+      row_hashes.push_back(static_cast<std::int64_t>(row.row_hash));
     }
     PgParams params;
     params.Int(key)
@@ -180,17 +182,19 @@ absl::Status PostgresStore::WriteDelivered(PgConnection& conn, const BatchCommit
         .IntArray(value_hashes)
         .TextArray(run_ids)
         .BytesArray(values)
-        .IntArray(ident_hashes);
+        .IntArray(ident_hashes)
+        .IntArray(row_hashes);
     EXPORTD_RETURN_IF_ERROR(
         conn.Exec("INSERT INTO delivered (audience_key, id_hash, profile_id, value_hash, run_id, "
-                  "vals, ident_hash) SELECT $1, u.id_hash, u.profile_id, u.value_hash, u.run_id, "
-                  "u.vals, NULLIF(u.ident_hash, 0) FROM unnest($2::int8[], $3::text[], "
-                  "$4::int8[], $5::text[], $6::bytea[], $7::int8[]) AS u(id_hash, profile_id, "
-                  "value_hash, run_id, vals, ident_hash) "
+                  "vals, ident_hash, row_hash) SELECT $1, u.id_hash, u.profile_id, u.value_hash, "
+                  "u.run_id, u.vals, NULLIF(u.ident_hash, 0), NULLIF(u.row_hash, 0) FROM "
+                  "unnest($2::int8[], $3::text[], $4::int8[], $5::text[], $6::bytea[], "
+                  "$7::int8[], $8::int8[]) AS u(id_hash, profile_id, value_hash, run_id, vals, "
+                  "ident_hash, row_hash) "
                   "ON CONFLICT (audience_key, profile_id) DO UPDATE SET "
                   "id_hash = excluded.id_hash, value_hash = excluded.value_hash, "
                   "run_id = excluded.run_id, vals = excluded.vals, ident_hash = excluded.ident_hash, "
-                  "state = 0",
+                  "row_hash = excluded.row_hash, state = 0",
                   params)
             .status());
   }

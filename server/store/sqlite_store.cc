@@ -130,6 +130,12 @@ constexpr Migration kMigrations[] = {
       run_id TEXT NOT NULL, audience_key INTEGER NOT NULL, profile_id TEXT NOT NULL,
       PRIMARY KEY (run_id, audience_key, profile_id)) WITHOUT ROWID;
     )sql"},
+    // 12: the digest of the snapshot row each delivered member's values were
+    // mapped from (DeliveredRow::row_hash); NULL (unknown) before, and for
+    // rejected or forgotten rows.
+    {12, R"sql(
+    ALTER TABLE delivered ADD COLUMN row_hash INTEGER;
+    )sql"},
 };
 
 // Reads one row of (data) from `table` by id or name.

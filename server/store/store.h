@@ -146,7 +146,11 @@ enum class DeliveredState : int {
 // rehash. `ident_hash` is the stable hash of the destination's canonical
 // identifier that was sent (e.g. the lowercased email; the identifier itself
 // is in `values`, as sent); 0 for destinations without an identifier field
-// and for rows written before schema version 4 (unknown).
+// and for rows written before schema version 4 (unknown). `row_hash` is the
+// run's digest of the snapshot row the values were mapped from (see
+// sync::SegmentSync), so that the next run can tell an unchanged row without
+// parsing it; 0: unknown (rows written before SQLite schema 12 / PostgreSQL
+// schema 9, and rejected or forgotten rows).
 struct DeliveredRow {
   std::uint64_t id_hash = 0;
   std::string profile_id;
@@ -155,6 +159,7 @@ struct DeliveredRow {
   std::string values;  // Encoded mapped values (empty for kRejected).
   std::uint64_t ident_hash = 0;
   DeliveredState state = DeliveredState::kDelivered;
+  std::uint64_t row_hash = 0;
 };
 
 // A delivered member as the diff reads it: no values. The views are valid
@@ -166,6 +171,7 @@ struct DeliveredView {
   absl::string_view run_id;
   std::uint64_t ident_hash = 0;  // 0: no identifier, or unknown (see DeliveredRow).
   DeliveredState state = DeliveredState::kDelivered;
+  std::uint64_t row_hash = 0;  // 0: unknown (see DeliveredRow).
 };
 
 // A replica's claim on a run: the store is the run queue, and a run is

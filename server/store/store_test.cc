@@ -332,6 +332,42 @@ TEST_P(StoreConformanceTest, ABatchOfManyDeliveredRowsIsStoredWholeEachMemberOnc
   EXPECT_THAT(values, ElementsAre("again", "v128", "v149"));
 }
 
+// Each delivered row keeps the digest of the snapshot row it was mapped from
+// (0 when not given, read back as 0, as every 64-bit value is, the high bit
+// set included); delivering the member again replaces it.
+TEST_P(StoreConformanceTest, DeliveredRowsKeepTheDigestOfTheirSnapshotRow) {
+  auto claimed = ClaimNewRun(*store_);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  auto commit = [&](std::vector<DeliveredRow> delivered) {
+    ASSERT_TRUE(CommitRows(*store_, **claimed, std::move(delivered), {}).ok());
+  };
+  auto id = [](int i) { return absl::StrCat("p", absl::Dec(i, absl::kZeroPad4)); };
+  auto digest = [](int i) { return 0x8000000000000000ULL + static_cast<std::uint64_t>(i); };
+  std::vector<DeliveredRow> rows;
+  for (int i = 0; i < 70; ++i) {  // More rows than one write statement takes.
+    DeliveredRow row{static_cast<std::uint64_t>(i + 1), id(i), 100, "run-1", "v", 0};
+    row.row_hash = i == 3 ? 0 : digest(i);
+    rows.push_back(row);
+  }
+  commit(rows);
+  DeliveredRow again{6, id(5), 101, "run-1", "v2", 0};
+  again.row_hash = 77;
+  commit({again});
+  std::map<std::string, std::uint64_t> seen;
+  ASSERT_TRUE(store_
+                  ->ForEachDelivered("exp-1", "seg-1",
+                                     [&](const DeliveredView& row) {
+                                       seen[std::string(row.profile_id)] = row.row_hash;
+                                       return absl::OkStatus();
+                                     })
+                  .ok());
+  ASSERT_EQ(seen.size(), 70u);
+  EXPECT_EQ(seen[id(0)], digest(0));
+  EXPECT_EQ(seen[id(3)], 0u);
+  EXPECT_EQ(seen[id(5)], 77u);
+  EXPECT_EQ(seen[id(69)], digest(69));
+}
+
 // Rejected members are remembered: a new member's rejection gets a row of
 // its own (never over a delivered row); a delivered member's rejected update
 // only marks its row, keeping what was delivered; a later delivery clears it.

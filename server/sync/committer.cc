@@ -35,6 +35,7 @@ absl::Status Committer::Commit(PendingBatch& batch,
           row.run_id = target_.run_id;
           row.values = std::move(batch.encoded[i]);
           if (!batch.ident_hashes.empty()) row.ident_hash = batch.ident_hashes[i];
+          if (i < batch.row_hashes.size()) row.row_hash = batch.row_hashes[i];
           commit.delivered.push_back(std::move(row));
           ++(batch.is_update[i] ? updated : added);
         }

@@ -45,6 +45,7 @@ void DeliveredStream::Read() {
         e.state = row.state;
         e.this_run = row.run_id == run_id_;
         e.ident_hash = forget_identifiers_ && !e.this_run ? 0 : row.ident_hash;
+        e.row_hash = row.row_hash;
         page.Add(row.profile_id, e);
         if (page.size() >= kPageMembers) {
           if (!Push(std::move(page))) return absl::CancelledError("stopped");

@@ -92,6 +92,9 @@ struct DifferOptions {
 struct DeliveredEntry {
   std::uint64_t value_hash = 0;
   std::uint64_t ident_hash = 0;  // 0: no identifier field, or unknown (older rows).
+  // The digest of the snapshot row it was delivered from (0: unknown), see
+  // store::DeliveredRow.
+  std::uint64_t row_hash = 0;
   store::DeliveredState state = store::DeliveredState::kDelivered;
   bool this_run = false;  // Delivered (or rejected) by this very run (a resumed attempt).
   bool seen = false;      // In the current snapshot.

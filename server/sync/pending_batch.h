@@ -18,6 +18,9 @@ struct PendingBatch {
   std::vector<std::string> encoded;
   std::vector<std::uint64_t> id_hashes;
   std::vector<std::uint64_t> hashes;
+  // Per record, the digest of the snapshot row it was mapped from (0:
+  // none, e.g. removals), kept in its delivered row (store::DeliveredRow).
+  std::vector<std::uint64_t> row_hashes;
   std::vector<bool> is_update;
   // Per record: the member's delivered row already records the rejection a
   // rejection of this record would be (kRejected with these hashes, or

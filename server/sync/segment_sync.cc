@@ -42,6 +42,7 @@ struct HeldMember {
   std::uint64_t id_hash = 0;
   std::uint64_t ident_hash = 0;
   std::uint64_t value_hash = 0;
+  std::uint64_t row_hash = 0;
   Change change = Change::kAdd;
   std::string note;  // Added to a rejection's message.
   // Its delivered entry (a copy: the merge has moved on), if it was delivered.
@@ -57,6 +58,7 @@ struct HeldRow {
   std::uint64_t id_hash = 0;
   std::uint64_t ident_hash = 0;
   std::uint64_t value_hash = 0;
+  std::uint64_t row_hash = 0;
   Change change = Change::kAdd;
   bool retry = false;
   bool delivered = false;  // `entry` holds its delivered entry.
@@ -107,10 +109,13 @@ class SegmentSync {
         one_pass_(by_identifier_ && o.one_pass && !o.full),
         differ_({by_identifier_, o.full, o.mirror, o.identifiers}),
         committer_({o.run_id, e_.id(), segment_.id(), o.segment_index}, tracker) {
+    std::string columns;
     for (int column : m_.columns) {
       if (static_cast<size_t>(column) >= mapped_.size()) mapped_.resize(column + 1);
       mapped_[column] = true;
+      absl::StrAppend(&columns, column, ",");
     }
+    row_seed_ = StableHash64(columns);
   }
 
   absl::Status Run();
@@ -139,8 +144,23 @@ class SegmentSync {
   // False when a batch failed (the scan stops).
   // `entry`: the member's delivered entry (null: none).
   bool Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
-               std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update, bool retry,
-               const DeliveredEntry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
+               std::uint64_t ident_hash, std::uint64_t value_hash, std::uint64_t row_hash,
+               bool is_update, bool retry, const DeliveredEntry* entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
+  // The digest of a snapshot row (a serialized MemberRow) under this
+  // mapping's columns: the same bytes read through other columns (the
+  // segment's schema changed) digest differently.
+  std::uint64_t RowHash(absl::string_view row) const { return StableHash64(row) ^ row_seed_; }
+  // Whether a snapshot row whose digest is `row_hash` is known unchanged
+  // from its delivered entry alone, without parsing its values: the entry
+  // was delivered from the very same row by another run, under this mapping
+  // (a changed mapping resyncs in full), and its identifier is known and
+  // shared with no other member (a shared one is resolved from the values).
+  bool KnownUnchanged(const DeliveredEntry* entry, std::uint64_t row_hash) const {
+    return entry != nullptr && !o_.full && entry->row_hash == row_hash && row_hash != 0 &&
+           entry->state == store::DeliveredState::kDelivered && !entry->this_run &&
+           (!by_identifier_ || (entry->ident_hash != 0 && !differ_.IsDuplicate(entry->ident_hash)));
+  }
   // Parses a held row back into a HeldMember.
   absl::Status Materialize(absl::string_view chunk, HeldRow& r, HeldMember& h);
   // A delivered member done with: a removal candidate, if its row may go.
@@ -209,6 +229,8 @@ class SegmentSync {
   bool one_pass_;
   std::atomic<bool> gave_up_{false};
   std::vector<bool> mapped_;  // The snapshot's columns the mapping reads (pass 1 parses those).
+  const std::vector<bool> no_values_;  // None: a row's profile id and width only.
+  std::uint64_t row_seed_ = 0;  // Of the mapping's columns (RowHash).
   Differ differ_;
   Committer committer_;
   absl::flat_hash_set<std::string> rejected_this_run_;
@@ -356,7 +378,13 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
   HeldBlock held;
   std::string identifier;
   size_t d = 0;  // The next delivered member of the chunk's range.
-  while (reader.Next(row, mapped_)) {
+  // When members of the chunk's range were delivered (an incremental run),
+  // each row is first read for its profile id and width only: most are known
+  // unchanged by their digest (KnownUnchanged), and only the others have
+  // their values parsed. Rows of a chunk with none (a first run's) are parsed
+  // at once.
+  const bool digest_first = !o_.full && !delivered.empty();
+  while (reader.Next(row, digest_first ? no_values_ : mapped_)) {
     EXPORTD_RETURN_IF_ERROR(CheckRowWidth(segment_, row));
     ++rows;
     // Delivered members before this row are not in the snapshot: they left.
@@ -365,6 +393,20 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     }
     DeliveredEntry* entry = nullptr;
     if (d < delivered.size() && delivered.id(d) == row.profile_id) entry = &delivered.entry(d++);
+    const std::uint64_t row_hash = RowHash(reader.last_row());
+    if (digest_first) {
+      if (KnownUnchanged(entry, row_hash) &&
+          differ_.Classify({row.profile_id, IdHash(row.profile_id), entry->ident_hash,
+                            entry->value_hash},
+                           entry, /*resolved=*/holding) == Change::kUnchanged) {
+        if (holding && entry->ident_hash != 0) present.push_back(entry->ident_hash);
+        Consider(row.profile_id, *entry, candidates);
+        ++unchanged;
+        continue;
+      }
+      // Classify only marks the entry: classified again below, from the values.
+      if (!reader.Reparse(row, mapped_)) return DamagedChunk(segment_, reader);
+    }
     encoded.clear();
     for (int column : m_.columns) EncodeValue(row.values[column], encoded);
     std::uint64_t value_hash = HashValues(encoded);
@@ -399,6 +441,7 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
       r.id_hash = id_hash;
       r.ident_hash = ident_hash;
       r.value_hash = value_hash;
+      r.row_hash = row_hash;
       r.change = change;
       r.retry = retry;
       if (entry != nullptr) {
@@ -421,6 +464,7 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
       h.id_hash = id_hash;
       h.ident_hash = ident_hash;
       h.value_hash = value_hash;
+      h.row_hash = row_hash;
       h.change = change;
       if (entry != nullptr) h.entry = *entry;
       absl::MutexLock lock(&out_mu_);
@@ -439,7 +483,8 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     if (!sending_) continue;
     absl::MutexLock lock(&out_mu_);
     if (stopped_) return absl::AbortedError("stopped");
-    if (!Enqueue(row, encoded, id_hash, ident_hash, value_hash, is_update, retry, entry)) {
+    if (!Enqueue(row, encoded, id_hash, ident_hash, value_hash, row_hash, is_update, retry,
+                 entry)) {
       return absl::AbortedError("stopped");
     }
   }
@@ -497,8 +542,9 @@ bool RecordsRejectionOf(const DeliveredEntry* e, bool is_update, std::uint64_t v
 }
 
 bool SegmentSync::Enqueue(const store::RowView& row, std::string encoded, std::uint64_t id_hash,
-                          std::uint64_t ident_hash, std::uint64_t value_hash, bool is_update,
-                          bool retry, const DeliveredEntry* entry) {
+                          std::uint64_t ident_hash, std::uint64_t value_hash,
+                          std::uint64_t row_hash, bool is_update, bool retry,
+                          const DeliveredEntry* entry) {
   // Members the destination rejected last time are retried in batches of
   // their own, so that they do not dilute the batches of real changes.
   Batcher& out = retry ? *retries_ : *batcher_;
@@ -512,6 +558,7 @@ bool SegmentSync::Enqueue(const store::RowView& row, std::string encoded, std::u
   batch.encoded.push_back(std::move(encoded));
   batch.id_hashes.push_back(id_hash);
   batch.hashes.push_back(value_hash);
+  batch.row_hashes.push_back(row_hash);
   batch.is_update.push_back(is_update);
   batch.rejection_recorded.push_back(RecordsRejectionOf(entry, is_update, value_hash, ident_hash));
   if (by_identifier_) batch.ident_hashes.push_back(ident_hash);
@@ -569,6 +616,7 @@ absl::Status SegmentSync::Materialize(absl::string_view chunk, HeldRow& r, HeldM
   h.id_hash = r.id_hash;
   h.ident_hash = r.ident_hash;
   h.value_hash = r.value_hash;
+  h.row_hash = r.row_hash;
   h.change = differ_.IsDuplicate(r.ident_hash) ? Change::kDuplicate : r.change;
   if (r.delivered) h.entry = r.entry;
   return absl::OkStatus();
@@ -604,8 +652,8 @@ absl::Status SegmentSync::ReleaseHeldRows() {
       encoded.clear();
       for (int column : m_.columns) EncodeValue(row.values[column], encoded);
       absl::MutexLock lock(&out_mu_);
-      if (!Enqueue(row, std::move(encoded), r.id_hash, r.ident_hash, r.value_hash, is_update,
-                   r.retry, r.delivered ? &r.entry : nullptr)) {
+      if (!Enqueue(row, std::move(encoded), r.id_hash, r.ident_hash, r.value_hash, r.row_hash,
+                   is_update, r.retry, r.delivered ? &r.entry : nullptr)) {
         break;
       }
     }
@@ -772,6 +820,7 @@ absl::Status SegmentSync::SendRemovals() {
         batch.encoded.emplace_back();
         batch.id_hashes.push_back(row.id_hash);
         batch.hashes.push_back(0);
+        batch.row_hashes.push_back(0);
         batch.is_update.push_back(false);
         batch.rejection_recorded.push_back(false);
         if (!batcher_->RecordAdded(static_cast<std::int64_t>(row.values.size() + 16))) {
@@ -805,6 +854,7 @@ absl::Status SegmentSync::SendHeld() {
     batch.encoded.push_back(std::move(h->encoded));
     batch.id_hashes.push_back(h->id_hash);
     batch.hashes.push_back(h->value_hash);
+    batch.row_hashes.push_back(h->row_hash);
     batch.is_update.push_back(h->change == Change::kUpdate);
     batch.rejection_recorded.push_back(false);  // Rewritten in full, as it moved or won.
     batch.ident_hashes.push_back(h->ident_hash);
