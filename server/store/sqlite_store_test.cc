@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -16,6 +17,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -106,6 +108,54 @@ TEST_F(SqliteStoreTest, ASnapshotStoredBeforeSchema8IsReportedAsNotInMemberOrder
     }
   }
   EXPECT_TRUE(*(*store)->SnapshotInMemberOrder("seg-1", 2));
+}
+
+// Schema 13 moves the snapshot chunks out of a WITHOUT ROWID table (a chunk
+// was a B-tree key there, its megabyte copied into every divider cell it
+// became): what was stored before is read back the same after the upgrade.
+TEST_F(SqliteStoreTest, SnapshotsStoredBeforeSchema13AreKeptWhenTheirTableChanges) {
+  store_.reset();
+  const std::string path = dir_ + "/old.db";
+  v1::UploadMembersRequest::Chunk chunk;
+  for (int i = 0; i < 3; ++i) chunk.add_rows()->set_profile_id(absl::StrCat("p", i));
+  {
+    auto old = SqliteStore::OpenAtSchemaForTesting(path, 12);
+    ASSERT_TRUE(old.ok()) << old.status();
+    v1::Segment segment;
+    segment.set_id("seg-1");
+    segment.set_name("vip");
+    ASSERT_TRUE((*old)->CreateSegment(segment).ok());
+    for (int version = 1; version <= 2; ++version) {
+      auto writer = (*old)->BeginSnapshot("seg-1", {});
+      ASSERT_TRUE(writer.ok()) << writer.status();
+      v1::UploadMembersRequest::Chunk more;
+      more.add_rows()->set_profile_id(absl::StrCat("q", version));
+      ASSERT_TRUE((*writer)->Append(chunk).ok());
+      ASSERT_TRUE((*writer)->Append(more).ok());
+      ASSERT_TRUE((*writer)->Commit().ok());
+    }
+  }
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int version = 1; version <= 2; ++version) {
+    std::vector<std::string> ids;
+    ASSERT_TRUE((*store)
+                    ->ForEachChunk("seg-1", version,
+                                   [&](const v1::UploadMembersRequest::Chunk& c) {
+                                     for (const auto& r : c.rows()) ids.push_back(r.profile_id());
+                                     return absl::OkStatus();
+                                   })
+                    .ok());
+    EXPECT_THAT(ids, ElementsAre("p0", "p1", "p2", absl::StrCat("q", version)));
+    EXPECT_TRUE(*(*store)->SnapshotInMemberOrder("seg-1", version));
+  }
+  store->reset();
+  auto db = Database::Open(path, true);
+  ASSERT_TRUE(db.ok());
+  auto sql = (*db)->Prepare("SELECT sql FROM sqlite_master WHERE name = 'segment_chunks'");
+  ASSERT_TRUE(sql.ok());
+  ASSERT_TRUE(*sql->Step());
+  EXPECT_THAT(std::string(sql->Text(0)), Not(HasSubstr("WITHOUT ROWID")));
 }
 
 // A snapshot is read a few chunks per read transaction (so that a long run
