@@ -362,6 +362,24 @@ TEST_P(EngineTest, UnchangedRowsAreKnownByTheirBytesUnderTheSameColumns) {
   EXPECT_EQ(Audience()["p2"], "a2@x.com");
 }
 
+// A replica of an older version (during an upgrade) writes a member's new
+// values without knowing of row digests and leaves the digest as it was: as
+// the digest is bound to the values' hash, the next run does not take the
+// member's earlier row, uploaded again, for unchanged.
+TEST_P(EngineTest, ARowDigestLeftByAnOlderReplicaDoesNotHideAChange) {
+  Upload(1, 10);
+  StartEngine();
+  v1::Run first = RunToEnd();
+  ASSERT_EQ(first.state(), v1::RUN_STATE_SUCCEEDED) << first.message();
+  ASSERT_EQ(first.segments(0).added(), 10);
+  // What the older replica's delivery of other values leaves behind.
+  ExecSql("UPDATE delivered SET value_hash = value_hash + 1 WHERE profile_id = 'p3'");
+  v1::Run next = RunToEnd();
+  ASSERT_EQ(next.state(), v1::RUN_STATE_SUCCEEDED) << next.message();
+  EXPECT_EQ(next.segments(0).unchanged(), 9);
+  EXPECT_EQ(next.segments(0).updated(), 1);
+}
+
 TEST_P(EngineTest, AddOnlyNeverRemovesAndDryRunSendsNothing) {
   export_.set_mode(v1::EXPORT_MODE_ADD_ONLY);
   ASSERT_TRUE(store_->UpdateExport(export_).ok());

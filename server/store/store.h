@@ -147,9 +147,9 @@ enum class DeliveredState : int {
 // identifier that was sent (e.g. the lowercased email; the identifier itself
 // is in `values`, as sent); 0 for destinations without an identifier field
 // and for rows written before schema version 4 (unknown). `row_hash` is the
-// run's digest of the snapshot row the values were mapped from (see
-// sync::SegmentSync), so that the next run can tell an unchanged row without
-// parsing it; 0: unknown (rows written before SQLite schema 12 / PostgreSQL
+// run's digest of the snapshot row the values were mapped from, bound to
+// `value_hash` (see sync::SegmentSync), so that the next run can tell an
+// unchanged row without parsing it; 0: unknown (rows written before SQLite schema 12 / PostgreSQL
 // schema 9, and rejected or forgotten rows).
 struct DeliveredRow {
   std::uint64_t id_hash = 0;

@@ -150,14 +150,23 @@ class SegmentSync {
   // The digest of a snapshot row (a serialized MemberRow) under this
   // mapping's columns: the same bytes read through other columns (the
   // segment's schema changed) digest differently.
-  std::uint64_t RowHash(absl::string_view row) const { return StableHash64(row) ^ row_seed_; }
-  // Whether a snapshot row whose digest is `row_hash` is known unchanged
-  // from its delivered entry alone, without parsing its values: the entry
-  // was delivered from the very same row by another run, under this mapping
-  // (a changed mapping resyncs in full), and its identifier is known and
-  // shared with no other member (a shared one is resolved from the values).
-  bool KnownUnchanged(const DeliveredEntry* entry, std::uint64_t row_hash) const {
-    return entry != nullptr && !o_.full && entry->row_hash == row_hash && row_hash != 0 &&
+  std::uint64_t RowDigest(absl::string_view row) const { return StableHash64(row) ^ row_seed_; }
+  // What a delivered row keeps (DeliveredRow::row_hash): the digest of the
+  // row it was sent from, bound to the hash of the values sent. A replica of
+  // an older version (during an upgrade) rewrites a row's values without
+  // knowing of row_hash, which it leaves as it was: bound to the old values'
+  // hash, it no longer matches.
+  static std::uint64_t RowHash(std::uint64_t row_digest, std::uint64_t value_hash) {
+    return row_digest ^ value_hash;
+  }
+  // Whether a snapshot row with this digest is known unchanged from its
+  // delivered entry alone, without parsing its values: the entry was
+  // delivered from the very same row by another run, under this mapping (a
+  // changed mapping resyncs in full), and its identifier is known and shared
+  // with no other member (a shared one is resolved from the values).
+  bool KnownUnchanged(const DeliveredEntry* entry, std::uint64_t row_digest) const {
+    return entry != nullptr && !o_.full && entry->row_hash != 0 &&
+           entry->row_hash == RowHash(row_digest, entry->value_hash) &&
            entry->state == store::DeliveredState::kDelivered && !entry->this_run &&
            (!by_identifier_ || (entry->ident_hash != 0 && !differ_.IsDuplicate(entry->ident_hash)));
   }
@@ -393,9 +402,9 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     }
     DeliveredEntry* entry = nullptr;
     if (d < delivered.size() && delivered.id(d) == row.profile_id) entry = &delivered.entry(d++);
-    const std::uint64_t row_hash = RowHash(reader.last_row());
+    const std::uint64_t row_digest = RowDigest(reader.last_row());
     if (digest_first) {
-      if (KnownUnchanged(entry, row_hash) &&
+      if (KnownUnchanged(entry, row_digest) &&
           differ_.Classify({row.profile_id, IdHash(row.profile_id), entry->ident_hash,
                             entry->value_hash},
                            entry, /*resolved=*/holding) == Change::kUnchanged) {
@@ -410,6 +419,7 @@ absl::Status SegmentSync::DiffChunk(absl::string_view bytes,
     encoded.clear();
     for (int column : m_.columns) EncodeValue(row.values[column], encoded);
     std::uint64_t value_hash = HashValues(encoded);
+    const std::uint64_t row_hash = RowHash(row_digest, value_hash);
     std::uint64_t id_hash = IdHash(row.profile_id);
     std::uint64_t ident_hash = 0;
     identifier.clear();
