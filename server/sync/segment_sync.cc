@@ -239,7 +239,7 @@ class SegmentSync {
   std::atomic<bool> gave_up_{false};
   std::vector<bool> mapped_;  // The snapshot's columns the mapping reads (pass 1 parses those).
   const std::vector<bool> no_values_;  // None: a row's profile id and width only.
-  std::uint64_t row_seed_ = 0;  // Of the mapping's columns (RowHash).
+  std::uint64_t row_seed_ = 0;  // Of the mapping's columns (RowDigest).
   Differ differ_;
   Committer committer_;
   absl::flat_hash_set<std::string> rejected_this_run_;
