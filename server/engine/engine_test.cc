@@ -230,6 +230,12 @@ class EngineTest : public store::StoreTest {
     fake_clock_ = std::make_unique<FakeClock>(start);
     return *fake_clock_;
   }
+  // A clock that stands still in the middle of the current minute, for a
+  // schedule firing every minute: on the real one, a minute passing during
+  // the test fired it once more.
+  FakeClock& UseMidMinuteClock() {
+    return UseFakeClock(absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) / 60 * 60 + 30));
+  }
   std::unique_ptr<Engine> engine_;
   v1::Export export_;
 };
@@ -1410,12 +1416,16 @@ TEST_P(EngineTest, ARestartedEngineStartsAtTheLearnedRate) {
 
 TEST_P(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   Upload(1, 10);
+  FakeClock& clock = UseMidMinuteClock();
+  const absl::Time start = clock.Now();
   export_.mutable_schedule()->set_cron("* * * * *");
   export_.mutable_schedule()->set_enabled(true);
   // Saved two hours ago: 120 firings were missed; one catch-up run follows.
-  export_.set_updated_at_micros(absl::ToUnixMicros(absl::Now() - absl::Hours(2)));
+  export_.set_updated_at_micros(absl::ToUnixMicros(start - absl::Hours(2)));
   ASSERT_TRUE(store_->UpdateExport(export_).ok());
-  StartEngine();
+  EngineOptions options;
+  options.clock = &clock;
+  StartEngine(options);
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   std::vector<v1::Run> runs;
   std::string next;
@@ -1427,8 +1437,8 @@ TEST_P(EngineTest, ScheduledExportsRunOnceForMissedFirings) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].trigger(), v1::RUN_TRIGGER_SCHEDULE);
   EXPECT_EQ(runs[0].state(), v1::RUN_STATE_SUCCEEDED);
-  absl::Time next_run = engine_->NextScheduledRun(export_, absl::Now());
-  EXPECT_LE(next_run - absl::Now(), absl::Minutes(1));
+  absl::Time next_run = engine_->NextScheduledRun(export_, clock.Now());
+  EXPECT_LE(next_run - clock.Now(), absl::Minutes(1));
 }
 
 // A scheduled run whose connection has no export user who may still use
@@ -1439,11 +1449,13 @@ TEST_P(EngineTest, AScheduledRunWithoutAValidExportUserIsSkipped) {
   ASSERT_TRUE(stored.ok());
   stored->connection.add_export_users("victor");
   ASSERT_TRUE(store_->UpdateConnection(*stored).ok());
+  FakeClock& clock = UseMidMinuteClock();
   export_.mutable_schedule()->set_cron("* * * * *");
   export_.mutable_schedule()->set_enabled(true);
-  export_.set_updated_at_micros(absl::ToUnixMicros(absl::Now() - absl::Hours(2)));
+  export_.set_updated_at_micros(absl::ToUnixMicros(clock.Now() - absl::Hours(2)));
   ASSERT_TRUE(store_->UpdateExport(export_).ok());
   EngineOptions options;
+  options.clock = &clock;
   options.principal_role = [](const std::string& who) -> std::optional<v1::Role> {
     if (who == "victor") return v1::ROLE_VIEWER;
     return std::nullopt;
