@@ -28,6 +28,15 @@ constexpr char kLeaseColumns[] = "lease_holder, lease_expires";
 constexpr size_t kRowsPerInsert = 64;
 constexpr int kDeliveredParams = 8;
 
+// A hash column where 0 means unknown: stored as NULL (read back as 0).
+void BindHash(Statement& stmt, int index, std::uint64_t hash) {
+  if (hash != 0) {
+    stmt.Bind(index, static_cast<std::int64_t>(hash));
+  } else {
+    stmt.BindNull(index);
+  }
+}
+
 std::string InsertDeliveredSql(size_t rows) {
   std::string sql =
       "INSERT OR REPLACE INTO delivered (audience_key, id_hash, profile_id, value_hash, run_id, "
@@ -516,16 +525,8 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
               .Bind(base + 4, static_cast<std::int64_t>(row.value_hash))
               .BindUnowned(base + 5, row.run_id)
               .BindBlobUnowned(base + 6, row.values);
-          if (row.ident_hash != 0) {
-            put->Bind(base + 7, static_cast<std::int64_t>(row.ident_hash));
-          } else {
-            put->BindNull(base + 7);
-          }
-          if (row.row_hash != 0) {
-            put->Bind(base + 8, static_cast<std::int64_t>(row.row_hash));
-          } else {
-            put->BindNull(base + 8);
-          }
+          BindHash(*put, base + 7, row.ident_hash);
+          BindHash(*put, base + 8, row.row_hash);
         }
         absl::Status status = put->Run();
         put->Reset();  // Done with these rows' bytes.
@@ -564,11 +565,7 @@ absl::Status SqliteStore::CommitBatch(const BatchCommit& commit) {
               .Bind(3, row.profile_id)
               .Bind(4, static_cast<std::int64_t>(row.value_hash))
               .Bind(5, row.run_id);
-          if (row.ident_hash != 0) {
-            insert.Bind(6, static_cast<std::int64_t>(row.ident_hash));
-          } else {
-            insert.BindNull(6);
-          }
+          BindHash(insert, 6, row.ident_hash);
           EXPORTD_RETURN_IF_ERROR(insert.Run());
         } else {
           mark.Reset();

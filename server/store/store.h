@@ -149,8 +149,8 @@ enum class DeliveredState : int {
 // and for rows written before schema version 4 (unknown). `row_hash` is the
 // run's digest of the snapshot row the values were mapped from, bound to
 // `value_hash` (see sync::SegmentSync), so that the next run can tell an
-// unchanged row without parsing it; 0: unknown (rows written before SQLite schema 12 / PostgreSQL
-// schema 9, and rejected or forgotten rows).
+// unchanged row without parsing it; 0: unknown (rows written before SQLite
+// schema 12 / PostgreSQL schema 9, and rejected or forgotten rows).
 struct DeliveredRow {
   std::uint64_t id_hash = 0;
   std::string profile_id;
